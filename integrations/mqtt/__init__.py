@@ -1,0 +1,18 @@
+"""Devices that publish JSON over MQTT (weather stations, meters, gateways)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from integrations.mqtt.config import MqttDeviceConfig
+from integrations.mqtt.coordinator import MqttCoordinator
+from pv_platform.bus import parse_mqtt_url
+
+CONFIG_MODEL = MqttDeviceConfig
+
+
+def setup(site: Any, device: Any, settings: Any) -> MqttCoordinator:
+    """One coordinator for one configured device, on the platform's broker."""
+    if not settings.mqtt_url:
+        raise ValueError(f"device {site.id}.{device.id} uses MQTT but PVP_MQTT_URL is not set")
+    return MqttCoordinator(site.id, device.id, MqttDeviceConfig.model_validate(device.config), parse_mqtt_url(settings.mqtt_url))

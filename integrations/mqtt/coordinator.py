@@ -1,0 +1,69 @@
+"""The only code that talks to an MQTT device: subscribe, parse, quarantine what is malformed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+import aiomqtt
+from pydantic import ValidationError
+
+from integrations.mqtt.config import MqttDeviceConfig
+from integrations.mqtt.entities import MQTT_ENTITIES
+from integrations.mqtt.payload import PayloadError, parse_payload
+from pv_platform.bus import BrokerAddress
+from pv_platform.integration import Coordinator
+
+log = logging.getLogger(__name__)
+
+
+class MqttCoordinator(Coordinator):
+    """Subscribes to one device topic (QoS 1) and pushes its readings; reconnects with backoff."""
+
+    def __init__(self, site_id: str, device_id: str, config: MqttDeviceConfig, broker: BrokerAddress) -> None:
+        descriptions = tuple(d for d in MQTT_ENTITIES if d.key in config.fields)
+        super().__init__(site_id, device_id, descriptions, poll_interval_s=1.0)
+        self.config = config
+        self.broker = broker
+
+    def handle(self, payload: bytes, received_at: datetime | None = None) -> int:
+        """Parse one message; push its readings or quarantine it. Returns readings pushed."""
+        source = f"mqtt:{self.config.topic}"
+        try:
+            values, ts = parse_payload(payload, self.config.fields, self.config.timestamp_field)
+            readings = self.push(values, ts or received_at or datetime.now(UTC))
+        except PayloadError as exc:
+            self.quarantine(source, payload, str(exc))
+            return 0
+        except ValidationError as exc:
+            self.quarantine(source, payload, "; ".join(e["msg"] for e in exc.errors()))
+            return 0
+        self.available, self.last_success, self.consecutive_failures = True, datetime.now(UTC), 0
+        return len(readings)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                async with aiomqtt.Client(**self.broker.client_kwargs()) as client:
+                    await client.subscribe(self.config.topic, qos=self.config.qos)
+                    log.info("%s.%s subscribed to %s", self.site_id, self.device_id, self.config.topic)
+                    self.consecutive_failures = 0
+                    listener = asyncio.create_task(self._listen(client))
+                    stopper = asyncio.create_task(stop.wait())
+                    await asyncio.wait({listener, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                    for task in (listener, stopper):
+                        task.cancel()
+                    if listener.done() and not listener.cancelled() and listener.exception():
+                        raise listener.exception()  # type: ignore[misc]
+            except aiomqtt.MqttError as exc:
+                self._failed(f"broker {self.broker.host}:{self.broker.port}: {exc}")
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=self.next_delay_s())
+                except TimeoutError:
+                    pass
+
+    async def _listen(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+            self.handle(payload, datetime.now(UTC))

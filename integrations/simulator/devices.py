@@ -1,0 +1,167 @@
+"""Simulated devices: SunSpec inverters served over Modbus TCP, weather stations publishing over MQTT."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime
+
+import aiomqtt
+import pandas as pd
+from pymodbus.server import ModbusTcpServer
+from pymodbus.simulator import DataType, SimData, SimDevice
+
+from integrations.simulator.physics import energy_wh, inverter_output, weather
+from integrations.sunspec_modbus.config import SunSpecModbusConfig
+from integrations.sunspec_modbus.entities import INVERTER_ENTITIES
+from integrations.sunspec_modbus.models import COMMON, INVERTER_THREE_PHASE, device_image
+from pv_platform.bus import BrokerAddress
+from pv_platform.plant import Device, Site
+
+log = logging.getLogger(__name__)
+
+# SunSpec point -> (scale-factor point, exponent). Chosen so a 300 kW inverter fits in int16.
+SCALE = {
+    "A": ("A_SF", -1), "PhVphA": ("V_SF", -1), "W": ("W_SF", 1), "Hz": ("Hz_SF", -2),
+    "VAr": ("VAr_SF", 1), "PF": ("PF_SF", -3), "WH": ("WH_SF", 0), "DCA": ("DCA_SF", -2),
+    "DCV": ("DCV_SF", -1), "DCW": ("DCW_SF", 1), "TmpCab": ("Tmp_SF", -1),
+}  # fmt: skip
+POINT_OF = {d.key: d.source for d in INVERTER_ENTITIES}
+
+
+def initial_energy_wh(device: Device) -> float:
+    """A plausible lifetime counter to start from: about three years at 1100 kWh/kWp."""
+    return round(device.p_dc_kw * 1100.0 * 3 * 1000.0)
+
+
+class SimulatedInverter:
+    """One inverter's state, advanced in time, and its SunSpec register image (models 1 and 103)."""
+
+    def __init__(self, site: Site, device: Device, seed: int, energy_start_wh: float | None = None) -> None:
+        self.site, self.device, self.seed = site, device, seed
+        self.config = SunSpecModbusConfig.model_validate(device.config)
+        self.energy_wh = energy_start_wh if energy_start_wh is not None else initial_energy_wh(device)
+        self.last_ts: pd.Timestamp | None = None
+        self.last_power_w = 0.0
+        self.served: dict[str, float] = {}
+        self.registers: list[int] = []
+        self.frozen = False
+
+    def state_at(self, ts: pd.Timestamp) -> dict[str, float]:
+        times = pd.DatetimeIndex([ts])
+        out = inverter_output(self.device, weather(self.site, times, self.seed), self.seed, self.site.id)
+        return {k: float(v) for k, v in out.iloc[0].items()}
+
+    def update(self, now: datetime | None = None) -> None:
+        """Advance to `now`: integrate energy, recompute the register image."""
+        if self.frozen and self.registers:
+            return
+        ts = pd.Timestamp(now or datetime.now(UTC))
+        state = self.state_at(ts)
+        if self.last_ts is not None and ts > self.last_ts:
+            self.energy_wh += 0.5 * (state["ac_power"] + self.last_power_w) * (ts - self.last_ts).total_seconds() / 3600
+        self.last_ts, self.last_power_w = ts, state["ac_power"]
+        state["ac_energy"] = self.energy_wh
+        raw: dict[str, int | float | str] = {}
+        served: dict[str, float] = {}
+        for metric, point in POINT_OF.items():
+            if metric not in state:
+                continue
+            sf_point, exp = SCALE.get(point, (None, 0))
+            raw[point] = round(state[metric] / 10.0**exp)
+            served[metric] = raw[point] * 10.0**exp
+            if sf_point:
+                raw[sf_point] = exp
+        raw.update({"AphA": raw["A"] // 3, "AphB": raw["A"] // 3, "AphC": raw["A"] - 2 * (raw["A"] // 3)})
+        raw["Evt1"] = 0
+        served["events"] = 0.0
+        common = {"Mn": "PV Platform", "Md": "SimInverter", "Vr": "1.0", "SN": f"SIM-{self.site.id}-{self.device.id}", "DA": 1}
+        self.registers = device_image([(COMMON, common), (INVERTER_THREE_PHASE, raw)])
+        self.served = served
+
+    async def _action(self, fc: int, start: int, address: int, count: int, regs: list[int], values) -> None:
+        """pymodbus calls this on each request: copy the current image into the served block."""
+        if values is None and self.registers:
+            regs[: len(self.registers)] = self.registers
+        return None
+
+    def modbus_device(self) -> SimDevice:
+        self.update()
+        block = self.registers + [0] * 8
+        return SimDevice(
+            id=self.config.unit_id,
+            simdata=[SimData(40000, values=block, datatype=DataType.REGISTERS)],
+            action=self._action,
+        )
+
+
+def weather_payload(site: Site, fields: dict[str, str], ts: datetime, seed: int) -> dict:
+    """A weather station's JSON message for the metrics its config maps (field path -> value)."""
+    wx = weather(site, pd.DatetimeIndex([pd.Timestamp(ts)]), seed).iloc[0]
+    payload: dict = {"ts": ts.isoformat()}
+    for metric, path in fields.items():
+        if metric not in wx:
+            continue
+        node = payload
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = round(float(wx[metric]), 2)
+    return payload
+
+
+async def serve_inverters(inverters: list[SimulatedInverter]) -> list[ModbusTcpServer]:
+    """One Modbus TCP server per host:port, each serving the devices configured on it."""
+    by_address: dict[tuple[str, int], list[SimulatedInverter]] = {}
+    for inv in inverters:
+        by_address.setdefault((inv.config.host, inv.config.port), []).append(inv)
+    servers = []
+    for address, invs in by_address.items():
+        devices = [inv.modbus_device() for inv in invs]
+        server = ModbusTcpServer(devices if len(devices) > 1 else devices[0], address=address)
+        asyncio.get_running_loop().create_task(server.serve_forever())
+        servers.append(server)
+        log.info("serving %s on modbus tcp %s:%s", [i.device.id for i in invs], *address)
+    return servers
+
+
+async def publish_weather(
+    site: Site, device: Device, broker: BrokerAddress, seed: int, interval_s: float, stop: asyncio.Event
+) -> None:
+    """Publish a weather station's readings every interval until stopped; reconnect when the broker drops."""
+    topic, fields = device.config["topic"], device.config["fields"]
+    while not stop.is_set():
+        try:
+            async with aiomqtt.Client(**broker.client_kwargs()) as client:
+                while not stop.is_set():
+                    payload = weather_payload(site, fields, datetime.now(UTC), seed)
+                    await client.publish(topic, json.dumps(payload).encode(), qos=1)
+                    try:
+                        await asyncio.wait_for(stop.wait(), timeout=interval_s)
+                    except TimeoutError:
+                        pass
+        except aiomqtt.MqttError as exc:
+            log.warning("weather %s.%s: broker unavailable (%s); retrying", site.id, device.id, exc)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=2.0)
+            except TimeoutError:
+                pass
+
+
+def backfill_frames(site: Site, seed: int, start: datetime, end: datetime, step_s: int = 60) -> dict[str, pd.DataFrame]:
+    """History for every device of a site on a regular grid: device id -> metric columns."""
+    times = pd.date_range(pd.Timestamp(start).ceil(f"{step_s}s"), pd.Timestamp(end), freq=f"{step_s}s", inclusive="left")
+    if len(times) == 0:
+        return {}
+    wx = weather(site, times, seed)
+    frames: dict[str, pd.DataFrame] = {}
+    for device in site.devices:
+        if device.kind == "inverter":
+            out = inverter_output(device, wx, seed, site.id)
+            out["ac_energy"] = energy_wh(out["ac_power"], initial_energy_wh(device))
+            out["events"] = 0.0
+            frames[device.id] = out
+        elif device.kind == "weather_station":
+            frames[device.id] = wx[[m for m in device.config.get("fields", {}) if m in wx.columns]]
+    return frames

@@ -1,0 +1,225 @@
+"""SunSpec information models as data: point name, type, length in registers, scale-factor point.
+
+Offsets are counted from the first data register (after the model's ID and L). Only the models the
+platform decodes are listed; the decoder skips any other model by its length.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from dataclasses import dataclass
+
+SUNS_MARKER = (0x5375, 0x6E53)  # "SunS"
+BASE_ADDRESSES = (40000, 0, 50000)
+END_MODEL_ID = 0xFFFF
+
+# "Not implemented" sentinels per SunSpec type.
+NOT_IMPLEMENTED = {
+    "int16": 0x8000,
+    "uint16": 0xFFFF,
+    "enum16": 0xFFFF,
+    "bitfield16": 0xFFFF,
+    "sunssf": 0x8000,
+    "int32": 0x80000000,
+    "uint32": 0xFFFFFFFF,
+    "bitfield32": 0xFFFFFFFF,
+    "acc32": 0,
+}
+TYPE_SIZE = {
+    "int16": 1, "uint16": 1, "enum16": 1, "bitfield16": 1, "sunssf": 1,
+    "int32": 2, "uint32": 2, "acc32": 2, "bitfield32": 2, "float32": 2, "pad": 1,
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    name: str
+    type: str  # SunSpec type, or "string"
+    size: int = 0  # registers; 0 = from TYPE_SIZE
+    sf: str | None = None
+
+    @property
+    def registers(self) -> int:
+        return self.size or TYPE_SIZE[self.type]
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    id: int
+    name: str
+    points: tuple[Point, ...]
+
+    @property
+    def length(self) -> int:
+        return sum(p.registers for p in self.points)
+
+    def offsets(self) -> dict[str, tuple[int, Point]]:
+        out, offset = {}, 0
+        for p in self.points:
+            out[p.name] = (offset, p)
+            offset += p.registers
+        return out
+
+
+COMMON = Model(
+    1,
+    "common",
+    (
+        Point("Mn", "string", 16),
+        Point("Md", "string", 16),
+        Point("Opt", "string", 8),
+        Point("Vr", "string", 8),
+        Point("SN", "string", 16),
+        Point("DA", "uint16"),
+        Point("Pad", "pad"),
+    ),
+)
+
+
+def _integer_inverter(model_id: int, name: str) -> Model:
+    return Model(
+        model_id,
+        name,
+        (
+            Point("A", "uint16", sf="A_SF"),
+            Point("AphA", "uint16", sf="A_SF"),
+            Point("AphB", "uint16", sf="A_SF"),
+            Point("AphC", "uint16", sf="A_SF"),
+            Point("A_SF", "sunssf"),
+            Point("PPVphAB", "uint16", sf="V_SF"),
+            Point("PPVphBC", "uint16", sf="V_SF"),
+            Point("PPVphCA", "uint16", sf="V_SF"),
+            Point("PhVphA", "uint16", sf="V_SF"),
+            Point("PhVphB", "uint16", sf="V_SF"),
+            Point("PhVphC", "uint16", sf="V_SF"),
+            Point("V_SF", "sunssf"),
+            Point("W", "int16", sf="W_SF"),
+            Point("W_SF", "sunssf"),
+            Point("Hz", "uint16", sf="Hz_SF"),
+            Point("Hz_SF", "sunssf"),
+            Point("VA", "int16", sf="VA_SF"),
+            Point("VA_SF", "sunssf"),
+            Point("VAr", "int16", sf="VAr_SF"),
+            Point("VAr_SF", "sunssf"),
+            Point("PF", "int16", sf="PF_SF"),
+            Point("PF_SF", "sunssf"),
+            Point("WH", "acc32", sf="WH_SF"),
+            Point("WH_SF", "sunssf"),
+            Point("DCA", "uint16", sf="DCA_SF"),
+            Point("DCA_SF", "sunssf"),
+            Point("DCV", "uint16", sf="DCV_SF"),
+            Point("DCV_SF", "sunssf"),
+            Point("DCW", "int16", sf="DCW_SF"),
+            Point("DCW_SF", "sunssf"),
+            Point("TmpCab", "int16", sf="Tmp_SF"),
+            Point("TmpSnk", "int16", sf="Tmp_SF"),
+            Point("TmpTrns", "int16", sf="Tmp_SF"),
+            Point("TmpOt", "int16", sf="Tmp_SF"),
+            Point("Tmp_SF", "sunssf"),
+            Point("St", "enum16"),
+            Point("StVnd", "enum16"),
+            Point("Evt1", "bitfield32"),
+            Point("Evt2", "bitfield32"),
+            Point("EvtVnd1", "bitfield32"),
+            Point("EvtVnd2", "bitfield32"),
+            Point("EvtVnd3", "bitfield32"),
+            Point("EvtVnd4", "bitfield32"),
+        ),
+    )
+
+
+INVERTER_SINGLE_PHASE = _integer_inverter(101, "inverter_single_phase")
+INVERTER_SPLIT_PHASE = _integer_inverter(102, "inverter_split_phase")
+INVERTER_THREE_PHASE = _integer_inverter(103, "inverter_three_phase")
+MODELS: dict[int, Model] = {m.id: m for m in (COMMON, INVERTER_SINGLE_PHASE, INVERTER_SPLIT_PHASE, INVERTER_THREE_PHASE)}
+
+OPERATING_STATES = {
+    1: "OFF", 2: "SLEEPING", 3: "STARTING", 4: "MPPT", 5: "THROTTLED",
+    6: "SHUTTING_DOWN", 7: "FAULT", 8: "STANDBY",
+}  # fmt: skip
+EVENT1_BITS = {
+    0: "GROUND_FAULT", 1: "DC_OVER_VOLT", 2: "AC_DISCONNECT", 3: "DC_DISCONNECT", 4: "GRID_DISCONNECT",
+    5: "CABINET_OPEN", 6: "MANUAL_SHUTDOWN", 7: "OVER_TEMP", 8: "OVER_FREQUENCY", 9: "UNDER_FREQUENCY",
+    10: "AC_OVER_VOLT", 11: "AC_UNDER_VOLT", 12: "BLOWN_STRING_FUSE", 13: "UNDER_TEMP",
+    14: "MEMORY_LOSS", 15: "HW_TEST_FAILURE",
+}  # fmt: skip
+
+
+def _raw(point: Point, regs: list[int]) -> int | float | str:
+    if point.type == "string":
+        raw = b"".join(struct.pack(">H", r) for r in regs)
+        return raw.split(b"\x00", 1)[0].decode("ascii", errors="replace").strip()
+    if point.type == "float32":
+        return struct.unpack(">f", struct.pack(">HH", *regs))[0]
+    value = regs[0] if len(regs) == 1 else (regs[0] << 16) | regs[1]
+    if point.type in ("int16", "sunssf") and value >= 0x8000:
+        return value - 0x10000 if value != 0x8000 else value
+    if point.type == "int32" and value >= 0x80000000:
+        return value - 0x100000000 if value != 0x80000000 else value
+    return value
+
+
+def _is_not_implemented(point: Point, raw: int | float | str) -> bool:
+    if point.type == "float32":
+        return isinstance(raw, float) and math.isnan(raw)
+    return point.type in NOT_IMPLEMENTED and raw == NOT_IMPLEMENTED[point.type]
+
+
+def decode_model(model: Model, regs: list[int]) -> dict[str, float | int | str | None]:
+    """Decode one model's data registers into point values with scale factors applied.
+
+    Not-implemented sentinels (and a not-implemented or out-of-range scale factor) give None, never 0.
+    """
+    offsets = model.offsets()
+    raw: dict[str, int | float | str | None] = {}
+    for name, (offset, point) in offsets.items():
+        if point.type == "pad" or offset + point.registers > len(regs):
+            continue
+        value = _raw(point, regs[offset : offset + point.registers])
+        raw[name] = None if _is_not_implemented(point, value) else value
+    out: dict[str, float | int | str | None] = {}
+    for name, (_, point) in offsets.items():
+        if name not in raw or point.type == "sunssf":
+            continue
+        value = raw[name]
+        if point.sf is not None and value is not None:
+            sf = raw.get(point.sf)
+            value = None if sf is None or not -10 <= int(sf) <= 10 else value * 10.0 ** int(sf)
+        out[name] = value
+    return out
+
+
+def encode_model(model: Model, values: dict[str, int | float | str]) -> list[int]:
+    """Encode raw (unscaled) point values into the model's data registers; absent points get sentinels."""
+    regs: list[int] = []
+    for point in model.points:
+        value = values.get(point.name)
+        n = point.registers
+        if point.type == "string":
+            data = str(value or "").encode("ascii")[: n * 2].ljust(n * 2, b"\x00")
+            regs += list(struct.unpack(f">{n}H", data))
+        elif point.type == "pad":
+            regs.append(0)
+        elif point.type == "float32":
+            regs += list(struct.unpack(">HH", struct.pack(">f", float("nan") if value is None else value)))
+        else:
+            iv = NOT_IMPLEMENTED.get(point.type, 0) if value is None else int(value)
+            iv &= (1 << (16 * n)) - 1
+            regs += [iv] if n == 1 else [iv >> 16, iv & 0xFFFF]
+    return regs
+
+
+def device_image(models: list[tuple[Model, dict[str, int | float | str]]]) -> list[int]:
+    """A whole SunSpec register image: 'SunS', each model (ID, L, data), then the end model."""
+    regs = list(SUNS_MARKER)
+    for model, values in models:
+        regs += [model.id, model.length] + encode_model(model, values)
+    return regs + [END_MODEL_ID, 0]
+
+
+def decode_events(evt1: int | None) -> list[str]:
+    """Names of the Evt1 bits that are set."""
+    if not evt1:
+        return []
+    return [name for bit, name in EVENT1_BITS.items() if evt1 >> bit & 1]

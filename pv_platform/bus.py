@@ -1,0 +1,59 @@
+"""MQTT broker addresses and the live bus topics (`pvp/live/<site>/<device>`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import unquote, urlparse
+
+DEFAULT_MQTT_PORT = 1883
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    host: str
+    port: int = DEFAULT_MQTT_PORT
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+
+    def __repr__(self) -> str:  # never print the password
+        return f"BrokerAddress({self.host}:{self.port}, user={self.username!r}, tls={self.tls})"
+
+    def client_kwargs(self) -> dict:
+        """Keyword arguments for `aiomqtt.Client`."""
+        kwargs: dict = {"hostname": self.host, "port": self.port}
+        if self.username:
+            kwargs.update(username=self.username, password=self.password)
+        if self.tls:
+            import ssl
+
+            kwargs["tls_context"] = ssl.create_default_context()
+        return kwargs
+
+
+def parse_mqtt_url(url: str) -> BrokerAddress:
+    """`mqtt://user:pass@host:1883` or `mqtts://host:8883` to a BrokerAddress."""
+    parsed = urlparse(url)
+    if parsed.scheme not in ("mqtt", "mqtts", "tcp"):
+        raise ValueError(f"PVP_MQTT_URL {url.split('@')[-1]!r}: scheme must be mqtt:// or mqtts://")
+    if not parsed.hostname:
+        raise ValueError("PVP_MQTT_URL has no host; example: mqtt://127.0.0.1:1883")
+    tls = parsed.scheme == "mqtts"
+    return BrokerAddress(
+        host=parsed.hostname,
+        port=parsed.port or (8883 if tls else DEFAULT_MQTT_PORT),
+        username=unquote(parsed.username) if parsed.username else None,
+        password=unquote(parsed.password) if parsed.password else None,
+        tls=tls,
+    )
+
+
+def live_topic(prefix: str, site_id: str, device_id: str) -> str:
+    return f"{prefix}/{site_id}/{device_id}"
+
+
+def live_payload(ts: datetime, values: dict[str, float]) -> bytes:
+    """One device's newest values: `{"ts": ISO-8601, "values": {metric: value}}`."""
+    return json.dumps({"ts": ts.isoformat(), "values": values}).encode()

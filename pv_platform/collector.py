@@ -1,0 +1,110 @@
+"""The collector: runs every configured coordinator in one event loop and hands each batch of readings
+to the landing (durable), the live bus (best effort) and the real-time hooks. It never touches the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import aiomqtt
+
+from pv_platform.bus import BrokerAddress, live_payload, live_topic
+from pv_platform.integration import Coordinator, load_integration
+from pv_platform.landing import SegmentWriter
+from pv_platform.plant import Plant
+from pv_platform.readings import Reading
+from pv_platform.settings import Settings
+
+log = logging.getLogger(__name__)
+ReadingHook = Callable[[list[Reading]], None]
+
+
+class Collector:
+    """Coordinators → landing segments, live bus and hooks."""
+
+    def __init__(
+        self,
+        plant: Plant,
+        settings: Settings,
+        landing_dir: Path,
+        broker: BrokerAddress | None,
+        *,
+        writer_name: str = "collector",
+    ) -> None:
+        self.settings = settings
+        self.broker = broker
+        self.writer = SegmentWriter(
+            landing_dir, writer_name=writer_name, max_rows=settings.segment_max_rows, max_age_s=settings.segment_max_age_s
+        )
+        if self.writer.torn_removed:
+            log.warning("removed %d torn segment(s) left by a crash", self.writer.torn_removed)
+        self.coordinators: list[Coordinator] = []
+        for site in plant.sites:
+            for device in site.devices:
+                coordinator = load_integration(device.integration).setup(site, device, settings)
+                coordinator.attach(self._on_readings, self.writer.add_quarantine)
+                self.coordinators.append(coordinator)
+        self._entity_meta: dict[str, dict] = {}
+        for c in self.coordinators:
+            self._entity_meta.update(c.entity_meta())
+        self._live: dict[tuple[str, str], tuple[datetime, dict[str, float]]] = {}
+        self.hooks: list[ReadingHook] = []
+        self.readings_total = 0
+        self.closed_segments: list[str] = []
+
+    def _on_readings(self, readings: list[Reading]) -> None:
+        self.readings_total += len(readings)
+        self.closed_segments += self.writer.add(readings, self._entity_meta)
+        for r in readings:
+            site_id, device_id, metric = r.entity.split(".")
+            ts, values = self._live.get((site_id, device_id), (r.ts, {}))
+            values[metric] = r.value
+            self._live[(site_id, device_id)] = (max(ts, r.ts), values)
+        for hook in self.hooks:
+            try:
+                hook(readings)
+            except Exception:  # a broken hook must not stop collection
+                log.exception("reading hook %r failed", hook)
+
+    async def _tick_landing(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.closed_segments += self.writer.tick()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=0.5)
+
+    async def _publish_live(self, stop: asyncio.Event) -> None:
+        """Publish each device's newest values about once a second; drop them while the broker is away."""
+        assert self.broker is not None
+        prefix = self.settings.live_topic_prefix
+        while not stop.is_set():
+            try:
+                async with aiomqtt.Client(**self.broker.client_kwargs()) as client:
+                    while not stop.is_set():
+                        pending, self._live = self._live, {}
+                        for (site_id, device_id), (ts, values) in pending.items():
+                            await client.publish(live_topic(prefix, site_id, device_id), live_payload(ts, values))
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(stop.wait(), timeout=1.0)
+            except aiomqtt.MqttError as exc:
+                log.warning("live bus unavailable (%s); retrying in 2 s", exc)
+                self._live.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=2.0)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until `stop` is set, then close the open segment so nothing buffered is lost."""
+        tasks = [asyncio.create_task(c.run(stop), name=f"{c.site_id}.{c.device_id}") for c in self.coordinators]
+        tasks.append(asyncio.create_task(self._tick_landing(stop)))
+        if self.broker is not None:
+            tasks.append(asyncio.create_task(self._publish_live(stop)))
+        log.info("collector running %d device(s)", len(self.coordinators))
+        try:
+            await stop.wait()
+        finally:
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.closed_segments += self.writer.close()

@@ -1,0 +1,28 @@
+"""The Dagster code location: only assembles what the domain modules define."""
+
+
+import dagster as dg
+
+from pv_platform.defs.ingest import ingest_job, landing_sensor, telemetry
+from pv_platform.defs.kpis import hourly_kpis, kpi_automation
+from pv_platform.defs.resources import PlatformResource
+from pv_platform.settings import get_settings
+
+
+def build_definitions(platform: PlatformResource | None = None) -> dg.Definitions:
+    """Definitions with the given resource, or one configured from PVP_* settings."""
+    settings = get_settings()
+    platform = platform or PlatformResource(
+        database_url=dg.EnvVar("PVP_DATABASE_URL"),
+        landing_dir=str(settings.resolved_landing_dir.resolve()),
+        plant_file=str(settings.resolved_plant_file.resolve()),
+    )
+    return dg.Definitions(
+        assets=[telemetry, hourly_kpis],
+        jobs=[ingest_job],
+        sensors=[landing_sensor, kpi_automation],
+        resources={"platform": platform},
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,91 @@
+"""Landing → samples: a sensor that only looks at the landing folder, and the job that loads segments."""
+
+
+import json
+import time
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from pv_platform.defs.partitions import HOUR_KEY_FORMAT, hourly
+from pv_platform.defs.resources import PlatformResource
+from pv_platform.landing import archive, list_closed, read_segment, segment_path
+from pv_platform.settings import get_settings
+
+telemetry = dg.AssetSpec(
+    "telemetry",
+    partitions_def=hourly,
+    group_name="telemetry",
+    description="Raw readings in the `samples` table; a partition is materialized when an ingest run loads rows of that hour.",
+)
+RETRY_AFTER_S = 600  # a segment requested this long ago and still not archived is requested again
+
+
+class IngestConfig(dg.Config):
+    segment_ids: list[str]
+
+
+@dg.op(out=dg.Out(dg.Nothing))
+def ingest_segments(context: dg.OpExecutionContext, config: IngestConfig, platform: PlatformResource) -> None:
+    """Load each segment exactly once (ledger + ON CONFLICT), archive it, report the hours it touched."""
+    db = platform.db()
+    touched: dict[datetime, int] = {}
+    totals = {"segments": 0, "rows": 0, "inserted": 0, "quarantined": 0, "already_loaded": 0}
+    for segment_id in config.segment_ids:
+        path = segment_path(platform.landing_dir, segment_id)
+        if not path.exists():
+            context.log.info(f"segment {segment_id} is no longer waiting (archived by an earlier run)")
+            continue
+        result = db.ingest_segment(read_segment(path))
+        archive(platform.landing_dir, segment_id)
+        totals["segments"] += 1
+        totals["rows"] += result.rows
+        totals["inserted"] += result.inserted
+        totals["quarantined"] += result.quarantined
+        totals["already_loaded"] += int(result.already_loaded)
+        for hour in result.hours:
+            touched[hour] = touched.get(hour, 0) + 1
+    valid = set(hourly.get_partition_keys())
+    for hour in sorted(touched):
+        key = hour.astimezone(UTC).strftime(HOUR_KEY_FORMAT)
+        if key in valid:
+            context.log_event(dg.AssetMaterialization("telemetry", partition=key, metadata={"segments": touched[hour]}))
+    context.log.info(f"ingest: {totals}")
+
+
+@dg.job(executor_def=dg.in_process_executor, tags={"pvp/kind": "ingest"})
+def ingest_job() -> None:
+    """Load landing segments into `samples` (in-process executor: a run starts in ~1.5 s, not ~5 s)."""
+    ingest_segments()
+
+
+@dg.sensor(
+    job=ingest_job,
+    minimum_interval_seconds=get_settings().sensor_interval_s,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def landing_sensor(context: dg.SensorEvaluationContext, platform: PlatformResource) -> dg.SensorResult:
+    """List closed segments and request ingest runs for the new ones. Never polls devices or the database.
+
+    The cursor maps segment id → when it was requested; entries leave when the segment is archived, and a
+    segment still waiting after RETRY_AFTER_S is requested again (ingest is idempotent).
+    """
+    requested: dict[str, float] = json.loads(context.cursor) if context.cursor else {}
+    waiting = list_closed(platform.landing_dir)
+    now = time.time()
+    requested = {sid: at for sid, at in requested.items() if sid in set(waiting)}
+    due = [sid for sid in waiting if sid not in requested or now - requested[sid] > RETRY_AFTER_S]
+    batch = get_settings().ingest_batch_segments
+    runs = []
+    for i in range(0, len(due), batch):
+        chunk = due[i : i + batch]
+        runs.append(
+            dg.RunRequest(
+                run_key=f"ingest:{chunk[0]}:{chunk[-1]}:{len(chunk)}:{int(now)}",
+                run_config={"ops": {"ingest_segments": {"config": {"segment_ids": chunk}}}},
+                tags={"pvp/segments": str(len(chunk))},
+            )
+        )
+        requested.update(dict.fromkeys(chunk, now))
+    skip = None if runs else dg.SkipReason(f"no new segments ({len(waiting)} waiting, all requested)")
+    return dg.SensorResult(run_requests=runs, cursor=json.dumps(requested), skip_reason=skip)

@@ -1,0 +1,204 @@
+"""The integration framework: entity descriptions, the coordinator base and the registry.
+
+An integration is a package with `manifest.json`, `config.py`, `coordinator.py`, `entities.py` and an
+`__init__.py` exposing `CONFIG_MODEL` and `setup(site, device, settings) -> Coordinator`. Packages
+register through the `pv_platform.integrations` entry-point group, so a third-party package can add one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import importlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from pydantic import BaseModel
+
+from pv_platform.readings import Reading, entity_key
+
+log = logging.getLogger(__name__)
+ENTRY_POINT_GROUP = "pv_platform.integrations"
+
+
+class DeviceClass(enum.StrEnum):
+    POWER = "power"
+    ENERGY = "energy"
+    IRRADIANCE = "irradiance"
+    TEMPERATURE = "temperature"
+    VOLTAGE = "voltage"
+    CURRENT = "current"
+    FREQUENCY = "frequency"
+    POWER_FACTOR = "power_factor"
+    ENUM = "enum"
+    SPEED = "speed"
+
+
+class StateClass(enum.StrEnum):
+    MEASUREMENT = "measurement"
+    TOTAL_INCREASING = "total_increasing"
+
+
+@dataclass(frozen=True, slots=True)
+class EntityDescription:
+    """What one entity is: its metric name, unit and classes, and where its raw value comes from."""
+
+    key: str
+    unit: str
+    device_class: DeviceClass
+    state_class: StateClass = StateClass.MEASUREMENT
+    source: str = ""  # protocol-specific: SunSpec point name, JSON field path, ...
+
+
+class UpdateFailed(Exception):
+    """A coordinator could not get data from its device this time."""
+
+
+class Coordinator:
+    """One per configured device: owns the connection, polls, retries with backoff, tracks availability.
+
+    Subclasses implement `_async_update() -> dict[metric, value]` (raise `UpdateFailed` on failure) or,
+    for push devices, call `push(values, ts)` themselves from `run()`.
+    """
+
+    def __init__(
+        self,
+        site_id: str,
+        device_id: str,
+        descriptions: tuple[EntityDescription, ...],
+        poll_interval_s: float = 1.0,
+        max_backoff_s: float = 60.0,
+    ) -> None:
+        self.site_id = site_id
+        self.device_id = device_id
+        self.descriptions = {d.key: d for d in descriptions}
+        self.poll_interval_s = poll_interval_s
+        self.max_backoff_s = max_backoff_s
+        self.available = False
+        self.last_success: datetime | None = None
+        self.last_error: str | None = None
+        self.consecutive_failures = 0
+        self._sink: Callable[[list[Reading]], None] | None = None
+        self._quarantine: Callable[[str, bytes, str], None] | None = None
+
+    # -- wiring -----------------------------------------------------------------------------------
+    def attach(
+        self, sink: Callable[[list[Reading]], None], quarantine: Callable[[str, bytes, str], None] | None = None
+    ) -> None:
+        """Where readings go (the collector's batch handler) and where rejected input goes."""
+        self._sink, self._quarantine = sink, quarantine
+
+    def quarantine(self, source: str, payload: bytes, reason: str) -> None:
+        """Hand a rejected input to the collector's quarantine, with the reason."""
+        log.warning("%s.%s rejected input from %s: %s", self.site_id, self.device_id, source, reason)
+        if self._quarantine is not None:
+            self._quarantine(source, payload, reason)
+
+    def entity_meta(self) -> dict[str, dict[str, str]]:
+        """Metadata of this device's entities, keyed by entity key."""
+        return {
+            entity_key(self.site_id, self.device_id, d.key): {"unit": d.unit, "device_class": str(d.device_class)}
+            for d in self.descriptions.values()
+        }
+
+    def push(self, values: dict[str, float | None], ts: datetime | None = None) -> list[Reading]:
+        """Turn metric values into readings (missing values are skipped) and hand them to the sink."""
+        ts = ts or datetime.now(UTC)
+        readings = [
+            Reading(entity=entity_key(self.site_id, self.device_id, metric), ts=ts, value=value)
+            for metric, value in values.items()
+            if value is not None and metric in self.descriptions
+        ]
+        if readings and self._sink is not None:
+            self._sink(readings)
+        return readings
+
+    # -- polling ----------------------------------------------------------------------------------
+    async def _async_update(self) -> dict[str, float | None]:
+        raise NotImplementedError
+
+    async def async_close(self) -> None:
+        """Release the connection."""
+
+    def next_delay_s(self) -> float:
+        """Poll interval while healthy; exponential backoff (capped) after failures."""
+        if self.consecutive_failures == 0:
+            return self.poll_interval_s
+        return min(self.max_backoff_s, self.poll_interval_s * 2 ** min(self.consecutive_failures, 16))
+
+    async def poll_once(self) -> list[Reading]:
+        """One update: readings on success; marks the device unavailable on failure (never raises)."""
+        started = datetime.now(UTC)
+        try:
+            values = await self._async_update()
+        except UpdateFailed as exc:
+            self._failed(str(exc))
+            return []
+        except (OSError, TimeoutError, asyncio.TimeoutError) as exc:
+            self._failed(f"{type(exc).__name__}: {exc}")
+            return []
+        if not self.available:
+            log.info("%s.%s available again", self.site_id, self.device_id)
+        self.available, self.last_success, self.last_error = True, started, None
+        self.consecutive_failures = 0
+        return self.push(values, started)
+
+    def _failed(self, why: str) -> None:
+        self.consecutive_failures += 1
+        if self.available or self.consecutive_failures == 1:
+            log.warning("%s.%s unavailable: %s", self.site_id, self.device_id, why)
+        self.available, self.last_error = False, why
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until `stop` is set, keeping the poll grid (no drift) while healthy."""
+        next_at = time.monotonic()
+        while not stop.is_set():
+            await self.poll_once()
+            delay = self.next_delay_s()
+            next_at = max(next_at + delay, time.monotonic()) if self.consecutive_failures == 0 else time.monotonic() + delay
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=max(0.0, next_at - time.monotonic()))
+            except TimeoutError:
+                pass
+        await self.async_close()
+
+
+@dataclass(frozen=True)
+class Integration:
+    """A loaded integration package."""
+
+    domain: str
+    module: ModuleType
+    manifest: dict[str, Any]
+
+    @property
+    def config_model(self) -> type[BaseModel]:
+        return self.module.CONFIG_MODEL
+
+    def setup(self, site: Any, device: Any, settings: Any) -> Coordinator:
+        return self.module.setup(site, device, settings)
+
+
+@cache
+def discover() -> dict[str, str]:
+    """Domain → module path of every integration registered through the entry-point group."""
+    return {ep.name: ep.value for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def load_integration(domain: str) -> Integration:
+    """Import an integration by domain; KeyError names the known ones."""
+    known = discover()
+    if domain not in known:
+        raise KeyError(f"unknown integration {domain!r}; installed: {', '.join(sorted(known)) or 'none'}")
+    module = importlib.import_module(known[domain])
+    manifest = json.loads((Path(module.__file__).parent / "manifest.json").read_text())
+    return Integration(domain=domain, module=module, manifest=manifest)

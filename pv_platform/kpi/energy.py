@@ -1,0 +1,75 @@
+"""Energy and insolation over a window from sampled series. Pure functions on pandas Series.
+
+Counters: energy comes from lifetime-counter differences (SunSpec `WH`), with resets and backwards
+steps treated as missing, never as negative energy. Rates (power, irradiance) are integrated with the
+trapezoid rule after clipping the series to the window by linear interpolation at its edges.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+SECONDS_PER_HOUR = 3600.0
+
+
+def _at(series: pd.Series, ts: pd.Timestamp, max_gap_s: float) -> float | None:
+    """Linear interpolation of `series` at `ts` from its neighbours, if both lie within max_gap_s."""
+    if ts in series.index:
+        return float(series.loc[ts])
+    before = series[series.index < ts]
+    after = series[series.index > ts]
+    if before.empty or after.empty:
+        return None
+    t0, v0 = before.index[-1], float(before.iloc[-1])
+    t1, v1 = after.index[0], float(after.iloc[0])
+    if (t1 - t0).total_seconds() > max_gap_s:
+        return None
+    frac = (ts - t0).total_seconds() / (t1 - t0).total_seconds()
+    return v0 + frac * (v1 - v0)
+
+
+def clip_to_window(series: pd.Series, start: datetime, end: datetime, max_gap_s: float = 900.0) -> pd.Series:
+    """The samples inside [start, end] plus values interpolated at the two edges (when bracketed)."""
+    series = series.sort_index()
+    series = series[~series.index.duplicated(keep="last")]
+    start_ts, end_ts = pd.Timestamp(start), pd.Timestamp(end)
+    inside = series[(series.index > start_ts) & (series.index < end_ts)]
+    edges = {}
+    for ts in (start_ts, end_ts):
+        value = _at(series, ts, max_gap_s)
+        if value is not None:
+            edges[ts] = value
+    return pd.concat([inside, pd.Series(edges, dtype=float)]).sort_index()
+
+
+def integrate_rate(series: pd.Series, start: datetime, end: datetime, max_gap_s: float = 900.0) -> float:
+    """∫ rate dt over [start, end] by the trapezoid rule [rate unit · h]; gaps > max_gap_s count as 0.
+
+    series : a rate (W, W/m^2, ...) indexed by UTC timestamps
+    returns : the integral in rate-unit hours (W·h, W·h/m^2, ...); NaN when no sample is in the window
+    """
+    clipped = clip_to_window(series, start, end, max_gap_s)
+    if len(clipped) < 2:
+        return float("nan")
+    t_s = (clipped.index - clipped.index[0]).total_seconds().to_numpy()
+    v = clipped.to_numpy(dtype=float)
+    dt = np.diff(t_s)
+    area = 0.5 * (v[1:] + v[:-1]) * dt
+    area[dt > max_gap_s] = 0.0
+    return float(area.sum() / SECONDS_PER_HOUR)
+
+
+def counter_energy(series: pd.Series, start: datetime, end: datetime, max_gap_s: float = 900.0) -> float:
+    """Energy from a lifetime counter over [start, end] [counter unit], resets and drops skipped.
+
+    series : a TOTAL_INCREASING counter (e.g. Wh) indexed by UTC timestamps
+    returns : the sum of non-negative differences inside the window; NaN when it cannot be bracketed
+    """
+    clipped = clip_to_window(series, start, end, max_gap_s)
+    if len(clipped) < 2:
+        return float("nan")
+    diffs = np.diff(clipped.to_numpy(dtype=float))
+    return float(diffs[diffs >= 0].sum())

@@ -1,0 +1,144 @@
+"""The plant file (``plant.yaml``): sites, their devices and the ratings the KPIs need.
+
+Errors name the file, the site/device and the field, and say what to fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+DeviceKind = Literal["inverter", "weather_station", "meter", "string_combiner"]
+
+
+class PlantFileError(ValueError):
+    """A plant file that cannot be used; the message says where and how to fix it."""
+
+
+class Device(BaseModel):
+    """One device of a site, read by one integration."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    kind: DeviceKind
+    integration: str = Field(description="Integration domain, e.g. sunspec_modbus or mqtt.")
+    name: str | None = None
+    p_dc_kw: float | None = Field(default=None, gt=0, description="DC nameplate at STC [kW].")
+    p_ac_kw: float | None = Field(default=None, gt=0, description="AC rating [kW].")
+    gamma_pdc_per_c: float = Field(default=-0.0037, lt=0, gt=-0.02, description="Power temperature coefficient [1/°C].")
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _inverter_has_ratings(self) -> Device:
+        if self.kind == "inverter" and (self.p_dc_kw is None or self.p_ac_kw is None):
+            raise ValueError("an inverter needs p_dc_kw (DC nameplate, kW) and p_ac_kw (AC rating, kW)")
+        return self
+
+
+class Site(BaseModel):
+    """A PV plant at one place; times are bucketed in its own time zone."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    name: str
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    altitude_m: float = 0.0
+    timezone: str = "UTC"
+    tilt_deg: float = Field(default=30.0, ge=0, le=90)
+    azimuth_deg: float = Field(default=180.0, ge=0, lt=360)
+    devices: list[Device]
+
+    @model_validator(mode="after")
+    def _unique_device_ids(self) -> Site:
+        seen: set[str] = set()
+        for device in self.devices:
+            if device.id in seen:
+                raise ValueError(f"device id {device.id!r} appears twice; device ids must be unique in a site")
+            seen.add(device.id)
+        return self
+
+    @property
+    def inverters(self) -> list[Device]:
+        return [d for d in self.devices if d.kind == "inverter"]
+
+    def device(self, device_id: str) -> Device:
+        return next(d for d in self.devices if d.id == device_id)
+
+
+class Plant(BaseModel):
+    """Everything the platform watches."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sites: list[Site]
+
+    def site(self, site_id: str) -> Site:
+        return next(s for s in self.sites if s.id == site_id)
+
+
+def _location(loc: tuple[Any, ...], data: Any) -> str:
+    """Turn a pydantic error location into `sites[0] (demo).devices[1] (inv2).config.port`."""
+    parts: list[str] = []
+    node = data
+    for item in loc:
+        if isinstance(item, int):
+            label = f"[{item}]"
+            try:
+                node = node[item]
+                if isinstance(node, dict) and "id" in node:
+                    label += f" ({node['id']})"
+            except (IndexError, KeyError, TypeError):
+                node = None
+            parts.append(label)
+        else:
+            parts.append(("." if parts else "") + str(item))
+            node = node.get(item) if isinstance(node, dict) else None
+    return "".join(parts)
+
+
+def parse_plant(data: Any, source: str = "<plant>") -> Plant:
+    """Validate a plant mapping, including each device's integration config."""
+    try:
+        plant = Plant.model_validate(data)
+    except ValidationError as exc:
+        lines = [f"{source}: {_location(err['loc'], data)}: {err['msg']}" for err in exc.errors()]
+        raise PlantFileError("invalid plant file\n  " + "\n  ".join(lines)) from None
+    from pv_platform.integration import load_integration  # late: integrations import pv_platform
+
+    for s, site in enumerate(plant.sites):
+        for d, device in enumerate(site.devices):
+            where = f"{source}: sites[{s}] ({site.id}).devices[{d}] ({device.id})"
+            try:
+                integration = load_integration(device.integration)
+            except KeyError as exc:
+                raise PlantFileError(f"{where}.integration: {exc.args[0]}") from None
+            try:
+                integration.config_model.model_validate(device.config)
+            except ValidationError as exc:
+                lines = [f"{where}.config.{_location(e['loc'], device.config)}: {e['msg']}" for e in exc.errors()]
+                raise PlantFileError("invalid device config\n  " + "\n  ".join(lines)) from None
+    return plant
+
+
+def load_plant(path: Path | str) -> Plant:
+    """Read and validate a plant file; errors name the file, the field and the fix."""
+    path = Path(path)
+    if not path.exists():
+        raise PlantFileError(f"{path}: plant file not found; set PVP_PLANT_FILE or run `pvp demo` to write one")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise PlantFileError(f"{path}: not valid YAML: {exc}") from None
+    return parse_plant(data, str(path))
+
+
+def dump_plant(plant: Plant, path: Path | str) -> None:
+    """Write a plant file (used by the demo to record the ports it chose)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(yaml.safe_dump(plant.model_dump(mode="json", exclude_none=True), sort_keys=False))

@@ -1,0 +1,261 @@
+"""The only module that speaks SQL: migrations, ingest of landing segments, KPI reads and writes."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from pv_platform.landing import Segment
+from pv_platform.plant import Plant
+from pv_platform.storage.schema import MIGRATIONS, SAMPLES_PLAIN, SAMPLES_TIMESCALE
+
+log = logging.getLogger(__name__)
+Dialect = Literal["timescale", "postgres"]
+KPI_HOURLY_COLUMNS = (
+    "site_id", "device_id", "period_start", "energy_ac_kwh", "insolation_poa_kwh_m2", "p_dc_kw",
+    "reference_yield_h", "final_yield_h", "pr", "samples",
+)  # fmt: skip
+
+
+def sqlalchemy_url(url: str, driver: str = "psycopg") -> str:
+    """`postgresql://...` with the given driver (psycopg 3 for us, psycopg2 for Dagster's storage)."""
+    parsed = make_url(url)
+    if not parsed.drivername.startswith("postgresql"):
+        raise ValueError(f"database URL must be postgresql://..., got {parsed.drivername}://")
+    return parsed.set(drivername=f"postgresql+{driver}").render_as_string(hide_password=False)
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for log lines."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    segment_id: str
+    rows: int
+    inserted: int
+    quarantined: int
+    hours: tuple[datetime, ...]
+    already_loaded: bool = False
+
+
+def _month_start(ts: datetime) -> datetime:
+    return ts.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def _next_month(ts: datetime) -> datetime:
+    return (ts.replace(day=28) + timedelta(days=4)).replace(day=1)
+
+
+class Database:
+    """Telemetry storage on PostgreSQL, TimescaleDB when the extension is there."""
+
+    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+        self.url = url
+        self.engine = sa.create_engine(sqlalchemy_url(url), pool_size=pool_size, pool_pre_ping=True)
+        self._dialect: Dialect | None = None
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # -- dialect and migrations -------------------------------------------------------------------
+    @property
+    def dialect(self) -> Dialect:
+        """`timescale` when the timescaledb extension is installed in this database, else `postgres`."""
+        if self._dialect is None:
+            with self.engine.connect() as conn:
+                found = conn.exec_driver_sql("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").first()
+            self._dialect = "timescale" if found else "postgres"
+        return self._dialect
+
+    def migrate(self, chunk_interval: str = "7 days") -> list[int]:
+        """Apply pending migrations (idempotent); returns the versions applied now."""
+        applied: list[int] = []
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7240001)")
+            available = conn.exec_driver_sql(
+                "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
+            ).first()
+            if available:
+                conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            self._dialect = None
+            conn.exec_driver_sql(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version integer PRIMARY KEY,"
+                " applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = {row[0] for row in conn.exec_driver_sql("SELECT version FROM schema_migrations")}
+            is_timescale = conn.exec_driver_sql(
+                "SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'"
+            ).first() is not None
+            samples_ddl = SAMPLES_TIMESCALE.format(chunk_interval=chunk_interval) if is_timescale else SAMPLES_PLAIN
+            for version, sql in MIGRATIONS:
+                if version in done:
+                    continue
+                conn.exec_driver_sql(sql.replace("{samples_ddl}", samples_ddl))
+                conn.exec_driver_sql("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+                applied.append(version)
+        if applied:
+            log.info("migrated %s to versions %s (%s)", redact(self.url), applied, self.dialect)
+        return applied
+
+    def sync_plant(self, plant: Plant) -> None:
+        """Upsert sites and devices from the plant file."""
+        with self.engine.begin() as conn:
+            for site in plant.sites:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO sites (id, name, latitude, longitude, altitude_m, timezone, tilt_deg, azimuth_deg)"
+                        " VALUES (:id, :name, :latitude, :longitude, :altitude_m, :timezone, :tilt_deg, :azimuth_deg)"
+                        " ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, latitude = EXCLUDED.latitude,"
+                        " longitude = EXCLUDED.longitude, altitude_m = EXCLUDED.altitude_m,"
+                        " timezone = EXCLUDED.timezone, tilt_deg = EXCLUDED.tilt_deg,"
+                        " azimuth_deg = EXCLUDED.azimuth_deg, updated_at = now()"
+                    ),
+                    site.model_dump(exclude={"devices"}),
+                )
+                for device in site.devices:
+                    conn.execute(
+                        sa.text(
+                            "INSERT INTO devices (site_id, id, kind, integration, p_dc_kw, p_ac_kw, gamma_pdc_per_c)"
+                            " VALUES (:site_id, :id, :kind, :integration, :p_dc_kw, :p_ac_kw, :gamma_pdc_per_c)"
+                            " ON CONFLICT (site_id, id) DO UPDATE SET kind = EXCLUDED.kind,"
+                            " integration = EXCLUDED.integration, p_dc_kw = EXCLUDED.p_dc_kw,"
+                            " p_ac_kw = EXCLUDED.p_ac_kw, gamma_pdc_per_c = EXCLUDED.gamma_pdc_per_c"
+                        ),
+                        {"site_id": site.id, **device.model_dump(exclude={"config", "name"})},
+                    )
+
+    # -- ingest -----------------------------------------------------------------------------------
+    def _ensure_partitions(self, conn: sa.Connection, first: datetime, last: datetime) -> None:
+        """Monthly range partitions of `samples` covering [first, last] (plain PostgreSQL only)."""
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7240002)")
+        month = _month_start(first)
+        while month <= last:
+            upper = _next_month(month)
+            name = f"samples_y{month:%Y}m{month:%m}"
+            conn.exec_driver_sql(
+                f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF samples"
+                f" FOR VALUES FROM ('{month.isoformat()}') TO ('{upper.isoformat()}')"
+            )
+            month = upper
+
+    def ingest_segment(self, segment: Segment) -> IngestResult:
+        """Load one landing segment exactly once: COPY to staging, insert new samples, record the ledger.
+
+        A segment already in `ingest_ledger` is skipped; a sample already in `samples` is not inserted
+        again (re-delivery is harmless).
+        """
+        with self.engine.begin() as conn:
+            if conn.exec_driver_sql(
+                "SELECT 1 FROM ingest_ledger WHERE segment_id = %s", (segment.segment_id,)
+            ).first():
+                return IngestResult(segment.segment_id, segment.rows, 0, 0, (), already_loaded=True)
+            conn.exec_driver_sql(
+                "CREATE TEMP TABLE staging (entity text, ts timestamptz, value double precision) ON COMMIT DROP"
+            )
+            raw = conn.connection.driver_connection
+            with raw.cursor() as cur, cur.copy("COPY staging (entity, ts, value) FROM STDIN (FORMAT csv)") as copy:
+                copy.write(segment.csv_body)
+            self._register_entities(conn, segment.meta.get("entities", {}))
+            first, last = conn.exec_driver_sql("SELECT min(ts), max(ts) FROM staging").one()
+            inserted = 0
+            hours: tuple[datetime, ...] = ()
+            if first is not None:
+                if self.dialect == "postgres":
+                    self._ensure_partitions(conn, first, last)
+                inserted = conn.exec_driver_sql(
+                    "INSERT INTO samples (entity_id, ts, value)"
+                    " SELECT DISTINCT ON (e.id, s.ts) e.id, s.ts, s.value FROM staging s JOIN entities e ON e.key = s.entity"
+                    " ORDER BY e.id, s.ts ON CONFLICT (entity_id, ts) DO NOTHING"
+                ).rowcount
+                hours = tuple(
+                    row[0]
+                    for row in conn.exec_driver_sql(
+                        "SELECT DISTINCT date_trunc('hour', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS h"
+                        " FROM staging ORDER BY h"
+                    )
+                )
+            quarantined = self._quarantine(conn, segment)
+            conn.exec_driver_sql(
+                "INSERT INTO ingest_ledger (segment_id, rows, inserted, quarantined) VALUES (%s, %s, %s, %s)",
+                (segment.segment_id, segment.rows, inserted, quarantined),
+            )
+        return IngestResult(segment.segment_id, segment.rows, inserted, quarantined, hours)
+
+    def _register_entities(self, conn: sa.Connection, meta: dict[str, dict]) -> None:
+        conn.exec_driver_sql(
+            "INSERT INTO entities (key, site_id, device_id, metric)"
+            " SELECT DISTINCT entity, split_part(entity, '.', 1), split_part(entity, '.', 2), split_part(entity, '.', 3)"
+            " FROM staging ON CONFLICT (key) DO NOTHING"
+        )
+        for key, info in meta.items():
+            conn.exec_driver_sql(
+                "UPDATE entities SET unit = %s, device_class = %s WHERE key = %s"
+                " AND (unit IS DISTINCT FROM %s OR device_class IS DISTINCT FROM %s)",
+                (info.get("unit"), info.get("device_class"), key, info.get("unit"), info.get("device_class")),
+            )
+
+    def _quarantine(self, conn: sa.Connection, segment: Segment) -> int:
+        records = segment.meta.get("quarantine", [])
+        for q in records:
+            conn.exec_driver_sql(
+                "INSERT INTO quarantine (received_at, source, payload, reason, segment_id) VALUES (%s, %s, %s, %s, %s)",
+                (q["received_at"], q["source"], base64.b64decode(q["payload_b64"]), q["reason"], segment.segment_id),
+            )
+        return len(records)
+
+    # -- reads ------------------------------------------------------------------------------------
+    def query_df(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        """Run a read query and return a DataFrame."""
+        with self.engine.connect() as conn:
+            result = conn.execute(sa.text(sql), params or {})
+            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+    def scalar(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text(sql), params or {}).scalar()
+
+    def samples(
+        self, start: datetime, end: datetime, metrics: list[str], site_id: str | None = None
+    ) -> pd.DataFrame:
+        """Samples of the given metrics in [start, end): columns site_id, device_id, metric, ts, value."""
+        sql = (
+            "SELECT e.site_id, e.device_id, e.metric, s.ts, s.value FROM samples s"
+            " JOIN entities e ON e.id = s.entity_id"
+            " WHERE s.ts >= :start AND s.ts < :end AND e.metric = ANY(:metrics)"
+            + (" AND e.site_id = :site_id" if site_id else "")
+            + " ORDER BY e.site_id, e.device_id, e.metric, s.ts"
+        )
+        df = self.query_df(sql, {"start": start, "end": end, "metrics": metrics, "site_id": site_id})
+        if not df.empty:
+            df["ts"] = pd.to_datetime(df["ts"], utc=True)
+            df["value"] = df["value"].astype(float)
+        return df
+
+    # -- KPI tables -------------------------------------------------------------------------------
+    def replace_kpi_hourly(self, start: datetime, end: datetime, rows: pd.DataFrame) -> int:
+        """Idempotent write of one window: delete [start, end), insert the rows."""
+        records = rows.loc[:, list(KPI_HOURLY_COLUMNS)].astype(object).where(rows.notna(), None).to_dict("records")
+        with self.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM kpi_hourly WHERE period_start >= :s AND period_start < :e"), {"s": start, "e": end})
+            if records:
+                cols = ", ".join(KPI_HOURLY_COLUMNS)
+                params = ", ".join(f":{c}" for c in KPI_HOURLY_COLUMNS)
+                conn.execute(sa.text(f"INSERT INTO kpi_hourly ({cols}) VALUES ({params})"), records)
+        return len(records)
+
+    def kpi_hourly(self, start: datetime, end: datetime, site_id: str | None = None) -> pd.DataFrame:
+        sql = (
+            "SELECT * FROM kpi_hourly WHERE period_start >= :start AND period_start < :end"
+            + (" AND site_id = :site_id" if site_id else "")
+            + " ORDER BY period_start, site_id, device_id"
+        )
+        return self.query_df(sql, {"start": start, "end": end, "site_id": site_id})

@@ -1,0 +1,92 @@
+"""Versioned, idempotent migrations. The dialect (TimescaleDB or plain PostgreSQL) is decided in one place:
+`Database.dialect`, from `pg_extension`."""
+
+from __future__ import annotations
+
+# Each migration runs once, in order, recorded in schema_migrations. {samples_ddl} is dialect-specific.
+COMMON_V1 = """
+CREATE TABLE IF NOT EXISTS sites (
+    id text PRIMARY KEY,
+    name text NOT NULL,
+    latitude double precision NOT NULL,
+    longitude double precision NOT NULL,
+    altitude_m double precision NOT NULL DEFAULT 0,
+    timezone text NOT NULL DEFAULT 'UTC',
+    tilt_deg double precision,
+    azimuth_deg double precision,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS devices (
+    site_id text NOT NULL REFERENCES sites(id),
+    id text NOT NULL,
+    kind text NOT NULL,
+    integration text NOT NULL,
+    p_dc_kw double precision,
+    p_ac_kw double precision,
+    gamma_pdc_per_c double precision,
+    PRIMARY KEY (site_id, id)
+);
+CREATE TABLE IF NOT EXISTS entities (
+    id serial PRIMARY KEY,
+    key text NOT NULL UNIQUE,
+    site_id text NOT NULL,
+    device_id text NOT NULL,
+    metric text NOT NULL,
+    unit text,
+    device_class text
+);
+CREATE INDEX IF NOT EXISTS entities_site_device ON entities (site_id, device_id, metric);
+CREATE TABLE IF NOT EXISTS quarantine (
+    id bigserial PRIMARY KEY,
+    received_at timestamptz NOT NULL,
+    source text NOT NULL,
+    payload bytea,
+    reason text NOT NULL,
+    segment_id text
+);
+CREATE TABLE IF NOT EXISTS ingest_ledger (
+    segment_id text PRIMARY KEY,
+    rows integer NOT NULL,
+    inserted integer NOT NULL,
+    quarantined integer NOT NULL DEFAULT 0,
+    loaded_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS kpi_hourly (
+    site_id text NOT NULL,
+    device_id text NOT NULL,          -- '*' is the whole site
+    period_start timestamptz NOT NULL,
+    energy_ac_kwh double precision,
+    insolation_poa_kwh_m2 double precision,
+    p_dc_kw double precision,
+    reference_yield_h double precision,
+    final_yield_h double precision,
+    pr double precision,
+    samples integer NOT NULL DEFAULT 0,
+    computed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (site_id, device_id, period_start)
+);
+"""
+
+SAMPLES_PLAIN = """
+CREATE TABLE IF NOT EXISTS samples (
+    entity_id integer NOT NULL,
+    ts timestamptz NOT NULL,
+    value double precision NOT NULL,
+    PRIMARY KEY (entity_id, ts)
+) PARTITION BY RANGE (ts);
+CREATE INDEX IF NOT EXISTS samples_ts_brin ON samples USING brin (ts);
+"""
+
+SAMPLES_TIMESCALE = """
+CREATE TABLE IF NOT EXISTS samples (
+    entity_id integer NOT NULL,
+    ts timestamptz NOT NULL,
+    value double precision NOT NULL,
+    PRIMARY KEY (entity_id, ts)
+);
+SELECT create_hypertable('samples', 'ts', chunk_time_interval => INTERVAL '{chunk_interval}', if_not_exists => TRUE);
+"""
+
+MIGRATIONS: list[tuple[int, str]] = [
+    (1, COMMON_V1 + "{samples_ddl}"),
+]

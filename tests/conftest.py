@@ -1,0 +1,108 @@
+"""Real services for the tests: PostgreSQL (embedded unless PVP_TEST_DATABASE_URL) and an MQTT broker
+(the Mosquitto on 127.0.0.1:1883 when it answers, an in-process amqtt broker otherwise)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from pv_platform.plant import Plant, parse_plant
+from pv_platform.services import (
+    ThreadedBroker,
+    drop_database,
+    ensure_database,
+    free_port,
+    port_is_open,
+    start_embedded_postgres,
+)
+from pv_platform.storage import Database
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(tmp_path_factory) -> str:
+    url = os.environ.get("PVP_TEST_DATABASE_URL")
+    if url:
+        return url
+    server = start_embedded_postgres(tmp_path_factory.mktemp("pg"))
+    yield server.get_uri()
+    server.cleanup()
+
+
+@pytest.fixture
+def pg_url(pg_admin_url) -> str:
+    """A fresh, empty database for one test."""
+    name = f"pvp_test_{uuid.uuid4().hex[:10]}"
+    url = ensure_database(pg_admin_url, name)
+    yield url
+    drop_database(pg_admin_url, name)
+
+
+@pytest.fixture
+def db(pg_url) -> Database:
+    database = Database(pg_url)
+    database.migrate()
+    yield database
+    database.dispose()
+
+
+@pytest.fixture(scope="session")
+def mqtt_url() -> str:
+    if port_is_open("127.0.0.1", 1883):
+        yield "mqtt://127.0.0.1:1883"
+        return
+    broker = ThreadedBroker().start()
+    yield broker.url
+    broker.stop()
+
+
+def demo_plant_dict(ports: list[int], topic: str = "pvp/test/wx1") -> dict:
+    """A site with len(ports) SunSpec inverters and one MQTT weather station."""
+    return {
+        "sites": [
+            {
+                "id": "testsite",
+                "name": "Test Plant",
+                "latitude": 47.37,
+                "longitude": 8.54,
+                "altitude_m": 410,
+                "timezone": "Europe/Zurich",
+                "tilt_deg": 30,
+                "azimuth_deg": 180,
+                "devices": [
+                    *(
+                        {
+                            "id": f"inv{i + 1}",
+                            "kind": "inverter",
+                            "integration": "sunspec_modbus",
+                            "p_dc_kw": 110.0,
+                            "p_ac_kw": 100.0,
+                            "config": {"host": "127.0.0.1", "port": port, "unit_id": 1, "poll_interval_s": 0.5},
+                        }
+                        for i, port in enumerate(ports)
+                    ),
+                    {
+                        "id": "wx1",
+                        "kind": "weather_station",
+                        "integration": "mqtt",
+                        "config": {
+                            "topic": topic,
+                            "fields": {"poa_irradiance": "poa", "module_temperature": "t_mod", "ambient_temperature": "t_amb"},
+                        },
+                    },
+                ],
+            }
+        ]
+    }
+
+
+@pytest.fixture
+def plant() -> Plant:
+    return parse_plant(demo_plant_dict([free_port(), free_port()], topic=f"pvp/test/{uuid.uuid4().hex[:8]}/wx1"))
+
+
+@pytest.fixture
+def landing(tmp_path) -> Path:
+    return tmp_path / "landing"
