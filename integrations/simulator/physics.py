@@ -16,6 +16,11 @@ SAPM = pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"]["open_rack_glass_g
 ETA_INV_NOM = 0.96
 
 
+def epoch_s(times: pd.DatetimeIndex) -> np.ndarray:
+    """Seconds since 1970 of each timestamp, whatever the index's resolution (pandas 3 defaults to µs)."""
+    return times.as_unit("ns").asi8 / 1e9
+
+
 def _rng(seed: int, *names: str) -> np.random.Generator:
     return np.random.default_rng([seed, *(zlib.crc32(n.encode()) for n in names)])
 
@@ -29,7 +34,7 @@ def cloud_factor(times: pd.DatetimeIndex, seed: int, site_id: str) -> np.ndarray
     periods_s = rng.uniform(600, 7200, size=6)
     phases = rng.uniform(0, 2 * np.pi, size=6)
     weights = rng.uniform(0.5, 1.0, size=6)
-    t = times.asi8 / 1e9
+    t = epoch_s(times)
     wave = sum(w * np.sin(2 * np.pi * t / p + ph) for w, p, ph in zip(weights, periods_s, phases, strict=True))
     wave = wave / weights.sum()  # in [-1, 1]
     cover = np.clip(wave - 0.3, 0.0, None) / 0.7  # clear most of the time, transients when the wave peaks
@@ -48,7 +53,7 @@ def weather(site: Site, times: pd.DatetimeIndex, seed: int) -> pd.DataFrame:
     )["poa_global"].fillna(0.0).clip(lower=0.0)
     hour = times.hour + times.minute / 60.0 + site.longitude / 15.0
     temp_air = 14.0 + 6.0 * np.sin(2 * np.pi * (hour - 9.0) / 24.0)
-    wind = 2.0 + 1.0 * np.sin(2 * np.pi * times.asi8 / 1e9 / 5400.0) ** 2
+    wind = 2.0 + 1.0 * np.sin(2 * np.pi * epoch_s(times) / 5400.0) ** 2
     temp_module = pvlib.temperature.sapm_module(poa, temp_air, wind, SAPM["a"], SAPM["b"])
     temp_cell = pvlib.temperature.sapm_cell(poa, temp_air, wind, **SAPM)
     return pd.DataFrame(
@@ -73,7 +78,7 @@ def inverter_output(inverter: Device, wx: pd.DataFrame, seed: int, site_id: str)
     p_dc_w = np.clip(np.asarray(p_dc_w, dtype=float), 0.0, None)
     pdc0_inv_w = inverter.p_ac_kw * 1000.0 / ETA_INV_NOM
     p_ac_w = np.clip(np.nan_to_num(pvlib.inverter.pvwatts(p_dc_w, pdc0_inv_w, ETA_INV_NOM)), 0.0, None)
-    t = wx.index.asi8 / 1e9
+    t = epoch_s(wx.index)
     freq = 50.0 + 0.02 * np.sin(2 * np.pi * t / 97.0) + 0.01 * np.sin(2 * np.pi * t / 13.0)
     v_an = 230.0 + 2.0 * np.sin(2 * np.pi * t / 611.0) + 0.004 * p_ac_w / inverter.p_ac_kw
     v_dc = np.where(p_dc_w > 0, 620.0 - 0.9 * (wx["cell_temperature"].to_numpy() - 25.0), 0.0)
@@ -98,7 +103,8 @@ def inverter_output(inverter: Device, wx: pd.DataFrame, seed: int, site_id: str)
 
 def energy_wh(ac_power_w: pd.Series, start_wh: float) -> pd.Series:
     """A lifetime counter [Wh] from power samples (trapezoid), starting at start_wh."""
-    dt_h = np.diff(ac_power_w.index.asi8 / 1e9, prepend=ac_power_w.index.asi8[0] / 1e9) / 3600.0
+    t_s = epoch_s(ac_power_w.index)
+    dt_h = np.diff(t_s, prepend=t_s[0]) / 3600.0
     v = ac_power_w.to_numpy(dtype=float)
     steps = 0.5 * (v + np.concatenate([[v[0]], v[:-1]])) * dt_h
     return pd.Series(start_wh + np.cumsum(steps), index=ac_power_w.index)
