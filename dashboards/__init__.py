@@ -1,0 +1,1 @@
+"""Panel dashboards (`panel serve dashboards/app.py`)."""

@@ -1,0 +1,131 @@
+"""`pvp`: the platform's command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from pv_platform.settings import get_settings
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from pv_platform.bus import parse_mqtt_url
+    from pv_platform.collector import Collector
+    from pv_platform.plant import load_plant
+
+    settings = get_settings()
+    plant = load_plant(settings.resolved_plant_file)
+    broker = parse_mqtt_url(settings.mqtt_url) if settings.mqtt_url else None
+
+    async def main() -> None:
+        stop = _stop_event()
+        await Collector(plant, settings, settings.resolved_landing_dir, broker).run(stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from integrations.simulator.runner import run_simulator
+    from pv_platform.bus import parse_mqtt_url
+    from pv_platform.plant import load_plant
+
+    settings = get_settings()
+    plant = load_plant(settings.resolved_plant_file)
+    broker = parse_mqtt_url(settings.mqtt_url) if settings.mqtt_url else None
+
+    async def main() -> None:
+        stop = _stop_event()
+        await run_simulator(
+            plant, broker, stop, seed=args.seed, landing_dir=settings.resolved_landing_dir,
+            backfill_hours=args.backfill_hours, weather_interval_s=args.weather_interval,
+        )  # fmt: skip
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from pv_platform.services import run_amqtt
+
+    async def main() -> None:
+        await run_amqtt(args.host, args.port, _stop_event())
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from pv_platform.plant import load_plant
+    from pv_platform.storage import Database
+
+    settings = get_settings()
+    if not settings.database_url:
+        print("PVP_DATABASE_URL is not set (example: postgresql://user@127.0.0.1:5432/pvp)", file=sys.stderr)
+        return 2
+    db = Database(settings.database_url)
+    applied = db.migrate(settings.timescale_chunk_interval)
+    if settings.resolved_plant_file.exists():
+        db.sync_plant(load_plant(settings.resolved_plant_file))
+    print(f"dialect {db.dialect}; applied migrations {applied or 'none (up to date)'}")
+    return 0
+
+
+def cmd_integrations(args: argparse.Namespace) -> int:
+    from pv_platform.integration import discover, load_integration
+
+    print(f"{'domain':<16} {'iot_class':<15} {'version':<8} name")
+    for domain in sorted(discover()):
+        m = load_integration(domain).manifest
+        print(f"{domain:<16} {m.get('iot_class', ''):<15} {m.get('version', ''):<8} {m.get('name', '')}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pv_platform.demo import run_demo
+
+    return run_demo(get_settings(), inverters=args.inverters, backfill_hours=args.backfill_hours)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pvp", description="PV Platform: monitoring data platform for PV plants.")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("collect", help="run the collector on the plant file").set_defaults(func=cmd_collect)
+    p = sub.add_parser("simulate", help="serve the plant file's devices from the plant simulator")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--backfill-hours", type=float, default=0.0, help="land this much history first")
+    p.add_argument("--weather-interval", type=float, default=5.0, help="seconds between weather messages")
+    p.set_defaults(func=cmd_simulate)
+    p = sub.add_parser("broker", help="run an embedded MQTT broker (amqtt)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=1883)
+    p.set_defaults(func=cmd_broker)
+    sub.add_parser("migrate", help="create or upgrade the database schema").set_defaults(func=cmd_migrate)
+    sub.add_parser("integrations", help="list installed integrations").set_defaults(func=cmd_integrations)
+    p = sub.add_parser("demo", help="run the whole platform on embedded defaults")
+    p.add_argument("--inverters", type=int, default=2)
+    p.add_argument("--backfill-hours", type=float, default=24.0)
+    p.set_defaults(func=cmd_demo)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("pymodbus").setLevel(logging.ERROR)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

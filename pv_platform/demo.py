@@ -1,0 +1,219 @@
+"""`pvp demo`: the whole platform on embedded defaults, every child in its own process group, all stopped
+on Ctrl-C."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pv_platform.plant import dump_plant, load_plant, parse_plant
+from pv_platform.services import ensure_database, free_port, port_is_open, start_embedded_postgres
+from pv_platform.settings import Settings
+from pv_platform.storage import Database, redact, sqlalchemy_url
+
+log = logging.getLogger(__name__)
+REPO = Path(__file__).resolve().parent.parent
+
+
+def demo_plant(inverter_ports: list[int]) -> dict:
+    """The demo plant: one site near Zurich, N SunSpec inverters on Modbus TCP, a weather station on MQTT."""
+    devices = [
+        {
+            "id": f"inv{i + 1}",
+            "name": f"Inverter {i + 1}",
+            "kind": "inverter",
+            "integration": "sunspec_modbus",
+            "p_dc_kw": 110.0,
+            "p_ac_kw": 100.0,
+            "gamma_pdc_per_c": -0.0037,
+            "config": {"host": "127.0.0.1", "port": port, "unit_id": 1, "poll_interval_s": 1.0},
+        }
+        for i, port in enumerate(inverter_ports)
+    ]
+    devices.append(
+        {
+            "id": "wx1",
+            "name": "Weather station",
+            "kind": "weather_station",
+            "integration": "mqtt",
+            "config": {
+                "topic": "pvp/sim/demo/wx1",
+                "fields": {
+                    "poa_irradiance": "poa",
+                    "ghi_irradiance": "ghi",
+                    "module_temperature": "t_mod",
+                    "ambient_temperature": "t_amb",
+                    "wind_speed": "wind",
+                },
+            },
+        }
+    )
+    site = {
+        "id": "demo", "name": "Demo Plant Zurich", "latitude": 47.37, "longitude": 8.54, "altitude_m": 410,
+        "timezone": "Europe/Zurich", "tilt_deg": 30, "azimuth_deg": 180, "devices": devices,
+    }  # fmt: skip
+    return {"sites": [site]}
+
+
+class Children:
+    """Child processes, each in its own session so a signal reaches its whole tree."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
+        logfile = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
+        proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def dead(self) -> list[str]:
+        return [name for name, p in self.procs.items() if p.poll() is not None]
+
+    def stop_all(self, timeout_s: float = 20.0) -> None:
+        for p in self.procs.values():
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + timeout_s
+        for p in self.procs.values():
+            try:
+                p.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+        for p in self.procs.values():
+            try:
+                os.killpg(p.pid, signal.SIGKILL)  # the group too: no grandchild left behind
+            except ProcessLookupError:
+                pass
+            p.wait()
+
+
+def wait_for_port(port: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if port_is_open("127.0.0.1", port):
+            return True
+        time.sleep(0.5)
+    return False
+
+
+def run_demo(settings: Settings, inverters: int = 2, backfill_hours: float = 24.0) -> int:
+    data_dir = settings.data_dir.resolve()
+    (data_dir / "logs").mkdir(parents=True, exist_ok=True)
+    pg_server = None
+    if settings.database_url:
+        admin_url = settings.database_url
+        database_url = settings.database_url
+    else:
+        print("starting embedded PostgreSQL (data in .pvp/pg) …", flush=True)
+        pg_server = start_embedded_postgres(data_dir / "pg")
+        admin_url = pg_server.get_uri()
+        database_url = ensure_database(admin_url, "pvp")
+    dagster_url = settings.dagster_database_url or ensure_database(admin_url, "dagster")
+
+    children = Children(data_dir / "logs")
+    env = dict(os.environ)
+    bin_dir = Path(sys.executable).parent
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    if settings.mqtt_url:
+        mqtt_url = settings.mqtt_url
+    else:
+        mqtt_port = free_port(1883)
+        mqtt_url = f"mqtt://127.0.0.1:{mqtt_port}"
+        children.start("broker", [str(bin_dir / "pvp"), "broker", "--port", str(mqtt_port)], env)
+        if not wait_for_port(mqtt_port, 20):
+            children.stop_all()
+            print(f"the embedded MQTT broker did not start; see {data_dir / 'logs' / 'broker.log'}")
+            return 1
+
+    plant_file = settings.plant_file.resolve() if settings.plant_file else data_dir / "plant.yaml"
+    if not settings.plant_file:
+        ports: list[int] = []
+        for i in range(inverters):
+            port = free_port(15020 + i)
+            while port in ports:
+                port = free_port()
+            ports.append(port)
+        dump_plant(parse_plant(demo_plant(ports), "<demo>"), plant_file)
+    landing_dir = (settings.landing_dir or data_dir / "landing").resolve()
+
+    db = Database(database_url)
+    db.migrate(settings.timescale_chunk_interval)
+    db.sync_plant(load_plant(plant_file))
+    db.dispose()
+
+    dagster_home = data_dir / "dagster_home"
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    env.update(
+        PVP_DATABASE_URL=database_url,
+        PVP_MQTT_URL=mqtt_url,
+        PVP_DATA_DIR=str(data_dir),
+        PVP_PLANT_FILE=str(plant_file),
+        PVP_LANDING_DIR=str(landing_dir),
+        PVP_DAGSTER_STORAGE_URL=sqlalchemy_url(dagster_url, "psycopg2"),
+        DAGSTER_HOME=str(dagster_home),
+    )
+    dagster_port, panel_port = free_port(3000), free_port(5006)
+    pvp = str(bin_dir / "pvp")
+    children.start("simulator", [pvp, "simulate", "--backfill-hours", str(backfill_hours)], env)
+    children.start("collector", [pvp, "collect"], env)
+    children.start(
+        "dagster",
+        [str(bin_dir / "dagster"), "dev", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(dagster_port)],
+        env,
+    )
+    children.start(
+        "panel",
+        [
+            str(bin_dir / "panel"), "serve", str(REPO / "dashboards" / "app.py"), "--address", "127.0.0.1",
+            "--port", str(panel_port), "--allow-websocket-origin", f"127.0.0.1:{panel_port}",
+            "--allow-websocket-origin", f"localhost:{panel_port}", "--num-procs", "1",
+        ],
+        env,
+    )  # fmt: skip
+
+    stopping = {"flag": False}
+
+    def _stop(signum, frame) -> None:
+        stopping["flag"] = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    print(
+        "\nPV Platform demo is starting (logs in .pvp/logs/):\n"
+        f"  Dashboard (Panel):   http://127.0.0.1:{panel_port}/app\n"
+        f"  Dagster UI:          http://127.0.0.1:{dagster_port}\n"
+        f"  MQTT broker:         {mqtt_url}   (live bus: {settings.live_topic_prefix}/#)\n"
+        f"  Telemetry database:  {redact(database_url)}\n"
+        f"  Plant file:          {plant_file}\n"
+        "  The dashboard runs open (no login) in demo mode.\n"
+        "Press Ctrl-C to stop everything.\n",
+        flush=True,
+    )
+    if wait_for_port(panel_port, 60) and wait_for_port(dagster_port, 120):
+        print("all services answer.", flush=True)
+    code = 0
+    while not stopping["flag"]:
+        dead = children.dead()
+        if dead:
+            print(f"stopped because {', '.join(dead)} exited; see .pvp/logs/", flush=True)
+            code = 1
+            break
+        time.sleep(1)
+    print("stopping …", flush=True)
+    children.stop_all()
+    if pg_server is not None:
+        pg_server.cleanup()
+    print("stopped.", flush=True)
+    return code
