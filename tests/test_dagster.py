@@ -93,6 +93,14 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
         kpis = db.kpi_hourly(NOON, NOON + timedelta(hours=1)).set_index("device_id")
         assert set(kpis.index) == {"inv1", "inv2", "*"}
 
+        # 5. a backfill of a range runs once for all its hours (BackfillPolicy.multi_run)
+        ranged = dg.materialize(
+            [hourly_kpis], instance=instance, resources={"platform": platform},
+            tags={"dagster/asset_partition_range_start": touched[0], "dagster/asset_partition_range_end": touched[-1]},
+        )  # fmt: skip
+        assert ranged.success
+        assert len(db.kpi_hourly(start, end)) == 3 * 3  # 3 hours x (2 inverters + site)
+
     frames = backfill_frames(plant.sites[0], 7, start, end)
     poa_wh = integrate_rate(frames["wx1"]["poa_irradiance"], NOON, NOON + timedelta(hours=1))
     for inv in ("inv1", "inv2"):

@@ -53,7 +53,8 @@ def ingest_segments(context: dg.OpExecutionContext, config: IngestConfig, platfo
     context.log.info(f"ingest: {totals}")
 
 
-@dg.job(executor_def=dg.in_process_executor, tags={"pvp/kind": "ingest"})
+# Ingest runs go ahead of KPI runs in the run queue: late KPIs are fine, a growing landing is not.
+@dg.job(executor_def=dg.in_process_executor, tags={"pvp/kind": "ingest", "dagster/priority": "10"})
 def ingest_job() -> None:
     """Load landing segments into `samples` (in-process executor: a run starts in ~1.5 s, not ~5 s)."""
     ingest_segments()

@@ -63,3 +63,10 @@ def hourly_kpis(samples: pd.DataFrame, plant: Plant, start: datetime, end: datet
     df["final_yield_h"] = final_yield_h(df["energy_ac_kwh"], df["p_dc_kw"].astype(float))
     df["pr"] = performance_ratio(df["energy_ac_kwh"], df["insolation_poa_kwh_m2"], df["p_dc_kw"].astype(float))
     return df
+
+
+def hourly_kpis_range(samples: pd.DataFrame, plant: Plant, start: datetime, end: datetime) -> pd.DataFrame:
+    """`hourly_kpis` for every whole hour in [start, end)."""
+    hours = pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq="h", inclusive="left")
+    frames = [hourly_kpis(samples, plant, h.to_pydatetime(), (h + pd.Timedelta(hours=1)).to_pydatetime()) for h in hours]
+    return pd.concat(frames, ignore_index=True) if frames else hourly_kpis(samples, plant, start, start)
