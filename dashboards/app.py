@@ -16,7 +16,16 @@ from pv_platform.storage import Database
 
 pn.extension(sizing_mode="stretch_width")
 TITLE = "PV Platform"
-STATE_NAMES = {1: "off", 2: "sleeping", 3: "starting", 4: "producing", 5: "throttled", 6: "shutting down", 7: "fault", 8: "standby"}
+STATE_NAMES = {
+    1: "off",
+    2: "sleeping",
+    3: "starting",
+    4: "producing",
+    5: "throttled",
+    6: "shutting down",
+    7: "fault",
+    8: "standby",
+}
 
 
 @pn.cache
@@ -42,17 +51,34 @@ def fmt_power(watts: float) -> str:
 settings = get_settings()
 bus = live_bus()
 
-plant_power = pn.indicators.Number(name="Plant AC power", value=0, format="{value:,.1f} kW", font_size="36pt")
-poa = pn.indicators.Number(name="POA irradiance", value=0, format="{value:,.0f} W/m²", font_size="36pt")
+plant_power = pn.indicators.Number(
+    name="Plant AC power", value=0, format="{value:,.1f} kW", font_size="36pt"
+)
+poa = pn.indicators.Number(
+    name="POA irradiance", value=0, format="{value:,.0f} W/m²", font_size="36pt"
+)
 live_status = pn.pane.Markdown("Waiting for the live bus…")
 tiles = pn.FlexBox()
 
 source = ColumnDataSource({"t": [], "kw": []})
-power_fig = figure(height=260, x_axis_type="datetime", title="Plant AC power, last hour [kW]", toolbar_location=None)
+power_fig = figure(
+    height=260,
+    sizing_mode="stretch_width",
+    x_axis_type="datetime",
+    title="Plant AC power, last hour [kW]",
+    toolbar_location=None,
+)
 power_fig.line("t", "kw", source=source, line_width=2)
 
 pr_source = ColumnDataSource({"t": [], "pr": [], "width": []})
-pr_fig = figure(height=260, x_axis_type="datetime", title="Hourly performance ratio (site)", toolbar_location=None, y_range=(0, 1.1))
+pr_fig = figure(
+    height=260,
+    sizing_mode="stretch_width",
+    x_axis_type="datetime",
+    title="Hourly performance ratio (site)",
+    toolbar_location=None,
+    y_range=(0, 1.1),
+)
 pr_fig.vbar(x="t", top="pr", width="width", source=pr_source)
 pr_table = pn.pane.Markdown("")
 
@@ -65,7 +91,9 @@ def update_live() -> None:
     devices, history, messages = bus.state.snapshot()
     total_w = sum(d["values"].get("ac_power", 0.0) for d in devices.values())
     plant_power.value = total_w / 1000.0
-    poa_values = [d["values"]["poa_irradiance"] for d in devices.values() if "poa_irradiance" in d["values"]]
+    poa_values = [
+        d["values"]["poa_irradiance"] for d in devices.values() if "poa_irradiance" in d["values"]
+    ]
     poa.value = float(np.mean(poa_values)) if poa_values else 0.0
     cards = []
     for (site_id, device_id), d in sorted(devices.items()):
@@ -83,9 +111,14 @@ def update_live() -> None:
         )
     tiles.objects = cards
     if history:
-        source.data = {"t": [datetime.fromtimestamp(t, UTC) for t, _ in history], "kw": [w / 1000.0 for _, w in history]}
+        source.data = {
+            "t": [datetime.fromtimestamp(t, UTC) for t, _ in history],
+            "kw": [w / 1000.0 for _, w in history],
+        }
     connected = "connected" if bus.state.connected else "reconnecting"
-    live_status.object = f"Live bus {connected} · {messages} messages · updated {datetime.now(UTC):%H:%M:%S} UTC"
+    live_status.object = (
+        f"Live bus {connected} · {messages} messages · updated {datetime.now(UTC):%H:%M:%S} UTC"
+    )
 
 
 def update_pr() -> None:

@@ -28,8 +28,12 @@ HISTORY_S = 3600
 class LiveState:
     """Newest values per device and a rolling hour of plant AC power."""
 
-    devices: dict[tuple[str, str], dict] = field(default_factory=dict)  # (site, device) -> {"ts", "values"}
-    power_history: collections.deque = field(default_factory=lambda: collections.deque(maxlen=HISTORY_S))
+    devices: dict[tuple[str, str], dict] = field(
+        default_factory=dict
+    )  # (site, device) -> {"ts", "values"}
+    power_history: collections.deque = field(
+        default_factory=lambda: collections.deque(maxlen=HISTORY_S)
+    )
     messages: int = 0
     connected: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -44,7 +48,11 @@ class LiveState:
         except (ValueError, KeyError, TypeError, AttributeError):
             return  # the live bus is best effort; the landing has the truth
         with self.lock:
-            self.devices[(parts[-2], parts[-1])] = {"ts": data.get("ts"), "values": values, "seen": time.time()}
+            self.devices[(parts[-2], parts[-1])] = {
+                "ts": data.get("ts"),
+                "values": values,
+                "seen": time.time(),
+            }
             self.messages += 1
             plant_w = sum(d["values"].get("ac_power", 0.0) for d in self.devices.values())
             now = time.time()
@@ -64,7 +72,9 @@ class LiveBus:
     def __init__(self, url: str, prefix: str) -> None:
         self.broker, self.prefix = parse_mqtt_url(url), prefix
         self.state = LiveState()
-        self._thread = threading.Thread(target=lambda: asyncio.run(self._run()), name="live-bus", daemon=True)
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._run()), name="live-bus", daemon=True
+        )
         self._thread.start()
 
     async def _run(self) -> None:

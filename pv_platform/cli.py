@@ -72,7 +72,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     if not settings.database_url:
-        print("PVP_DATABASE_URL is not set (example: postgresql://user@127.0.0.1:5432/pvp)", file=sys.stderr)
+        print(
+            "PVP_DATABASE_URL is not set (example: postgresql://user@127.0.0.1:5432/pvp)",
+            file=sys.stderr,
+        )
         return 2
     db = Database(settings.database_url)
     applied = db.migrate(settings.timescale_chunk_interval)
@@ -88,7 +91,9 @@ def cmd_integrations(args: argparse.Namespace) -> int:
     print(f"{'domain':<16} {'iot_class':<15} {'version':<8} name")
     for domain in sorted(discover()):
         m = load_integration(domain).manifest
-        print(f"{domain:<16} {m.get('iot_class', ''):<15} {m.get('version', ''):<8} {m.get('name', '')}")
+        print(
+            f"{domain:<16} {m.get('iot_class', ''):<15} {m.get('version', ''):<8} {m.get('name', '')}"
+        )
     return 0
 
 
@@ -99,21 +104,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="pvp", description="PV Platform: monitoring data platform for PV plants.")
+    parser = argparse.ArgumentParser(
+        prog="pvp", description="PV Platform: monitoring data platform for PV plants."
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("collect", help="run the collector on the plant file").set_defaults(func=cmd_collect)
+    sub.add_parser("collect", help="run the collector on the plant file").set_defaults(
+        func=cmd_collect
+    )
     p = sub.add_parser("simulate", help="serve the plant file's devices from the plant simulator")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--backfill-hours", type=float, default=0.0, help="land this much history first")
-    p.add_argument("--weather-interval", type=float, default=5.0, help="seconds between weather messages")
+    p.add_argument(
+        "--weather-interval", type=float, default=5.0, help="seconds between weather messages"
+    )
     p.set_defaults(func=cmd_simulate)
     p = sub.add_parser("broker", help="run an embedded MQTT broker (amqtt)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=1883)
     p.set_defaults(func=cmd_broker)
-    sub.add_parser("migrate", help="create or upgrade the database schema").set_defaults(func=cmd_migrate)
-    sub.add_parser("integrations", help="list installed integrations").set_defaults(func=cmd_integrations)
+    sub.add_parser("migrate", help="create or upgrade the database schema").set_defaults(
+        func=cmd_migrate
+    )
+    sub.add_parser("integrations", help="list installed integrations").set_defaults(
+        func=cmd_integrations
+    )
     p = sub.add_parser("demo", help="run the whole platform on embedded defaults")
     p.add_argument("--inverters", type=int, default=2)
     p.add_argument("--backfill-hours", type=float, default=24.0)

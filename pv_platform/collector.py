@@ -5,7 +5,6 @@ to the landing (durable), the live bus (best effort) and the real-time hooks. It
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -14,7 +13,7 @@ from pathlib import Path
 import aiomqtt
 
 from pv_platform.bus import BrokerAddress, live_payload, live_topic
-from pv_platform.integration import Coordinator, load_integration
+from pv_platform.integration import Coordinator, load_integration, wait_or_stop
 from pv_platform.landing import SegmentWriter
 from pv_platform.plant import Plant
 from pv_platform.readings import Reading
@@ -39,7 +38,10 @@ class Collector:
         self.settings = settings
         self.broker = broker
         self.writer = SegmentWriter(
-            landing_dir, writer_name=writer_name, max_rows=settings.segment_max_rows, max_age_s=settings.segment_max_age_s
+            landing_dir,
+            writer_name=writer_name,
+            max_rows=settings.segment_max_rows,
+            max_age_s=settings.segment_max_age_s,
         )
         if self.writer.torn_removed:
             log.warning("removed %d torn segment(s) left by a crash", self.writer.torn_removed)
@@ -74,8 +76,7 @@ class Collector:
     async def _tick_landing(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             self.closed_segments += self.writer.tick()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=0.5)
+            await wait_or_stop(stop, 0.5)
 
     async def _publish_live(self, stop: asyncio.Event) -> None:
         """Publish each device's newest values about once a second; drop them while the broker is away."""
@@ -87,18 +88,21 @@ class Collector:
                     while not stop.is_set():
                         pending, self._live = self._live, {}
                         for (site_id, device_id), (ts, values) in pending.items():
-                            await client.publish(live_topic(prefix, site_id, device_id), live_payload(ts, values))
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), timeout=1.0)
+                            await client.publish(
+                                live_topic(prefix, site_id, device_id), live_payload(ts, values)
+                            )
+                        await wait_or_stop(stop, 1.0)
             except aiomqtt.MqttError as exc:
                 log.warning("live bus unavailable (%s); retrying in 2 s", exc)
                 self._live.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=2.0)
+                await wait_or_stop(stop, 2.0)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then close the open segment so nothing buffered is lost."""
-        tasks = [asyncio.create_task(c.run(stop), name=f"{c.site_id}.{c.device_id}") for c in self.coordinators]
+        tasks = [
+            asyncio.create_task(c.run(stop), name=f"{c.site_id}.{c.device_id}")
+            for c in self.coordinators
+        ]
         tasks.append(asyncio.create_task(self._tick_landing(stop)))
         if self.broker is not None:
             tasks.append(asyncio.create_task(self._publish_live(stop)))

@@ -3,6 +3,7 @@ on Ctrl-C."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -10,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pv_platform.plant import dump_plant, load_plant, parse_plant
@@ -21,8 +23,38 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parent.parent
 
 
-def demo_plant(inverter_ports: list[int]) -> dict:
-    """The demo plant: one site near Zurich, N SunSpec inverters on Modbus TCP, a weather station on MQTT."""
+# Where the demo plant may stand: real places spread around the globe, so that one has the sun up now.
+DEMO_SITES = (
+    ("zurich", "Demo Plant Zurich", 47.37, 8.54, 410, "Europe/Zurich"),
+    ("delhi", "Demo Plant Delhi", 28.61, 77.21, 216, "Asia/Kolkata"),
+    ("sydney", "Demo Plant Sydney", -33.87, 151.21, 40, "Australia/Sydney"),
+    ("tokyo", "Demo Plant Tokyo", 35.68, 139.69, 40, "Asia/Tokyo"),
+    ("capetown", "Demo Plant Cape Town", -33.92, 18.42, 20, "Africa/Johannesburg"),
+    ("saopaulo", "Demo Plant Sao Paulo", -23.55, -46.63, 760, "America/Sao_Paulo"),
+    ("phoenix", "Demo Plant Phoenix", 33.45, -112.07, 331, "America/Phoenix"),
+    ("honolulu", "Demo Plant Honolulu", 21.31, -157.86, 5, "Pacific/Honolulu"),
+)
+
+
+def sunniest_site(when: datetime | None = None) -> tuple:
+    """The demo site with the sun highest in the sky at `when` (now), so live power is not a night-time 0."""
+    import pandas as pd
+    import pvlib
+
+    ts = pd.DatetimeIndex([pd.Timestamp(when or datetime.now(UTC))])
+
+    def elevation(site: tuple) -> float:
+        return float(
+            pvlib.solarposition.get_solarposition(ts, site[2], site[3])["apparent_elevation"].iloc[
+                0
+            ]
+        )
+
+    return max(DEMO_SITES, key=elevation)
+
+
+def demo_plant(inverter_ports: list[int], where: tuple = DEMO_SITES[0]) -> dict:
+    """The demo plant: one site, N SunSpec inverters on Modbus TCP, a weather station on MQTT."""
     devices = [
         {
             "id": f"inv{i + 1}",
@@ -43,7 +75,7 @@ def demo_plant(inverter_ports: list[int]) -> dict:
             "kind": "weather_station",
             "integration": "mqtt",
             "config": {
-                "topic": "pvp/sim/demo/wx1",
+                "topic": f"pvp/sim/{where[0]}/wx1",
                 "fields": {
                     "poa_irradiance": "poa",
                     "ghi_irradiance": "ghi",
@@ -54,9 +86,10 @@ def demo_plant(inverter_ports: list[int]) -> dict:
             },
         }
     )
+    site_id, name, latitude, longitude, altitude_m, timezone = where
     site = {
-        "id": "demo", "name": "Demo Plant Zurich", "latitude": 47.37, "longitude": 8.54, "altitude_m": 410,
-        "timezone": "Europe/Zurich", "tilt_deg": 30, "azimuth_deg": 180, "devices": devices,
+        "id": site_id, "name": name, "latitude": latitude, "longitude": longitude, "altitude_m": altitude_m,
+        "timezone": timezone, "tilt_deg": 30, "azimuth_deg": 180 if latitude >= 0 else 0, "devices": devices,
     }  # fmt: skip
     return {"sites": [site]}
 
@@ -70,7 +103,9 @@ class Children:
 
     def start(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
         logfile = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
-        proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, env=env, cwd=REPO, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.procs[name] = proc
         return proc
 
@@ -80,21 +115,15 @@ class Children:
     def stop_all(self, timeout_s: float = 20.0) -> None:
         for p in self.procs.values():
             if p.poll() is None:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(p.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         deadline = time.monotonic() + timeout_s
         for p in self.procs.values():
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
         for p in self.procs.values():
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGKILL)  # the group too: no grandchild left behind
-            except ProcessLookupError:
-                pass
             p.wait()
 
 
@@ -144,7 +173,9 @@ def run_demo(settings: Settings, inverters: int = 2, backfill_hours: float = 24.
             while port in ports:
                 port = free_port()
             ports.append(port)
-        dump_plant(parse_plant(demo_plant(ports), "<demo>"), plant_file)
+        where = sunniest_site()
+        print(f"demo plant: {where[1]} (the sun is highest there now)", flush=True)
+        dump_plant(parse_plant(demo_plant(ports, where), "<demo>"), plant_file)
     landing_dir = (settings.landing_dir or data_dir / "landing").resolve()
 
     db = Database(database_url)
@@ -170,7 +201,16 @@ def run_demo(settings: Settings, inverters: int = 2, backfill_hours: float = 24.
     children.start("collector", [pvp, "collect"], env)
     children.start(
         "dagster",
-        [str(bin_dir / "dagster"), "dev", "-w", str(REPO / "workspace.yaml"), "-h", "127.0.0.1", "-p", str(dagster_port)],
+        [
+            str(bin_dir / "dagster"),
+            "dev",
+            "-w",
+            str(REPO / "workspace.yaml"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(dagster_port),
+        ],
         env,
     )
     children.start(

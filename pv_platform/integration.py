@@ -59,6 +59,15 @@ class EntityDescription:
     source: str = ""  # protocol-specific: SunSpec point name, JSON field path, ...
 
 
+async def wait_or_stop(stop: asyncio.Event, timeout_s: float) -> bool:
+    """Sleep up to timeout_s, waking early when `stop` is set; True when stopping."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=max(0.0, timeout_s))
+    except TimeoutError:
+        return False
+    return True
+
+
 class UpdateFailed(Exception):
     """A coordinator could not get data from its device this time."""
 
@@ -92,21 +101,28 @@ class Coordinator:
 
     # -- wiring -----------------------------------------------------------------------------------
     def attach(
-        self, sink: Callable[[list[Reading]], None], quarantine: Callable[[str, bytes, str], None] | None = None
+        self,
+        sink: Callable[[list[Reading]], None],
+        quarantine: Callable[[str, bytes, str], None] | None = None,
     ) -> None:
         """Where readings go (the collector's batch handler) and where rejected input goes."""
         self._sink, self._quarantine = sink, quarantine
 
     def quarantine(self, source: str, payload: bytes, reason: str) -> None:
         """Hand a rejected input to the collector's quarantine, with the reason."""
-        log.warning("%s.%s rejected input from %s: %s", self.site_id, self.device_id, source, reason)
+        log.warning(
+            "%s.%s rejected input from %s: %s", self.site_id, self.device_id, source, reason
+        )
         if self._quarantine is not None:
             self._quarantine(source, payload, reason)
 
     def entity_meta(self) -> dict[str, dict[str, str]]:
         """Metadata of this device's entities, keyed by entity key."""
         return {
-            entity_key(self.site_id, self.device_id, d.key): {"unit": d.unit, "device_class": str(d.device_class)}
+            entity_key(self.site_id, self.device_id, d.key): {
+                "unit": d.unit,
+                "device_class": str(d.device_class),
+            }
             for d in self.descriptions.values()
         }
 
@@ -133,7 +149,9 @@ class Coordinator:
         """Poll interval while healthy; exponential backoff (capped) after failures."""
         if self.consecutive_failures == 0:
             return self.poll_interval_s
-        return min(self.max_backoff_s, self.poll_interval_s * 2 ** min(self.consecutive_failures, 16))
+        return min(
+            self.max_backoff_s, self.poll_interval_s * 2 ** min(self.consecutive_failures, 16)
+        )
 
     async def poll_once(self) -> list[Reading]:
         """One update: readings on success; marks the device unavailable on failure (never raises)."""
@@ -143,7 +161,7 @@ class Coordinator:
         except UpdateFailed as exc:
             self._failed(str(exc))
             return []
-        except (OSError, TimeoutError, asyncio.TimeoutError) as exc:
+        except (OSError, TimeoutError) as exc:
             self._failed(f"{type(exc).__name__}: {exc}")
             return []
         if not self.available:
@@ -164,11 +182,12 @@ class Coordinator:
         while not stop.is_set():
             await self.poll_once()
             delay = self.next_delay_s()
-            next_at = max(next_at + delay, time.monotonic()) if self.consecutive_failures == 0 else time.monotonic() + delay
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=max(0.0, next_at - time.monotonic()))
-            except TimeoutError:
-                pass
+            next_at = (
+                max(next_at + delay, time.monotonic())
+                if self.consecutive_failures == 0
+                else time.monotonic() + delay
+            )
+            await wait_or_stop(stop, max(0.0, next_at - time.monotonic()))
         await self.async_close()
 
 
@@ -198,7 +217,9 @@ def load_integration(domain: str) -> Integration:
     """Import an integration by domain; KeyError names the known ones."""
     known = discover()
     if domain not in known:
-        raise KeyError(f"unknown integration {domain!r}; installed: {', '.join(sorted(known)) or 'none'}")
+        raise KeyError(
+            f"unknown integration {domain!r}; installed: {', '.join(sorted(known)) or 'none'}"
+        )
     module = importlib.import_module(known[domain])
     manifest = json.loads((Path(module.__file__).parent / "manifest.json").read_text())
     return Integration(domain=domain, module=module, manifest=manifest)

@@ -116,13 +116,19 @@ class SegmentWriter:
         if not self._rows and not self._quarantine:
             return []
         too_big = len(self._rows) >= self.max_rows
-        too_old = self._opened_at is not None and time.monotonic() - self._opened_at >= self.max_age_s
+        too_old = (
+            self._opened_at is not None and time.monotonic() - self._opened_at >= self.max_age_s
+        )
         return [self._close()] if too_big or too_old else []
 
     def _close(self) -> str:
         self._seq += 1
         segment_id = f"{time.time_ns():020d}-{self.writer_name}-{os.getpid()}-{self._seq:06d}"
-        meta = {"entities": self._entities, "quarantine": self._quarantine, "writer": self.writer_name}
+        meta = {
+            "entities": self._entities,
+            "quarantine": self._quarantine,
+            "writer": self.writer_name,
+        }
         tmp = self.landing_dir / "open" / f"{segment_id}{SUFFIX}.tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(META_PREFIX + json.dumps(meta, separators=(",", ":")) + "\n")

@@ -29,13 +29,17 @@ class Device(BaseModel):
     name: str | None = None
     p_dc_kw: float | None = Field(default=None, gt=0, description="DC nameplate at STC [kW].")
     p_ac_kw: float | None = Field(default=None, gt=0, description="AC rating [kW].")
-    gamma_pdc_per_c: float = Field(default=-0.0037, lt=0, gt=-0.02, description="Power temperature coefficient [1/°C].")
+    gamma_pdc_per_c: float = Field(
+        default=-0.0037, lt=0, gt=-0.02, description="Power temperature coefficient [1/°C]."
+    )
     config: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _inverter_has_ratings(self) -> Device:
         if self.kind == "inverter" and (self.p_dc_kw is None or self.p_ac_kw is None):
-            raise ValueError("an inverter needs p_dc_kw (DC nameplate, kW) and p_ac_kw (AC rating, kW)")
+            raise ValueError(
+                "an inverter needs p_dc_kw (DC nameplate, kW) and p_ac_kw (AC rating, kW)"
+            )
         return self
 
 
@@ -59,7 +63,9 @@ class Site(BaseModel):
         seen: set[str] = set()
         for device in self.devices:
             if device.id in seen:
-                raise ValueError(f"device id {device.id!r} appears twice; device ids must be unique in a site")
+                raise ValueError(
+                    f"device id {device.id!r} appears twice; device ids must be unique in a site"
+                )
             seen.add(device.id)
         return self
 
@@ -121,7 +127,10 @@ def parse_plant(data: Any, source: str = "<plant>") -> Plant:
             try:
                 integration.config_model.model_validate(device.config)
             except ValidationError as exc:
-                lines = [f"{where}.config.{_location(e['loc'], device.config)}: {e['msg']}" for e in exc.errors()]
+                lines = [
+                    f"{where}.config.{_location(e['loc'], device.config)}: {e['msg']}"
+                    for e in exc.errors()
+                ]
                 raise PlantFileError("invalid device config\n  " + "\n  ".join(lines)) from None
     return plant
 
@@ -130,7 +139,9 @@ def load_plant(path: Path | str) -> Plant:
     """Read and validate a plant file; errors name the file, the field and the fix."""
     path = Path(path)
     if not path.exists():
-        raise PlantFileError(f"{path}: plant file not found; set PVP_PLANT_FILE or run `pvp demo` to write one")
+        raise PlantFileError(
+            f"{path}: plant file not found; set PVP_PLANT_FILE or run `pvp demo` to write one"
+        )
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -141,4 +152,6 @@ def load_plant(path: Path | str) -> Plant:
 def dump_plant(plant: Plant, path: Path | str) -> None:
     """Write a plant file (used by the demo to record the ports it chose)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(yaml.safe_dump(plant.model_dump(mode="json", exclude_none=True), sort_keys=False))
+    Path(path).write_text(
+        yaml.safe_dump(plant.model_dump(mode="json", exclude_none=True), sort_keys=False)
+    )

@@ -64,7 +64,9 @@ def amqtt_config(host: str, port: int) -> dict:
     }
 
 
-async def run_amqtt(host: str, port: int, stop: asyncio.Event, ready: threading.Event | None = None) -> None:
+async def run_amqtt(
+    host: str, port: int, stop: asyncio.Event, ready: threading.Event | None = None
+) -> None:
     """An in-process amqtt broker until `stop` is set."""
     from amqtt.broker import Broker
 

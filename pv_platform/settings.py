@@ -19,22 +19,44 @@ class Settings(BaseSettings):
         description="Telemetry database (postgresql://...). Unset: the demo starts an embedded PostgreSQL.",
     )
     dagster_database_url: str | None = Field(
-        default=None, description="Dagster's own storage; defaults to a `dagster` database beside the telemetry one."
+        default=None,
+        description="Dagster's own storage; defaults to a `dagster` database beside the telemetry one.",
     )
     mqtt_url: str | None = Field(
-        default=None, description="MQTT broker (mqtt://user:pass@host:port). Unset: the demo starts an embedded broker."
+        default=None,
+        description="MQTT broker (mqtt://user:pass@host:port). Unset: the demo starts an embedded broker.",
     )
     data_dir: Path = Field(default=Path(".pvp"), description="Where the demo keeps its state.")
-    landing_dir: Path | None = Field(default=None, description="Landing segment folder; default <data_dir>/landing.")
-    plant_file: Path | None = Field(default=None, description="Plant file; default <data_dir>/plant.yaml.")
-    segment_max_rows: int = Field(default=5000, description="Rows after which the collector closes a segment.")
-    segment_max_age_s: float = Field(default=5.0, description="Seconds after which the collector closes a segment.")
-    sensor_interval_s: int = Field(default=30, description="How often the Dagster ingest sensor looks for segments.")
-    ingest_batch_segments: int = Field(default=500, description="Segments ingested by one Dagster run at most.")
-    kpi_start: str = Field(default="2025-01-01-00:00", description="First hour partition of the KPI assets (UTC).")
-    daylight_poa_wm2: float = Field(default=50.0, description="POA irradiance above which it is day [W/m2].")
-    live_topic_prefix: str = Field(default="pvp/live", description="MQTT topic prefix of the live bus.")
-    timescale_chunk_interval: str = Field(default="7 days", description="Hypertable chunk interval.")
+    landing_dir: Path | None = Field(
+        default=None, description="Landing segment folder; default <data_dir>/landing."
+    )
+    plant_file: Path | None = Field(
+        default=None, description="Plant file; default <data_dir>/plant.yaml."
+    )
+    segment_max_rows: int = Field(
+        default=5000, description="Rows after which the collector closes a segment."
+    )
+    segment_max_age_s: float = Field(
+        default=5.0, description="Seconds after which the collector closes a segment."
+    )
+    sensor_interval_s: int = Field(
+        default=30, description="How often the Dagster ingest sensor looks for segments."
+    )
+    ingest_batch_segments: int = Field(
+        default=500, description="Segments ingested by one Dagster run at most."
+    )
+    kpi_start: str = Field(
+        default="2025-01-01-00:00", description="First hour partition of the KPI assets (UTC)."
+    )
+    daylight_poa_wm2: float = Field(
+        default=50.0, description="POA irradiance above which it is day [W/m2]."
+    )
+    live_topic_prefix: str = Field(
+        default="pvp/live", description="MQTT topic prefix of the live bus."
+    )
+    timescale_chunk_interval: str = Field(
+        default="7 days", description="Hypertable chunk interval."
+    )
 
     @property
     def resolved_landing_dir(self) -> Path:

@@ -79,7 +79,12 @@ def demo_plant_dict(ports: list[int], topic: str = "pvp/test/wx1") -> dict:
                             "integration": "sunspec_modbus",
                             "p_dc_kw": 110.0,
                             "p_ac_kw": 100.0,
-                            "config": {"host": "127.0.0.1", "port": port, "unit_id": 1, "poll_interval_s": 0.5},
+                            "config": {
+                                "host": "127.0.0.1",
+                                "port": port,
+                                "unit_id": 1,
+                                "poll_interval_s": 0.5,
+                            },
                         }
                         for i, port in enumerate(ports)
                     ),
@@ -89,7 +94,11 @@ def demo_plant_dict(ports: list[int], topic: str = "pvp/test/wx1") -> dict:
                         "integration": "mqtt",
                         "config": {
                             "topic": topic,
-                            "fields": {"poa_irradiance": "poa", "module_temperature": "t_mod", "ambient_temperature": "t_amb"},
+                            "fields": {
+                                "poa_irradiance": "poa",
+                                "module_temperature": "t_mod",
+                                "ambient_temperature": "t_amb",
+                            },
                         },
                     },
                 ],
@@ -100,7 +109,9 @@ def demo_plant_dict(ports: list[int], topic: str = "pvp/test/wx1") -> dict:
 
 @pytest.fixture
 def plant() -> Plant:
-    return parse_plant(demo_plant_dict([free_port(), free_port()], topic=f"pvp/test/{uuid.uuid4().hex[:8]}/wx1"))
+    return parse_plant(
+        demo_plant_dict([free_port(), free_port()], topic=f"pvp/test/{uuid.uuid4().hex[:8]}/wx1")
+    )
 
 
 @pytest.fixture

@@ -35,7 +35,9 @@ async def _run(plant, landing, mqtt_url, seconds: float):
     broker = parse_mqtt_url(mqtt_url)
     stop_sim, stop_col, ready = asyncio.Event(), asyncio.Event(), asyncio.Event()
     sim = asyncio.create_task(
-        run_simulator(plant, broker, stop_sim, weather_interval_s=0.5, update_interval_s=3600, ready=ready)
+        run_simulator(
+            plant, broker, stop_sim, weather_interval_s=0.5, update_interval_s=3600, ready=ready
+        )
     )
     await asyncio.wait_for(ready.wait(), 10)
     collector = Collector(plant, settings, landing, broker)

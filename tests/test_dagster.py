@@ -34,7 +34,9 @@ def test_definitions_load():
 def platform(pg_url, plant, landing, tmp_path) -> PlatformResource:
     plant_file = tmp_path / "plant.yaml"
     dump_plant(plant, plant_file)
-    return PlatformResource(database_url=pg_url, landing_dir=str(landing), plant_file=str(plant_file))
+    return PlatformResource(
+        database_url=pg_url, landing_dir=str(landing), plant_file=str(plant_file)
+    )
 
 
 def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
@@ -46,14 +48,19 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
     test_defs = build_definitions(platform)
     with dg.instance_for_test() as instance:
         # 1. the sensor asks for one run covering every waiting segment
-        ctx = dg.build_sensor_context(instance=instance, resources={"platform": platform}, definitions=test_defs)
+        ctx = dg.build_sensor_context(
+            instance=instance, resources={"platform": platform}, definitions=test_defs
+        )
         result = landing_sensor(ctx)
         assert len(result.run_requests) == 1
         request = result.run_requests[0]
         assert request.run_config["ops"]["ingest_segments"]["config"]["segment_ids"] == segments
         # evaluated again with its cursor, it asks for nothing new
         ctx2 = dg.build_sensor_context(
-            instance=instance, resources={"platform": platform}, definitions=test_defs, cursor=result.cursor
+            instance=instance,
+            resources={"platform": platform},
+            definitions=test_defs,
+            cursor=result.cursor,
         )
         assert landing_sensor(ctx2).run_requests == []
 
@@ -72,22 +79,30 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
         devices = len(plant.sites[0].devices)
         assert rows > 3 * 60 * devices * 3  # three hours of minute data, several metrics each
         touched = sorted(
-            e.partition for e in instance.fetch_materializations(dg.AssetKey("telemetry"), limit=100).records
+            e.partition
+            for e in instance.fetch_materializations(dg.AssetKey("telemetry"), limit=100).records
             for e in [e.asset_materialization]
         )
         assert touched == ["2026-06-21-08:00", "2026-06-21-09:00", "2026-06-21-10:00"]
 
         # offering the same segments again inserts nothing (ledger) and reports no rows
-        again = ingest_job.execute_in_process(run_config=request.run_config, instance=instance, resources={"platform": platform})
+        again = ingest_job.execute_in_process(
+            run_config=request.run_config, instance=instance, resources={"platform": platform}
+        )
         assert again.success and db.scalar("SELECT count(*) FROM samples") == rows
 
         # 3. automation asks for exactly the hours whose telemetry changed
-        evaluation = dg.evaluate_automation_conditions(defs=test_defs, instance=instance, cursor=initial.cursor)
+        evaluation = dg.evaluate_automation_conditions(
+            defs=test_defs, instance=instance, cursor=initial.cursor
+        )
         assert evaluation.get_requested_partitions(hourly_kpis.key) == set(touched)
 
         # 4. materializing one hour writes per-inverter and site rows whose PR matches an independent computation
         mat = dg.materialize(
-            [hourly_kpis], partition_key="2026-06-21-09:00", instance=instance, resources={"platform": platform}
+            [hourly_kpis],
+            partition_key="2026-06-21-09:00",
+            instance=instance,
+            resources={"platform": platform},
         )
         assert mat.success
         kpis = db.kpi_hourly(NOON, NOON + timedelta(hours=1)).set_index("device_id")
@@ -108,11 +123,18 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
         expected_pr = (e_wh / 1000 / 110.0) / (poa_wh / 1000)
         assert kpis.loc[inv, "pr"] == pytest.approx(expected_pr, rel=1e-9)
         assert 0.7 < kpis.loc[inv, "pr"] < 0.98  # a healthy simulated inverter
-    assert kpis.loc["*", "energy_ac_kwh"] == pytest.approx(kpis.loc[["inv1", "inv2"], "energy_ac_kwh"].sum())
+    assert kpis.loc["*", "energy_ac_kwh"] == pytest.approx(
+        kpis.loc[["inv1", "inv2"], "energy_ac_kwh"].sum()
+    )
     # re-materializing is idempotent: same rows, same values
     first = db.kpi_hourly(NOON, NOON + timedelta(hours=1))
     with dg.instance_for_test() as instance:
-        dg.materialize([hourly_kpis], partition_key="2026-06-21-09:00", instance=instance, resources={"platform": platform})
+        dg.materialize(
+            [hourly_kpis],
+            partition_key="2026-06-21-09:00",
+            instance=instance,
+            resources={"platform": platform},
+        )
     second = db.kpi_hourly(NOON, NOON + timedelta(hours=1))
     cols = ["site_id", "device_id", "energy_ac_kwh", "pr"]
     pd.testing.assert_frame_equal(first[cols], second[cols])

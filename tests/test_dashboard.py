@@ -16,7 +16,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_panel_app_answers_with_its_title(db, pg_url, mqtt_url, tmp_path):
     port = free_port()
-    env = dict(os.environ, PVP_DATABASE_URL=pg_url, PVP_MQTT_URL=mqtt_url, PVP_DATA_DIR=str(tmp_path))
+    env = dict(
+        os.environ, PVP_DATABASE_URL=pg_url, PVP_MQTT_URL=mqtt_url, PVP_DATA_DIR=str(tmp_path)
+    )
     panel = Path(sys.executable).parent / "panel"
     proc = subprocess.Popen(
         [str(panel), "serve", str(REPO / "dashboards" / "app.py"), "--address", "127.0.0.1", "--port", str(port)],
@@ -56,8 +58,13 @@ def test_live_bus_subscriber_receives_what_the_collector_publishes(mqtt_url):
 
     async def publish() -> None:
         async with aiomqtt.Client(**parse_mqtt_url(mqtt_url).client_kwargs()) as client:
-            await client.publish(live_topic(prefix, "s1", "inv1"), live_payload(datetime.now(UTC), {"ac_power": 51234.0}))
-            await client.publish(live_topic(prefix, "s1", "inv2"), b"{garbage")  # ignored, never crashes
+            await client.publish(
+                live_topic(prefix, "s1", "inv1"),
+                live_payload(datetime.now(UTC), {"ac_power": 51234.0}),
+            )
+            await client.publish(
+                live_topic(prefix, "s1", "inv2"), b"{garbage"
+            )  # ignored, never crashes
 
     asyncio.run(publish())
     deadline = time.monotonic() + 5

@@ -31,7 +31,9 @@ def test_pr_is_nan_without_sun():
 
 def test_counter_energy_interpolates_edges_and_skips_a_reset():
     # Samples at 10:50, 11:10, 11:30, 11:50, 12:10 of a Wh counter that resets once to 0 at 11:30.
-    idx = pd.DatetimeIndex([H0 - timedelta(minutes=10) + timedelta(minutes=20 * i) for i in range(5)])
+    idx = pd.DatetimeIndex(
+        [H0 - timedelta(minutes=10) + timedelta(minutes=20 * i) for i in range(5)]
+    )
     counter = pd.Series([1000.0, 3000.0, 0.0, 2000.0, 4000.0], index=idx)
     # edge at 11:00: halfway 1000..3000 -> 2000; edge at 12:00: halfway 2000..4000 -> 3000
     # steps: 2000->3000 (+1000), 3000->0 (reset, skipped), 0->2000 (+2000), 2000->3000 (+1000) = 4000 Wh
@@ -50,7 +52,9 @@ def test_integrate_rate_trapezoid_and_gaps():
     assert integrate_rate(ramp, H0, H1) == pytest.approx(300.0)
     # samples 11:00..11:14 and 11:46..12:00: the 32-minute hole (> max_gap_s) counts as nothing,
     # not as interpolated sun: 800 W/m2 x (14 + 14) min / 60 = 373.33 Wh/m2
-    holey = pd.Series(800.0, index=idx[(idx < H0 + timedelta(minutes=15)) | (idx > H0 + timedelta(minutes=45))])
+    holey = pd.Series(
+        800.0, index=idx[(idx < H0 + timedelta(minutes=15)) | (idx > H0 + timedelta(minutes=45))]
+    )
     assert integrate_rate(holey, H0, H1, max_gap_s=900) == pytest.approx(800.0 * 28 / 60)
 
 
@@ -98,7 +102,8 @@ def test_hourly_kpis_of_a_hand_worked_hour():
 def test_hourly_energy_falls_back_to_power_without_a_counter():
     idx = pd.date_range(H0, H1, freq="1min")
     samples = pd.DataFrame(
-        [("s1", "inv1", "ac_power", t, 45000.0) for t in idx] + [("s1", "wx", "poa_irradiance", t, 500.0) for t in idx],
+        [("s1", "inv1", "ac_power", t, 45000.0) for t in idx]
+        + [("s1", "wx", "poa_irradiance", t, 500.0) for t in idx],
         columns=["site_id", "device_id", "metric", "ts", "value"],
     )
     kpis = hourly_kpis(samples, _plant(), H0, H1).set_index("device_id")

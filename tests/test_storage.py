@@ -11,7 +11,9 @@ T0 = datetime(2026, 6, 30, 23, 58, tzinfo=UTC)  # crosses an hour, a day and a m
 
 
 def _readings(n: int, entity: str = "s1.inv1.ac_power") -> list[Reading]:
-    return [Reading(entity=entity, ts=T0 + timedelta(seconds=30 * i), value=float(i)) for i in range(n)]
+    return [
+        Reading(entity=entity, ts=T0 + timedelta(seconds=30 * i), value=float(i)) for i in range(n)
+    ]
 
 
 def test_segment_closes_atomically_and_torn_ones_are_removed(landing):
@@ -23,7 +25,9 @@ def test_segment_closes_atomically_and_torn_ones_are_removed(landing):
     segment = read_segment(segment_path(landing, closed[0]))
     assert segment.rows == 3
     # a crash leaves a .tmp in open/: the next writer of that name removes it, never ingests it
-    (landing / "open" / "00000000000000000001-collector-1-000001.seg.tmp").write_text("#meta {}\npartial")
+    (landing / "open" / "00000000000000000001-collector-1-000001.seg.tmp").write_text(
+        "#meta {}\npartial"
+    )
     again = SegmentWriter(landing)
     assert again.torn_removed == 1 and list_closed(landing) == closed
 
@@ -45,7 +49,10 @@ def test_a_segment_offered_twice_lands_once(db, landing):
     first = db.ingest_segment(segment)
     assert (first.rows, first.inserted, first.quarantined) == (10, 10, 1)
     # hours touched: 23:00 on June 30 and 00:00 on July 1
-    assert [h.isoformat() for h in first.hours] == ["2026-06-30T23:00:00+00:00", "2026-07-01T00:00:00+00:00"]
+    assert [h.isoformat() for h in first.hours] == [
+        "2026-06-30T23:00:00+00:00",
+        "2026-07-01T00:00:00+00:00",
+    ]
     second = db.ingest_segment(segment)
     assert second.already_loaded and second.inserted == 0
     assert db.scalar("SELECT count(*) FROM samples") == 10

@@ -15,4 +15,9 @@ def setup(site: Any, device: Any, settings: Any) -> MqttCoordinator:
     """One coordinator for one configured device, on the platform's broker."""
     if not settings.mqtt_url:
         raise ValueError(f"device {site.id}.{device.id} uses MQTT but PVP_MQTT_URL is not set")
-    return MqttCoordinator(site.id, device.id, MqttDeviceConfig.model_validate(device.config), parse_mqtt_url(settings.mqtt_url))
+    return MqttCoordinator(
+        site.id,
+        device.id,
+        MqttDeviceConfig.model_validate(device.config),
+        parse_mqtt_url(settings.mqtt_url),
+    )

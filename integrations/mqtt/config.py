@@ -14,7 +14,9 @@ class MqttDeviceConfig(BaseModel):
 
     topic: str = Field(min_length=1, description="Topic the device publishes on (no wildcards).")
     fields: dict[str, str] = Field(description="metric -> field path in the JSON payload (a.b.c).")
-    timestamp_field: str | None = Field(default="ts", description="ISO-8601 or epoch-seconds field; None: receive time.")
+    timestamp_field: str | None = Field(
+        default="ts", description="ISO-8601 or epoch-seconds field; None: receive time."
+    )
     qos: int = Field(default=1, ge=0, le=2)
 
     @field_validator("topic")

@@ -13,7 +13,7 @@ from integrations.mqtt.config import MqttDeviceConfig
 from integrations.mqtt.entities import MQTT_ENTITIES
 from integrations.mqtt.payload import PayloadError, parse_payload
 from pv_platform.bus import BrokerAddress
-from pv_platform.integration import Coordinator
+from pv_platform.integration import Coordinator, wait_or_stop
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 class MqttCoordinator(Coordinator):
     """Subscribes to one device topic (QoS 1) and pushes its readings; reconnects with backoff."""
 
-    def __init__(self, site_id: str, device_id: str, config: MqttDeviceConfig, broker: BrokerAddress) -> None:
+    def __init__(
+        self, site_id: str, device_id: str, config: MqttDeviceConfig, broker: BrokerAddress
+    ) -> None:
         descriptions = tuple(d for d in MQTT_ENTITIES if d.key in config.fields)
         super().__init__(site_id, device_id, descriptions, poll_interval_s=1.0)
         self.config = config
@@ -47,7 +49,9 @@ class MqttCoordinator(Coordinator):
             try:
                 async with aiomqtt.Client(**self.broker.client_kwargs()) as client:
                     await client.subscribe(self.config.topic, qos=self.config.qos)
-                    log.info("%s.%s subscribed to %s", self.site_id, self.device_id, self.config.topic)
+                    log.info(
+                        "%s.%s subscribed to %s", self.site_id, self.device_id, self.config.topic
+                    )
                     self.consecutive_failures = 0
                     listener = asyncio.create_task(self._listen(client))
                     stopper = asyncio.create_task(stop.wait())
@@ -58,12 +62,13 @@ class MqttCoordinator(Coordinator):
                         raise listener.exception()  # type: ignore[misc]
             except aiomqtt.MqttError as exc:
                 self._failed(f"broker {self.broker.host}:{self.broker.port}: {exc}")
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=self.next_delay_s())
-                except TimeoutError:
-                    pass
+                await wait_or_stop(stop, self.next_delay_s())
 
     async def _listen(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:
-            payload = message.payload if isinstance(message.payload, bytes) else str(message.payload).encode()
+            payload = (
+                message.payload
+                if isinstance(message.payload, bytes)
+                else str(message.payload).encode()
+            )
             self.handle(payload, datetime.now(UTC))

@@ -30,6 +30,8 @@ class SimulatorCoordinator(Coordinator):
             self.inverter.update(now)
             return dict(self.inverter.served)
         if self.device.kind == "weather_station":
-            row = weather(self.site, pd.DatetimeIndex([pd.Timestamp(now)]), self.config.seed).iloc[0]
+            row = weather(self.site, pd.DatetimeIndex([pd.Timestamp(now)]), self.config.seed).iloc[
+                0
+            ]
             return {k: float(v) for k, v in row.items() if k in self.descriptions}
         raise UpdateFailed(f"the simulator has no model for a {self.device.kind}")

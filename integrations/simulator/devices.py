@@ -17,6 +17,7 @@ from integrations.sunspec_modbus.config import SunSpecModbusConfig
 from integrations.sunspec_modbus.entities import INVERTER_ENTITIES
 from integrations.sunspec_modbus.models import COMMON, INVERTER_THREE_PHASE, device_image
 from pv_platform.bus import BrokerAddress
+from pv_platform.integration import wait_or_stop
 from pv_platform.plant import Device, Site
 
 log = logging.getLogger(__name__)
@@ -38,10 +39,14 @@ def initial_energy_wh(device: Device) -> float:
 class SimulatedInverter:
     """One inverter's state, advanced in time, and its SunSpec register image (models 1 and 103)."""
 
-    def __init__(self, site: Site, device: Device, seed: int, energy_start_wh: float | None = None) -> None:
+    def __init__(
+        self, site: Site, device: Device, seed: int, energy_start_wh: float | None = None
+    ) -> None:
         self.site, self.device, self.seed = site, device, seed
         self.config = SunSpecModbusConfig.model_validate(device.config)
-        self.energy_wh = energy_start_wh if energy_start_wh is not None else initial_energy_wh(device)
+        self.energy_wh = (
+            energy_start_wh if energy_start_wh is not None else initial_energy_wh(device)
+        )
         self.last_ts: pd.Timestamp | None = None
         self.last_power_w = 0.0
         self.served: dict[str, float] = {}
@@ -50,7 +55,9 @@ class SimulatedInverter:
 
     def state_at(self, ts: pd.Timestamp) -> dict[str, float]:
         times = pd.DatetimeIndex([ts])
-        out = inverter_output(self.device, weather(self.site, times, self.seed), self.seed, self.site.id)
+        out = inverter_output(
+            self.device, weather(self.site, times, self.seed), self.seed, self.site.id
+        )
         return {k: float(v) for k, v in out.iloc[0].items()}
 
     def update(self, now: datetime | None = None) -> None:
@@ -60,7 +67,12 @@ class SimulatedInverter:
         ts = pd.Timestamp(now or datetime.now(UTC))
         state = self.state_at(ts)
         if self.last_ts is not None and ts > self.last_ts:
-            self.energy_wh += 0.5 * (state["ac_power"] + self.last_power_w) * (ts - self.last_ts).total_seconds() / 3600
+            self.energy_wh += (
+                0.5
+                * (state["ac_power"] + self.last_power_w)
+                * (ts - self.last_ts).total_seconds()
+                / 3600
+            )
         self.last_ts, self.last_power_w = ts, state["ac_power"]
         state["ac_energy"] = self.energy_wh
         raw: dict[str, int | float | str] = {}
@@ -73,14 +85,24 @@ class SimulatedInverter:
             served[metric] = raw[point] * 10.0**exp
             if sf_point:
                 raw[sf_point] = exp
-        raw.update({"AphA": raw["A"] // 3, "AphB": raw["A"] // 3, "AphC": raw["A"] - 2 * (raw["A"] // 3)})
+        raw.update(
+            {"AphA": raw["A"] // 3, "AphB": raw["A"] // 3, "AphC": raw["A"] - 2 * (raw["A"] // 3)}
+        )
         raw["Evt1"] = 0
         served["events"] = 0.0
-        common = {"Mn": "PV Platform", "Md": "SimInverter", "Vr": "1.0", "SN": f"SIM-{self.site.id}-{self.device.id}", "DA": 1}
+        common = {
+            "Mn": "PV Platform",
+            "Md": "SimInverter",
+            "Vr": "1.0",
+            "SN": f"SIM-{self.site.id}-{self.device.id}",
+            "DA": 1,
+        }
         self.registers = device_image([(COMMON, common), (INVERTER_THREE_PHASE, raw)])
         self.served = served
 
-    async def _action(self, fc: int, start: int, address: int, count: int, regs: list[int], values) -> None:
+    async def _action(
+        self, fc: int, start: int, address: int, count: int, regs: list[int], values
+    ) -> None:
         """pymodbus calls this on each request: copy the current image into the served block."""
         if values is None and self.registers:
             regs[: len(self.registers)] = self.registers
@@ -127,7 +149,12 @@ async def serve_inverters(inverters: list[SimulatedInverter]) -> list[ModbusTcpS
 
 
 async def publish_weather(
-    site: Site, device: Device, broker: BrokerAddress, seed: int, interval_s: float, stop: asyncio.Event
+    site: Site,
+    device: Device,
+    broker: BrokerAddress,
+    seed: int,
+    interval_s: float,
+    stop: asyncio.Event,
 ) -> None:
     """Publish a weather station's readings every interval until stopped; reconnect when the broker drops."""
     topic, fields = device.config["topic"], device.config["fields"]
@@ -137,21 +164,22 @@ async def publish_weather(
                 while not stop.is_set():
                     payload = weather_payload(site, fields, datetime.now(UTC), seed)
                     await client.publish(topic, json.dumps(payload).encode(), qos=1)
-                    try:
-                        await asyncio.wait_for(stop.wait(), timeout=interval_s)
-                    except TimeoutError:
-                        pass
+                    await wait_or_stop(stop, interval_s)
         except aiomqtt.MqttError as exc:
             log.warning("weather %s.%s: broker unavailable (%s); retrying", site.id, device.id, exc)
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=2.0)
-            except TimeoutError:
-                pass
+            await wait_or_stop(stop, 2.0)
 
 
-def backfill_frames(site: Site, seed: int, start: datetime, end: datetime, step_s: int = 60) -> dict[str, pd.DataFrame]:
+def backfill_frames(
+    site: Site, seed: int, start: datetime, end: datetime, step_s: int = 60
+) -> dict[str, pd.DataFrame]:
     """History for every device of a site on a regular grid: device id -> metric columns."""
-    times = pd.date_range(pd.Timestamp(start).ceil(f"{step_s}s"), pd.Timestamp(end), freq=f"{step_s}s", inclusive="left")
+    times = pd.date_range(
+        pd.Timestamp(start).ceil(f"{step_s}s"),
+        pd.Timestamp(end),
+        freq=f"{step_s}s",
+        inclusive="left",
+    )
     if len(times) == 0:
         return {}
     wx = weather(site, times, seed)

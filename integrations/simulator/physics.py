@@ -35,9 +35,14 @@ def cloud_factor(times: pd.DatetimeIndex, seed: int, site_id: str) -> np.ndarray
     phases = rng.uniform(0, 2 * np.pi, size=6)
     weights = rng.uniform(0.5, 1.0, size=6)
     t = epoch_s(times)
-    wave = sum(w * np.sin(2 * np.pi * t / p + ph) for w, p, ph in zip(weights, periods_s, phases, strict=True))
+    wave = sum(
+        w * np.sin(2 * np.pi * t / p + ph)
+        for w, p, ph in zip(weights, periods_s, phases, strict=True)
+    )
     wave = wave / weights.sum()  # in [-1, 1]
-    cover = np.clip(wave - 0.3, 0.0, None) / 0.7  # clear most of the time, transients when the wave peaks
+    cover = (
+        np.clip(wave - 0.3, 0.0, None) / 0.7
+    )  # clear most of the time, transients when the wave peaks
     return 1.0 - 0.85 * cover
 
 
@@ -48,9 +53,19 @@ def weather(site: Site, times: pd.DatetimeIndex, seed: int) -> pd.DataFrame:
     clear = location.get_clearsky(times, model="simplified_solis", solar_position=solpos)
     k = cloud_factor(times, seed, site.id)
     ghi, dni, dhi = clear["ghi"] * k, clear["dni"] * k**2, clear["dhi"] * (1.0 + 0.3 * (1 - k))
-    poa = pvlib.irradiance.get_total_irradiance(
-        site.tilt_deg, site.azimuth_deg, solpos["apparent_zenith"], solpos["azimuth"], dni, ghi, dhi
-    )["poa_global"].fillna(0.0).clip(lower=0.0)
+    poa = (
+        pvlib.irradiance.get_total_irradiance(
+            site.tilt_deg,
+            site.azimuth_deg,
+            solpos["apparent_zenith"],
+            solpos["azimuth"],
+            dni,
+            ghi,
+            dhi,
+        )["poa_global"]
+        .fillna(0.0)
+        .clip(lower=0.0)
+    )
     hour = times.hour + times.minute / 60.0 + site.longitude / 15.0
     temp_air = 14.0 + 6.0 * np.sin(2 * np.pi * (hour - 9.0) / 24.0)
     wind = 2.0 + 1.0 * np.sin(2 * np.pi * epoch_s(times) / 5400.0) ** 2
@@ -72,12 +87,20 @@ def weather(site: Site, times: pd.DatetimeIndex, seed: int) -> pd.DataFrame:
 def inverter_output(inverter: Device, wx: pd.DataFrame, seed: int, site_id: str) -> pd.DataFrame:
     """An inverter's electrical state from the site weather: PVWatts DC, PVWatts inverter with clipping."""
     loss = _rng(seed, site_id, inverter.id, "loss").uniform(0.95, 0.99)  # soiling, mismatch, wiring
-    p_dc_w = pvlib.pvsystem.pvwatts_dc(
-        wx["poa_irradiance"], wx["cell_temperature"], inverter.p_dc_kw * 1000.0, inverter.gamma_pdc_per_c
-    ) * loss
+    p_dc_w = (
+        pvlib.pvsystem.pvwatts_dc(
+            wx["poa_irradiance"],
+            wx["cell_temperature"],
+            inverter.p_dc_kw * 1000.0,
+            inverter.gamma_pdc_per_c,
+        )
+        * loss
+    )
     p_dc_w = np.clip(np.asarray(p_dc_w, dtype=float), 0.0, None)
     pdc0_inv_w = inverter.p_ac_kw * 1000.0 / ETA_INV_NOM
-    p_ac_w = np.clip(np.nan_to_num(pvlib.inverter.pvwatts(p_dc_w, pdc0_inv_w, ETA_INV_NOM)), 0.0, None)
+    p_ac_w = np.clip(
+        np.nan_to_num(pvlib.inverter.pvwatts(p_dc_w, pdc0_inv_w, ETA_INV_NOM)), 0.0, None
+    )
     t = epoch_s(wx.index)
     freq = 50.0 + 0.02 * np.sin(2 * np.pi * t / 97.0) + 0.01 * np.sin(2 * np.pi * t / 13.0)
     v_an = 230.0 + 2.0 * np.sin(2 * np.pi * t / 611.0) + 0.004 * p_ac_w / inverter.p_ac_kw
@@ -94,7 +117,8 @@ def inverter_output(inverter: Device, wx: pd.DataFrame, seed: int, site_id: str)
             "dc_power": p_dc_w,
             "dc_voltage": v_dc,
             "dc_current": np.divide(p_dc_w, v_dc, out=np.zeros_like(p_dc_w), where=v_dc > 0),
-            "cabinet_temperature": wx["ambient_temperature"].to_numpy() + 8.0 * p_ac_w / (inverter.p_ac_kw * 1000.0),
+            "cabinet_temperature": wx["ambient_temperature"].to_numpy()
+            + 8.0 * p_ac_w / (inverter.p_ac_kw * 1000.0),
             "operating_state": np.where(operating, 4.0, 2.0),  # MPPT or SLEEPING
         },
         index=wx.index,

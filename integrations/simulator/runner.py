@@ -7,6 +7,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from integrations.mqtt.entities import MQTT_ENTITIES
 from integrations.simulator.devices import (
     SimulatedInverter,
     backfill_frames,
@@ -15,8 +16,8 @@ from integrations.simulator.devices import (
     serve_inverters,
 )
 from integrations.sunspec_modbus.entities import INVERTER_ENTITIES
-from integrations.mqtt.entities import MQTT_ENTITIES
 from pv_platform.bus import BrokerAddress
+from pv_platform.integration import wait_or_stop
 from pv_platform.landing import SegmentWriter
 from pv_platform.plant import Plant
 from pv_platform.readings import entity_key
@@ -41,7 +42,9 @@ def backfill_landing(
             for metric in frame.columns:
                 key = entity_key(site.id, device_id, metric)
                 unit, device_class = UNITS.get(metric, ("", ""))
-                lines = [f"{key},{t},{v!r}\n" for t, v in zip(iso, frame[metric].tolist(), strict=True)]
+                lines = [
+                    f"{key},{t},{v!r}\n" for t, v in zip(iso, frame[metric].tolist(), strict=True)
+                ]
                 writer.add_rows(lines, {key: {"unit": unit, "device_class": device_class}})
                 rows += len(lines)
             if "ac_energy" in frame:
@@ -71,7 +74,9 @@ async def run_simulator(
             backfill_landing, plant, landing_dir, seed, end - timedelta(hours=backfill_hours), end
         )
     inverters = [
-        SimulatedInverter(site, dev, seed, counters.get(f"{site.id}.{dev.id}", initial_energy_wh(dev)))
+        SimulatedInverter(
+            site, dev, seed, counters.get(f"{site.id}.{dev.id}", initial_energy_wh(dev))
+        )
         for site in plant.sites
         for dev in site.devices
         if dev.kind == "inverter" and dev.integration == "sunspec_modbus"
@@ -82,17 +87,18 @@ async def run_simulator(
         for site in plant.sites:
             for dev in site.devices:
                 if dev.kind == "weather_station" and dev.integration == "mqtt":
-                    tasks.append(asyncio.create_task(publish_weather(site, dev, broker, seed, weather_interval_s, stop)))
+                    tasks.append(
+                        asyncio.create_task(
+                            publish_weather(site, dev, broker, seed, weather_interval_s, stop)
+                        )
+                    )
     if ready is not None:
         ready.set()
     try:
         while not stop.is_set():
             for inv in inverters:
                 inv.update()
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=update_interval_s)
-            except TimeoutError:
-                pass
+            await wait_or_stop(stop, update_interval_s)
     finally:
         for task in tasks:
             task.cancel()

@@ -16,4 +16,6 @@ class SunSpecModbusConfig(BaseModel):
     poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
     timeout_s: float = Field(default=3.0, gt=0, le=60)
     retries: int = Field(default=1, ge=0, le=10)
-    base_address: int | None = Field(default=None, description="Where 'SunS' is; None scans 40000, 0, 50000.")
+    base_address: int | None = Field(
+        default=None, description="Where 'SunS' is; None scans 40000, 0, 50000."
+    )

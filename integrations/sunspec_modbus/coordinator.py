@@ -27,7 +27,9 @@ class SunSpecCoordinator(Coordinator):
     """Polls one SunSpec inverter over Modbus TCP. Read-only: it never writes a register."""
 
     def __init__(self, site_id: str, device_id: str, config: SunSpecModbusConfig) -> None:
-        super().__init__(site_id, device_id, INVERTER_ENTITIES, poll_interval_s=config.poll_interval_s)
+        super().__init__(
+            site_id, device_id, INVERTER_ENTITIES, poll_interval_s=config.poll_interval_s
+        )
         self.config = config
         self.client = AsyncModbusTcpClient(
             config.host, port=config.port, timeout=config.timeout_s, retries=config.retries
@@ -43,7 +45,9 @@ class SunSpecCoordinator(Coordinator):
         try:
             while count > 0:
                 n = min(count, MAX_REGISTERS_PER_READ)
-                rr = await self.client.read_holding_registers(address, count=n, device_id=self.config.unit_id)
+                rr = await self.client.read_holding_registers(
+                    address, count=n, device_id=self.config.unit_id
+                )
                 if rr.isError():
                     raise UpdateFailed(f"Modbus exception {rr} reading {n} registers at {address}")
                 regs += rr.registers
@@ -55,7 +59,9 @@ class SunSpecCoordinator(Coordinator):
 
     async def scan(self) -> dict[int, tuple[int, int]]:
         """Find 'SunS' and walk the model chain to the end model."""
-        bases = (self.config.base_address,) if self.config.base_address is not None else BASE_ADDRESSES
+        bases = (
+            (self.config.base_address,) if self.config.base_address is not None else BASE_ADDRESSES
+        )
         for base in bases:
             try:
                 marker = await self._read(base, 2)
@@ -82,8 +88,15 @@ class SunSpecCoordinator(Coordinator):
             if 1 in self.models:
                 address, length = self.models[1]
                 self.common = decode_model(MODELS[1], await self._read(address, length))
-                log.info("%s.%s: %s %s serial %s, models %s", self.site_id, self.device_id,
-                         self.common.get("Mn"), self.common.get("Md"), self.common.get("SN"), sorted(self.models))
+                log.info(
+                    "%s.%s: %s %s serial %s, models %s",
+                    self.site_id,
+                    self.device_id,
+                    self.common.get("Mn"),
+                    self.common.get("Md"),
+                    self.common.get("SN"),
+                    sorted(self.models),
+                )
         model_id = next((m for m in INVERTER_MODEL_IDS if m in self.models), None)
         if model_id is None:
             raise UpdateFailed(f"no inverter model (101-103) among {sorted(self.models)}")

@@ -132,7 +132,9 @@ def _integer_inverter(model_id: int, name: str) -> Model:
 INVERTER_SINGLE_PHASE = _integer_inverter(101, "inverter_single_phase")
 INVERTER_SPLIT_PHASE = _integer_inverter(102, "inverter_split_phase")
 INVERTER_THREE_PHASE = _integer_inverter(103, "inverter_three_phase")
-MODELS: dict[int, Model] = {m.id: m for m in (COMMON, INVERTER_SINGLE_PHASE, INVERTER_SPLIT_PHASE, INVERTER_THREE_PHASE)}
+MODELS: dict[int, Model] = {
+    m.id: m for m in (COMMON, INVERTER_SINGLE_PHASE, INVERTER_SPLIT_PHASE, INVERTER_THREE_PHASE)
+}
 
 OPERATING_STATES = {
     1: "OFF", 2: "SLEEPING", 3: "STARTING", 4: "MPPT", 5: "THROTTLED",
@@ -202,7 +204,9 @@ def encode_model(model: Model, values: dict[str, int | float | str]) -> list[int
         elif point.type == "pad":
             regs.append(0)
         elif point.type == "float32":
-            regs += list(struct.unpack(">HH", struct.pack(">f", float("nan") if value is None else value)))
+            regs += list(
+                struct.unpack(">HH", struct.pack(">f", float("nan") if value is None else value))
+            )
         else:
             iv = NOT_IMPLEMENTED.get(point.type, 0) if value is None else int(value)
             iv &= (1 << (16 * n)) - 1

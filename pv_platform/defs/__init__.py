@@ -1,6 +1,5 @@
 """The Dagster code location: only assembles what the domain modules define."""
 
-
 import dagster as dg
 
 from pv_platform.defs.ingest import ingest_job, landing_sensor, telemetry

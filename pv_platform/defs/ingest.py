@@ -1,6 +1,5 @@
 """Landing → samples: a sensor that only looks at the landing folder, and the job that loads segments."""
 
-
 import json
 import time
 from datetime import UTC, datetime
@@ -26,7 +25,9 @@ class IngestConfig(dg.Config):
 
 
 @dg.op(out=dg.Out(dg.Nothing))
-def ingest_segments(context: dg.OpExecutionContext, config: IngestConfig, platform: PlatformResource) -> None:
+def ingest_segments(
+    context: dg.OpExecutionContext, config: IngestConfig, platform: PlatformResource
+) -> None:
     """Load each segment exactly once (ledger + ON CONFLICT), archive it, report the hours it touched."""
     db = platform.db()
     touched: dict[datetime, int] = {}
@@ -34,7 +35,9 @@ def ingest_segments(context: dg.OpExecutionContext, config: IngestConfig, platfo
     for segment_id in config.segment_ids:
         path = segment_path(platform.landing_dir, segment_id)
         if not path.exists():
-            context.log.info(f"segment {segment_id} is no longer waiting (archived by an earlier run)")
+            context.log.info(
+                f"segment {segment_id} is no longer waiting (archived by an earlier run)"
+            )
             continue
         result = db.ingest_segment(read_segment(path))
         archive(platform.landing_dir, segment_id)
@@ -49,7 +52,11 @@ def ingest_segments(context: dg.OpExecutionContext, config: IngestConfig, platfo
     for hour in sorted(touched):
         key = hour.astimezone(UTC).strftime(HOUR_KEY_FORMAT)
         if key in valid:
-            context.log_event(dg.AssetMaterialization("telemetry", partition=key, metadata={"segments": touched[hour]}))
+            context.log_event(
+                dg.AssetMaterialization(
+                    "telemetry", partition=key, metadata={"segments": touched[hour]}
+                )
+            )
     context.log.info(f"ingest: {totals}")
 
 
@@ -65,7 +72,9 @@ def ingest_job() -> None:
     minimum_interval_seconds=get_settings().sensor_interval_s,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
-def landing_sensor(context: dg.SensorEvaluationContext, platform: PlatformResource) -> dg.SensorResult:
+def landing_sensor(
+    context: dg.SensorEvaluationContext, platform: PlatformResource
+) -> dg.SensorResult:
     """List closed segments and request ingest runs for the new ones. Never polls devices or the database.
 
     The cursor maps segment id → when it was requested; entries leave when the segment is archived, and a
@@ -88,5 +97,7 @@ def landing_sensor(context: dg.SensorEvaluationContext, platform: PlatformResour
             )
         )
         requested.update(dict.fromkeys(chunk, now))
-    skip = None if runs else dg.SkipReason(f"no new segments ({len(waiting)} waiting, all requested)")
+    skip = (
+        None if runs else dg.SkipReason(f"no new segments ({len(waiting)} waiting, all requested)")
+    )
     return dg.SensorResult(run_requests=runs, cursor=json.dumps(requested), skip_reason=skip)

@@ -1,6 +1,5 @@
 """KPI assets: Dagster only wires; the maths is in pv_platform.kpi, the SQL in pv_platform.storage."""
 
-
 from datetime import timedelta
 
 import dagster as dg
@@ -27,10 +26,14 @@ RECOMPUTE_ON_NEW_DATA = (
     deps=[telemetry],
     group_name="kpis",
     automation_condition=RECOMPUTE_ON_NEW_DATA,
-    backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=48),  # one run for many hours
+    backfill_policy=dg.BackfillPolicy.multi_run(
+        max_partitions_per_run=48
+    ),  # one run for many hours
     kinds={"postgres", "pandas"},
 )
-def hourly_kpis(context: dg.AssetExecutionContext, platform: PlatformResource) -> dg.MaterializeResult:
+def hourly_kpis(
+    context: dg.AssetExecutionContext, platform: PlatformResource
+) -> dg.MaterializeResult:
     """AC energy [kWh], POA insolation [kWh/m²] and PR per inverter and per site for each UTC hour of the
     partition range → `kpi_hourly`."""
     window = context.partition_time_window
@@ -39,8 +42,17 @@ def hourly_kpis(context: dg.AssetExecutionContext, platform: PlatformResource) -
     samples = db.samples(window.start - EDGE_MARGIN, window.end + EDGE_MARGIN, HOURLY_METRICS)
     rows = hourly_kpis_range(samples, plant, window.start, window.end)
     written = db.replace_kpi_hourly(window.start, window.end, rows)
-    sites = rows[rows["device_id"] == SITE_DEVICE].sort_values("period_start").groupby("site_id").tail(1)
-    metadata: dict = {"rows": written, "samples": len(samples), "hours": len(context.partition_keys)}
+    sites = (
+        rows[rows["device_id"] == SITE_DEVICE]
+        .sort_values("period_start")
+        .groupby("site_id")
+        .tail(1)
+    )
+    metadata: dict = {
+        "rows": written,
+        "samples": len(samples),
+        "hours": len(context.partition_keys),
+    }
     for _, site in sites.iterrows():
         for column in ("energy_ac_kwh", "insolation_poa_kwh_m2", "pr"):
             value = float(site[column])

@@ -1,6 +1,5 @@
 """The resource every asset, job and sensor uses to reach storage, the landing and the plant file."""
 
-
 from functools import cache
 from pathlib import Path
 

@@ -31,7 +31,9 @@ def _at(series: pd.Series, ts: pd.Timestamp, max_gap_s: float) -> float | None:
     return v0 + frac * (v1 - v0)
 
 
-def clip_to_window(series: pd.Series, start: datetime, end: datetime, max_gap_s: float = 900.0) -> pd.Series:
+def clip_to_window(
+    series: pd.Series, start: datetime, end: datetime, max_gap_s: float = 900.0
+) -> pd.Series:
     """The samples inside [start, end] plus values interpolated at the two edges (when bracketed)."""
     series = series.sort_index()
     series = series[~series.index.duplicated(keep="last")]
@@ -45,7 +47,9 @@ def clip_to_window(series: pd.Series, start: datetime, end: datetime, max_gap_s:
     return pd.concat([inside, pd.Series(edges, dtype=float)]).sort_index()
 
 
-def integrate_rate(series: pd.Series, start: datetime, end: datetime, max_gap_s: float = 900.0) -> float:
+def integrate_rate(
+    series: pd.Series, start: datetime, end: datetime, max_gap_s: float = 900.0
+) -> float:
     """∫ rate dt over [start, end] by the trapezoid rule [rate unit · h]; gaps > max_gap_s count as 0.
 
     series : a rate (W, W/m^2, ...) indexed by UTC timestamps
@@ -62,7 +66,9 @@ def integrate_rate(series: pd.Series, start: datetime, end: datetime, max_gap_s:
     return float(area.sum() / SECONDS_PER_HOUR)
 
 
-def counter_energy(series: pd.Series, start: datetime, end: datetime, max_gap_s: float = 900.0) -> float:
+def counter_energy(
+    series: pd.Series, start: datetime, end: datetime, max_gap_s: float = 900.0
+) -> float:
     """Energy from a lifetime counter over [start, end] [counter unit], resets and drops skipped.
 
     series : a TOTAL_INCREASING counter (e.g. Wh) indexed by UTC timestamps

@@ -36,4 +36,8 @@ def performance_ratio(energy_ac_kwh, insolation_poa_kwh_m2, p_dc_stc_kw, g_stc_k
     yr = reference_yield_h(insolation_poa_kwh_m2, g_stc_kw_m2)
     with np.errstate(divide="ignore", invalid="ignore"):
         pr = np.divide(yf, yr)
-    return np.where(np.asarray(yr) > 0, pr, np.nan) if np.ndim(pr) else (pr if yr > 0 else float("nan"))
+    return (
+        np.where(np.asarray(yr) > 0, pr, np.nan)
+        if np.ndim(pr)
+        else (pr if yr > 0 else float("nan"))
+    )

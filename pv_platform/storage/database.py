@@ -72,7 +72,9 @@ class Database:
         """`timescale` when the timescaledb extension is installed in this database, else `postgres`."""
         if self._dialect is None:
             with self.engine.connect() as conn:
-                found = conn.exec_driver_sql("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").first()
+                found = conn.exec_driver_sql(
+                    "SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'"
+                ).first()
             self._dialect = "timescale" if found else "postgres"
         return self._dialect
 
@@ -92,15 +94,24 @@ class Database:
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
             done = {row[0] for row in conn.exec_driver_sql("SELECT version FROM schema_migrations")}
-            is_timescale = conn.exec_driver_sql(
-                "SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'"
-            ).first() is not None
-            samples_ddl = SAMPLES_TIMESCALE.format(chunk_interval=chunk_interval) if is_timescale else SAMPLES_PLAIN
+            is_timescale = (
+                conn.exec_driver_sql(
+                    "SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'"
+                ).first()
+                is not None
+            )
+            samples_ddl = (
+                SAMPLES_TIMESCALE.format(chunk_interval=chunk_interval)
+                if is_timescale
+                else SAMPLES_PLAIN
+            )
             for version, sql in MIGRATIONS:
                 if version in done:
                     continue
                 conn.exec_driver_sql(sql.replace("{samples_ddl}", samples_ddl))
-                conn.exec_driver_sql("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
+                conn.exec_driver_sql(
+                    "INSERT INTO schema_migrations (version) VALUES (%s)", (version,)
+                )
                 applied.append(version)
         if applied:
             log.info("migrated %s to versions %s (%s)", redact(self.url), applied, self.dialect)
@@ -162,7 +173,10 @@ class Database:
                 "CREATE TEMP TABLE staging (entity text, ts timestamptz, value double precision) ON COMMIT DROP"
             )
             raw = conn.connection.driver_connection
-            with raw.cursor() as cur, cur.copy("COPY staging (entity, ts, value) FROM STDIN (FORMAT csv)") as copy:
+            with (
+                raw.cursor() as cur,
+                cur.copy("COPY staging (entity, ts, value) FROM STDIN (FORMAT csv)") as copy,
+            ):
                 copy.write(segment.csv_body)
             self._register_entities(conn, segment.meta.get("entities", {}))
             first, last = conn.exec_driver_sql("SELECT min(ts), max(ts) FROM staging").one()
@@ -200,7 +214,13 @@ class Database:
             conn.exec_driver_sql(
                 "UPDATE entities SET unit = %s, device_class = %s WHERE key = %s"
                 " AND (unit IS DISTINCT FROM %s OR device_class IS DISTINCT FROM %s)",
-                (info.get("unit"), info.get("device_class"), key, info.get("unit"), info.get("device_class")),
+                (
+                    info.get("unit"),
+                    info.get("device_class"),
+                    key,
+                    info.get("unit"),
+                    info.get("device_class"),
+                ),
             )
 
     def _quarantine(self, conn: sa.Connection, segment: Segment) -> int:
@@ -208,7 +228,13 @@ class Database:
         for q in records:
             conn.exec_driver_sql(
                 "INSERT INTO quarantine (received_at, source, payload, reason, segment_id) VALUES (%s, %s, %s, %s, %s)",
-                (q["received_at"], q["source"], base64.b64decode(q["payload_b64"]), q["reason"], segment.segment_id),
+                (
+                    q["received_at"],
+                    q["source"],
+                    base64.b64decode(q["payload_b64"]),
+                    q["reason"],
+                    segment.segment_id,
+                ),
             )
         return len(records)
 
@@ -234,7 +260,9 @@ class Database:
             + (" AND e.site_id = :site_id" if site_id else "")
             + " ORDER BY e.site_id, e.device_id, e.metric, s.ts"
         )
-        df = self.query_df(sql, {"start": start, "end": end, "metrics": metrics, "site_id": site_id})
+        df = self.query_df(
+            sql, {"start": start, "end": end, "metrics": metrics, "site_id": site_id}
+        )
         if not df.empty:
             df["ts"] = pd.to_datetime(df["ts"], utc=True)
             df["value"] = df["value"].astype(float)
@@ -243,16 +271,26 @@ class Database:
     # -- KPI tables -------------------------------------------------------------------------------
     def replace_kpi_hourly(self, start: datetime, end: datetime, rows: pd.DataFrame) -> int:
         """Idempotent write of one window: delete [start, end), insert the rows."""
-        records = rows.loc[:, list(KPI_HOURLY_COLUMNS)].astype(object).where(rows.notna(), None).to_dict("records")
+        records = (
+            rows.loc[:, list(KPI_HOURLY_COLUMNS)]
+            .astype(object)
+            .where(rows.notna(), None)
+            .to_dict("records")
+        )
         with self.engine.begin() as conn:
-            conn.execute(sa.text("DELETE FROM kpi_hourly WHERE period_start >= :s AND period_start < :e"), {"s": start, "e": end})
+            conn.execute(
+                sa.text("DELETE FROM kpi_hourly WHERE period_start >= :s AND period_start < :e"),
+                {"s": start, "e": end},
+            )
             if records:
                 cols = ", ".join(KPI_HOURLY_COLUMNS)
                 params = ", ".join(f":{c}" for c in KPI_HOURLY_COLUMNS)
                 conn.execute(sa.text(f"INSERT INTO kpi_hourly ({cols}) VALUES ({params})"), records)
         return len(records)
 
-    def kpi_hourly(self, start: datetime, end: datetime, site_id: str | None = None) -> pd.DataFrame:
+    def kpi_hourly(
+        self, start: datetime, end: datetime, site_id: str | None = None
+    ) -> pd.DataFrame:
         sql = (
             "SELECT * FROM kpi_hourly WHERE period_start >= :start AND period_start < :end"
             + (" AND site_id = :site_id" if site_id else "")
