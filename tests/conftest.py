@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -117,3 +120,55 @@ def plant() -> Plant:
 @pytest.fixture
 def landing(tmp_path) -> Path:
     return tmp_path / "landing"
+
+
+TIMESCALE_DIR = Path(__file__).parent / "timescale"
+
+
+def _ensure_timescale_packages() -> None:
+    """npm install the PGlite TimescaleDB build into tests/timescale/node_modules once (reused after)."""
+    if (TIMESCALE_DIR / "node_modules" / "@unni-craftsman" / "pglite").exists():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.fail(
+            "the TimescaleDB tests need Node.js and npm on PATH (apt-get install nodejs npm)"
+        )
+    subprocess.run(
+        [npm, "install", "--legacy-peer-deps", "--no-audit", "--no-fund"],
+        cwd=TIMESCALE_DIR,
+        check=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def timescale_url() -> str:
+    """A real TimescaleDB 2.23 on PostgreSQL 17 (WASM build served over the wire protocol).
+
+    Its limits: one connection at a time, no COPY FROM STDIN, no background workers (policies run
+    through `CALL run_job`), and psycopg must connect with sslmode=disable and some password.
+    """
+    _ensure_timescale_packages()
+    port = free_port()
+    proc = subprocess.Popen(
+        ["node", "server.mjs", str(port)],
+        cwd=TIMESCALE_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        deadline = time.monotonic() + 60
+        while not line.startswith("READY") and time.monotonic() < deadline:
+            if proc.poll() is not None:
+                pytest.fail(f"TimescaleDB test server exited: {line}{proc.stdout.read()}")
+            line = proc.stdout.readline()
+        yield f"postgresql://postgres:pvp@127.0.0.1:{port}/postgres?sslmode=disable"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()

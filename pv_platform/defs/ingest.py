@@ -2,7 +2,7 @@
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
@@ -48,6 +48,8 @@ def ingest_segments(
         totals["already_loaded"] += int(result.already_loaded)
         for hour in result.hours:
             touched[hour] = touched.get(hour, 0) + 1
+    if touched:
+        db.refresh_rollup(min(touched), max(touched) + timedelta(hours=1))
     valid = set(hourly.get_partition_keys())
     for hour in sorted(touched):
         key = hour.astimezone(UTC).strftime(HOUR_KEY_FORMAT)

@@ -14,10 +14,19 @@ from sqlalchemy.engine import make_url
 
 from pv_platform.landing import Segment
 from pv_platform.plant import Plant
-from pv_platform.storage.schema import MIGRATIONS, SAMPLES_PLAIN, SAMPLES_TIMESCALE
+from pv_platform.storage.schema import (
+    MIGRATIONS,
+    ROLLUP_PLAIN,
+    ROLLUP_TIMESCALE,
+    SAMPLES_PLAIN,
+    SAMPLES_TIMESCALE,
+)
 
 log = logging.getLogger(__name__)
 Dialect = Literal["timescale", "postgres"]
+UNNEST_CHUNK_ROWS = (
+    500  # rows per statement without COPY: the WASM server crashes on a ~140 kB message
+)
 KPI_HOURLY_COLUMNS = (
     "site_id", "device_id", "period_start", "energy_ac_kwh", "insolation_poa_kwh_m2", "p_dc_kw",
     "reference_yield_h", "final_yield_h", "pr", "samples",
@@ -58,9 +67,16 @@ def _next_month(ts: datetime) -> datetime:
 class Database:
     """Telemetry storage on PostgreSQL, TimescaleDB when the extension is there."""
 
-    def __init__(self, url: str, *, pool_size: int = 5) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 5, max_overflow: int = 10, use_copy: bool = True
+    ) -> None:
+        """`use_copy=False` loads staging rows with `unnest` arrays instead of COPY, for servers that
+        cannot COPY FROM STDIN (the WASM TimescaleDB build used in the tests)."""
         self.url = url
-        self.engine = sa.create_engine(sqlalchemy_url(url), pool_size=pool_size, pool_pre_ping=True)
+        self.use_copy = use_copy
+        self.engine = sa.create_engine(
+            sqlalchemy_url(url), pool_size=pool_size, max_overflow=max_overflow, pool_pre_ping=True
+        )
         self._dialect: Dialect | None = None
 
     def dispose(self) -> None:
@@ -78,8 +94,18 @@ class Database:
             self._dialect = "timescale" if found else "postgres"
         return self._dialect
 
-    def migrate(self, chunk_interval: str = "7 days") -> list[int]:
-        """Apply pending migrations (idempotent); returns the versions applied now."""
+    def migrate(
+        self,
+        chunk_interval: str = "7 days",
+        compress_after: str = "7 days",
+        raw_retention: str | None = None,
+    ) -> list[int]:
+        """Apply pending migrations (idempotent) and the TimescaleDB policies; returns the versions applied now.
+
+        chunk_interval : hypertable chunk width (TimescaleDB only)
+        compress_after : compress chunks older than this (TimescaleDB only)
+        raw_retention : drop raw samples older than this; None keeps them forever (TimescaleDB only)
+        """
         applied: list[int] = []
         with self.engine.begin() as conn:
             conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7240001)")
@@ -105,17 +131,90 @@ class Database:
                 if is_timescale
                 else SAMPLES_PLAIN
             )
+            rollup_ddl = ROLLUP_TIMESCALE if is_timescale else ROLLUP_PLAIN
             for version, sql in MIGRATIONS:
                 if version in done:
                     continue
-                conn.exec_driver_sql(sql.replace("{samples_ddl}", samples_ddl))
+                ddl = sql.replace("{samples_ddl}", samples_ddl).replace("{rollup_ddl}", rollup_ddl)
+                conn.exec_driver_sql(ddl)
                 conn.exec_driver_sql(
                     "INSERT INTO schema_migrations (version) VALUES (%s)", (version,)
                 )
                 applied.append(version)
+            if is_timescale:
+                self._timescale_policies(conn, compress_after, raw_retention)
+            self._dialect = "timescale" if is_timescale else "postgres"
         if applied:
             log.info("migrated %s to versions %s (%s)", redact(self.url), applied, self.dialect)
         return applied
+
+    @staticmethod
+    def _timescale_policies(
+        conn: sa.Connection, compress_after: str, raw_retention: str | None
+    ) -> None:
+        """Compression segmented by entity and ordered by time, the rollup refresh, optional retention."""
+        conn.exec_driver_sql(
+            "ALTER TABLE samples SET (timescaledb.compress, timescaledb.compress_segmentby = 'entity_id',"
+            " timescaledb.compress_orderby = 'ts DESC')"
+        )
+        conn.exec_driver_sql("SELECT remove_compression_policy('samples', if_exists => true)")
+        conn.exec_driver_sql(
+            "SELECT add_compression_policy('samples', %s::interval)", (compress_after,)
+        )
+        conn.exec_driver_sql(
+            "SELECT add_continuous_aggregate_policy('samples_hourly', start_offset => INTERVAL '30 days',"
+            " end_offset => INTERVAL '1 hour', schedule_interval => INTERVAL '15 minutes', if_not_exists => true)"
+        )
+        conn.exec_driver_sql("SELECT remove_retention_policy('samples', if_exists => true)")
+        if raw_retention:
+            conn.exec_driver_sql(
+                "SELECT add_retention_policy('samples', %s::interval)", (raw_retention,)
+            )
+
+    def run_policies_now(self) -> list[str]:
+        """Run the TimescaleDB policy jobs at once (where no background worker runs them); returns their names.
+
+        Order: compression, then the rollup refresh, then retention.
+        """
+        if self.dialect != "timescale":
+            return []
+        order = {
+            "policy_compression": 0,
+            "policy_refresh_continuous_aggregate": 1,
+            "policy_retention": 2,
+        }
+        with self.engine.connect() as conn:
+            jobs = conn.exec_driver_sql(
+                "SELECT job_id, proc_name FROM timescaledb_information.jobs WHERE proc_name = ANY(%s)",
+                (list(order),),
+            ).all()
+            conn.commit()
+        ran = []
+        for job_id, name in sorted(jobs, key=lambda j: order[j[1]]):
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql(f"CALL run_job({int(job_id)})")
+            ran.append(name)
+        return ran
+
+    def refresh_rollup(self, start: datetime, end: datetime) -> None:
+        """Materialize the hourly rollup for [start, end) now (TimescaleDB; a view needs nothing).
+
+        The ingest job calls it for the hours it touched, so late and back-filled data reach the
+        continuous aggregate whatever the refresh policy's window.
+        """
+        if self.dialect != "timescale":
+            return
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql(
+                "CALL refresh_continuous_aggregate('samples_hourly', %s::timestamptz, %s::timestamptz)",
+                (start, end),
+            )
+
+    def bucket_sql(self, width: str, column: str = "ts") -> str:
+        """The time-bucketing expression of this dialect: `time_bucket` or `date_bin` (same UTC origin)."""
+        if self.dialect == "timescale":
+            return f"time_bucket(INTERVAL '{width}', {column})"
+        return f"date_bin(INTERVAL '{width}', {column}, TIMESTAMPTZ '2000-01-01 00:00:00+00')"
 
     def sync_plant(self, plant: Plant) -> None:
         """Upsert sites and devices from the plant file."""
@@ -172,12 +271,7 @@ class Database:
             conn.exec_driver_sql(
                 "CREATE TEMP TABLE staging (entity text, ts timestamptz, value double precision) ON COMMIT DROP"
             )
-            raw = conn.connection.driver_connection
-            with (
-                raw.cursor() as cur,
-                cur.copy("COPY staging (entity, ts, value) FROM STDIN (FORMAT csv)") as copy,
-            ):
-                copy.write(segment.csv_body)
+            self._load_staging(conn, segment.csv_body)
             self._register_entities(conn, segment.meta.get("entities", {}))
             first, last = conn.exec_driver_sql("SELECT min(ts), max(ts) FROM staging").one()
             inserted = 0
@@ -203,6 +297,33 @@ class Database:
                 (segment.segment_id, segment.rows, inserted, quarantined),
             )
         return IngestResult(segment.segment_id, segment.rows, inserted, quarantined, hours)
+
+    def _load_staging(self, conn: sa.Connection, csv_body: str) -> None:
+        """COPY the segment's CSV into staging, or insert it with unnest arrays where COPY is not possible."""
+        if self.use_copy:
+            raw = conn.connection.driver_connection
+            with (
+                raw.cursor() as cur,
+                cur.copy("COPY staging (entity, ts, value) FROM STDIN (FORMAT csv)") as copy,
+            ):
+                copy.write(csv_body)
+            return
+        entities, stamps, values = [], [], []
+        for line in csv_body.splitlines():
+            entity, ts, value = line.split(",")
+            entities.append(entity)
+            stamps.append(ts)
+            values.append(float(value))
+        for i in range(0, len(values), UNNEST_CHUNK_ROWS):
+            conn.exec_driver_sql(
+                "INSERT INTO staging (entity, ts, value)"
+                " SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::double precision[])",
+                (
+                    entities[i : i + UNNEST_CHUNK_ROWS],
+                    stamps[i : i + UNNEST_CHUNK_ROWS],
+                    values[i : i + UNNEST_CHUNK_ROWS],
+                ),
+            )
 
     def _register_entities(self, conn: sa.Connection, meta: dict[str, dict]) -> None:
         conn.exec_driver_sql(
@@ -266,6 +387,48 @@ class Database:
         if not df.empty:
             df["ts"] = pd.to_datetime(df["ts"], utc=True)
             df["value"] = df["value"].astype(float)
+        return df
+
+    def hourly_rollup(
+        self,
+        start: datetime,
+        end: datetime,
+        metrics: list[str] | None = None,
+        site_id: str | None = None,
+    ) -> pd.DataFrame:
+        """Per entity and UTC hour in [start, end): n, avg/min/max and first/last value (from `samples_hourly`)."""
+        sql = (
+            "SELECT e.site_id, e.device_id, e.metric, r.bucket, r.n, r.avg_value, r.min_value, r.max_value,"
+            " r.first_value, r.last_value FROM samples_hourly r JOIN entities e ON e.id = r.entity_id"
+            " WHERE r.bucket >= :start AND r.bucket < :end"
+            + (" AND e.metric = ANY(:metrics)" if metrics else "")
+            + (" AND e.site_id = :site_id" if site_id else "")
+            + " ORDER BY e.site_id, e.device_id, e.metric, r.bucket"
+        )
+        df = self.query_df(
+            sql, {"start": start, "end": end, "metrics": metrics, "site_id": site_id}
+        )
+        if not df.empty:
+            df["bucket"] = pd.to_datetime(df["bucket"], utc=True)
+            for col in ("avg_value", "min_value", "max_value", "first_value", "last_value"):
+                df[col] = df[col].astype(float)
+            df["n"] = df["n"].astype(int)
+        return df
+
+    def bucketed_mean(
+        self, start: datetime, end: datetime, width: str, metrics: list[str]
+    ) -> pd.DataFrame:
+        """Mean value per entity and bucket of any width, bucketed by the dialect's own function."""
+        sql = (
+            f"SELECT e.site_id, e.device_id, e.metric, {self.bucket_sql(width, 's.ts')} AS bucket,"
+            " avg(s.value) AS avg_value, count(*) AS n FROM samples s JOIN entities e ON e.id = s.entity_id"
+            " WHERE s.ts >= :start AND s.ts < :end AND e.metric = ANY(:metrics)"
+            " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+        )
+        df = self.query_df(sql, {"start": start, "end": end, "metrics": metrics})
+        if not df.empty:
+            df["bucket"] = pd.to_datetime(df["bucket"], utc=True)
+            df["avg_value"] = df["avg_value"].astype(float)
         return df
 
     # -- KPI tables -------------------------------------------------------------------------------

@@ -87,6 +87,26 @@ CREATE TABLE IF NOT EXISTS samples (
 SELECT create_hypertable('samples', 'ts', chunk_time_interval => INTERVAL '{chunk_interval}', if_not_exists => TRUE);
 """
 
+# The hourly rollup the KPI assets and dashboards read: same name and columns on both dialects.
+# TimescaleDB: a continuous aggregate (real-time: not-yet-materialized hours are computed on read).
+ROLLUP_TIMESCALE = """
+CREATE MATERIALIZED VIEW IF NOT EXISTS samples_hourly
+WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
+SELECT entity_id, time_bucket(INTERVAL '1 hour', ts) AS bucket, count(*) AS n,
+       avg(value) AS avg_value, min(value) AS min_value, max(value) AS max_value,
+       first(value, ts) AS first_value, last(value, ts) AS last_value
+FROM samples GROUP BY entity_id, bucket WITH NO DATA;
+"""
+# Plain PostgreSQL: a view over the partitioned table (partition pruning + BRIN keep it cheap).
+ROLLUP_PLAIN = """
+CREATE OR REPLACE VIEW samples_hourly AS
+SELECT entity_id, date_bin(INTERVAL '1 hour', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket, count(*) AS n,
+       avg(value) AS avg_value, min(value) AS min_value, max(value) AS max_value,
+       (array_agg(value ORDER BY ts))[1] AS first_value, (array_agg(value ORDER BY ts DESC))[1] AS last_value
+FROM samples GROUP BY entity_id, bucket;
+"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, COMMON_V1 + "{samples_ddl}"),
+    (2, "{rollup_ddl}"),
 ]
