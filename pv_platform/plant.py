@@ -5,11 +5,13 @@ Errors name the file, the site/device and the field, and say what to fix.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 DeviceKind = Literal["inverter", "weather_station", "meter", "string_combiner"]
 
@@ -43,6 +45,39 @@ class Device(BaseModel):
         return self
 
 
+class MaintenanceWindow(BaseModel):
+    """Planned maintenance: downtime inside it is scheduled, reported apart from forced outages."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: datetime
+    end: datetime
+    devices: list[str] | None = Field(default=None, description="Device ids; None: the whole site.")
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MaintenanceWindow:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError(
+                "maintenance start and end need a time zone, e.g. 2026-06-21T08:00:00+02:00"
+            )
+        if self.end <= self.start:
+            raise ValueError("maintenance end must be after its start")
+        return self
+
+    def covers(self, device_id: str) -> bool:
+        return self.devices is None or device_id in self.devices
+
+
+class GridLimits(BaseModel):
+    """The band the grid must stay in; outside it is a grid outage (out of electrical specification)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    frequency_hz: tuple[float, float] = (49.5, 50.5)
+    voltage_v: tuple[float, float] = (207.0, 253.0)
+
+
 class Site(BaseModel):
     """A PV plant at one place; times are bucketed in its own time zone."""
 
@@ -57,6 +92,31 @@ class Site(BaseModel):
     tilt_deg: float = Field(default=30.0, ge=0, le=90)
     azimuth_deg: float = Field(default=180.0, ge=0, lt=360)
     devices: list[Device]
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+    grid: GridLimits = Field(default_factory=GridLimits)
+    daylight_poa_wm2: float = Field(
+        default=50.0, ge=0, le=500, description="Daylight threshold [W/m2]."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, tz: str) -> str:
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {tz!r}; use an IANA name such as Europe/Zurich"
+            ) from None
+        return tz
+
+    @model_validator(mode="after")
+    def _maintenance_devices_exist(self) -> Site:
+        ids = {d.id for d in self.devices}
+        for window in self.maintenance:
+            unknown = set(window.devices or []) - ids
+            if unknown:
+                raise ValueError(f"maintenance window names unknown devices {sorted(unknown)}")
+        return self
 
     @model_validator(mode="after")
     def _unique_device_ids(self) -> Site:

@@ -24,10 +24,15 @@ NOON = datetime(2026, 6, 21, 9, tzinfo=UTC)  # 11:00 in Zurich, summer: a sunny 
 
 def test_definitions_load():
     repo = defs.get_repository_def()
-    assert {s.name for s in repo.sensor_defs} == {"landing_sensor", "kpi_automation"}
+    assert {s.name for s in repo.sensor_defs} == {
+        "landing_sensor",
+        "kpi_automation",
+        "kpi_rollup_sensor",
+    }
+    assert {s.name for s in repo.schedule_defs} == {"kpi_calendar_schedule"}
     assert repo.get_job("ingest_job") is not None
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
-    assert {"telemetry", "hourly_kpis"} <= keys
+    assert {"telemetry", "hourly_kpis", "daily_kpis", "monthly_kpis", "yearly_kpis"} <= keys
 
 
 @pytest.fixture

@@ -3,8 +3,9 @@
 import dagster as dg
 
 from pv_platform.defs.ingest import ingest_job, landing_sensor, telemetry
-from pv_platform.defs.kpis import hourly_kpis, kpi_automation
+from pv_platform.defs.kpis import daily_kpis, hourly_kpis, kpi_automation, monthly_kpis, yearly_kpis
 from pv_platform.defs.resources import PlatformResource
+from pv_platform.defs.rollups import kpi_calendar_schedule, kpi_rollup_sensor
 from pv_platform.settings import get_settings
 
 
@@ -17,9 +18,10 @@ def build_definitions(platform: PlatformResource | None = None) -> dg.Definition
         plant_file=str(settings.resolved_plant_file.resolve()),
     )
     return dg.Definitions(
-        assets=[telemetry, hourly_kpis],
+        assets=[telemetry, hourly_kpis, daily_kpis, monthly_kpis, yearly_kpis],
         jobs=[ingest_job],
-        sensors=[landing_sensor, kpi_automation],
+        sensors=[landing_sensor, kpi_automation, kpi_rollup_sensor],
+        schedules=[kpi_calendar_schedule],
         resources={"platform": platform},
         executor=dg.in_process_executor,  # a run's multiprocess start costs ~3 s of a 2-core machine
     )

@@ -1,24 +1,80 @@
-"""KPI assets: Dagster only wires; the maths is in pv_platform.kpi, the SQL in pv_platform.storage."""
+"""KPI assets: Dagster only wires; the maths is in pv_platform.kpi, the SQL in pv_platform.storage.
 
-from datetime import timedelta
+Hourly KPIs cover every site in one UTC-hour partition. Days, months and years are site-local, so those
+assets are partitioned by (period × site); `kpi_rollup_sensor` maps each recomputed hour to the local
+day, month and year of every site (a partition mapping cannot: it knows one time zone) and
+`kpi_calendar_schedule` closes each period after local midnight.
+"""
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 
 from pv_platform.defs.ingest import telemetry
 from pv_platform.defs.partitions import hourly
 from pv_platform.defs.resources import PlatformResource
-from pv_platform.kpi.hourly import HOURLY_METRICS, SITE_DEVICE, hourly_kpis_range
+from pv_platform.kpi.hourly import HOURLY_METRICS, hourly_kpis_range
+from pv_platform.kpi.periods import SITE_DEVICE, aggregate
+from pv_platform.kpi.quality import ERROR, run_hourly_checks
+from pv_platform.kpi.temperature import typical_year_cell_temperature_c
+from pv_platform.settings import get_settings
 
 EDGE_MARGIN = timedelta(minutes=15)  # samples either side of the hour, to interpolate at its edges
+CHECK_NAMES = (
+    "completeness",
+    "physical_ranges",
+    "frozen_values",
+    "future_timestamps",
+    "sun_and_power",
+    "pr_plausible",
+)
+BLOCKING = {
+    "physical_ranges",
+    "future_timestamps",
+    "pr_plausible",
+    "completeness",
+}  # may fail with ERROR
 
 # Recompute an hour whenever its telemetry changes: new hours and late data alike. `eager()` would
-# only look at the newest hour, which misses late data (see DESIGN.md).
+# only look at the newest hour, which misses late data.
 RECOMPUTE_ON_NEW_DATA = (
     dg.AutomationCondition.any_deps_updated().since_last_handled()
     & ~dg.AutomationCondition.any_deps_in_progress()
     & ~dg.AutomationCondition.in_progress()
 ).with_label("telemetry of this hour changed")
+
+sites = dg.DynamicPartitionsDefinition(name="sites")
+_start = get_settings().kpi_start[:10]
+daily_by_site = dg.MultiPartitionsDefinition(
+    {"date": dg.DailyPartitionsDefinition(start_date=_start), "site": sites}
+)
+monthly_by_site = dg.MultiPartitionsDefinition(
+    {"month": dg.MonthlyPartitionsDefinition(start_date=_start[:8] + "01"), "site": sites}
+)
+yearly_by_site = dg.MultiPartitionsDefinition(
+    {
+        "year": dg.TimeWindowPartitionsDefinition(
+            cron_schedule="0 0 1 1 *", start=_start[:4], fmt="%Y"
+        ),
+        "site": sites,
+    }
+)
+
+
+def _t_ref_by_site(platform: PlatformResource, plant) -> dict[str, float]:
+    """NREL T_ref per site: computed once from a modelled year, then read from the sites table."""
+    db = platform.db()
+    stored = db.site_t_ref_nrel()
+    for site in plant.sites:
+        if site.id not in stored:
+            stored[site.id] = typical_year_cell_temperature_c(
+                site.latitude, site.longitude, site.altitude_m, site.tilt_deg, site.azimuth_deg
+            )
+            db.set_site_t_ref_nrel(site.id, stored[site.id])
+    return stored
 
 
 @dg.asset(
@@ -29,36 +85,203 @@ RECOMPUTE_ON_NEW_DATA = (
     backfill_policy=dg.BackfillPolicy.multi_run(
         max_partitions_per_run=48
     ),  # one run for many hours
+    check_specs=[
+        dg.AssetCheckSpec(name, asset="hourly_kpis", blocking=name in BLOCKING)
+        for name in CHECK_NAMES
+    ],
     kinds={"postgres", "pandas"},
 )
 def hourly_kpis(
     context: dg.AssetExecutionContext, platform: PlatformResource
 ) -> dg.MaterializeResult:
-    """AC energy [kWh], POA insolation [kWh/m²] and PR per inverter and per site for each UTC hour of the
-    partition range → `kpi_hourly`."""
+    """Energy, insolation, PR and temperature-corrected PR, expected energy, availability and grid export per
+    inverter and per site for each UTC hour of the partition range → `kpi_hourly`; data-quality checks on
+    the same hours → `kpi_quality` and the asset checks."""
     window = context.partition_time_window
     db, plant = platform.db(), platform.plant()
     db.sync_plant(plant)
-    samples = db.samples(window.start - EDGE_MARGIN, window.end + EDGE_MARGIN, HOURLY_METRICS)
-    rows = hourly_kpis_range(samples, plant, window.start, window.end)
-    written = db.replace_kpi_hourly(window.start, window.end, rows)
-    sites = (
-        rows[rows["device_id"] == SITE_DEVICE]
-        .sort_values("period_start")
-        .groupby("site_id")
-        .tail(1)
+    samples = db.samples(
+        window.start - EDGE_MARGIN,
+        window.end + EDGE_MARGIN,
+        HOURLY_METRICS + ["cabinet_temperature"],
     )
+    rows = hourly_kpis_range(
+        samples, plant, window.start, window.end, _t_ref_by_site(platform, plant)
+    )
+    written = db.replace_kpis("kpi_hourly", window.start, window.end, rows)
+
+    now = datetime.now(UTC)
+    outcomes = []
+    for hour in pd.date_range(window.start, window.end, freq="h", inclusive="left"):
+        h0, h1 = hour.to_pydatetime(), (hour + pd.Timedelta(hours=1)).to_pydatetime()
+        in_hour = (
+            samples[(samples["ts"] >= h0 - EDGE_MARGIN) & (samples["ts"] < h1 + EDGE_MARGIN)]
+            if not samples.empty
+            else samples
+        )
+        hour_rows = rows[rows["period_start"] == hour] if not rows.empty else rows
+        for o in run_hourly_checks(in_hour, hour_rows, plant, h0, h1, now):
+            outcomes.append(
+                {
+                    "period_start": h0,
+                    "check_name": o.name,
+                    "passed": o.passed,
+                    "severity": o.severity,
+                    "detail": o.detail,
+                    "metadata": o.metadata,
+                }
+            )
+    db.replace_quality(window.start, window.end, outcomes)
+
+    check_results = []
+    for name in CHECK_NAMES:
+        failed = [o for o in outcomes if o["check_name"] == name and not o["passed"]]
+        worst = ERROR if any(o["severity"] == ERROR for o in failed) else "WARN"
+        check_results.append(
+            dg.AssetCheckResult(
+                check_name=name,
+                passed=not failed,
+                severity=dg.AssetCheckSeverity.ERROR
+                if worst == ERROR
+                else dg.AssetCheckSeverity.WARN,
+                description=(
+                    "; ".join(
+                        f"{o['period_start']:%Y-%m-%d %H:%M}: {o['detail']}" for o in failed[:5]
+                    )
+                    if failed
+                    else "passed"
+                ),
+                metadata={"failed_hours": len(failed)},
+            )
+        )
     metadata: dict = {
         "rows": written,
         "samples": len(samples),
         "hours": len(context.partition_keys),
     }
-    for _, site in sites.iterrows():
-        for column in ("energy_ac_kwh", "insolation_poa_kwh_m2", "pr"):
-            value = float(site[column])
+    latest = (
+        rows[rows["device_id"] == SITE_DEVICE]
+        .sort_values("period_start")
+        .groupby("site_id")
+        .tail(1)
+        if not rows.empty
+        else rows
+    )
+    for site in latest.itertuples():
+        for column in (
+            "energy_ac_kwh",
+            "insolation_poa_kwh_m2",
+            "pr",
+            "pr_temp_iec",
+            "availability_time",
+        ):
+            value = float(getattr(site, column))
             if np.isfinite(value):
-                metadata[f"{site['site_id']}/{column}"] = round(value, 4)
+                metadata[f"{site.site_id}/{column}"] = round(value, 4)
+    return dg.MaterializeResult(metadata=metadata, check_results=check_results)
+
+
+def local_window(period_key: str, grain: str, tz: str) -> tuple[datetime, datetime]:
+    """The site-local [start, end) of a daily/monthly/yearly partition key, as UTC instants."""
+    zone = ZoneInfo(tz)
+    first = datetime.strptime(period_key, "%Y" if grain == "yearly" else "%Y-%m-%d")
+    if grain == "daily":
+        nxt = first + timedelta(days=1)
+    elif grain == "monthly":
+        nxt = first.replace(year=first.year + first.month // 12, month=first.month % 12 + 1)
+    else:
+        nxt = first.replace(year=first.year + 1)
+    return first.replace(tzinfo=zone).astimezone(UTC), nxt.replace(tzinfo=zone).astimezone(UTC)
+
+
+def _rollup(
+    context: dg.AssetExecutionContext, platform: PlatformResource, grain: str, table: str, dim: str
+) -> dg.MaterializeResult:
+    key = context.partition_key.keys_by_dimension
+    site_id, period_key = key["site"], key[dim]
+    plant = platform.plant()
+    try:
+        site = plant.site(site_id)
+    except StopIteration:
+        raise dg.Failure(
+            f"site {site_id!r} is not in the plant file {platform.plant_file}"
+        ) from None
+    start, end = local_window(period_key, grain, site.timezone)
+    db = platform.db()
+    blocked = db.blocking_failures(start, end)
+    if not blocked.empty:
+        lines = [
+            f"{r.period_start:%Y-%m-%d %H:%M} UTC {r.check_name}: {r.detail}"
+            for r in blocked.itertuples()
+        ]
+        raise dg.Failure(
+            description=f"{len(blocked)} hour check(s) failed with ERROR; fix the data or re-run those hours first",
+            metadata={
+                "blocking_checks": dg.MetadataValue.md(
+                    "\n".join(f"- {line}" for line in lines[:50])
+                )
+            },
+        )
+    hours = db.kpis("kpi_hourly", start, end, site_id=site_id)
+    rows = aggregate(hours, {site_id: site.timezone}, grain)
+    written = db.replace_kpis(table, start, end, rows, [site_id])
+    metadata: dict = {
+        "rows": written,
+        "hours": int(hours["period_start"].nunique()) if not hours.empty else 0,
+    }
+    site_row = rows[rows["device_id"] == SITE_DEVICE] if not rows.empty else rows
+    for column in (
+        "energy_ac_kwh",
+        "pr",
+        "pr_temp_iec",
+        "pr_temp_nrel",
+        "availability_time",
+        "availability_energy",
+        "capacity_factor_ac",
+    ):
+        if not site_row.empty and np.isfinite(float(site_row[column].iloc[0])):
+            metadata[column] = round(float(site_row[column].iloc[0]), 4)
     return dg.MaterializeResult(metadata=metadata)
+
+
+_rollup_deps = [dg.AssetDep(hourly_kpis, partition_mapping=dg.AllPartitionMapping())]
+
+
+@dg.asset(
+    partitions_def=daily_by_site, deps=_rollup_deps, group_name="kpis", kinds={"postgres", "pandas"}
+)
+def daily_kpis(
+    context: dg.AssetExecutionContext, platform: PlatformResource
+) -> dg.MaterializeResult:
+    """Site-local daily KPIs per inverter and site from the hourly parts → `kpi_daily`. Blocked by failed ERROR
+    checks on any of its hours."""
+    return _rollup(context, platform, "daily", "kpi_daily", "date")
+
+
+@dg.asset(
+    partitions_def=monthly_by_site,
+    deps=_rollup_deps,
+    group_name="kpis",
+    kinds={"postgres", "pandas"},
+)
+def monthly_kpis(
+    context: dg.AssetExecutionContext, platform: PlatformResource
+) -> dg.MaterializeResult:
+    """Site-local monthly KPIs from the hourly parts → `kpi_monthly`."""
+    return _rollup(context, platform, "monthly", "kpi_monthly", "month")
+
+
+@dg.asset(
+    partitions_def=yearly_by_site,
+    deps=_rollup_deps,
+    group_name="kpis",
+    kinds={"postgres", "pandas"},
+)
+def yearly_kpis(
+    context: dg.AssetExecutionContext, platform: PlatformResource
+) -> dg.MaterializeResult:
+    """Site-local yearly KPIs from the hourly parts → `kpi_yearly`."""
+    return _rollup(context, platform, "yearly", "kpi_yearly", "year")
 
 
 kpi_automation = dg.AutomationConditionSensorDefinition(

@@ -79,3 +79,44 @@ def counter_energy(
         return float("nan")
     diffs = np.diff(clipped.to_numpy(dtype=float))
     return float(diffs[diffs >= 0].sum())
+
+
+def interval_means(
+    series: pd.Series,
+    start: datetime,
+    end: datetime,
+    step_s: float = 60.0,
+    max_gap_s: float = 900.0,
+) -> pd.DataFrame:
+    """Time-weighted mean of a sampled rate over each step of [start, end), and the seconds covered.
+
+    Linear between samples (the trapezoid rule), edges interpolated; a stretch between two samples
+    more than max_gap_s apart is not covered (its mean is NaN where nothing else covers the step).
+    The integrals add up exactly to `integrate_rate` over the window.
+
+    returns : DataFrame indexed by step start with `mean` [rate unit] and `covered_s` [s]
+    """
+    start_ts, end_ts = pd.Timestamp(start), pd.Timestamp(end)
+    n_steps = int(round((end_ts - start_ts).total_seconds() / step_s))
+    index = start_ts + pd.to_timedelta(np.arange(n_steps) * step_s, unit="s")
+    out = pd.DataFrame({"mean": np.nan, "covered_s": 0.0}, index=index)
+    clipped = clip_to_window(series, start, end, max_gap_s)
+    if len(clipped) < 2 or n_steps == 0:
+        return out
+    t = (clipped.index - start_ts).total_seconds().to_numpy()
+    v = clipped.to_numpy(dtype=float)
+    grid = np.arange(n_steps + 1) * step_s
+    knots = np.union1d(t, grid[(grid > t[0]) & (grid < t[-1])])
+    values = np.interp(knots, t, v)
+    dt = np.diff(knots)
+    mid = knots[:-1] + dt / 2
+    pos = np.clip(np.searchsorted(t, mid), 1, len(t) - 1)
+    valid = (t[pos] - t[pos - 1]) <= max_gap_s
+    area = 0.5 * (values[1:] + values[:-1]) * dt * valid
+    bins = np.clip((mid // step_s).astype(int), 0, n_steps - 1)
+    integral = np.bincount(bins, weights=area, minlength=n_steps)
+    covered = np.bincount(bins, weights=dt * valid, minlength=n_steps)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["mean"] = np.where(covered > 0, integral / covered, np.nan)
+    out["covered_s"] = covered
+    return out

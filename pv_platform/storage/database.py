@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -15,6 +18,8 @@ from sqlalchemy.engine import make_url
 from pv_platform.landing import Segment
 from pv_platform.plant import Plant
 from pv_platform.storage.schema import (
+    KPI_TABLES,
+    KPI_VALUE_COLUMNS,
     MIGRATIONS,
     ROLLUP_PLAIN,
     ROLLUP_TIMESCALE,
@@ -27,10 +32,7 @@ Dialect = Literal["timescale", "postgres"]
 UNNEST_CHUNK_ROWS = (
     500  # rows per statement without COPY: the WASM server crashes on a ~140 kB message
 )
-KPI_HOURLY_COLUMNS = (
-    "site_id", "device_id", "period_start", "energy_ac_kwh", "insolation_poa_kwh_m2", "p_dc_kw",
-    "reference_yield_h", "final_yield_h", "pr", "samples",
-)  # fmt: skip
+IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 
 def sqlalchemy_url(url: str, driver: str = "psycopg") -> str:
@@ -432,31 +434,118 @@ class Database:
         return df
 
     # -- KPI tables -------------------------------------------------------------------------------
-    def replace_kpi_hourly(self, start: datetime, end: datetime, rows: pd.DataFrame) -> int:
-        """Idempotent write of one window: delete [start, end), insert the rows."""
-        records = (
-            rows.loc[:, list(KPI_HOURLY_COLUMNS)]
-            .astype(object)
-            .where(rows.notna(), None)
-            .to_dict("records")
+    def replace_kpis(
+        self,
+        table: str,
+        start: datetime,
+        end: datetime,
+        rows: pd.DataFrame,
+        site_ids: list[str] | None = None,
+    ) -> int:
+        """Idempotent write of one window of a KPI table: delete [start, end) (of the given sites), insert rows.
+
+        Only the table's own columns are written; a column the table lacks is an error, not a silent drop.
+        """
+        if table not in KPI_TABLES:
+            raise ValueError(f"{table!r} is not a KPI table ({', '.join(KPI_TABLES)})")
+        allowed = {"site_id", "device_id", "period_start", "samples", *KPI_VALUE_COLUMNS}
+        unknown = [c for c in rows.columns if c not in allowed]
+        if unknown:
+            raise ValueError(f"{table} has no columns {unknown}")
+        columns = [c for c in rows.columns if IDENTIFIER.match(c)]
+        frame = rows.loc[:, columns].astype(object)
+        records = frame.where(rows.loc[:, columns].notna(), None).to_dict("records")
+        for record in records:  # numpy scalars -> Python
+            for key, value in record.items():
+                if isinstance(value, np.generic):
+                    record[key] = value.item()
+        where = "period_start >= :s AND period_start < :e" + (
+            " AND site_id = ANY(:sites)" if site_ids else ""
         )
         with self.engine.begin() as conn:
             conn.execute(
-                sa.text("DELETE FROM kpi_hourly WHERE period_start >= :s AND period_start < :e"),
-                {"s": start, "e": end},
+                sa.text(f"DELETE FROM {table} WHERE {where}"),
+                {"s": start, "e": end, "sites": site_ids},
             )
             if records:
-                cols = ", ".join(KPI_HOURLY_COLUMNS)
-                params = ", ".join(f":{c}" for c in KPI_HOURLY_COLUMNS)
-                conn.execute(sa.text(f"INSERT INTO kpi_hourly ({cols}) VALUES ({params})"), records)
+                cols = ", ".join(columns)
+                params = ", ".join(f":{c}" for c in columns)
+                conn.execute(sa.text(f"INSERT INTO {table} ({cols}) VALUES ({params})"), records)
         return len(records)
+
+    def replace_kpi_hourly(self, start: datetime, end: datetime, rows: pd.DataFrame) -> int:
+        return self.replace_kpis("kpi_hourly", start, end, rows)
+
+    def kpis(
+        self,
+        table: str,
+        start: datetime,
+        end: datetime,
+        site_id: str | None = None,
+        device_id: str | None = None,
+    ) -> pd.DataFrame:
+        """Rows of a KPI table with period_start in [start, end)."""
+        if table not in KPI_TABLES:
+            raise ValueError(f"{table!r} is not a KPI table ({', '.join(KPI_TABLES)})")
+        sql = (
+            f"SELECT * FROM {table} WHERE period_start >= :start AND period_start < :end"
+            + (" AND site_id = :site_id" if site_id else "")
+            + (" AND device_id = :device_id" if device_id else "")
+            + " ORDER BY period_start, site_id, device_id"
+        )
+        df = self.query_df(
+            sql, {"start": start, "end": end, "site_id": site_id, "device_id": device_id}
+        )
+        if not df.empty:
+            df["period_start"] = pd.to_datetime(df["period_start"], utc=True)
+            for c in KPI_VALUE_COLUMNS:
+                df[c] = df[c].astype(float)
+        return df
+
+    def replace_quality(self, start: datetime, end: datetime, outcomes: list[dict]) -> None:
+        """Idempotent write of check outcomes for the hours in [start, end): dicts with period_start,
+        check_name, passed, severity, detail, metadata."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.text("DELETE FROM kpi_quality WHERE period_start >= :s AND period_start < :e"),
+                {"s": start, "e": end},
+            )
+            if outcomes:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO kpi_quality (period_start, check_name, passed, severity, detail, metadata)"
+                        " VALUES (:period_start, :check_name, :passed, :severity, :detail, CAST(:metadata AS jsonb))"
+                    ),
+                    [
+                        {**o, "metadata": json.dumps(o.get("metadata", {}), default=str)}
+                        for o in outcomes
+                    ],
+                )
+
+    def blocking_failures(self, start: datetime, end: datetime) -> pd.DataFrame:
+        """Failed ERROR checks of the hours in [start, end): what keeps those hours out of daily KPIs."""
+        df = self.query_df(
+            "SELECT period_start, check_name, detail FROM kpi_quality WHERE period_start >= :s AND period_start < :e"
+            " AND NOT passed AND severity = 'ERROR' ORDER BY period_start, check_name",
+            {"s": start, "e": end},
+        )
+        if not df.empty:
+            df["period_start"] = pd.to_datetime(df["period_start"], utc=True)
+        return df
+
+    def site_t_ref_nrel(self) -> dict[str, float]:
+        """Stored typical-year reference cell temperature per site [°C] (NREL weather-corrected PR)."""
+        df = self.query_df("SELECT id, t_ref_nrel_c FROM sites WHERE t_ref_nrel_c IS NOT NULL")
+        return {row.id: float(row.t_ref_nrel_c) for row in df.itertuples()}
+
+    def set_site_t_ref_nrel(self, site_id: str, t_ref_c: float) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE sites SET t_ref_nrel_c = :t WHERE id = :id"),
+                {"t": t_ref_c, "id": site_id},
+            )
 
     def kpi_hourly(
         self, start: datetime, end: datetime, site_id: str | None = None
     ) -> pd.DataFrame:
-        sql = (
-            "SELECT * FROM kpi_hourly WHERE period_start >= :start AND period_start < :end"
-            + (" AND site_id = :site_id" if site_id else "")
-            + " ORDER BY period_start, site_id, device_id"
-        )
-        return self.query_df(sql, {"start": start, "end": end, "site_id": site_id})
+        return self.kpis("kpi_hourly", start, end, site_id)

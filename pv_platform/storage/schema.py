@@ -106,7 +106,58 @@ SELECT entity_id, date_bin(INTERVAL '1 hour', ts, TIMESTAMPTZ '2000-01-01 00:00:
 FROM samples GROUP BY entity_id, bucket;
 """
 
+# KPI values: the same columns at every grain (hour, site-local day, month, year).
+KPI_VALUE_COLUMNS = (
+    "period_h", "p_dc_kw", "p_ac_kw",
+    # additive parts
+    "energy_ac_kwh", "insolation_poa_kwh_m2", "ref_energy_stc_kwh", "ref_energy_iec_kwh", "ref_energy_nrel_kwh",
+    "t_cell_x_insolation", "energy_expected_kwh", "energy_lost_kwh",
+    "time_night_s", "time_no_data_s", "time_grid_outage_s", "time_planned_s", "time_operating_s",
+    "time_forced_outage_s", "export_kwh", "import_kwh", "reactive_kvarh", "time_freq_out_s", "time_volt_out_s",
+    # ratios derived from them
+    "reference_yield_h", "final_yield_h", "pr", "pr_temp_iec", "pr_temp_nrel", "t_cell_mean_c",
+    "expected_deviation", "capacity_factor_ac", "capacity_factor_dc", "availability_time",
+    "availability_energy", "power_factor",
+)  # fmt: skip
+KPI_TABLES = ("kpi_hourly", "kpi_daily", "kpi_monthly", "kpi_yearly")
+
+
+def _kpi_v3() -> str:
+    values = ",\n    ".join(f"{c} double precision" for c in KPI_VALUE_COLUMNS)
+    ddl = [
+        "ALTER TABLE sites ADD COLUMN IF NOT EXISTS t_ref_nrel_c double precision;",
+        "ALTER TABLE kpi_hourly RENAME TO kpi_hourly_v1;",
+    ]
+    for table in KPI_TABLES:
+        ddl.append(
+            f"""CREATE TABLE IF NOT EXISTS {table} (
+    site_id text NOT NULL,
+    device_id text NOT NULL,          -- '*' is the whole site
+    period_start timestamptz NOT NULL, -- UTC instant of the site-local period start
+    {values},
+    samples integer NOT NULL DEFAULT 0,
+    computed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (site_id, device_id, period_start)
+);"""
+        )
+    ddl.append("DROP TABLE kpi_hourly_v1;")  # derived data: the assets recompute it
+    ddl.append(
+        """CREATE TABLE IF NOT EXISTS kpi_quality (
+    period_start timestamptz NOT NULL,  -- the UTC hour checked
+    check_name text NOT NULL,
+    passed boolean NOT NULL,
+    severity text NOT NULL,             -- WARN or ERROR: what a failure means
+    detail text NOT NULL,
+    metadata jsonb NOT NULL DEFAULT '{}',
+    computed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (period_start, check_name)
+);"""
+    )
+    return "\n".join(ddl)
+
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, COMMON_V1 + "{samples_ddl}"),
     (2, "{rollup_ddl}"),
+    (3, _kpi_v3()),
 ]

@@ -1,0 +1,120 @@
+"""Which site-local days, months and years to recompute when hours change, and when periods close."""
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+from pv_platform.defs.kpis import daily_kpis, monthly_kpis, yearly_kpis
+from pv_platform.defs.resources import PlatformResource
+
+ROLLUPS = (  # asset, partition dimension, key format of the site-local period start
+    (daily_kpis, "date", "%Y-%m-%d"),
+    (monthly_kpis, "month", "%Y-%m-01"),
+    (yearly_kpis, "year", "%Y"),
+)
+
+
+def periods_for_hours(hours: list[datetime], timezone: str) -> dict[str, set[str]]:
+    """The site-local day, month and year keys that contain each UTC hour (an hour is in one local day)."""
+    zone = ZoneInfo(timezone)
+    out: dict[str, set[str]] = {dim: set() for _, dim, _ in ROLLUPS}
+    for hour in hours:
+        local = hour.astimezone(zone)
+        for _, dim, fmt in ROLLUPS:
+            out[dim].add(local.strftime(fmt))
+    return out
+
+
+def rollup_requests(plant, hours: list[datetime], tag: str) -> list[dg.RunRequest]:
+    """One run request per (asset, site, period) touched by the hours."""
+    requests = []
+    for site in plant.sites:
+        keys = periods_for_hours(hours, site.timezone)
+        for asset, dim, _ in ROLLUPS:
+            for period in sorted(keys[dim]):
+                pk = dg.MultiPartitionKey({dim: period, "site": site.id})
+                requests.append(
+                    dg.RunRequest(
+                        run_key=f"{asset.key.to_user_string()}:{pk}:{tag}",
+                        asset_selection=[asset.key],
+                        partition_key=pk,
+                    )
+                )
+    return requests
+
+
+@dg.sensor(
+    asset_selection=dg.AssetSelection.assets(daily_kpis, monthly_kpis, yearly_kpis),
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def kpi_rollup_sensor(
+    context: dg.SensorEvaluationContext, platform: PlatformResource
+) -> dg.SensorResult:
+    """When hourly KPI partitions are materialized (new or late data), recompute the local days, months and
+    years that contain them. Registers the plant's sites as partitions."""
+    plant = platform.plant()
+    known = set(context.instance.get_dynamic_partitions("sites"))
+    new_sites = [s.id for s in plant.sites if s.id not in known]
+    after = int(context.cursor) if context.cursor else None
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("hourly_kpis"), after_storage_id=after),
+        limit=5000,
+        ascending=True,
+    ).records
+    hours = sorted(
+        {
+            datetime.strptime(r.asset_materialization.partition, "%Y-%m-%d-%H:%M").replace(
+                tzinfo=UTC
+            )
+            for r in records
+            if r.asset_materialization and r.asset_materialization.partition
+        }
+    )
+    cursor = str(records[-1].storage_id) if records else context.cursor
+    partition_requests = [dg.AddDynamicPartitionsRequest("sites", new_sites)] if new_sites else []
+    if not hours:
+        return dg.SensorResult(
+            cursor=cursor,
+            dynamic_partitions_requests=partition_requests,
+            skip_reason="no hourly KPIs changed",
+        )
+    runs = rollup_requests(plant, hours, tag=cursor or "0")
+    context.log.info(f"{len(hours)} hour(s) changed → {len(runs)} rollup run(s)")
+    return dg.SensorResult(
+        run_requests=runs, cursor=cursor, dynamic_partitions_requests=partition_requests
+    )
+
+
+@dg.schedule(
+    cron_schedule="20 * * * *",
+    target=dg.AssetSelection.assets(daily_kpis, monthly_kpis, yearly_kpis),
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+)
+def kpi_calendar_schedule(context: dg.ScheduleEvaluationContext, platform: PlatformResource):
+    """Every hour at :20, close the periods that just ended in each site's own time: yesterday after local
+    midnight, last month on the 1st, last year on 1 January."""
+    now = context.scheduled_execution_time.astimezone(UTC)
+    plant = platform.plant()
+    requests = []
+    for site in plant.sites:
+        local = now.astimezone(ZoneInfo(site.timezone))
+        if local.hour != 0:
+            continue
+        yesterday = local - timedelta(days=1)
+        closing = [(daily_kpis, "date", yesterday.strftime("%Y-%m-%d"))]
+        if local.day == 1:
+            closing.append((monthly_kpis, "month", yesterday.strftime("%Y-%m-01")))
+        if local.day == 1 and local.month == 1:
+            closing.append((yearly_kpis, "year", yesterday.strftime("%Y")))
+        for asset, dim, period in closing:
+            pk = dg.MultiPartitionKey({dim: period, "site": site.id})
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"close:{asset.key.to_user_string()}:{pk}",
+                    asset_selection=[asset.key],
+                    partition_key=pk,
+                )
+            )
+    return requests or dg.SkipReason("no site just passed local midnight")

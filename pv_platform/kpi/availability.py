@@ -1,0 +1,66 @@
+"""Availability per IEC 61724-1 / IEC TS 63019 categories, time-based and energy-based.
+
+Each interval of an inverter falls in one category:
+- `night`: POA below the daylight threshold (out of environmental specification, excluded);
+- `no_data`: daylight, but no reading from the inverter (information unavailable, excluded);
+- `grid_outage`: daylight, grid out of band (out of electrical specification, excluded, reported);
+- `planned`: daylight, not producing, inside a maintenance window (scheduled maintenance, reported apart);
+- `operating`: daylight and producing;
+- `forced_outage`: daylight, not producing, none of the above (counts as downtime).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+CATEGORIES = ("night", "no_data", "grid_outage", "planned", "operating", "forced_outage")
+DAYLIGHT_POA_WM2 = 50.0  # below this, inverters legitimately wait for the sun (morning start, dusk)
+
+
+def classify_intervals(
+    poa_wm2,
+    ac_power_w,
+    planned=None,
+    grid_outage=None,
+    daylight_poa_wm2: float = DAYLIGHT_POA_WM2,
+    producing_w: float = 1.0,
+) -> np.ndarray:
+    """The category of each interval (array of strings), from mean POA [W/m^2], mean AC power [W] (NaN: no
+    data), and boolean maintenance-window and grid-outage flags."""
+    poa = np.asarray(poa_wm2, dtype=float)
+    power = np.asarray(ac_power_w, dtype=float)
+    planned = np.zeros(poa.shape, bool) if planned is None else np.asarray(planned, bool)
+    grid = np.zeros(poa.shape, bool) if grid_outage is None else np.asarray(grid_outage, bool)
+    daylight = np.nan_to_num(poa, nan=0.0) >= daylight_poa_wm2
+    producing = np.nan_to_num(power, nan=0.0) > producing_w
+    return np.select(
+        [~daylight, np.isnan(power), grid & ~producing, planned & ~producing, producing],
+        ["night", "no_data", "grid_outage", "planned", "operating"],
+        default="forced_outage",
+    )
+
+
+def category_seconds(categories, interval_s: float) -> dict[str, float]:
+    """Seconds spent in each category."""
+    cats = pd.Series(np.asarray(categories))
+    counts = cats.value_counts()
+    return {c: float(counts.get(c, 0)) * interval_s for c in CATEGORIES}
+
+
+def time_based_availability(operating_s, forced_outage_s):
+    """Operating time over the time it should have operated [-]:
+    operating / (operating + forced outage), i.e. daylight less no-data, grid-outage and planned time.
+    NaN when there was no such time."""
+    denominator = np.add(operating_s, forced_outage_s)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.asarray(denominator) > 0, np.divide(operating_s, denominator), np.nan)[
+            ()
+        ]
+
+
+def energy_based_availability(energy_actual_kwh, energy_lost_kwh):
+    """1 − E_lost / (E_actual + E_lost) [-]; E_lost is the expected energy of forced-outage intervals."""
+    total = np.add(energy_actual_kwh, energy_lost_kwh)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.asarray(total) > 0, 1.0 - np.divide(energy_lost_kwh, total), np.nan)[()]

@@ -1,0 +1,42 @@
+"""Expected AC power from pvlib (PVWatts DC with temperature, PVWatts inverter with clipping)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pvlib
+
+ETA_INV_NOM = 0.96  # PVWatts nominal inverter efficiency [-]
+
+
+def expected_ac_power_w(
+    poa_wm2,
+    cell_temperature_c_,
+    p_dc_stc_kw: float,
+    p_ac_kw: float,
+    gamma_pdc_per_c: float,
+    dc_loss_fraction: float = 0.03,
+    eta_inv_nom: float = ETA_INV_NOM,
+):
+    """Expected AC power [W] of an inverter and its array.
+
+    DC: pvlib `pvwatts_dc` (P_0 · G/1000 · (1 + γ (T_cell − 25))) less `dc_loss_fraction` (wiring,
+    mismatch, soiling allowance). AC: pvlib `inverter.pvwatts` with pdc0 = P_ac / η_nom, which clips
+    at the AC rating.
+    """
+    p_dc_w = pvlib.pvsystem.pvwatts_dc(
+        poa_wm2, cell_temperature_c_, p_dc_stc_kw * 1000.0, gamma_pdc_per_c
+    )
+    p_dc_w = np.clip(np.asarray(p_dc_w, dtype=float) * (1.0 - dc_loss_fraction), 0.0, None)
+    p_ac_w = pvlib.inverter.pvwatts(p_dc_w, p_ac_kw * 1000.0 / eta_inv_nom, eta_inv_nom)
+    return np.clip(np.nan_to_num(np.asarray(p_ac_w, dtype=float)), 0.0, None)
+
+
+def deviation_fraction(actual_kwh, expected_kwh):
+    """(actual − expected) / expected [-]; NaN when nothing was expected."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dev = np.divide(np.subtract(actual_kwh, expected_kwh), expected_kwh)
+    return (
+        np.where(np.asarray(expected_kwh) > 0, dev, np.nan)
+        if np.ndim(dev)
+        else (dev if expected_kwh > 0 else float("nan"))
+    )

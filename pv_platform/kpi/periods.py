@@ -1,0 +1,186 @@
+"""KPI rows of any period from additive parts: one place derives every ratio, so an hour, a day, a month
+and a year are computed the same way, and a site is the sum of its inverters.
+
+Additive columns are summed over time and over inverters; ratios are derived from the sums, never
+averaged (an average of hourly PRs is not the daily PR).
+"""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+
+from pv_platform.kpi.availability import energy_based_availability, time_based_availability
+from pv_platform.kpi.capacity import capacity_factor
+from pv_platform.kpi.expected import deviation_fraction
+from pv_platform.kpi.grid import power_factor
+from pv_platform.kpi.temperature import temperature_corrected_pr
+from pv_platform.kpi.yields import final_yield_h, reference_yield_h
+
+SITE_DEVICE = "*"
+ADDITIVE = (
+    "energy_ac_kwh", "insolation_poa_kwh_m2", "ref_energy_stc_kwh", "ref_energy_iec_kwh", "ref_energy_nrel_kwh",
+    "t_cell_x_insolation", "energy_expected_kwh", "energy_lost_kwh",
+    "time_night_s", "time_no_data_s", "time_grid_outage_s", "time_planned_s", "time_operating_s",
+    "time_forced_outage_s", "export_kwh", "import_kwh", "reactive_kvarh", "time_freq_out_s",
+    "time_volt_out_s", "samples",
+)  # fmt: skip
+RATIOS = (
+    "reference_yield_h", "final_yield_h", "pr", "pr_temp_iec", "pr_temp_nrel", "t_cell_mean_c",
+    "expected_deviation", "capacity_factor_ac", "capacity_factor_dc", "availability_time",
+    "availability_energy", "power_factor",
+)  # fmt: skip
+GRAIN_FREQ = {"daily": "D", "monthly": "MS", "yearly": "YS"}
+
+
+def derive_ratios(df: pd.DataFrame) -> pd.DataFrame:
+    """Add every ratio column from the additive ones and `p_dc_kw`, `p_ac_kw`, `period_h`."""
+    df = df.copy()
+    p_dc, p_ac = df["p_dc_kw"].astype(float), df["p_ac_kw"].astype(float)
+    e, h = df["energy_ac_kwh"].astype(float), df["insolation_poa_kwh_m2"].astype(float)
+    df["reference_yield_h"] = reference_yield_h(h)
+    df["final_yield_h"] = final_yield_h(e, p_dc)
+    # PR = Y_f / Y_r = E / (P_0 · H / G_stc): from the summed STC reference energy, so a site or a period
+    # whose P_0 changed (an inverter without data in some hours) is weighted correctly
+    df["pr"] = temperature_corrected_pr(
+        e.to_numpy(), df["ref_energy_stc_kwh"].astype(float).to_numpy()
+    )
+    df["pr_temp_iec"] = temperature_corrected_pr(
+        e.to_numpy(), df["ref_energy_iec_kwh"].astype(float).to_numpy()
+    )
+    df["pr_temp_nrel"] = temperature_corrected_pr(
+        e.to_numpy(), df["ref_energy_nrel_kwh"].astype(float).to_numpy()
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        df["t_cell_mean_c"] = np.where(h > 0, df["t_cell_x_insolation"].astype(float) / h, np.nan)
+    df["expected_deviation"] = deviation_fraction(
+        e.to_numpy(), df["energy_expected_kwh"].astype(float).to_numpy()
+    )
+    df["capacity_factor_ac"] = capacity_factor(e, p_ac, df["period_h"])
+    df["capacity_factor_dc"] = capacity_factor(e, p_dc, df["period_h"])
+    df["availability_time"] = time_based_availability(
+        df["time_operating_s"].astype(float).to_numpy(),
+        df["time_forced_outage_s"].astype(float).to_numpy(),
+    )
+    df["availability_energy"] = energy_based_availability(
+        e.to_numpy(), df["energy_lost_kwh"].astype(float).to_numpy()
+    )
+    df["power_factor"] = power_factor(
+        df["export_kwh"].astype(float).to_numpy(), df["reactive_kvarh"].astype(float).to_numpy()
+    )
+    return df
+
+
+def _sum(group: pd.DataFrame, column: str) -> float:
+    values = group[column].astype(float)
+    return float(values.sum()) if values.notna().any() else float("nan")
+
+
+def site_rows(inverter_rows: pd.DataFrame, extra: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per site and period: inverter sums (only inverters with an energy value count toward P_0),
+    with site-level parts (POA insolation, grid meter) taken from `extra` when given."""
+    rows = []
+    for (site_id, period_start), group in inverter_rows.groupby(
+        ["site_id", "period_start"], sort=True
+    ):
+        counted = group[group["energy_ac_kwh"].notna()]
+        row = {
+            c: _sum(counted if c in ("energy_ac_kwh",) else group, c)
+            for c in ADDITIVE
+            if c in group
+        }
+        row.update(
+            site_id=site_id,
+            device_id=SITE_DEVICE,
+            period_start=period_start,
+            period_h=float(group["period_h"].iloc[0]),
+            p_dc_kw=float(counted["p_dc_kw"].sum()) if len(counted) else float("nan"),
+            p_ac_kw=float(counted["p_ac_kw"].sum()) if len(counted) else float("nan"),
+            samples=int(group["samples"].sum()),
+        )
+        # reference energies and expected energy of the counted inverters only, so PR' matches PR's basis
+        for c in (
+            "ref_energy_stc_kwh",
+            "ref_energy_iec_kwh",
+            "ref_energy_nrel_kwh",
+            "energy_expected_kwh",
+        ):
+            row[c] = _sum(counted, c) if len(counted) else float("nan")
+        row["insolation_poa_kwh_m2"] = float(group["insolation_poa_kwh_m2"].iloc[0])
+        row["t_cell_x_insolation"] = float(group["t_cell_x_insolation"].iloc[0])
+        rows.append(row)
+    sites = pd.DataFrame(rows)
+    if extra is not None and not sites.empty:
+        sites = sites.drop(
+            columns=[c for c in extra.columns if c not in ("site_id", "period_start")],
+            errors="ignore",
+        )
+        sites = sites.merge(extra, on=["site_id", "period_start"], how="left")
+    return derive_ratios(sites) if not sites.empty else sites
+
+
+def local_period_start(ts: pd.Series, tz: str, grain: str) -> pd.Series:
+    """The start (as a UTC instant) of the site-local day, month or year containing each UTC timestamp."""
+    local = pd.to_datetime(ts, utc=True).dt.tz_convert(ZoneInfo(tz))
+    if grain == "daily":
+        start = local.dt.normalize()
+    elif grain == "monthly":
+        start = local.dt.normalize() - pd.to_timedelta(local.dt.day - 1, unit="D")
+    elif grain == "yearly":
+        start = local.dt.normalize() - pd.to_timedelta(local.dt.dayofyear - 1, unit="D")
+    else:
+        raise ValueError(f"unknown grain {grain!r}; use daily, monthly or yearly")
+    # normalize() keeps wall-clock midnight; localize again so DST days have the right offset
+    start = start.dt.tz_localize(None).dt.tz_localize(
+        ZoneInfo(tz), ambiguous=True, nonexistent="shift_forward"
+    )
+    return start.dt.tz_convert("UTC")
+
+
+def period_hours(start_utc: pd.Timestamp, tz: str, grain: str) -> float:
+    """Length of the site-local period starting at `start_utc` [h] (23 or 25 on DST days)."""
+    local = start_utc.tz_convert(ZoneInfo(tz))
+    offset = {
+        "daily": pd.DateOffset(days=1),
+        "monthly": pd.DateOffset(months=1),
+        "yearly": pd.DateOffset(years=1),
+    }[grain]
+    end = (local.tz_localize(None) + offset).tz_localize(
+        ZoneInfo(tz), ambiguous=True, nonexistent="shift_forward"
+    )
+    return (end - local).total_seconds() / 3600.0
+
+
+def aggregate(hourly: pd.DataFrame, timezones: dict[str, str], grain: str) -> pd.DataFrame:
+    """Daily, monthly or yearly rows (per inverter and per site) from hourly rows, in each site's local time.
+
+    hourly : rows of kpi_hourly (any sites; both inverter rows and '*' rows may be present)
+    timezones : site id -> IANA time zone
+    """
+    if hourly.empty:
+        return hourly.assign(period_h=[])
+    hourly = hourly.copy()
+    hourly["period_start"] = pd.to_datetime(hourly["period_start"], utc=True)
+    out = []
+    for site_id, site_hours in hourly.groupby("site_id"):
+        tz = timezones[site_id]
+        site_hours = site_hours.assign(
+            period_start=local_period_start(site_hours["period_start"], tz, grain)
+        )
+        for (device_id, start), group in site_hours.groupby(
+            ["device_id", "period_start"], sort=True
+        ):
+            row = {c: _sum(group, c) for c in ADDITIVE if c in group}
+            row.update(
+                site_id=site_id,
+                device_id=device_id,
+                period_start=start,
+                period_h=period_hours(start, tz, grain),
+                p_dc_kw=float(group["p_dc_kw"].max()),
+                p_ac_kw=float(group["p_ac_kw"].max()),
+                samples=int(group["samples"].sum()),
+            )
+            out.append(row)
+    return derive_ratios(pd.DataFrame(out))
