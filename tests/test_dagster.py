@@ -144,3 +144,177 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
     cols = ["site_id", "device_id", "energy_ac_kwh", "pr"]
     pd.testing.assert_frame_equal(first[cols], second[cols])
     assert json.loads(json.dumps(list(first["device_id"]))) == list(second["device_id"])
+
+
+def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, plant, landing):
+    from pv_platform.defs.kpis import daily_kpis
+    from pv_platform.defs.rollups import kpi_calendar_schedule, kpi_rollup_sensor
+    from pv_platform.landing import SegmentWriter
+    from pv_platform.readings import Reading
+
+    test_defs = build_definitions(platform)
+    db = platform.db()
+    with dg.instance_for_test() as instance:
+        # a day of history in Zurich local time: 2026-06-20 22:00 UTC .. 2026-06-21 22:00 UTC
+        backfill_landing(
+            plant,
+            landing,
+            seed=5,
+            start=datetime(2026, 6, 20, 21, 30, tzinfo=UTC),
+            end=datetime(2026, 6, 21, 22, 30, tzinfo=UTC),
+        )
+        run_config = {"ops": {"ingest_segments": {"config": {"segment_ids": list_closed(landing)}}}}
+        assert ingest_job.execute_in_process(
+            run_config=run_config, instance=instance, resources={"platform": platform}
+        ).success
+        tags = {
+            "dagster/asset_partition_range_start": "2026-06-20-22:00",
+            "dagster/asset_partition_range_end": "2026-06-21-21:00",
+        }
+        assert dg.materialize(
+            [hourly_kpis], instance=instance, resources={"platform": platform}, tags=tags
+        ).success
+
+        # the rollup sensor registers the site and asks for the local day 2026-06-21, June and 2026
+        ctx = dg.build_sensor_context(
+            instance=instance, resources={"platform": platform}, definitions=test_defs
+        )
+        result = kpi_rollup_sensor(ctx)
+        keys = {
+            (r.asset_selection[0].to_user_string(), str(r.partition_key))
+            for r in result.run_requests
+        }
+        assert keys == {
+            ("daily_kpis", "2026-06-21|testsite"),
+            ("monthly_kpis", "2026-06-01|testsite"),
+            ("yearly_kpis", "testsite|2026"),
+        }
+        instance.add_dynamic_partitions("sites", ["testsite"])
+        for asset in ("daily_kpis", "monthly_kpis", "yearly_kpis"):
+            request = next(
+                r for r in result.run_requests if r.asset_selection[0].to_user_string() == asset
+            )
+            job_defs = test_defs.get_implicit_global_asset_job_def()
+            assert job_defs.execute_in_process(
+                instance=instance,
+                partition_key=request.partition_key,
+                asset_selection=request.asset_selection,
+            ).success
+        local_day = (datetime(2026, 6, 20, 22, tzinfo=UTC), datetime(2026, 6, 21, 22, tzinfo=UTC))
+        day = db.kpis("kpi_daily", *local_day).set_index("device_id")
+        hours = db.kpis("kpi_hourly", *local_day)
+        assert len(hours["period_start"].unique()) == 24
+        site_hours = hours[hours["device_id"] == "*"]
+        # the day is the sum of its hours, its PR the ratio of the sums
+        assert day.loc["*", "energy_ac_kwh"] == pytest.approx(site_hours["energy_ac_kwh"].sum())
+        assert day.loc["*", "pr"] == pytest.approx(
+            site_hours["energy_ac_kwh"].sum() / site_hours["ref_energy_stc_kwh"].sum()
+        )
+        assert 0.7 < day.loc["inv1", "pr"] < 0.98
+        assert day.loc["inv1", "availability_time"] == pytest.approx(1.0)
+        month = db.kpis(
+            "kpi_monthly",
+            datetime(2026, 5, 31, 22, tzinfo=UTC),
+            datetime(2026, 6, 30, 22, tzinfo=UTC),
+        )
+        assert month.set_index("device_id").loc["*", "energy_ac_kwh"] == pytest.approx(
+            day.loc["*", "energy_ac_kwh"]
+        )
+
+        # late data for 14:00-14:10 UTC: only that hour is re-requested by automation, then its day again
+        evaluation0 = dg.evaluate_automation_conditions(defs=test_defs, instance=instance)
+        writer = SegmentWriter(landing, writer_name="late")
+        writer.add(
+            [
+                Reading(
+                    entity="testsite.inv1.ac_power",
+                    ts=datetime(2026, 6, 21, 14, 5, 30, tzinfo=UTC),
+                    value=1234.0,
+                )
+            ]
+        )
+        late = writer.close()
+        assert ingest_job.execute_in_process(
+            run_config={"ops": {"ingest_segments": {"config": {"segment_ids": late}}}},
+            instance=instance,
+            resources={"platform": platform},
+        ).success
+        evaluation = dg.evaluate_automation_conditions(
+            defs=test_defs, instance=instance, cursor=evaluation0.cursor
+        )
+        assert evaluation.get_requested_partitions(hourly_kpis.key) == {"2026-06-21-14:00"}
+        assert dg.materialize(
+            [hourly_kpis],
+            partition_key="2026-06-21-14:00",
+            instance=instance,
+            resources={"platform": platform},
+        ).success
+        again = kpi_rollup_sensor(
+            dg.build_sensor_context(
+                instance=instance,
+                resources={"platform": platform},
+                definitions=test_defs,
+                cursor=result.cursor,
+            )
+        )
+        assert {str(r.partition_key) for r in again.run_requests} == {
+            "2026-06-21|testsite",
+            "2026-06-01|testsite",
+            "testsite|2026",
+        }
+
+        # an impossible value makes an hour fail an ERROR check; the day is then blocked, with the reason
+        writer.add(
+            [
+                Reading(
+                    entity="testsite.wx1.poa_irradiance",
+                    ts=datetime(2026, 6, 21, 10, 0, 30, tzinfo=UTC),
+                    value=5000.0,
+                )
+            ]
+        )
+        bad = writer.close()
+        ingest_job.execute_in_process(
+            run_config={"ops": {"ingest_segments": {"config": {"segment_ids": bad}}}},
+            instance=instance,
+            resources={"platform": platform},
+        )
+        hour = dg.materialize(
+            [hourly_kpis],
+            partition_key="2026-06-21-10:00",
+            instance=instance,
+            resources={"platform": platform},
+            raise_on_error=False,
+        )
+        evaluations = hour.get_asset_check_evaluations()
+        physical = next(e for e in evaluations if e.check_name == "physical_ranges")
+        assert not physical.passed and physical.severity == dg.AssetCheckSeverity.ERROR
+        assert "testsite.wx1.poa_irradiance" in physical.description
+        blocked = dg.materialize(
+            [daily_kpis],
+            partition_key="2026-06-21|testsite",
+            instance=instance,
+            resources={"platform": platform},
+            raise_on_error=False,
+        )
+        assert not blocked.success
+        failure = next(e for e in blocked.all_events if e.event_type_value == "STEP_FAILURE")
+        assert "failed with ERROR" in str(failure.event_specific_data.error.message)
+
+        # the calendar schedule closes the local day after local midnight (00:20 Zurich = 22:20 UTC in summer)
+        sched = dg.build_schedule_context(
+            instance=instance,
+            resources={"platform": platform},
+            scheduled_execution_time=datetime(2026, 6, 21, 22, 20, tzinfo=UTC),
+        )
+        closing = kpi_calendar_schedule(sched)
+        assert [str(r.partition_key) for r in closing] == ["2026-06-21|testsite"]
+        sched = dg.build_schedule_context(
+            instance=instance,
+            resources={"platform": platform},
+            scheduled_execution_time=datetime(2026, 6, 30, 22, 20, tzinfo=UTC),
+        )
+        assert [str(r.partition_key) for r in kpi_calendar_schedule(sched)] == [
+            "2026-06-30|testsite",
+            "2026-06-01|testsite",
+        ]

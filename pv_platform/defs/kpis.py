@@ -46,18 +46,22 @@ RECOMPUTE_ON_NEW_DATA = (
     & ~dg.AutomationCondition.in_progress()
 ).with_label("telemetry of this hour changed")
 
+# end_offset=1: the running day, month and year are partitions too (live KPIs), not only closed ones
 sites = dg.DynamicPartitionsDefinition(name="sites")
 _start = get_settings().kpi_start[:10]
 daily_by_site = dg.MultiPartitionsDefinition(
-    {"date": dg.DailyPartitionsDefinition(start_date=_start), "site": sites}
+    {"date": dg.DailyPartitionsDefinition(start_date=_start, end_offset=1), "site": sites}
 )
 monthly_by_site = dg.MultiPartitionsDefinition(
-    {"month": dg.MonthlyPartitionsDefinition(start_date=_start[:8] + "01"), "site": sites}
+    {
+        "month": dg.MonthlyPartitionsDefinition(start_date=_start[:8] + "01", end_offset=1),
+        "site": sites,
+    }
 )
 yearly_by_site = dg.MultiPartitionsDefinition(
     {
         "year": dg.TimeWindowPartitionsDefinition(
-            cron_schedule="0 0 1 1 *", start=_start[:4], fmt="%Y"
+            cron_schedule="0 0 1 1 *", start=_start[:4], fmt="%Y", end_offset=1
         ),
         "site": sites,
     }
