@@ -307,3 +307,49 @@ def test_daily_row_is_built_from_additive_parts_not_averaged_ratios():
         42.0 / 1.0
     )  # insolation-weighted: (0.2*30 + 0.8*45) / 1.0
     assert day["expected_deviation"] == pytest.approx(82.0 / 94.0 - 1)
+
+
+def test_a_range_in_one_pass_equals_hour_by_hour():
+    # irregular samples with a 20-minute hole, a counter reset, and a missing POA stretch over five hours
+    rng = np.random.default_rng(11)
+    t0 = H0 - timedelta(minutes=15)
+    times = t0 + pd.to_timedelta(np.cumsum(rng.uniform(20, 90, 1200)), unit="s")
+    times = times[(times < H0 + timedelta(hours=5, minutes=15))]
+    times = times[
+        ~(
+            (times > H0 + timedelta(hours=1, minutes=30))
+            & (times < H0 + timedelta(hours=1, minutes=50))
+        )
+    ]
+    power = rng.uniform(0, 85_000, len(times))
+    counter = 1e6 + np.cumsum(power * 60 / 3600)
+    counter[len(counter) // 2 :] -= counter[len(counter) // 2] - 10.0  # reset mid-range
+    rows = [("s1", "inv1", "ac_power", t, p) for t, p in zip(times, power, strict=True)]
+    rows += [("s1", "inv1", "ac_energy", t, c) for t, c in zip(times, counter, strict=True)]
+    rows += [
+        ("s1", "wx", "poa_irradiance", t, g)
+        for t, g in zip(times, rng.uniform(0, 1000, len(times)), strict=True)
+        if not (H0 + timedelta(hours=3) < t < H0 + timedelta(hours=3, minutes=40))
+    ]
+    rows += [("s1", "wx", "module_temperature", t, 40.0) for t in times]
+    samples = pd.DataFrame(rows, columns=["site_id", "device_id", "metric", "ts", "value"])
+    whole = hourly_kpis(samples, _plant(), H0, H0 + timedelta(hours=5))
+    parts = pd.concat(
+        [
+            hourly_kpis(samples, _plant(), H0 + timedelta(hours=h), H0 + timedelta(hours=h + 1))
+            for h in range(5)
+        ],
+        ignore_index=True,
+    )
+    columns = [
+        "energy_ac_kwh",
+        "insolation_poa_kwh_m2",
+        "pr",
+        "pr_temp_iec",
+        "time_operating_s",
+        "time_no_data_s",
+        "energy_expected_kwh",
+        "samples",
+    ]
+    pd.testing.assert_frame_equal(whole[columns], parts[columns], check_exact=False, rtol=1e-9)
+    assert whole["energy_ac_kwh"].notna().all()

@@ -11,26 +11,17 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 import numpy as np
-import pandas as pd
 
 from pv_platform.defs.ingest import telemetry
 from pv_platform.defs.partitions import hourly
 from pv_platform.defs.resources import PlatformResource
 from pv_platform.kpi.hourly import HOURLY_METRICS, hourly_kpis_range
 from pv_platform.kpi.periods import SITE_DEVICE, aggregate
-from pv_platform.kpi.quality import ERROR, run_hourly_checks
+from pv_platform.kpi.quality import CHECK_NAMES, ERROR, run_checks
 from pv_platform.kpi.temperature import typical_year_cell_temperature_c
 from pv_platform.settings import get_settings
 
 EDGE_MARGIN = timedelta(minutes=15)  # samples either side of the hour, to interpolate at its edges
-CHECK_NAMES = (
-    "completeness",
-    "physical_ranges",
-    "frozen_values",
-    "future_timestamps",
-    "sun_and_power",
-    "pr_plausible",
-)
 BLOCKING = {
     "physical_ranges",
     "future_timestamps",
@@ -114,27 +105,17 @@ def hourly_kpis(
     )
     written = db.replace_kpis("kpi_hourly", window.start, window.end, rows)
 
-    now = datetime.now(UTC)
-    outcomes = []
-    for hour in pd.date_range(window.start, window.end, freq="h", inclusive="left"):
-        h0, h1 = hour.to_pydatetime(), (hour + pd.Timedelta(hours=1)).to_pydatetime()
-        in_hour = (
-            samples[(samples["ts"] >= h0 - EDGE_MARGIN) & (samples["ts"] < h1 + EDGE_MARGIN)]
-            if not samples.empty
-            else samples
-        )
-        hour_rows = rows[rows["period_start"] == hour] if not rows.empty else rows
-        for o in run_hourly_checks(in_hour, hour_rows, plant, h0, h1, now):
-            outcomes.append(
-                {
-                    "period_start": h0,
-                    "check_name": o.name,
-                    "passed": o.passed,
-                    "severity": o.severity,
-                    "detail": o.detail,
-                    "metadata": o.metadata,
-                }
-            )
+    outcomes = [
+        {
+            "period_start": o.hour.to_pydatetime(),
+            "check_name": o.name,
+            "passed": o.passed,
+            "severity": o.severity,
+            "detail": o.detail,
+            "metadata": o.metadata,
+        }
+        for o in run_checks(samples, rows, plant, window.start, window.end, datetime.now(UTC))
+    ]
     db.replace_quality(window.start, window.end, outcomes)
 
     check_results = []

@@ -1,7 +1,8 @@
 """Hourly KPI rows per inverter and per site from long-format samples. No Dagster, no database.
 
-Everything is computed on a one-minute grid of time-weighted means (`interval_means`), whose integrals
-add up exactly to the trapezoid rule over the raw samples.
+Everything is computed at once for a whole range of hours on a one-minute grid of time-weighted means
+(`interval_means`, whose integrals add up exactly to the trapezoid rule over the raw samples), then
+summed per hour: a year of minute data is one pass per series, not 8760 small ones.
 """
 
 from __future__ import annotations
@@ -11,76 +12,127 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from pv_platform.kpi.availability import category_seconds, classify_intervals
-from pv_platform.kpi.energy import counter_energy, integrate_rate, interval_means
+from pv_platform.kpi.availability import CATEGORIES, classify_intervals
+from pv_platform.kpi.energy import clip_to_window, interval_means
 from pv_platform.kpi.expected import expected_ac_power_w
-from pv_platform.kpi.grid import seconds_outside_band
 from pv_platform.kpi.periods import SITE_DEVICE, derive_ratios, site_rows
-from pv_platform.kpi.temperature import (
-    T_REF_IEC_C,
-    cell_temperature_c,
-    temperature_corrected_reference_energy_kwh,
-)
+from pv_platform.kpi.temperature import T_REF_IEC_C, cell_temperature_c
 from pv_platform.plant import Device, Plant, Site
 
 __all__ = ["HOURLY_METRICS", "SITE_DEVICE", "hourly_kpis", "hourly_kpis_range"]
 STEP_S = 60.0
+PER_HOUR = 60  # minutes
+MAX_GAP_S = 900.0
 HOURLY_METRICS = [
     "ac_energy", "ac_power", "poa_irradiance", "module_temperature", "ambient_temperature", "wind_speed",
     "export_energy", "import_energy", "grid_frequency", "grid_voltage", "power_factor",
 ]  # fmt: skip
+GRID_COLUMNS = ("export_kwh", "import_kwh", "reactive_kvarh", "time_freq_out_s", "time_volt_out_s")
 
 
-class _Samples:
-    """Samples of one window grouped by (site, device, metric), each a UTC-indexed Series."""
+class _Range:
+    """Samples of a range grouped by (site, device, metric), and the minute/hour grid of [start, end)."""
 
-    def __init__(self, samples: pd.DataFrame) -> None:
+    def __init__(self, samples: pd.DataFrame, start: datetime, end: datetime) -> None:
+        self.start, self.end = pd.Timestamp(start), pd.Timestamp(end)
+        self.n_hours = int(round((self.end - self.start).total_seconds() / 3600.0))
+        self.n_min = self.n_hours * PER_HOUR
+        self.minutes = self.start + pd.to_timedelta(np.arange(self.n_min) * STEP_S, unit="s")
+        self.hours = self.start + pd.to_timedelta(np.arange(self.n_hours), unit="h")
         self.groups: dict[tuple[str, str, str], pd.Series] = {}
-        if samples.empty:
-            return
-        for key, part in samples.groupby(["site_id", "device_id", "metric"], sort=False):
-            self.groups[key] = pd.Series(
-                part["value"].to_numpy(dtype=float), index=pd.DatetimeIndex(part["ts"])
-            )
+        if not samples.empty:
+            for key, part in samples.groupby(["site_id", "device_id", "metric"], sort=False):
+                self.groups[key] = pd.Series(
+                    part["value"].to_numpy(dtype=float), index=pd.DatetimeIndex(part["ts"])
+                )
+        self._means: dict[tuple[str, str, str], pd.DataFrame] = {}
 
-    def get(self, site_id: str, device_id: str, metric: str) -> pd.Series | None:
+    def series(self, site_id: str, device_id: str, metric: str) -> pd.Series | None:
         return self.groups.get((site_id, device_id, metric))
 
     def devices_with(self, site_id: str, metric: str) -> list[str]:
         return [d for (s, d, m) in self.groups if s == site_id and m == metric]
 
-    def count(self, site_id: str, device_id: str, start: datetime, end: datetime) -> int:
-        total = 0
+    def means(self, site_id: str, device_id: str, metric: str) -> pd.DataFrame | None:
+        """Per-minute time-weighted means and covered seconds (cached)."""
+        key = (site_id, device_id, metric)
+        if key not in self._means:
+            s = self.groups.get(key)
+            self._means[key] = (
+                None if s is None else interval_means(s, self.start, self.end, STEP_S, MAX_GAP_S)
+            )
+        return self._means[key]
+
+    def per_hour(self, minute_values: np.ndarray) -> np.ndarray:
+        """Sum of per-minute values in each hour (NaN minutes ignored)."""
+        return np.nansum(minute_values.reshape(self.n_hours, PER_HOUR), axis=1)
+
+    def any_per_hour(self, minute_mask: np.ndarray) -> np.ndarray:
+        return minute_mask.reshape(self.n_hours, PER_HOUR).any(axis=1)
+
+    def samples_per_hour(self, site_id: str, device_id: str) -> np.ndarray:
+        counts = np.zeros(self.n_hours, int)
         for (s, d, _), series in self.groups.items():
             if s == site_id and d == device_id:
-                total += int(((series.index >= start) & (series.index < end)).sum())
-        return total
+                offset_h = ((series.index - self.start).total_seconds().to_numpy() // 3600).astype(
+                    int
+                )
+                inside = (offset_h >= 0) & (offset_h < self.n_hours)
+                counts += np.bincount(offset_h[inside], minlength=self.n_hours)
+        return counts
+
+    def site_mean(self, site_id: str, metric: str) -> np.ndarray:
+        """Per-minute mean of a metric over every device of the site that reports it (NaN: none did)."""
+        columns = [
+            self.means(site_id, d, metric)["mean"].to_numpy()
+            for d in self.devices_with(site_id, metric)
+        ]
+        if not columns:
+            return np.full(self.n_min, np.nan)
+        stacked = np.vstack(columns)
+        counts = np.sum(~np.isnan(stacked), axis=0)
+        return np.where(counts > 0, np.nansum(stacked, axis=0) / np.maximum(counts, 1), np.nan)
 
 
-def _mean_over_devices(
-    data: _Samples, site_id: str, metric: str, start: datetime, end: datetime
-) -> np.ndarray:
-    """Per-minute mean of a metric over every device of the site that reports it (NaN: none did)."""
-    columns = [
-        interval_means(data.get(site_id, d, metric), start, end, STEP_S)["mean"].to_numpy()
-        for d in data.devices_with(site_id, metric)
+def counter_energy_per_hour(series: pd.Series | None, grid: _Range) -> np.ndarray:
+    """Energy from a lifetime counter in each hour [counter unit]: non-negative steps between the samples
+    and the values interpolated at hour boundaries (when bracketed within MAX_GAP_S); NaN for an hour with
+    fewer than two such points. Same result as `counter_energy` hour by hour."""
+    out = np.full(grid.n_hours, np.nan)
+    if series is None:
+        return out
+    clipped = clip_to_window(series, grid.start, grid.end, MAX_GAP_S)
+    t_s = (clipped.index - grid.start).total_seconds().to_numpy()
+    v = clipped.to_numpy(dtype=float)
+    bounds = np.arange(1, grid.n_hours) * 3600.0
+    inside = (bounds > t_s[0]) & (bounds < t_s[-1]) if len(t_s) else np.zeros(0, bool)
+    bounds = bounds[inside]
+    pos = np.searchsorted(t_s, bounds)
+    bracketed = (
+        t_s[np.clip(pos, 0, len(t_s) - 1)] - t_s[np.clip(pos - 1, 0, len(t_s) - 1)]
+    ) <= MAX_GAP_S
+    exact = np.isin(bounds, t_s)
+    add = bounds[bracketed & ~exact]
+    points_t = np.concatenate([t_s, add])
+    points_v = np.concatenate([v, np.interp(add, t_s, v)]) if len(t_s) else v
+    order = np.argsort(points_t, kind="stable")
+    points_t, points_v = points_t[order], points_v[order]
+    if len(points_t) < 2:
+        return out
+    start_hour = np.floor(points_t[:-1] / 3600.0).astype(
+        int
+    )  # a point on a boundary starts that hour
+    end_hour = np.ceil(points_t[1:] / 3600.0).astype(int) - 1  # ...and ends the previous one
+    same = start_hour == end_hour
+    diffs = np.diff(points_v)
+    keep = same & (diffs >= 0) & (start_hour >= 0) & (start_hour < grid.n_hours)
+    energy = np.bincount(start_hour[keep], weights=diffs[keep], minlength=grid.n_hours)[
+        : grid.n_hours
     ]
-    n = int(round((pd.Timestamp(end) - pd.Timestamp(start)).total_seconds() / STEP_S))
-    if not columns:
-        return np.full(n, np.nan)
-    stacked = np.vstack(columns)
-    counts = np.sum(~np.isnan(stacked), axis=0)
-    return np.where(counts > 0, np.nansum(stacked, axis=0) / np.maximum(counts, 1), np.nan)
-
-
-def site_insolation_kwh_m2(data: _Samples, site_id: str, start: datetime, end: datetime) -> float:
-    """POA insolation of a site in [start, end) [kWh/m^2]: the mean over its POA sensors (trapezoid rule)."""
-    values = [
-        integrate_rate(data.get(site_id, d, "poa_irradiance"), start, end) / 1000.0
-        for d in data.devices_with(site_id, "poa_irradiance")
-    ]
-    values = [v for v in values if np.isfinite(v)]
-    return float(np.mean(values)) if values else float("nan")
+    steps = np.bincount(
+        start_hour[same & (start_hour >= 0) & (start_hour < grid.n_hours)], minlength=grid.n_hours
+    )[: grid.n_hours]
+    return np.where(steps > 0, energy, np.nan)
 
 
 def _maintenance_mask(site: Site, device_id: str, minutes: pd.DatetimeIndex) -> np.ndarray:
@@ -91,179 +143,118 @@ def _maintenance_mask(site: Site, device_id: str, minutes: pd.DatetimeIndex) -> 
     return mask
 
 
-def _site_weather(data: _Samples, site: Site, start: datetime, end: datetime) -> pd.DataFrame:
-    poa = _mean_over_devices(data, site.id, "poa_irradiance", start, end)
-    t_mod = _mean_over_devices(data, site.id, "module_temperature", start, end)
-    t_amb = _mean_over_devices(data, site.id, "ambient_temperature", start, end)
-    wind = _mean_over_devices(data, site.id, "wind_speed", start, end)
-    from_module = np.asarray(
-        cell_temperature_c(np.nan_to_num(poa), module_temperature_c=t_mod), dtype=float
-    )
+def _weather(grid: _Range, site: Site) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-minute POA [W/m^2] and cell temperature [°C], and POA insolation per hour [kWh/m^2]."""
+    poa = grid.site_mean(site.id, "poa_irradiance")
+    t_mod = grid.site_mean(site.id, "module_temperature")
+    t_amb = grid.site_mean(site.id, "ambient_temperature")
+    wind = grid.site_mean(site.id, "wind_speed")
+    g = np.nan_to_num(poa)
+    from_module = np.asarray(cell_temperature_c(g, module_temperature_c=t_mod), dtype=float)
     from_ambient = np.asarray(
         cell_temperature_c(
-            np.nan_to_num(poa),
-            ambient_temperature_c=t_amb,
-            wind_speed_ms=np.where(np.isnan(wind), 1.0, wind),
+            g, ambient_temperature_c=t_amb, wind_speed_ms=np.where(np.isnan(wind), 1.0, wind)
         ),
         dtype=float,
     )
     t_cell = np.where(np.isnan(t_mod), from_ambient, from_module)
-    return pd.DataFrame({"poa": poa, "t_cell": t_cell})
-
-
-def _site_grid(
-    data: _Samples, site: Site, start: datetime, end: datetime
-) -> tuple[dict, np.ndarray]:
-    """Grid-meter parts of a site row, and the per-minute grid-outage flags (all False without a meter)."""
-    n = int(round((pd.Timestamp(end) - pd.Timestamp(start)).total_seconds() / STEP_S))
-    meters = [d.id for d in site.devices if d.kind == "meter"]
-    parts = dict.fromkeys(
-        ("export_kwh", "import_kwh", "reactive_kvarh", "time_freq_out_s", "time_volt_out_s"),
-        float("nan"),
+    # insolation: mean over the POA sensors of each sensor's own trapezoid integral
+    per_sensor = []
+    for device_id in grid.devices_with(site.id, "poa_irradiance"):
+        m = grid.means(site.id, device_id, "poa_irradiance")
+        wh = grid.per_hour((m["mean"] * m["covered_s"]).fillna(0.0).to_numpy()) / 3600.0
+        covered = grid.per_hour(m["covered_s"].to_numpy())
+        per_sensor.append(np.where(covered > 0, wh / 1000.0, np.nan))
+    insolation = (
+        np.nanmean(np.vstack(per_sensor), axis=0) if per_sensor else np.full(grid.n_hours, np.nan)
     )
-    outage = np.zeros(n, bool)
+    return poa, t_cell, insolation
+
+
+def _grid(grid: _Range, site: Site) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Grid-meter columns per hour and per-minute grid-outage flags (all False without a meter)."""
+    nan = np.full(grid.n_hours, np.nan)
+    parts = {c: nan.copy() for c in GRID_COLUMNS}
+    meters = [d.id for d in site.devices if d.kind == "meter"]
     if not meters:
-        return parts, outage
-    exported = [
-        counter_energy(s, start, end)
+        return parts, np.zeros(grid.n_min, bool)
+    for column, metric in (("export_kwh", "export_energy"), ("import_kwh", "import_energy")):
+        per_meter = [counter_energy_per_hour(grid.series(site.id, m, metric), grid) for m in meters]
+        parts[column] = np.nansum(np.vstack(per_meter), axis=0) / 1000.0 if per_meter else nan
+    freq, volt = grid.site_mean(site.id, "grid_frequency"), grid.site_mean(site.id, "grid_voltage")
+    (f_lo, f_hi), (v_lo, v_hi) = site.grid.frequency_hz, site.grid.voltage_v
+    f_out, v_out = (freq < f_lo) | (freq > f_hi), (volt < v_lo) | (volt > v_hi)
+    parts["time_freq_out_s"] = grid.per_hour(f_out.astype(float)) * STEP_S
+    parts["time_volt_out_s"] = grid.per_hour(v_out.astype(float)) * STEP_S
+    pf = grid.site_mean(site.id, "power_factor")
+    power = [
+        grid.means(site.id, m, "ac_power")["mean"].to_numpy()
         for m in meters
-        if (s := data.get(site.id, m, "export_energy")) is not None
+        if grid.series(site.id, m, "ac_power") is not None
     ]
-    imported = [
-        counter_energy(s, start, end)
-        for m in meters
-        if (s := data.get(site.id, m, "import_energy")) is not None
-    ]
-    parts["export_kwh"] = float(np.nansum(exported)) / 1000.0 if exported else float("nan")
-    parts["import_kwh"] = float(np.nansum(imported)) / 1000.0 if imported else float("nan")
-    freq = _mean_over_devices(data, site.id, "grid_frequency", start, end)
-    volt = _mean_over_devices(data, site.id, "grid_voltage", start, end)
-    f_lo, f_hi = site.grid.frequency_hz
-    v_lo, v_hi = site.grid.voltage_v
-    parts["time_freq_out_s"] = seconds_outside_band(freq[~np.isnan(freq)], f_lo, f_hi, STEP_S)
-    parts["time_volt_out_s"] = seconds_outside_band(volt[~np.isnan(volt)], v_lo, v_hi, STEP_S)
-    outage = ((freq < f_lo) | (freq > f_hi)) | ((volt < v_lo) | (volt > v_hi))
-    pf = _mean_over_devices(data, site.id, "power_factor", start, end)
-    meter_power = [
-        interval_means(s, start, end, STEP_S)["mean"].to_numpy()
-        for m in meters
-        if (s := data.get(site.id, m, "ac_power")) is not None
-    ]
-    if meter_power:
-        p_w = np.abs(np.nanmean(np.vstack(meter_power), axis=0))
+    if power:
+        p_w = np.abs(np.nanmean(np.vstack(power), axis=0))
         with np.errstate(divide="ignore", invalid="ignore"):
             q_w = p_w * np.sqrt(np.clip(1.0 / np.square(pf) - 1.0, 0.0, None))
-        parts["reactive_kvarh"] = (
-            float(np.nansum(q_w)) * STEP_S / 3.6e6 if np.isfinite(q_w).any() else float("nan")
+        parts["reactive_kvarh"] = np.where(
+            grid.any_per_hour(np.isfinite(q_w)), grid.per_hour(q_w) * STEP_S / 3.6e6, np.nan
         )
-    return parts, outage
+    return parts, f_out | v_out
 
 
-def _inverter_row(
-    data: _Samples, site: Site, inv: Device, wx: pd.DataFrame, grid_outage: np.ndarray,
-    insolation: float, t_ref_nrel_c: float, start: datetime, end: datetime,
-) -> dict:  # fmt: skip
-    minutes = pd.date_range(pd.Timestamp(start), periods=len(wx), freq=f"{int(STEP_S)}s")
-    counter = data.get(site.id, inv.id, "ac_energy")
-    power = data.get(site.id, inv.id, "ac_power")
-    energy_wh = counter_energy(counter, start, end) if counter is not None else float("nan")
-    if not np.isfinite(energy_wh) and power is not None:
-        energy_wh = integrate_rate(power, start, end)
-    ac_w = (
-        interval_means(power, start, end, STEP_S)["mean"].to_numpy()
-        if power is not None
-        else np.full(len(wx), np.nan)
-    )
-    poa, t_cell = wx["poa"].to_numpy(), wx["t_cell"].to_numpy()
+def _inverter(
+    grid: _Range, site: Site, inv: Device, poa, t_cell, insolation, outage, t_ref_nrel_c: float
+) -> pd.DataFrame:
+    minute_h = STEP_S / 3600.0
+    energy_wh = counter_energy_per_hour(grid.series(site.id, inv.id, "ac_energy"), grid)
+    power = grid.means(site.id, inv.id, "ac_power")
+    ac_w = power["mean"].to_numpy() if power is not None else np.full(grid.n_min, np.nan)
+    if power is not None:  # no counter (or no counter step in an hour): integrate power
+        power_wh = (
+            grid.per_hour((power["mean"] * power["covered_s"]).fillna(0.0).to_numpy()) / 3600.0
+        )
+        has_power = grid.per_hour(power["covered_s"].to_numpy()) > 0
+        energy_wh = np.where(np.isnan(energy_wh) & has_power, power_wh, energy_wh)
+    t_cell_model = np.where(np.isnan(t_cell), 25.0, t_cell)
     expected_w = expected_ac_power_w(
-        np.nan_to_num(poa),
-        np.where(np.isnan(t_cell), 25.0, t_cell),
-        inv.p_dc_kw,
-        inv.p_ac_kw,
-        inv.gamma_pdc_per_c,
+        np.nan_to_num(poa), t_cell_model, inv.p_dc_kw, inv.p_ac_kw, inv.gamma_pdc_per_c
     )
     expected_w = np.where(np.isnan(poa), np.nan, expected_w)
     cats = classify_intervals(
-        poa, ac_w, _maintenance_mask(site, inv.id, minutes), grid_outage, site.daylight_poa_wm2
+        poa, ac_w, _maintenance_mask(site, inv.id, grid.minutes), outage, site.daylight_poa_wm2
     )
-    seconds = category_seconds(cats, STEP_S)
     valid = ~np.isnan(poa) & ~np.isnan(t_cell)
+    g_kw_m2 = np.where(valid, poa, 0.0) / 1000.0
+    any_valid = grid.any_per_hour(valid)
 
-    def ref_energy(t_ref: float) -> float:
-        if not valid.any():
-            return float("nan")
-        return temperature_corrected_reference_energy_kwh(
-            poa[valid], t_cell[valid], inv.p_dc_kw, inv.gamma_pdc_per_c, t_ref, STEP_S / 3600.0
+    def ref_energy(t_ref: float) -> np.ndarray:
+        contribution = (
+            inv.p_dc_kw
+            * g_kw_m2
+            * (1.0 + inv.gamma_pdc_per_c * (np.where(valid, t_cell, t_ref) - t_ref))
+            * minute_h
         )
+        return np.where(any_valid, grid.per_hour(contribution), np.nan)
 
     energy_kwh = energy_wh / 1000.0
-    row = {
-        "site_id": site.id, "device_id": inv.id, "period_start": pd.Timestamp(start), "period_h": 1.0,
-        "p_dc_kw": inv.p_dc_kw, "p_ac_kw": inv.p_ac_kw,
-        "energy_ac_kwh": energy_kwh,
-        "insolation_poa_kwh_m2": insolation,
-        "ref_energy_stc_kwh": inv.p_dc_kw * insolation if np.isfinite(energy_kwh) else float("nan"),
-        "ref_energy_iec_kwh": ref_energy(T_REF_IEC_C),
-        "ref_energy_nrel_kwh": ref_energy(t_ref_nrel_c) if np.isfinite(t_ref_nrel_c) else float("nan"),
-        "t_cell_x_insolation": float(np.nansum(np.where(valid, poa * t_cell, 0.0)) * STEP_S / 3.6e6),
-        "energy_expected_kwh": float(np.nansum(expected_w)) * STEP_S / 3.6e6 if (~np.isnan(expected_w)).any() else float("nan"),
-        "energy_lost_kwh": float(np.nansum(np.where(cats == "forced_outage", expected_w, 0.0))) * STEP_S / 3.6e6,
-        "samples": data.count(site.id, inv.id, start, end),
-    }  # fmt: skip
-    row.update({f"time_{k}_s": v for k, v in seconds.items()})
-    return row
-
-
-def hourly_kpis(
-    samples: pd.DataFrame,
-    plant: Plant,
-    start: datetime,
-    end: datetime,
-    t_ref_nrel_c: dict[str, float] | None = None,
-) -> pd.DataFrame:
-    """One row per inverter and one per site (`device_id == '*'`) for the window [start, end).
-
-    samples : long format (site_id, device_id, metric, ts, value), covering the window and some margin
-    t_ref_nrel_c : per site, the typical-year irradiance-weighted cell temperature [°C] for NREL's PR'
-    """
-    return _hourly(_Samples(samples), plant, start, end, t_ref_nrel_c or {})
-
-
-def _hourly(
-    data: _Samples, plant: Plant, start: datetime, end: datetime, t_ref: dict[str, float]
-) -> pd.DataFrame:
-    inverter_rows, extras = [], []
-    for site in plant.sites:
-        insolation = site_insolation_kwh_m2(data, site.id, start, end)
-        wx = _site_weather(data, site, start, end)
-        grid_parts, outage = _site_grid(data, site, start, end)
-        for inv in site.inverters:
-            inverter_rows.append(
-                _inverter_row(
-                    data,
-                    site,
-                    inv,
-                    wx,
-                    outage,
-                    insolation,
-                    t_ref.get(site.id, float("nan")),
-                    start,
-                    end,
-                )
-            )
-        extras.append({"site_id": site.id, "period_start": pd.Timestamp(start), **grid_parts})
-    grid_columns = (
-        "export_kwh",
-        "import_kwh",
-        "reactive_kvarh",
-        "time_freq_out_s",
-        "time_volt_out_s",
-    )
-    inverters = derive_ratios(
-        pd.DataFrame(inverter_rows).assign(**dict.fromkeys(grid_columns, np.nan))
-    )
-    sites = site_rows(inverters, pd.DataFrame(extras))
-    return pd.concat([inverters, sites], ignore_index=True)
+    frame = pd.DataFrame(
+        {
+            "site_id": site.id, "device_id": inv.id, "period_start": grid.hours, "period_h": 1.0,
+            "p_dc_kw": inv.p_dc_kw, "p_ac_kw": inv.p_ac_kw,
+            "energy_ac_kwh": energy_kwh,
+            "insolation_poa_kwh_m2": insolation,
+            "ref_energy_stc_kwh": np.where(np.isnan(energy_kwh), np.nan, inv.p_dc_kw * insolation),
+            "ref_energy_iec_kwh": ref_energy(T_REF_IEC_C),
+            "ref_energy_nrel_kwh": ref_energy(t_ref_nrel_c) if np.isfinite(t_ref_nrel_c) else np.nan,
+            "t_cell_x_insolation": grid.per_hour(np.where(valid, poa * t_cell, 0.0)) * STEP_S / 3.6e6,
+            "energy_expected_kwh": np.where(grid.any_per_hour(~np.isnan(expected_w)), grid.per_hour(expected_w) * minute_h / 1000.0, np.nan),
+            "energy_lost_kwh": grid.per_hour(np.where(cats == "forced_outage", np.nan_to_num(expected_w), 0.0)) * minute_h / 1000.0,
+            "samples": grid.samples_per_hour(site.id, inv.id),
+        }
+    )  # fmt: skip
+    for category in CATEGORIES:
+        frame[f"time_{category}_s"] = grid.per_hour((cats == category).astype(float)) * STEP_S
+    return frame
 
 
 def hourly_kpis_range(
@@ -273,17 +264,48 @@ def hourly_kpis_range(
     end: datetime,
     t_ref_nrel_c: dict[str, float] | None = None,
 ) -> pd.DataFrame:
-    """`hourly_kpis` for every whole hour in [start, end)."""
-    data = _Samples(samples)
-    hours = pd.date_range(pd.Timestamp(start), pd.Timestamp(end), freq="h", inclusive="left")
-    frames = [
-        _hourly(
-            data,
-            plant,
-            h.to_pydatetime(),
-            (h + pd.Timedelta(hours=1)).to_pydatetime(),
-            t_ref_nrel_c or {},
-        )
-        for h in hours
-    ]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    """One row per inverter and one per site (`device_id == '*'`) for every whole UTC hour in [start, end).
+
+    samples : long format (site_id, device_id, metric, ts, value), covering the range plus ~15 min margin
+    t_ref_nrel_c : per site, the typical-year irradiance-weighted cell temperature [°C] for NREL's PR'
+    """
+    grid = _Range(samples, start, end)
+    if grid.n_hours <= 0:
+        return pd.DataFrame()
+    t_ref = t_ref_nrel_c or {}
+    inverters, extras = [], []
+    for site in plant.sites:
+        poa, t_cell, insolation = _weather(grid, site)
+        parts, outage = _grid(grid, site)
+        for inv in site.inverters:
+            inverters.append(
+                _inverter(
+                    grid,
+                    site,
+                    inv,
+                    poa,
+                    t_cell,
+                    insolation,
+                    outage,
+                    t_ref.get(site.id, float("nan")),
+                )
+            )
+        extras.append(pd.DataFrame({"site_id": site.id, "period_start": grid.hours, **parts}))
+    inverter_rows = derive_ratios(
+        pd.concat(inverters, ignore_index=True).assign(**dict.fromkeys(GRID_COLUMNS, np.nan))
+    )
+    sites = site_rows(inverter_rows, pd.concat(extras, ignore_index=True))
+    return pd.concat([inverter_rows, sites], ignore_index=True).sort_values(
+        ["period_start", "site_id", "device_id"], ignore_index=True
+    )
+
+
+def hourly_kpis(
+    samples: pd.DataFrame,
+    plant: Plant,
+    start: datetime,
+    end: datetime,
+    t_ref_nrel_c: dict[str, float] | None = None,
+) -> pd.DataFrame:
+    """`hourly_kpis_range` for one hour [start, end)."""
+    return hourly_kpis_range(samples, plant, start, end, t_ref_nrel_c)

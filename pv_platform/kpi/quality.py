@@ -1,10 +1,11 @@
-"""Data-quality checks on an hour of telemetry and its KPI rows. Pure functions; Dagster turns each outcome
-into an asset check result (WARN or ERROR), and ERROR outcomes block the hour from the daily KPIs."""
+"""Data-quality checks on hours of telemetry and their KPI rows. Pure functions over a whole range at once,
+reporting per hour; Dagster turns the outcomes into asset check results (WARN or ERROR), and ERROR
+outcomes block those hours from the daily KPIs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -26,31 +27,68 @@ RANGES = {  # metric -> physically possible range
 POWER_OVER_RATING = 1.10  # AC power above 110 % of the rating is not physical
 COMPLETENESS_WARN, COMPLETENESS_ERROR = 0.90, 0.50  # fraction of the hour covered by samples
 FROZEN_MINUTES = 30
+NOT_FROZEN = {"ac_energy", "export_energy", "import_energy", "operating_state", "events"}
 PR_PLAUSIBLE = (0.5, 1.0)  # outside: WARN; outside PR_POSSIBLE: ERROR
 PR_POSSIBLE = (0.0, 1.2)
 MIN_INSOLATION_FOR_PR_KWH_M2 = 0.1  # below this an hour's PR is too noisy to judge
+CHECK_NAMES = (
+    "completeness",
+    "physical_ranges",
+    "frozen_values",
+    "future_timestamps",
+    "sun_and_power",
+    "pr_plausible",
+)
 
 
 @dataclass(frozen=True)
 class CheckOutcome:
+    hour: pd.Timestamp
     name: str
     passed: bool
-    severity: str  # severity if it failed
+    severity: str  # what a failure means: WARN or ERROR
     detail: str
     metadata: dict = field(default_factory=dict)
 
 
-def _entities(samples: pd.DataFrame):
+class _Hours:
+    def __init__(self, start: datetime, end: datetime) -> None:
+        self.start = pd.Timestamp(start)
+        self.n = int(round((pd.Timestamp(end) - self.start).total_seconds() / 3600.0))
+        self.index = self.start + pd.to_timedelta(np.arange(self.n), unit="h")
+
+    def of(self, ts: pd.Series | pd.DatetimeIndex) -> np.ndarray:
+        """Hour index of each timestamp (-1 or n when outside)."""
+        seconds = (pd.DatetimeIndex(ts) - self.start).total_seconds().to_numpy()
+        return np.floor(seconds / 3600.0).astype(int)
+
+    def count(self, ts) -> np.ndarray:
+        h = self.of(ts)
+        h = h[(h >= 0) & (h < self.n)]
+        return np.bincount(h, minlength=self.n)
+
+
+def _groups(samples: pd.DataFrame):
     if samples.empty:
         return
     yield from samples.groupby(["site_id", "device_id", "metric"], sort=True)
 
 
+def _per_hour_detail(
+    hours: _Hours, problems: dict[str, np.ndarray]
+) -> list[dict[str, int | float]]:
+    """problems: entity -> per-hour number; returns per hour {entity: number} of the non-zero ones."""
+    out: list[dict] = [{} for _ in range(hours.n)]
+    for entity, values in problems.items():
+        for h in np.flatnonzero(values):
+            out[h][entity] = values[h].item()
+    return out
+
+
 def completeness(
-    samples: pd.DataFrame, plant: Plant, start: datetime, end: datetime
-) -> CheckOutcome:
-    """Fraction of the hour covered by each inverter's AC power and each POA sensor (gaps > 15 min uncovered)."""
-    worst, coverage = 1.0, {}
+    samples: pd.DataFrame, plant: Plant, hours: _Hours, end: datetime
+) -> list[CheckOutcome]:
+    """Fraction of each hour covered by each inverter's AC power and each POA sensor (gaps > 15 min uncovered)."""
     expected = [(s.id, d.id, "ac_power") for s in plant.sites for d in s.inverters]
     expected += [
         (s.id, d.id, "poa_irradiance")
@@ -58,91 +96,146 @@ def completeness(
         for d in s.devices
         if d.kind == "weather_station"
     ]
-    groups = {key: part for key, part in _entities(samples)}
+    groups = dict(_groups(samples))
+    coverage: dict[str, np.ndarray] = {}
     for key in expected:
         part = groups.get(key)
         if part is None:
-            fraction = 0.0
-        else:
-            series = pd.Series(part["value"].to_numpy(float), index=pd.DatetimeIndex(part["ts"]))
-            fraction = (
-                float(interval_means(series, start, end)["covered_s"].sum())
-                / (end - start).total_seconds()
+            coverage[".".join(key)] = np.zeros(hours.n)
+            continue
+        series = pd.Series(part["value"].to_numpy(float), index=pd.DatetimeIndex(part["ts"]))
+        covered = interval_means(series, hours.start, end)["covered_s"].to_numpy()
+        coverage[".".join(key)] = covered.reshape(hours.n, 60).sum(axis=1) / 3600.0
+    outcomes = []
+    for h, hour in enumerate(hours.index):
+        gaps = {k: round(float(v[h]), 3) for k, v in coverage.items() if v[h] < COMPLETENESS_WARN}
+        worst = min((float(v[h]) for v in coverage.values()), default=1.0)
+        detail = (
+            "every entity covered"
+            if not gaps
+            else f"coverage below {COMPLETENESS_WARN:.0%}: {gaps}"
+        )
+        severity = ERROR if worst < COMPLETENESS_ERROR else WARN
+        outcomes.append(
+            CheckOutcome(
+                hour,
+                "completeness",
+                not gaps,
+                severity,
+                detail,
+                {"worst_coverage": round(worst, 3)},
             )
-        coverage[".".join(key)] = round(fraction, 3)
-        worst = min(worst, fraction)
-    gaps = {k: v for k, v in coverage.items() if v < COMPLETENESS_WARN}
-    severity = ERROR if worst < COMPLETENESS_ERROR else WARN
-    detail = (
-        "every entity covered" if not gaps else f"coverage below {COMPLETENESS_WARN:.0%}: {gaps}"
-    )
-    return CheckOutcome(
-        "completeness", not gaps, severity, detail, {"worst_coverage": round(worst, 3)}
-    )
+        )
+    return outcomes
 
 
-def physical_ranges(samples: pd.DataFrame, plant: Plant) -> CheckOutcome:
+def physical_ranges(samples: pd.DataFrame, plant: Plant, hours: _Hours) -> list[CheckOutcome]:
     """Values that cannot be real: irradiance, temperatures, frequency out of range; AC power over rating."""
-    bad: dict[str, int] = {}
     ratings = {(s.id, d.id): d.p_ac_kw * 1000.0 for s in plant.sites for d in s.inverters}
-    for (site_id, device_id, metric), part in _entities(samples):
+    problems: dict[str, np.ndarray] = {}
+    for (site_id, device_id, metric), part in _groups(samples):
         v = part["value"].to_numpy(float)
         if metric in RANGES:
             lo, hi = RANGES[metric]
-            n = int(np.sum((v < lo) | (v > hi)))
+            bad = (v < lo) | (v > hi)
         elif metric == "ac_power" and (site_id, device_id) in ratings:
-            n = int(np.sum(v > POWER_OVER_RATING * ratings[(site_id, device_id)]))
+            bad = v > POWER_OVER_RATING * ratings[(site_id, device_id)]
         else:
             continue
-        if n:
-            bad[f"{site_id}.{device_id}.{metric}"] = n
-    detail = "all values physically possible" if not bad else f"impossible values: {bad}"
-    return CheckOutcome(
-        "physical_ranges", not bad, ERROR, detail, {"entities_out_of_range": len(bad)}
-    )
+        if bad.any():
+            problems[f"{site_id}.{device_id}.{metric}"] = hours.count(part["ts"][bad])
+    per_hour = _per_hour_detail(hours, problems)
+    return [
+        CheckOutcome(
+            hour,
+            "physical_ranges",
+            not bad,
+            ERROR,
+            "all values physically possible" if not bad else f"impossible values: {bad}",
+            {"entities": len(bad)},
+        )
+        for hour, bad in zip(hours.index, per_hour, strict=True)
+    ]
 
 
-def frozen_values(samples: pd.DataFrame, start: datetime, end: datetime) -> CheckOutcome:
-    """A measurement stuck at one value for FROZEN_MINUTES or more while the sun is up (a frozen sensor)."""
-    frozen = []
-    poa = samples[samples["metric"] == "poa_irradiance"]
-    sunny = not poa.empty and float(poa["value"].max()) > 100.0
-    for (site_id, device_id, metric), part in _entities(samples):
-        if (
-            metric in ("ac_energy", "export_energy", "import_energy", "operating_state", "events")
-            or not sunny
-        ):
-            continue
-        part = part[(part["ts"] >= start) & (part["ts"] < end)]
-        if len(part) < 3:
+def frozen_values(samples: pd.DataFrame, hours: _Hours) -> list[CheckOutcome]:
+    """A non-zero measurement stuck at one value for FROZEN_MINUTES or more in an hour with sun (> 100 W/m²)."""
+    poa = samples[samples["metric"] == "poa_irradiance"] if not samples.empty else samples
+    sunny = np.zeros(hours.n, bool)
+    if not poa.empty:
+        h = hours.of(poa["ts"])
+        ok = (h >= 0) & (h < hours.n) & (poa["value"].to_numpy(float) > 100.0)
+        sunny[h[ok]] = True
+    problems: dict[str, np.ndarray] = {}
+    for (site_id, device_id, metric), part in _groups(samples):
+        if metric in NOT_FROZEN or len(part) < 3:
             continue
         v, ts = part["value"].to_numpy(float), pd.DatetimeIndex(part["ts"])
-        change = np.concatenate([[True], v[1:] != v[:-1]])
-        run_id = np.cumsum(change)
-        for rid in np.unique(run_id):
-            idx = np.flatnonzero(run_id == rid)
-            if (
-                len(idx) >= 3
-                and (ts[idx[-1]] - ts[idx[0]]) >= timedelta(minutes=FROZEN_MINUTES)
-                and v[idx[0]] != 0.0
-            ):
-                frozen.append(f"{site_id}.{device_id}.{metric}")
-                break
-    detail = (
-        "no frozen values"
-        if not frozen
-        else f"stuck for >= {FROZEN_MINUTES} min in daylight: {frozen}"
+        run_id = np.cumsum(np.concatenate([[True], v[1:] != v[:-1]]))
+        first = np.flatnonzero(np.concatenate([[True], run_id[1:] != run_id[:-1]]))
+        last = np.concatenate([first[1:] - 1, [len(v) - 1]])
+        long = (
+            ((ts[last] - ts[first]).total_seconds() >= FROZEN_MINUTES * 60)
+            & (last - first >= 2)
+            & (v[first] != 0.0)
+        )
+        flagged = np.zeros(hours.n, int)
+        for a, b in zip(first[long], last[long], strict=True):
+            ha, hb = (
+                max(hours.of(ts[a : a + 1])[0], 0),
+                min(hours.of(ts[b : b + 1])[0], hours.n - 1),
+            )
+            if ha <= hb:
+                flagged[ha : hb + 1] = 1
+        flagged &= sunny
+        if flagged.any():
+            problems[f"{site_id}.{device_id}.{metric}"] = flagged
+    per_hour = _per_hour_detail(hours, problems)
+    return [
+        CheckOutcome(
+            hour,
+            "frozen_values",
+            not bad,
+            WARN,
+            "no frozen values"
+            if not bad
+            else f"stuck for >= {FROZEN_MINUTES} min in daylight: {sorted(bad)}",
+            {"entities": len(bad)},
+        )
+        for hour, bad in zip(hours.index, per_hour, strict=True)
+    ]
+
+
+def future_timestamps(samples: pd.DataFrame, hours: _Hours, now: datetime) -> list[CheckOutcome]:
+    """Samples stamped in the future (a device clock ahead): they would be counted in the wrong hour."""
+    future = (
+        samples[samples["ts"] > pd.Timestamp(now) + pd.Timedelta(minutes=5)]
+        if not samples.empty
+        else samples
     )
-    return CheckOutcome("frozen_values", not frozen, WARN, detail, {"frozen_entities": len(frozen)})
+    counts = hours.count(future["ts"]) if not future.empty else np.zeros(hours.n, int)
+    return [
+        CheckOutcome(
+            hour,
+            "future_timestamps",
+            n == 0,
+            ERROR,
+            "no timestamps in the future"
+            if n == 0
+            else f"{n} samples stamped after {now.isoformat()}",
+            {"future_samples": int(n)},
+        )
+        for hour, n in zip(hours.index, counts, strict=True)
+    ]
 
 
-def sun_and_power(kpis: pd.DataFrame) -> CheckOutcome:
-    """Power without sun (energy while the reference yield is ~0) or sun without power (no energy, no
-    explaining downtime category)."""
-    problems = []
-    for row in kpis[kpis["device_id"] != SITE_DEVICE].itertuples():
+def sun_and_power(kpis: pd.DataFrame, hours: _Hours) -> list[CheckOutcome]:
+    """Power without sun, or sun without power that no downtime category explains."""
+    problems: dict[pd.Timestamp, list[str]] = {}
+    inv = kpis[kpis["device_id"] != SITE_DEVICE] if not kpis.empty else kpis
+    for row in inv.itertuples():
         if row.insolation_poa_kwh_m2 < 0.005 and row.energy_ac_kwh > 0.05 * row.p_ac_kw:
-            problems.append(
+            problems.setdefault(row.period_start, []).append(
                 f"{row.site_id}.{row.device_id}: {row.energy_ac_kwh:.1f} kWh without sun"
             )
         explained = (
@@ -153,43 +246,55 @@ def sun_and_power(kpis: pd.DataFrame) -> CheckOutcome:
             and (row.energy_ac_kwh or 0) < 0.01 * row.p_ac_kw
             and explained < 1800
         ):
-            problems.append(
+            problems.setdefault(row.period_start, []).append(
                 f"{row.site_id}.{row.device_id}: {row.insolation_poa_kwh_m2:.2f} kWh/m2 of sun, no energy"
             )
-    detail = "energy follows the sun" if not problems else "; ".join(problems)
-    return CheckOutcome("sun_and_power", not problems, WARN, detail, {"devices": len(problems)})
+    return [
+        CheckOutcome(
+            hour,
+            "sun_and_power",
+            hour not in problems,
+            WARN,
+            "; ".join(problems.get(hour, [])) or "energy follows the sun",
+            {"devices": len(problems.get(hour, []))},
+        )
+        for hour in hours.index
+    ]
 
 
-def future_timestamps(samples: pd.DataFrame, now: datetime) -> CheckOutcome:
-    """Samples stamped in the future (a device clock ahead): they would be counted in the wrong hour."""
-    future = (
-        samples[samples["ts"] > pd.Timestamp(now) + pd.Timedelta(minutes=5)]
-        if not samples.empty
-        else samples
-    )
-    n = len(future)
-    detail = (
-        "no timestamps in the future" if not n else f"{n} samples stamped after {now.isoformat()}"
-    )
-    return CheckOutcome("future_timestamps", not n, ERROR, detail, {"future_samples": n})
-
-
-def pr_plausible(kpis: pd.DataFrame) -> CheckOutcome:
+def pr_plausible(kpis: pd.DataFrame, hours: _Hours) -> list[CheckOutcome]:
     """PR of each inverter and site in a plausible band (hours with enough sun only)."""
     lo, hi = PR_PLAUSIBLE
-    judged = kpis[
-        (kpis["insolation_poa_kwh_m2"] >= MIN_INSOLATION_FOR_PR_KWH_M2) & kpis["pr"].notna()
-    ]
-    odd = judged[(judged["pr"] < lo) | (judged["pr"] > hi)]
-    impossible = judged[(judged["pr"] < PR_POSSIBLE[0]) | (judged["pr"] > PR_POSSIBLE[1])]
-    values = {f"{r.site_id}.{r.device_id}": round(float(r.pr), 3) for r in odd.itertuples()}
-    detail = f"PR within {lo}-{hi}" if odd.empty else f"PR outside {lo}-{hi}: {values}"
-    return CheckOutcome(
-        "pr_plausible", odd.empty, ERROR if len(impossible) else WARN, detail, {"outside": len(odd)}
+    judged = (
+        kpis[(kpis["insolation_poa_kwh_m2"] >= MIN_INSOLATION_FOR_PR_KWH_M2) & kpis["pr"].notna()]
+        if not kpis.empty
+        else kpis
     )
+    out = []
+    for hour in hours.index:
+        rows = judged[judged["period_start"] == hour] if not judged.empty else judged
+        odd = rows[(rows["pr"] < lo) | (rows["pr"] > hi)] if not rows.empty else rows
+        impossible = (
+            odd[(odd["pr"] < PR_POSSIBLE[0]) | (odd["pr"] > PR_POSSIBLE[1])]
+            if not odd.empty
+            else odd
+        )
+        values = {f"{r.site_id}.{r.device_id}": round(float(r.pr), 3) for r in odd.itertuples()}
+        detail = f"PR within {lo}-{hi}" if odd.empty else f"PR outside {lo}-{hi}: {values}"
+        out.append(
+            CheckOutcome(
+                hour,
+                "pr_plausible",
+                odd.empty,
+                ERROR if len(impossible) else WARN,
+                detail,
+                {"outside": len(odd)},
+            )
+        )
+    return out
 
 
-def run_hourly_checks(
+def run_checks(
     samples: pd.DataFrame,
     kpis: pd.DataFrame,
     plant: Plant,
@@ -197,15 +302,18 @@ def run_hourly_checks(
     end: datetime,
     now: datetime,
 ) -> list[CheckOutcome]:
-    """Every check on one hour, in a stable order."""
+    """Every check for every hour of [start, end): len(CHECK_NAMES) outcomes per hour."""
+    hours = _Hours(start, end)
     inside = (
-        samples[(samples["ts"] >= start) & (samples["ts"] < end)] if not samples.empty else samples
+        samples[(samples["ts"] >= hours.start) & (samples["ts"] < pd.Timestamp(end))]
+        if not samples.empty
+        else samples
     )
     return [
-        completeness(samples, plant, start, end),
-        physical_ranges(inside, plant),
-        frozen_values(samples, start, end),
-        future_timestamps(inside, now),
-        sun_and_power(kpis),
-        pr_plausible(kpis),
+        *completeness(samples, plant, hours, end),
+        *physical_ranges(inside, plant, hours),
+        *frozen_values(samples, hours),
+        *future_timestamps(inside, hours, now),
+        *sun_and_power(kpis, hours),
+        *pr_plausible(kpis, hours),
     ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import logging
 import re
@@ -13,6 +14,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from pv_platform.landing import Segment
@@ -375,21 +377,55 @@ class Database:
     def samples(
         self, start: datetime, end: datetime, metrics: list[str], site_id: str | None = None
     ) -> pd.DataFrame:
-        """Samples of the given metrics in [start, end): columns site_id, device_id, metric, ts, value."""
-        sql = (
-            "SELECT e.site_id, e.device_id, e.metric, s.ts, s.value FROM samples s"
-            " JOIN entities e ON e.id = s.entity_id"
-            " WHERE s.ts >= :start AND s.ts < :end AND e.metric = ANY(:metrics)"
-            + (" AND e.site_id = :site_id" if site_id else "")
-            + " ORDER BY e.site_id, e.device_id, e.metric, s.ts"
+        """Samples of the given metrics in [start, end): columns site_id, device_id, metric, ts, value.
+
+        Streams the rows with COPY TO (CSV, epoch seconds) where the server allows: several times faster
+        than fetching row objects, which matters for a year of minute data.
+        """
+        entities = self.query_df(
+            "SELECT id, site_id, device_id, metric FROM entities WHERE metric = ANY(:metrics)"
+            + (" AND site_id = :site_id" if site_id else ""),
+            {"metrics": metrics, "site_id": site_id},
         )
-        df = self.query_df(
-            sql, {"start": start, "end": end, "metrics": metrics, "site_id": site_id}
+        columns = ["site_id", "device_id", "metric", "ts", "value"]
+        if entities.empty:
+            return pd.DataFrame(columns=columns)
+        ids = [int(i) for i in entities["id"]]
+        if self.use_copy:
+            buffer = io.BytesIO()
+            with self.engine.connect() as conn:
+                raw = conn.connection.driver_connection
+                with raw.cursor() as cur:
+                    query = sql.SQL(
+                        "COPY (SELECT entity_id, extract(epoch FROM ts)::float8, value FROM samples"
+                        " WHERE entity_id = ANY({ids}) AND ts >= {start} AND ts < {end}"
+                        " ORDER BY entity_id, ts) TO STDOUT (FORMAT csv)"
+                    ).format(ids=sql.Literal(ids), start=sql.Literal(start), end=sql.Literal(end))
+                    with cur.copy(query) as copy:
+                        for block in copy:
+                            buffer.write(block)
+                conn.rollback()
+            buffer.seek(0)
+            raw_df = pd.read_csv(
+                buffer,
+                names=["entity_id", "epoch", "value"],
+                dtype={"entity_id": "int64", "epoch": "float64", "value": "float64"},
+            )
+            raw_df["ts"] = pd.to_datetime(raw_df["epoch"], unit="s", utc=True).dt.round("us")
+        else:
+            raw_df = self.query_df(
+                "SELECT entity_id, ts, value FROM samples WHERE entity_id = ANY(:ids) AND ts >= :start AND ts < :end"
+                " ORDER BY entity_id, ts",
+                {"ids": ids, "start": start, "end": end},
+            )
+            if raw_df.empty:
+                return pd.DataFrame(columns=columns)
+            raw_df["ts"] = pd.to_datetime(raw_df["ts"], utc=True)
+            raw_df["value"] = raw_df["value"].astype(float)
+        df = raw_df.merge(entities.rename(columns={"id": "entity_id"}), on="entity_id")
+        return df.loc[:, columns].sort_values(
+            ["site_id", "device_id", "metric", "ts"], ignore_index=True
         )
-        if not df.empty:
-            df["ts"] = pd.to_datetime(df["ts"], utc=True)
-            df["value"] = df["value"].astype(float)
-        return df
 
     def hourly_rollup(
         self,
