@@ -73,52 +73,41 @@ def derive_ratios(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _sum(group: pd.DataFrame, column: str) -> float:
-    values = group[column].astype(float)
-    return float(values.sum()) if values.notna().any() else float("nan")
+COUNTED_ONLY = (
+    "energy_ac_kwh",
+    "ref_energy_stc_kwh",
+    "ref_energy_iec_kwh",
+    "ref_energy_nrel_kwh",
+    "energy_expected_kwh",
+)
+SITE_LEVEL = (
+    "insolation_poa_kwh_m2",
+    "t_cell_x_insolation",
+)  # one value per site, not per inverter
 
 
 def site_rows(inverter_rows: pd.DataFrame, extra: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per site and period: inverter sums (only inverters with an energy value count toward P_0),
-    with site-level parts (POA insolation, grid meter) taken from `extra` when given."""
-    rows = []
-    for (site_id, period_start), group in inverter_rows.groupby(
-        ["site_id", "period_start"], sort=True
-    ):
-        counted = group[group["energy_ac_kwh"].notna()]
-        row = {
-            c: _sum(counted if c in ("energy_ac_kwh",) else group, c)
-            for c in ADDITIVE
-            if c in group
-        }
-        row.update(
-            site_id=site_id,
-            device_id=SITE_DEVICE,
-            period_start=period_start,
-            period_h=float(group["period_h"].iloc[0]),
-            p_dc_kw=float(counted["p_dc_kw"].sum()) if len(counted) else float("nan"),
-            p_ac_kw=float(counted["p_ac_kw"].sum()) if len(counted) else float("nan"),
-            samples=int(group["samples"].sum()),
-        )
-        # reference energies and expected energy of the counted inverters only, so PR' matches PR's basis
-        for c in (
-            "ref_energy_stc_kwh",
-            "ref_energy_iec_kwh",
-            "ref_energy_nrel_kwh",
-            "energy_expected_kwh",
-        ):
-            row[c] = _sum(counted, c) if len(counted) else float("nan")
-        row["insolation_poa_kwh_m2"] = float(group["insolation_poa_kwh_m2"].iloc[0])
-        row["t_cell_x_insolation"] = float(group["t_cell_x_insolation"].iloc[0])
-        rows.append(row)
-    sites = pd.DataFrame(rows)
-    if extra is not None and not sites.empty:
+    """One row per site and period: inverter sums (only inverters with an energy value count toward P_0
+    and the reference energies), with site-level parts (grid meter) taken from `extra` when given."""
+    if inverter_rows.empty:
+        return inverter_rows
+    df = inverter_rows.copy()
+    counted = df["energy_ac_kwh"].notna()
+    for column in (*COUNTED_ONLY, "p_dc_kw", "p_ac_kw"):
+        df[column] = df[column].where(counted)
+    keys = ["site_id", "period_start"]
+    additive = [c for c in ADDITIVE if c in df and c not in SITE_LEVEL and c != "samples"]
+    grouped = df.groupby(keys, sort=True)
+    sites = grouped[additive + ["p_dc_kw", "p_ac_kw"]].sum(min_count=1)
+    sites[list(SITE_LEVEL)] = grouped[list(SITE_LEVEL)].first()
+    sites["samples"] = grouped["samples"].sum()
+    sites["period_h"] = grouped["period_h"].first()
+    sites = sites.reset_index().assign(device_id=SITE_DEVICE)
+    if extra is not None:
         sites = sites.drop(
-            columns=[c for c in extra.columns if c not in ("site_id", "period_start")],
-            errors="ignore",
-        )
-        sites = sites.merge(extra, on=["site_id", "period_start"], how="left")
-    return derive_ratios(sites) if not sites.empty else sites
+            columns=[c for c in extra.columns if c not in keys], errors="ignore"
+        ).merge(extra, on=keys, how="left")
+    return derive_ratios(sites)
 
 
 def local_period_start(ts: pd.Series, tz: str, grain: str) -> pd.Series:
@@ -161,26 +150,20 @@ def aggregate(hourly: pd.DataFrame, timezones: dict[str, str], grain: str) -> pd
     """
     if hourly.empty:
         return hourly.assign(period_h=[])
-    hourly = hourly.copy()
-    hourly["period_start"] = pd.to_datetime(hourly["period_start"], utc=True)
     out = []
     for site_id, site_hours in hourly.groupby("site_id"):
         tz = timezones[site_id]
         site_hours = site_hours.assign(
             period_start=local_period_start(site_hours["period_start"], tz, grain)
         )
-        for (device_id, start), group in site_hours.groupby(
-            ["device_id", "period_start"], sort=True
-        ):
-            row = {c: _sum(group, c) for c in ADDITIVE if c in group}
-            row.update(
-                site_id=site_id,
-                device_id=device_id,
-                period_start=start,
-                period_h=period_hours(start, tz, grain),
-                p_dc_kw=float(group["p_dc_kw"].max()),
-                p_ac_kw=float(group["p_ac_kw"].max()),
-                samples=int(group["samples"].sum()),
-            )
-            out.append(row)
-    return derive_ratios(pd.DataFrame(out))
+        grouped = site_hours.groupby(["device_id", "period_start"], sort=True)
+        additive = [c for c in ADDITIVE if c in site_hours and c != "samples"]
+        rows = grouped[additive].sum(min_count=1)
+        rows[["p_dc_kw", "p_ac_kw"]] = grouped[["p_dc_kw", "p_ac_kw"]].max()
+        rows["samples"] = grouped["samples"].sum()
+        rows = rows.reset_index().assign(site_id=site_id)
+        starts = rows["period_start"].unique()
+        lengths = {start: period_hours(pd.Timestamp(start), tz, grain) for start in starts}
+        rows["period_h"] = rows["period_start"].map(lengths)
+        out.append(rows)
+    return derive_ratios(pd.concat(out, ignore_index=True))

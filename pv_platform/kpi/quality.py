@@ -233,7 +233,21 @@ def sun_and_power(kpis: pd.DataFrame, hours: _Hours) -> list[CheckOutcome]:
     """Power without sun, or sun without power that no downtime category explains."""
     problems: dict[pd.Timestamp, list[str]] = {}
     inv = kpis[kpis["device_id"] != SITE_DEVICE] if not kpis.empty else kpis
-    for row in inv.itertuples():
+    suspicious = (
+        inv[
+            (
+                (inv["insolation_poa_kwh_m2"] < 0.005)
+                & (inv["energy_ac_kwh"] > 0.05 * inv["p_ac_kw"])
+            )
+            | (
+                (inv["insolation_poa_kwh_m2"] > 0.3)
+                & ~(inv["energy_ac_kwh"] >= 0.01 * inv["p_ac_kw"])
+            )
+        ]
+        if not inv.empty
+        else inv
+    )
+    for row in suspicious.itertuples():
         if row.insolation_poa_kwh_m2 < 0.005 and row.energy_ac_kwh > 0.05 * row.p_ac_kw:
             problems.setdefault(row.period_start, []).append(
                 f"{row.site_id}.{row.device_id}: {row.energy_ac_kwh:.1f} kWh without sun"
@@ -265,30 +279,27 @@ def sun_and_power(kpis: pd.DataFrame, hours: _Hours) -> list[CheckOutcome]:
 def pr_plausible(kpis: pd.DataFrame, hours: _Hours) -> list[CheckOutcome]:
     """PR of each inverter and site in a plausible band (hours with enough sun only)."""
     lo, hi = PR_PLAUSIBLE
-    judged = (
-        kpis[(kpis["insolation_poa_kwh_m2"] >= MIN_INSOLATION_FOR_PR_KWH_M2) & kpis["pr"].notna()]
-        if not kpis.empty
-        else kpis
-    )
+    odd_by_hour: dict[pd.Timestamp, dict[str, float]] = {}
+    impossible_hours: set[pd.Timestamp] = set()
+    if not kpis.empty:
+        judged = kpis[
+            (kpis["insolation_poa_kwh_m2"] >= MIN_INSOLATION_FOR_PR_KWH_M2) & kpis["pr"].notna()
+        ]
+        odd = judged[(judged["pr"] < lo) | (judged["pr"] > hi)]
+        for row in odd.itertuples():
+            odd_by_hour.setdefault(row.period_start, {})[f"{row.site_id}.{row.device_id}"] = round(
+                float(row.pr), 3
+            )
+            if not PR_POSSIBLE[0] <= row.pr <= PR_POSSIBLE[1]:
+                impossible_hours.add(row.period_start)
     out = []
     for hour in hours.index:
-        rows = judged[judged["period_start"] == hour] if not judged.empty else judged
-        odd = rows[(rows["pr"] < lo) | (rows["pr"] > hi)] if not rows.empty else rows
-        impossible = (
-            odd[(odd["pr"] < PR_POSSIBLE[0]) | (odd["pr"] > PR_POSSIBLE[1])]
-            if not odd.empty
-            else odd
-        )
-        values = {f"{r.site_id}.{r.device_id}": round(float(r.pr), 3) for r in odd.itertuples()}
-        detail = f"PR within {lo}-{hi}" if odd.empty else f"PR outside {lo}-{hi}: {values}"
+        values = odd_by_hour.get(hour, {})
+        detail = f"PR within {lo}-{hi}" if not values else f"PR outside {lo}-{hi}: {values}"
+        severity = ERROR if hour in impossible_hours else WARN
         out.append(
             CheckOutcome(
-                hour,
-                "pr_plausible",
-                odd.empty,
-                ERROR if len(impossible) else WARN,
-                detail,
-                {"outside": len(odd)},
+                hour, "pr_plausible", not values, severity, detail, {"outside": len(values)}
             )
         )
     return out

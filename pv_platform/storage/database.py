@@ -423,9 +423,7 @@ class Database:
             raw_df["ts"] = pd.to_datetime(raw_df["ts"], utc=True)
             raw_df["value"] = raw_df["value"].astype(float)
         df = raw_df.merge(entities.rename(columns={"id": "entity_id"}), on="entity_id")
-        return df.loc[:, columns].sort_values(
-            ["site_id", "device_id", "metric", "ts"], ignore_index=True
-        )
+        return df.loc[:, columns]  # ordered by entity and time
 
     def hourly_rollup(
         self,

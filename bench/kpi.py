@@ -1,0 +1,213 @@
+"""KPI backfill speed: N days × M inverters of 1-minute samples in PostgreSQL (default: a year × 20).
+
+Prints, measured in the same run on the same rows:
+  - the hourly + daily KPI backfill through the same functions the Dagster assets call,
+  - a bare aggregate scan (GROUP BY entity, hour over every sample) — the limit we compare against,
+  - a naive per-row pandas baseline (iterrows), timed on one day and scaled.
+Target: backfill / bare scan <= 3.
+
+Usage: python -m bench.kpi [--days 365] [--inverters 20] [--database-url URL]
+(without --database-url an embedded PostgreSQL is started in a temporary folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from integrations.simulator.physics import energy_wh, inverter_output, weather
+from pv_platform.kpi.hourly import HOURLY_METRICS, hourly_kpis_range
+from pv_platform.kpi.periods import aggregate
+from pv_platform.kpi.quality import run_checks
+from pv_platform.plant import parse_plant
+from pv_platform.services import ensure_database, start_embedded_postgres
+from pv_platform.storage import Database
+
+START = datetime(2025, 1, 1, tzinfo=UTC)
+CHUNK_DAYS = 7
+
+
+def bench_plant(inverters: int):
+    devices = [
+        {
+            "id": f"inv{i:02d}",
+            "kind": "inverter",
+            "integration": "simulator",
+            "p_dc_kw": 110.0,
+            "p_ac_kw": 100.0,
+        }
+        for i in range(1, inverters + 1)
+    ]
+    devices.append({"id": "wx1", "kind": "weather_station", "integration": "simulator"})
+    site = {
+        "id": "bench",
+        "name": "Bench",
+        "latitude": 47.37,
+        "longitude": 8.54,
+        "timezone": "Europe/Zurich",
+        "devices": devices,
+    }
+    return parse_plant({"sites": [site]}, "<bench>")
+
+
+def load(db: Database, plant, days: int) -> int:
+    """Generate the samples with the simulator's physics and COPY them in, a week at a time."""
+    site = plant.sites[0]
+    metrics = ["ac_energy", "ac_power", "poa_irradiance", "module_temperature"]
+    keys = [(d.id, m) for d in site.inverters for m in metrics[:2]] + [
+        ("wx1", m) for m in metrics[2:]
+    ]
+    with db.engine.begin() as conn:
+        for device_id, metric in keys:
+            conn.exec_driver_sql(
+                "INSERT INTO entities (key, site_id, device_id, metric) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (f"bench.{device_id}.{metric}", "bench", device_id, metric),
+            )
+        ids = dict(
+            conn.exec_driver_sql("SELECT device_id || '.' || metric, id FROM entities").all()
+        )
+    total = 0
+    counters = {d.id: 1e6 for d in site.inverters}
+    for chunk in range(0, days, CHUNK_DAYS):
+        t0 = START + timedelta(days=chunk)
+        times = pd.date_range(
+            t0, t0 + timedelta(days=min(CHUNK_DAYS, days - chunk)), freq="1min", inclusive="left"
+        )
+        wx = weather(site, times, seed=1)
+        epoch = (times.as_unit("ns").asi8 // 1000).astype(np.int64)  # µs
+        iso = pd.Series(times.strftime("%Y-%m-%d %H:%M:%S+00")).to_numpy()
+        frames = [
+            (ids["wx1.poa_irradiance"], wx["poa_irradiance"].to_numpy()),
+            (ids["wx1.module_temperature"], wx["module_temperature"].to_numpy()),
+        ]
+        for inv in site.inverters:
+            out = inverter_output(inv, wx, 1, site.id)
+            counter = energy_wh(out["ac_power"], counters[inv.id])
+            counters[inv.id] = float(counter.iloc[-1])
+            frames += [
+                (ids[f"{inv.id}.ac_power"], out["ac_power"].to_numpy()),
+                (ids[f"{inv.id}.ac_energy"], counter.to_numpy()),
+            ]
+        buffer = io.StringIO()
+        for entity_id, values in frames:
+            pd.DataFrame({"e": entity_id, "t": iso, "v": values}).to_csv(
+                buffer, header=False, index=False
+            )
+        del epoch
+        with db.engine.begin() as conn:
+            db._ensure_partitions(conn, times[0].to_pydatetime(), times[-1].to_pydatetime())
+            raw = conn.connection.driver_connection
+            with (
+                raw.cursor() as cur,
+                cur.copy("COPY samples (entity_id, ts, value) FROM STDIN (FORMAT csv)") as copy,
+            ):
+                copy.write(buffer.getvalue())
+        total += len(frames) * len(times)
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE samples")
+    return total
+
+
+def backfill(db: Database, plant, days: int, with_checks: bool = True) -> tuple[float, int]:
+    """Hourly then daily KPIs for the whole period, a week per step, as the assets do it."""
+    t = time.perf_counter()
+    hourly_rows = 0
+    margin = timedelta(minutes=15)
+    for chunk in range(0, days, CHUNK_DAYS):
+        start = START + timedelta(days=chunk)
+        end = start + timedelta(days=min(CHUNK_DAYS, days - chunk))
+        samples = db.samples(start - margin, end + margin, HOURLY_METRICS)
+        rows = hourly_kpis_range(samples, plant, start, end, {"bench": 30.0})
+        if with_checks:
+            run_checks(samples, rows, plant, start, end, datetime.now(UTC))
+        hourly_rows += db.replace_kpis("kpi_hourly", start, end, rows)
+    hours = db.kpis("kpi_hourly", START, START + timedelta(days=days))
+    daily = aggregate(hours, {"bench": "Europe/Zurich"}, "daily")
+    db.replace_kpis("kpi_daily", START - timedelta(days=1), START + timedelta(days=days + 1), daily)
+    return time.perf_counter() - t, hourly_rows
+
+
+def bare_scan(db: Database) -> float:
+    t = time.perf_counter()
+    db.scalar(
+        "SELECT count(*) FROM (SELECT entity_id, date_trunc('hour', ts), avg(value), max(value) - min(value)"
+        " FROM samples GROUP BY 1, 2) x"
+    )
+    return time.perf_counter() - t
+
+
+def naive_per_row_s_per_day(db: Database, plant) -> float:
+    """Per-row Python over one day: energy from counter steps and insolation, row by row."""
+    samples = db.samples(START, START + timedelta(days=1), ["ac_energy", "poa_irradiance"])
+    t = time.perf_counter()
+    energy: dict = {}
+    insolation: dict = {}
+    last: dict = {}
+    for row in samples.itertuples():
+        key = (row.device_id, row.metric)
+        hour = row.ts.floor("h")
+        if key in last:
+            prev_ts, prev_v = last[key]
+            if row.metric == "ac_energy":
+                energy[(row.device_id, hour)] = energy.get((row.device_id, hour), 0.0) + max(
+                    0.0, row.value - prev_v
+                )
+            else:
+                dt_h = (row.ts - prev_ts).total_seconds() / 3600.0
+                insolation[hour] = (
+                    insolation.get(hour, 0.0) + 0.5 * (row.value + prev_v) * dt_h / 1000.0
+                )
+        last[key] = (row.ts, row.value)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--inverters", type=int, default=20)
+    parser.add_argument("--database-url")
+    args = parser.parse_args()
+    plant = bench_plant(args.inverters)
+    tmp = None
+    if args.database_url:
+        url = args.database_url
+    else:
+        tmp = tempfile.mkdtemp(prefix="pvp-bench-")
+        server = start_embedded_postgres(Path(tmp) / "pg")
+        url = ensure_database(server.get_uri(), "bench")
+    db = Database(url)
+    db.migrate()
+    db.sync_plant(plant)
+    t = time.perf_counter()
+    rows = load(db, plant, args.days)
+    load_s = time.perf_counter() - t
+    scan_s = min(bare_scan(db) for _ in range(2))
+    backfill_s, hourly_rows = backfill(db, plant, args.days)
+    naive_s = naive_per_row_s_per_day(db, plant) * args.days
+    ratio = backfill_s / scan_s
+    print(
+        f"rows: {rows:,} samples ({args.days} days x {args.inverters} inverters x 1 min, + weather); loaded in {load_s:.1f} s"
+    )
+    print(f"{'what':<46} {'seconds':>9} {'x bare scan':>12}")
+    print(f"{'bare aggregate scan (GROUP BY entity, hour)':<46} {scan_s:>9.1f} {1.0:>12.2f}")
+    print(f"{'KPI backfill: hourly + checks + daily':<46} {backfill_s:>9.1f} {ratio:>12.2f}")
+    print(
+        f"{'naive per-row pandas (1 day timed, scaled)':<46} {naive_s:>9.1f} {naive_s / scan_s:>12.2f}"
+    )
+    print(
+        f"hourly rows written: {hourly_rows:,}; target backfill <= 3.0 x bare scan: {'met' if ratio <= 3.0 else 'NOT met'}"
+    )
+    db.dispose()
+
+
+if __name__ == "__main__":
+    main()
