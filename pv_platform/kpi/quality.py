@@ -158,8 +158,16 @@ def physical_ranges(samples: pd.DataFrame, plant: Plant, hours: _Hours) -> list[
     ]
 
 
-def frozen_values(samples: pd.DataFrame, hours: _Hours) -> list[CheckOutcome]:
-    """A non-zero measurement stuck at one value for FROZEN_MINUTES or more in an hour with sun (> 100 W/m²)."""
+def frozen_values(
+    samples: pd.DataFrame, hours: _Hours, plant: Plant | None = None
+) -> list[CheckOutcome]:
+    """A non-zero measurement stuck at one value for FROZEN_MINUTES or more in an hour with sun (> 100 W/m²).
+    AC power held at the inverter's rating is clipping, not a frozen value."""
+    ratings = (
+        {(s.id, d.id): d.p_ac_kw * 1000.0 for s in plant.sites for d in s.inverters}
+        if plant
+        else {}
+    )
     poa = samples[samples["metric"] == "poa_irradiance"] if not samples.empty else samples
     sunny = np.zeros(hours.n, bool)
     if not poa.empty:
@@ -179,6 +187,8 @@ def frozen_values(samples: pd.DataFrame, hours: _Hours) -> list[CheckOutcome]:
             & (last - first >= 2)
             & (v[first] != 0.0)
         )
+        if metric == "ac_power" and (site_id, device_id) in ratings:
+            long &= v[first] < 0.98 * ratings[(site_id, device_id)]
         flagged = np.zeros(hours.n, int)
         for a, b in zip(first[long], last[long], strict=True):
             ha, hb = (
@@ -323,7 +333,7 @@ def run_checks(
     return [
         *completeness(samples, plant, hours, end),
         *physical_ranges(inside, plant, hours),
-        *frozen_values(samples, hours),
+        *frozen_values(samples, hours, plant),
         *future_timestamps(inside, hours, now),
         *sun_and_power(kpis, hours),
         *pr_plausible(kpis, hours),
