@@ -86,6 +86,25 @@ def demo_plant(inverter_ports: list[int], where: tuple = DEMO_SITES[0]) -> dict:
             },
         }
     )
+    devices.append(
+        {
+            "id": "meter1",
+            "name": "Grid meter",
+            "kind": "meter",
+            "integration": "mqtt",
+            "config": {
+                "topic": f"pvp/sim/{where[0]}/meter1",
+                "fields": {
+                    "ac_power": "p_w",
+                    "export_energy": "e_export_wh",
+                    "import_energy": "e_import_wh",
+                    "grid_frequency": "f_hz",
+                    "grid_voltage": "u_v",
+                    "power_factor": "pf",
+                },
+            },
+        }
+    )
     site_id, name, latitude, longitude, altitude_m, timezone = where
     site = {
         "id": site_id, "name": name, "latitude": latitude, "longitude": longitude, "altitude_m": altitude_m,

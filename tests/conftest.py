@@ -92,6 +92,22 @@ def demo_plant_dict(ports: list[int], topic: str = "pvp/test/wx1") -> dict:
                         for i, port in enumerate(ports)
                     ),
                     {
+                        "id": "meter1",
+                        "kind": "meter",
+                        "integration": "mqtt",
+                        "config": {
+                            "topic": topic.replace("wx1", "meter1"),
+                            "fields": {
+                                "ac_power": "p_w",
+                                "export_energy": "e_export_wh",
+                                "import_energy": "e_import_wh",
+                                "grid_frequency": "f_hz",
+                                "grid_voltage": "u_v",
+                                "power_factor": "pf",
+                            },
+                        },
+                    },  # fmt: skip
+                    {
                         "id": "wx1",
                         "kind": "weather_station",
                         "integration": "mqtt",

@@ -212,6 +212,12 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
         )
         assert 0.7 < day.loc["inv1", "pr"] < 0.98
         assert day.loc["inv1", "availability_time"] == pytest.approx(1.0)
+        # grid meter: export is the plant's AC energy less 0.3 % auxiliaries while producing; import at night
+        energy = day.loc["*", "energy_ac_kwh"]
+        aux_kwh = 0.003 * 200.0 * 24.0
+        assert energy - aux_kwh < day.loc["*", "export_kwh"] < energy
+        assert 0.0 < day.loc["*", "import_kwh"] < aux_kwh
+        assert day.loc["*", "time_freq_out_s"] == 0.0 and 0.95 < day.loc["*", "power_factor"] <= 1.0
         month = db.kpis(
             "kpi_monthly",
             datetime(2026, 5, 31, 22, tzinfo=UTC),

@@ -8,11 +8,12 @@ import logging
 from datetime import UTC, datetime
 
 import aiomqtt
+import numpy as np
 import pandas as pd
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from integrations.simulator.physics import energy_wh, inverter_output, weather
+from integrations.simulator.physics import energy_wh, epoch_s, inverter_output, weather
 from integrations.sunspec_modbus.config import SunSpecModbusConfig
 from integrations.sunspec_modbus.entities import INVERTER_ENTITIES
 from integrations.sunspec_modbus.models import COMMON, INVERTER_THREE_PHASE, device_image
@@ -118,19 +119,90 @@ class SimulatedInverter:
         )
 
 
-def weather_payload(site: Site, fields: dict[str, str], ts: datetime, seed: int) -> dict:
-    """A weather station's JSON message for the metrics its config maps (field path -> value)."""
-    wx = weather(site, pd.DatetimeIndex([pd.Timestamp(ts)]), seed).iloc[0]
+def json_payload(values: dict[str, float], fields: dict[str, str], ts: datetime) -> dict:
+    """A device's JSON message: each configured metric's value at its field path (a.b.c), and `ts`."""
     payload: dict = {"ts": ts.isoformat()}
     for metric, path in fields.items():
-        if metric not in wx:
+        if metric not in values:
             continue
         node = payload
         *parents, leaf = path.split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = round(float(wx[metric]), 2)
+        node[leaf] = round(float(values[metric]), 3)
     return payload
+
+
+def weather_payload(site: Site, fields: dict[str, str], ts: datetime, seed: int) -> dict:
+    """A weather station's JSON message for the metrics its config maps (field path -> value)."""
+    wx = weather(site, pd.DatetimeIndex([pd.Timestamp(ts)]), seed).iloc[0]
+    return json_payload({k: float(v) for k, v in wx.items()}, fields, ts)
+
+
+AUX_LOAD_FRACTION = (
+    0.003  # plant auxiliaries (trackers, monitoring, transformer no-load) of the AC rating
+)
+
+
+def grid_meter_frame(
+    site: Site, inverter_frames: dict[str, pd.DataFrame], start_export_wh: float = 5e7
+) -> pd.DataFrame:
+    """The grid meter at the point of connection: plant AC power less auxiliaries, export and import
+    counters [Wh], grid frequency and voltage, power factor."""
+    index = next(iter(inverter_frames.values())).index
+    total_w = sum(f["ac_power"] for f in inverter_frames.values())
+    aux_w = AUX_LOAD_FRACTION * sum(d.p_ac_kw for d in site.inverters) * 1000.0
+    net_w = total_w - aux_w
+    t = epoch_s(index)
+    frame = pd.DataFrame(index=index)
+    frame["ac_power"] = net_w
+    frame["export_energy"] = energy_wh(net_w.clip(lower=0.0), start_export_wh)
+    frame["import_energy"] = energy_wh((-net_w).clip(lower=0.0), start_export_wh / 100.0)
+    frame["grid_frequency"] = (
+        50.0 + 0.02 * np.sin(2 * np.pi * t / 97.0) + 0.01 * np.sin(2 * np.pi * t / 13.0)
+    )
+    frame["grid_voltage"] = 230.0 + 2.0 * np.sin(2 * np.pi * t / 611.0)
+    frame["power_factor"] = np.where(net_w > 0, 0.99, 0.95)
+    return frame
+
+
+class SimulatedMeter:
+    """The grid meter, live: integrates the simulated inverters' power into its counters."""
+
+    def __init__(
+        self,
+        site: Site,
+        device: Device,
+        inverters: list[SimulatedInverter],
+        export_wh: float = 5e7,
+        import_wh: float = 5e5,
+    ) -> None:
+        self.site, self.device, self.inverters = site, device, inverters
+        self.export_wh, self.import_wh = export_wh, import_wh
+        self.last_ts: pd.Timestamp | None = None
+        self.last_net_w = 0.0
+
+    def values(self, ts: datetime) -> dict[str, float]:
+        now = pd.Timestamp(ts)
+        aux_w = AUX_LOAD_FRACTION * sum(d.p_ac_kw for d in self.site.inverters) * 1000.0
+        net_w = sum(inv.last_power_w for inv in self.inverters) - aux_w
+        if self.last_ts is not None and now > self.last_ts:
+            hours = (now - self.last_ts).total_seconds() / 3600.0
+            mean_w = 0.5 * (net_w + self.last_net_w)
+            self.export_wh += max(mean_w, 0.0) * hours
+            self.import_wh += max(-mean_w, 0.0) * hours
+        self.last_ts, self.last_net_w = now, net_w
+        t = epoch_s(pd.DatetimeIndex([now]))[0]
+        return {
+            "ac_power": net_w,
+            "export_energy": self.export_wh,
+            "import_energy": self.import_wh,
+            "grid_frequency": 50.0
+            + 0.02 * np.sin(2 * np.pi * t / 97.0)
+            + 0.01 * np.sin(2 * np.pi * t / 13.0),
+            "grid_voltage": 230.0 + 2.0 * np.sin(2 * np.pi * t / 611.0),
+            "power_factor": 0.99 if net_w > 0 else 0.95,
+        }
 
 
 async def serve_inverters(inverters: list[SimulatedInverter]) -> list[ModbusTcpServer]:
@@ -148,25 +220,24 @@ async def serve_inverters(inverters: list[SimulatedInverter]) -> list[ModbusTcpS
     return servers
 
 
-async def publish_weather(
-    site: Site,
-    device: Device,
+async def publish_json(
+    label: str,
+    topic: str,
+    make_payload,
     broker: BrokerAddress,
-    seed: int,
     interval_s: float,
     stop: asyncio.Event,
 ) -> None:
-    """Publish a weather station's readings every interval until stopped; reconnect when the broker drops."""
-    topic, fields = device.config["topic"], device.config["fields"]
+    """Publish `make_payload(now)` on a topic every interval until stopped; reconnect when the broker drops."""
     while not stop.is_set():
         try:
             async with aiomqtt.Client(**broker.client_kwargs()) as client:
                 while not stop.is_set():
-                    payload = weather_payload(site, fields, datetime.now(UTC), seed)
+                    payload = make_payload(datetime.now(UTC))
                     await client.publish(topic, json.dumps(payload).encode(), qos=1)
                     await wait_or_stop(stop, interval_s)
         except aiomqtt.MqttError as exc:
-            log.warning("weather %s.%s: broker unavailable (%s); retrying", site.id, device.id, exc)
+            log.warning("%s: broker unavailable (%s); retrying", label, exc)
             await wait_or_stop(stop, 2.0)
 
 
@@ -192,4 +263,11 @@ def backfill_frames(
             frames[device.id] = out
         elif device.kind == "weather_station":
             frames[device.id] = wx[[m for m in device.config.get("fields", {}) if m in wx.columns]]
+    inverter_frames = {d.id: frames[d.id] for d in site.inverters if d.id in frames}
+    for device in site.devices:
+        if device.kind == "meter" and inverter_frames:
+            meter = grid_meter_frame(site, inverter_frames)
+            frames[device.id] = meter[
+                [m for m in device.config.get("fields", {}) if m in meter.columns]
+            ]
     return frames

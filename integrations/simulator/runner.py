@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -10,10 +11,13 @@ from pathlib import Path
 from integrations.mqtt.entities import MQTT_ENTITIES
 from integrations.simulator.devices import (
     SimulatedInverter,
+    SimulatedMeter,
     backfill_frames,
     initial_energy_wh,
-    publish_weather,
+    json_payload,
+    publish_json,
     serve_inverters,
+    weather_payload,
 )
 from integrations.sunspec_modbus.entities import INVERTER_ENTITIES
 from pv_platform.bus import BrokerAddress
@@ -47,11 +51,22 @@ def backfill_landing(
                 ]
                 writer.add_rows(lines, {key: {"unit": unit, "device_class": device_class}})
                 rows += len(lines)
-            if "ac_energy" in frame:
-                counters[f"{site.id}.{device_id}"] = float(frame["ac_energy"].iloc[-1])
+            for counter in ("ac_energy", "export_energy", "import_energy"):
+                if counter in frame:
+                    counters[entity_key(site.id, device_id, counter)] = float(
+                        frame[counter].iloc[-1]
+                    )
     writer.close()
     log.info("back-filled %d readings from %s to %s", rows, start.isoformat(), end.isoformat())
     return counters
+
+
+def weather_payload_for(site, fields, seed, ts):
+    return weather_payload(site, fields, ts, seed)
+
+
+def meter_payload_for(meter, fields, ts):
+    return json_payload(meter.values(ts), fields, ts)
 
 
 async def run_simulator(
@@ -75,7 +90,10 @@ async def run_simulator(
         )
     inverters = [
         SimulatedInverter(
-            site, dev, seed, counters.get(f"{site.id}.{dev.id}", initial_energy_wh(dev))
+            site,
+            dev,
+            seed,
+            counters.get(entity_key(site.id, dev.id, "ac_energy"), initial_energy_wh(dev)),
         )
         for site in plant.sites
         for dev in site.devices
@@ -85,13 +103,28 @@ async def run_simulator(
     tasks = []
     if broker is not None:
         for site in plant.sites:
+            site_inverters = [inv for inv in inverters if inv.site.id == site.id]
             for dev in site.devices:
-                if dev.kind == "weather_station" and dev.integration == "mqtt":
-                    tasks.append(
-                        asyncio.create_task(
-                            publish_weather(site, dev, broker, seed, weather_interval_s, stop)
-                        )
+                if dev.integration != "mqtt":
+                    continue
+                topic, fields = dev.config["topic"], dev.config["fields"]
+                if dev.kind == "weather_station":
+                    make = functools.partial(weather_payload_for, site, fields, seed)
+                elif dev.kind == "meter":
+                    meter = SimulatedMeter(
+                        site, dev, site_inverters,
+                        counters.get(entity_key(site.id, dev.id, "export_energy"), 5e7),
+                        counters.get(entity_key(site.id, dev.id, "import_energy"), 5e5),
+                    )  # fmt: skip
+                    make = functools.partial(meter_payload_for, meter, fields)
+                else:
+                    continue
+                label = f"{site.id}.{dev.id}"
+                tasks.append(
+                    asyncio.create_task(
+                        publish_json(label, topic, make, broker, weather_interval_s, stop)
                     )
+                )
     if ready is not None:
         ready.set()
     try:
