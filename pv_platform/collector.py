@@ -61,6 +61,11 @@ class Collector:
 
     def _on_readings(self, readings: list[Reading]) -> None:
         self.readings_total += len(readings)
+        if any(
+            r.entity not in self._entity_meta for r in readings
+        ):  # an entity that appeared at run time
+            for c in self.coordinators:
+                self._entity_meta.update(c.entity_meta())
         self.closed_segments += self.writer.add(readings, self._entity_meta)
         for r in readings:
             site_id, device_id, metric = r.entity.split(".")

@@ -16,7 +16,14 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from integrations.simulator.physics import energy_wh, epoch_s, inverter_output, weather
 from integrations.sunspec_modbus.config import SunSpecModbusConfig
 from integrations.sunspec_modbus.entities import INVERTER_ENTITIES
-from integrations.sunspec_modbus.models import COMMON, INVERTER_THREE_PHASE, device_image
+from integrations.sunspec_modbus.models import (
+    COMMON,
+    INVERTER_THREE_PHASE,
+    INVERTER_THREE_PHASE_FLOAT,
+    MPPT,
+    NAMEPLATE,
+    device_image,
+)
 from pv_platform.bus import BrokerAddress
 from pv_platform.integration import wait_or_stop
 from pv_platform.plant import Device, Site
@@ -37,19 +44,33 @@ def initial_energy_wh(device: Device) -> float:
     return round(device.p_dc_kw * 1100.0 * 3 * 1000.0)
 
 
+MPPTS = 2  # string inputs per simulated inverter, served in model 160
+MPPT_SCALE = {"DCA_SF": -2, "DCV_SF": -1, "DCW_SF": 1, "DCWH_SF": 0}
+
+
 class SimulatedInverter:
-    """One inverter's state, advanced in time, and its SunSpec register image (models 1 and 103)."""
+    """One inverter's state, advanced in time, and its SunSpec register image: common (1), nameplate
+    (120), inverter (103 integer + scale factors, or 113 float) and MPPT (160) models."""
 
     def __init__(
-        self, site: Site, device: Device, seed: int, energy_start_wh: float | None = None
+        self,
+        site: Site,
+        device: Device,
+        seed: int,
+        energy_start_wh: float | None = None,
+        model_id: int = 103,
     ) -> None:
-        self.site, self.device, self.seed = site, device, seed
+        if model_id not in (103, 113):
+            raise ValueError("the simulator serves inverter model 103 or 113")
+        self.site, self.device, self.seed, self.model_id = site, device, seed, model_id
         self.config = SunSpecModbusConfig.model_validate(device.config)
         self.energy_wh = (
             energy_start_wh if energy_start_wh is not None else initial_energy_wh(device)
         )
+        self.mppt_wh = [self.energy_wh / MPPTS] * MPPTS
         self.last_ts: pd.Timestamp | None = None
         self.last_power_w = 0.0
+        self.last_dc_w = 0.0
         self.served: dict[str, float] = {}
         self.registers: list[int] = []
         self.frozen = False
@@ -62,21 +83,47 @@ class SimulatedInverter:
         return {k: float(v) for k, v in out.iloc[0].items()}
 
     def update(self, now: datetime | None = None) -> None:
-        """Advance to `now`: integrate energy, recompute the register image."""
+        """Advance to `now`: integrate energy, recompute the register image and the served values."""
         if self.frozen and self.registers:
             return
         ts = pd.Timestamp(now or datetime.now(UTC))
         state = self.state_at(ts)
         if self.last_ts is not None and ts > self.last_ts:
-            self.energy_wh += (
-                0.5
-                * (state["ac_power"] + self.last_power_w)
-                * (ts - self.last_ts).total_seconds()
-                / 3600
-            )
-        self.last_ts, self.last_power_w = ts, state["ac_power"]
+            hours = (ts - self.last_ts).total_seconds() / 3600
+            self.energy_wh += 0.5 * (state["ac_power"] + self.last_power_w) * hours
+            for i in range(MPPTS):
+                self.mppt_wh[i] += 0.5 * (state["dc_power"] + self.last_dc_w) / MPPTS * hours
+        self.last_ts, self.last_power_w, self.last_dc_w = ts, state["ac_power"], state["dc_power"]
         state["ac_energy"] = self.energy_wh
-        raw: dict[str, int | float | str] = {}
+        inverter_model, raw, served = (
+            self._integer_points(state) if self.model_id == 103 else self._float_points(state)
+        )
+        raw["Evt1"] = 0
+        served["events"] = 0.0
+        mppt, mppt_served = self._mppt_points(state)
+        served.update(mppt_served)
+        common = {
+            "Mn": "PV Platform",
+            "Md": f"SimInverter-{self.model_id}",
+            "Vr": "1.0",
+            "SN": f"SIM-{self.site.id}-{self.device.id}",
+            "DA": 1,
+        }
+        nameplate = {
+            "DERTyp": 4,
+            "WRtg": round(self.device.p_ac_kw * 100),
+            "WRtg_SF": 1,
+            "VARtg": round(self.device.p_ac_kw * 100),
+            "VARtg_SF": 1,
+        }
+        self.registers = device_image(
+            [(COMMON, common), (NAMEPLATE, nameplate), (inverter_model, raw), (MPPT, mppt)]
+        )
+        self.served = served
+
+    @staticmethod
+    def _integer_points(state: dict[str, float]):
+        raw: dict = {}
         served: dict[str, float] = {}
         for metric, point in POINT_OF.items():
             if metric not in state:
@@ -89,17 +136,38 @@ class SimulatedInverter:
         raw.update(
             {"AphA": raw["A"] // 3, "AphB": raw["A"] // 3, "AphC": raw["A"] - 2 * (raw["A"] // 3)}
         )
-        raw["Evt1"] = 0
-        served["events"] = 0.0
-        common = {
-            "Mn": "PV Platform",
-            "Md": "SimInverter",
-            "Vr": "1.0",
-            "SN": f"SIM-{self.site.id}-{self.device.id}",
-            "DA": 1,
-        }
-        self.registers = device_image([(COMMON, common), (INVERTER_THREE_PHASE, raw)])
-        self.served = served
+        return INVERTER_THREE_PHASE, raw, served
+
+    @staticmethod
+    def _float_points(state: dict[str, float]):
+        raw: dict = {}
+        served: dict[str, float] = {}
+        for metric, point in POINT_OF.items():
+            if metric not in state:
+                continue
+            value = float(np.float32(state[metric]))  # what a float32 register holds
+            if point == "St":
+                value = float(int(state[metric]))
+            raw[point] = value
+            served[metric] = value
+        return INVERTER_THREE_PHASE_FLOAT, raw, served
+
+    def _mppt_points(self, state: dict[str, float]) -> tuple[dict, dict[str, float]]:
+        blocks, served = [], {}
+        seconds = int((self.last_ts or pd.Timestamp(0, tz="UTC")).timestamp()) & 0xFFFFFFFF
+        for i in range(MPPTS):
+            dca = round(state["dc_current"] / MPPTS / 10.0 ** MPPT_SCALE["DCA_SF"])
+            dcv = round(state["dc_voltage"] / 10.0 ** MPPT_SCALE["DCV_SF"])
+            dcw = round(state["dc_power"] / MPPTS / 10.0 ** MPPT_SCALE["DCW_SF"])
+            blocks.append(
+                {"ID": i + 1, "IDStr": f"MPPT {i + 1}", "DCA": dca, "DCV": dcv, "DCW": dcw,
+                 "DCWH": round(self.mppt_wh[i]) or 1, "Tms": seconds, "Tmp": round(state["cabinet_temperature"]),
+                 "DCSt": 4 if dcw > 0 else 2, "DCEvt": 0}
+            )  # fmt: skip
+            served[f"mppt{i + 1}_dc_current"] = dca * 10.0 ** MPPT_SCALE["DCA_SF"]
+            served[f"mppt{i + 1}_dc_voltage"] = dcv * 10.0 ** MPPT_SCALE["DCV_SF"]
+            served[f"mppt{i + 1}_dc_power"] = dcw * 10.0 ** MPPT_SCALE["DCW_SF"]
+        return {**MPPT_SCALE, "Evt": 0, "N": MPPTS, "TmsPer": 60, "repeats": blocks}, served
 
     async def _action(
         self, fc: int, start: int, address: int, count: int, regs: list[int], values
@@ -260,6 +328,10 @@ def backfill_frames(
             out = inverter_output(device, wx, seed, site.id)
             out["ac_energy"] = energy_wh(out["ac_power"], initial_energy_wh(device))
             out["events"] = 0.0
+            for i in range(1, MPPTS + 1):  # what model 160 reports per string input
+                out[f"mppt{i}_dc_current"] = out["dc_current"] / MPPTS
+                out[f"mppt{i}_dc_voltage"] = out["dc_voltage"]
+                out[f"mppt{i}_dc_power"] = out["dc_power"] / MPPTS
             frames[device.id] = out
         elif device.kind == "weather_station":
             frames[device.id] = wx[[m for m in device.config.get("fields", {}) if m in wx.columns]]

@@ -28,6 +28,17 @@ from pv_platform.readings import entity_key
 
 log = logging.getLogger(__name__)
 UNITS = {d.key: (d.unit, str(d.device_class)) for d in (*INVERTER_ENTITIES, *MQTT_ENTITIES)}
+UNITS.update(
+    {
+        f"mppt{i}_{k}": u
+        for i in range(1, 9)
+        for k, u in (
+            ("dc_current", ("A", "current")),
+            ("dc_voltage", ("V", "voltage")),
+            ("dc_power", ("W", "power")),
+        )
+    }
+)
 
 
 def backfill_landing(
@@ -88,17 +99,20 @@ async def run_simulator(
         counters = await asyncio.to_thread(
             backfill_landing, plant, landing_dir, seed, end - timedelta(hours=backfill_hours), end
         )
-    inverters = [
-        SimulatedInverter(
-            site,
-            dev,
-            seed,
-            counters.get(entity_key(site.id, dev.id, "ac_energy"), initial_energy_wh(dev)),
-        )
+    # a mixed fleet, as in real plants: every second inverter speaks the float model 113 instead of 103
+    sunspec = [
+        (site, dev)
         for site in plant.sites
         for dev in site.devices
         if dev.kind == "inverter" and dev.integration == "sunspec_modbus"
     ]
+    inverters = [
+        SimulatedInverter(
+            site, dev, seed, counters.get(entity_key(site.id, dev.id, "ac_energy"), initial_energy_wh(dev)),
+            model_id=113 if i % 2 else 103,
+        )
+        for i, (site, dev) in enumerate(sunspec)
+    ]  # fmt: skip
     servers = await serve_inverters(inverters)
     tasks = []
     if broker is not None:

@@ -13,14 +13,35 @@ from integrations.sunspec_modbus.models import (
     BASE_ADDRESSES,
     END_MODEL_ID,
     MODELS,
+    OPERATING_STATES,
     SUNS_MARKER,
+    decode_events,
     decode_model,
 )
-from pv_platform.integration import Coordinator, UpdateFailed
+from pv_platform.integration import (
+    Coordinator,
+    DeviceClass,
+    EntityDescription,
+    StateClass,
+    UpdateFailed,
+)
 
 log = logging.getLogger(__name__)
+MPPT_POINTS = (  # per-MPPT metric suffix, model 160 point, unit, device class
+    ("dc_current", "DCA", "A", DeviceClass.CURRENT),
+    ("dc_voltage", "DCV", "V", DeviceClass.VOLTAGE),
+    ("dc_power", "DCW", "W", DeviceClass.POWER),
+)
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
+
+
 MAX_REGISTERS_PER_READ = 125  # Modbus limit for function code 3
-INVERTER_MODEL_IDS = (103, 102, 101)
+INVERTER_MODEL_IDS = (103, 113, 102, 112, 101, 111)
+MPPT_MODEL_ID = 160
+NAMEPLATE_MODEL_ID = 120
 
 
 class SunSpecCoordinator(Coordinator):
@@ -36,6 +57,9 @@ class SunSpecCoordinator(Coordinator):
         )
         self.models: dict[int, tuple[int, int]] = {}  # model id -> (data address, length)
         self.common: dict[str, object] = {}
+        self.nameplate: dict[str, object] = {}
+        self.operating_state: str | None = None
+        self.events: list[str] = []
 
     async def _read(self, address: int, count: int) -> list[int]:
         """Read holding registers in chunks the protocol allows; UpdateFailed on any error."""
@@ -82,28 +106,67 @@ class SunSpecCoordinator(Coordinator):
             raise UpdateFailed("SunSpec model chain has no end model after 64 models")
         raise UpdateFailed(f"no 'SunS' marker at any of {bases}")
 
+    async def _read_models(self, model_ids: list[int]) -> dict[int, list[int]]:
+        """Read several models' data in as few requests as the 125-register limit allows (one span)."""
+        spans = sorted(self.models[m] for m in model_ids)
+        first = spans[0][0]
+        last = max(address + length for address, length in spans)
+        regs = await self._read(first, last - first)
+        return {
+            m: regs[self.models[m][0] - first : self.models[m][0] - first + self.models[m][1]]
+            for m in model_ids
+        }
+
     async def _async_update(self) -> dict[str, float | None]:
         if not self.models:
             await self.scan()
-            if 1 in self.models:
-                address, length = self.models[1]
-                self.common = decode_model(MODELS[1], await self._read(address, length))
-                log.info(
-                    "%s.%s: %s %s serial %s, models %s",
-                    self.site_id,
-                    self.device_id,
-                    self.common.get("Mn"),
-                    self.common.get("Md"),
-                    self.common.get("SN"),
-                    sorted(self.models),
-                )
+            once = [m for m in (1, NAMEPLATE_MODEL_ID) if m in self.models]
+            for model_id, regs in (await self._read_models(once)).items() if once else ():
+                decoded = decode_model(MODELS[model_id], regs)
+                if model_id == 1:
+                    self.common = decoded
+                else:
+                    self.nameplate = decoded
+            log.info(
+                "%s.%s: %s %s serial %s, models %s", self.site_id, self.device_id,
+                self.common.get("Mn"), self.common.get("Md"), self.common.get("SN"), sorted(self.models),
+            )  # fmt: skip
         model_id = next((m for m in INVERTER_MODEL_IDS if m in self.models), None)
         if model_id is None:
-            raise UpdateFailed(f"no inverter model (101-103) among {sorted(self.models)}")
-        address, length = self.models[model_id]
-        points = decode_model(MODELS[model_id], await self._read(address, length))
-        values = {d.key: points.get(d.source) for d in self.descriptions.values()}
-        return {k: (float(v) if v is not None else None) for k, v in values.items()}
+            raise UpdateFailed(f"no inverter model (101-103, 111-113) among {sorted(self.models)}")
+        wanted = [model_id] + ([MPPT_MODEL_ID] if MPPT_MODEL_ID in self.models else [])
+        data = await self._read_models(wanted)
+        points = decode_model(MODELS[model_id], data[model_id])
+        values: dict[str, float | None] = {
+            d.key: _number(points.get(d.source))
+            for d in self.descriptions.values()
+            if not d.key.startswith("mppt")
+        }
+        self.operating_state = (
+            OPERATING_STATES.get(int(points["St"])) if points.get("St") is not None else None
+        )
+        self.events = decode_events(points.get("Evt1"))
+        if MPPT_MODEL_ID in data:
+            values.update(
+                self._mppt_values(decode_model(MODELS[MPPT_MODEL_ID], data[MPPT_MODEL_ID]))
+            )
+        return values
+
+    def _mppt_values(self, mppt: dict) -> dict[str, float | None]:
+        """Per-MPPT (string input) current, voltage and power; entities appear when a module id first shows."""
+        values: dict[str, float | None] = {}
+        for block in mppt.get("repeats", []):
+            if block.get("ID") is None:
+                continue
+            prefix = f"mppt{int(block['ID'])}"
+            for suffix, point, unit, device_class in MPPT_POINTS:
+                key = f"{prefix}_{suffix}"
+                if key not in self.descriptions:
+                    self.descriptions[key] = EntityDescription(
+                        key, unit, device_class, StateClass.MEASUREMENT, point
+                    )
+                values[key] = _number(block.get(point))
+        return values
 
     async def async_close(self) -> None:
         self.client.close()

@@ -49,10 +49,21 @@ class Model:
     id: int
     name: str
     points: tuple[Point, ...]
+    repeating: tuple[
+        Point, ...
+    ] = ()  # a block repeated after the fixed points (model 160: one per MPPT)
 
     @property
     def length(self) -> int:
+        """Length of the fixed block [registers]; a repeating model is longer by whole repeats."""
         return sum(p.registers for p in self.points)
+
+    @property
+    def repeat_length(self) -> int:
+        return sum(p.registers for p in self.repeating)
+
+    def length_with(self, repeats: int) -> int:
+        return self.length + repeats * self.repeat_length
 
     def offsets(self) -> dict[str, tuple[int, Point]]:
         out, offset = {}, 0
@@ -129,12 +140,93 @@ def _integer_inverter(model_id: int, name: str) -> Model:
     )
 
 
+def _float_inverter(model_id: int, name: str) -> Model:
+    floats = (
+        "A", "AphA", "AphB", "AphC", "PPVphAB", "PPVphBC", "PPVphCA", "PhVphA", "PhVphB", "PhVphC",
+        "W", "Hz", "VA", "VAr", "PF", "WH", "DCA", "DCV", "DCW", "TmpCab", "TmpSnk", "TmpTrns", "TmpOt",
+    )  # fmt: skip
+    return Model(
+        model_id,
+        name,
+        (
+            *(Point(n, "float32") for n in floats),
+            Point("St", "enum16"),
+            Point("StVnd", "enum16"),
+            *(
+                Point(n, "bitfield32")
+                for n in ("Evt1", "Evt2", "EvtVnd1", "EvtVnd2", "EvtVnd3", "EvtVnd4")
+            ),
+        ),
+    )
+
+
+NAMEPLATE = Model(
+    120,
+    "nameplate",
+    (
+        Point("DERTyp", "enum16"),
+        Point("WRtg", "uint16", sf="WRtg_SF"),
+        Point("WRtg_SF", "sunssf"),
+        Point("VARtg", "uint16", sf="VARtg_SF"),
+        Point("VARtg_SF", "sunssf"),
+        *(Point(f"VArRtgQ{i}", "int16", sf="VArRtg_SF") for i in range(1, 5)),
+        Point("VArRtg_SF", "sunssf"),
+        Point("ARtg", "uint16", sf="ARtg_SF"),
+        Point("ARtg_SF", "sunssf"),
+        *(Point(f"PFRtgQ{i}", "int16", sf="PFRtg_SF") for i in range(1, 5)),
+        Point("PFRtg_SF", "sunssf"),
+        Point("WHRtg", "uint16", sf="WHRtg_SF"),
+        Point("WHRtg_SF", "sunssf"),
+        Point("AhrRtg", "uint16", sf="AhrRtg_SF"),
+        Point("AhrRtg_SF", "sunssf"),
+        Point("MaxChaRte", "uint16", sf="MaxChaRte_SF"),
+        Point("MaxChaRte_SF", "sunssf"),
+        Point("MaxDisChaRte", "uint16", sf="MaxDisChaRte_SF"),
+        Point("MaxDisChaRte_SF", "sunssf"),
+        Point("Pad", "pad"),
+    ),
+)
+
+MPPT = Model(
+    160,
+    "mppt",
+    (
+        Point("DCA_SF", "sunssf"),
+        Point("DCV_SF", "sunssf"),
+        Point("DCW_SF", "sunssf"),
+        Point("DCWH_SF", "sunssf"),
+        Point("Evt", "bitfield32"),
+        Point("N", "uint16"),
+        Point("TmsPer", "uint16"),
+    ),
+    repeating=(
+        Point("ID", "uint16"),
+        Point("IDStr", "string", 8),
+        Point("DCA", "uint16", sf="DCA_SF"),
+        Point("DCV", "uint16", sf="DCV_SF"),
+        Point("DCW", "uint16", sf="DCW_SF"),
+        Point("DCWH", "acc32", sf="DCWH_SF"),
+        Point("Tms", "uint32"),
+        Point("Tmp", "int16"),
+        Point("DCSt", "enum16"),
+        Point("DCEvt", "bitfield32"),
+    ),
+)
+
 INVERTER_SINGLE_PHASE = _integer_inverter(101, "inverter_single_phase")
 INVERTER_SPLIT_PHASE = _integer_inverter(102, "inverter_split_phase")
 INVERTER_THREE_PHASE = _integer_inverter(103, "inverter_three_phase")
+INVERTER_SINGLE_PHASE_FLOAT = _float_inverter(111, "inverter_single_phase_float")
+INVERTER_SPLIT_PHASE_FLOAT = _float_inverter(112, "inverter_split_phase_float")
+INVERTER_THREE_PHASE_FLOAT = _float_inverter(113, "inverter_three_phase_float")
 MODELS: dict[int, Model] = {
-    m.id: m for m in (COMMON, INVERTER_SINGLE_PHASE, INVERTER_SPLIT_PHASE, INVERTER_THREE_PHASE)
-}
+    m.id: m
+    for m in (
+        COMMON, NAMEPLATE, MPPT,
+        INVERTER_SINGLE_PHASE, INVERTER_SPLIT_PHASE, INVERTER_THREE_PHASE,
+        INVERTER_SINGLE_PHASE_FLOAT, INVERTER_SPLIT_PHASE_FLOAT, INVERTER_THREE_PHASE_FLOAT,
+    )
+}  # fmt: skip
 
 OPERATING_STATES = {
     1: "OFF", 2: "SLEEPING", 3: "STARTING", 4: "MPPT", 5: "THROTTLED",
@@ -163,39 +255,68 @@ def _raw(point: Point, regs: list[int]) -> int | float | str:
 
 
 def _is_not_implemented(point: Point, raw: int | float | str) -> bool:
+    if point.type == "string":
+        return raw == ""  # all-zero registers: not implemented
     if point.type == "float32":
         return isinstance(raw, float) and math.isnan(raw)
     return point.type in NOT_IMPLEMENTED and raw == NOT_IMPLEMENTED[point.type]
 
 
-def decode_model(model: Model, regs: list[int]) -> dict[str, float | int | str | None]:
-    """Decode one model's data registers into point values with scale factors applied.
-
-    Not-implemented sentinels (and a not-implemented or out-of-range scale factor) give None, never 0.
-    """
-    offsets = model.offsets()
+def _raw_points(points: tuple[Point, ...], regs: list[int]) -> dict[str, int | float | str | None]:
     raw: dict[str, int | float | str | None] = {}
-    for name, (offset, point) in offsets.items():
-        if point.type == "pad" or offset + point.registers > len(regs):
-            continue
-        value = _raw(point, regs[offset : offset + point.registers])
-        raw[name] = None if _is_not_implemented(point, value) else value
+    offset = 0
+    for point in points:
+        if point.type != "pad" and offset + point.registers <= len(regs):
+            value = _raw(point, regs[offset : offset + point.registers])
+            raw[point.name] = None if _is_not_implemented(point, value) else value
+        offset += point.registers
+    return raw
+
+
+def _scaled(
+    points: tuple[Point, ...], raw: dict, scale: dict
+) -> dict[str, float | int | str | None]:
     out: dict[str, float | int | str | None] = {}
-    for name, (_, point) in offsets.items():
-        if name not in raw or point.type == "sunssf":
+    for point in points:
+        if point.name not in raw or point.type == "sunssf":
             continue
-        value = raw[name]
+        value = raw[point.name]
         if point.sf is not None and value is not None:
-            sf = raw.get(point.sf)
+            sf = scale.get(point.sf)
             value = None if sf is None or not -10 <= int(sf) <= 10 else value * 10.0 ** int(sf)
-        out[name] = value
+        out[point.name] = value
     return out
 
 
-def encode_model(model: Model, values: dict[str, int | float | str]) -> list[int]:
-    """Encode raw (unscaled) point values into the model's data registers; absent points get sentinels."""
+def decode_model(model: Model, regs: list[int]) -> dict:
+    """Decode one model's data registers into point values with scale factors applied.
+
+    Not-implemented sentinels (and a not-implemented or out-of-range scale factor) give None, never 0.
+    A model with a repeating block (160) also gets `repeats`: one dict per block (e.g. per MPPT).
+    """
+    raw = _raw_points(model.points, regs)
+    out: dict = _scaled(model.points, raw, raw)
+    if model.repeating:
+        blocks = []
+        for start in range(model.length, len(regs) - model.repeat_length + 1, model.repeat_length):
+            block = _raw_points(model.repeating, regs[start : start + model.repeat_length])
+            blocks.append(_scaled(model.repeating, block, raw))
+        out["repeats"] = blocks
+    return out
+
+
+def encode_model(model: Model, values: dict) -> list[int]:
+    """Encode raw (unscaled) point values into the model's data registers; absent points get sentinels.
+    A repeating model takes its blocks from `values["repeats"]` (a list of dicts)."""
+    regs = _encode_points(model.points, values)
+    for block in values.get("repeats", []) if model.repeating else []:
+        regs += _encode_points(model.repeating, block)
+    return regs
+
+
+def _encode_points(points: tuple[Point, ...], values: dict) -> list[int]:
     regs: list[int] = []
-    for point in model.points:
+    for point in points:
         value = values.get(point.name)
         n = point.registers
         if point.type == "string":
@@ -218,7 +339,8 @@ def device_image(models: list[tuple[Model, dict[str, int | float | str]]]) -> li
     """A whole SunSpec register image: 'SunS', each model (ID, L, data), then the end model."""
     regs = list(SUNS_MARKER)
     for model, values in models:
-        regs += [model.id, model.length] + encode_model(model, values)
+        data = encode_model(model, values)
+        regs += [model.id, len(data), *data]
     return regs + [END_MODEL_ID, 0]
 
 
