@@ -50,6 +50,7 @@ class Collector:
             for device in site.devices:
                 coordinator = load_integration(device.integration).setup(site, device, settings)
                 coordinator.attach(self._on_readings, self.writer.add_quarantine)
+                coordinator.attach_durable(self.close_segment)
                 self.coordinators.append(coordinator)
         self._entity_meta: dict[str, dict] = {}
         for c in self.coordinators:
@@ -59,6 +60,20 @@ class Collector:
         self.readings_total = 0
         self.closed_segments: list[str] = []
 
+    def close_segment(self) -> None:
+        """Close the open segment now (fsync + rename), then let coordinators acknowledge."""
+        self._closed(self.writer.close())
+
+    def _closed(self, segment_ids: list[str]) -> None:
+        """Segments are durable: let push coordinators acknowledge what they handed over."""
+        if not segment_ids:
+            return
+        self.closed_segments += segment_ids
+        for coordinator in self.coordinators:
+            on_durable = getattr(coordinator, "on_durable", None)
+            if on_durable is not None:
+                on_durable()
+
     def _on_readings(self, readings: list[Reading]) -> None:
         self.readings_total += len(readings)
         if any(
@@ -66,7 +81,7 @@ class Collector:
         ):  # an entity that appeared at run time
             for c in self.coordinators:
                 self._entity_meta.update(c.entity_meta())
-        self.closed_segments += self.writer.add(readings, self._entity_meta)
+        self._closed(self.writer.add(readings, self._entity_meta))
         for r in readings:
             site_id, device_id, metric = r.entity.split(".")
             ts, values = self._live.get((site_id, device_id), (r.ts, {}))
@@ -80,7 +95,10 @@ class Collector:
 
     async def _tick_landing(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            self.closed_segments += self.writer.tick()
+            if any(getattr(c, "unacked", 0) for c in self.coordinators):
+                self.close_segment()  # messages wait for their acknowledgement: at most ~0.5 s
+            else:
+                self._closed(self.writer.tick())
             await wait_or_stop(stop, 0.5)
 
     async def _publish_live(self, stop: asyncio.Event) -> None:
@@ -116,4 +134,4 @@ class Collector:
             await stop.wait()
         finally:
             await asyncio.gather(*tasks, return_exceptions=True)
-            self.closed_segments += self.writer.close()
+            self._closed(self.writer.close())

@@ -98,6 +98,7 @@ class Coordinator:
         self.consecutive_failures = 0
         self._sink: Callable[[list[Reading]], None] | None = None
         self._quarantine: Callable[[str, bytes, str], None] | None = None
+        self._durable: Callable[[], None] | None = None
 
     # -- wiring -----------------------------------------------------------------------------------
     def attach(
@@ -107,6 +108,15 @@ class Coordinator:
     ) -> None:
         """Where readings go (the collector's batch handler) and where rejected input goes."""
         self._sink, self._quarantine = sink, quarantine
+
+    def attach_durable(self, close_segment: Callable[[], None]) -> None:
+        """How to make what was handed over durable now (the collector closes its open segment)."""
+        self._durable = close_segment
+
+    def request_durable(self) -> None:
+        """Ask the collector to close the open segment now (a push device waiting to acknowledge)."""
+        if self._durable is not None:
+            self._durable()
 
     def quarantine(self, source: str, payload: bytes, reason: str) -> None:
         """Hand a rejected input to the collector's quarantine, with the reason."""
