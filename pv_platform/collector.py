@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -59,6 +60,7 @@ class Collector:
         self.hooks: list[ReadingHook] = []
         self.readings_total = 0
         self.closed_segments: list[str] = []
+        self._last_close = time.monotonic()
 
     def close_segment(self) -> None:
         """Close the open segment now (fsync + rename), then let coordinators acknowledge."""
@@ -69,6 +71,7 @@ class Collector:
         if not segment_ids:
             return
         self.closed_segments += segment_ids
+        self._last_close = time.monotonic()
         for coordinator in self.coordinators:
             on_durable = getattr(coordinator, "on_durable", None)
             if on_durable is not None:
@@ -95,11 +98,15 @@ class Collector:
 
     async def _tick_landing(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            if any(getattr(c, "unacked", 0) for c in self.coordinators):
-                self.close_segment()  # messages wait for their acknowledgement: at most ~0.5 s
+            waiting = any(getattr(c, "unacked", 0) for c in self.coordinators)
+            if (
+                waiting
+                and time.monotonic() - self._last_close >= self.settings.mqtt_ack_max_delay_s
+            ):
+                self.close_segment()  # messages wait for their acknowledgement
             else:
                 self._closed(self.writer.tick())
-            await wait_or_stop(stop, 0.5)
+            await wait_or_stop(stop, min(0.5, self.settings.mqtt_ack_max_delay_s))
 
     async def _publish_live(self, stop: asyncio.Event) -> None:
         """Publish each device's newest values about once a second; drop them while the broker is away."""

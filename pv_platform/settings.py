@@ -39,6 +39,14 @@ class Settings(BaseSettings):
     segment_max_age_s: float = Field(
         default=5.0, description="Seconds after which the collector closes a segment."
     )
+    mqtt_ack_batch: int = Field(
+        default=10,
+        ge=1,
+        description="Close the segment when this many MQTT messages await acknowledgement.",
+    )
+    mqtt_ack_max_delay_s: float = Field(
+        default=0.5, gt=0, description="Longest an MQTT message waits for its acknowledgement [s]."
+    )
     sensor_interval_s: int = Field(
         default=30, description="How often the Dagster ingest sensor looks for segments."
     )

@@ -20,4 +20,5 @@ def setup(site: Any, device: Any, settings: Any) -> MqttCoordinator:
         device.id,
         MqttDeviceConfig.model_validate(device.config),
         parse_mqtt_url(settings.mqtt_url),
+        ack_batch=settings.mqtt_ack_batch,
     )

@@ -32,13 +32,19 @@ class MqttCoordinator(Coordinator):
     """Subscribes to one device topic and pushes its readings; reconnects with backoff."""
 
     def __init__(
-        self, site_id: str, device_id: str, config: MqttDeviceConfig, broker: BrokerAddress
+        self,
+        site_id: str,
+        device_id: str,
+        config: MqttDeviceConfig,
+        broker: BrokerAddress,
+        ack_batch: int = ACK_BATCH,
     ) -> None:
         descriptions = tuple(d for d in MQTT_ENTITIES if d.key in config.fields)
         super().__init__(site_id, device_id, descriptions, poll_interval_s=1.0)
         self.config = config
         self.broker = broker
         self.identifier = f"pvp-{site_id}-{device_id}"
+        self.ack_batch = ack_batch
         self._client: aiomqtt.Client | None = None
         self._unacked: list[
             tuple[int, int]
@@ -112,5 +118,5 @@ class MqttCoordinator(Coordinator):
             self.handle(payload, datetime.now(UTC))
             if message.qos > 0:
                 self._unacked.append((message.mid, message.qos))
-                if len(self._unacked) >= ACK_BATCH:
+                if len(self._unacked) >= self.ack_batch:
                     self.request_durable()  # the broker sends few unacknowledged messages at a time
