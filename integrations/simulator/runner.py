@@ -8,6 +8,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
+
 from integrations.mqtt.entities import MQTT_ENTITIES
 from integrations.simulator.devices import (
     SimulatedInverter,
@@ -19,6 +21,7 @@ from integrations.simulator.devices import (
     serve_inverters,
     weather_payload,
 )
+from integrations.simulator.physics import weather
 from integrations.sunspec_modbus.entities import INVERTER_ENTITIES
 from pv_platform.bus import BrokerAddress
 from pv_platform.integration import wait_or_stop
@@ -143,8 +146,16 @@ async def run_simulator(
         ready.set()
     try:
         while not stop.is_set():
+            now = datetime.now(UTC)
+            site_weather = {
+                site.id: weather(site, pd.DatetimeIndex([pd.Timestamp(now)]), seed)
+                for site in plant.sites
+            }
             for inv in inverters:
-                inv.update()
+                inv.update(now, site_weather[inv.site.id])
+                await asyncio.sleep(
+                    0
+                )  # keep the Modbus servers answering while a large fleet updates
             await wait_or_stop(stop, update_interval_s)
     finally:
         for task in tasks:

@@ -52,14 +52,23 @@ class SunSpecCoordinator(Coordinator):
             site_id, device_id, INVERTER_ENTITIES, poll_interval_s=config.poll_interval_s
         )
         self.config = config
-        self.client = AsyncModbusTcpClient(
-            config.host, port=config.port, timeout=config.timeout_s, retries=config.retries
-        )
+        self._client: AsyncModbusTcpClient | None = None  # made in the running loop, on first use
         self.models: dict[int, tuple[int, int]] = {}  # model id -> (data address, length)
         self.common: dict[str, object] = {}
         self.nameplate: dict[str, object] = {}
         self.operating_state: str | None = None
         self.events: list[str] = []
+
+    @property
+    def client(self) -> AsyncModbusTcpClient:
+        if self._client is None:
+            self._client = AsyncModbusTcpClient(
+                self.config.host,
+                port=self.config.port,
+                timeout=self.config.timeout_s,
+                retries=self.config.retries,
+            )
+        return self._client
 
     async def _read(self, address: int, count: int) -> list[int]:
         """Read holding registers in chunks the protocol allows; UpdateFailed on any error."""
@@ -169,4 +178,5 @@ class SunSpecCoordinator(Coordinator):
         return values
 
     async def async_close(self) -> None:
-        self.client.close()
+        if self._client is not None:
+            self._client.close()
