@@ -75,19 +75,18 @@ class SimulatedInverter:
         self.registers: list[int] = []
         self.frozen = False
 
-    def state_at(self, ts: pd.Timestamp) -> dict[str, float]:
-        times = pd.DatetimeIndex([ts])
-        out = inverter_output(
-            self.device, weather(self.site, times, self.seed), self.seed, self.site.id
-        )
+    def state_at(self, ts: pd.Timestamp, wx: pd.DataFrame | None = None) -> dict[str, float]:
+        """Electrical state at `ts`; `wx` is the site weather at that instant when already computed."""
+        wx = wx if wx is not None else weather(self.site, pd.DatetimeIndex([ts]), self.seed)
+        out = inverter_output(self.device, wx, self.seed, self.site.id)
         return {k: float(v) for k, v in out.iloc[0].items()}
 
-    def update(self, now: datetime | None = None) -> None:
+    def update(self, now: datetime | None = None, wx: pd.DataFrame | None = None) -> None:
         """Advance to `now`: integrate energy, recompute the register image and the served values."""
         if self.frozen and self.registers:
             return
         ts = pd.Timestamp(now or datetime.now(UTC))
-        state = self.state_at(ts)
+        state = self.state_at(ts, wx)
         if self.last_ts is not None and ts > self.last_ts:
             hours = (ts - self.last_ts).total_seconds() / 3600
             self.energy_wh += 0.5 * (state["ac_power"] + self.last_power_w) * hours

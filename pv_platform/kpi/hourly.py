@@ -193,7 +193,14 @@ def _grid(grid: _Range, site: Site) -> tuple[dict[str, np.ndarray], np.ndarray]:
         if grid.series(site.id, m, "ac_power") is not None
     ]
     if power:
-        p_w = np.abs(np.nanmean(np.vstack(power), axis=0))
+        stacked = np.vstack(power)
+        p_w = np.abs(
+            np.where(
+                np.isnan(stacked).all(axis=0),
+                np.nan,
+                np.nansum(stacked, axis=0) / np.maximum((~np.isnan(stacked)).sum(axis=0), 1),
+            )
+        )
         with np.errstate(divide="ignore", invalid="ignore"):
             q_w = p_w * np.sqrt(np.clip(1.0 / np.square(pf) - 1.0, 0.0, None))
         parts["reactive_kvarh"] = np.where(

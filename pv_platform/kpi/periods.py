@@ -118,7 +118,7 @@ def local_period_start(ts: pd.Series, tz: str, grain: str) -> pd.Series:
     elif grain == "monthly":
         start = local.dt.normalize() - pd.to_timedelta(local.dt.day - 1, unit="D")
     elif grain == "yearly":
-        start = local.dt.normalize() - pd.to_timedelta(local.dt.dayofyear - 1, unit="D")
+        start = local.dt.normalize() - pd.to_timedelta(local.dt.day_of_year - 1, unit="D")
     else:
         raise ValueError(f"unknown grain {grain!r}; use daily, monthly or yearly")
     # normalize() keeps wall-clock midnight; localize again so DST days have the right offset
