@@ -7,6 +7,7 @@ import asyncio
 import logging
 import signal
 import sys
+from pathlib import Path
 
 from pv_platform.settings import get_settings
 
@@ -38,6 +39,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 def cmd_simulate(args: argparse.Namespace) -> int:
     from integrations.simulator.runner import run_simulator
+    from integrations.simulator.scenarios import load_scenario
     from pv_platform.bus import parse_mqtt_url
     from pv_platform.plant import load_plant
 
@@ -50,6 +52,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         await run_simulator(
             plant, broker, stop, seed=args.seed, landing_dir=settings.resolved_landing_dir,
             backfill_hours=args.backfill_hours, weather_interval_s=args.weather_interval,
+            scenario=load_scenario(args.scenario) if args.scenario else None,
         )  # fmt: skip
 
     asyncio.run(main())
@@ -117,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--backfill-hours", type=float, default=0.0, help="land this much history first")
     p.add_argument(
         "--weather-interval", type=float, default=5.0, help="seconds between weather messages"
+    )
+    p.add_argument(
+        "--scenario",
+        type=Path,
+        help="YAML schedule of faults to inject (integrations/simulator/scenarios.py)",
     )
     p.set_defaults(func=cmd_simulate)
     p = sub.add_parser("broker", help="run an embedded MQTT broker (amqtt)")

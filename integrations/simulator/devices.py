@@ -10,10 +10,18 @@ from datetime import UTC, datetime
 import aiomqtt
 import numpy as np
 import pandas as pd
+from pymodbus.constants import ExcCodes
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from integrations.simulator.physics import energy_wh, epoch_s, inverter_output, weather
+from integrations.simulator.scenarios import (
+    Fault,
+    Scenario,
+    apply_to_inverter,
+    apply_to_series_device,
+    grid_outage_mask,
+)
 from integrations.sunspec_modbus.config import SunSpecModbusConfig
 from integrations.sunspec_modbus.entities import INVERTER_ENTITIES
 from integrations.sunspec_modbus.models import (
@@ -48,6 +56,22 @@ MPPTS = 2  # string inputs per simulated inverter, served in model 160
 MPPT_SCALE = {"DCA_SF": -2, "DCV_SF": -1, "DCW_SF": 1, "DCWH_SF": 0}
 
 
+def mppt_columns(frame: pd.DataFrame, module_temperature_c, mppts: int = MPPTS) -> pd.DataFrame:
+    """Per string input (model 160): current, voltage, power and module temperature, after faults
+    (a disconnected string reads 0, a hot spot heats its string's modules)."""
+    lost = frame["lost_mppt"] if "lost_mppt" in frame else pd.Series(np.nan, index=frame.index)
+    working = mppts - lost.notna().astype(int)
+    out = pd.DataFrame(index=frame.index)
+    for i in range(1, mppts + 1):
+        dead = (lost == i).to_numpy()
+        out[f"mppt{i}_dc_current"] = np.where(dead, 0.0, frame["dc_current"] / working)
+        out[f"mppt{i}_dc_voltage"] = np.where(dead, 0.0, frame["dc_voltage"])
+        out[f"mppt{i}_dc_power"] = np.where(dead, 0.0, frame["dc_power"] / working)
+        hot = frame[f"hot_spot_mppt{i}"].fillna(0.0) if f"hot_spot_mppt{i}" in frame else 0.0
+        out[f"mppt{i}_temperature"] = np.asarray(module_temperature_c, dtype=float) + hot
+    return out
+
+
 class SimulatedInverter:
     """One inverter's state, advanced in time, and its SunSpec register image: common (1), nameplate
     (120), inverter (103 integer + scale factors, or 113 float) and MPPT (160) models."""
@@ -59,10 +83,12 @@ class SimulatedInverter:
         seed: int,
         energy_start_wh: float | None = None,
         model_id: int = 103,
+        faults: list[Fault] | None = None,
     ) -> None:
         if model_id not in (103, 113):
             raise ValueError("the simulator serves inverter model 103 or 113")
         self.site, self.device, self.seed, self.model_id = site, device, seed, model_id
+        self.faults = faults or []
         self.config = SunSpecModbusConfig.model_validate(device.config)
         self.energy_wh = (
             energy_start_wh if energy_start_wh is not None else initial_energy_wh(device)
@@ -86,7 +112,14 @@ class SimulatedInverter:
         if self.frozen and self.registers:
             return
         ts = pd.Timestamp(now or datetime.now(UTC))
-        state = self.state_at(ts, wx)
+        wx = wx if wx is not None else weather(self.site, pd.DatetimeIndex([ts]), self.seed)
+        frame = apply_to_inverter(
+            inverter_output(self.device, wx, self.seed, self.site.id), self.faults, MPPTS
+        )
+        frame = frame.join(mppt_columns(frame, wx["module_temperature"].to_numpy()))
+        state = {
+            k: float(v) for k, v in frame.iloc[0].items() if isinstance(v, int | float | np.number)
+        }
         if self.last_ts is not None and ts > self.last_ts:
             hours = (ts - self.last_ts).total_seconds() / 3600
             self.energy_wh += 0.5 * (state["ac_power"] + self.last_power_w) * hours
@@ -97,8 +130,8 @@ class SimulatedInverter:
         inverter_model, raw, served = (
             self._integer_points(state) if self.model_id == 103 else self._float_points(state)
         )
-        raw["Evt1"] = 0
-        served["events"] = 0.0
+        raw["Evt1"] = int(state.get("events", 0.0) or 0)
+        served["events"] = float(raw["Evt1"])
         mppt, mppt_served = self._mppt_points(state)
         served.update(mppt_served)
         common = {
@@ -154,24 +187,28 @@ class SimulatedInverter:
     def _mppt_points(self, state: dict[str, float]) -> tuple[dict, dict[str, float]]:
         blocks, served = [], {}
         seconds = int((self.last_ts or pd.Timestamp(0, tz="UTC")).timestamp()) & 0xFFFFFFFF
-        for i in range(MPPTS):
-            dca = round(state["dc_current"] / MPPTS / 10.0 ** MPPT_SCALE["DCA_SF"])
-            dcv = round(state["dc_voltage"] / 10.0 ** MPPT_SCALE["DCV_SF"])
-            dcw = round(state["dc_power"] / MPPTS / 10.0 ** MPPT_SCALE["DCW_SF"])
+        for i in range(1, MPPTS + 1):
+            dca = round(state[f"mppt{i}_dc_current"] / 10.0 ** MPPT_SCALE["DCA_SF"])
+            dcv = round(state[f"mppt{i}_dc_voltage"] / 10.0 ** MPPT_SCALE["DCV_SF"])
+            dcw = round(state[f"mppt{i}_dc_power"] / 10.0 ** MPPT_SCALE["DCW_SF"])
+            tmp = round(state[f"mppt{i}_temperature"])
             blocks.append(
-                {"ID": i + 1, "IDStr": f"MPPT {i + 1}", "DCA": dca, "DCV": dcv, "DCW": dcw,
-                 "DCWH": round(self.mppt_wh[i]) or 1, "Tms": seconds, "Tmp": round(state["cabinet_temperature"]),
+                {"ID": i, "IDStr": f"MPPT {i}", "DCA": dca, "DCV": dcv, "DCW": dcw,
+                 "DCWH": round(self.mppt_wh[i - 1]) or 1, "Tms": seconds, "Tmp": tmp,
                  "DCSt": 4 if dcw > 0 else 2, "DCEvt": 0}
             )  # fmt: skip
-            served[f"mppt{i + 1}_dc_current"] = dca * 10.0 ** MPPT_SCALE["DCA_SF"]
-            served[f"mppt{i + 1}_dc_voltage"] = dcv * 10.0 ** MPPT_SCALE["DCV_SF"]
-            served[f"mppt{i + 1}_dc_power"] = dcw * 10.0 ** MPPT_SCALE["DCW_SF"]
+            served[f"mppt{i}_dc_current"] = dca * 10.0 ** MPPT_SCALE["DCA_SF"]
+            served[f"mppt{i}_dc_voltage"] = dcv * 10.0 ** MPPT_SCALE["DCV_SF"]
+            served[f"mppt{i}_dc_power"] = dcw * 10.0 ** MPPT_SCALE["DCW_SF"]
+            served[f"mppt{i}_temperature"] = float(tmp)
         return {**MPPT_SCALE, "Evt": 0, "N": MPPTS, "TmsPer": 60, "repeats": blocks}, served
 
     async def _action(
         self, fc: int, start: int, address: int, count: int, regs: list[int], values
     ) -> None:
         """pymodbus calls this on each request: copy the current image into the served block."""
+        if any(f.kind == "device_silent" and f.active(datetime.now(UTC)) for f in self.faults):
+            return ExcCodes.GATEWAY_NO_RESPONSE  # a silent device: the gateway gets no answer
         if values is None and self.registers:
             regs[: len(self.registers)] = self.registers
         return None
@@ -301,7 +338,11 @@ async def publish_json(
             async with aiomqtt.Client(**broker.client_kwargs()) as client:
                 while not stop.is_set():
                     payload = make_payload(datetime.now(UTC))
-                    await client.publish(topic, json.dumps(payload).encode(), qos=1)
+                    if payload is not None:  # None: the device is silent now
+                        body = (
+                            payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                        )
+                        await client.publish(topic, body, qos=1)
                     await wait_or_stop(stop, interval_s)
         except aiomqtt.MqttError as exc:
             log.warning("%s: broker unavailable (%s); retrying", label, exc)
@@ -309,7 +350,12 @@ async def publish_json(
 
 
 def backfill_frames(
-    site: Site, seed: int, start: datetime, end: datetime, step_s: int = 60
+    site: Site,
+    seed: int,
+    start: datetime,
+    end: datetime,
+    step_s: int = 60,
+    scenario: Scenario | None = None,
 ) -> dict[str, pd.DataFrame]:
     """History for every device of a site on a regular grid: device id -> metric columns."""
     times = pd.date_range(
@@ -323,21 +369,30 @@ def backfill_frames(
     wx = weather(site, times, seed)
     frames: dict[str, pd.DataFrame] = {}
     for device in site.devices:
+        faults = scenario.for_device(site.id, device.id) if scenario else []
         if device.kind == "inverter":
-            out = inverter_output(device, wx, seed, site.id)
+            out = apply_to_inverter(inverter_output(device, wx, seed, site.id), faults, MPPTS)
             out["ac_energy"] = energy_wh(out["ac_power"], initial_energy_wh(device))
-            out["events"] = 0.0
-            for i in range(1, MPPTS + 1):  # what model 160 reports per string input
-                out[f"mppt{i}_dc_current"] = out["dc_current"] / MPPTS
-                out[f"mppt{i}_dc_voltage"] = out["dc_voltage"]
-                out[f"mppt{i}_dc_power"] = out["dc_power"] / MPPTS
-            frames[device.id] = out
+            out = out.join(mppt_columns(out, wx["module_temperature"].to_numpy()))
+            out = out.drop(
+                columns=[c for c in out.columns if c == "lost_mppt" or c.startswith("hot_spot_")]
+            )
+            frames[device.id] = apply_to_series_device(
+                out, [f for f in faults if f.kind == "device_silent"]
+            )
         elif device.kind == "weather_station":
-            frames[device.id] = wx[[m for m in device.config.get("fields", {}) if m in wx.columns]]
+            fields = [m for m in device.config.get("fields", {}) if m in wx.columns]
+            frames[device.id] = apply_to_series_device(wx[fields], faults)
     inverter_frames = {d.id: frames[d.id] for d in site.inverters if d.id in frames}
     for device in site.devices:
         if device.kind == "meter" and inverter_frames:
             meter = grid_meter_frame(site, inverter_frames)
+            site_faults = scenario.for_device(site.id, None) if scenario else []
+            outage = grid_outage_mask(site_faults, pd.DatetimeIndex(meter.index))
+            meter.loc[outage, ["grid_voltage", "grid_frequency", "power_factor"]] = 0.0
+            meter = apply_to_series_device(
+                meter, scenario.for_device(site.id, device.id) if scenario else []
+            )
             frames[device.id] = meter[
                 [m for m in device.config.get("fields", {}) if m in meter.columns]
             ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,9 +20,9 @@ from integrations.simulator.devices import (
     json_payload,
     publish_json,
     serve_inverters,
-    weather_payload,
 )
 from integrations.simulator.physics import weather
+from integrations.simulator.scenarios import Fault, Scenario
 from integrations.sunspec_modbus.entities import INVERTER_ENTITIES
 from pv_platform.bus import BrokerAddress
 from pv_platform.integration import wait_or_stop
@@ -45,7 +46,13 @@ UNITS.update(
 
 
 def backfill_landing(
-    plant: Plant, landing_dir: Path, seed: int, start: datetime, end: datetime, step_s: int = 60
+    plant: Plant,
+    landing_dir: Path,
+    seed: int,
+    start: datetime,
+    end: datetime,
+    step_s: int = 60,
+    scenario: Scenario | None = None,
 ) -> dict[str, float]:
     """Write history [start, end) straight into landing segments; returns each inverter's final counter [Wh].
 
@@ -55,7 +62,7 @@ def backfill_landing(
     counters: dict[str, float] = {}
     rows = 0
     for site in plant.sites:
-        for device_id, frame in backfill_frames(site, seed, start, end, step_s).items():
+        for device_id, frame in backfill_frames(site, seed, start, end, step_s, scenario).items():
             iso = [ts.isoformat() for ts in frame.index]
             for metric in frame.columns:
                 key = entity_key(site.id, device_id, metric)
@@ -75,12 +82,38 @@ def backfill_landing(
     return counters
 
 
-def weather_payload_for(site, fields, seed, ts):
-    return weather_payload(site, fields, ts, seed)
+def _weather_values(site, seed: int, ts: datetime) -> dict[str, float]:
+    row = weather(site, pd.DatetimeIndex([pd.Timestamp(ts)]), seed).iloc[0]
+    return {k: float(v) for k, v in row.items()}
 
 
-def meter_payload_for(meter, fields, ts):
-    return json_payload(meter.values(ts), fields, ts)
+class LivePayload:
+    """A device's next MQTT message with its live faults applied: silent (nothing), frozen sensor (the
+    value held from the fault's start), malformed (every k-th message garbage), grid outage (meter)."""
+
+    def __init__(self, values, fields: dict[str, str], faults: list[Fault]) -> None:
+        self.values, self.fields, self.faults = values, fields, faults
+        self.frozen: dict[str, float] = {}
+        self.sent = 0
+
+    def __call__(self, ts: datetime) -> bytes | None:
+        active = [f for f in self.faults if f.active(ts)]
+        if any(f.kind == "device_silent" for f in active):
+            return None
+        self.sent += 1
+        for fault in active:
+            if fault.kind == "malformed_payloads" and self.sent % fault.every == 0:
+                return b'{"ts": "garbage", "poa": [1, 2'  # truncated JSON, as a flaky gateway sends
+        values = dict(self.values(ts))
+        for fault in active:
+            if fault.kind == "frozen_sensor" and fault.metric in values:
+                values[fault.metric] = self.frozen.setdefault(fault.metric, values[fault.metric])
+            if fault.kind == "grid_outage":
+                values.update(grid_voltage=0.0, grid_frequency=0.0, power_factor=0.0)
+        for metric in list(self.frozen):
+            if not any(f.kind == "frozen_sensor" and f.metric == metric for f in active):
+                del self.frozen[metric]
+        return json.dumps(json_payload(values, self.fields, ts)).encode()
 
 
 async def run_simulator(
@@ -94,13 +127,21 @@ async def run_simulator(
     weather_interval_s: float = 5.0,
     update_interval_s: float = 1.0,
     ready: asyncio.Event | None = None,
+    scenario: Scenario | None = None,
 ) -> list[SimulatedInverter]:
     """Serve the plant until `stop` is set. History is back-filled first when asked."""
     counters: dict[str, float] = {}
     if backfill_hours > 0 and landing_dir is not None:
         end = datetime.now(UTC).replace(second=0, microsecond=0)
         counters = await asyncio.to_thread(
-            backfill_landing, plant, landing_dir, seed, end - timedelta(hours=backfill_hours), end
+            backfill_landing,
+            plant,
+            landing_dir,
+            seed,
+            end - timedelta(hours=backfill_hours),
+            end,
+            60,
+            scenario,
         )
     # a mixed fleet, as in real plants: every second inverter speaks the float model 113 instead of 103
     sunspec = [
@@ -113,6 +154,7 @@ async def run_simulator(
         SimulatedInverter(
             site, dev, seed, counters.get(entity_key(site.id, dev.id, "ac_energy"), initial_energy_wh(dev)),
             model_id=113 if i % 2 else 103,
+            faults=scenario.for_device(site.id, dev.id) if scenario else [],
         )
         for i, (site, dev) in enumerate(sunspec)
     ]  # fmt: skip
@@ -125,15 +167,17 @@ async def run_simulator(
                 if dev.integration != "mqtt":
                     continue
                 topic, fields = dev.config["topic"], dev.config["fields"]
+                faults = scenario.for_device(site.id, dev.id) if scenario else []
                 if dev.kind == "weather_station":
-                    make = functools.partial(weather_payload_for, site, fields, seed)
+                    wx_values = functools.partial(_weather_values, site, seed)
+                    make = LivePayload(wx_values, fields, faults)
                 elif dev.kind == "meter":
                     meter = SimulatedMeter(
                         site, dev, site_inverters,
                         counters.get(entity_key(site.id, dev.id, "export_energy"), 5e7),
                         counters.get(entity_key(site.id, dev.id, "import_energy"), 5e5),
                     )  # fmt: skip
-                    make = functools.partial(meter_payload_for, meter, fields)
+                    make = LivePayload(meter.values, fields, faults)
                 else:
                     continue
                 label = f"{site.id}.{dev.id}"

@@ -95,12 +95,14 @@ class SunSpecCoordinator(Coordinator):
         bases = (
             (self.config.base_address,) if self.config.base_address is not None else BASE_ADDRESSES
         )
+        errors: list[str] = []
         for base in bases:
             try:
                 marker = await self._read(base, 2)
-            except UpdateFailed:
+            except UpdateFailed as exc:
                 if not self.client.connected:
                     raise  # unreachable: say so, not "no marker"
+                errors.append(str(exc))
                 continue
             if tuple(marker) != SUNS_MARKER:
                 continue
@@ -113,6 +115,10 @@ class SunSpecCoordinator(Coordinator):
                 models[model_id] = (address + 2, length)
                 address += 2 + length
             raise UpdateFailed("SunSpec model chain has no end model after 64 models")
+        if len(errors) == len(
+            bases
+        ):  # it answered every probe with an error: a silent or failing device
+            raise UpdateFailed(f"device answers with errors, no SunSpec data: {errors[-1]}")
         raise UpdateFailed(f"no 'SunS' marker at any of {bases}")
 
     async def _read_models(self, model_ids: list[int]) -> dict[int, list[int]]:

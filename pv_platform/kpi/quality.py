@@ -27,7 +27,14 @@ RANGES = {  # metric -> physically possible range
 POWER_OVER_RATING = 1.10  # AC power above 110 % of the rating is not physical
 COMPLETENESS_WARN, COMPLETENESS_ERROR = 0.90, 0.50  # fraction of the hour covered by samples
 FROZEN_MINUTES = 30
-NOT_FROZEN = {"ac_energy", "export_energy", "import_energy", "operating_state", "events"}
+NOT_FROZEN = {
+    "ac_energy",
+    "export_energy",
+    "import_energy",
+    "operating_state",
+    "events",
+    "power_factor",
+}  # constant by nature
 PR_PLAUSIBLE = (0.5, 1.0)  # outside: WARN; outside PR_POSSIBLE: ERROR
 PR_POSSIBLE = (0.0, 1.2)
 MIN_INSOLATION_FOR_PR_KWH_M2 = 0.1  # below this an hour's PR is too noisy to judge

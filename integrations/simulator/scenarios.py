@@ -1,0 +1,169 @@
+"""Fault scenarios: a YAML schedule of faults the simulator injects, live and in back-filled history alike.
+
+```yaml
+faults:
+  - {kind: inverter_trip, device: inv1, start: 2026-06-21T10:00:00Z, end: 2026-06-21T10:30:00Z, events: [GROUND_FAULT]}
+  - {kind: string_disconnect, device: inv2, mppt: 1, start: ..., end: ...}
+  - {kind: hot_spot, device: inv1, mppt: 2, delta_c: 25, start: ..., end: ...}
+  - {kind: soiling_ramp, device: inv2, loss_per_day: 0.01, max_loss: 0.3, start: ...}
+  - {kind: grid_outage, start: ..., end: ...}                       # the whole site
+  - {kind: device_silent, device: wx1, start: ..., end: ...}         # stops answering / publishing
+  - {kind: frozen_sensor, device: wx1, metric: poa_irradiance, start: ..., end: ...}
+  - {kind: malformed_payloads, device: wx1, every: 3, start: ..., end: ...}
+```
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from integrations.sunspec_modbus.models import EVENT1_BITS
+
+FaultKind = Literal[
+    "inverter_trip", "string_disconnect", "hot_spot", "soiling_ramp", "grid_outage",
+    "device_silent", "frozen_sensor", "malformed_payloads",
+]  # fmt: skip
+BIT_OF = {name: bit for bit, name in EVENT1_BITS.items()}
+FAULT_STATE = 7  # SunSpec St = FAULT
+ZEROED_BY_TRIP = (
+    "ac_power",
+    "ac_current",
+    "dc_power",
+    "dc_current",
+    "power_factor",
+    "ac_reactive_power",
+)
+
+
+class Fault(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: FaultKind
+    start: datetime
+    end: datetime | None = None  # None: until the scenario ends
+    device: str | None = None  # None: the whole site (grid_outage)
+    site: str | None = None
+    mppt: int | None = Field(default=None, ge=1)
+    metric: str | None = None
+    events: list[str] = Field(default_factory=list)
+    delta_c: float = 25.0
+    loss_per_day: float = 0.01
+    max_loss: float = 0.3
+    every: int = Field(default=3, ge=1)
+
+    @model_validator(mode="after")
+    def _complete(self) -> Fault:
+        if self.start.tzinfo is None or (self.end is not None and self.end.tzinfo is None):
+            raise ValueError("fault start/end need a time zone (e.g. 2026-06-21T10:00:00Z)")
+        if self.kind != "grid_outage" and self.device is None:
+            raise ValueError(f"a {self.kind} fault needs a device")
+        if self.kind in ("string_disconnect", "hot_spot") and self.mppt is None:
+            raise ValueError(f"a {self.kind} fault needs mppt (the string input, from 1)")
+        if self.kind == "frozen_sensor" and self.metric is None:
+            raise ValueError("a frozen_sensor fault needs the metric that freezes")
+        unknown = set(self.events) - set(BIT_OF)
+        if unknown:
+            raise ValueError(f"unknown event names {sorted(unknown)}; known: {sorted(BIT_OF)}")
+        return self
+
+    def applies(self, site_id: str, device_id: str | None) -> bool:
+        return (self.site in (None, site_id)) and (self.device is None or self.device == device_id)
+
+    def mask(self, index: pd.DatetimeIndex) -> np.ndarray:
+        m = index >= pd.Timestamp(self.start)
+        if self.end is not None:
+            m &= index < pd.Timestamp(self.end)
+        return np.asarray(m)
+
+    def active(self, ts: datetime) -> bool:
+        return self.start <= ts and (self.end is None or ts < self.end)
+
+    @property
+    def event_bits(self) -> int:
+        return sum(1 << BIT_OF[name] for name in self.events)
+
+
+class Scenario(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    faults: list[Fault] = Field(default_factory=list)
+
+    def for_device(self, site_id: str, device_id: str | None) -> list[Fault]:
+        return [f for f in self.faults if f.applies(site_id, device_id)]
+
+
+def load_scenario(path: Path | str) -> Scenario:
+    return Scenario.model_validate(yaml.safe_load(Path(path).read_text()) or {})
+
+
+def apply_to_inverter(
+    frame: pd.DataFrame, faults: list[Fault], mppts: int, start_energy_wh: float | None = None
+) -> pd.DataFrame:
+    """An inverter's electrical frame (one row per instant) with its faults applied.
+
+    Power-changing faults act before the energy counter is integrated; pass `start_energy_wh` to rebuild
+    `ac_energy` afterwards (back-fill), or leave it to the caller (live).
+    """
+    frame = frame.copy()
+    index = pd.DatetimeIndex(frame.index)
+    frame["events"] = frame.get("events", 0.0)
+    for fault in faults:
+        m = fault.mask(index)
+        if not m.any():
+            continue
+        if fault.kind == "soiling_ramp":
+            days = (index - pd.Timestamp(fault.start)).total_seconds() / 86400.0
+            loss = np.where(m, np.clip(days * fault.loss_per_day, 0.0, fault.max_loss), 0.0)
+            for column in ("ac_power", "ac_current", "dc_power", "dc_current"):
+                frame[column] = frame[column] * (1.0 - loss)
+        elif fault.kind == "string_disconnect":
+            share = 1.0 / mppts
+            for column in ("ac_power", "ac_current", "dc_power", "dc_current"):
+                frame.loc[m, column] = frame.loc[m, column] * (1.0 - share)
+            frame.loc[m, "lost_mppt"] = fault.mppt
+        elif fault.kind in ("inverter_trip", "grid_outage"):
+            for column in ZEROED_BY_TRIP:
+                if column in frame:
+                    frame.loc[m, column] = 0.0
+            frame.loc[m, "operating_state"] = float(FAULT_STATE)
+            bits = fault.event_bits or (
+                1 << BIT_OF["GRID_DISCONNECT"] if fault.kind == "grid_outage" else 0
+            )
+            frame.loc[m, "events"] = frame.loc[m, "events"].astype(int) | bits
+        elif fault.kind == "hot_spot":
+            frame.loc[m, f"hot_spot_mppt{fault.mppt}"] = fault.delta_c
+        elif fault.kind == "frozen_sensor" and fault.metric in frame:
+            first = int(np.argmax(m))
+            frame.loc[m, fault.metric] = frame[fault.metric].iloc[first]
+    return frame
+
+
+def apply_to_series_device(frame: pd.DataFrame, faults: list[Fault]) -> pd.DataFrame:
+    """A weather station's or meter's frame with frozen sensors applied and silent stretches removed."""
+    frame = frame.copy()
+    index = pd.DatetimeIndex(frame.index)
+    keep = np.ones(len(frame), bool)
+    for fault in faults:
+        m = fault.mask(index)
+        if not m.any():
+            continue
+        if fault.kind == "frozen_sensor" and fault.metric in frame:
+            frame.loc[m, fault.metric] = frame[fault.metric].iloc[int(np.argmax(m))]
+        elif fault.kind == "device_silent":
+            keep &= ~m
+    return frame[keep]
+
+
+def grid_outage_mask(faults: list[Fault], index: pd.DatetimeIndex) -> np.ndarray:
+    out = np.zeros(len(index), bool)
+    for fault in faults:
+        if fault.kind == "grid_outage":
+            out |= fault.mask(index)
+    return out
