@@ -33,6 +33,7 @@ from integrations.sunspec_modbus.models import (
     device_image,
 )
 from pv_platform.bus import BrokerAddress
+from pv_platform.services import port_is_open
 from pv_platform.integration import wait_or_stop
 from pv_platform.plant import Device, Site
 
@@ -320,6 +321,10 @@ async def serve_inverters(inverters: list[SimulatedInverter]) -> list[ModbusTcpS
         server = ModbusTcpServer(devices if len(devices) > 1 else devices[0], address=address)
         asyncio.get_running_loop().create_task(server.serve_forever())
         servers.append(server)
+        for _ in range(100):  # listening before anyone is told the plant is up
+            if await asyncio.to_thread(port_is_open, address[0], address[1], 0.1):
+                break
+            await asyncio.sleep(0.05)
         log.info("serving %s on modbus tcp %s:%s", [i.device.id for i in invs], *address)
     return servers
 

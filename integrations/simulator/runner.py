@@ -40,6 +40,7 @@ UNITS.update(
             ("dc_current", ("A", "current")),
             ("dc_voltage", ("V", "voltage")),
             ("dc_power", ("W", "power")),
+            ("temperature", ("°C", "temperature")),
         )
     }
 )

@@ -31,6 +31,7 @@ MPPT_POINTS = (  # per-MPPT metric suffix, model 160 point, unit, device class
     ("dc_current", "DCA", "A", DeviceClass.CURRENT),
     ("dc_voltage", "DCV", "V", DeviceClass.VOLTAGE),
     ("dc_power", "DCW", "W", DeviceClass.POWER),
+    ("temperature", "Tmp", "°C", DeviceClass.TEMPERATURE),  # module temperature of the string
 )
 
 
