@@ -33,9 +33,9 @@ from integrations.sunspec_modbus.models import (
     device_image,
 )
 from pv_platform.bus import BrokerAddress
-from pv_platform.services import port_is_open
 from pv_platform.integration import wait_or_stop
 from pv_platform.plant import Device, Site
+from pv_platform.services import port_is_open
 
 log = logging.getLogger(__name__)
 
