@@ -31,7 +31,18 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
     async def main() -> None:
         stop = _stop_event()
-        await Collector(plant, settings, settings.resolved_landing_dir, broker).run(stop)
+        collector = Collector(plant, settings, settings.resolved_landing_dir, broker)
+        tasks = []
+        if (
+            settings.database_url
+        ):  # real-time alert rules (the readings themselves never wait for the DB)
+            from pv_platform.alerts.service import run_realtime_alerts
+
+            tasks.append(
+                asyncio.create_task(run_realtime_alerts(collector, plant, settings, broker, stop))
+            )
+        await collector.run(stop)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     asyncio.run(main())
     return 0
@@ -100,6 +111,44 @@ def cmd_integrations(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from pv_platform.storage import Database
+    from pv_platform.storage.alerts import AlertStore
+
+    settings = get_settings()
+    if not settings.database_url:
+        print("PVP_DATABASE_URL is not set", file=sys.stderr)
+        return 2
+    db = Database(settings.database_url)
+    db.migrate()
+    store = AlertStore(db.engine)
+    if args.action == "list":
+        rows = store.list(state=args.state, site_id=args.site, severity=args.severity)
+        if rows.empty:
+            print("no alerts")
+        for r in rows.itertuples():
+            print(
+                f"{r.id:>6} {r.state:<12} {r.severity:<8} {r.site_id}/{r.device_id:<10} {r.opened_at:%Y-%m-%d %H:%M} {r.rule}: {r.message}"
+            )
+        return 0
+    if args.id is None:
+        print(f"pvp alerts {args.action} needs the alert id (see pvp alerts list)", file=sys.stderr)
+        return 2
+    now = datetime.now(UTC)
+    ok = (store.acknowledge if args.action == "ack" else store.resolve)(
+        args.id, args.by, args.comment, now
+    )
+    done = "acknowledged" if args.action == "ack" else "resolved"
+    print(
+        f"alert {args.id} {done}"
+        if ok
+        else f"alert {args.id}: nothing to do (unknown, or already {done})"
+    )
+    return 0 if ok else 1
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from pv_platform.demo import run_demo
 
@@ -134,6 +183,15 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("migrate", help="create or upgrade the database schema").set_defaults(
         func=cmd_migrate
     )
+    p = sub.add_parser("alerts", help="list, acknowledge or resolve alerts")
+    p.add_argument("action", choices=["list", "ack", "resolve"])
+    p.add_argument("id", nargs="?", type=int)
+    p.add_argument("--by", default="cli", help="who acknowledges or resolves")
+    p.add_argument("--comment", default="")
+    p.add_argument("--state", choices=["open", "acknowledged", "resolved"])
+    p.add_argument("--site")
+    p.add_argument("--severity", choices=["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO"])
+    p.set_defaults(func=cmd_alerts)
     sub.add_parser("integrations", help="list installed integrations").set_defaults(
         func=cmd_integrations
     )

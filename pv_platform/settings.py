@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     mqtt_ack_max_delay_s: float = Field(
         default=0.5, gt=0, description="Longest an MQTT message waits for its acknowledgement [s]."
     )
+    alert_webhook_url: str | None = Field(
+        default=None, description="POST every alert change here as JSON."
+    )
+    alert_stale_after_s: float = Field(
+        default=60.0, gt=0, description="No reading for this long: communication lost [s]."
+    )
     sensor_interval_s: int = Field(
         default=30, description="How often the Dagster ingest sensor looks for segments."
     )

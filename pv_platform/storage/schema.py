@@ -156,8 +156,35 @@ def _kpi_v3() -> str:
     return "\n".join(ddl)
 
 
+ALERTS_V4 = """
+CREATE TABLE IF NOT EXISTS alerts (
+    id bigserial PRIMARY KEY,
+    fingerprint text NOT NULL,          -- rule:site:device[:key]
+    rule text NOT NULL,
+    severity text NOT NULL,             -- CRITICAL, HIGH, MEDIUM, LOW, INFO
+    site_id text NOT NULL,
+    device_id text NOT NULL,
+    state text NOT NULL CHECK (state IN ('open', 'acknowledged', 'resolved')),
+    opened_at timestamptz NOT NULL,
+    last_seen_at timestamptz NOT NULL,
+    clear_since timestamptz,            -- condition not seen since; auto-resolve after a hold time
+    count integer NOT NULL DEFAULT 1,
+    acknowledged_by text,
+    acknowledged_at timestamptz,
+    ack_comment text,
+    resolved_at timestamptz,
+    resolved_by text,
+    resolve_comment text,
+    message text NOT NULL,
+    context jsonb NOT NULL DEFAULT '{}'
+);
+CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_active ON alerts (fingerprint) WHERE state <> 'resolved';
+CREATE INDEX IF NOT EXISTS alerts_state_site ON alerts (state, site_id, opened_at DESC);
+"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, COMMON_V1 + "{samples_ddl}"),
     (2, "{rollup_ddl}"),
     (3, _kpi_v3()),
+    (4, ALERTS_V4),
 ]

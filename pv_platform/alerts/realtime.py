@@ -1,0 +1,247 @@
+"""Real-time rules on the collector's readings: grid outage, equipment faults, over-temperature, communication
+loss, module hot spots and string faults. Pure state machine: feed readings, ask `evaluate(now)`."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from pv_platform.alerts.model import AlertCandidate, Severity
+from pv_platform.plant import Plant
+from pv_platform.readings import Reading
+
+FAULT_STATE = 7
+EVENT_NAMES = {
+    0: "GROUND_FAULT", 1: "DC_OVER_VOLT", 2: "AC_DISCONNECT", 3: "DC_DISCONNECT", 4: "GRID_DISCONNECT",
+    5: "CABINET_OPEN", 6: "MANUAL_SHUTDOWN", 7: "OVER_TEMP", 8: "OVER_FREQUENCY", 9: "UNDER_FREQUENCY",
+    10: "AC_OVER_VOLT", 11: "AC_UNDER_VOLT", 12: "BLOWN_STRING_FUSE", 13: "UNDER_TEMP", 14: "MEMORY_LOSS",
+    15: "HW_TEST_FAILURE",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Rule thresholds; every one can be overridden per site (plant file `alerts:`) or by settings."""
+
+    stale_after_s: float = 60.0  # no reading for this long: communication lost
+    fault_hold_s: float = 10.0  # FAULT state held this long (debounce: one frame is not an outage)
+    grid_hold_s: float = 10.0  # grid out of band this long
+    over_temperature_c: float = 75.0  # inverter cabinet
+    hot_spot_delta_c: float = 15.0  # a string's modules this much above the site's median string
+    string_current_fraction: float = (
+        0.5  # a string below this fraction of its peers' median current
+    )
+    daylight_poa_wm2: float = 200.0  # rules that need sun judge only above this irradiance
+    frequency_hz: tuple[float, float] = (49.5, 50.5)
+    voltage_v: tuple[float, float] = (207.0, 253.0)
+
+
+@dataclass
+class _Series:
+    value: float
+    ts: datetime
+    since: datetime  # when the current condition (e.g. FAULT) started
+
+
+@dataclass
+class RealtimeRules:
+    """Latest values per entity and how long conditions have held; `evaluate` returns the candidates that
+    hold now (anything not returned is clear)."""
+
+    plant: Plant
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    latest: dict[tuple[str, str, str], _Series] = field(default_factory=dict)
+    last_seen: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    started: datetime | None = None
+
+    def feed(self, readings: list[Reading]) -> None:
+        for r in readings:
+            site_id, device_id, metric = r.entity.split(".")
+            key = (site_id, device_id, metric)
+            prev = self.latest.get(key)
+            since = (
+                prev.since
+                if prev is not None and self._same_condition(metric, prev.value, r.value)
+                else r.ts
+            )
+            self.latest[key] = _Series(r.value, r.ts, since)
+            self.last_seen[(site_id, device_id)] = max(
+                r.ts, self.last_seen.get((site_id, device_id), r.ts)
+            )
+            if self.started is None or r.ts < self.started:
+                self.started = r.ts
+
+    def _same_condition(self, metric: str, old: float, new: float) -> bool:
+        t = self.thresholds
+        if metric == "operating_state":
+            return (old == FAULT_STATE) == (new == FAULT_STATE)
+        if metric == "grid_frequency":
+            return self._out(old, t.frequency_hz) == self._out(new, t.frequency_hz)
+        if metric == "grid_voltage":
+            return self._out(old, t.voltage_v) == self._out(new, t.voltage_v)
+        return True
+
+    @staticmethod
+    def _out(value: float, band: tuple[float, float]) -> bool:
+        return not band[0] <= value <= band[1]
+
+    def _value(self, site_id: str, device_id: str, metric: str) -> _Series | None:
+        return self.latest.get((site_id, device_id, metric))
+
+    def evaluate(self, now: datetime) -> list[AlertCandidate]:
+        if self.started is None:
+            self.started = now  # a device that never answers is silent since the rules started
+        out: list[AlertCandidate] = []
+        for site in self.plant.sites:
+            out += self._communication(site, now)
+            out += self._equipment(site, now)
+            out += self._grid(site, now)
+            out += self._strings(site, now)
+        return out
+
+    def _poa(self, site) -> float | None:
+        values = [
+            s.value
+            for (sid, _, m), s in self.latest.items()
+            if sid == site.id and m == "poa_irradiance"
+        ]
+        return statistics.fmean(values) if values else None
+
+    def _communication(self, site, now: datetime) -> list[AlertCandidate]:
+        out = []
+        for device in site.devices:
+            seen = self.last_seen.get((site.id, device.id)) or self.started
+            if seen is None:
+                continue
+            silent_s = (now - seen).total_seconds()
+            if silent_s >= self.thresholds.stale_after_s:
+                out.append(
+                    AlertCandidate(
+                        "communication_lost", Severity.HIGH, site.id, device.id,
+                        f"no reading from {device.id} for {silent_s:.0f} s (information unavailable, not downtime)",
+                        now, context={"last_reading": seen.isoformat() if seen else None},
+                    )
+                )  # fmt: skip
+        return out
+
+    def _equipment(self, site, now: datetime) -> list[AlertCandidate]:
+        out, t = [], self.thresholds
+        for inv in site.inverters:
+            state = self._value(site.id, inv.id, "operating_state")
+            if (
+                state is not None
+                and state.value == FAULT_STATE
+                and (state.ts - state.since).total_seconds() >= t.fault_hold_s
+            ):
+                events = self._value(site.id, inv.id, "events")
+                bits = int(events.value) if events is not None else 0
+                names = [name for bit, name in EVENT_NAMES.items() if bits >> bit & 1]
+                if (
+                    "GRID_DISCONNECT" not in names or len(names) > 1
+                ):  # a grid trip is the grid rule's
+                    out.append(
+                        AlertCandidate(
+                            "equipment_fault", Severity.CRITICAL, site.id, inv.id,
+                            f"{inv.id} in FAULT since {state.since:%H:%M:%S} UTC: {', '.join(names) or 'no event bits'}",
+                            now, context={"events": names, "since": state.since.isoformat()},
+                        )
+                    )  # fmt: skip
+            temp = self._value(site.id, inv.id, "cabinet_temperature")
+            if temp is not None and temp.value > t.over_temperature_c:
+                out.append(
+                    AlertCandidate(
+                        "over_temperature", Severity.HIGH, site.id, inv.id,
+                        f"{inv.id} cabinet at {temp.value:.1f} °C (limit {t.over_temperature_c:.0f} °C)", now,
+                    )
+                )  # fmt: skip
+        return out
+
+    def _grid(self, site, now: datetime) -> list[AlertCandidate]:
+        t = self.thresholds
+        for device in (d for d in site.devices if d.kind == "meter"):
+            for metric, band, unit in (
+                ("grid_voltage", t.voltage_v, "V"),
+                ("grid_frequency", t.frequency_hz, "Hz"),
+            ):
+                s = self._value(site.id, device.id, metric)
+                if (
+                    s is not None
+                    and self._out(s.value, band)
+                    and (s.ts - s.since).total_seconds() >= t.grid_hold_s
+                ):
+                    return [
+                        AlertCandidate(
+                            "grid_outage", Severity.CRITICAL, site.id, device.id,
+                            f"grid {metric.split('_')[1]} {s.value:.2f} {unit} outside {band[0]}-{band[1]} since {s.since:%H:%M:%S} UTC",
+                            now, context={"metric": metric, "value": s.value},
+                        )
+                    ]  # fmt: skip
+        if any(d.kind == "meter" for d in site.devices):
+            return []  # the meter is the authority on the grid; inverter trips are the fault rule's
+        poa = self._poa(site)
+        powers = [self._value(site.id, inv.id, "ac_power") for inv in site.inverters]
+        if (
+            poa is not None
+            and poa > t.daylight_poa_wm2
+            and powers
+            and all(p is not None and p.value <= 0 for p in powers)
+        ):
+            events = [self._value(site.id, inv.id, "events") for inv in site.inverters]
+            if all(
+                e is not None and int(e.value) >> 4 & 1 for e in events
+            ):  # GRID_DISCONNECT on every inverter
+                return [
+                    AlertCandidate(
+                        "grid_outage", Severity.CRITICAL, site.id, "*",
+                        f"every inverter disconnected from the grid at {poa:.0f} W/m²", now,
+                    )
+                ]  # fmt: skip
+        return []
+
+    def _strings(self, site, now: datetime) -> list[AlertCandidate]:
+        out, t = [], self.thresholds
+        poa = self._poa(site)
+        if poa is None or poa < t.daylight_poa_wm2:
+            return out
+        currents, temps = {}, {}
+        producing = {
+            inv.id for inv in site.inverters
+            if (p := self._value(site.id, inv.id, "ac_power")) is not None and p.value > 0
+            and ((st := self._value(site.id, inv.id, "operating_state")) is None or st.value != FAULT_STATE)
+        }  # fmt: skip  # a tripped inverter's strings are the fault rule's, not string faults
+        for (sid, device_id, metric), s in self.latest.items():
+            if sid != site.id or not metric.startswith("mppt") or device_id not in producing:
+                continue
+            string, _, what = metric.partition("_")
+            if what == "dc_current":
+                currents[(device_id, string)] = s.value
+            elif what == "temperature":
+                temps[(device_id, string)] = s.value
+        if len(currents) >= 3:
+            median = statistics.median(currents.values())
+            for (device_id, string), current in currents.items():
+                if median > 0 and current < t.string_current_fraction * median:
+                    out.append(
+                        AlertCandidate(
+                            "string_fault", Severity.HIGH, site.id, device_id,
+                            f"{device_id} {string}: {current:.1f} A against a median of {median:.1f} A at {poa:.0f} W/m²",
+                            now, key=string, context={"current_a": current, "median_a": median},
+                        )
+                    )  # fmt: skip
+        if len(temps) >= 3:
+            median = statistics.median(temps.values())
+            for (device_id, string), temp in temps.items():
+                if temp - median > t.hot_spot_delta_c:
+                    out.append(
+                        AlertCandidate(
+                            "hot_spot", Severity.MEDIUM, site.id, device_id,
+                            f"{device_id} {string} modules at {temp:.0f} °C, {temp - median:.0f} °C above the median string",
+                            now, key=string, context={"temperature_c": temp, "median_c": median},
+                        )
+                    )  # fmt: skip
+        return out
+
+
+def after(ts: datetime, seconds: float) -> datetime:
+    return ts + timedelta(seconds=seconds)

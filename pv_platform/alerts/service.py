@@ -1,0 +1,53 @@
+"""Real-time alerting inside the collector: rules see every batch of readings; the engine's database work
+runs in a worker thread every few seconds, so a slow or absent database never holds up collection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from pv_platform.alerts.engine import AlertEngine
+from pv_platform.alerts.notifiers import MqttNotifier, WebhookNotifier
+from pv_platform.alerts.realtime import RealtimeRules, Thresholds
+from pv_platform.integration import wait_or_stop
+from pv_platform.storage import Database
+from pv_platform.storage.alerts import AlertStore
+
+log = logging.getLogger(__name__)
+REALTIME_RULES = {
+    "communication_lost",
+    "equipment_fault",
+    "over_temperature",
+    "grid_outage",
+    "string_fault",
+    "hot_spot",
+}
+EVALUATE_EVERY_S = 2.0
+
+
+async def run_realtime_alerts(collector, plant, settings, broker, stop: asyncio.Event) -> None:
+    rules = RealtimeRules(plant, Thresholds(stale_after_s=settings.alert_stale_after_s))
+    collector.hooks.append(rules.feed)
+    db = Database(settings.database_url, pool_size=1)
+    engine = AlertEngine(AlertStore(db.engine))
+    if broker is not None:
+        engine.register_callback(MqttNotifier(broker, asyncio.get_running_loop()))
+    if settings.alert_webhook_url:
+        engine.register_callback(WebhookNotifier(settings.alert_webhook_url))
+    migrated = False
+    while not await wait_or_stop(stop, EVALUATE_EVERY_S):
+        now = datetime.now(UTC)
+        try:
+            if not migrated:
+                await asyncio.to_thread(db.migrate)
+                migrated = True
+            await asyncio.to_thread(engine.process, rules.evaluate(now), now, REALTIME_RULES)
+        except Exception as exc:  # the database is down: alerts wait, readings keep landing
+            log.warning(
+                "alert evaluation skipped (%s: %s); retrying in %.0f s",
+                type(exc).__name__,
+                exc,
+                EVALUATE_EVERY_S,
+            )
+    db.dispose()

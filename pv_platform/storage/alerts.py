@@ -1,0 +1,129 @@
+"""SQL of the alert lifecycle (open → acknowledged → resolved)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pandas as pd
+import sqlalchemy as sa
+
+
+class AlertStore:
+    """The `alerts` table, on the platform's Database engine."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def active(self) -> dict[str, dict]:
+        """Open and acknowledged alerts by fingerprint."""
+        with self.engine.connect() as conn:
+            rows = (
+                conn.execute(sa.text("SELECT * FROM alerts WHERE state <> 'resolved'"))
+                .mappings()
+                .all()
+            )
+        return {row["fingerprint"]: dict(row) for row in rows}
+
+    def last_resolved_at(self, fingerprint: str) -> datetime | None:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.text(
+                    "SELECT max(resolved_at) FROM alerts WHERE fingerprint = :f AND state = 'resolved'"
+                ),
+                {"f": fingerprint},
+            ).scalar()
+
+    def opened_since(self, since: datetime) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.text("SELECT count(*) FROM alerts WHERE opened_at >= :t"), {"t": since}
+            ).scalar()
+
+    def open(
+        self,
+        fingerprint: str,
+        rule: str,
+        severity: str,
+        site_id: str,
+        device_id: str,
+        message: str,
+        context: dict,
+        ts: datetime,
+    ) -> dict:
+        with self.engine.begin() as conn:
+            row = conn.execute(
+                sa.text(
+                    "INSERT INTO alerts (fingerprint, rule, severity, site_id, device_id, state, opened_at, last_seen_at,"
+                    " message, context) VALUES (:f, :r, :s, :site, :dev, 'open', :t, :t, :m, CAST(:c AS jsonb)) RETURNING *"
+                ),
+                {"f": fingerprint, "r": rule, "s": severity, "site": site_id, "dev": device_id, "t": ts, "m": message,
+                 "c": json.dumps(context, default=str)},
+            ).mappings().one()  # fmt: skip
+        return dict(row)
+
+    def touch(self, alert_id: int, ts: datetime, message: str, context: dict) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE alerts SET last_seen_at = :t, clear_since = NULL, count = count + 1, message = :m,"
+                    " context = CAST(:c AS jsonb) WHERE id = :id"
+                ),
+                {"t": ts, "m": message, "c": json.dumps(context, default=str), "id": alert_id},
+            )
+
+    def mark_clear(self, alert_id: int, ts: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE alerts SET clear_since = :t WHERE id = :id AND clear_since IS NULL"
+                ),
+                {"t": ts, "id": alert_id},
+            )
+
+    def acknowledge(self, alert_id: int, by: str, comment: str, ts: datetime) -> bool:
+        with self.engine.begin() as conn:
+            return (
+                conn.execute(
+                    sa.text(
+                        "UPDATE alerts SET state = 'acknowledged', acknowledged_by = :by, acknowledged_at = :t, ack_comment = :c"
+                        " WHERE id = :id AND state = 'open'"
+                    ),
+                    {"by": by, "t": ts, "c": comment, "id": alert_id},
+                ).rowcount
+                == 1
+            )
+
+    def resolve(self, alert_id: int, by: str, comment: str, ts: datetime) -> bool:
+        with self.engine.begin() as conn:
+            return (
+                conn.execute(
+                    sa.text(
+                        "UPDATE alerts SET state = 'resolved', resolved_by = :by, resolved_at = :t, resolve_comment = :c"
+                        " WHERE id = :id AND state <> 'resolved'"
+                    ),
+                    {"by": by, "t": ts, "c": comment, "id": alert_id},
+                ).rowcount
+                == 1
+            )
+
+    def list(
+        self,
+        state: str | None = None,
+        site_id: str | None = None,
+        severity: str | None = None,
+        limit: int = 200,
+    ) -> pd.DataFrame:
+        where, params = [], {"limit": limit}
+        for column, value in (("state", state), ("site_id", site_id), ("severity", severity)):
+            if value:
+                where.append(f"{column} = :{column}")
+                params[column] = value
+        sql = (
+            "SELECT * FROM alerts"
+            + (" WHERE " + " AND ".join(where) if where else "")
+            + " ORDER BY opened_at DESC LIMIT :limit"
+        )
+        with self.engine.connect() as conn:
+            result = conn.execute(sa.text(sql), params)
+            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))

@@ -1,0 +1,290 @@
+"""The alert engine on the simulator's fault scenarios: each rule fires on its fault within its delay, with
+the right severity and device; a clean day raises nothing; cooldown, rate limit and the lifecycle hold
+across a restart."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from integrations.simulator.devices import backfill_frames
+from integrations.simulator.scenarios import Scenario
+from pv_platform.alerts import AlertCandidate, AlertEngine, RealtimeRules, Severity
+from pv_platform.alerts.engine import EnginePolicy
+from pv_platform.plant import parse_plant
+from pv_platform.readings import Reading
+from pv_platform.storage.alerts import AlertStore
+from tests.conftest import demo_plant_dict
+
+DAY = datetime(2026, 6, 21, tzinfo=UTC)
+STEP_S = 10  # the collector polls every few seconds; 10 s keeps the replay fast
+
+
+def at(hour: int, minute: int = 0) -> datetime:
+    return DAY + timedelta(hours=hour, minutes=minute)
+
+
+def run(db, plant, start, end, scenario=None, policy=None):
+    frames = backfill_frames(plant.sites[0], 4, start, end, STEP_S, scenario)
+    readings: dict[pd.Timestamp, list[Reading]] = {}
+    for device_id, frame in frames.items():
+        for metric in frame.columns:
+            for ts, value in frame[metric].items():
+                readings.setdefault(ts, []).append(
+                    Reading.model_construct(
+                        entity=f"testsite.{device_id}.{metric}",
+                        ts=ts.to_pydatetime(),
+                        value=float(value),
+                    )
+                )
+    rules = RealtimeRules(plant)
+    engine = AlertEngine(AlertStore(db.engine), policy or EnginePolicy())
+    events = []
+    engine.register_callback(lambda event, alert: events.append((event, alert["fingerprint"])))
+    for ts in pd.date_range(start, end, freq=f"{STEP_S}s", inclusive="left"):
+        rules.feed(readings.get(ts, []))
+        engine.process(rules.evaluate(ts.to_pydatetime()), ts.to_pydatetime())
+    return engine, AlertStore(db.engine).list(), events
+
+
+@pytest.fixture
+def plant():
+    return parse_plant(demo_plant_dict([15020, 15021, 15022]))
+
+
+def test_a_clean_day_raises_no_alert(db, plant):
+    _, alerts, events = run(db, plant, at(5), at(17))
+    assert alerts.empty, alerts[["fingerprint", "message"]].to_string()
+    assert events == []
+
+
+def test_each_fault_raises_its_alert_in_time_and_resolves(db, plant):
+    scenario = Scenario.model_validate(
+        {
+            "faults": [
+                {
+                    "kind": "inverter_trip",
+                    "device": "inv1",
+                    "start": at(10),
+                    "end": at(10, 20),
+                    "events": ["GROUND_FAULT"],
+                },
+                {"kind": "grid_outage", "start": at(10, 40), "end": at(10, 50)},
+                {
+                    "kind": "string_disconnect",
+                    "device": "inv2",
+                    "mppt": 1,
+                    "start": at(11, 10),
+                    "end": at(11, 40),
+                },
+                {
+                    "kind": "hot_spot",
+                    "device": "inv3",
+                    "mppt": 2,
+                    "delta_c": 30,
+                    "start": at(11, 10),
+                    "end": at(11, 40),
+                },
+                {"kind": "device_silent", "device": "wx1", "start": at(11, 50), "end": at(12, 10)},
+            ]
+        }
+    )
+    _, alerts, events = run(db, plant, at(9, 30), at(12, 30), scenario)
+    by_fp = {row.fingerprint: row for row in alerts.itertuples()}
+    expected = {
+        # fingerprint: (fault start, severity, stated delay [s])
+        "equipment_fault:testsite:inv1": (at(10), "CRITICAL", 10 + 2 * STEP_S),
+        "grid_outage:testsite:meter1": (at(10, 40), "CRITICAL", 10 + 2 * STEP_S),
+        "string_fault:testsite:inv2:mppt1": (at(11, 10), "HIGH", 2 * STEP_S),
+        "hot_spot:testsite:inv3:mppt2": (at(11, 10), "MEDIUM", 2 * STEP_S),
+        "communication_lost:testsite:wx1": (at(11, 50), "HIGH", 60 + 2 * STEP_S),
+    }
+    assert set(by_fp) == set(expected), sorted(by_fp)
+    for fp, (start, severity, delay_s) in expected.items():
+        row = by_fp[fp]
+        opened = pd.Timestamp(row.opened_at).to_pydatetime()
+        assert start <= opened <= start + timedelta(seconds=delay_s), (fp, opened)
+        assert row.severity == severity
+        assert (
+            row.state == "resolved" and row.resolved_by == "auto"
+        )  # cleared, then resolved after the hold
+    assert "GROUND_FAULT" in by_fp["equipment_fault:testsite:inv1"].message
+    assert ("opened", "equipment_fault:testsite:inv1") in events and (
+        "resolved",
+        "equipment_fault:testsite:inv1",
+    ) in events
+
+
+def test_cooldown_rate_limit_and_lifecycle_survive_a_restart(db, plant):
+    store = AlertStore(db.engine)
+    engine = AlertEngine(
+        store, EnginePolicy(cooldown_s={"*": 600.0}, max_new_per_minute=5, auto_resolve_after_s=60)
+    )
+    t0 = at(12)
+    c = AlertCandidate("over_temperature", Severity.HIGH, "testsite", "inv1", "hot", t0)
+    assert len(engine.process([c], t0).opened) == 1
+    assert engine.process([c], t0 + timedelta(seconds=10)).updated == 1  # deduplicated, count 2
+    engine.process([], t0 + timedelta(seconds=20))  # clear from now
+    assert (
+        len(engine.process([], t0 + timedelta(seconds=90)).resolved) == 1
+    )  # clear for 70 s > 60 s
+    again = engine.process([c], t0 + timedelta(seconds=120))  # returns within the 600-s cooldown
+    assert again.opened == [] and "cooldown" in again.suppressed[0][1]
+    # rate limit: 8 new fingerprints in one minute, 5 open
+    burst = [
+        AlertCandidate("string_fault", Severity.HIGH, "testsite", f"inv{i}", "low", t0, key="mppt1")
+        for i in range(8)
+    ]
+    result = engine.process(burst, t0 + timedelta(minutes=30))
+    assert len(result.opened) == 5 and sum("rate limit" in why for _, why in result.suppressed) == 3
+    # acknowledge and resolve by hand, then a "restart": a new engine on the same table sees it all
+    first, second = result.opened[0]["id"], result.opened[1]["id"]
+    assert engine.acknowledge(first, "alice", "crew on the way")
+    assert engine.resolve(second, "bob", "fuse replaced")
+    restarted = AlertEngine(AlertStore(db.engine))
+    rows = restarted.store.list().set_index("id")
+    assert (
+        rows.loc[first, "state"] == "acknowledged" and rows.loc[first, "acknowledged_by"] == "alice"
+    )
+    assert (
+        rows.loc[second, "state"] == "resolved"
+        and rows.loc[second, "resolve_comment"] == "fuse replaced"
+    )
+    assert rows.loc[rows["rule"] == "over_temperature", "count"].iloc[0] == 2
+
+
+def test_a_failing_callback_never_loses_the_alert(db):
+    engine = AlertEngine(AlertStore(db.engine))
+    seen = []
+
+    def broken(event, alert):
+        raise RuntimeError("webhook down")
+
+    async def async_ok(event, alert):
+        seen.append(alert["fingerprint"])
+
+    engine.register_callback(broken)
+    engine.register_callback(lambda e, a: seen.append(a["fingerprint"]))
+    result = engine.process(
+        [AlertCandidate("grid_outage", Severity.CRITICAL, "s", "meter1", "down", at(12))], at(12)
+    )
+    assert len(result.opened) == 1 and seen == ["grid_outage:s:meter1"]
+    assert AlertStore(db.engine).list()["state"].tolist() == ["open"]
+
+
+def test_collector_raises_communication_loss_and_notifies_and_the_cli_handles_it(
+    db, pg_url, mqtt_url, tmp_path
+):
+    """`pvp collect` with an inverter that never answers: a HIGH communication_lost alert is stored and
+    published on pvp/alerts/<site>/HIGH and posted to a webhook; `pvp alerts` lists, acknowledges, resolves."""
+    import asyncio
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+    import uuid
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from pathlib import Path
+
+    import aiomqtt
+
+    from pv_platform.bus import parse_mqtt_url
+    from pv_platform.plant import dump_plant
+    from pv_platform.services import free_port
+
+    posts, attempts = [], []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # the first attempt fails: the notifier must retry
+            attempts.append(1)
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            if len(attempts) == 1:
+                self.send_response(503)
+            else:
+                posts.append(json.loads(body))
+                self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    http = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    site = f"a{uuid.uuid4().hex[:6]}"
+    plant_file = tmp_path / "plant.yaml"
+    dump_plant(parse_plant({"sites": [{"id": site, "name": "A", "latitude": 47, "longitude": 8, "devices": [
+        {"id": "inv9", "kind": "inverter", "integration": "sunspec_modbus", "p_dc_kw": 10, "p_ac_kw": 9,
+         "config": {"host": "127.0.0.1", "port": free_port(), "poll_interval_s": 1}}]}]}), plant_file)  # fmt: skip
+    env = dict(
+        os.environ, PVP_PLANT_FILE=str(plant_file), PVP_LANDING_DIR=str(tmp_path / "landing"), PVP_MQTT_URL=mqtt_url,
+        PVP_DATABASE_URL=pg_url, PVP_ALERT_STALE_AFTER_S="3", PVP_ALERT_WEBHOOK_URL=f"http://127.0.0.1:{http.server_port}/hook",
+    )  # fmt: skip
+    received = []
+
+    async def listen():
+        async with aiomqtt.Client(**parse_mqtt_url(mqtt_url).client_kwargs()) as client:
+            await client.subscribe(f"pvp/alerts/{site}/#", qos=1)
+            async with asyncio.timeout(40):
+                async for message in client.messages:
+                    received.append((str(message.topic), json.loads(message.payload)))
+                    return
+
+    listener = threading.Thread(target=lambda: asyncio.run(listen()), daemon=True)
+    listener.start()
+    time.sleep(0.5)
+    pvp = str(Path(sys.executable).parent / "pvp")
+    collector = subprocess.Popen(
+        [pvp, "collect"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    try:
+        listener.join(40)
+        assert received, "no alert was published on the MQTT bus"
+        topic, payload = received[0]
+        assert topic == f"pvp/alerts/{site}/HIGH" and payload["event"] == "opened"
+        assert (
+            payload["alert"]["rule"] == "communication_lost"
+            and payload["alert"]["device_id"] == "inv9"
+        )
+        deadline = (
+            time.monotonic() + 15
+        )  # the webhook's first attempt got 503: it retries after 1 s
+        while not posts and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        collector.send_signal(signal.SIGTERM)
+        collector.wait(20)
+    assert (
+        posts
+        and posts[0]["alert"]["fingerprint"] == f"communication_lost:{site}:inv9"
+        and len(attempts) >= 2
+    )
+    http.shutdown()
+
+    def cli(*args):
+        return subprocess.run(
+            [pvp, "alerts", *args], env=env, capture_output=True, text=True, timeout=60
+        )
+
+    listed = cli("list", "--site", site)
+    assert "communication_lost" in listed.stdout and "HIGH" in listed.stdout, (
+        listed.stdout + listed.stderr
+    )
+    alert_id = int(listed.stdout.split()[0])
+    assert (
+        cli("ack", str(alert_id), "--by", "carol", "--comment", "checking the gateway").returncode
+        == 0
+    )
+    assert cli("ack", str(alert_id)).returncode == 1  # already acknowledged
+    assert cli("resolve", str(alert_id), "--by", "carol").returncode == 0
+    row = AlertStore(db.engine).list(site_id=site).iloc[0]
+    assert (row["state"], row["acknowledged_by"], row["ack_comment"], row["resolved_by"]) == (
+        "resolved",
+        "carol",
+        "checking the gateway",
+        "carol",
+    )
