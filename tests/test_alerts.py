@@ -288,3 +288,90 @@ def test_collector_raises_communication_loss_and_notifies_and_the_cli_handles_it
         "checking the gateway",
         "carol",
     )
+
+
+def test_kpi_alerts_asset_raises_underperformance_availability_and_data_quality(
+    db, pg_url, tmp_path
+):
+    import dagster as dg
+
+    from integrations.simulator.runner import backfill_landing
+    from pv_platform.defs.kpis import alerts, hourly_kpis
+    from pv_platform.defs.resources import PlatformResource
+    from pv_platform.landing import SegmentWriter, list_closed, read_segment, segment_path
+    from pv_platform.plant import dump_plant
+
+    plant = parse_plant(demo_plant_dict([15020, 15021]))
+    plant_file, landing = tmp_path / "plant.yaml", tmp_path / "landing"
+    dump_plant(plant, plant_file)
+    scenario = Scenario.model_validate(
+        {
+            "faults": [
+                {"kind": "inverter_trip", "device": "inv1", "start": at(10, 15), "end": at(10, 45)},
+                {
+                    "kind": "soiling_ramp",
+                    "device": "inv2",
+                    "loss_per_day": 20.0,
+                    "max_loss": 0.4,
+                    "start": at(11),
+                },
+            ]
+        }
+    )
+    backfill_landing(plant, landing, 4, at(8, 45), at(13, 15), 60, scenario)
+    writer = SegmentWriter(landing, writer_name="bad")
+    writer.add(
+        [
+            Reading(
+                entity="testsite.wx1.poa_irradiance",
+                ts=at(12, 30) + timedelta(seconds=30),
+                value=4000.0,
+            )
+        ]
+    )  # impossible
+    writer.close()
+    for sid in list_closed(landing):
+        db.ingest_segment(read_segment(segment_path(landing, sid)))
+    platform = PlatformResource(
+        database_url=pg_url, landing_dir=str(landing), plant_file=str(plant_file)
+    )
+    tags = {
+        "dagster/asset_partition_range_start": "2026-06-21-09:00",
+        "dagster/asset_partition_range_end": "2026-06-21-12:00",
+    }
+    with dg.instance_for_test() as instance:
+        # the 12:00 hour fails its blocking physical_ranges check, so the run reports failure; the rows are written
+        dg.materialize(
+            [hourly_kpis],
+            instance=instance,
+            resources={"platform": platform},
+            tags=tags,
+            raise_on_error=False,
+        )
+        assert len(db.kpis("kpi_hourly", at(9), at(13))) == 4 * 3
+        for hour in (
+            "2026-06-21-09:00",
+            "2026-06-21-10:00",
+            "2026-06-21-11:00",
+            "2026-06-21-12:00",
+        ):
+            assert dg.materialize(
+                [alerts], partition_key=hour, instance=instance, resources={"platform": platform}
+            ).success
+    rows = AlertStore(db.engine).list().set_index("fingerprint")
+    assert set(rows.index) == {
+        "availability_drop:testsite:inv1",  # 30 minutes tripped in the 10:00 hour
+        "underperformance:testsite:inv2",  # soiled from 11:00
+        "data_quality:*:*:physical_ranges",  # 4000 W/m2 at 12:30
+    }, sorted(rows.index)
+    assert rows.loc["availability_drop:testsite:inv1", "severity"] == "MEDIUM"
+    # 30 tripped minutes on a minute grid: the minute where power falls still averages > 0, so 29 count
+    context = rows.loc["availability_drop:testsite:inv1", "context"]
+    assert (
+        0.48 <= context["availability"] <= 0.55
+        and "29 min forced outage" in rows.loc["availability_drop:testsite:inv1", "message"]
+    )
+    assert rows.loc["underperformance:testsite:inv2", "severity"] == "HIGH"
+    assert "testsite.wx1.poa_irradiance" in rows.loc["data_quality:*:*:physical_ranges", "message"]
+    # the trip ended in the 10:00 hour: by 12:00 the availability alert is clear (resolved after the hold)
+    assert rows.loc["availability_drop:testsite:inv1", "state"] in ("open", "resolved")

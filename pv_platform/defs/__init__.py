@@ -3,7 +3,14 @@
 import dagster as dg
 
 from pv_platform.defs.ingest import ingest_job, landing_sensor, telemetry
-from pv_platform.defs.kpis import daily_kpis, hourly_kpis, kpi_automation, monthly_kpis, yearly_kpis
+from pv_platform.defs.kpis import (
+    alerts,
+    daily_kpis,
+    hourly_kpis,
+    kpi_automation,
+    monthly_kpis,
+    yearly_kpis,
+)
 from pv_platform.defs.resources import PlatformResource
 from pv_platform.defs.rollups import kpi_calendar_schedule, kpi_rollup_sensor
 from pv_platform.settings import get_settings
@@ -18,7 +25,7 @@ def build_definitions(platform: PlatformResource | None = None) -> dg.Definition
         plant_file=str(settings.resolved_plant_file.resolve()),
     )
     return dg.Definitions(
-        assets=[telemetry, hourly_kpis, daily_kpis, monthly_kpis, yearly_kpis],
+        assets=[telemetry, hourly_kpis, daily_kpis, monthly_kpis, yearly_kpis, alerts],
         jobs=[ingest_job],
         sensors=[landing_sensor, kpi_automation, kpi_rollup_sensor],
         schedules=[kpi_calendar_schedule],

@@ -12,6 +12,8 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import numpy as np
 
+from pv_platform.alerts.engine import AlertEngine
+from pv_platform.alerts.kpi_rules import KPI_RULES, kpi_candidates
 from pv_platform.defs.ingest import telemetry
 from pv_platform.defs.partitions import hourly
 from pv_platform.defs.resources import PlatformResource
@@ -20,6 +22,7 @@ from pv_platform.kpi.periods import SITE_DEVICE, aggregate
 from pv_platform.kpi.quality import CHECK_NAMES, ERROR, run_checks
 from pv_platform.kpi.temperature import typical_year_cell_temperature_c
 from pv_platform.settings import get_settings
+from pv_platform.storage.alerts import AlertStore
 
 EDGE_MARGIN = timedelta(minutes=15)  # samples either side of the hour, to interpolate at its edges
 BLOCKING = {
@@ -271,7 +274,36 @@ def yearly_kpis(
 
 kpi_automation = dg.AutomationConditionSensorDefinition(
     "kpi_automation",
-    target=dg.AssetSelection.assets(hourly_kpis),
+    target=dg.AssetSelection.assets(hourly_kpis, "alerts"),
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
 )
+
+
+@dg.asset(
+    partitions_def=hourly,
+    deps=[hourly_kpis],
+    group_name="alerts",
+    automation_condition=RECOMPUTE_ON_NEW_DATA,
+    kinds={"postgres"},
+)
+def alerts(context: dg.AssetExecutionContext, platform: PlatformResource) -> dg.MaterializeResult:
+    """KPI alerts of each hour: underperformance, availability drops, failed ERROR data-quality checks →
+    the same engine and `alerts` table as the real-time rules."""
+    window = context.partition_time_window
+    db = platform.db()
+    rows = db.kpis("kpi_hourly", window.start, window.end)
+    failed = db.blocking_failures(window.start, window.end)
+    engine = AlertEngine(AlertStore(db.engine))
+    result = engine.process(kpi_candidates(rows, failed, window.end), window.end, KPI_RULES)
+    return dg.MaterializeResult(
+        metadata={
+            "opened": len(result.opened),
+            "still_active": result.updated,
+            "resolved": len(result.resolved),
+            "suppressed": len(result.suppressed),
+            "opened_alerts": dg.MetadataValue.md(
+                "\n".join(f"- {a['severity']} {a['message']}" for a in result.opened) or "none"
+            ),
+        }
+    )
