@@ -12,7 +12,13 @@ from pv_platform.defs.kpis import (
     yearly_kpis,
 )
 from pv_platform.defs.resources import PlatformResource
-from pv_platform.defs.rollups import kpi_calendar_schedule, kpi_rollup_sensor
+from pv_platform.defs.rollups import (
+    daily_job,
+    kpi_calendar_schedule,
+    kpi_rollup_sensor,
+    monthly_job,
+    yearly_job,
+)
 from pv_platform.settings import get_settings
 
 
@@ -26,7 +32,7 @@ def build_definitions(platform: PlatformResource | None = None) -> dg.Definition
     )
     return dg.Definitions(
         assets=[telemetry, hourly_kpis, daily_kpis, monthly_kpis, yearly_kpis, alerts],
-        jobs=[ingest_job],
+        jobs=[ingest_job, daily_job, monthly_job, yearly_job],
         sensors=[landing_sensor, kpi_automation, kpi_rollup_sensor],
         schedules=[kpi_calendar_schedule],
         resources={"platform": platform},

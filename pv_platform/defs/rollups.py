@@ -8,6 +8,22 @@ import dagster as dg
 from pv_platform.defs.kpis import daily_kpis, monthly_kpis, yearly_kpis
 from pv_platform.defs.resources import PlatformResource
 
+# One job per grain: a job (and a schedule or sensor target) needs assets with one partitions definition.
+daily_job = dg.define_asset_job(
+    "daily_kpis_job", selection=[daily_kpis], executor_def=dg.in_process_executor
+)
+monthly_job = dg.define_asset_job(
+    "monthly_kpis_job", selection=[monthly_kpis], executor_def=dg.in_process_executor
+)
+yearly_job = dg.define_asset_job(
+    "yearly_kpis_job", selection=[yearly_kpis], executor_def=dg.in_process_executor
+)
+JOB_OF = {
+    "daily_kpis": "daily_kpis_job",
+    "monthly_kpis": "monthly_kpis_job",
+    "yearly_kpis": "yearly_kpis_job",
+}
+
 ROLLUPS = (  # asset, partition dimension, key format of the site-local period start
     (daily_kpis, "date", "%Y-%m-%d"),
     (monthly_kpis, "month", "%Y-%m-01"),
@@ -45,7 +61,7 @@ def rollup_requests(plant, hours: list[datetime], tag: str) -> list[dg.RunReques
 
 
 @dg.sensor(
-    asset_selection=dg.AssetSelection.assets(daily_kpis, monthly_kpis, yearly_kpis),
+    jobs=[daily_job, monthly_job, yearly_job],
     minimum_interval_seconds=60,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
@@ -89,12 +105,12 @@ def kpi_rollup_sensor(
 
 @dg.schedule(
     cron_schedule="20 * * * *",
-    target=dg.AssetSelection.assets(daily_kpis, monthly_kpis, yearly_kpis),
+    job=daily_job,
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )
 def kpi_calendar_schedule(context: dg.ScheduleEvaluationContext, platform: PlatformResource):
-    """Every hour at :20, close the periods that just ended in each site's own time: yesterday after local
-    midnight, last month on the 1st, last year on 1 January."""
+    """Every hour at :20, close the day that just ended in each site's own time (after local midnight).
+    Months and years are recomputed by `kpi_rollup_sensor` whenever any of their hours change."""
     now = context.scheduled_execution_time.astimezone(UTC)
     plant = platform.plant()
     requests = []
@@ -104,10 +120,6 @@ def kpi_calendar_schedule(context: dg.ScheduleEvaluationContext, platform: Platf
             continue
         yesterday = local - timedelta(days=1)
         closing = [(daily_kpis, "date", yesterday.strftime("%Y-%m-%d"))]
-        if local.day == 1:
-            closing.append((monthly_kpis, "month", yesterday.strftime("%Y-%m-01")))
-        if local.day == 1 and local.month == 1:
-            closing.append((yearly_kpis, "year", yesterday.strftime("%Y")))
         for asset, dim, period in closing:
             pk = dg.MultiPartitionKey({dim: period, "site": site.id})
             requests.append(
