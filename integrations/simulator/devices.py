@@ -102,12 +102,6 @@ class SimulatedInverter:
         self.registers: list[int] = []
         self.frozen = False
 
-    def state_at(self, ts: pd.Timestamp, wx: pd.DataFrame | None = None) -> dict[str, float]:
-        """Electrical state at `ts`; `wx` is the site weather at that instant when already computed."""
-        wx = wx if wx is not None else weather(self.site, pd.DatetimeIndex([ts]), self.seed)
-        out = inverter_output(self.device, wx, self.seed, self.site.id)
-        return {k: float(v) for k, v in out.iloc[0].items()}
-
     def update(self, now: datetime | None = None, wx: pd.DataFrame | None = None) -> None:
         """Advance to `now`: integrate energy, recompute the register image and the served values."""
         if self.frozen and self.registers:
@@ -236,12 +230,6 @@ def json_payload(values: dict[str, float], fields: dict[str, str], ts: datetime)
             node = node.setdefault(part, {})
         node[leaf] = round(float(values[metric]), 3)
     return payload
-
-
-def weather_payload(site: Site, fields: dict[str, str], ts: datetime, seed: int) -> dict:
-    """A weather station's JSON message for the metrics its config maps (field path -> value)."""
-    wx = weather(site, pd.DatetimeIndex([pd.Timestamp(ts)]), seed).iloc[0]
-    return json_payload({k: float(v) for k, v in wx.items()}, fields, ts)
 
 
 AUX_LOAD_FRACTION = (

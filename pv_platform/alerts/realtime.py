@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from pv_platform.alerts.model import AlertCandidate, Severity
 from pv_platform.plant import Plant
@@ -241,7 +241,3 @@ class RealtimeRules:
                         )
                     )  # fmt: skip
         return out
-
-
-def after(ts: datetime, seconds: float) -> datetime:
-    return ts + timedelta(seconds=seconds)

@@ -507,9 +507,6 @@ class Database:
                 conn.execute(sa.text(f"INSERT INTO {table} ({cols}) VALUES ({params})"), records)
         return len(records)
 
-    def replace_kpi_hourly(self, start: datetime, end: datetime, rows: pd.DataFrame) -> int:
-        return self.replace_kpis("kpi_hourly", start, end, rows)
-
     def kpis(
         self,
         table: str,
