@@ -13,7 +13,7 @@ from integrations.simulator.devices import backfill_frames
 from integrations.simulator.runner import backfill_landing
 from pv_platform.defs import build_definitions, defs
 from pv_platform.defs.ingest import ingest_job, landing_sensor
-from pv_platform.defs.kpis import hourly_kpis
+from pv_platform.defs.kpis import hourly_kpis, monthly_kpis
 from pv_platform.defs.resources import PlatformResource
 from pv_platform.kpi import counter_energy, integrate_rate
 from pv_platform.landing import list_closed
@@ -36,7 +36,7 @@ def test_definitions_load():
         "kpi_automation",
         "kpi_rollup_sensor",
     }
-    assert {s.name for s in repo.schedule_defs} == {"kpi_calendar_schedule"}
+    assert {s.name for s in repo.schedule_defs} == {"kpi_calendar_schedule", "kpi_monthly_schedule"}
     assert repo.get_job("ingest_job") is not None
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
     assert {"telemetry", "hourly_kpis", "daily_kpis", "monthly_kpis", "yearly_kpis"} <= keys
@@ -155,7 +155,11 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
 
 def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, plant, landing):
     from pv_platform.defs.kpis import daily_kpis
-    from pv_platform.defs.rollups import kpi_calendar_schedule, kpi_rollup_sensor
+    from pv_platform.defs.rollups import (
+        kpi_calendar_schedule,
+        kpi_monthly_schedule,
+        kpi_rollup_sensor,
+    )
     from pv_platform.landing import SegmentWriter
     from pv_platform.readings import Reading
 
@@ -327,7 +331,32 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
             resources={"platform": platform},
             scheduled_execution_time=datetime(2026, 6, 30, 22, 20, tzinfo=UTC),
         )
-        # months close through the rollup sensor (a schedule targets one job, one partitions definition)
         assert [str(r.partition_key) for r in kpi_calendar_schedule(sched)] == [
             "2026-06-30|testsite"
         ]
+
+        # the monthly schedule closes June at 00:40 local on July 1st (22:40 UTC on June 30th) and
+        # nothing on any other hour or day
+        def month_closing(at: datetime) -> list[str]:
+            context = dg.build_schedule_context(
+                instance=instance, resources={"platform": platform}, scheduled_execution_time=at
+            )
+            result = kpi_monthly_schedule(context)
+            return (
+                [] if isinstance(result, dg.SkipReason) else [str(r.partition_key) for r in result]
+            )
+
+        assert month_closing(datetime(2026, 6, 30, 22, 40, tzinfo=UTC)) == ["2026-06-01|testsite"]
+        assert month_closing(datetime(2026, 6, 30, 23, 40, tzinfo=UTC)) == []
+        assert month_closing(datetime(2026, 6, 21, 22, 40, tzinfo=UTC)) == []
+        run = dg.materialize(
+            [monthly_kpis],
+            partition_key="2026-06-01|testsite",
+            instance=instance,
+            resources={"platform": platform},
+            raise_on_error=False,
+        )
+        # ...and the month holding the hour that failed its ERROR check is blocked like the day
+        assert not run.success
+        failure = next(e for e in run.all_events if e.event_type_value == "STEP_FAILURE")
+        assert "failed with ERROR" in str(failure.event_specific_data.error.message)

@@ -15,6 +15,7 @@ from pv_platform.defs.resources import PlatformResource
 from pv_platform.defs.rollups import (
     daily_job,
     kpi_calendar_schedule,
+    kpi_monthly_schedule,
     kpi_rollup_sensor,
     monthly_job,
     yearly_job,
@@ -34,7 +35,7 @@ def build_definitions(platform: PlatformResource | None = None) -> dg.Definition
         assets=[telemetry, hourly_kpis, daily_kpis, monthly_kpis, yearly_kpis, alerts],
         jobs=[ingest_job, daily_job, monthly_job, yearly_job],
         sensors=[landing_sensor, kpi_automation, kpi_rollup_sensor],
-        schedules=[kpi_calendar_schedule],
+        schedules=[kpi_calendar_schedule, kpi_monthly_schedule],
         resources={"platform": platform},
         executor=dg.in_process_executor,  # a run's multiprocess start costs ~3 s of a 2-core machine
     )

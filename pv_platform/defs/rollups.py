@@ -103,30 +103,42 @@ def kpi_rollup_sensor(
     )
 
 
-@dg.schedule(
-    cron_schedule="20 * * * *",
-    job=daily_job,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-)
-def kpi_calendar_schedule(context: dg.ScheduleEvaluationContext, platform: PlatformResource):
-    """Every hour at :20, close the day that just ended in each site's own time (after local midnight).
-    Months and years are recomputed by `kpi_rollup_sensor` whenever any of their hours change."""
-    now = context.scheduled_execution_time.astimezone(UTC)
-    plant = platform.plant()
+def closing_requests(plant, now: datetime, grain: str) -> list[dg.RunRequest]:
+    """Run requests for the periods that just ended in each site's own time: the day before, for a site
+    whose local clock reads 00:xx; the month before, for one whose local clock reads the 1st, 00:xx."""
     requests = []
     for site in plant.sites:
         local = now.astimezone(ZoneInfo(site.timezone))
-        if local.hour != 0:
+        if local.hour != 0 or (grain == "month" and local.day != 1):
             continue
-        yesterday = local - timedelta(days=1)
-        closing = [(daily_kpis, "date", yesterday.strftime("%Y-%m-%d"))]
-        for asset, dim, period in closing:
-            pk = dg.MultiPartitionKey({dim: period, "site": site.id})
-            requests.append(
-                dg.RunRequest(
-                    run_key=f"close:{asset.key.to_user_string()}:{pk}",
-                    asset_selection=[asset.key],
-                    partition_key=pk,
-                )
+        before = local - timedelta(days=1)
+        asset, dim, fmt = next(r for r in ROLLUPS if r[1] == grain)
+        pk = dg.MultiPartitionKey({dim: before.strftime(fmt), "site": site.id})
+        requests.append(
+            dg.RunRequest(
+                run_key=f"close:{asset.key.to_user_string()}:{pk}",
+                asset_selection=[asset.key],
+                partition_key=pk,
             )
+        )
+    return requests
+
+
+@dg.schedule(
+    cron_schedule="20 * * * *", job=daily_job, default_status=dg.DefaultScheduleStatus.RUNNING
+)
+def kpi_calendar_schedule(context: dg.ScheduleEvaluationContext, platform: PlatformResource):
+    """Every hour at :20, close the day that just ended in each site's own time (after local midnight).
+    Sites span time zones, so the cron runs hourly and picks the sites whose midnight just passed."""
+    requests = closing_requests(platform.plant(), context.scheduled_execution_time, "date")
     return requests or dg.SkipReason("no site just passed local midnight")
+
+
+@dg.schedule(
+    cron_schedule="40 * * * *", job=monthly_job, default_status=dg.DefaultScheduleStatus.RUNNING
+)
+def kpi_monthly_schedule(context: dg.ScheduleEvaluationContext, platform: PlatformResource):
+    """Every hour at :40, close the month that just ended for each site whose local clock reads the 1st,
+    00:40. (Months also recompute through `kpi_rollup_sensor` whenever any of their hours change.)"""
+    requests = closing_requests(platform.plant(), context.scheduled_execution_time, "month")
+    return requests or dg.SkipReason("no site just entered a new month")

@@ -35,8 +35,10 @@ def clip_to_window(
     series: pd.Series, start: datetime, end: datetime, max_gap_s: float = 900.0
 ) -> pd.Series:
     """The samples inside [start, end] plus values interpolated at the two edges (when bracketed)."""
-    series = series.sort_index()
-    series = series[~series.index.duplicated(keep="last")]
+    if not series.index.is_monotonic_increasing:
+        series = series.sort_index()
+    if series.index.has_duplicates:
+        series = series[~series.index.duplicated(keep="last")]
     start_ts, end_ts = pd.Timestamp(start), pd.Timestamp(end)
     inside = series[(series.index > start_ts) & (series.index < end_ts)]
     edges = {}
@@ -119,4 +121,37 @@ def interval_means(
     with np.errstate(divide="ignore", invalid="ignore"):
         out["mean"] = np.where(covered > 0, integral / covered, np.nan)
     out["covered_s"] = covered
+    return out
+
+
+EntityKey = tuple[str, str, str]  # (site_id, device_id, metric)
+
+
+def split_by_entity(samples: pd.DataFrame) -> dict[EntityKey, pd.Series]:
+    """Long-format samples -> one time-indexed value series per (site, device, metric), in time order.
+
+    Uses the integer `entity_id` column when the storage layer supplied one (a year of minute data
+    splits in milliseconds); otherwise groups on the three name columns.
+    """
+    if samples.empty:
+        return {}
+    if "entity_id" in samples.columns:
+        ids = samples["entity_id"].to_numpy()
+        order = np.argsort(ids, kind="stable")
+        sorted_ids = ids[order]
+        cuts = np.flatnonzero(np.diff(sorted_ids)) + 1
+        groups = np.split(order, cuts)
+    else:
+        groups = list(
+            samples.groupby(["site_id", "device_id", "metric"], sort=False).indices.values()
+        )
+    ts, values = pd.DatetimeIndex(samples["ts"]), samples["value"].to_numpy(dtype=float)
+    names = samples[["site_id", "device_id", "metric"]].to_numpy()
+    out: dict[EntityKey, pd.Series] = {}
+    for rows in groups:
+        index = ts[rows]
+        if not index.is_monotonic_increasing:
+            sort = np.argsort(index.asi8, kind="stable")
+            rows, index = rows[sort], index[sort]
+        out[tuple(names[rows[0]])] = pd.Series(values[rows], index=index)
     return out

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from pv_platform.kpi.availability import CATEGORIES, classify_intervals
-from pv_platform.kpi.energy import clip_to_window, interval_means
+from pv_platform.kpi.energy import clip_to_window, interval_means, split_by_entity
 from pv_platform.kpi.expected import expected_ac_power_w
 from pv_platform.kpi.periods import SITE_DEVICE, derive_ratios, site_rows
 from pv_platform.kpi.temperature import T_REF_IEC_C, cell_temperature_c
@@ -39,12 +39,7 @@ class _Range:
         self.n_min = self.n_hours * PER_HOUR
         self.minutes = self.start + pd.to_timedelta(np.arange(self.n_min) * STEP_S, unit="s")
         self.hours = self.start + pd.to_timedelta(np.arange(self.n_hours), unit="h")
-        self.groups: dict[tuple[str, str, str], pd.Series] = {}
-        if not samples.empty:
-            for key, part in samples.groupby(["site_id", "device_id", "metric"], sort=False):
-                self.groups[key] = pd.Series(
-                    part["value"].to_numpy(dtype=float), index=pd.DatetimeIndex(part["ts"])
-                )
+        self.groups = split_by_entity(samples)
         self._means: dict[tuple[str, str, str], pd.DataFrame] = {}
 
     def series(self, site_id: str, device_id: str, metric: str) -> pd.Series | None:

@@ -10,7 +10,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from pv_platform.kpi.energy import interval_means
+from pv_platform.kpi.energy import EntityKey, interval_means, split_by_entity
 from pv_platform.kpi.periods import SITE_DEVICE
 from pv_platform.plant import Plant
 
@@ -75,12 +75,6 @@ class _Hours:
         return np.bincount(h, minlength=self.n)
 
 
-def _groups(samples: pd.DataFrame):
-    if samples.empty:
-        return
-    yield from samples.groupby(["site_id", "device_id", "metric"], sort=True)
-
-
 def _per_hour_detail(
     hours: _Hours, problems: dict[str, np.ndarray]
 ) -> list[dict[str, int | float]]:
@@ -93,7 +87,7 @@ def _per_hour_detail(
 
 
 def completeness(
-    samples: pd.DataFrame, plant: Plant, hours: _Hours, end: datetime
+    series: dict[EntityKey, pd.Series], plant: Plant, hours: _Hours, end: datetime
 ) -> list[CheckOutcome]:
     """Fraction of each hour covered by each inverter's AC power and each POA sensor (gaps > 15 min uncovered)."""
     expected = [(s.id, d.id, "ac_power") for s in plant.sites for d in s.inverters]
@@ -103,15 +97,13 @@ def completeness(
         for d in s.devices
         if d.kind == "weather_station"
     ]
-    groups = dict(_groups(samples))
     coverage: dict[str, np.ndarray] = {}
     for key in expected:
-        part = groups.get(key)
-        if part is None:
+        values = series.get(key)
+        if values is None:
             coverage[".".join(key)] = np.zeros(hours.n)
             continue
-        series = pd.Series(part["value"].to_numpy(float), index=pd.DatetimeIndex(part["ts"]))
-        covered = interval_means(series, hours.start, end)["covered_s"].to_numpy()
+        covered = interval_means(values, hours.start, end)["covered_s"].to_numpy()
         coverage[".".join(key)] = covered.reshape(hours.n, 60).sum(axis=1) / 3600.0
     outcomes = []
     for h, hour in enumerate(hours.index):
@@ -136,12 +128,14 @@ def completeness(
     return outcomes
 
 
-def physical_ranges(samples: pd.DataFrame, plant: Plant, hours: _Hours) -> list[CheckOutcome]:
+def physical_ranges(
+    series: dict[EntityKey, pd.Series], plant: Plant, hours: _Hours
+) -> list[CheckOutcome]:
     """Values that cannot be real: irradiance, temperatures, frequency out of range; AC power over rating."""
     ratings = {(s.id, d.id): d.p_ac_kw * 1000.0 for s in plant.sites for d in s.inverters}
     problems: dict[str, np.ndarray] = {}
-    for (site_id, device_id, metric), part in _groups(samples):
-        v = part["value"].to_numpy(float)
+    for (site_id, device_id, metric), values in series.items():
+        v = values.to_numpy(float)
         if metric in RANGES:
             lo, hi = RANGES[metric]
             bad = (v < lo) | (v > hi)
@@ -150,7 +144,7 @@ def physical_ranges(samples: pd.DataFrame, plant: Plant, hours: _Hours) -> list[
         else:
             continue
         if bad.any():
-            problems[f"{site_id}.{device_id}.{metric}"] = hours.count(part["ts"][bad])
+            problems[f"{site_id}.{device_id}.{metric}"] = hours.count(values.index[bad])
     per_hour = _per_hour_detail(hours, problems)
     return [
         CheckOutcome(
@@ -166,7 +160,7 @@ def physical_ranges(samples: pd.DataFrame, plant: Plant, hours: _Hours) -> list[
 
 
 def frozen_values(
-    samples: pd.DataFrame, hours: _Hours, plant: Plant | None = None
+    series: dict[EntityKey, pd.Series], hours: _Hours, plant: Plant | None = None
 ) -> list[CheckOutcome]:
     """A non-zero measurement stuck at one value for FROZEN_MINUTES or more in an hour with sun (> 100 W/m²).
     AC power held at the inverter's rating is clipping, not a frozen value."""
@@ -175,17 +169,17 @@ def frozen_values(
         if plant
         else {}
     )
-    poa = samples[samples["metric"] == "poa_irradiance"] if not samples.empty else samples
     sunny = np.zeros(hours.n, bool)
-    if not poa.empty:
-        h = hours.of(poa["ts"])
-        ok = (h >= 0) & (h < hours.n) & (poa["value"].to_numpy(float) > 100.0)
-        sunny[h[ok]] = True
+    for (_, _, metric), poa in series.items():
+        if metric == "poa_irradiance":
+            h = hours.of(poa.index)
+            ok = (h >= 0) & (h < hours.n) & (poa.to_numpy(float) > 100.0)
+            sunny[h[ok]] = True
     problems: dict[str, np.ndarray] = {}
-    for (site_id, device_id, metric), part in _groups(samples):
-        if metric in NOT_FROZEN or len(part) < 3:
+    for (site_id, device_id, metric), values in series.items():
+        if metric in NOT_FROZEN or len(values) < 3:
             continue
-        v, ts = part["value"].to_numpy(float), pd.DatetimeIndex(part["ts"])
+        v, ts = values.to_numpy(float), values.index
         run_id = np.cumsum(np.concatenate([[True], v[1:] != v[:-1]]))
         first = np.flatnonzero(np.concatenate([[True], run_id[1:] != run_id[:-1]]))
         last = np.concatenate([first[1:] - 1, [len(v) - 1]])
@@ -337,10 +331,11 @@ def run_checks(
         if not samples.empty
         else samples
     )
+    series = split_by_entity(samples)
     return [
-        *completeness(samples, plant, hours, end),
-        *physical_ranges(inside, plant, hours),
-        *frozen_values(samples, hours, plant),
+        *completeness(series, plant, hours, end),
+        *physical_ranges(series, plant, hours),
+        *frozen_values(series, hours, plant),
         *future_timestamps(inside, hours, now),
         *sun_and_power(kpis, hours),
         *pr_plausible(kpis, hours),

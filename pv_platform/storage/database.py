@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
 import logging
 import re
@@ -14,7 +13,6 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
-from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from pv_platform.landing import Segment
@@ -392,26 +390,7 @@ class Database:
             return pd.DataFrame(columns=columns)
         ids = [int(i) for i in entities["id"]]
         if self.use_copy:
-            buffer = io.BytesIO()
-            with self.engine.connect() as conn:
-                raw = conn.connection.driver_connection
-                with raw.cursor() as cur:
-                    query = sql.SQL(
-                        "COPY (SELECT entity_id, extract(epoch FROM ts)::float8, value FROM samples"
-                        " WHERE entity_id = ANY({ids}) AND ts >= {start} AND ts < {end}"
-                        " ORDER BY entity_id, ts) TO STDOUT (FORMAT csv)"
-                    ).format(ids=sql.Literal(ids), start=sql.Literal(start), end=sql.Literal(end))
-                    with cur.copy(query) as copy:
-                        for block in copy:
-                            buffer.write(block)
-                conn.rollback()
-            buffer.seek(0)
-            raw_df = pd.read_csv(
-                buffer,
-                names=["entity_id", "epoch", "value"],
-                dtype={"entity_id": "int64", "epoch": "float64", "value": "float64"},
-            )
-            raw_df["ts"] = pd.to_datetime(raw_df["epoch"], unit="s", utc=True).dt.round("us")
+            raw_df = self._samples_as_arrays(ids, start, end)
         else:
             raw_df = self.query_df(
                 "SELECT entity_id, ts, value FROM samples WHERE entity_id = ANY(:ids) AND ts >= :start AND ts < :end"
@@ -423,7 +402,38 @@ class Database:
             raw_df["ts"] = pd.to_datetime(raw_df["ts"], utc=True)
             raw_df["value"] = raw_df["value"].astype(float)
         df = raw_df.merge(entities.rename(columns={"id": "entity_id"}), on="entity_id")
-        return df.loc[:, columns]  # ordered by entity and time
+        return df.loc[:, [*columns, "entity_id"]]  # ordered by entity and time
+
+    def _samples_as_arrays(self, ids: list[int], start: datetime, end: datetime) -> pd.DataFrame:
+        """One row per entity with its times and values as float8 arrays (binary transfer): a year of
+        minute data arrives as a few large messages instead of one message per sample."""
+        with self.engine.connect() as conn:
+            with conn.connection.driver_connection.cursor(binary=True) as cur:
+                cur.execute(
+                    "SELECT entity_id, array_agg(extract(epoch FROM ts)::float8 ORDER BY ts),"
+                    " array_agg(value::float8 ORDER BY ts) FROM samples"
+                    " WHERE entity_id = ANY(%(ids)s) AND ts >= %(start)s AND ts < %(end)s"
+                    " GROUP BY entity_id ORDER BY entity_id",
+                    {"ids": ids, "start": start, "end": end},
+                )
+                rows = cur.fetchall()
+            conn.rollback()
+        if not rows:
+            return pd.DataFrame(
+                {
+                    "entity_id": np.array([], dtype=np.int64),
+                    "ts": pd.DatetimeIndex([], tz="UTC"),
+                    "value": np.array([], dtype=float),
+                }
+            )
+        epochs = [np.asarray(r[1], dtype=float) for r in rows]
+        return pd.DataFrame(
+            {
+                "entity_id": np.repeat([r[0] for r in rows], [len(e) for e in epochs]),
+                "ts": pd.to_datetime(np.concatenate(epochs), unit="s", utc=True).round("us"),
+                "value": np.concatenate([np.asarray(r[2], dtype=float) for r in rows]),
+            }
+        )
 
     def hourly_rollup(
         self,
@@ -487,12 +497,6 @@ class Database:
         if unknown:
             raise ValueError(f"{table} has no columns {unknown}")
         columns = [c for c in rows.columns if IDENTIFIER.match(c)]
-        frame = rows.loc[:, columns].astype(object)
-        records = frame.where(rows.loc[:, columns].notna(), None).to_dict("records")
-        for record in records:  # numpy scalars -> Python
-            for key, value in record.items():
-                if isinstance(value, np.generic):
-                    record[key] = value.item()
         where = "period_start >= :s AND period_start < :e" + (
             " AND site_id = ANY(:sites)" if site_ids else ""
         )
@@ -501,11 +505,23 @@ class Database:
                 sa.text(f"DELETE FROM {table} WHERE {where}"),
                 {"s": start, "e": end, "sites": site_ids},
             )
-            if records:
-                cols = ", ".join(columns)
-                params = ", ".join(f":{c}" for c in columns)
-                conn.execute(sa.text(f"INSERT INTO {table} ({cols}) VALUES ({params})"), records)
-        return len(records)
+            if rows.empty:
+                return 0
+            if self.use_copy:  # CSV: an empty unquoted field is NULL (NaN, None)
+                text = rows.loc[:, columns].to_csv(header=False, index=False)
+                raw = conn.connection.driver_connection
+                statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT csv)"
+                with raw.cursor() as cur, cur.copy(statement) as copy:
+                    copy.write(text)
+            else:
+                conn.execute(
+                    sa.text(
+                        f"INSERT INTO {table} ({', '.join(columns)})"
+                        f" VALUES ({', '.join(f':{c}' for c in columns)})"
+                    ),
+                    _records(rows.loc[:, columns]),
+                )
+        return len(rows)
 
     def kpis(
         self,
@@ -580,3 +596,13 @@ class Database:
         self, start: datetime, end: datetime, site_id: str | None = None
     ) -> pd.DataFrame:
         return self.kpis("kpi_hourly", start, end, site_id)
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """DataFrame rows as dicts of plain Python values, NaN as None (for executemany)."""
+    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    for record in records:
+        for key, value in record.items():
+            if isinstance(value, np.generic):
+                record[key] = value.item()
+    return records
