@@ -78,6 +78,34 @@ class GridLimits(BaseModel):
     voltage_v: tuple[float, float] = (207.0, 253.0)
 
 
+class AlertLimits(BaseModel):
+    """Per-site alert thresholds (plant file `alerts:`); anything left out keeps the fleet value (settings
+    `PVP_ALERT_THRESHOLDS`) or the built-in default. Grid bands come from the site's `grid:` block."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stale_after_s: float | None = Field(default=None, gt=0)
+    fault_hold_s: float | None = Field(default=None, ge=0)
+    grid_hold_s: float | None = Field(default=None, ge=0)
+    over_temperature_c: float | None = None
+    module_over_temperature_c: float | None = None
+    hot_spot_delta_c: float | None = Field(default=None, gt=0)
+    string_current_fraction: float | None = Field(default=None, gt=0, lt=1)
+    min_efficiency: float | None = Field(default=None, gt=0, le=1)
+    efficiency_hold_s: float | None = Field(default=None, ge=0)
+    daylight_poa_wm2: float | None = Field(default=None, ge=0)
+    pr_min: float | None = Field(default=None, gt=0, le=1.5)
+    expected_margin: float | None = Field(default=None, ge=0, lt=1)
+    availability_min: float | None = Field(default=None, gt=0, le=1)
+    min_insolation_kwh_m2: float | None = Field(default=None, ge=0)
+    string_outlier_fraction: float | None = Field(default=None, gt=0, lt=1)
+    string_outlier_hours: int | None = Field(default=None, ge=1)
+
+    def overrides(self) -> dict[str, float]:
+        """The thresholds this block sets."""
+        return self.model_dump(exclude_none=True)
+
+
 class Site(BaseModel):
     """A PV plant at one place; times are bucketed in its own time zone."""
 
@@ -94,6 +122,7 @@ class Site(BaseModel):
     devices: list[Device]
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
     grid: GridLimits = Field(default_factory=GridLimits)
+    alerts: AlertLimits = Field(default_factory=AlertLimits)
     daylight_poa_wm2: float = Field(
         default=50.0, ge=0, le=500, description="Daylight threshold [W/m2]."
     )

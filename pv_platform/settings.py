@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     alert_stale_after_s: float = Field(
         default=60.0, gt=0, description="No reading for this long: communication lost [s]."
     )
+    alert_thresholds: dict[str, float] = Field(
+        default_factory=dict,
+        description='Fleet-wide alert thresholds as JSON, e.g. {"pr_min": 0.75, "min_efficiency": 0.9};'
+        " a site's `alerts:` block in the plant file overrides them.",
+    )
     sensor_interval_s: int = Field(
         default=30, description="How often the Dagster ingest sensor looks for segments."
     )

@@ -26,8 +26,8 @@ def at(hour: int, minute: int = 0) -> datetime:
     return DAY + timedelta(hours=hour, minutes=minute)
 
 
-def run(db, plant, start, end, scenario=None, policy=None):
-    frames = backfill_frames(plant.sites[0], 4, start, end, STEP_S, scenario)
+def run(db, plant, start, end, scenario=None, policy=None, fleet=None, step_s=STEP_S):
+    frames = backfill_frames(plant.sites[0], 4, start, end, step_s, scenario)
     readings: dict[pd.Timestamp, list[Reading]] = {}
     for device_id, frame in frames.items():
         for metric in frame.columns:
@@ -39,11 +39,11 @@ def run(db, plant, start, end, scenario=None, policy=None):
                         value=float(value),
                     )
                 )
-    rules = RealtimeRules(plant)
+    rules = RealtimeRules(plant, fleet or {})
     engine = AlertEngine(AlertStore(db.engine), policy or EnginePolicy())
     events = []
     engine.register_callback(lambda event, alert: events.append((event, alert["fingerprint"])))
-    for ts in pd.date_range(start, end, freq=f"{STEP_S}s", inclusive="left"):
+    for ts in pd.date_range(start, end, freq=f"{step_s}s", inclusive="left"):
         rules.feed(readings.get(ts, []))
         engine.process(rules.evaluate(ts.to_pydatetime()), ts.to_pydatetime())
     return engine, AlertStore(db.engine).list(), events
@@ -375,3 +375,128 @@ def test_kpi_alerts_asset_raises_underperformance_availability_and_data_quality(
     assert "testsite.wx1.poa_irradiance" in rows.loc["data_quality:*:*:physical_ranges", "message"]
     # the trip ended in the 10:00 hour: by 12:00 the availability alert is clear (resolved after the hold)
     assert rows.loc["availability_drop:testsite:inv1", "state"] in ("open", "resolved")
+
+
+def opened_within(alerts: pd.DataFrame, fingerprint: str, start: datetime, delay_s: float) -> bool:
+    row = alerts.set_index("fingerprint").loc[fingerprint]
+    return (
+        start
+        <= pd.Timestamp(row["opened_at"]).to_pydatetime()
+        <= start + timedelta(seconds=delay_s)
+    )
+
+
+def test_low_efficiency_and_per_site_thresholds_from_the_plant_file(db):
+    site_plant = demo_plant_dict([15020, 15021, 15022])
+    # this site is stricter than the defaults: hot spots from +8 °C (default 15), efficiency judged after 2 min
+    site_plant["sites"][0]["alerts"] = {"hot_spot_delta_c": 8, "efficiency_hold_s": 120}
+    plant = parse_plant(site_plant)
+    scenario = Scenario.model_validate(
+        {
+            "faults": [
+                {"kind": "efficiency_drop", "device": "inv3", "loss": 0.12, "start": at(10), "end": at(10, 30)},
+                {"kind": "hot_spot", "device": "inv1", "mppt": 1, "delta_c": 10, "start": at(11), "end": at(11, 20)},
+                # one string at 65 % of its peers: not a dead string, so no real-time string fault
+                {"kind": "string_degradation", "device": "inv2", "mppt": 2, "loss": 0.35, "start": at(11, 30), "end": at(12)},
+            ]
+        }
+    )  # fmt: skip
+    _, alerts, _ = run(db, plant, at(9, 45), at(12, 15), scenario)
+    assert set(alerts["fingerprint"]) == {
+        "low_efficiency:testsite:inv3",
+        "hot_spot:testsite:inv1:mppt1",
+    }
+    assert opened_within(alerts, "low_efficiency:testsite:inv3", at(10, 2), 2 * STEP_S)
+    assert opened_within(alerts, "hot_spot:testsite:inv1:mppt1", at(11), 2 * STEP_S)
+    low = alerts.set_index("fingerprint").loc["low_efficiency:testsite:inv3"]
+    # PVWatts efficiency ~0.96 at this load, 12 % less converted: 0.96 x 0.88 = 0.845
+    assert low["severity"] == "MEDIUM" and 0.83 < low["context"]["efficiency"] < 0.86
+
+    # the same faults on a plant file without overrides: the +10 °C hot spot stays under the default 15 °C,
+    # and a fleet-wide setting (PVP_ALERT_THRESHOLDS) lengthens the efficiency hold past the 30-min drop
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM alerts")
+    plain = parse_plant(demo_plant_dict([15020, 15021, 15022]))
+    _, alerts, _ = run(
+        db, plain, at(9, 45), at(12, 15), scenario, fleet={"efficiency_hold_s": 3600}
+    )
+    assert alerts.empty, alerts["fingerprint"].tolist()
+
+
+def test_threshold_errors_name_the_file_the_site_and_the_field():
+    from pv_platform.alerts.limits import fleet_limits
+    from pv_platform.plant import PlantFileError
+
+    bad = demo_plant_dict([15020])
+    bad["sites"][0]["alerts"] = {"pr_minimum": 0.7}
+    with pytest.raises(PlantFileError) as err:
+        parse_plant(bad, "plants/zurich.yaml")
+    assert "plants/zurich.yaml" in str(err.value) and "pr_minimum" in str(err.value)
+    with pytest.raises(
+        ValueError, match=r"PVP_ALERT_THRESHOLDS: min_efficiency: .*less than or equal to 1"
+    ):
+        fleet_limits({"min_efficiency": 1.5})
+
+
+def _kpi_alerts(db, plant, landing, start: datetime, end: datetime) -> pd.DataFrame:
+    """The KPI path the `alerts` asset wires, hour by hour: ingest, hourly KPIs, then the KPI rules over the
+    stored rows and string rollups through the engine (the asset itself is exercised in the test below)."""
+    from pv_platform.alerts.kpi_rules import KPI_RULES, STRING_CURRENT_LIKE, hour_candidates
+    from pv_platform.alerts.limits import kpi_thresholds
+    from pv_platform.kpi.hourly import HOURLY_METRICS, hourly_kpis_range
+    from pv_platform.landing import list_closed, read_segment, segment_path
+
+    for sid in list_closed(landing):
+        db.ingest_segment(read_segment(segment_path(landing, sid)))
+    margin = timedelta(minutes=15)
+    samples = db.samples(start - margin, end + margin, HOURLY_METRICS)
+    db.replace_kpis("kpi_hourly", start, end, hourly_kpis_range(samples, plant, start, end))
+    limits = {site.id: kpi_thresholds(site) for site in plant.sites}
+    engine = AlertEngine(AlertStore(db.engine))
+    back = timedelta(hours=3)
+    for hour in pd.date_range(start, end, freq="1h", inclusive="left"):
+        h0, h1 = hour.to_pydatetime(), (hour + pd.Timedelta(hours=1)).to_pydatetime()
+        candidates = hour_candidates(
+            db.kpis("kpi_hourly", h1 - back, h1),
+            db.hourly_rollup(h1 - back, h1, metric_like=STRING_CURRENT_LIKE),
+            db.blocking_failures(h0, h1),
+            h0,
+            h1,
+            limits,
+        )
+        engine.process(candidates, h1, KPI_RULES)
+    return AlertStore(db.engine).list()
+
+
+def test_a_string_below_its_peers_for_three_hours_is_a_persistent_outlier(db, tmp_path):
+    from integrations.simulator.runner import backfill_landing
+
+    plant = parse_plant(demo_plant_dict([15020, 15021, 15022]))
+    scenario = Scenario.model_validate(
+        {"faults": [{"kind": "string_degradation", "device": "inv1", "mppt": 2, "loss": 0.35, "start": at(8), "end": at(14)}]}
+    )  # fmt: skip
+    backfill_landing(plant, tmp_path, 4, at(7, 45), at(15, 15), 60, scenario)
+    alerts = _kpi_alerts(db, plant, tmp_path, at(7), at(15))
+    # the inverter loses 35 % / 2 strings = 17.5 %: it underperforms too (from its first hour)
+    assert sorted(alerts["fingerprint"]) == [
+        "string_outlier:testsite:inv1:mppt2",
+        "underperformance:testsite:inv1",
+    ]
+    row = alerts.set_index("fingerprint").loc["string_outlier:testsite:inv1:mppt2"]
+    # judged hours 08, 09, 10 at 65 % of the median string: opened when the 10:00 hour closes
+    assert pd.Timestamp(row["opened_at"]).to_pydatetime() == at(11)
+    assert row["severity"] == "MEDIUM" and all(0.6 < r < 0.7 for r in row["context"]["ratios"])
+
+
+def test_a_clean_simulated_week_raises_no_alert(db, tmp_path):
+    from integrations.simulator.runner import backfill_landing
+
+    plant = parse_plant(demo_plant_dict([15020, 15021, 15022]))
+    week_start, week_end = DAY - timedelta(days=3), DAY + timedelta(days=4)
+    # real-time rules over every minute of the week (nights, dawns, clouds, clipping) ...
+    _, alerts, events = run(db, plant, week_start, week_end, step_s=60)
+    assert alerts.empty and events == [], alerts[["fingerprint", "message"]].to_string()
+    # ... and the KPI rules over its 168 hours
+    backfill_landing(plant, tmp_path, 4, week_start - timedelta(minutes=15), week_end, 60)
+    alerts = _kpi_alerts(db, plant, tmp_path, week_start, week_end - timedelta(hours=1))
+    assert alerts.empty, alerts[["fingerprint", "message"]].to_string()

@@ -16,6 +16,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 
 from integrations.simulator.physics import energy_wh, epoch_s, inverter_output, weather
 from integrations.simulator.scenarios import (
+    FAULT_COLUMNS,
     Fault,
     Scenario,
     apply_to_inverter,
@@ -59,15 +60,20 @@ MPPT_SCALE = {"DCA_SF": -2, "DCV_SF": -1, "DCW_SF": 1, "DCWH_SF": 0}
 
 def mppt_columns(frame: pd.DataFrame, module_temperature_c, mppts: int = MPPTS) -> pd.DataFrame:
     """Per string input (model 160): current, voltage, power and module temperature, after faults
-    (a disconnected string reads 0, a hot spot heats its string's modules)."""
+    (a disconnected string reads 0, a degraded one its reduced share, a hot spot heats its modules).
+    The strings always add up to the inverter's DC current and power."""
     lost = frame["lost_mppt"] if "lost_mppt" in frame else pd.Series(np.nan, index=frame.index)
-    working = mppts - lost.notna().astype(int)
+    weights = []
+    for i in range(1, mppts + 1):
+        loss = frame[f"string_loss_mppt{i}"].fillna(0.0) if f"string_loss_mppt{i}" in frame else 0.0
+        weights.append(np.where((lost == i).to_numpy(), 0.0, 1.0 - np.asarray(loss, dtype=float)))
+    total = np.maximum(np.sum(weights, axis=0), 1e-9)
     out = pd.DataFrame(index=frame.index)
     for i in range(1, mppts + 1):
-        dead = (lost == i).to_numpy()
-        out[f"mppt{i}_dc_current"] = np.where(dead, 0.0, frame["dc_current"] / working)
+        share, dead = weights[i - 1] / total, (lost == i).to_numpy()
+        out[f"mppt{i}_dc_current"] = frame["dc_current"].to_numpy() * share
         out[f"mppt{i}_dc_voltage"] = np.where(dead, 0.0, frame["dc_voltage"])
-        out[f"mppt{i}_dc_power"] = np.where(dead, 0.0, frame["dc_power"] / working)
+        out[f"mppt{i}_dc_power"] = frame["dc_power"].to_numpy() * share
         hot = frame[f"hot_spot_mppt{i}"].fillna(0.0) if f"hot_spot_mppt{i}" in frame else 0.0
         out[f"mppt{i}_temperature"] = np.asarray(module_temperature_c, dtype=float) + hot
     return out
@@ -367,9 +373,7 @@ def backfill_frames(
             out = apply_to_inverter(inverter_output(device, wx, seed, site.id), faults, MPPTS)
             out["ac_energy"] = energy_wh(out["ac_power"], initial_energy_wh(device))
             out = out.join(mppt_columns(out, wx["module_temperature"].to_numpy()))
-            out = out.drop(
-                columns=[c for c in out.columns if c == "lost_mppt" or c.startswith("hot_spot_")]
-            )
+            out = out.drop(columns=[c for c in out.columns if c.startswith(FAULT_COLUMNS)])
             frames[device.id] = apply_to_series_device(
                 out, [f for f in faults if f.kind == "device_silent"]
             )

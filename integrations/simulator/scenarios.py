@@ -10,6 +10,8 @@ faults:
   - {kind: device_silent, device: wx1, start: ..., end: ...}         # stops answering / publishing
   - {kind: frozen_sensor, device: wx1, metric: poa_irradiance, start: ..., end: ...}
   - {kind: malformed_payloads, device: wx1, every: 3, start: ..., end: ...}
+  - {kind: efficiency_drop, device: inv3, loss: 0.12, start: ..., end: ...}  # AC = (1 - loss) of normal
+  - {kind: string_degradation, device: inv1, mppt: 2, loss: 0.35, start: ..., end: ...}  # one string
 ```
 """
 
@@ -28,8 +30,13 @@ from integrations.sunspec_modbus.models import EVENT1_BITS
 
 FaultKind = Literal[
     "inverter_trip", "string_disconnect", "hot_spot", "soiling_ramp", "grid_outage",
-    "device_silent", "frozen_sensor", "malformed_payloads",
+    "device_silent", "frozen_sensor", "malformed_payloads", "efficiency_drop", "string_degradation",
 ]  # fmt: skip
+FAULT_COLUMNS = (
+    "lost_mppt",
+    "hot_spot_mppt",
+    "string_loss_mppt",
+)  # markers for mppt_columns, not served
 BIT_OF = {name: bit for bit, name in EVENT1_BITS.items()}
 FAULT_STATE = 7  # SunSpec St = FAULT
 ZEROED_BY_TRIP = (
@@ -57,6 +64,7 @@ class Fault(BaseModel):
     loss_per_day: float = 0.01
     max_loss: float = 0.3
     every: int = Field(default=3, ge=1)
+    loss: float = Field(default=0.3, ge=0, le=1)
 
     @model_validator(mode="after")
     def _complete(self) -> Fault:
@@ -64,7 +72,10 @@ class Fault(BaseModel):
             raise ValueError("fault start/end need a time zone (e.g. 2026-06-21T10:00:00Z)")
         if self.kind != "grid_outage" and self.device is None:
             raise ValueError(f"a {self.kind} fault needs a device")
-        if self.kind in ("string_disconnect", "hot_spot") and self.mppt is None:
+        if (
+            self.kind in ("string_disconnect", "hot_spot", "string_degradation")
+            and self.mppt is None
+        ):
             raise ValueError(f"a {self.kind} fault needs mppt (the string input, from 1)")
         if self.kind == "frozen_sensor" and self.metric is None:
             raise ValueError("a frozen_sensor fault needs the metric that freezes")
@@ -137,6 +148,15 @@ def apply_to_inverter(
                 1 << BIT_OF["GRID_DISCONNECT"] if fault.kind == "grid_outage" else 0
             )
             frame.loc[m, "events"] = frame.loc[m, "events"].astype(int) | bits
+        elif fault.kind == "efficiency_drop":  # DC unchanged, less of it converted
+            for column in ("ac_power", "ac_current"):
+                frame.loc[m, column] = frame.loc[m, column] * (1.0 - fault.loss)
+        elif fault.kind == "string_degradation":  # one string yields (1 - loss) of its share
+            for column in ("ac_power", "ac_current", "dc_power", "dc_current"):
+                frame.loc[m, column] = frame.loc[m, column] * (1.0 - fault.loss / mppts)
+            column = f"string_loss_mppt{fault.mppt}"
+            frame[column] = frame.get(column, 0.0)
+            frame.loc[m, column] = fault.loss
         elif fault.kind == "hot_spot":
             frame.loc[m, f"hot_spot_mppt{fault.mppt}"] = fault.delta_c
         elif fault.kind == "frozen_sensor" and fault.metric in frame:

@@ -3,6 +3,7 @@ from failed ERROR checks. Pure functions; the Dagster `alerts` asset feeds them 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -10,7 +11,8 @@ import pandas as pd
 
 from pv_platform.alerts.model import AlertCandidate, Severity
 
-KPI_RULES = {"underperformance", "availability_drop", "data_quality"}
+KPI_RULES = {"underperformance", "availability_drop", "data_quality", "string_outlier"}
+STRING_CURRENT_LIKE = "mppt%_dc_current"  # model 160 string/MPPT currents
 
 
 @dataclass(frozen=True)
@@ -19,26 +21,24 @@ class KpiThresholds:
     expected_margin: float = 0.15  # ... and actual energy this far below expected: underperformance
     availability_min: float = 0.90  # time-based availability of an hour
     min_insolation_kwh_m2: float = 0.2  # hours with less sun are not judged
+    string_outlier_fraction: float = 0.80  # a string's hourly mean current below this share of the
+    string_outlier_hours: int = 3  # site's median string, in this many judged hours running
 
 
 def kpi_candidates(
     hour_rows: pd.DataFrame,
     failed_checks: pd.DataFrame,
     now: datetime,
-    thresholds: KpiThresholds | None = None,
+    thresholds: Mapping[str, KpiThresholds] | None = None,
 ) -> list[AlertCandidate]:
-    """Candidates from one or more hours of `kpi_hourly` rows (inverters only) and failed ERROR checks."""
-    t = thresholds or KpiThresholds()
+    """Candidates from one or more hours of `kpi_hourly` rows (inverters only) and failed ERROR checks.
+    thresholds: per site id (sites not in it use the defaults)."""
     out: list[AlertCandidate] = []
     inverters = hour_rows[hour_rows["device_id"] != "*"] if not hour_rows.empty else hour_rows
     for row in inverters.itertuples():
+        t = (thresholds or {}).get(row.site_id) or KpiThresholds()
         # underperformance is judged only on hours the inverter ran throughout: downtime is availability's
-        downtime_s = (
-            row.time_forced_outage_s
-            + row.time_no_data_s
-            + row.time_grid_outage_s
-            + row.time_planned_s
-        )
+        downtime_s = sum(getattr(row, c) for c in DOWNTIME_COLUMNS)
         judged = (
             downtime_s == 0
             and row.insolation_poa_kwh_m2 == row.insolation_poa_kwh_m2
@@ -78,3 +78,96 @@ def kpi_candidates(
             )
         )  # fmt: skip
     return out
+
+
+DOWNTIME_COLUMNS = [
+    "time_forced_outage_s",
+    "time_no_data_s",
+    "time_grid_outage_s",
+    "time_planned_s",
+]
+
+
+def _judged_hours(
+    hour_rows: pd.DataFrame, thresholds: Mapping[str, KpiThresholds] | None
+) -> pd.DataFrame:
+    """(site_id, device_id, bucket) of inverter hours with no downtime of any kind and enough sun."""
+    if hour_rows.empty:
+        return pd.DataFrame(columns=["site_id", "device_id", "bucket"])
+    rows = hour_rows[hour_rows["device_id"] != "*"]
+    downtime_s = rows[DOWNTIME_COLUMNS].fillna(1.0).sum(axis=1)
+    min_sun = rows["site_id"].map(
+        lambda s: ((thresholds or {}).get(s) or KpiThresholds()).min_insolation_kwh_m2
+    )
+    ok = rows[(downtime_s == 0) & (rows["insolation_poa_kwh_m2"] >= min_sun)]
+    return pd.DataFrame(
+        {
+            "site_id": ok["site_id"],
+            "device_id": ok["device_id"],
+            "bucket": pd.to_datetime(ok["period_start"], utc=True),
+        }
+    )
+
+
+def string_outliers(
+    string_hours: pd.DataFrame,
+    hour_rows: pd.DataFrame,
+    now: datetime,
+    thresholds: Mapping[str, KpiThresholds] | None = None,
+) -> list[AlertCandidate]:
+    """Strings whose hourly mean current stayed below `string_outlier_fraction` of the site's median string
+    in each of the last `string_outlier_hours` judged hours before `now` (persistent shading, soiling or
+    degradation of one string; a dead string is the real-time `string_fault`).
+
+    string_hours : per string entity and hour: site_id, device_id, metric (mpptN_dc_current), bucket,
+                   avg_value [A] (`Database.hourly_rollup`)
+    hour_rows : `kpi_hourly` rows over the same hours; hours with any inverter downtime or little sun are
+                not judged
+    """
+    if string_hours.empty:
+        return []
+    frame = string_hours.assign(bucket=pd.to_datetime(string_hours["bucket"], utc=True)).merge(
+        _judged_hours(hour_rows, thresholds), on=["site_id", "device_id", "bucket"]
+    )
+    if frame.empty:
+        return []
+    median = frame.groupby(["site_id", "bucket"])["avg_value"].transform("median")
+    peers = frame.groupby(["site_id", "bucket"])["avg_value"].transform("size")
+    frame = frame.assign(ratio=frame["avg_value"] / median)[(peers >= 3) & (median > 0)]
+    out = []
+    for (site_id, device_id, metric), part in frame.groupby(["site_id", "device_id", "metric"]):
+        t = (thresholds or {}).get(site_id) or KpiThresholds()
+        last = part.sort_values("bucket").tail(t.string_outlier_hours)
+        if len(last) < t.string_outlier_hours:
+            continue
+        if (last["ratio"] < t.string_outlier_fraction).all() and (last["ratio"] > 0.05).all():
+            string = metric.removesuffix("_dc_current")
+            out.append(
+                AlertCandidate(
+                    "string_outlier", Severity.MEDIUM, site_id, device_id,
+                    f"{device_id} {string}: {last['ratio'].mean():.0%} of the median string current over its last"
+                    f" {len(last)} judged hours (limit {t.string_outlier_fraction:.0%})",
+                    now, key=string, context={"ratios": [round(float(x), 3) for x in last["ratio"]]},
+                )
+            )  # fmt: skip
+    return out
+
+
+def hour_candidates(
+    recent_rows: pd.DataFrame,
+    string_hours: pd.DataFrame,
+    failed_checks: pd.DataFrame,
+    start: datetime,
+    end: datetime,
+    thresholds: Mapping[str, KpiThresholds] | None = None,
+) -> list[AlertCandidate]:
+    """Every KPI candidate for the hour(s) [start, end): `recent_rows` and `string_hours` reach back far
+    enough for the persistent-string rule; the other rules judge only [start, end)."""
+    if recent_rows.empty:
+        rows = recent_rows
+    else:
+        period = pd.to_datetime(recent_rows["period_start"], utc=True)
+        rows = recent_rows[(period >= pd.Timestamp(start)) & (period < pd.Timestamp(end))]
+    return kpi_candidates(rows, failed_checks, end, thresholds) + string_outliers(
+        string_hours, recent_rows, end, thresholds
+    )

@@ -28,10 +28,13 @@ class Thresholds:
     fault_hold_s: float = 10.0  # FAULT state held this long (debounce: one frame is not an outage)
     grid_hold_s: float = 10.0  # grid out of band this long
     over_temperature_c: float = 75.0  # inverter cabinet
+    module_over_temperature_c: float = 85.0  # a string's modules (model 160 temperature)
     hot_spot_delta_c: float = 15.0  # a string's modules this much above the site's median string
     string_current_fraction: float = (
         0.5  # a string below this fraction of its peers' median current
     )
+    min_efficiency: float = 0.90  # AC/DC below this while not clipping and above 10 % DC load ...
+    efficiency_hold_s: float = 300.0  # ... for this long: the inverter converts poorly
     daylight_poa_wm2: float = 200.0  # rules that need sun judge only above this irradiance
     frequency_hz: tuple[float, float] = (49.5, 50.5)
     voltage_v: tuple[float, float] = (207.0, 253.0)
@@ -50,21 +53,24 @@ class RealtimeRules:
     hold now (anything not returned is clear)."""
 
     plant: Plant
-    thresholds: Thresholds = field(default_factory=Thresholds)
+    fleet: dict[str, float] = field(default_factory=dict)  # fleet-wide overrides (settings)
     latest: dict[tuple[str, str, str], _Series] = field(default_factory=dict)
     last_seen: dict[tuple[str, str], datetime] = field(default_factory=dict)
     started: datetime | None = None
+    poor_since: dict[tuple[str, str], datetime] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from pv_platform.alerts.limits import realtime_thresholds
+
+        self.thresholds = {s.id: realtime_thresholds(s, self.fleet) for s in self.plant.sites}
 
     def feed(self, readings: list[Reading]) -> None:
         for r in readings:
             site_id, device_id, metric = r.entity.split(".")
             key = (site_id, device_id, metric)
             prev = self.latest.get(key)
-            since = (
-                prev.since
-                if prev is not None and self._same_condition(metric, prev.value, r.value)
-                else r.ts
-            )
+            same = prev is not None and self._same_condition(site_id, metric, prev.value, r.value)
+            since = prev.since if same else r.ts
             self.latest[key] = _Series(r.value, r.ts, since)
             self.last_seen[(site_id, device_id)] = max(
                 r.ts, self.last_seen.get((site_id, device_id), r.ts)
@@ -72,8 +78,8 @@ class RealtimeRules:
             if self.started is None or r.ts < self.started:
                 self.started = r.ts
 
-    def _same_condition(self, metric: str, old: float, new: float) -> bool:
-        t = self.thresholds
+    def _same_condition(self, site_id: str, metric: str, old: float, new: float) -> bool:
+        t = self.thresholds.get(site_id) or Thresholds()
         if metric == "operating_state":
             return (old == FAULT_STATE) == (new == FAULT_STATE)
         if metric == "grid_frequency":
@@ -115,7 +121,7 @@ class RealtimeRules:
             if seen is None:
                 continue
             silent_s = (now - seen).total_seconds()
-            if silent_s >= self.thresholds.stale_after_s:
+            if silent_s >= self.thresholds[site.id].stale_after_s:
                 out.append(
                     AlertCandidate(
                         "communication_lost", Severity.HIGH, site.id, device.id,
@@ -126,7 +132,7 @@ class RealtimeRules:
         return out
 
     def _equipment(self, site, now: datetime) -> list[AlertCandidate]:
-        out, t = [], self.thresholds
+        out, t = [], self.thresholds[site.id]
         for inv in site.inverters:
             state = self._value(site.id, inv.id, "operating_state")
             if (
@@ -155,10 +161,41 @@ class RealtimeRules:
                         f"{inv.id} cabinet at {temp.value:.1f} °C (limit {t.over_temperature_c:.0f} °C)", now,
                     )
                 )  # fmt: skip
+            efficiency = self._efficiency(site, inv, now)
+            if efficiency is not None:
+                out.append(
+                    AlertCandidate(
+                        "low_efficiency", Severity.MEDIUM, site.id, inv.id,
+                        f"{inv.id} converts {efficiency:.1%} of its DC power (limit {t.min_efficiency:.0%})"
+                        f" since {self.poor_since[(site.id, inv.id)]:%H:%M:%S} UTC", now,
+                        context={"efficiency": efficiency},
+                    )
+                )  # fmt: skip
         return out
 
+    def _efficiency(self, site, inv, now: datetime) -> float | None:
+        """AC/DC when it has stayed below the limit for the hold time; None otherwise. Judged only above
+        10 % DC load and below 98 % AC rating (clipping lowers the ratio on purpose)."""
+        t, key = self.thresholds[site.id], (site.id, inv.id)
+        ac, dc = self._value(site.id, inv.id, "ac_power"), self._value(site.id, inv.id, "dc_power")
+        judged = (
+            ac is not None
+            and dc is not None
+            and abs((ac.ts - dc.ts).total_seconds()) < t.stale_after_s
+            and dc.value > 0.1 * inv.p_dc_kw * 1000.0
+            and ac.value < 0.98 * inv.p_ac_kw * 1000.0
+        )
+        if not judged:
+            return None  # keep (or lack) the running condition: night and clipping are not evidence
+        efficiency = ac.value / dc.value
+        if efficiency >= t.min_efficiency:
+            self.poor_since.pop(key, None)
+            return None
+        since = self.poor_since.setdefault(key, max(ac.ts, dc.ts))
+        return efficiency if (now - since).total_seconds() >= t.efficiency_hold_s else None
+
     def _grid(self, site, now: datetime) -> list[AlertCandidate]:
-        t = self.thresholds
+        t = self.thresholds[site.id]
         for device in (d for d in site.devices if d.kind == "meter"):
             for metric, band, unit in (
                 ("grid_voltage", t.voltage_v, "V"),
@@ -200,7 +237,7 @@ class RealtimeRules:
         return []
 
     def _strings(self, site, now: datetime) -> list[AlertCandidate]:
-        out, t = [], self.thresholds
+        out, t = [], self.thresholds[site.id]
         poa = self._poa(site)
         if poa is None or poa < t.daylight_poa_wm2:
             return out
@@ -229,14 +266,16 @@ class RealtimeRules:
                             now, key=string, context={"current_a": current, "median_a": median},
                         )
                     )  # fmt: skip
-        if len(temps) >= 3:
-            median = statistics.median(temps.values())
+        if temps:
+            median = statistics.median(temps.values()) if len(temps) >= 3 else None
             for (device_id, string), temp in temps.items():
-                if temp - median > t.hot_spot_delta_c:
+                above = temp - median if median is not None else 0.0
+                if above > t.hot_spot_delta_c or temp > t.module_over_temperature_c:
                     out.append(
                         AlertCandidate(
                             "hot_spot", Severity.MEDIUM, site.id, device_id,
-                            f"{device_id} {string} modules at {temp:.0f} °C, {temp - median:.0f} °C above the median string",
+                            f"{device_id} {string} modules at {temp:.0f} °C, {above:.0f} °C above the median string"
+                            f" (limits: +{t.hot_spot_delta_c:.0f} °C over the median, {t.module_over_temperature_c:.0f} °C)",
                             now, key=string, context={"temperature_c": temp, "median_c": median},
                         )
                     )  # fmt: skip

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from pv_platform.alerts.engine import AlertEngine
 from pv_platform.alerts.notifiers import MqttNotifier, WebhookNotifier
-from pv_platform.alerts.realtime import RealtimeRules, Thresholds
+from pv_platform.alerts.realtime import RealtimeRules
 from pv_platform.integration import wait_or_stop
 from pv_platform.storage import Database
 from pv_platform.storage.alerts import AlertStore
@@ -22,12 +22,15 @@ REALTIME_RULES = {
     "grid_outage",
     "string_fault",
     "hot_spot",
+    "low_efficiency",
 }
 EVALUATE_EVERY_S = 2.0
 
 
 async def run_realtime_alerts(collector, plant, settings, broker, stop: asyncio.Event) -> None:
-    rules = RealtimeRules(plant, Thresholds(stale_after_s=settings.alert_stale_after_s))
+    rules = RealtimeRules(
+        plant, {"stale_after_s": settings.alert_stale_after_s, **settings.alert_thresholds}
+    )
     collector.hooks.append(rules.feed)
     db = Database(settings.database_url, pool_size=1)
     engine = AlertEngine(AlertStore(db.engine))

@@ -13,7 +13,12 @@ import dagster as dg
 import numpy as np
 
 from pv_platform.alerts.engine import AlertEngine
-from pv_platform.alerts.kpi_rules import KPI_RULES, kpi_candidates
+from pv_platform.alerts.kpi_rules import (
+    KPI_RULES,
+    STRING_CURRENT_LIKE,
+    hour_candidates,
+)
+from pv_platform.alerts.limits import kpi_thresholds
 from pv_platform.defs.ingest import telemetry
 from pv_platform.defs.partitions import hourly
 from pv_platform.defs.resources import PlatformResource
@@ -292,10 +297,15 @@ def alerts(context: dg.AssetExecutionContext, platform: PlatformResource) -> dg.
     the same engine and `alerts` table as the real-time rules."""
     window = context.partition_time_window
     db = platform.db()
-    rows = db.kpis("kpi_hourly", window.start, window.end)
+    plant, fleet = platform.plant(), get_settings().alert_thresholds
+    limits = {site.id: kpi_thresholds(site, fleet) for site in plant.sites}
+    back = timedelta(hours=max((t.string_outlier_hours for t in limits.values()), default=1))
+    recent = db.kpis("kpi_hourly", window.end - back, window.end)
     failed = db.blocking_failures(window.start, window.end)
+    strings = db.hourly_rollup(window.end - back, window.end, metric_like=STRING_CURRENT_LIKE)
+    candidates = hour_candidates(recent, strings, failed, window.start, window.end, limits)
     engine = AlertEngine(AlertStore(db.engine))
-    result = engine.process(kpi_candidates(rows, failed, window.end), window.end, KPI_RULES)
+    result = engine.process(candidates, window.end, KPI_RULES)
     return dg.MaterializeResult(
         metadata={
             "opened": len(result.opened),

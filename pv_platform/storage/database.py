@@ -441,18 +441,28 @@ class Database:
         end: datetime,
         metrics: list[str] | None = None,
         site_id: str | None = None,
+        metric_like: str | None = None,
     ) -> pd.DataFrame:
-        """Per entity and UTC hour in [start, end): n, avg/min/max and first/last value (from `samples_hourly`)."""
+        """Per entity and UTC hour in [start, end): n, avg/min/max and first/last value (from `samples_hourly`).
+        metric_like: a SQL LIKE pattern on the metric name (e.g. 'mppt%_dc_current')."""
         sql = (
             "SELECT e.site_id, e.device_id, e.metric, r.bucket, r.n, r.avg_value, r.min_value, r.max_value,"
             " r.first_value, r.last_value FROM samples_hourly r JOIN entities e ON e.id = r.entity_id"
             " WHERE r.bucket >= :start AND r.bucket < :end"
             + (" AND e.metric = ANY(:metrics)" if metrics else "")
             + (" AND e.site_id = :site_id" if site_id else "")
+            + (" AND e.metric LIKE :like" if metric_like else "")
             + " ORDER BY e.site_id, e.device_id, e.metric, r.bucket"
         )
         df = self.query_df(
-            sql, {"start": start, "end": end, "metrics": metrics, "site_id": site_id}
+            sql,
+            {
+                "start": start,
+                "end": end,
+                "metrics": metrics,
+                "site_id": site_id,
+                "like": metric_like,
+            },
         )
         if not df.empty:
             df["bucket"] = pd.to_datetime(df["bucket"], utc=True)
