@@ -214,6 +214,13 @@ def run_demo(settings: Settings, inverters: int = 2, backfill_hours: float = 24.
         PVP_DAGSTER_STORAGE_URL=sqlalchemy_url(dagster_url, "psycopg2"),
         DAGSTER_HOME=str(dagster_home),
     )
+    demo_env = data_dir / "demo.env"  # the Python API (get_settings) finds the running demo through it
+    demo_env.write_text(
+        "".join(
+            f"{k}={env[k]}\n"
+            for k in ("PVP_DATABASE_URL", "PVP_MQTT_URL", "PVP_PLANT_FILE", "PVP_LANDING_DIR")
+        )
+    )
     dagster_port, panel_port = free_port(3000), free_port(5006)
     pvp = str(bin_dir / "pvp")
     children.start("simulator", [pvp, "simulate", "--backfill-hours", str(backfill_hours)], env)
@@ -271,6 +278,7 @@ def run_demo(settings: Settings, inverters: int = 2, backfill_hours: float = 24.
             break
         time.sleep(1)
     print("stopping …", flush=True)
+    demo_env.unlink(missing_ok=True)
     children.stop_all()
     if pg_server is not None:
         pg_server.cleanup()

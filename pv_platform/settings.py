@@ -12,7 +12,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 class Settings(BaseSettings):
     """Every knob of the platform; `.env.example` documents each one."""
 
-    model_config = SettingsConfigDict(env_prefix="PVP_", env_file=".env", extra="ignore")
+    # .pvp/demo.env exists while `make demo` runs (its database, broker and plant file); .env wins over it
+    # and the environment over both
+    model_config = SettingsConfigDict(
+        env_prefix="PVP_", env_file=(".pvp/demo.env", ".env"), extra="ignore"
+    )
 
     database_url: str | None = Field(
         default=None,

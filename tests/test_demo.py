@@ -29,6 +29,29 @@ def _wait(predicate, timeout_s: float, what: str):
     pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
+def readme_examples() -> list[str]:
+    """The ```python blocks of the README's "Python API" section, as written."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("## Python API", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, re.S)
+
+
+def run_readme_examples(demo_env: Path, env: dict) -> None:
+    """Every README example against the running demo, through the demo.env it wrote (as a user's second
+    terminal would find it), each in a fresh interpreter."""
+    examples = readme_examples()
+    assert len(examples) == 3
+    settings = dict(line.split("=", 1) for line in demo_env.read_text().splitlines() if line)
+    expected = ["W", "specific_yield", "equipment_fault CRITICAL | grid_outage CRITICAL"]
+    for code, needle in zip(examples, expected, strict=True):
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=REPO, env={**env, **settings}, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, f"README example failed:\n{code}\n{done.stderr[-3000:]}"
+        assert needle in done.stdout, done.stdout
+
+
 @pytest.mark.slow
 def test_demo_runs_the_whole_platform_and_stops_cleanly(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PVP_")}
@@ -85,6 +108,7 @@ def test_demo_runs_the_whole_platform_and_stops_cleanly(tmp_path):
                 )
 
         _wait(kpi_hours, 180, "hourly KPI partitions materialized by the automation sensor")
+        run_readme_examples(tmp_path / "pvp" / "demo.env", env)
     finally:
         demo.send_signal(signal.SIGINT)
         try:

@@ -142,6 +142,24 @@ def period_hours(start_utc: pd.Timestamp, tz: str, grain: str) -> float:
     return (end - local).total_seconds() / 3600.0
 
 
+def _summed(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Additive columns summed per key (NaN when no part has a value), nameplates the largest."""
+    grouped = rows.groupby(keys, sort=True)
+    additive = [c for c in ADDITIVE if c in rows and c != "samples"]
+    out = grouped[additive].sum(min_count=1)
+    out[["p_dc_kw", "p_ac_kw"]] = grouped[["p_dc_kw", "p_ac_kw"]].max()
+    out["samples"] = grouped["samples"].sum()
+    return out.reset_index()
+
+
+def total(hourly: pd.DataFrame) -> pd.DataFrame:
+    """One row per (site, device) over all the given hourly rows: any explicit period, not a calendar one."""
+    rows = _summed(hourly, ["site_id", "device_id"])
+    rows["period_start"] = hourly["period_start"].min()
+    rows["period_h"] = float(hourly["period_start"].nunique())
+    return derive_ratios(rows)
+
+
 def aggregate(hourly: pd.DataFrame, timezones: dict[str, str], grain: str) -> pd.DataFrame:
     """Daily, monthly or yearly rows (per inverter and per site) from hourly rows, in each site's local time.
 
@@ -156,12 +174,7 @@ def aggregate(hourly: pd.DataFrame, timezones: dict[str, str], grain: str) -> pd
         site_hours = site_hours.assign(
             period_start=local_period_start(site_hours["period_start"], tz, grain)
         )
-        grouped = site_hours.groupby(["device_id", "period_start"], sort=True)
-        additive = [c for c in ADDITIVE if c in site_hours and c != "samples"]
-        rows = grouped[additive].sum(min_count=1)
-        rows[["p_dc_kw", "p_ac_kw"]] = grouped[["p_dc_kw", "p_ac_kw"]].max()
-        rows["samples"] = grouped["samples"].sum()
-        rows = rows.reset_index().assign(site_id=site_id)
+        rows = _summed(site_hours, ["device_id", "period_start"]).assign(site_id=site_id)
         starts = rows["period_start"].unique()
         lengths = {start: period_hours(pd.Timestamp(start), tz, grain) for start in starts}
         rows["period_h"] = rows["period_start"].map(lengths)

@@ -590,6 +590,17 @@ class Database:
             df["period_start"] = pd.to_datetime(df["period_start"], utc=True)
         return df
 
+    def last_reading_per_device(self) -> dict[tuple[str, str], datetime]:
+        """Newest sample time of each (site, device), from the last day of samples (index scans)."""
+        df = self.query_df(
+            "SELECT e.site_id, e.device_id, max(s.ts) AS ts FROM samples s"
+            " JOIN entities e ON e.id = s.entity_id WHERE s.ts > now() - interval '1 day'"
+            " GROUP BY e.site_id, e.device_id"
+        )
+        return {
+            (r.site_id, r.device_id): pd.Timestamp(r.ts).to_pydatetime() for r in df.itertuples()
+        }
+
     def site_t_ref_nrel(self) -> dict[str, float]:
         """Stored typical-year reference cell temperature per site [°C] (NREL weather-corrected PR)."""
         df = self.query_df("SELECT id, t_ref_nrel_c FROM sites WHERE t_ref_nrel_c IS NOT NULL")
