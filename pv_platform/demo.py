@@ -214,7 +214,9 @@ def run_demo(settings: Settings, inverters: int = 2, backfill_hours: float = 24.
         PVP_DAGSTER_STORAGE_URL=sqlalchemy_url(dagster_url, "psycopg2"),
         DAGSTER_HOME=str(dagster_home),
     )
-    demo_env = data_dir / "demo.env"  # the Python API (get_settings) finds the running demo through it
+    demo_env = (
+        data_dir / "demo.env"
+    )  # the Python API (get_settings) finds the running demo through it
     demo_env.write_text(
         "".join(
             f"{k}={env[k]}\n"
