@@ -14,12 +14,19 @@ $(STAMP): $(BIN)/python pyproject.toml requirements.lock
 	$(BIN)/uv pip install --python $(BIN)/python --quiet -c requirements.lock -e ".[dev]"
 	touch $(STAMP)
 
+# The UI tests drive Debian's Chromium (never a browser a tool downloads); install it when missing.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@command -v apt-get >/dev/null || { echo "install Chromium at $(CHROMIUM) for the UI tests"; exit 1; }
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y --no-install-recommends chromium \
+	  || { $(if $(filter 0,$(shell id -u)),,sudo) apt-get update && $(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y --no-install-recommends chromium; }
+
 setup: $(STAMP)
 
 demo: setup
 	$(BIN)/pvp demo
 
-test: setup
+test: setup $(CHROMIUM)
 	$(BIN)/python -m pytest -q
 
 lint: setup

@@ -1,4 +1,9 @@
-"""PV Platform operator dashboard: live plant power (MQTT live bus, pushed over the websocket) and hourly PR."""
+"""PV Platform operator dashboard: Live, History, Alerts and Devices pages in one `panel serve` app.
+
+Live values come from the server-level MQTT live-bus subscriber and are pushed to each browser over
+Panel's websocket (no database query for them); everything else reads the storage module through the
+cached queries in `dashboards/data.py`.
+"""
 
 from __future__ import annotations
 
@@ -7,166 +12,625 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 import panel as pn
-from bokeh.models import ColumnDataSource
+from bokeh.models import ColumnDataSource, LinearColorMapper
 from bokeh.plotting import figure
 
+from dashboards import data
 from dashboards.live import live_bus
+from pv_platform.alerts.engine import AlertEngine
+from pv_platform.kpi.periods import SITE_DEVICE
+from pv_platform.kpi.yields import performance_ratio
 from pv_platform.settings import get_settings
-from pv_platform.storage import Database
+from pv_platform.storage.alerts import AlertStore
 
-pn.extension(sizing_mode="stretch_width")
+pn.extension("tabulator", sizing_mode="stretch_width", notifications=True)
 TITLE = "PV Platform"
+ACCENT = "#1f4e79"
 STATE_NAMES = {
-    1: "off",
-    2: "sleeping",
-    3: "starting",
-    4: "producing",
-    5: "throttled",
-    6: "shutting down",
-    7: "fault",
-    8: "standby",
-}
+    1: "off", 2: "sleeping", 3: "starting", 4: "producing", 5: "throttled", 6: "shutting down",
+    7: "fault", 8: "standby",
+}  # fmt: skip
+STATE_COLOURS = {"producing": "#2e7d32", "fault": "#c62828", "throttled": "#ef6c00"}
+SEVERITY_COLOURS = {
+    "CRITICAL": "#b71c1c", "HIGH": "#e65100", "MEDIUM": "#f9a825", "LOW": "#1565c0", "INFO": "#546e7a",
+}  # fmt: skip
+PAGES = ["Live", "History", "Alerts", "Devices"]
 
-
-@pn.cache
-def _database(url: str) -> Database:
-    return Database(url, pool_size=2)
-
-
-@pn.cache(ttl=60)
-def hourly_pr(url: str, hours: int = 48) -> pd.DataFrame:
-    """Site-level hourly KPIs of the last `hours` (cached a minute for every session)."""
-    end = datetime.now(UTC)
-    return _database(url).query_df(
-        "SELECT site_id, period_start, energy_ac_kwh, insolation_poa_kwh_m2, pr FROM kpi_hourly"
-        " WHERE device_id = '*' AND period_start >= :start ORDER BY period_start",
-        {"start": end - timedelta(hours=hours)},
-    )
+settings = get_settings()
+URL = settings.database_url
+PLANT_FILE = str(settings.plant_file) if settings.plant_file else None
+bus = live_bus()
 
 
 def fmt_power(watts: float) -> str:
-    return f"{watts / 1e6:.2f} MW" if abs(watts) >= 1e6 else f"{watts / 1e3:.1f} kW"
+    return f"{watts / 1e6:,.2f} MW" if abs(watts) >= 1e6 else f"{watts / 1e3:,.1f} kW"
 
 
-settings = get_settings()
-bus = live_bus()
-
-plant_power = pn.indicators.Number(
-    name="Plant AC power", value=0, format="{value:,.1f} kW", font_size="36pt"
-)
-poa = pn.indicators.Number(
-    name="POA irradiance", value=0, format="{value:,.0f} W/m²", font_size="36pt"
-)
-live_status = pn.pane.Markdown("Waiting for the live bus…")
-tiles = pn.FlexBox()
-
-source = ColumnDataSource({"t": [], "kw": []})
-power_fig = figure(
-    height=260,
-    sizing_mode="stretch_width",
-    x_axis_type="datetime",
-    title="Plant AC power, last hour [kW]",
-    toolbar_location=None,
-)
-power_fig.line("t", "kw", source=source, line_width=2)
-
-pr_source = ColumnDataSource({"t": [], "pr": [], "width": []})
-pr_fig = figure(
-    height=260,
-    sizing_mode="stretch_width",
-    x_axis_type="datetime",
-    title="Hourly performance ratio (site)",
-    toolbar_location=None,
-    y_range=(0, 1.1),
-)
-pr_fig.vbar(x="t", top="pr", width="width", source=pr_source)
-pr_table = pn.pane.Markdown("")
+def fmt(value, spec: str, unit: str = "") -> str:
+    """A number for an operator: '—' when missing."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "—"
+    return f"{value:{spec}}{unit}"
 
 
-def update_live() -> None:
-    """Copy the server-level live snapshot into this session's widgets (no database query)."""
-    if bus is None:
-        live_status.object = "No MQTT broker configured (PVP_MQTT_URL): live values are off."
-        return
-    devices, history, messages = bus.state.snapshot()
-    total_w = sum(d["values"].get("ac_power", 0.0) for d in devices.values())
-    plant_power.value = total_w / 1000.0
-    poa_values = [
-        d["values"]["poa_irradiance"] for d in devices.values() if "poa_irradiance" in d["values"]
-    ]
-    poa.value = float(np.mean(poa_values)) if poa_values else 0.0
-    cards = []
-    for (site_id, device_id), d in sorted(devices.items()):
-        v = d["values"]
-        if "ac_power" not in v:
-            continue
-        state = STATE_NAMES.get(int(v.get("operating_state", 0)), "unknown")
-        cards.append(
-            pn.pane.Markdown(
-                f"**{site_id} / {device_id}**  \n{fmt_power(v['ac_power'])}  \n{state}",
-                styles={"border": "1px solid #ddd", "border-radius": "6px", "padding": "4px 12px"},
-                width=170,
-                name=f"tile-{device_id}",
+class Card:
+    """A KPI card: title, big value, small note."""
+
+    def __init__(self, title: str, name: str, value: str = "—", note: str = "") -> None:
+        self.title, self.name = title, name
+        self.pane = pn.pane.HTML("", name=name, min_width=170, sizing_mode="stretch_width")
+        self.set(value, note)
+
+    def set(self, value: str, note: str = "") -> None:
+        self.pane.object = (
+            f"<div class='pvp-card'><div class='pvp-card-title'>{self.title}</div>"
+            f"<div class='pvp-card-value' data-kpi='{self.name}'>{value}</div>"
+            f"<div class='pvp-card-note'>{note}</div></div>"
+        )
+
+
+def card(title: str, value: str, name: str, note: str = "") -> pn.pane.HTML:
+    return Card(title, name, value, note).pane
+
+
+CSS = """
+.pvp-card {border: 1px solid #dde3ea; border-radius: 8px; padding: 10px 14px; background: #fff;}
+.pvp-card-title {color: #5f6b7a; font-size: 13px;}
+.pvp-card-value {font-size: 22px; white-space: nowrap; font-weight: 600; color: #1f2d3d; margin-top: 2px;}
+.pvp-card-note {color: #8a96a3; font-size: 12px; min-height: 14px;}
+.pvp-tile {border: 1px solid #dde3ea; border-radius: 8px; padding: 8px 12px; width: 180px; background: #fff;}
+.pvp-tile b {font-size: 14px;} .pvp-tile .kw {font-size: 20px; font-weight: 600;}
+.pvp-sev {color: #fff; border-radius: 4px; padding: 1px 6px; font-size: 12px;}
+"""
+pn.config.raw_css.append(CSS)
+
+
+def the_plant():
+    return data.plant(PLANT_FILE) if PLANT_FILE else None
+
+
+# -- Live ---------------------------------------------------------------------------------------------
+
+
+class LivePage:
+    """Plant power, irradiance, instantaneous PR, export, one tile per inverter, the last hour, new alerts."""
+
+    def __init__(self) -> None:
+        self.power = Card("Plant AC power", "live-power")
+        self.poa = Card("POA irradiance", "live-poa")
+        self.pr = Card("Instantaneous PR", "live-pr", note="AC / (P₀ · G/1000)")
+        self.export = Card("Export to grid", "live-export", note="at the meter")
+        self.status = pn.pane.Markdown("Waiting for the live bus…", name="live-status")
+        self.tiles = pn.pane.HTML("", name="live-tiles")
+        self.source = ColumnDataSource({"t": [], "kw": []})
+        fig = figure(
+            height=280, x_axis_type="datetime", title="Plant AC power, last hour [kW]",
+            toolbar_location=None, sizing_mode="stretch_width",
+        )  # fmt: skip
+        fig.line("t", "kw", source=self.source, line_width=2, color=ACCENT)
+        self.chart = pn.pane.Bokeh(fig)
+        self.alerts = pn.pane.HTML("", name="live-alerts")
+        self.seen_messages = -1
+        self.layout = pn.Column(
+            pn.Row(self.power.pane, self.poa.pane, self.pr.pane, self.export.pane),
+            self.status,
+            "### Inverters",
+            self.tiles,
+            self.chart,
+            "### Newest alerts",
+            self.alerts,
+            name="Live",
+        )
+
+    def update(self) -> None:
+        """Copy the live snapshot into the widgets when a message arrived (runs every 250 ms)."""
+        if bus is None:
+            self.status.object = "No MQTT broker configured (`PVP_MQTT_URL`): live values are off."
+            return
+        devices, history, messages = bus.state.snapshot()
+        if messages == self.seen_messages:
+            return
+        self.seen_messages = messages
+        plant = the_plant()
+        inverters = {(s.id, d.id): d for s in plant.sites for d in s.inverters} if plant else {}
+        meters = (
+            {(s.id, d.id) for s in plant.sites for d in s.devices if d.kind == "meter"}
+            if plant
+            else set()
+        )
+        inv_values = {
+            k: v["values"]
+            for k, v in devices.items()
+            if k in inverters or (not plant and "operating_state" in v["values"])
+        }
+        total_w = sum(v.get("ac_power", 0.0) for v in inv_values.values())
+        poa = [
+            d["values"]["poa_irradiance"]
+            for d in devices.values()
+            if "poa_irradiance" in d["values"]
+        ]
+        poa_wm2 = float(np.mean(poa)) if poa else float("nan")
+        p_dc_kw = sum(d.p_dc_kw for k, d in inverters.items() if k in inv_values)
+        pr = (
+            float(performance_ratio(total_w / 1000.0, poa_wm2 / 1000.0, p_dc_kw))
+            if p_dc_kw and poa and poa_wm2 > 50
+            else float("nan")
+        )  # an hour at this power and irradiance: E/(P0·H) with both in one hour
+        export_w = sum(devices[k]["values"].get("ac_power", 0.0) for k in meters if k in devices)
+        self.power.set(fmt_power(total_w), f"{len(inv_values)} inverters reporting")
+        self.poa.set(fmt(poa_wm2, ",.0f", " W/m²"), f"{len(poa)} sensor(s)")
+        self.pr.set(fmt(pr, ".1%"), "AC / (P₀ · G/1000)")
+        self.export.set(fmt_power(export_w) if meters & devices.keys() else "—", "at the meter")
+        tiles = []
+        for (site_id, device_id), values in sorted(inv_values.items()):
+            state = STATE_NAMES.get(int(values.get("operating_state", 0)), "unknown")
+            colour = STATE_COLOURS.get(state, "#5f6b7a")
+            tiles.append(
+                f"<div class='pvp-tile' data-device='{device_id}'><b>{device_id}</b> <small>{site_id}</small>"
+                f"<div class='kw'>{fmt_power(values.get('ac_power', 0.0))}</div>"
+                f"<span style='color:{colour}'>● {state}</span></div>"
+            )
+        self.tiles.object = (
+            f"<div style='display:flex;flex-wrap:wrap;gap:8px'>{''.join(tiles)}</div>"
+        )
+        if history:
+            self.source.data = {
+                "t": [datetime.fromtimestamp(t, UTC) for t, _ in history],
+                "kw": [w / 1000.0 for _, w in history],
+            }
+        state = "connected" if bus.state.connected else "reconnecting"
+        self.status.object = (
+            f"Live bus {state} · {messages:,} messages · updated {datetime.now(UTC):%H:%M:%S} UTC"
+        )
+
+    def update_alerts(self) -> None:
+        if not URL:
+            return
+        rows = data.alerts(URL, None, None, None)
+        active = rows[rows["state"] != "resolved"].head(6) if not rows.empty else rows
+        if active.empty:
+            self.alerts.object = "<i>No active alert.</i>"
+            return
+        self.alerts.object = "<br>".join(
+            f"<span class='pvp-sev' style='background:{SEVERITY_COLOURS.get(r.severity, '#555')}'>{r.severity}</span> "
+            f"{pd.Timestamp(r.opened_at):%H:%M} {r.message}"
+            for r in active.itertuples()
+        )
+
+
+# -- History ------------------------------------------------------------------------------------------
+
+
+def _bar_figure(title: str, y_label: str, height: int = 260):
+    fig = figure(
+        height=height, x_axis_type="datetime", title=title, toolbar_location="right",
+        tools="pan,xwheel_zoom,box_zoom,reset,save", sizing_mode="stretch_width",
+    )  # fmt: skip
+    fig.yaxis.axis_label = y_label
+    return fig
+
+
+class HistoryPage:
+    """KPIs of a site or inverter over a date range, by hour, day or month."""
+
+    def __init__(self) -> None:
+        plant = the_plant()
+        sites = [s.id for s in plant.sites] if plant else []
+        self.site = pn.widgets.Select(
+            name="Site", options=sites, value=sites[0] if sites else None, width=180
+        )
+        self.device = pn.widgets.Select(
+            name="Device", options=self._devices(self.site.value), width=180
+        )
+        today = datetime.now(UTC).date()
+        self.dates = pn.widgets.DateRangePicker(
+            name="Dates", value=(today - timedelta(days=6), today), width=260
+        )
+        self.grain = pn.widgets.RadioButtonGroup(
+            name="By",
+            options=["hour", "day", "month"],
+            value="day",
+            button_type="primary",
+            button_style="outline",
+        )
+        self.summary = pn.Row()
+        self.note = pn.pane.Markdown("", name="history-note")
+        self.sources = {
+            k: ColumnDataSource({"t": [], "a": [], "b": [], "c": [], "w": []})
+            for k in ("pr", "energy", "yield", "avail")
+        }
+        pr = _bar_figure("Performance ratio: raw, to 25 °C (IEC), weather-corrected (NREL)", "PR")
+        pr.line("t", "a", source=self.sources["pr"], color=ACCENT, line_width=2, legend_label="PR")
+        pr.line(
+            "t",
+            "b",
+            source=self.sources["pr"],
+            color="#ef6c00",
+            line_width=2,
+            legend_label="PR 25 °C",
+        )
+        pr.line(
+            "t",
+            "c",
+            source=self.sources["pr"],
+            color="#6a1b9a",
+            line_width=2,
+            line_dash="dashed",
+            legend_label="PR NREL",
+        )
+        pr.legend.location = "bottom_left"
+        energy = _bar_figure("Energy: actual vs expected [kWh]", "kWh")
+        energy.vbar(
+            x="t",
+            top="a",
+            width="w",
+            source=self.sources["energy"],
+            color=ACCENT,
+            alpha=0.85,
+            legend_label="actual",
+        )
+        energy.scatter(
+            "t",
+            "b",
+            source=self.sources["energy"],
+            color="#ef6c00",
+            size=7,
+            legend_label="expected",
+        )
+        energy.legend.location = "top_left"
+        sy = _bar_figure("Specific yield [kWh/kWp]", "kWh/kWp")
+        sy.vbar(x="t", top="a", width="w", source=self.sources["yield"], color="#2e7d32")
+        avail = _bar_figure("Availability and capacity factor", "fraction")
+        avail.line(
+            "t",
+            "a",
+            source=self.sources["avail"],
+            color="#2e7d32",
+            line_width=2,
+            legend_label="availability (time)",
+        )
+        avail.line(
+            "t",
+            "b",
+            source=self.sources["avail"],
+            color="#1565c0",
+            line_width=2,
+            legend_label="availability (energy)",
+        )
+        avail.line(
+            "t",
+            "c",
+            source=self.sources["avail"],
+            color="#8d6e63",
+            line_width=2,
+            legend_label="capacity factor AC",
+        )
+        avail.legend.location = "bottom_left"
+        self.heatmap = pn.pane.Bokeh(sizing_mode="stretch_width")
+        self.strings = pn.pane.Bokeh(sizing_mode="stretch_width")
+        self.table = pn.widgets.Tabulator(
+            pd.DataFrame(),
+            disabled=True,
+            pagination="local",
+            page_size=24,
+            height=360,
+            name="history-table",
+        )
+        self.site.param.watch(self._site_changed, "value")
+        for w in (self.device, self.dates, self.grain):
+            w.param.watch(lambda *_: self.update(), "value")
+        self.layout = pn.Column(
+            pn.Row(self.site, self.device, self.dates, pn.Column(pn.pane.Markdown("By", margin=(0, 5)), self.grain)),
+            self.summary,
+            self.note,
+            pn.Row(pn.pane.Bokeh(pr), pn.pane.Bokeh(energy)),
+            pn.Row(pn.pane.Bokeh(sy), pn.pane.Bokeh(avail)),
+            pn.Row(self.heatmap, self.strings),
+            self.table,
+            name="History",
+        )  # fmt: skip
+
+    def _devices(self, site_id: str | None) -> dict[str, str]:
+        plant = the_plant()
+        if not plant or not site_id:
+            return {"Site total": SITE_DEVICE}
+        return {"Site total": SITE_DEVICE, **{d.id: d.id for d in plant.site(site_id).inverters}}
+
+    def _site_changed(self, *_):
+        self.device.options = self._devices(self.site.value)
+        self.device.value = SITE_DEVICE
+        self.update()
+
+    def window(self) -> tuple[datetime, datetime, str]:
+        """[start, end) in UTC for the picked local dates (end date included)."""
+        plant = the_plant()
+        tz = plant.site(self.site.value).timezone if plant and self.site.value else "UTC"
+        first, last = self.dates.value
+        start = pd.Timestamp(first).tz_localize(tz)
+        end = pd.Timestamp(last + timedelta(days=1)).tz_localize(tz)
+        if self.grain.value == "month":
+            start = start.replace(day=1)
+        return start.tz_convert(UTC).to_pydatetime(), end.tz_convert(UTC).to_pydatetime(), tz
+
+    def update(self) -> None:
+        if not URL or not self.site.value:
+            self.note.object = "No database or plant file configured."
+            return
+        start, end, tz = self.window()
+        grain = self.grain.value
+        rows = data.kpis(URL, grain, self.site.value, self.device.value or SITE_DEVICE, start, end)
+        hours = (
+            rows
+            if grain == "hour"
+            else data.kpis(
+                URL, "hour", self.site.value, self.device.value or SITE_DEVICE, start, end
             )
         )
-    tiles.objects = cards
-    if history:
-        source.data = {
-            "t": [datetime.fromtimestamp(t, UTC) for t, _ in history],
-            "kw": [w / 1000.0 for _, w in history],
+        totals = data.period_total(hours)
+        self.summary.objects = [
+            card("Energy", fmt(totals.get("energy_ac_kwh"), ",.1f", " kWh"), "hist-energy"),
+            card("Specific yield", fmt(totals.get("final_yield_h"), ",.2f", " kWh/kWp"), "hist-yield"),
+            card("Performance ratio", fmt(totals.get("pr"), ".1%"), "hist-pr", f"25 °C: {fmt(totals.get('pr_temp_iec'), '.1%')}"),
+            card("Availability", fmt(totals.get("availability_time"), ".1%"), "hist-availability", f"energy-based {fmt(totals.get('availability_energy'), '.1%')}"),
+            card("Capacity factor", fmt(totals.get("capacity_factor_ac"), ".1%"), "hist-cf", "AC nameplate"),
+            card("Expected energy", fmt(totals.get("energy_expected_kwh"), ",.1f", " kWh"), "hist-expected", f"deviation {fmt(totals.get('expected_deviation'), '+.1%')}"),
+        ]  # fmt: skip
+        if rows.empty:
+            self.note.object = f"No {grain}ly KPIs for {self.site.value} in this range yet."
+            for source in self.sources.values():
+                source.data = {"t": [], "a": [], "b": [], "c": [], "w": []}
+            self.table.value = pd.DataFrame()
+            return
+        label = {"hour": "hourly", "day": "daily", "month": "monthly"}[grain]
+        self.note.object = f"{len(rows):,} {label} rows · times in {tz}"
+        t = list(rows["period_start"].dt.tz_convert(tz).dt.tz_localize(None))
+        width = {"hour": 3.0e6, "day": 6.5e7, "month": 2.0e9}[grain]
+        col = lambda c: rows[c].astype(float).tolist()  # noqa: E731
+        self.sources["pr"].data = {
+            "t": t,
+            "a": col("pr"),
+            "b": col("pr_temp_iec"),
+            "c": col("pr_temp_nrel"),
+            "w": [width] * len(t),
         }
-    connected = "connected" if bus.state.connected else "reconnecting"
-    live_status.object = (
-        f"Live bus {connected} · {messages} messages · updated {datetime.now(UTC):%H:%M:%S} UTC"
-    )
+        self.sources["energy"].data = {
+            "t": t,
+            "a": col("energy_ac_kwh"),
+            "b": col("energy_expected_kwh"),
+            "c": [0] * len(t),
+            "w": [width] * len(t),
+        }
+        self.sources["yield"].data = {
+            "t": t,
+            "a": col("final_yield_h"),
+            "b": [0] * len(t),
+            "c": [0] * len(t),
+            "w": [width] * len(t),
+        }
+        self.sources["avail"].data = {
+            "t": t,
+            "a": col("availability_time"),
+            "b": col("availability_energy"),
+            "c": col("capacity_factor_ac"),
+            "w": [width] * len(t),
+        }
+        self.heatmap.object = self._energy_heatmap(start, end, tz)
+        self.strings.object = self._string_heatmap(start, end)
+        shown = rows.assign(period=rows["period_start"].dt.tz_convert(tz).dt.strftime("%Y-%m-%d %H:%M"))[
+            ["period", "energy_ac_kwh", "energy_expected_kwh", "final_yield_h", "pr", "pr_temp_iec", "availability_time", "capacity_factor_ac", "insolation_poa_kwh_m2"]
+        ].rename(columns={
+            "energy_ac_kwh": "energy kWh", "energy_expected_kwh": "expected kWh", "final_yield_h": "yield kWh/kWp",
+            "pr": "PR", "pr_temp_iec": "PR 25 °C", "availability_time": "availability", "capacity_factor_ac": "capacity factor",
+            "insolation_poa_kwh_m2": "insolation kWh/m²",
+        })  # fmt: skip
+        self.table.formatters = {
+            c: {"type": "money", "precision": 3} for c in shown.columns if c != "period"
+        }
+        self.table.value = shown.round(3)
+
+    def _energy_heatmap(self, start, end, tz):
+        grid = data.energy_heatmap(
+            URL, self.site.value, self.device.value or SITE_DEVICE, start, end, tz
+        )
+        fig = figure(height=300, title="Energy by local day × hour [kWh]", toolbar_location=None, sizing_mode="stretch_width",
+                     x_range=(-0.5, 23.5), y_range=list(grid.index) if not grid.empty else ["—"])  # fmt: skip
+        if grid.empty:
+            return fig
+        long = grid.stack().reset_index(name="kwh")
+        mapper = LinearColorMapper(palette="Viridis256", low=0, high=float(long["kwh"].max() or 1))
+        fig.rect(
+            x="hour",
+            y="day",
+            width=1,
+            height=1,
+            source=ColumnDataSource(long),
+            fill_color={"field": "kwh", "transform": mapper},
+            line_color=None,
+        )
+        fig.xaxis.axis_label = "hour"
+        return fig
+
+    def _string_heatmap(self, start, end):
+        grid = data.string_heatmap(URL, self.site.value, start, end)
+        fig = figure(height=300, title="String current by hour [A]", toolbar_location=None, sizing_mode="stretch_width",
+                     x_axis_type="datetime", y_range=list(grid.index) if not grid.empty else ["no string data"])  # fmt: skip
+        if grid.empty:
+            return fig
+        long = grid.stack().reset_index(name="amps")
+        long["bucket"] = pd.to_datetime(long["bucket"]).dt.tz_localize(None)
+        mapper = LinearColorMapper(palette="Inferno256", low=0, high=float(long["amps"].max() or 1))
+        fig.rect(
+            x="bucket",
+            y="string",
+            width=3.6e6,
+            height=1,
+            source=ColumnDataSource(long),
+            fill_color={"field": "amps", "transform": mapper},
+            line_color=None,
+        )
+        return fig
 
 
-def update_pr() -> None:
-    if not settings.database_url:
-        pr_table.object = "No database configured (PVP_DATABASE_URL)."
-        return
-    df = hourly_pr(settings.database_url)
-    df = df[np.isfinite(df["pr"].astype(float))] if not df.empty else df
-    if df.empty:
-        pr_table.object = "No hourly KPIs yet: Dagster materializes them as telemetry arrives."
-        pr_source.data = {"t": [], "pr": [], "width": []}
-        return
-    pr_source.data = {
-        "t": list(pd.to_datetime(df["period_start"], utc=True)),
-        "pr": df["pr"].astype(float).tolist(),
-        "width": [3_000_000] * len(df),
-    }
-    last = df.iloc[-1]
-    pr_table.object = (
-        f"Latest hour {pd.Timestamp(last['period_start']):%Y-%m-%d %H:%M} UTC: PR **{float(last['pr']):.3f}**, "
-        f"energy {float(last['energy_ac_kwh']):,.1f} kWh, POA insolation {float(last['insolation_poa_kwh_m2']):.3f} kWh/m²"
-    )
+# -- Alerts -------------------------------------------------------------------------------------------
 
 
-update_live()
-update_pr()
-live_cb = pn.state.add_periodic_callback(update_live, period=1000)
-pr_cb = pn.state.add_periodic_callback(update_pr, period=60_000)
+class AlertsPage:
+    """Filter alerts; acknowledge or resolve the selected ones with a name and a comment."""
+
+    def __init__(self) -> None:
+        plant = the_plant()
+        self.site = pn.widgets.Select(
+            name="Site", options=["All"] + ([s.id for s in plant.sites] if plant else []), width=160
+        )
+        self.severity = pn.widgets.Select(
+            name="Severity", options=["All", *SEVERITY_COLOURS], width=140
+        )
+        self.state = pn.widgets.Select(
+            name="State", options=["active", "open", "acknowledged", "resolved", "all"], width=150
+        )
+        self.who = pn.widgets.TextInput(
+            name="Your name", value=pn.state.user or "", width=160, placeholder="who acts"
+        )
+        self.comment = pn.widgets.TextInput(name="Comment", placeholder="what was done", width=320)
+        self.ack = pn.widgets.Button(name="Acknowledge", button_type="warning", width=130)
+        self.resolve = pn.widgets.Button(name="Resolve", button_type="success", width=110)
+        self.message = pn.pane.Markdown("", name="alerts-message")
+        self.table = pn.widgets.Tabulator(
+            pd.DataFrame(), selectable="checkbox", disabled=True, pagination="local", page_size=20,
+            height=520, name="alerts-table", show_index=False,
+        )  # fmt: skip
+        for w in (self.site, self.severity, self.state):
+            w.param.watch(lambda *_: self.update(), "value")
+        self.ack.on_click(lambda _: self.act("acknowledge"))
+        self.resolve.on_click(lambda _: self.act("resolve"))
+        self.layout = pn.Column(
+            pn.Row(self.site, self.severity, self.state),
+            self.table,
+            pn.Row(
+                self.who,
+                self.comment,
+                pn.Column(pn.Spacer(height=18), pn.Row(self.ack, self.resolve)),
+            ),
+            self.message,
+            name="Alerts",
+        )
+
+    def rows(self) -> pd.DataFrame:
+        state = self.state.value
+        rows = data.alerts(
+            URL, state if state in ("open", "acknowledged", "resolved") else None,
+            None if self.site.value == "All" else self.site.value,
+            None if self.severity.value == "All" else self.severity.value,
+        )  # fmt: skip
+        if state == "active" and not rows.empty:
+            rows = rows[rows["state"] != "resolved"]
+        return rows
+
+    def update(self) -> None:
+        if not URL:
+            return
+        rows = self.rows()
+        columns = [
+            "id",
+            "severity",
+            "state",
+            "site_id",
+            "device_id",
+            "rule",
+            "message",
+            "opened_at",
+            "count",
+            "acknowledged_by",
+            "ack_comment",
+            "resolved_by",
+        ]
+        shown = rows.reindex(columns=columns) if not rows.empty else pd.DataFrame(columns=columns)
+        for c in ("opened_at",):
+            shown[c] = pd.to_datetime(shown[c], utc=True).dt.strftime("%Y-%m-%d %H:%M:%S")
+        self.table.value = shown.fillna("")
+
+    def act(self, action: str) -> None:
+        selected = self.table.selected_dataframe
+        who = (self.who.value or "").strip()
+        if selected.empty:
+            self.message.object = "Select one or more alerts first."
+            return
+        if not who:
+            self.message.object = "Enter your name: acknowledgements and resolutions are signed."
+            return
+        engine = AlertEngine(AlertStore(data.database(URL).engine))
+        done = [
+            int(i)
+            for i in selected["id"]
+            if getattr(engine, action)(int(i), who, self.comment.value or "")
+        ]
+        data.alerts.clear()
+        verb = "acknowledged" if action == "acknowledge" else "resolved"
+        self.message.object = f"{len(done)} alert(s) {verb} by {who}: {', '.join(f'#{i}' for i in done) or 'none (already in that state)'}"
+        self.comment.value = ""
+        self.update()
 
 
-def _stop_callbacks(session_context) -> None:
-    live_cb.stop()
-    pr_cb.stop()
+# -- Devices ------------------------------------------------------------------------------------------
 
 
-pn.state.on_session_destroyed(_stop_callbacks)
+class DevicesPage:
+    def __init__(self) -> None:
+        self.table = pn.widgets.Tabulator(
+            pd.DataFrame(), disabled=True, show_index=False, name="devices-table", height=420,
+            formatters={"availability 24 h": {"type": "progress", "max": 1, "legend": True}},
+        )  # fmt: skip
+        self.note = pn.pane.Markdown("", name="devices-note")
+        self.layout = pn.Column("### Devices", self.note, self.table, name="Devices")
 
-template = pn.template.FastListTemplate(
-    title=TITLE,
-    main=[
-        pn.Row(plant_power, poa),
-        live_status,
-        tiles,
-        pn.pane.Bokeh(power_fig),
-        pn.pane.Markdown("### Hourly performance ratio"),
-        pr_table,
-        pn.pane.Bokeh(pr_fig),
-    ],
-    header_background="#1f4e79",
+    def update(self) -> None:
+        if not (URL and PLANT_FILE):
+            self.note.object = "No database or plant file configured."
+            return
+        rows = data.devices(URL, PLANT_FILE)
+        online = int((rows["communication"] == "online").sum()) if not rows.empty else 0
+        self.note.object = f"{online} of {len(rows)} devices online · availability from the last 24 hourly KPI rows"
+        self.table.value = rows.assign(**{"availability 24 h": rows["availability 24 h"].round(3)})
+
+
+# -- the app ------------------------------------------------------------------------------------------
+
+live, history, alerts_page, devices_page = LivePage(), HistoryPage(), AlertsPage(), DevicesPage()
+tabs = pn.Tabs(
+    *(p.layout for p in (live, history, alerts_page, devices_page)), dynamic=False, name="pages"
 )
+if pn.state.location:
+    pn.state.location.sync(tabs, {"active": "page"})
+for refresh in (
+    live.update,
+    live.update_alerts,
+    history.update,
+    alerts_page.update,
+    devices_page.update,
+):
+    refresh()
+callbacks = [
+    pn.state.add_periodic_callback(live.update, period=250),
+    pn.state.add_periodic_callback(live.update_alerts, period=10_000),
+    pn.state.add_periodic_callback(alerts_page.update, period=15_000),
+    pn.state.add_periodic_callback(devices_page.update, period=15_000),
+]
+pn.state.on_session_destroyed(lambda _ctx: [cb.stop() for cb in callbacks])
+
+access = (
+    f"Signed in as **{pn.state.user}** · [log out](./logout)"
+    if pn.state.user
+    else "Open access (demo mode: no login configured)"
+)
+sidebar = [
+    pn.pane.Markdown(
+        f"**Plant file**  \n`{PLANT_FILE or '—'}`\n\n{access}\n\n"
+        "Live values arrive over the MQTT live bus; KPIs come from the hourly/daily/monthly tables "
+        "Dagster keeps up to date.",
+    )
+]
+template = pn.template.FastListTemplate(
+    title=TITLE, main=[tabs], sidebar=sidebar, header_background=ACCENT, accent_base_color=ACCENT,
+    sidebar_width=260,
+)  # fmt: skip
 template.servable(title=TITLE)

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -149,6 +150,20 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from pv_platform.dashboard_server import panel_command
+
+    settings = get_settings()
+    try:
+        cmd = panel_command(settings, args.address, args.port)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if "--basic-auth" not in cmd:
+        print("note: no PVP_DASHBOARD_USERS_FILE: the dashboard is open to anyone who reaches it")
+    return subprocess.call(cmd)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from pv_platform.demo import run_demo
 
@@ -195,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("integrations", help="list installed integrations").set_defaults(
         func=cmd_integrations
     )
+    p = sub.add_parser("dashboard", help="serve the Panel dashboard (login when configured)")
+    p.add_argument("--address", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=5006)
+    p.set_defaults(func=cmd_dashboard)
     p = sub.add_parser("demo", help="run the whole platform on embedded defaults")
     p.add_argument("--inverters", type=int, default=2)
     p.add_argument("--backfill-hours", type=float, default=24.0)

@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pv_platform.dashboard_server import login_configured, panel_command
 from pv_platform.plant import dump_plant, load_plant, parse_plant
 from pv_platform.services import ensure_database, free_port, port_is_open, start_embedded_postgres
 from pv_platform.settings import Settings
@@ -241,15 +242,7 @@ def run_demo(settings: Settings, inverters: int = 2, backfill_hours: float = 24.
         ],
         env,
     )
-    children.start(
-        "panel",
-        [
-            str(bin_dir / "panel"), "serve", str(REPO / "dashboards" / "app.py"), "--address", "127.0.0.1",
-            "--port", str(panel_port), "--allow-websocket-origin", f"127.0.0.1:{panel_port}",
-            "--allow-websocket-origin", f"localhost:{panel_port}", "--num-procs", "1",
-        ],
-        env,
-    )  # fmt: skip
+    children.start("panel", panel_command(settings, "127.0.0.1", panel_port), env)
 
     stopping = {"flag": False}
 
@@ -265,8 +258,12 @@ def run_demo(settings: Settings, inverters: int = 2, backfill_hours: float = 24.
         f"  MQTT broker:         {mqtt_url}   (live bus: {settings.live_topic_prefix}/#)\n"
         f"  Telemetry database:  {redact(database_url)}\n"
         f"  Plant file:          {plant_file}\n"
-        "  The dashboard runs open (no login) in demo mode.\n"
-        "Press Ctrl-C to stop everything.\n",
+        + (
+            "  The dashboard asks for a login (PVP_DASHBOARD_USERS_FILE).\n"
+            if login_configured(settings)
+            else "  The dashboard runs open (no login) in demo mode; set PVP_DASHBOARD_USERS_FILE to require one.\n"
+        )
+        + "Press Ctrl-C to stop everything.\n",
         flush=True,
     )
     if wait_for_port(panel_port, 60) and wait_for_port(dagster_port, 120):

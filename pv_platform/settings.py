@@ -62,6 +62,17 @@ class Settings(BaseSettings):
         description='Fleet-wide alert thresholds as JSON, e.g. {"pr_min": 0.75, "min_efficiency": 0.9};'
         " a site's `alerts:` block in the plant file overrides them.",
     )
+    dashboard_users_file: Path | None = Field(
+        default=None,
+        description='Dashboard login: a JSON file {"user": "password"}. Unset: the dashboard is open (demo only).',
+    )
+    dashboard_cookie_secret: str | None = Field(
+        default=None, description="Signs the dashboard's login cookie; random per start when unset."
+    )
+    dashboard_origins: list[str] = Field(
+        default_factory=list,
+        description='Extra websocket origins behind a reverse proxy, e.g. ["pv.example.org"].',
+    )
     sensor_interval_s: int = Field(
         default=30, description="How often the Dagster ingest sensor looks for segments."
     )

@@ -1,0 +1,130 @@
+"""What the dashboard reads, through the storage module only, cached per server process (`pn.cache`):
+one query serves every session and widget until its time-to-live passes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import panel as pn
+
+from pv_platform.alerts.kpi_rules import STRING_CURRENT_LIKE
+from pv_platform.alerts.limits import realtime_thresholds
+from pv_platform.kpi.periods import SITE_DEVICE, total
+from pv_platform.plant import Plant, load_plant
+from pv_platform.storage import Database
+from pv_platform.storage.alerts import AlertStore
+
+GRAIN_TABLE = {
+    "hour": "kpi_hourly",
+    "day": "kpi_daily",
+    "month": "kpi_monthly",
+    "year": "kpi_yearly",
+}
+
+
+@pn.cache
+def database(url: str) -> Database:
+    return Database(url, pool_size=3)
+
+
+@pn.cache(ttl=60)
+def plant(path: str) -> Plant:
+    return load_plant(path)
+
+
+@pn.cache(ttl=30, max_items=256)
+def kpis(
+    url: str, grain: str, site_id: str, device_id: str, start: datetime, end: datetime
+) -> pd.DataFrame:
+    """KPI rows of one site (device '*') or inverter at an hour/day/month/year grain in [start, end)."""
+    return database(url).kpis(GRAIN_TABLE[grain], start, end, site_id=site_id, device_id=device_id)
+
+
+@pn.cache(ttl=30, max_items=64)
+def fleet_days(url: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """Daily site rows of every site in [start, end) (the fleet overview and the benchmark)."""
+    return database(url).kpis("kpi_daily", start, end, device_id=SITE_DEVICE)
+
+
+def period_total(rows: pd.DataFrame) -> dict:
+    """One row of KPIs over all the given rows (ratios from summed parts)."""
+    return {} if rows.empty else total(rows).iloc[0].to_dict()
+
+
+@pn.cache(ttl=60, max_items=64)
+def energy_heatmap(
+    url: str, site_id: str, device_id: str, start: datetime, end: datetime, tz: str
+) -> pd.DataFrame:
+    """Energy [kWh] per local day (rows) and local hour (columns)."""
+    rows = kpis(url, "hour", site_id, device_id, start, end)
+    if rows.empty:
+        return pd.DataFrame()
+    local = rows["period_start"].dt.tz_convert(tz)
+    frame = pd.DataFrame(
+        {"day": local.dt.strftime("%Y-%m-%d"), "hour": local.dt.hour, "kwh": rows["energy_ac_kwh"]}
+    )
+    return frame.pivot_table(index="day", columns="hour", values="kwh", aggfunc="sum")
+
+
+@pn.cache(ttl=60, max_items=64)
+def string_heatmap(url: str, site_id: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """Mean string current [A] per string (rows, 'inverter / mpptN') and UTC hour (columns)."""
+    rows = database(url).hourly_rollup(start, end, site_id=site_id, metric_like=STRING_CURRENT_LIKE)
+    if rows.empty:
+        return pd.DataFrame()
+    rows = rows.assign(
+        string=rows["device_id"] + " / " + rows["metric"].str.removesuffix("_dc_current")
+    )
+    return rows.pivot_table(index="string", columns="bucket", values="avg_value", aggfunc="mean")
+
+
+@pn.cache(ttl=10, max_items=64)
+def alerts(url: str, state: str | None, site_id: str | None, severity: str | None) -> pd.DataFrame:
+    return AlertStore(database(url).engine).list(
+        state=state or None, site_id=site_id or None, severity=severity or None, limit=500
+    )
+
+
+@pn.cache(ttl=15)
+def devices(url: str, plant_file: str) -> pd.DataFrame:
+    """Each configured device: newest reading, communication status, and availability over the last 24 h."""
+    db, the_plant = database(url), plant(plant_file)
+    last = db.last_reading_per_device()
+    now = datetime.now(UTC)
+    day = db.kpis("kpi_hourly", now - timedelta(hours=24), now)
+    rows = []
+    for site in the_plant.sites:
+        stale_s = realtime_thresholds(site).stale_after_s
+        for d in site.devices:
+            seen = last.get((site.id, d.id))
+            age_s = (now - seen).total_seconds() if seen else None
+            status = "never seen" if seen is None else ("online" if age_s <= stale_s else "silent")
+            mine = (
+                day[(day["site_id"] == site.id) & (day["device_id"] == d.id)]
+                if not day.empty
+                else day
+            )
+            availability = (
+                period_total(mine).get("availability_time", np.nan) if not mine.empty else np.nan
+            )
+            rows.append(
+                {
+                    "site": site.id, "device": d.id, "kind": d.kind, "integration": d.integration,
+                    "last reading (UTC)": seen.strftime("%Y-%m-%d %H:%M:%S") if seen else "—",
+                    "age": _age(age_s), "communication": status,
+                    "availability 24 h": availability,
+                }
+            )  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
