@@ -7,6 +7,7 @@ cached queries in `dashboards/data.py`.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -18,7 +19,7 @@ from bokeh.plotting import figure
 from dashboards import data
 from dashboards.live import live_bus
 from pv_platform.alerts.engine import AlertEngine
-from pv_platform.kpi.periods import SITE_DEVICE
+from pv_platform.kpi.periods import SITE_DEVICE, fleet_rows
 from pv_platform.kpi.yields import performance_ratio
 from pv_platform.settings import get_settings
 from pv_platform.storage.alerts import AlertStore
@@ -35,6 +36,7 @@ SEVERITY_COLOURS = {
     "CRITICAL": "#b71c1c", "HIGH": "#e65100", "MEDIUM": "#f9a825", "LOW": "#1565c0", "INFO": "#546e7a",
 }  # fmt: skip
 PAGES = ["Live", "History", "Alerts", "Devices"]
+FLEET = "All sites (fleet)"
 
 settings = get_settings()
 URL = settings.database_url
@@ -217,7 +219,10 @@ class HistoryPage:
         plant = the_plant()
         sites = [s.id for s in plant.sites] if plant else []
         self.site = pn.widgets.Select(
-            name="Site", options=sites, value=sites[0] if sites else None, width=180
+            name="Site",
+            options=sites + ([FLEET] if len(sites) > 1 else []),
+            value=sites[0] if sites else None,
+            width=180,
         )
         self.device = pn.widgets.Select(
             name="Device", options=self._devices(self.site.value), width=180
@@ -316,6 +321,7 @@ class HistoryPage:
             height=360,
             name="history-table",
         )
+        self._apply_link_args(sites)
         self.site.param.watch(self._site_changed, "value")
         for w in (self.device, self.dates, self.grain):
             w.param.watch(lambda *_: self.update(), "value")
@@ -330,9 +336,23 @@ class HistoryPage:
             name="History",
         )  # fmt: skip
 
+    def _apply_link_args(self, sites: list[str]) -> None:
+        """Deep links: ?page=1&site=<id or fleet>&days=<n>&grain=hour|day|month."""
+        args = {k: v[0].decode() for k, v in (pn.state.session_args or {}).items() if v}
+        if args.get("site") == "fleet" and FLEET in self.site.options:
+            self.site.value = FLEET
+        elif args.get("site") in sites:
+            self.site.value = args["site"]
+            self.device.options = self._devices(self.site.value)
+        if args.get("days", "").isdigit():
+            today = datetime.now(UTC).date()
+            self.dates.value = (today - timedelta(days=int(args["days"]) - 1), today)
+        if args.get("grain") in self.grain.options:
+            self.grain.value = args["grain"]
+
     def _devices(self, site_id: str | None) -> dict[str, str]:
         plant = the_plant()
-        if not plant or not site_id:
+        if not plant or not site_id or site_id == FLEET:
             return {"Site total": SITE_DEVICE}
         return {"Site total": SITE_DEVICE, **{d.id: d.id for d in plant.site(site_id).inverters}}
 
@@ -344,7 +364,9 @@ class HistoryPage:
     def window(self) -> tuple[datetime, datetime, str]:
         """[start, end) in UTC for the picked local dates (end date included)."""
         plant = the_plant()
-        tz = plant.site(self.site.value).timezone if plant and self.site.value else "UTC"
+        site = plant.sites[0] if plant and self.site.value == FLEET else None
+        site = site or (plant.site(self.site.value) if plant and self.site.value else None)
+        tz = site.timezone if site else "UTC"  # the fleet view uses the first site's calendar
         first, last = self.dates.value
         start = pd.Timestamp(first).tz_localize(tz)
         end = pd.Timestamp(last + timedelta(days=1)).tz_localize(tz)
@@ -358,15 +380,25 @@ class HistoryPage:
             return
         start, end, tz = self.window()
         grain = self.grain.value
-        rows = data.kpis(URL, grain, self.site.value, self.device.value or SITE_DEVICE, start, end)
-        hours = (
-            rows
-            if grain == "hour"
-            else data.kpis(
-                URL, "hour", self.site.value, self.device.value or SITE_DEVICE, start, end
+        t0 = time.perf_counter()
+        if (
+            self.site.value == FLEET
+        ):  # every site's own rows, summed per period; hours are too many here
+            grain = "day" if grain == "hour" else grain
+            per_site = data.fleet(URL, grain, start, end)
+            rows = fleet_rows(per_site)
+            totals = data.period_total(rows)
+        else:
+            per_site = None
+            device = self.device.value or SITE_DEVICE
+            rows = data.kpis(URL, grain, self.site.value, device, start, end)
+            hours = (
+                rows
+                if grain == "hour"
+                else data.kpis(URL, "hour", self.site.value, device, start, end)
             )
-        )
-        totals = data.period_total(hours)
+            totals = data.period_total(hours)
+        self.query_s = time.perf_counter() - t0
         self.summary.objects = [
             card("Energy", fmt(totals.get("energy_ac_kwh"), ",.1f", " kWh"), "hist-energy"),
             card("Specific yield", fmt(totals.get("final_yield_h"), ",.2f", " kWh/kWp"), "hist-yield"),
@@ -382,7 +414,8 @@ class HistoryPage:
             self.table.value = pd.DataFrame()
             return
         label = {"hour": "hourly", "day": "daily", "month": "monthly"}[grain]
-        self.note.object = f"{len(rows):,} {label} rows · times in {tz}"
+        sites = f" of {per_site['site_id'].nunique()} sites" if per_site is not None else ""
+        self.note.object = f"{len(rows):,} {label} rows{sites} · times in {tz} · read in {self.query_s * 1000:.0f} ms"
         t = list(rows["period_start"].dt.tz_convert(tz).dt.tz_localize(None))
         width = {"hour": 3.0e6, "day": 6.5e7, "month": 2.0e9}[grain]
         col = lambda c: rows[c].astype(float).tolist()  # noqa: E731
@@ -414,19 +447,25 @@ class HistoryPage:
             "c": col("capacity_factor_ac"),
             "w": [width] * len(t),
         }
-        self.heatmap.object = self._energy_heatmap(start, end, tz)
-        self.strings.object = self._string_heatmap(start, end)
+        if per_site is not None:  # fleet: one table row per site instead of heatmaps
+            self.heatmap.visible = self.strings.visible = False
+            rows = data.total(per_site).assign(period_start=rows["period_start"].min())
+        else:
+            self.heatmap.visible = self.strings.visible = True
+            self.heatmap.object = self._energy_heatmap(start, end, tz)
+            self.strings.object = self._string_heatmap(start, end)
         shown = rows.assign(period=rows["period_start"].dt.tz_convert(tz).dt.strftime("%Y-%m-%d %H:%M"))[
-            ["period", "energy_ac_kwh", "energy_expected_kwh", "final_yield_h", "pr", "pr_temp_iec", "availability_time", "capacity_factor_ac", "insolation_poa_kwh_m2"]
+            ["site_id", "period", "energy_ac_kwh", "energy_expected_kwh", "final_yield_h", "pr", "pr_temp_iec", "availability_time", "capacity_factor_ac", "insolation_poa_kwh_m2"]
         ].rename(columns={
             "energy_ac_kwh": "energy kWh", "energy_expected_kwh": "expected kWh", "final_yield_h": "yield kWh/kWp",
             "pr": "PR", "pr_temp_iec": "PR 25 °C", "availability_time": "availability", "capacity_factor_ac": "capacity factor",
-            "insolation_poa_kwh_m2": "insolation kWh/m²",
+            "insolation_poa_kwh_m2": "insolation kWh/m²", "site_id": "site",
         })  # fmt: skip
         self.table.formatters = {
             c: {"type": "money", "precision": 3} for c in shown.columns if c != "period"
         }
         self.table.value = shown.round(3)
+        self.note.object += f" · page built in {(time.perf_counter() - t0) * 1000:.0f} ms"
 
     def _energy_heatmap(self, start, end, tz):
         grid = data.energy_heatmap(

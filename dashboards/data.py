@@ -43,9 +43,9 @@ def kpis(
 
 
 @pn.cache(ttl=30, max_items=64)
-def fleet_days(url: str, start: datetime, end: datetime) -> pd.DataFrame:
-    """Daily site rows of every site in [start, end) (the fleet overview and the benchmark)."""
-    return database(url).kpis("kpi_daily", start, end, device_id=SITE_DEVICE)
+def fleet(url: str, grain: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """Site rows of every site at a grain in [start, end) (the fleet view)."""
+    return database(url).kpis(GRAIN_TABLE[grain], start, end, device_id=SITE_DEVICE)
 
 
 def period_total(rows: pd.DataFrame) -> dict:

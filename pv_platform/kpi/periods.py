@@ -152,12 +152,21 @@ def _summed(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return out.reset_index()
 
 
-def total(hourly: pd.DataFrame) -> pd.DataFrame:
-    """One row per (site, device) over all the given hourly rows: any explicit period, not a calendar one."""
-    rows = _summed(hourly, ["site_id", "device_id"])
-    rows["period_start"] = hourly["period_start"].min()
-    rows["period_h"] = float(hourly["period_start"].nunique())
+def total(parts: pd.DataFrame) -> pd.DataFrame:
+    """One row per (site, device) over all the given rows (hours, days, ...): any explicit period, not a
+    calendar one. Its length is the sum of the distinct periods' lengths."""
+    rows = _summed(parts, ["site_id", "device_id"])
+    rows["period_start"] = parts["period_start"].min()
+    rows["period_h"] = float(parts.drop_duplicates("period_start")["period_h"].sum())
     return derive_ratios(rows)
+
+
+def fleet_rows(site_rows_: pd.DataFrame, fleet_id: str = "fleet") -> pd.DataFrame:
+    """Site rows of several sites summed per period into one fleet row per period (nameplates add up;
+    PR from the summed reference energies)."""
+    if site_rows_.empty:
+        return site_rows_
+    return site_rows(site_rows_.assign(site_id=fleet_id, device_id="fleet-member"))
 
 
 def aggregate(hourly: pd.DataFrame, timezones: dict[str, str], grain: str) -> pd.DataFrame:
