@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
+from pymodbus.framer import FramerType
 
 from integrations.sunspec_modbus.config import SunSpecModbusConfig
 from integrations.sunspec_modbus.entities import INVERTER_ENTITIES
@@ -53,7 +54,9 @@ class SunSpecCoordinator(Coordinator):
             site_id, device_id, INVERTER_ENTITIES, poll_interval_s=config.poll_interval_s
         )
         self.config = config
-        self._client: AsyncModbusTcpClient | None = None  # made in the running loop, on first use
+        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = (
+            None  # made on first use
+        )
         self.models: dict[int, tuple[int, int]] = {}  # model id -> (data address, length)
         self.common: dict[str, object] = {}
         self.nameplate: dict[str, object] = {}
@@ -61,20 +64,23 @@ class SunSpecCoordinator(Coordinator):
         self.events: list[str] = []
 
     @property
-    def client(self) -> AsyncModbusTcpClient:
-        if self._client is None:
+    def client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        c = self.config
+        if self._client is None and c.serial_port:
+            self._client = AsyncModbusSerialClient(
+                c.serial_port, framer=FramerType.RTU, baudrate=c.baudrate, bytesize=c.bytesize,
+                parity=c.parity, stopbits=c.stopbits, timeout=c.timeout_s, retries=c.retries,
+            )  # fmt: skip
+        elif self._client is None:
             self._client = AsyncModbusTcpClient(
-                self.config.host,
-                port=self.config.port,
-                timeout=self.config.timeout_s,
-                retries=self.config.retries,
+                c.host, port=c.port, timeout=c.timeout_s, retries=c.retries
             )
         return self._client
 
     async def _read(self, address: int, count: int) -> list[int]:
         """Read holding registers in chunks the protocol allows; UpdateFailed on any error."""
         if not self.client.connected and not await self.client.connect():
-            raise UpdateFailed(f"cannot connect to {self.config.host}:{self.config.port}")
+            raise UpdateFailed(f"cannot connect to {self.config.where}")
         regs: list[int] = []
         try:
             while count > 0:
