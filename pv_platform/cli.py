@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
 
@@ -33,6 +33,17 @@ def cmd_collect(args: argparse.Namespace) -> int:
     async def main() -> None:
         stop = _stop_event()
         collector = Collector(plant, settings, settings.resolved_landing_dir, broker)
+        sink = None
+        if settings.influx_url:  # optional full-rate copy to InfluxDB 2
+            from pv_platform.influx import InfluxSink
+
+            sink = InfluxSink(
+                settings.influx_url,
+                settings.influx_token or "",
+                settings.influx_org,
+                settings.influx_bucket,
+            )
+            collector.hooks.append(sink)
         tasks = []
         if (
             settings.database_url
@@ -44,6 +55,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
             )
         await collector.run(stop)
         await asyncio.gather(*tasks, return_exceptions=True)
+        if sink is not None:
+            sink.close()
 
     asyncio.run(main())
     return 0
@@ -161,7 +174,10 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
         return 2
     if "--basic-auth" not in cmd:
         print("note: no PVP_DASHBOARD_USERS_FILE: the dashboard is open to anyone who reaches it")
-    return subprocess.call(cmd)
+    sys.stdout.flush()
+    os.execv(
+        cmd[0], cmd
+    )  # become the server: signals (SIGTERM from a supervisor) reach it directly
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

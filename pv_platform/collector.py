@@ -14,6 +14,7 @@ from pathlib import Path
 import aiomqtt
 
 from pv_platform.bus import BrokerAddress, live_payload, live_topic
+from pv_platform.ha_discovery import discovery_messages
 from pv_platform.integration import Coordinator, load_integration, wait_or_stop
 from pv_platform.landing import SegmentWriter
 from pv_platform.plant import Plant
@@ -115,6 +116,13 @@ class Collector:
         while not stop.is_set():
             try:
                 async with aiomqtt.Client(**self.broker.client_kwargs()) as client:
+                    if (
+                        self.settings.ha_discovery
+                    ):  # retained: Home Assistant finds them whenever it starts
+                        for topic, payload in discovery_messages(
+                            self.coordinators, prefix, self.settings.ha_discovery_prefix
+                        ):
+                            await client.publish(topic, payload, qos=1, retain=True)
                     while not stop.is_set():
                         pending, self._live = self._live, {}
                         for (site_id, device_id), (ts, values) in pending.items():

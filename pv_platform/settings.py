@@ -85,6 +85,18 @@ class Settings(BaseSettings):
     daylight_poa_wm2: float = Field(
         default=50.0, description="POA irradiance above which it is day [W/m2]."
     )
+    influx_url: str | None = Field(
+        default=None, description="InfluxDB 2 URL: copy every reading there too (optional sink)."
+    )
+    influx_token: str | None = Field(default=None, description="InfluxDB API token.")
+    influx_org: str = Field(default="pvp", description="InfluxDB organization.")
+    influx_bucket: str = Field(default="pv", description="InfluxDB bucket.")
+    ha_discovery: bool = Field(
+        default=False, description="Publish Home Assistant MQTT discovery configs for every entity."
+    )
+    ha_discovery_prefix: str = Field(
+        default="homeassistant", description="Home Assistant's discovery topic prefix."
+    )
     live_topic_prefix: str = Field(
         default="pvp/live", description="MQTT topic prefix of the live bus."
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -25,13 +26,18 @@ from pv_platform.storage import Database
 
 
 @pytest.fixture(scope="session")
-def pg_admin_url(tmp_path_factory) -> str:
+def pg_admin_url() -> str:
     url = os.environ.get("PVP_TEST_DATABASE_URL")
     if url:
-        return url
-    server = start_embedded_postgres(tmp_path_factory.mktemp("pg"))
+        yield url
+        return
+    # its own folder, not pytest's basetemp: a second pytest run prunes old basetemps, and with them
+    # the data directory of a server still in use
+    folder = Path(tempfile.mkdtemp(prefix="pvp-test-pg-"))
+    server = start_embedded_postgres(folder / "pg")
     yield server.get_uri()
     server.cleanup()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
