@@ -29,6 +29,9 @@ demo: setup
 test: setup $(CHROMIUM)
 	$(BIN)/python -m pytest -q
 
+bench: setup $(CHROMIUM)
+	$(BIN)/python -m bench
+
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -20,6 +20,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.report import emit
 from pv_platform.collector import Collector
 from pv_platform.landing import SegmentWriter
 from pv_platform.plant import parse_plant
@@ -157,6 +158,36 @@ def main() -> None:
     )
     print(f"{'devices available at the end':<44} {available:>14d}")
     print(f"{'collector CPU use (share of its one core)':<44} {cpu_share:>14.2f}")
+    emit(
+        "collector",
+        "readings/s into the landing",
+        rate,
+        "/s",
+        "raw landing write",
+        raw_rate,
+        "info",
+        True,
+    )
+    emit(
+        "collector",
+        "polls per device-second",
+        poll_fraction,
+        "",
+        "one poll a second",
+        1.0,
+        ">= 0.99",
+        poll_fraction >= 0.99,
+    )
+    emit(
+        "collector",
+        "collector CPU (share of one core)",
+        cpu_share,
+        "",
+        "one core",
+        1.0,
+        "< 1",
+        cpu_share < 1.0,
+    )
     sim.terminate()
 
 

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+from datetime import datetime
 from pathlib import Path
 
 from pv_platform.settings import get_settings
@@ -21,6 +22,16 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
+def _use_clock(settings, start=None, speed=None) -> None:
+    """Accelerated time from settings (or the simulate flags): the same clock on both sides."""
+    from pv_platform.clock import set_clock
+
+    start, speed = start or settings.clock_start, speed or settings.clock_speed
+    if start is not None or speed != 1.0:
+        clock = set_clock(start, speed)
+        print(f"accelerated time: {speed:g}x from {clock.now():%Y-%m-%d %H:%M:%S} UTC", flush=True)
+
+
 def cmd_collect(args: argparse.Namespace) -> int:
     from pv_platform.bus import parse_mqtt_url
     from pv_platform.collector import Collector
@@ -29,6 +40,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     settings = get_settings()
     plant = load_plant(settings.resolved_plant_file)
     broker = parse_mqtt_url(settings.mqtt_url) if settings.mqtt_url else None
+    _use_clock(settings)
 
     async def main() -> None:
         stop = _stop_event()
@@ -71,6 +83,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     settings = get_settings()
     plant = load_plant(settings.resolved_plant_file)
     broker = parse_mqtt_url(settings.mqtt_url) if settings.mqtt_url else None
+    _use_clock(settings, args.start, args.speed)
 
     async def main() -> None:
         stop = _stop_event()
@@ -205,6 +218,16 @@ def main(argv: list[str] | None = None) -> int:
         "--scenario",
         type=Path,
         help="YAML schedule of faults to inject (integrations/simulator/scenarios.py)",
+    )
+    p.add_argument(
+        "--speed",
+        type=float,
+        help="accelerated time: simulated seconds per second (PVP_CLOCK_SPEED)",
+    )
+    p.add_argument(
+        "--start",
+        type=lambda text: datetime.fromisoformat(text.replace("Z", "+00:00")),
+        help="accelerated time: simulated UTC start, e.g. 2026-06-21T04:00Z (PVP_CLOCK_START)",
     )
     p.set_defaults(func=cmd_simulate)
     p = sub.add_parser("broker", help="run an embedded MQTT broker (amqtt)")

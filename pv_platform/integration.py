@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from pv_platform import clock
 from pv_platform.readings import Reading, entity_key
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ class Coordinator:
 
     def push(self, values: dict[str, float | None], ts: datetime | None = None) -> list[Reading]:
         """Turn metric values into readings (missing values are skipped) and hand them to the sink."""
-        ts = ts or datetime.now(UTC)
+        ts = ts or clock.now()
         readings = [
             Reading(entity=entity_key(self.site_id, self.device_id, metric), ts=ts, value=value)
             for metric, value in values.items()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -96,6 +97,15 @@ class Settings(BaseSettings):
     )
     ha_discovery_prefix: str = Field(
         default="homeassistant", description="Home Assistant's discovery topic prefix."
+    )
+    clock_start: datetime | None = Field(
+        default=None,
+        description="Accelerated time: the simulated UTC time at start (simulator and collector alike).",
+    )
+    clock_speed: float = Field(
+        default=1.0,
+        gt=0,
+        description="Accelerated time: simulated seconds per real second (720: a day in 2 min).",
     )
     live_topic_prefix: str = Field(
         default="pvp/live", description="MQTT topic prefix of the live bus."

@@ -87,3 +87,59 @@ def test_unreachable_inverter_is_unavailable_not_a_crash(plant, landing, mqtt_ur
     assert all(not c.available and c.consecutive_failures >= 1 for c in inverters)
     assert all("connect" in (c.last_error or "") for c in inverters)
     assert inverters[0].next_delay_s() > inverters[0].poll_interval_s  # backing off
+
+
+def test_accelerated_time_runs_a_simulated_morning_in_seconds(plant, landing, mqtt_url):
+    """The simulator and the collector share an accelerated clock (2880x: a day in 30 s): ten real
+    seconds land about eight simulated hours of a June day, with the sun rising in the readings and the
+    energy counter following the power."""
+    from datetime import UTC, datetime, timedelta
+
+    from pv_platform.clock import set_clock
+
+    june = datetime(2026, 6, 21, 3, 0, tzinfo=UTC)  # 05:00 in Zurich
+    assert june < datetime.now(UTC) - timedelta(days=1)  # simulated time stays in the past
+    set_clock(june, 2880.0)
+    try:
+
+        async def go():
+            settings = Settings(mqtt_url=mqtt_url, segment_max_age_s=0.5)
+            broker = parse_mqtt_url(mqtt_url)
+            stop_sim, stop_col, ready = asyncio.Event(), asyncio.Event(), asyncio.Event()
+            sim = asyncio.create_task(
+                run_simulator(
+                    plant,
+                    broker,
+                    stop_sim,
+                    weather_interval_s=0.5,
+                    update_interval_s=0.2,
+                    ready=ready,
+                )
+            )
+            await asyncio.wait_for(ready.wait(), 10)
+            col = asyncio.create_task(Collector(plant, settings, landing, broker).run(stop_col))
+            await asyncio.sleep(10.0)
+            stop_col.set()
+            await col
+            stop_sim.set()
+            await sim
+
+        asyncio.run(go())
+    finally:
+        set_clock()
+    landed = _landed(landing)
+    power = sorted(landed["testsite.inv1.ac_power"])
+    stamps = [datetime.fromisoformat(ts) for ts, _ in power]
+    span_h = (stamps[-1] - stamps[0]).total_seconds() / 3600
+    assert 6.0 <= span_h <= 9.0, span_h
+    assert all(june <= t <= june + timedelta(hours=9) for t in stamps)
+    poa = sorted(landed["testsite.wx1.poa_irradiance"])
+    early = [v for ts, v in poa if datetime.fromisoformat(ts) < june + timedelta(hours=1)]
+    late = [v for ts, v in poa if datetime.fromisoformat(ts) > june + timedelta(hours=6)]
+    assert max(early) < 300 < max(late)  # the sun rose during the run
+    energy = sorted(landed["testsite.inv1.ac_energy"])
+    delta_wh = energy[-1][1] - energy[0][1]
+    hours = [(t - stamps[0]).total_seconds() / 3600 for t in stamps]
+    integral_wh = sum(0.5 * (a + b) * (h2 - h1) for (a, b, h1, h2) in zip(
+        [v for _, v in power][:-1], [v for _, v in power][1:], hours[:-1], hours[1:], strict=True))  # fmt: skip
+    assert delta_wh > 50_000 and abs(delta_wh - integral_wh) / integral_wh < 0.15

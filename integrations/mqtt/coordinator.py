@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from integrations.mqtt.config import MqttDeviceConfig
 from integrations.mqtt.entities import MQTT_ENTITIES
 from integrations.mqtt.payload import PayloadError, parse_payload
+from pv_platform import clock
 from pv_platform.bus import BrokerAddress
 from pv_platform.integration import Coordinator, wait_or_stop
 
@@ -115,7 +116,7 @@ class MqttCoordinator(Coordinator):
                 if isinstance(message.payload, bytes)
                 else str(message.payload).encode()
             )
-            self.handle(payload, datetime.now(UTC))
+            self.handle(payload, clock.now())
             if message.qos > 0:
                 self._unacked.append((message.mid, message.qos))
                 if len(self._unacked) >= self.ack_batch:

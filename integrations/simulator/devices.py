@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 
 import aiomqtt
 import numpy as np
@@ -34,6 +34,7 @@ from integrations.sunspec_modbus.models import (
     NAMEPLATE,
     device_image,
 )
+from pv_platform import clock
 from pv_platform.bus import BrokerAddress
 from pv_platform.integration import wait_or_stop
 from pv_platform.plant import Device, Site
@@ -113,7 +114,7 @@ class SimulatedInverter:
         """Advance to `now`: integrate energy, recompute the register image and the served values."""
         if self.frozen and self.registers:
             return
-        ts = pd.Timestamp(now or datetime.now(UTC))
+        ts = pd.Timestamp(now or clock.now())
         wx = wx if wx is not None else weather(self.site, pd.DatetimeIndex([ts]), self.seed)
         frame = apply_to_inverter(
             inverter_output(self.device, wx, self.seed, self.site.id), self.faults, MPPTS
@@ -209,7 +210,7 @@ class SimulatedInverter:
         self, fc: int, start: int, address: int, count: int, regs: list[int], values
     ) -> None:
         """pymodbus calls this on each request: copy the current image into the served block."""
-        if any(f.kind == "device_silent" and f.active(datetime.now(UTC)) for f in self.faults):
+        if any(f.kind == "device_silent" and f.active(clock.now()) for f in self.faults):
             return ExcCodes.GATEWAY_NO_RESPONSE  # a silent device: the gateway gets no answer
         if values is None and self.registers:
             regs[: len(self.registers)] = self.registers
@@ -351,7 +352,7 @@ async def publish_json(
         try:
             async with aiomqtt.Client(**broker.client_kwargs()) as client:
                 while not stop.is_set():
-                    payload = make_payload(datetime.now(UTC))
+                    payload = make_payload(clock.now())
                     if payload is not None:  # None: the device is silent now
                         body = (
                             payload if isinstance(payload, bytes) else json.dumps(payload).encode()

@@ -6,7 +6,7 @@ import asyncio
 import functools
 import json
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +24,7 @@ from integrations.simulator.devices import (
 from integrations.simulator.physics import weather
 from integrations.simulator.scenarios import Fault, Scenario
 from integrations.sunspec_modbus.entities import INVERTER_ENTITIES
+from pv_platform import clock
 from pv_platform.bus import BrokerAddress
 from pv_platform.integration import wait_or_stop
 from pv_platform.landing import SegmentWriter
@@ -133,7 +134,7 @@ async def run_simulator(
     """Serve the plant until `stop` is set. History is back-filled first when asked."""
     counters: dict[str, float] = {}
     if backfill_hours > 0 and landing_dir is not None:
-        end = datetime.now(UTC).replace(second=0, microsecond=0)
+        end = clock.now().replace(second=0, microsecond=0)
         counters = await asyncio.to_thread(
             backfill_landing,
             plant,
@@ -191,7 +192,7 @@ async def run_simulator(
         ready.set()
     try:
         while not stop.is_set():
-            now = datetime.now(UTC)
+            now = clock.now()
             site_weather = {
                 site.id: weather(site, pd.DatetimeIndex([pd.Timestamp(now)]), seed)
                 for site in plant.sites
