@@ -353,9 +353,9 @@ class Database:
                 "INSERT INTO quarantine (received_at, source, payload, reason, segment_id) VALUES (%s, %s, %s, %s, %s)",
                 (
                     q["received_at"],
-                    q["source"],
-                    base64.b64decode(q["payload_b64"]),
-                    q["reason"],
+                    _text(q["source"]),
+                    base64.b64decode(q["payload_b64"]),  # bytea: any bytes, verbatim
+                    _text(q["reason"]),
                     segment.segment_id,
                 ),
             )
@@ -617,6 +617,12 @@ class Database:
         self, start: datetime, end: datetime, site_id: str | None = None
     ) -> pd.DataFrame:
         return self.kpis("kpi_hourly", start, end, site_id)
+
+
+def _text(value: str) -> str:
+    """Text as PostgreSQL stores it: a NUL byte (which `text` cannot hold) written as the escape `\\x00`,
+    so one odd byte from a device can never fail its whole segment."""
+    return value.replace("\x00", "\\x00")
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
