@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 DEFAULT_MQTT_PORT = 1883
 
@@ -17,9 +17,12 @@ class BrokerAddress:
     username: str | None = None
     password: str | None = None
     tls: bool = False
+    ca_file: str | None = None  # TLS: trust this CA (a private one) instead of the system's
 
     def __repr__(self) -> str:  # never print the password
         return f"BrokerAddress({self.host}:{self.port}, user={self.username!r}, tls={self.tls})"
+
+    __str__ = __repr__
 
     def client_kwargs(self) -> dict:
         """Keyword arguments for `aiomqtt.Client`."""
@@ -29,12 +32,13 @@ class BrokerAddress:
         if self.tls:
             import ssl
 
-            kwargs["tls_context"] = ssl.create_default_context()
+            kwargs["tls_context"] = ssl.create_default_context(cafile=self.ca_file)
         return kwargs
 
 
 def parse_mqtt_url(url: str) -> BrokerAddress:
-    """`mqtt://user:pass@host:1883` or `mqtts://host:8883` to a BrokerAddress."""
+    """`mqtt://user:pass@host:1883`, `mqtts://host:8883` or `mqtts://host:8883?ca_file=/etc/pvp/ca.crt`
+    (TLS against a private CA) to a BrokerAddress."""
     parsed = urlparse(url)
     if parsed.scheme not in ("mqtt", "mqtts", "tcp"):
         raise ValueError(f"PVP_MQTT_URL {url.split('@')[-1]!r}: scheme must be mqtt:// or mqtts://")
@@ -47,6 +51,7 @@ def parse_mqtt_url(url: str) -> BrokerAddress:
         username=unquote(parsed.username) if parsed.username else None,
         password=unquote(parsed.password) if parsed.password else None,
         tls=tls,
+        ca_file=(parse_qs(parsed.query).get("ca_file") or [None])[0],
     )
 
 

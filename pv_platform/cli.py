@@ -123,6 +123,18 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     if settings.resolved_plant_file.exists():
         db.sync_plant(load_plant(settings.resolved_plant_file))
     print(f"dialect {db.dialect}; applied migrations {applied or 'none (up to date)'}")
+    if args.roles:
+        passwords = {
+            role: os.environ.get(f"PVP_{role.removeprefix('pvp_').upper()}_DB_PASSWORD", "")
+            for role in ("pvp_ingest", "pvp_reader")
+        }
+        missing = [r for r, p in passwords.items() if not p]
+        if missing:
+            names = ", ".join(f"PVP_{r.removeprefix('pvp_').upper()}_DB_PASSWORD" for r in missing)
+            print(f"--roles needs the passwords in {names}", file=sys.stderr)
+            return 2
+        db.ensure_roles(passwords)
+        print("roles pvp_ingest (collector, Dagster) and pvp_reader (dashboards) granted")
     return 0
 
 
@@ -234,9 +246,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=1883)
     p.set_defaults(func=cmd_broker)
-    sub.add_parser("migrate", help="create or upgrade the database schema").set_defaults(
-        func=cmd_migrate
+    p = sub.add_parser("migrate", help="create or upgrade the database schema")
+    p.add_argument(
+        "--roles",
+        action="store_true",
+        help="also create the least-privilege roles pvp_ingest and pvp_reader"
+        " (passwords from PVP_INGEST_DB_PASSWORD, PVP_READER_DB_PASSWORD)",
     )
+    p.set_defaults(func=cmd_migrate)
     p = sub.add_parser("alerts", help="list, acknowledge or resolve alerts")
     p.add_argument("action", choices=["list", "ack", "resolve"])
     p.add_argument("id", nargs="?", type=int)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
+from psycopg import sql
 from sqlalchemy.engine import make_url
 
 from pv_platform.landing import Segment
@@ -95,6 +96,51 @@ class Database:
                 ).first()
             self._dialect = "timescale" if found else "postgres"
         return self._dialect
+
+    ROLE_GRANTS = {
+        # collector / Dagster ingest and KPI runs: write telemetry, KPIs and alerts; create partitions
+        "pvp_ingest": (
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+            "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
+            "GRANT USAGE, CREATE ON SCHEMA public TO {role}",
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}",
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {role}",
+        ),
+        # dashboards: read everything, sign alerts off (acknowledge/resolve), nothing else
+        "pvp_reader": (
+            "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}",
+            "GRANT UPDATE ON alerts TO {role}",
+            "GRANT USAGE ON SCHEMA public TO {role}",
+            "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {role}",
+        ),
+    }
+
+    def ensure_roles(self, passwords: dict[str, str]) -> None:
+        """Create (or update the password of) the least-privilege login roles `pvp_ingest` and `pvp_reader`
+        and grant each only what its service needs. Run as the schema owner after `migrate`."""
+        with self.engine.begin() as conn:
+            raw = conn.connection.driver_connection
+            for role, password in passwords.items():
+                if role not in self.ROLE_GRANTS:
+                    raise ValueError(f"unknown role {role!r}; known: {', '.join(self.ROLE_GRANTS)}")
+                exists = conn.exec_driver_sql(
+                    "SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)
+                ).first()
+                verb = "ALTER" if exists else "CREATE"
+                raw.execute(
+                    sql.SQL(
+                        verb + " ROLE {} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}"
+                    ).format(sql.Identifier(role), sql.Literal(password))
+                )
+                database = conn.exec_driver_sql("SELECT current_database()").scalar()
+                raw.execute(
+                    sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                        sql.Identifier(database), sql.Identifier(role)
+                    )
+                )
+                for grant in self.ROLE_GRANTS[role]:
+                    raw.execute(sql.SQL(grant).format(role=sql.Identifier(role)))
+        log.info("roles %s granted on %s", sorted(passwords), redact(self.url))
 
     def migrate(
         self,
