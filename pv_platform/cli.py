@@ -118,6 +118,14 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.create_database:  # e.g. Dagster's own database beside the telemetry one
+        from sqlalchemy.engine import make_url
+
+        from pv_platform.services import ensure_database
+
+        admin = make_url(settings.database_url).set(database="postgres")
+        for name in args.create_database:
+            ensure_database(admin.render_as_string(hide_password=False), name)
     db = Database(settings.database_url)
     applied = db.migrate(settings.timescale_chunk_interval)
     if settings.resolved_plant_file.exists():
@@ -252,6 +260,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also create the least-privilege roles pvp_ingest and pvp_reader"
         " (passwords from PVP_INGEST_DB_PASSWORD, PVP_READER_DB_PASSWORD)",
+    )
+    p.add_argument(
+        "--create-database",
+        action="append",
+        metavar="NAME",
+        help="also create this database (repeatable)",
     )
     p.set_defaults(func=cmd_migrate)
     p = sub.add_parser("alerts", help="list, acknowledge or resolve alerts")
