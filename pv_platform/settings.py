@@ -77,6 +77,16 @@ class Settings(BaseSettings):
     sensor_interval_s: int = Field(
         default=30, description="How often the Dagster ingest sensor looks for segments."
     )
+    ingest_retries: int = Field(
+        default=5,
+        ge=0,
+        description="Retries of a failed ingest op within its run (database outage).",
+    )
+    ingest_retry_delay_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="First retry delay of a failed ingest op; doubles each time [s].",
+    )
     ingest_batch_segments: int = Field(
         default=500, description="Segments ingested by one Dagster run at most."
     )

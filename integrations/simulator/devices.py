@@ -109,6 +109,7 @@ class SimulatedInverter:
         self.served: dict[str, float] = {}
         self.registers: list[int] = []
         self.frozen = False
+        self._rng = np.random.default_rng(seed)
 
     def update(self, now: datetime | None = None, wx: pd.DataFrame | None = None) -> None:
         """Advance to `now`: integrate energy, recompute the register image and the served values."""
@@ -210,8 +211,15 @@ class SimulatedInverter:
         self, fc: int, start: int, address: int, count: int, regs: list[int], values
     ) -> None:
         """pymodbus calls this on each request: copy the current image into the served block."""
-        if any(f.kind == "device_silent" and f.active(clock.now()) for f in self.faults):
+        active = [f for f in self.faults if f.active(clock.now())]
+        if any(f.kind == "device_silent" for f in active):
             return ExcCodes.GATEWAY_NO_RESPONSE  # a silent device: the gateway gets no answer
+        slow = [f.delay_s for f in active if f.kind == "modbus_slow"]
+        if slow:
+            await asyncio.sleep(max(slow))  # answers, but after the client gave up
+        if any(f.kind == "modbus_garbage" for f in active):
+            regs[:count] = self._rng.integers(0, 0x10000, count).tolist()  # a confused gateway
+            return None
         if values is None and self.registers:
             regs[: len(self.registers)] = self.registers
         return None

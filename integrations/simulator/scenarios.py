@@ -12,6 +12,8 @@ faults:
   - {kind: malformed_payloads, device: wx1, every: 3, start: ..., end: ...}
   - {kind: efficiency_drop, device: inv3, loss: 0.12, start: ..., end: ...}  # AC = (1 - loss) of normal
   - {kind: string_degradation, device: inv1, mppt: 2, loss: 0.35, start: ..., end: ...}  # one string
+  - {kind: modbus_garbage, device: inv1, start: ..., end: ...}   # answers with random registers
+  - {kind: modbus_slow, device: inv1, delay_s: 5, start: ..., end: ...}  # answers after delay_s
 ```
 """
 
@@ -31,6 +33,7 @@ from integrations.sunspec_modbus.models import EVENT1_BITS
 FaultKind = Literal[
     "inverter_trip", "string_disconnect", "hot_spot", "soiling_ramp", "grid_outage",
     "device_silent", "frozen_sensor", "malformed_payloads", "efficiency_drop", "string_degradation",
+    "modbus_garbage", "modbus_slow",
 ]  # fmt: skip
 FAULT_COLUMNS = (
     "lost_mppt",
@@ -65,6 +68,7 @@ class Fault(BaseModel):
     max_loss: float = 0.3
     every: int = Field(default=3, ge=1)
     loss: float = Field(default=0.3, ge=0, le=1)
+    delay_s: float = Field(default=5.0, ge=0, le=120)
 
     @model_validator(mode="after")
     def _complete(self) -> Fault:

@@ -129,11 +129,20 @@ class SunSpecCoordinator(Coordinator):
         raise UpdateFailed(f"no 'SunS' marker at any of {bases}")
 
     async def _read_models(self, model_ids: list[int]) -> dict[int, list[int]]:
-        """Read several models' data in as few requests as the 125-register limit allows (one span)."""
+        """Read several models' data in as few requests as the 125-register limit allows (one span),
+        headers included: a model whose ID/length no longer match the scanned chain means the device
+        (or a gateway) answered garbage, and nothing of that answer is used."""
         spans = sorted(self.models[m] for m in model_ids)
-        first = spans[0][0]
+        first = spans[0][0] - 2  # the first model's header
         last = max(address + length for address, length in spans)
         regs = await self._read(first, last - first)
+        for m in model_ids:
+            address, length = self.models[m]
+            header = tuple(regs[address - 2 - first : address - first])
+            if header != (m, length):
+                raise UpdateFailed(
+                    f"garbage answer: model {m} header reads {header}, expected {(m, length)}"
+                )
         return {
             m: regs[self.models[m][0] - first : self.models[m][0] - first + self.models[m][1]]
             for m in model_ids

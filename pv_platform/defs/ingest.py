@@ -24,7 +24,16 @@ class IngestConfig(dg.Config):
     segment_ids: list[str]
 
 
-@dg.op(out=dg.Out(dg.Nothing))
+# A database outage fails the op; it is retried in the same run with growing delays (15, 30, 60, 120,
+# 240 s by default: a four-minute outage costs no run), and the segments wait in the landing meanwhile.
+INGEST_RETRY = dg.RetryPolicy(
+    max_retries=get_settings().ingest_retries,
+    delay=get_settings().ingest_retry_delay_s,
+    backoff=dg.Backoff.EXPONENTIAL,
+)
+
+
+@dg.op(out=dg.Out(dg.Nothing), retry_policy=INGEST_RETRY)
 def ingest_segments(
     context: dg.OpExecutionContext, config: IngestConfig, platform: PlatformResource
 ) -> None:
