@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -166,7 +166,7 @@ class Coordinator:
 
     async def poll_once(self) -> list[Reading]:
         """One update: readings on success; marks the device unavailable on failure (never raises)."""
-        started = datetime.now(UTC)
+        started = clock.now()
         try:
             values = await self._async_update()
         except UpdateFailed as exc:

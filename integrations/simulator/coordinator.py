@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pandas as pd
 
 from integrations.simulator.config import SimulatorConfig
 from integrations.simulator.devices import SimulatedInverter
 from integrations.simulator.entities import SIMULATED_INVERTER_ENTITIES, SIMULATED_WEATHER_ENTITIES
 from integrations.simulator.physics import weather
+from pv_platform import clock
 from pv_platform.integration import Coordinator, UpdateFailed
 from pv_platform.plant import Device, Site
 
@@ -25,7 +24,7 @@ class SimulatorCoordinator(Coordinator):
         self.inverter = SimulatedInverter(site, device, config.seed) if inverter else None
 
     async def _async_update(self) -> dict[str, float | None]:
-        now = datetime.now(UTC)
+        now = clock.now()
         if self.inverter is not None:
             self.inverter.update(now)
             return dict(self.inverter.served)
