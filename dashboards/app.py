@@ -286,30 +286,19 @@ class HistoryPage:
         sy = _bar_figure("Specific yield [kWh/kWp]", "kWh/kWp")
         sy.vbar(x="t", top="a", width="w", source=self.sources["yield"], color="#2e7d32")
         avail = _bar_figure("Availability and capacity factor", "fraction")
-        avail.line(
-            "t",
-            "a",
-            source=self.sources["avail"],
-            color="#2e7d32",
-            line_width=2,
-            legend_label="availability (time)",
-        )
-        avail.line(
-            "t",
-            "b",
-            source=self.sources["avail"],
-            color="#1565c0",
-            line_width=2,
-            legend_label="availability (energy)",
-        )
-        avail.line(
-            "t",
-            "c",
-            source=self.sources["avail"],
-            color="#8d6e63",
-            line_width=2,
-            legend_label="capacity factor AC",
-        )
+        for column, colour, label in (
+            ("a", "#2e7d32", "availability (time)"),
+            ("b", "#1565c0", "availability (energy)"),
+            ("c", "#8d6e63", "capacity factor AC"),
+        ):
+            avail.line(
+                "t",
+                column,
+                source=self.sources["avail"],
+                color=colour,
+                line_width=2,
+                legend_label=label,
+            )
         avail.legend.location = "bottom_left"
         self.heatmap = pn.pane.Bokeh(sizing_mode="stretch_width")
         self.strings = pn.pane.Bokeh(sizing_mode="stretch_width")

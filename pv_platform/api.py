@@ -370,6 +370,12 @@ class GridExportResult(BaseModel):
     time_voltage_out_of_band_s: float | None
 
 
+def _num(row: dict, key: str) -> float | None:
+    """A KPI value from a row as a float; None when missing or NaN."""
+    value = row.get(key)
+    return None if value is None or pd.isna(value) else float(value)
+
+
 class PerformanceMetrics:
     """KPIs for an explicit period, computed by the same functions the Dagster assets run: from the stored
     `kpi_hourly` rows when every hour of the period is there, else from the stored samples."""
@@ -448,9 +454,8 @@ class PerformanceMetrics:
 
     def _metric(self, name, column, unit, site, start, end, device) -> PeriodMetric:
         row, with_data = self._row(site, device, start, end)
-        value = row.get(column)
         return PeriodMetric(
-            name=name, value=None if value is None or pd.isna(value) else float(value), unit=unit,
+            name=name, value=_num(row, column), unit=unit,
             site_id=site, device_id=device or SITE_DEVICE, start=start, end=end, hours_with_data=with_data,
         )  # fmt: skip
 
@@ -476,32 +481,22 @@ class PerformanceMetrics:
         self, site: str, start: datetime, end: datetime, device: str | None = None
     ) -> AvailabilityResult:
         row, _ = self._row(site, device, start, end)
-
-        def num(key: str) -> float | None:
-            value = row.get(key)
-            return None if value is None or pd.isna(value) else float(value)
-
         return AvailabilityResult(
             site_id=site, device_id=device or SITE_DEVICE, start=start, end=end,
-            time_based=num("availability_time"), energy_based=num("availability_energy"),
-            energy_lost_kwh=num("energy_lost_kwh"),
+            time_based=_num(row, "availability_time"), energy_based=_num(row, "availability_energy"),
+            energy_lost_kwh=_num(row, "energy_lost_kwh"),
             seconds={k.removeprefix("time_").removesuffix("_s"): float(v) for k, v in row.items()
                      if k.startswith("time_") and k.endswith("_s") and "out" not in k and pd.notna(v)},
         )  # fmt: skip
 
     def grid_export_monitoring(self, site: str, start: datetime, end: datetime) -> GridExportResult:
         row, _ = self._row(site, None, start, end)
-
-        def num(key: str) -> float | None:
-            value = row.get(key)
-            return None if value is None or pd.isna(value) else float(value)
-
-        export, imported = num("export_kwh"), num("import_kwh")
+        export, imported = _num(row, "export_kwh"), _num(row, "import_kwh")
         return GridExportResult(
             site_id=site, start=start, end=end, export_kwh=export, import_kwh=imported,
             net_export_kwh=None if export is None or imported is None else export - imported,
-            power_factor=num("power_factor"),
-            time_frequency_out_of_band_s=num("time_freq_out_s"), time_voltage_out_of_band_s=num("time_volt_out_s"),
+            power_factor=_num(row, "power_factor"),
+            time_frequency_out_of_band_s=_num(row, "time_freq_out_s"), time_voltage_out_of_band_s=_num(row, "time_volt_out_s"),
         )  # fmt: skip
 
 

@@ -42,6 +42,16 @@ def periods_for_hours(hours: list[datetime], timezone: str) -> dict[str, set[str
     return out
 
 
+def _request(asset, dim: str, period: str, site_id: str, tag: str) -> dg.RunRequest:
+    """A run of one (period, site) partition of a rollup asset; the run key makes it once per tag."""
+    pk = dg.MultiPartitionKey({dim: period, "site": site_id})
+    return dg.RunRequest(
+        run_key=f"{asset.key.to_user_string()}:{pk}:{tag}",
+        asset_selection=[asset.key],
+        partition_key=pk,
+    )
+
+
 def rollup_requests(plant, hours: list[datetime], tag: str) -> list[dg.RunRequest]:
     """One run request per (asset, site, period) touched by the hours."""
     requests = []
@@ -49,14 +59,7 @@ def rollup_requests(plant, hours: list[datetime], tag: str) -> list[dg.RunReques
         keys = periods_for_hours(hours, site.timezone)
         for asset, dim, _ in ROLLUPS:
             for period in sorted(keys[dim]):
-                pk = dg.MultiPartitionKey({dim: period, "site": site.id})
-                requests.append(
-                    dg.RunRequest(
-                        run_key=f"{asset.key.to_user_string()}:{pk}:{tag}",
-                        asset_selection=[asset.key],
-                        partition_key=pk,
-                    )
-                )
+                requests.append(_request(asset, dim, period, site.id, tag))
     return requests
 
 
@@ -113,14 +116,7 @@ def closing_requests(plant, now: datetime, grain: str) -> list[dg.RunRequest]:
             continue
         before = local - timedelta(days=1)
         asset, dim, fmt = next(r for r in ROLLUPS if r[1] == grain)
-        pk = dg.MultiPartitionKey({dim: before.strftime(fmt), "site": site.id})
-        requests.append(
-            dg.RunRequest(
-                run_key=f"close:{asset.key.to_user_string()}:{pk}",
-                asset_selection=[asset.key],
-                partition_key=pk,
-            )
-        )
+        requests.append(_request(asset, dim, before.strftime(fmt), site.id, "close"))
     return requests
 
 
