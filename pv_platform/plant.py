@@ -85,6 +85,7 @@ class AlertLimits(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     stale_after_s: float | None = Field(default=None, gt=0)
+    stale_polls: float | None = Field(default=None, gt=0)
     fault_hold_s: float | None = Field(default=None, ge=0)
     grid_hold_s: float | None = Field(default=None, ge=0)
     over_temperature_c: float | None = None

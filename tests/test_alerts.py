@@ -500,3 +500,23 @@ def test_a_clean_simulated_week_raises_no_alert(db, tmp_path):
     backfill_landing(plant, tmp_path, 4, week_start - timedelta(minutes=15), week_end, 60)
     alerts = _kpi_alerts(db, plant, tmp_path, week_start, week_end - timedelta(hours=1))
     assert alerts.empty, alerts[["fingerprint", "message"]].to_string()
+
+
+def test_communication_loss_waits_k_poll_intervals_for_slowly_polled_devices():
+    """A device polled every 2 minutes is lost after 3 x 120 s, not after the site's 60 s; a fast one
+    after 60 s."""
+    spec = demo_plant_dict([15020, 15021])
+    spec["sites"][0]["devices"][0]["config"]["poll_interval_s"] = 120
+    spec["sites"][0]["devices"] = spec["sites"][0]["devices"][:2]
+    rules = RealtimeRules(parse_plant(spec))
+    t0 = at(12)
+    rules.feed([Reading(entity=f"testsite.inv{i}.ac_power", ts=t0, value=1.0) for i in (1, 2)])
+
+    def lost(seconds: int) -> set[str]:
+        now = t0 + timedelta(seconds=seconds)
+        return {c.device_id for c in rules.evaluate(now) if c.rule == "communication_lost"}
+
+    assert lost(59) == set()
+    assert lost(61) == {"inv2"}
+    assert lost(359) == {"inv2"}
+    assert lost(361) == {"inv1", "inv2"}

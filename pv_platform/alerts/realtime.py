@@ -24,7 +24,10 @@ EVENT_NAMES = {
 class Thresholds:
     """Rule thresholds; every one can be overridden per site (plant file `alerts:`) or by settings."""
 
-    stale_after_s: float = 60.0  # no reading for this long: communication lost
+    stale_after_s: float = 60.0  # no reading for this long: communication lost ...
+    stale_polls: float = (
+        3.0  # ... or for this many of the device's poll intervals, if that is longer
+    )
     fault_hold_s: float = 10.0  # FAULT state held this long (debounce: one frame is not an outage)
     grid_hold_s: float = 10.0  # grid out of band this long
     over_temperature_c: float = 75.0  # inverter cabinet
@@ -38,6 +41,13 @@ class Thresholds:
     daylight_poa_wm2: float = 200.0  # rules that need sun judge only above this irradiance
     frequency_hz: tuple[float, float] = (49.5, 50.5)
     voltage_v: tuple[float, float] = (207.0, 253.0)
+
+
+def stale_limit_s(t: Thresholds, device) -> float:
+    """Silence after which a device counts as lost [s]: k x its poll interval when that is longer than
+    the site's limit (a device polled every 5 min is not lost after 1 min)."""
+    poll_s = device.config.get("poll_interval_s") if isinstance(device.config, dict) else None
+    return max(t.stale_after_s, t.stale_polls * float(poll_s)) if poll_s else t.stale_after_s
 
 
 @dataclass
@@ -121,7 +131,7 @@ class RealtimeRules:
             if seen is None:
                 continue
             silent_s = (now - seen).total_seconds()
-            if silent_s >= self.thresholds[site.id].stale_after_s:
+            if silent_s >= stale_limit_s(self.thresholds[site.id], device):
                 out.append(
                     AlertCandidate(
                         "communication_lost", Severity.HIGH, site.id, device.id,
