@@ -176,3 +176,18 @@ def test_plant_file_errors_name_file_device_field_and_fix(tmp_path):
             {"sites": [{"id": "s", "name": "s", "latitude": 1, "longitude": 1, "devices": [],
                         "maintenance": [{"start": "2026-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z", "devices": ["inv9"]}]}]}
         )  # fmt: skip
+
+
+def test_every_setting_is_documented_in_env_example():
+    """`.env.example` is how operators learn the knobs: every `Settings` field has its PVP_ line there."""
+    from pathlib import Path
+
+    from pv_platform.settings import Settings
+
+    text = (Path(__file__).resolve().parent.parent / ".env.example").read_text()
+    missing = [
+        f"PVP_{name.upper()}"
+        for name in Settings.model_fields
+        if f"PVP_{name.upper()}=" not in text
+    ]
+    assert missing == []
