@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 from pv_platform.landing import SegmentWriter, list_closed, read_segment, segment_path
@@ -66,3 +67,28 @@ def test_a_segment_offered_twice_lands_once(db, landing):
     assert db.scalar("SELECT unit FROM entities WHERE key = 's1.inv1.ac_power'") == "W"
     parts = db.scalar("SELECT count(*) FROM pg_inherits WHERE inhparent = 'samples'::regclass")
     assert parts == 2  # June and July partitions
+
+
+def test_hourly_rollup_reads_only_the_partitions_of_its_range(db):
+    """On plain PostgreSQL a filter on the view's `bucket` cannot reach `ts` (every partition would be
+    scanned); the range query filters `ts` itself, so the planner keeps only the month asked for."""
+    import sqlalchemy as sa
+
+    june = datetime(2026, 6, 21, tzinfo=UTC)
+    with db.engine.begin() as conn:
+        db._ensure_partitions(conn, june - timedelta(days=120), june)
+    sql, params = db.hourly_rollup_query(june - timedelta(hours=3), june, metric_like="mppt%")
+    with db.engine.connect() as conn:
+        plan = "\n".join(r[0] for r in conn.execute(sa.text("EXPLAIN " + sql), params))
+    scanned = sorted(set(re.findall(r"samples_y\d{4}m\d{2}", plan)))
+    assert scanned == ["samples_y2026m06"], plan
+    with db.engine.connect() as conn:
+        everything = "\n".join(
+            r[0]
+            for r in conn.exec_driver_sql(
+                "EXPLAIN SELECT * FROM samples_hourly WHERE bucket >= now() - interval '1 hour'"
+            )
+        )
+    assert (
+        len(set(re.findall(r"samples_y\d{4}m\d{2}", everything))) >= 4
+    )  # why the view is not used

@@ -23,6 +23,7 @@ from pv_platform.storage.schema import (
     KPI_VALUE_COLUMNS,
     MIGRATIONS,
     ROLLUP_PLAIN,
+    ROLLUP_PLAIN_SELECT,
     ROLLUP_TIMESCALE,
     SAMPLES_PLAIN,
     SAMPLES_TIMESCALE,
@@ -481,6 +482,39 @@ class Database:
             }
         )
 
+    def hourly_rollup_query(
+        self,
+        start: datetime,
+        end: datetime,
+        metrics: list[str] | None = None,
+        site_id: str | None = None,
+        metric_like: str | None = None,
+    ) -> tuple[str, dict]:
+        """The SQL (and parameters) of `hourly_rollup`; on plain PostgreSQL it filters `ts` itself, so
+        only the partitions of [start, end) are read."""
+        rollup = (
+            "samples_hourly"
+            if self.dialect == "timescale"
+            else "(" + ROLLUP_PLAIN_SELECT.format(where="WHERE ts >= :start AND ts < :end") + ")"
+        )  # hour-aligned [start, end): the ts condition selects exactly those buckets
+        sql = (
+            "SELECT e.site_id, e.device_id, e.metric, r.bucket, r.n, r.avg_value, r.min_value, r.max_value,"
+            f" r.first_value, r.last_value FROM {rollup} r JOIN entities e ON e.id = r.entity_id"
+            " WHERE r.bucket >= :start AND r.bucket < :end"
+            + (" AND e.metric = ANY(:metrics)" if metrics else "")
+            + (" AND e.site_id = :site_id" if site_id else "")
+            + (" AND e.metric LIKE :like" if metric_like else "")
+            + " ORDER BY e.site_id, e.device_id, e.metric, r.bucket"
+        )
+        params = {
+            "start": start,
+            "end": end,
+            "metrics": metrics,
+            "site_id": site_id,
+            "like": metric_like,
+        }
+        return sql, params
+
     def hourly_rollup(
         self,
         start: datetime,
@@ -491,25 +525,7 @@ class Database:
     ) -> pd.DataFrame:
         """Per entity and UTC hour in [start, end): n, avg/min/max and first/last value (from `samples_hourly`).
         metric_like: a SQL LIKE pattern on the metric name (e.g. 'mppt%_dc_current')."""
-        sql = (
-            "SELECT e.site_id, e.device_id, e.metric, r.bucket, r.n, r.avg_value, r.min_value, r.max_value,"
-            " r.first_value, r.last_value FROM samples_hourly r JOIN entities e ON e.id = r.entity_id"
-            " WHERE r.bucket >= :start AND r.bucket < :end"
-            + (" AND e.metric = ANY(:metrics)" if metrics else "")
-            + (" AND e.site_id = :site_id" if site_id else "")
-            + (" AND e.metric LIKE :like" if metric_like else "")
-            + " ORDER BY e.site_id, e.device_id, e.metric, r.bucket"
-        )
-        df = self.query_df(
-            sql,
-            {
-                "start": start,
-                "end": end,
-                "metrics": metrics,
-                "site_id": site_id,
-                "like": metric_like,
-            },
-        )
+        df = self.query_df(*self.hourly_rollup_query(start, end, metrics, site_id, metric_like))
         if not df.empty:
             df["bucket"] = pd.to_datetime(df["bucket"], utc=True)
             for col in ("avg_value", "min_value", "max_value", "first_value", "last_value"):

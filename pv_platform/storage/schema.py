@@ -97,14 +97,16 @@ SELECT entity_id, time_bucket(INTERVAL '1 hour', ts) AS bucket, count(*) AS n,
        first(value, ts) AS first_value, last(value, ts) AS last_value
 FROM samples GROUP BY entity_id, bucket WITH NO DATA;
 """
-# Plain PostgreSQL: a view over the partitioned table (partition pruning + BRIN keep it cheap).
-ROLLUP_PLAIN = """
-CREATE OR REPLACE VIEW samples_hourly AS
+# Plain PostgreSQL: a view over the partitioned table. A filter on `bucket` cannot reach `ts` through
+# the GROUP BY (every partition would be scanned), so range queries use ROLLUP_PLAIN_SELECT with a `ts`
+# condition instead (partition pruning + BRIN); the view is for ad-hoc SQL.
+ROLLUP_PLAIN_SELECT = """
 SELECT entity_id, date_bin(INTERVAL '1 hour', ts, TIMESTAMPTZ '2000-01-01 00:00:00+00') AS bucket, count(*) AS n,
        avg(value) AS avg_value, min(value) AS min_value, max(value) AS max_value,
        (array_agg(value ORDER BY ts))[1] AS first_value, (array_agg(value ORDER BY ts DESC))[1] AS last_value
-FROM samples GROUP BY entity_id, bucket;
+FROM samples {where} GROUP BY entity_id, bucket
 """
+ROLLUP_PLAIN = f"CREATE OR REPLACE VIEW samples_hourly AS {ROLLUP_PLAIN_SELECT.format(where='')};"
 
 # KPI values: the same columns at every grain (hour, site-local day, month, year).
 KPI_VALUE_COLUMNS = (
