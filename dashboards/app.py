@@ -615,9 +615,16 @@ class DevicesPage:
         if not (URL and PLANT_FILE):
             self.note.object = "No database or plant file configured."
             return
-        rows = data.devices(URL, PLANT_FILE)
+        live_seen = {}
+        if bus is not None:
+            for key, d in bus.state.snapshot()[0].items():
+                try:
+                    live_seen[key] = datetime.fromisoformat(d["ts"])
+                except (TypeError, ValueError):
+                    continue
+        rows = data.devices(URL, PLANT_FILE, live_seen, datetime.now(UTC))
         online = int((rows["communication"] == "online").sum()) if not rows.empty else 0
-        self.note.object = f"{online} of {len(rows)} devices online · availability from the last 24 hourly KPI rows"
+        self.note.object = f"{online} of {len(rows)} devices online · newest reading from the live bus or the database · availability over the last 24 h"
         self.table.value = rows.assign(**{"availability 24 h": rows["availability 24 h"].round(3)})
 
 

