@@ -191,3 +191,17 @@ def test_every_setting_is_documented_in_env_example():
         if f"PVP_{name.upper()}=" not in text
     ]
     assert missing == []
+
+
+def test_the_readme_plant_file_example_loads():
+    """The plant file shown in the README is a valid plant file (RTU device, grid band, alerts, maintenance)."""
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = text.split("## Plant file", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    site = parse_plant(yaml.safe_load(block), "README.md").sites[0]
+    assert [d.config.get("serial_port") for d in site.inverters] == [None, "/dev/ttyUSB0"]
+    assert site.alerts.overrides() == {"pr_min": 0.78, "hot_spot_delta_c": 12.0}
+    assert site.maintenance[0].devices == ["inv1"]
