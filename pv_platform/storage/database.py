@@ -457,8 +457,8 @@ class Database:
         with self.engine.connect() as conn:
             with conn.connection.driver_connection.cursor(binary=True) as cur:
                 cur.execute(
-                    "SELECT entity_id, array_agg(extract(epoch FROM ts)::float8 ORDER BY ts),"
-                    " array_agg(value::float8 ORDER BY ts) FROM samples"
+                    "SELECT entity_id, array_agg(extract(epoch FROM ts)::float8),"
+                    " array_agg(value::float8) FROM samples"
                     " WHERE entity_id = ANY(%(ids)s) AND ts >= %(start)s AND ts < %(end)s"
                     " GROUP BY entity_id ORDER BY entity_id",
                     {"ids": ids, "start": start, "end": end},
@@ -473,12 +473,19 @@ class Database:
                     "value": np.array([], dtype=float),
                 }
             )
-        epochs = [np.asarray(r[1], dtype=float) for r in rows]
+        # unordered on the server (no sort, and the aggregate can run in parallel): both arrays come
+        # from the same rows in the same order, and each entity is put in time order here
+        epochs, values = [], []
+        for _, ts_s, v in rows:
+            t, x = np.asarray(ts_s, dtype=float), np.asarray(v, dtype=float)
+            order = np.argsort(t, kind="stable")
+            epochs.append(t[order])
+            values.append(x[order])
         return pd.DataFrame(
             {
                 "entity_id": np.repeat([r[0] for r in rows], [len(e) for e in epochs]),
                 "ts": pd.to_datetime(np.concatenate(epochs), unit="s", utc=True).round("us"),
-                "value": np.concatenate([np.asarray(r[2], dtype=float) for r in rows]),
+                "value": np.concatenate(values),
             }
         )
 
