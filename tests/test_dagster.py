@@ -166,6 +166,10 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
     test_defs = build_definitions(platform)
     db = platform.db()
     with dg.instance_for_test() as instance:
+        # resolve the definitions while this instance's state storage is the current one (Dagster reads
+        # it from a context variable when a repository is first built; later in a long session another,
+        # already collected instance may be current there: "undefined DagsterInstance weakref")
+        job_defs = test_defs.get_implicit_global_asset_job_def()
         # a day of history in Zurich local time: 2026-06-20 22:00 UTC .. 2026-06-21 22:00 UTC
         backfill_landing(
             plant,
@@ -205,7 +209,6 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
             request = next(
                 r for r in result.run_requests if r.asset_selection[0].to_user_string() == asset
             )
-            job_defs = test_defs.get_implicit_global_asset_job_def()
             assert job_defs.execute_in_process(
                 instance=instance,
                 partition_key=request.partition_key,
