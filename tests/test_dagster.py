@@ -42,6 +42,17 @@ def test_definitions_load():
     assert {"telemetry", "hourly_kpis", "daily_kpis", "monthly_kpis", "yearly_kpis"} <= keys
 
 
+def _current(instance: dg.DagsterInstance) -> dg.DagsterInstance:
+    """Point Dagster's defs-state context variable back at `instance`. Dagster reads it whenever it builds
+    a repository (`materialize`, implicit jobs); something created along a long session can leave it on a
+    storage whose instance was collected ("undefined DagsterInstance weakref", seen twice in full runs).
+    Uses a private Dagster API: a test-harness workaround, not platform code."""
+    from dagster._core.storage.defs_state.base import _current_storage
+
+    _current_storage.set(instance.defs_state_storage)
+    return instance
+
+
 @pytest.fixture
 def platform(pg_url, plant, landing, tmp_path) -> PlatformResource:
     plant_file = tmp_path / "plant.yaml"
@@ -61,7 +72,7 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
     with dg.instance_for_test() as instance:
         # 1. the sensor asks for one run covering every waiting segment
         ctx = dg.build_sensor_context(
-            instance=instance, resources={"platform": platform}, definitions=test_defs
+            instance=_current(instance), resources={"platform": platform}, definitions=test_defs
         )
         result = landing_sensor(ctx)
         assert len(result.run_requests) == 1
@@ -69,7 +80,7 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
         assert request.run_config["ops"]["ingest_segments"]["config"]["segment_ids"] == segments
         # evaluated again with its cursor, it asks for nothing new
         ctx2 = dg.build_sensor_context(
-            instance=instance,
+            instance=_current(instance),
             resources={"platform": platform},
             definitions=test_defs,
             cursor=result.cursor,
@@ -77,12 +88,14 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
         assert landing_sensor(ctx2).run_requests == []
 
         # the automation sensor's first tick, before any data: nothing to do
-        initial = dg.evaluate_automation_conditions(defs=test_defs, instance=instance)
+        initial = dg.evaluate_automation_conditions(defs=test_defs, instance=_current(instance))
         assert initial.total_requested == 0
 
         # 2. the ingest run loads the segments and reports the hours it touched
         run = ingest_job.execute_in_process(
-            run_config=request.run_config, instance=instance, resources={"platform": platform}
+            run_config=request.run_config,
+            instance=_current(instance),
+            resources={"platform": platform},
         )
         assert run.success
         assert list_closed(landing) == []  # archived
@@ -99,13 +112,15 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
 
         # offering the same segments again inserts nothing (ledger) and reports no rows
         again = ingest_job.execute_in_process(
-            run_config=request.run_config, instance=instance, resources={"platform": platform}
+            run_config=request.run_config,
+            instance=_current(instance),
+            resources={"platform": platform},
         )
         assert again.success and db.scalar("SELECT count(*) FROM samples") == rows
 
         # 3. automation asks for exactly the hours whose telemetry changed
         evaluation = dg.evaluate_automation_conditions(
-            defs=test_defs, instance=instance, cursor=initial.cursor
+            defs=test_defs, instance=_current(instance), cursor=initial.cursor
         )
         assert evaluation.get_requested_partitions(hourly_kpis.key) == set(touched)
 
@@ -113,7 +128,7 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
         mat = dg.materialize(
             [hourly_kpis],
             partition_key="2026-06-21-09:00",
-            instance=instance,
+            instance=_current(instance),
             resources={"platform": platform},
         )
         assert mat.success
@@ -122,7 +137,7 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
 
         # 5. a backfill of a range runs once for all its hours (BackfillPolicy.multi_run)
         ranged = dg.materialize(
-            [hourly_kpis], instance=instance, resources={"platform": platform},
+            [hourly_kpis], instance=_current(instance), resources={"platform": platform},
             tags={"dagster/asset_partition_range_start": touched[0], "dagster/asset_partition_range_end": touched[-1]},
         )  # fmt: skip
         assert ranged.success
@@ -144,7 +159,7 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
         dg.materialize(
             [hourly_kpis],
             partition_key="2026-06-21-09:00",
-            instance=instance,
+            instance=_current(instance),
             resources={"platform": platform},
         )
     second = db.kpi_hourly(NOON, NOON + timedelta(hours=1))
@@ -180,19 +195,19 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
         )
         run_config = {"ops": {"ingest_segments": {"config": {"segment_ids": list_closed(landing)}}}}
         assert ingest_job.execute_in_process(
-            run_config=run_config, instance=instance, resources={"platform": platform}
+            run_config=run_config, instance=_current(instance), resources={"platform": platform}
         ).success
         tags = {
             "dagster/asset_partition_range_start": "2026-06-20-22:00",
             "dagster/asset_partition_range_end": "2026-06-21-21:00",
         }
         assert dg.materialize(
-            [hourly_kpis], instance=instance, resources={"platform": platform}, tags=tags
+            [hourly_kpis], instance=_current(instance), resources={"platform": platform}, tags=tags
         ).success
 
         # the rollup sensor registers the site and asks for the local day 2026-06-21, June and 2026
         ctx = dg.build_sensor_context(
-            instance=instance, resources={"platform": platform}, definitions=test_defs
+            instance=_current(instance), resources={"platform": platform}, definitions=test_defs
         )
         result = kpi_rollup_sensor(ctx)
         keys = {
@@ -210,7 +225,7 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
                 r for r in result.run_requests if r.asset_selection[0].to_user_string() == asset
             )
             assert job_defs.execute_in_process(
-                instance=instance,
+                instance=_current(instance),
                 partition_key=request.partition_key,
                 asset_selection=request.asset_selection,
             ).success
@@ -242,7 +257,7 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
         )
 
         # late data for 14:00-14:10 UTC: only that hour is re-requested by automation, then its day again
-        evaluation0 = dg.evaluate_automation_conditions(defs=test_defs, instance=instance)
+        evaluation0 = dg.evaluate_automation_conditions(defs=test_defs, instance=_current(instance))
         writer = SegmentWriter(landing, writer_name="late")
         writer.add(
             [
@@ -256,22 +271,22 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
         late = writer.close()
         assert ingest_job.execute_in_process(
             run_config={"ops": {"ingest_segments": {"config": {"segment_ids": late}}}},
-            instance=instance,
+            instance=_current(instance),
             resources={"platform": platform},
         ).success
         evaluation = dg.evaluate_automation_conditions(
-            defs=test_defs, instance=instance, cursor=evaluation0.cursor
+            defs=test_defs, instance=_current(instance), cursor=evaluation0.cursor
         )
         assert evaluation.get_requested_partitions(hourly_kpis.key) == {"2026-06-21-14:00"}
         assert dg.materialize(
             [hourly_kpis],
             partition_key="2026-06-21-14:00",
-            instance=instance,
+            instance=_current(instance),
             resources={"platform": platform},
         ).success
         again = kpi_rollup_sensor(
             dg.build_sensor_context(
-                instance=instance,
+                instance=_current(instance),
                 resources={"platform": platform},
                 definitions=test_defs,
                 cursor=result.cursor,
@@ -296,13 +311,13 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
         bad = writer.close()
         ingest_job.execute_in_process(
             run_config={"ops": {"ingest_segments": {"config": {"segment_ids": bad}}}},
-            instance=instance,
+            instance=_current(instance),
             resources={"platform": platform},
         )
         hour = dg.materialize(
             [hourly_kpis],
             partition_key="2026-06-21-10:00",
-            instance=instance,
+            instance=_current(instance),
             resources={"platform": platform},
             raise_on_error=False,
         )
@@ -313,7 +328,7 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
         blocked = dg.materialize(
             [daily_kpis],
             partition_key="2026-06-21|testsite",
-            instance=instance,
+            instance=_current(instance),
             resources={"platform": platform},
             raise_on_error=False,
         )
@@ -323,14 +338,14 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
 
         # the calendar schedule closes the local day after local midnight (00:20 Zurich = 22:20 UTC in summer)
         sched = dg.build_schedule_context(
-            instance=instance,
+            instance=_current(instance),
             resources={"platform": platform},
             scheduled_execution_time=datetime(2026, 6, 21, 22, 20, tzinfo=UTC),
         )
         closing = kpi_calendar_schedule(sched)
         assert [str(r.partition_key) for r in closing] == ["2026-06-21|testsite"]
         sched = dg.build_schedule_context(
-            instance=instance,
+            instance=_current(instance),
             resources={"platform": platform},
             scheduled_execution_time=datetime(2026, 6, 30, 22, 20, tzinfo=UTC),
         )
@@ -342,7 +357,9 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
         # nothing on any other hour or day
         def month_closing(at: datetime) -> list[str]:
             context = dg.build_schedule_context(
-                instance=instance, resources={"platform": platform}, scheduled_execution_time=at
+                instance=_current(instance),
+                resources={"platform": platform},
+                scheduled_execution_time=at,
             )
             result = kpi_monthly_schedule(context)
             return (
@@ -355,7 +372,7 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
         run = dg.materialize(
             [monthly_kpis],
             partition_key="2026-06-01|testsite",
-            instance=instance,
+            instance=_current(instance),
             resources={"platform": platform},
             raise_on_error=False,
         )
