@@ -27,7 +27,7 @@ import pandas as pd
 
 from bench.report import emit
 from integrations.simulator.physics import energy_wh, inverter_output, weather
-from pv_platform.kpi.hourly import HOURLY_METRICS, hourly_kpis_range
+from pv_platform.kpi.hourly import EDGE_MARGIN, HOURLY_METRICS, hourly_kpis_range
 from pv_platform.kpi.periods import aggregate
 from pv_platform.kpi.quality import run_checks
 from pv_platform.plant import parse_plant
@@ -126,11 +126,10 @@ def _backfill_weeks(
     db = Database(url)
     plant = bench_plant(inverters)
     rows = 0
-    margin = timedelta(minutes=15)
     for chunk in chunks:
         start = START + timedelta(days=chunk)
         end = start + timedelta(days=min(CHUNK_DAYS, days - chunk))
-        samples = db.samples(start - margin, end + margin, HOURLY_METRICS)
+        samples = db.samples(start - EDGE_MARGIN, end + EDGE_MARGIN, HOURLY_METRICS)
         kpis = hourly_kpis_range(samples, plant, start, end, {"bench": 30.0})
         if with_checks:
             run_checks(samples, kpis, plant, start, end, datetime.now(UTC))

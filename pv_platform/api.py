@@ -23,7 +23,7 @@ from pv_platform.alerts.limits import kpi_thresholds, realtime_thresholds
 from pv_platform.alerts.model import AlertCandidate
 from pv_platform.alerts.realtime import EVENT_NAMES, FAULT_STATE, RealtimeRules
 from pv_platform.bus import parse_mqtt_url
-from pv_platform.kpi.hourly import HOURLY_METRICS, hourly_kpis_range
+from pv_platform.kpi.hourly import EDGE_MARGIN, HOURLY_METRICS, hourly_kpis_range
 from pv_platform.kpi.periods import SITE_DEVICE, total
 from pv_platform.kpi.temperature import T_REF_IEC_C, cell_temperature_c
 from pv_platform.plant import Plant, load_plant
@@ -435,8 +435,9 @@ class PerformanceMetrics:
             if not stored.empty and stored["period_start"].nunique() == n_hours:
                 return stored
             one_site = Plant(sites=[self.plant.site(site)])
-            margin = timedelta(minutes=15)
-            samples = db.samples(start - margin, end + margin, HOURLY_METRICS, site_id=site)
+            samples = db.samples(
+                start - EDGE_MARGIN, end + EDGE_MARGIN, HOURLY_METRICS, site_id=site
+            )
             return hourly_kpis_range(samples, one_site, start, end, db.site_t_ref_nrel())
         finally:
             db.dispose()

@@ -9,7 +9,7 @@ from pathlib import Path
 from integrations.simulator.runner import backfill_landing
 from integrations.simulator.scenarios import Scenario
 from pv_platform.alerts import AlertCandidate, AlertEngine, Severity
-from pv_platform.kpi.hourly import HOURLY_METRICS, hourly_kpis_range
+from pv_platform.kpi.hourly import EDGE_MARGIN, HOURLY_METRICS, hourly_kpis_range
 from pv_platform.kpi.periods import aggregate
 from pv_platform.landing import list_closed, read_segment, segment_path
 from pv_platform.plant import Plant
@@ -29,7 +29,7 @@ def seed(db: Database, plant: Plant, landing: Path, days: int = 3) -> tuple[date
     backfill_landing(plant, landing, 4, start - timedelta(minutes=15), end, 60, scenario)
     for sid in list_closed(landing):
         db.ingest_segment(read_segment(segment_path(landing, sid)))
-    samples = db.samples(start - timedelta(minutes=15), end + timedelta(minutes=15), HOURLY_METRICS)
+    samples = db.samples(start - EDGE_MARGIN, end + EDGE_MARGIN, HOURLY_METRICS)
     hourly = hourly_kpis_range(samples, plant, start, end)
     db.replace_kpis("kpi_hourly", start, end, hourly)
     zones = {s.id: s.timezone for s in plant.sites}

@@ -443,13 +443,12 @@ def _kpi_alerts(db, plant, landing, start: datetime, end: datetime) -> pd.DataFr
     stored rows and string rollups through the engine (the asset itself is exercised in the test below)."""
     from pv_platform.alerts.kpi_rules import KPI_RULES, STRING_CURRENT_LIKE, hour_candidates
     from pv_platform.alerts.limits import kpi_thresholds
-    from pv_platform.kpi.hourly import HOURLY_METRICS, hourly_kpis_range
+    from pv_platform.kpi.hourly import EDGE_MARGIN, HOURLY_METRICS, hourly_kpis_range
     from pv_platform.landing import list_closed, read_segment, segment_path
 
     for sid in list_closed(landing):
         db.ingest_segment(read_segment(segment_path(landing, sid)))
-    margin = timedelta(minutes=15)
-    samples = db.samples(start - margin, end + margin, HOURLY_METRICS)
+    samples = db.samples(start - EDGE_MARGIN, end + EDGE_MARGIN, HOURLY_METRICS)
     db.replace_kpis("kpi_hourly", start, end, hourly_kpis_range(samples, plant, start, end))
     limits = {site.id: kpi_thresholds(site) for site in plant.sites}
     engine = AlertEngine(AlertStore(db.engine))

@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 
 from integrations.simulator.runner import backfill_landing
-from pv_platform.kpi.hourly import HOURLY_METRICS, hourly_kpis_range
+from pv_platform.kpi.hourly import EDGE_MARGIN, HOURLY_METRICS, hourly_kpis_range
 from pv_platform.landing import list_closed, read_segment, segment_path
 from pv_platform.storage import Database
 
 DAY = datetime(2026, 6, 21, tzinfo=UTC)
 NEXT = DAY + timedelta(days=1)
-MARGIN = timedelta(minutes=15)
+MARGIN = EDGE_MARGIN
 
 
 @pytest.fixture(scope="module")

@@ -35,15 +35,10 @@ def kpi_candidates(
     thresholds: per site id (sites not in it use the defaults)."""
     out: list[AlertCandidate] = []
     inverters = hour_rows[hour_rows["device_id"] != "*"] if not hour_rows.empty else hour_rows
-    for row in inverters.itertuples():
+    # underperformance is judged only on hours the inverter ran throughout: downtime is availability's
+    ran = _ran_throughout(inverters, thresholds)
+    for row, judged in zip(inverters.itertuples(), ran, strict=True):
         t = (thresholds or {}).get(row.site_id) or KpiThresholds()
-        # underperformance is judged only on hours the inverter ran throughout: downtime is availability's
-        downtime_s = sum(getattr(row, c) for c in DOWNTIME_COLUMNS)
-        judged = (
-            downtime_s == 0
-            and row.insolation_poa_kwh_m2 == row.insolation_poa_kwh_m2
-            and row.insolation_poa_kwh_m2 >= t.min_insolation_kwh_m2
-        )
         if (
             judged
             and row.pr == row.pr
@@ -88,6 +83,20 @@ DOWNTIME_COLUMNS = [
 ]
 
 
+def _ran_throughout(
+    rows: pd.DataFrame, thresholds: Mapping[str, KpiThresholds] | None
+) -> pd.Series:
+    """Per inverter-hour row: no downtime of any kind (a missing part counts as downtime) and at least
+    the site's minimum insolation (missing insolation: not judged)."""
+    if rows.empty:
+        return pd.Series(dtype=bool)
+    downtime_s = rows[DOWNTIME_COLUMNS].fillna(1.0).sum(axis=1)
+    min_sun = rows["site_id"].map(
+        lambda s: ((thresholds or {}).get(s) or KpiThresholds()).min_insolation_kwh_m2
+    )
+    return (downtime_s == 0) & (rows["insolation_poa_kwh_m2"] >= min_sun)
+
+
 def _judged_hours(
     hour_rows: pd.DataFrame, thresholds: Mapping[str, KpiThresholds] | None
 ) -> pd.DataFrame:
@@ -95,11 +104,7 @@ def _judged_hours(
     if hour_rows.empty:
         return pd.DataFrame(columns=["site_id", "device_id", "bucket"])
     rows = hour_rows[hour_rows["device_id"] != "*"]
-    downtime_s = rows[DOWNTIME_COLUMNS].fillna(1.0).sum(axis=1)
-    min_sun = rows["site_id"].map(
-        lambda s: ((thresholds or {}).get(s) or KpiThresholds()).min_insolation_kwh_m2
-    )
-    ok = rows[(downtime_s == 0) & (rows["insolation_poa_kwh_m2"] >= min_sun)]
+    ok = rows[_ran_throughout(rows, thresholds)]
     return pd.DataFrame(
         {
             "site_id": ok["site_id"],

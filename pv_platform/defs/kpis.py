@@ -22,14 +22,13 @@ from pv_platform.alerts.limits import kpi_thresholds
 from pv_platform.defs.ingest import telemetry
 from pv_platform.defs.partitions import hourly
 from pv_platform.defs.resources import PlatformResource
-from pv_platform.kpi.hourly import HOURLY_METRICS, hourly_kpis_range
+from pv_platform.kpi.hourly import EDGE_MARGIN, HOURLY_METRICS, hourly_kpis_range
 from pv_platform.kpi.periods import SITE_DEVICE, aggregate
 from pv_platform.kpi.quality import CHECK_NAMES, ERROR, run_checks
 from pv_platform.kpi.temperature import typical_year_cell_temperature_c
 from pv_platform.settings import get_settings
 from pv_platform.storage.alerts import AlertStore
 
-EDGE_MARGIN = timedelta(minutes=15)  # samples either side of the hour, to interpolate at its edges
 BLOCKING = {
     "physical_ranges",
     "future_timestamps",

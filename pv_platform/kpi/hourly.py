@@ -7,7 +7,7 @@ summed per hour: a year of minute data is one pass per series, not 8760 small on
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -19,10 +19,12 @@ from pv_platform.kpi.periods import SITE_DEVICE, derive_ratios, site_rows
 from pv_platform.kpi.temperature import T_REF_IEC_C, cell_temperature_c
 from pv_platform.plant import Device, Plant, Site
 
-__all__ = ["HOURLY_METRICS", "SITE_DEVICE", "hourly_kpis", "hourly_kpis_range"]
+__all__ = ["EDGE_MARGIN", "HOURLY_METRICS", "SITE_DEVICE", "hourly_kpis", "hourly_kpis_range"]
 STEP_S = 60.0
 PER_HOUR = 60  # minutes
 MAX_GAP_S = 900.0
+# read this much either side of a range: a sample within MAX_GAP_S of an edge interpolates the edge
+EDGE_MARGIN = timedelta(seconds=MAX_GAP_S)
 HOURLY_METRICS = [
     "ac_energy", "ac_power", "poa_irradiance", "module_temperature", "ambient_temperature", "wind_speed",
     "export_energy", "import_energy", "grid_frequency", "grid_voltage", "power_factor",
