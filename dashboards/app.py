@@ -19,7 +19,7 @@ from bokeh.plotting import figure
 from dashboards import data
 from dashboards.live import live_bus
 from pv_platform.alerts.engine import AlertEngine
-from pv_platform.kpi.periods import SITE_DEVICE, fleet_rows
+from pv_platform.kpi.periods import SITE_DEVICE, fleet_rows, total
 from pv_platform.kpi.yields import performance_ratio
 from pv_platform.settings import get_settings
 from pv_platform.storage.alerts import AlertStore
@@ -212,6 +212,14 @@ def _bar_figure(title: str, y_label: str, height: int = 260):
     return fig
 
 
+def _lines(fig, source: ColumnDataSource, series: tuple, legend_at: str) -> None:
+    """One line per (column, colour, legend label[, dash]) of `source`, the legend placed at `legend_at`."""
+    for column, colour, label, *dash in series:
+        fig.line("t", column, source=source, color=colour, line_width=2, legend_label=label,
+                 line_dash=dash[0] if dash else "solid")  # fmt: skip
+    fig.legend.location = legend_at
+
+
 class HistoryPage:
     """KPIs of a site or inverter over a date range, by hour, day or month."""
 
@@ -245,25 +253,9 @@ class HistoryPage:
             for k in ("pr", "energy", "yield", "avail")
         }
         pr = _bar_figure("Performance ratio: raw, to 25 °C (IEC), weather-corrected (NREL)", "PR")
-        pr.line("t", "a", source=self.sources["pr"], color=ACCENT, line_width=2, legend_label="PR")
-        pr.line(
-            "t",
-            "b",
-            source=self.sources["pr"],
-            color="#ef6c00",
-            line_width=2,
-            legend_label="PR 25 °C",
-        )
-        pr.line(
-            "t",
-            "c",
-            source=self.sources["pr"],
-            color="#6a1b9a",
-            line_width=2,
-            line_dash="dashed",
-            legend_label="PR NREL",
-        )
-        pr.legend.location = "bottom_left"
+        _lines(pr, self.sources["pr"], (
+            ("a", ACCENT, "PR"), ("b", "#ef6c00", "PR 25 °C"), ("c", "#6a1b9a", "PR NREL", "dashed"),
+        ), "bottom_left")  # fmt: skip
         energy = _bar_figure("Energy: actual vs expected [kWh]", "kWh")
         energy.vbar(
             x="t",
@@ -286,20 +278,10 @@ class HistoryPage:
         sy = _bar_figure("Specific yield [kWh/kWp]", "kWh/kWp")
         sy.vbar(x="t", top="a", width="w", source=self.sources["yield"], color="#2e7d32")
         avail = _bar_figure("Availability and capacity factor", "fraction")
-        for column, colour, label in (
-            ("a", "#2e7d32", "availability (time)"),
-            ("b", "#1565c0", "availability (energy)"),
+        _lines(avail, self.sources["avail"], (
+            ("a", "#2e7d32", "availability (time)"), ("b", "#1565c0", "availability (energy)"),
             ("c", "#8d6e63", "capacity factor AC"),
-        ):
-            avail.line(
-                "t",
-                column,
-                source=self.sources["avail"],
-                color=colour,
-                line_width=2,
-                legend_label=label,
-            )
-        avail.legend.location = "bottom_left"
+        ), "bottom_left")  # fmt: skip
         self.heatmap = pn.pane.Bokeh(sizing_mode="stretch_width")
         self.strings = pn.pane.Bokeh(sizing_mode="stretch_width")
         self.table = pn.widgets.Tabulator(
@@ -438,7 +420,7 @@ class HistoryPage:
         }
         if per_site is not None:  # fleet: one table row per site instead of heatmaps
             self.heatmap.visible = self.strings.visible = False
-            rows = data.total(per_site).assign(period_start=rows["period_start"].min())
+            rows = total(per_site).assign(period_start=rows["period_start"].min())
         else:
             self.heatmap.visible = self.strings.visible = True
             self.heatmap.object = self._energy_heatmap(start, end, tz)

@@ -325,58 +325,43 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
         physical = next(e for e in evaluations if e.check_name == "physical_ranges")
         assert not physical.passed and physical.severity == dg.AssetCheckSeverity.ERROR
         assert "testsite.wx1.poa_irradiance" in physical.description
-        blocked = dg.materialize(
-            [daily_kpis],
-            partition_key="2026-06-21|testsite",
-            instance=_current(instance),
-            resources={"platform": platform},
-            raise_on_error=False,
-        )
-        assert not blocked.success
-        failure = next(e for e in blocked.all_events if e.event_type_value == "STEP_FAILURE")
-        assert "failed with ERROR" in str(failure.event_specific_data.error.message)
 
-        # the calendar schedule closes the local day after local midnight (00:20 Zurich = 22:20 UTC in summer)
-        sched = dg.build_schedule_context(
-            instance=_current(instance),
-            resources={"platform": platform},
-            scheduled_execution_time=datetime(2026, 6, 21, 22, 20, tzinfo=UTC),
-        )
-        closing = kpi_calendar_schedule(sched)
-        assert [str(r.partition_key) for r in closing] == ["2026-06-21|testsite"]
-        sched = dg.build_schedule_context(
-            instance=_current(instance),
-            resources={"platform": platform},
-            scheduled_execution_time=datetime(2026, 6, 30, 22, 20, tzinfo=UTC),
-        )
-        assert [str(r.partition_key) for r in kpi_calendar_schedule(sched)] == [
-            "2026-06-30|testsite"
-        ]
+        def blocked_by_error_check(asset, partition_key: str) -> bool:
+            run = dg.materialize(
+                [asset],
+                partition_key=partition_key,
+                instance=_current(instance),
+                resources={"platform": platform},
+                raise_on_error=False,
+            )
+            failure = next(e for e in run.all_events if e.event_type_value == "STEP_FAILURE")
+            return not run.success and "failed with ERROR" in str(
+                failure.event_specific_data.error.message
+            )
 
-        # the monthly schedule closes June at 00:40 local on July 1st (22:40 UTC on June 30th) and
-        # nothing on any other hour or day
-        def month_closing(at: datetime) -> list[str]:
+        def closing(schedule, at: datetime) -> list[str]:
             context = dg.build_schedule_context(
                 instance=_current(instance),
                 resources={"platform": platform},
                 scheduled_execution_time=at,
             )
-            result = kpi_monthly_schedule(context)
+            result = schedule(context)
             return (
                 [] if isinstance(result, dg.SkipReason) else [str(r.partition_key) for r in result]
             )
 
-        assert month_closing(datetime(2026, 6, 30, 22, 40, tzinfo=UTC)) == ["2026-06-01|testsite"]
-        assert month_closing(datetime(2026, 6, 30, 23, 40, tzinfo=UTC)) == []
-        assert month_closing(datetime(2026, 6, 21, 22, 40, tzinfo=UTC)) == []
-        run = dg.materialize(
-            [monthly_kpis],
-            partition_key="2026-06-01|testsite",
-            instance=_current(instance),
-            resources={"platform": platform},
-            raise_on_error=False,
-        )
+        assert blocked_by_error_check(daily_kpis, "2026-06-21|testsite")
+        # the calendar schedule closes the local day after local midnight (00:20 Zurich = 22:20 UTC in summer)
+        daily = kpi_calendar_schedule
+        assert closing(daily, datetime(2026, 6, 21, 22, 20, tzinfo=UTC)) == ["2026-06-21|testsite"]
+        assert closing(daily, datetime(2026, 6, 30, 22, 20, tzinfo=UTC)) == ["2026-06-30|testsite"]
+        # the monthly schedule closes June at 00:40 local on July 1st (22:40 UTC on June 30th) and
+        # nothing on any other hour or day
+        monthly = kpi_monthly_schedule
+        assert closing(monthly, datetime(2026, 6, 30, 22, 40, tzinfo=UTC)) == [
+            "2026-06-01|testsite"
+        ]
+        assert closing(monthly, datetime(2026, 6, 30, 23, 40, tzinfo=UTC)) == []
+        assert closing(monthly, datetime(2026, 6, 21, 22, 40, tzinfo=UTC)) == []
         # ...and the month holding the hour that failed its ERROR check is blocked like the day
-        assert not run.success
-        failure = next(e for e in run.all_events if e.event_type_value == "STEP_FAILURE")
-        assert "failed with ERROR" in str(failure.event_specific_data.error.message)
+        assert blocked_by_error_check(monthly_kpis, "2026-06-01|testsite")
