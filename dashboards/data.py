@@ -10,10 +10,11 @@ import pandas as pd
 import panel as pn
 
 from pv_platform.alerts.kpi_rules import STRING_CURRENT_LIKE
-from pv_platform.alerts.limits import realtime_thresholds
-from pv_platform.alerts.realtime import stale_limit_s
+from pv_platform.alerts.limits import fleet_from_settings, realtime_thresholds
+from pv_platform.alerts.realtime import communication_status
 from pv_platform.kpi.periods import SITE_DEVICE, total
 from pv_platform.plant import Plant, load_plant
+from pv_platform.settings import get_settings
 from pv_platform.storage import Database
 from pv_platform.storage.alerts import AlertStore
 
@@ -118,17 +119,17 @@ def devices(
     """Each device's newest reading (stored, or seen on the live bus, whichever is newer: the database
     lags by an ingest cycle), its communication status against the alert rule's limit, and availability."""
     history, the_plant = device_history(url, plant_file), plant(plant_file)
+    fleet = fleet_from_settings(get_settings())
     rows = []
     for site in the_plant.sites:
-        thresholds = realtime_thresholds(site)
+        thresholds = realtime_thresholds(site, fleet)
         for d in site.devices:
             h = history.get((site.id, d.id), {"stored": None, "availability": np.nan})
-            seen = max(
-                (t for t in (h["stored"], live_seen.get((site.id, d.id))) if t), default=None
+            seen, online = communication_status(
+                thresholds, d, now, h["stored"], live_seen.get((site.id, d.id))
             )
             age_s = (now - seen).total_seconds() if seen else None
-            limit_s = stale_limit_s(thresholds, d)
-            status = "never seen" if seen is None else ("online" if age_s <= limit_s else "silent")
+            status = "never seen" if seen is None else ("online" if online else "silent")
             rows.append(
                 {
                     "site": site.id, "device": d.id, "kind": d.kind, "integration": d.integration,

@@ -19,9 +19,14 @@ from pydantic import BaseModel, Field
 
 from pv_platform.alerts.engine import AlertEngine as _Engine
 from pv_platform.alerts.kpi_rules import kpi_candidates
-from pv_platform.alerts.limits import kpi_thresholds, realtime_thresholds
+from pv_platform.alerts.limits import fleet_from_settings, kpi_thresholds
 from pv_platform.alerts.model import AlertCandidate
-from pv_platform.alerts.realtime import EVENT_NAMES, FAULT_STATE, RealtimeRules
+from pv_platform.alerts.realtime import (
+    EVENT_NAMES,
+    FAULT_STATE,
+    RealtimeRules,
+    communication_status,
+)
 from pv_platform.bus import parse_mqtt_url
 from pv_platform.kpi.hourly import EDGE_MARGIN, HOURLY_METRICS, hourly_kpis_range
 from pv_platform.kpi.periods import SITE_DEVICE, total
@@ -157,7 +162,7 @@ class RealTimeMonitor:
         self._queues: list[asyncio.Queue] = []
         self._task: asyncio.Task | None = None
         self._seen: dict[tuple[str, str], datetime] = {}
-        self.rules = RealtimeRules(self.plant, dict(self.settings.alert_thresholds))
+        self.rules = RealtimeRules(self.plant, fleet_from_settings(self.settings))
 
     async def start(self) -> None:
         if not self.settings.mqtt_url:
@@ -238,16 +243,15 @@ class RealTimeMonitor:
         now = datetime.now(UTC)
         out = []
         for site in self.plant.sites:
-            limit = timedelta(seconds=realtime_thresholds(site).stale_after_s)
             for d in site.devices:
-                seen = [
-                    t for t in (stored.get((site.id, d.id)), self._seen.get((site.id, d.id))) if t
-                ]
-                last = max(seen) if seen else None
+                last, online = communication_status(
+                    self.rules.thresholds[site.id], d, now,
+                    stored.get((site.id, d.id)), self._seen.get((site.id, d.id)),
+                )  # fmt: skip
                 out.append(
                     SourceState(
                         site_id=site.id, device_id=d.id, kind=d.kind, integration=d.integration,
-                        last_reading=last, available=last is not None and now - last <= limit,
+                        last_reading=last, available=online,
                     )
                 )  # fmt: skip
         return out
@@ -513,7 +517,7 @@ class AlertEngine:
         self.plant = _plant(self.settings)
         self._db = _db(self.settings)
         self.engine = _Engine(AlertStore(self._db.engine))
-        self.rules = RealtimeRules(self.plant, dict(self.settings.alert_thresholds))
+        self.rules = RealtimeRules(self.plant, fleet_from_settings(self.settings))
 
     def register_callback(self, fn: Callable) -> None:
         """fn(event, alert) — sync or async; event is opened/updated/acknowledged/resolved."""
@@ -548,7 +552,7 @@ class AlertEngine:
             "availability_time": 1.0, "time_forced_outage_s": 0.0, "time_no_data_s": 0.0,
             "time_grid_outage_s": 0.0, "time_planned_s": 0.0,
         }  # fmt: skip
-        limits = {site: kpi_thresholds(self.plant.site(site), self.settings.alert_thresholds)}
+        limits = {site: kpi_thresholds(self.plant.site(site), fleet_from_settings(self.settings))}
         found = [
             c
             for c in kpi_candidates(pd.DataFrame([row]), pd.DataFrame(), now, limits)

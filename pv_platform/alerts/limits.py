@@ -26,6 +26,16 @@ def fleet_limits(values: Mapping[str, float] | None, source: str = "PVP_ALERT_TH
         ) from None
 
 
+def fleet_from_settings(settings) -> dict[str, float]:
+    """The fleet-wide overrides the settings make: `PVP_ALERT_STALE_AFTER_S` and `PVP_ALERT_THRESHOLDS`
+    (the latter wins). Every user of the rules (collector, Dagster, dashboards, API) starts here."""
+    return {"stale_after_s": settings.alert_stale_after_s, **settings.alert_thresholds}
+
+
+def _merged(site: Site, fleet: Mapping[str, float] | None) -> dict:
+    return {**fleet_limits(fleet), **site.alerts.overrides()}
+
+
 def _pick(cls, values: Mapping[str, float]) -> dict:
     names = {f.name for f in fields(cls)}
     return {k: v for k, v in values.items() if k in names}
@@ -33,9 +43,8 @@ def _pick(cls, values: Mapping[str, float]) -> dict:
 
 def realtime_thresholds(site: Site, fleet: Mapping[str, float] | None = None) -> Thresholds:
     """The real-time rule thresholds of one site."""
-    merged = {**fleet_limits(fleet), **site.alerts.overrides()}
     return replace(
-        Thresholds(**_pick(Thresholds, merged)),
+        Thresholds(**_pick(Thresholds, _merged(site, fleet))),
         frequency_hz=tuple(site.grid.frequency_hz),
         voltage_v=tuple(site.grid.voltage_v),
     )
@@ -43,5 +52,4 @@ def realtime_thresholds(site: Site, fleet: Mapping[str, float] | None = None) ->
 
 def kpi_thresholds(site: Site, fleet: Mapping[str, float] | None = None) -> KpiThresholds:
     """The KPI rule thresholds of one site."""
-    merged = {**fleet_limits(fleet), **site.alerts.overrides()}
-    return KpiThresholds(**_pick(KpiThresholds, merged))
+    return KpiThresholds(**_pick(KpiThresholds, _merged(site, fleet)))

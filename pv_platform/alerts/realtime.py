@@ -50,6 +50,15 @@ def stale_limit_s(t: Thresholds, device) -> float:
     return max(t.stale_after_s, t.stale_polls * float(poll_s)) if poll_s else t.stale_after_s
 
 
+def communication_status(
+    t: Thresholds, device, now: datetime, *seen: datetime | None
+) -> tuple[datetime | None, bool]:
+    """The newest of the given reading times (stored, live, ...) and whether the device is within its
+    communication limit at `now` (the dashboards' and the API's view of the `communication_lost` rule)."""
+    last = max((s for s in seen if s), default=None)
+    return last, last is not None and (now - last).total_seconds() <= stale_limit_s(t, device)
+
+
 @dataclass
 class _Series:
     value: float

@@ -8,6 +8,7 @@ import logging
 from datetime import UTC, datetime
 
 from pv_platform.alerts.engine import AlertEngine
+from pv_platform.alerts.limits import fleet_from_settings
 from pv_platform.alerts.notifiers import MqttNotifier, WebhookNotifier
 from pv_platform.alerts.realtime import RealtimeRules
 from pv_platform.integration import wait_or_stop
@@ -28,9 +29,7 @@ EVALUATE_EVERY_S = 2.0
 
 
 async def run_realtime_alerts(collector, plant, settings, broker, stop: asyncio.Event) -> None:
-    rules = RealtimeRules(
-        plant, {"stale_after_s": settings.alert_stale_after_s, **settings.alert_thresholds}
-    )
+    rules = RealtimeRules(plant, fleet_from_settings(settings))
     collector.hooks.append(rules.feed)
     db = Database(settings.database_url, pool_size=1)
     engine = AlertEngine(AlertStore(db.engine))

@@ -18,7 +18,7 @@ from pv_platform.alerts.kpi_rules import (
     STRING_CURRENT_LIKE,
     hour_candidates,
 )
-from pv_platform.alerts.limits import kpi_thresholds
+from pv_platform.alerts.limits import fleet_from_settings, kpi_thresholds
 from pv_platform.defs.ingest import telemetry
 from pv_platform.defs.partitions import hourly
 from pv_platform.defs.resources import PlatformResource
@@ -296,7 +296,7 @@ def alerts(context: dg.AssetExecutionContext, platform: PlatformResource) -> dg.
     the same engine and `alerts` table as the real-time rules."""
     window = context.partition_time_window
     db = platform.db()
-    plant, fleet = platform.plant(), get_settings().alert_thresholds
+    plant, fleet = platform.plant(), fleet_from_settings(get_settings())
     limits = {site.id: kpi_thresholds(site, fleet) for site in plant.sites}
     back = timedelta(hours=max((t.string_outlier_hours for t in limits.values()), default=1))
     recent = db.kpis("kpi_hourly", window.end - back, window.end)
