@@ -194,3 +194,16 @@ def timescale_url() -> str:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def start_mosquitto(conf: Path, ports: list[int], timeout_s: float = 10.0) -> subprocess.Popen:
+    """Run the machine's Mosquitto on `conf` until every port answers; its own error if it cannot start.
+    (The folder must be readable by the `mosquitto` user it drops to when started as root.)"""
+    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    proc = subprocess.Popen([mosquitto, "-c", str(conf)], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout_s
+    while not all(port_is_open("127.0.0.1", p) for p in ports):
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline, f"mosquitto did not listen on {ports}"
+        time.sleep(0.05)
+    return proc

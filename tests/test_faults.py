@@ -28,10 +28,10 @@ from pv_platform.defs.resources import PlatformResource
 from pv_platform.landing import SegmentWriter, list_closed, read_segment, segment_path
 from pv_platform.plant import dump_plant, parse_plant
 from pv_platform.readings import Reading
-from pv_platform.services import ensure_database, free_port, port_is_open, start_embedded_postgres
+from pv_platform.services import ensure_database, free_port, start_embedded_postgres
 from pv_platform.settings import Settings
 from pv_platform.storage import Database
-from tests.conftest import demo_plant_dict
+from tests.conftest import demo_plant_dict, start_mosquitto
 
 pytestmark = pytest.mark.faults
 DAY = datetime(2026, 6, 21, tzinfo=UTC)
@@ -130,7 +130,6 @@ def test_postgres_stopped_for_60_s_during_ingest_loses_and_doubles_nothing(tmp_p
 @pytest.fixture
 def persistent_mosquitto(tmp_path):
     """A Mosquitto of our own (the machine's binary) with persistence, so it can be restarted."""
-    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     d = Path(tempfile.mkdtemp(prefix="pvp-mqtt-restart-"))
     d.chmod(0o777)
     port = free_port()
@@ -144,13 +143,7 @@ def persistent_mosquitto(tmp_path):
         proc: subprocess.Popen | None = None
 
         def start(self):
-            self.proc = subprocess.Popen(
-                [mosquitto, "-c", str(d / "mosquitto.conf")], stderr=subprocess.DEVNULL
-            )
-            deadline = time.monotonic() + 10
-            while not port_is_open("127.0.0.1", port):
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+            self.proc = start_mosquitto(d / "mosquitto.conf", [port])
 
         def stop(self):
             self.proc.terminate()  # mosquitto saves its persistent state on SIGTERM

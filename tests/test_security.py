@@ -9,7 +9,6 @@ import logging
 import shutil
 import subprocess
 import tempfile
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,10 +20,10 @@ from pv_platform.bus import parse_mqtt_url
 from pv_platform.collector import Collector
 from pv_platform.landing import list_closed, read_segment, segment_path
 from pv_platform.plant import parse_plant
-from pv_platform.services import free_port, port_is_open
+from pv_platform.services import free_port
 from pv_platform.settings import Settings
 from pv_platform.storage import redact
-from tests.conftest import demo_plant_dict
+from tests.conftest import demo_plant_dict, start_mosquitto
 
 PASSWORD = "Xq7-s3cret-pw"
 
@@ -37,7 +36,6 @@ def _run(*cmd: str, cwd=None) -> None:
 def secured_broker():
     """Mosquitto (the machine's binary) with allow_anonymous false, a password file, a plain and a TLS
     listener on 127.0.0.1."""
-    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not shutil.which("mosquitto_passwd") or not shutil.which("openssl"):
         pytest.fail("needs mosquitto, mosquitto_passwd and openssl (Debian: mosquitto, openssl)")
     # a folder of its own, readable by the `mosquitto` user the broker drops to when started as root
@@ -60,12 +58,7 @@ def secured_broker():
     for f in d.iterdir():
         f.chmod(0o644)
     d.chmod(0o755)
-    proc = subprocess.Popen([mosquitto, "-c", str(d / "mosquitto.conf")], stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 10
-    while not (port_is_open("127.0.0.1", plain) and port_is_open("127.0.0.1", tls)):
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    proc = start_mosquitto(d / "mosquitto.conf", [plain, tls])
     yield {"plain": plain, "tls": tls, "ca": str(d / "ca.crt")}
     proc.terminate()
     proc.wait(5)
