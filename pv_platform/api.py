@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 
 import aiomqtt
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
@@ -30,8 +31,14 @@ from pv_platform.alerts.realtime import (
 from pv_platform.bus import parse_mqtt_url
 from pv_platform.kpi.hourly import EDGE_MARGIN, HOURLY_METRICS, hourly_kpis_range
 from pv_platform.kpi.periods import SITE_DEVICE, total
-from pv_platform.kpi.temperature import T_REF_IEC_C, cell_temperature_c
-from pv_platform.plant import Plant, load_plant
+from pv_platform.kpi.temperature import (
+    T_REF_IEC_C,
+    cell_temperature_c,
+    temperature_corrected_pr,
+    temperature_corrected_reference_energy_kwh,
+)
+from pv_platform.kpi.yields import performance_ratio
+from pv_platform.plant import Device, Plant, load_plant
 from pv_platform.readings import Reading
 from pv_platform.settings import Settings, get_settings
 from pv_platform.storage import Database
@@ -412,21 +419,24 @@ class PerformanceMetrics:
             gamma_pdc_per_c = (
                 gamma_pdc_per_c if gamma_pdc_per_c is not None else devices[0].gamma_pdc_per_c
             )
-        gamma = -0.0037 if gamma_pdc_per_c is None else gamma_pdc_per_c
-        reference_w = p_dc_kw * 1000.0 * irradiance / 1000.0
-        if reference_w <= 0:
+        if gamma_pdc_per_c is None:
+            gamma_pdc_per_c = Device.model_fields["gamma_pdc_per_c"].default
+        if p_dc_kw * irradiance <= 0:
             return InstantPR(pr=None, pr_temp_iec=None, cell_temperature_c=None)
-        t_cell = (
-            float(cell_temperature_c(irradiance, module_temperature_c=module_temperature))
-            if module_temperature is not None
-            else None
-        )
-        corrected = (
-            reference_w * (1.0 + gamma * (t_cell - T_REF_IEC_C)) if t_cell is not None else None
-        )
+        # an instant as a one-hour period: energy [kWh] = power [kW] x 1 h, insolation = G [kW/m2] x 1 h
+        energy_kwh, insolation_kwh_m2 = actual_power / 1000.0, irradiance / 1000.0
+        if module_temperature is None:
+            t_cell = pr_temp = None
+        else:
+            t_cell = float(cell_temperature_c(irradiance, module_temperature_c=module_temperature))
+            reference_kwh = temperature_corrected_reference_energy_kwh(
+                irradiance, t_cell, p_dc_kw, gamma_pdc_per_c, T_REF_IEC_C, 1.0
+            )
+            pr_temp = float(temperature_corrected_pr(energy_kwh, reference_kwh))
+            pr_temp = pr_temp if np.isfinite(pr_temp) else None  # no corrected reference: undefined
         return InstantPR(
-            pr=actual_power / reference_w,
-            pr_temp_iec=actual_power / corrected if corrected else None,
+            pr=float(performance_ratio(energy_kwh, insolation_kwh_m2, p_dc_kw)),
+            pr_temp_iec=pr_temp,
             cell_temperature_c=t_cell,
         )
 
