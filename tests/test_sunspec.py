@@ -4,6 +4,7 @@ and the decoder's sentinels and scale factors on hand-made registers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import threading
 
@@ -25,36 +26,42 @@ from pv_platform.services import free_port
 from tests.conftest import demo_plant_dict
 
 
-@pytest.fixture
-def served_plant():
-    """Two simulated inverters (model 103 and model 113), served in a background thread."""
-    plant = parse_plant(demo_plant_dict([free_port(), free_port()]))
-    loop = asyncio.new_event_loop()
-    ready, stop = threading.Event(), None
-    result: dict = {}
+@contextlib.contextmanager
+def simulator_in_thread(plant):
+    """The plant's simulated devices served from an event loop in a background thread, for the
+    synchronous clients under test (the served image stays constant: one update an hour)."""
+    loop, ready, holder = asyncio.new_event_loop(), threading.Event(), {}
 
     def serve() -> None:
-        nonlocal stop
         asyncio.set_event_loop(loop)
-        stop = asyncio.Event()
-        started = asyncio.Event()
 
         async def main():
+            holder["stop"] = asyncio.Event()
+            started = asyncio.Event()
             task = asyncio.create_task(
-                run_simulator(plant, None, stop, update_interval_s=3600, ready=started)
+                run_simulator(plant, None, holder["stop"], update_interval_s=3600, ready=started)
             )
             await started.wait()
             ready.set()
-            result["inverters"] = await task
+            await task
 
         loop.run_until_complete(main())
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    assert ready.wait(15)
-    yield plant
-    loop.call_soon_threadsafe(stop.set)
-    thread.join(10)
+    try:
+        assert ready.wait(15)
+        yield plant
+    finally:
+        loop.call_soon_threadsafe(holder["stop"].set)
+        thread.join(10)
+
+
+@pytest.fixture
+def served_plant():
+    """Two simulated inverters (model 103 and model 113), served in a background thread."""
+    with simulator_in_thread(parse_plant(demo_plant_dict([free_port(), free_port()]))) as plant:
+        yield plant
 
 
 def _ours(device) -> dict:
@@ -213,28 +220,7 @@ def test_modbus_rtu_over_a_serial_line_reads_what_the_simulator_serves(serial_li
     spec = demo_plant_dict([free_port()])
     spec["sites"][0]["devices"][0]["config"] = rtu
     plant = parse_plant(spec)
-    loop, ready = asyncio.new_event_loop(), threading.Event()
-    holder: dict = {}
-
-    def serve() -> None:
-        asyncio.set_event_loop(loop)
-
-        async def main():
-            holder["stop"] = asyncio.Event()
-            started = asyncio.Event()
-            task = asyncio.create_task(
-                run_simulator(plant, None, holder["stop"], update_interval_s=3600, ready=started)
-            )
-            await started.wait()
-            ready.set()
-            await task
-
-        loop.run_until_complete(main())
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        assert ready.wait(15)
+    with simulator_in_thread(plant):
         device = (
             plant.sites[0]
             .devices[0]
@@ -254,6 +240,3 @@ def test_modbus_rtu_over_a_serial_line_reads_what_the_simulator_serves(serial_li
                 assert _same(ours[103][point], model.points[point].cvalue), point
         finally:
             theirs.close()
-    finally:
-        loop.call_soon_threadsafe(holder["stop"].set)
-        thread.join(10)
