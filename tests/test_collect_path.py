@@ -30,13 +30,20 @@ def _landed(landing) -> dict[str, list[tuple[str, float]]]:
     return out
 
 
-async def _run(plant, landing, mqtt_url, seconds: float):
+async def _run(plant, landing, mqtt_url, seconds: float, update_interval_s: float = 3600):
+    """Simulator and collector side by side for `seconds`; the simulator's update loop is slowed to once
+    an hour by default, so the served image stays constant."""
     settings = Settings(mqtt_url=mqtt_url, segment_max_age_s=0.5)
     broker = parse_mqtt_url(mqtt_url)
     stop_sim, stop_col, ready = asyncio.Event(), asyncio.Event(), asyncio.Event()
     sim = asyncio.create_task(
         run_simulator(
-            plant, broker, stop_sim, weather_interval_s=0.5, update_interval_s=3600, ready=ready
+            plant,
+            broker,
+            stop_sim,
+            weather_interval_s=0.5,
+            update_interval_s=update_interval_s,
+            ready=ready,
         )
     )
     await asyncio.wait_for(ready.wait(), 10)
@@ -101,30 +108,7 @@ def test_accelerated_time_runs_a_simulated_morning_in_seconds(plant, landing, mq
     assert june < datetime.now(UTC) - timedelta(days=1)  # simulated time stays in the past
     set_clock(june, 2880.0)
     try:
-
-        async def go():
-            settings = Settings(mqtt_url=mqtt_url, segment_max_age_s=0.5)
-            broker = parse_mqtt_url(mqtt_url)
-            stop_sim, stop_col, ready = asyncio.Event(), asyncio.Event(), asyncio.Event()
-            sim = asyncio.create_task(
-                run_simulator(
-                    plant,
-                    broker,
-                    stop_sim,
-                    weather_interval_s=0.5,
-                    update_interval_s=0.2,
-                    ready=ready,
-                )
-            )
-            await asyncio.wait_for(ready.wait(), 10)
-            col = asyncio.create_task(Collector(plant, settings, landing, broker).run(stop_col))
-            await asyncio.sleep(10.0)
-            stop_col.set()
-            await col
-            stop_sim.set()
-            await sim
-
-        asyncio.run(go())
+        asyncio.run(_run(plant, landing, mqtt_url, seconds=10.0, update_interval_s=0.2))
     finally:
         set_clock()
     landed = _landed(landing)
