@@ -220,6 +220,13 @@ def _lines(fig, source: ColumnDataSource, series: tuple, legend_at: str) -> None
     fig.legend.location = legend_at
 
 
+def _heat(fig, long: pd.DataFrame, x: str, y: str, value: str, width: float, palette: str) -> None:
+    """Heatmap cells of `long` (one row per cell), coloured by `value` from 0 to its maximum."""
+    mapper = LinearColorMapper(palette=palette, low=0, high=float(long[value].max() or 1))
+    fig.rect(x=x, y=y, width=width, height=1, source=ColumnDataSource(long),
+             fill_color={"field": value, "transform": mapper}, line_color=None)  # fmt: skip
+
+
 class HistoryPage:
     """KPIs of a site or inverter over a date range, by hour, day or month."""
 
@@ -446,17 +453,7 @@ class HistoryPage:
                      x_range=(-0.5, 23.5), y_range=list(grid.index) if not grid.empty else ["—"])  # fmt: skip
         if grid.empty:
             return fig
-        long = grid.stack().reset_index(name="kwh")
-        mapper = LinearColorMapper(palette="Viridis256", low=0, high=float(long["kwh"].max() or 1))
-        fig.rect(
-            x="hour",
-            y="day",
-            width=1,
-            height=1,
-            source=ColumnDataSource(long),
-            fill_color={"field": "kwh", "transform": mapper},
-            line_color=None,
-        )
+        _heat(fig, grid.stack().reset_index(name="kwh"), "hour", "day", "kwh", 1, "Viridis256")
         fig.xaxis.axis_label = "hour"
         return fig
 
@@ -468,16 +465,7 @@ class HistoryPage:
             return fig
         long = grid.stack().reset_index(name="amps")
         long["bucket"] = pd.to_datetime(long["bucket"]).dt.tz_localize(None)
-        mapper = LinearColorMapper(palette="Inferno256", low=0, high=float(long["amps"].max() or 1))
-        fig.rect(
-            x="bucket",
-            y="string",
-            width=3.6e6,
-            height=1,
-            source=ColumnDataSource(long),
-            fill_color={"field": "amps", "transform": mapper},
-            line_color=None,
-        )
+        _heat(fig, long, "bucket", "string", "amps", 3.6e6, "Inferno256")
         return fig
 
 
