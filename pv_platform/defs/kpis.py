@@ -102,7 +102,7 @@ def hourly_kpis(
     window = context.partition_time_window
     db, plant = platform.db(), platform.plant()
     db.sync_plant(plant)
-    samples = db.samples(
+    samples = db.sample_set(
         window.start - EDGE_MARGIN,
         window.end + EDGE_MARGIN,
         HOURLY_METRICS + ["cabinet_temperature"],

@@ -1,4 +1,5 @@
-"""Energy and insolation over a window from sampled series. Pure functions on pandas Series.
+"""Energy and insolation over a window from sampled series. Pure functions on pandas Series, each a thin
+wrapper over a numpy kernel on (seconds, values) arrays that the hourly KPIs call directly.
 
 Counters: energy comes from lifetime-counter differences (SunSpec `WH`), with resets and backwards
 steps treated as missing, never as negative energy. Rates (power, irradiance) are integrated with the
@@ -15,38 +16,69 @@ import pandas as pd
 SECONDS_PER_HOUR = 3600.0
 
 
-def _at(series: pd.Series, ts: pd.Timestamp, max_gap_s: float) -> float | None:
-    """Linear interpolation of `series` at `ts` from its neighbours, if both lie within max_gap_s."""
-    if ts in series.index:
-        return float(series.loc[ts])
-    before = series[series.index < ts]
-    after = series[series.index > ts]
-    if before.empty or after.empty:
+def seconds_since(index: pd.DatetimeIndex, origin: datetime) -> np.ndarray:
+    """Seconds from `origin` to each timestamp [s] (float64: µs-exact over decades)."""
+    return (index.as_unit("ns").asi8 - pd.Timestamp(origin).as_unit("ns").value) / 1e9
+
+
+def _ordered(series: pd.Series) -> pd.Series:
+    """In time order, one value per timestamp (the last one)."""
+    if not series.index.is_monotonic_increasing:
+        series = series.sort_index(kind="stable")
+    if series.index.has_duplicates:
+        series = series[~series.index.duplicated(keep="last")]
+    return series
+
+
+def _edge(t_s: np.ndarray, v: np.ndarray, at_s: float, max_gap_s: float) -> float | None:
+    """Value at `at_s`: the sample there, else linear between its neighbours if they are within max_gap_s."""
+    i = int(np.searchsorted(t_s, at_s))
+    if i < len(t_s) and t_s[i] == at_s:
+        return float(v[i])
+    if i == 0 or i == len(t_s) or t_s[i] - t_s[i - 1] > max_gap_s:
         return None
-    t0, v0 = before.index[-1], float(before.iloc[-1])
-    t1, v1 = after.index[0], float(after.iloc[0])
-    if (t1 - t0).total_seconds() > max_gap_s:
-        return None
-    frac = (ts - t0).total_seconds() / (t1 - t0).total_seconds()
-    return v0 + frac * (v1 - v0)
+    frac = (at_s - t_s[i - 1]) / (t_s[i] - t_s[i - 1])
+    return float(v[i - 1] + frac * (v[i] - v[i - 1]))
+
+
+def clip_arrays(
+    t_s: np.ndarray, v: np.ndarray, start_s: float, end_s: float, max_gap_s: float = 900.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Samples strictly inside (start_s, end_s) plus the values at the two edges when bracketed.
+
+    t_s : sample times [s], increasing and unique; v : values
+    """
+    lo, hi = np.searchsorted(t_s, start_s, "right"), np.searchsorted(t_s, end_s, "left")
+    first, last = _edge(t_s, v, start_s, max_gap_s), _edge(t_s, v, end_s, max_gap_s)
+    head_t, head_v = ([start_s], [first]) if first is not None else ([], [])
+    tail_t, tail_v = ([end_s], [last]) if last is not None else ([], [])
+    return (
+        np.concatenate([head_t, t_s[lo:hi], tail_t]),
+        np.concatenate([head_v, v[lo:hi], tail_v]),
+    )
 
 
 def clip_to_window(
     series: pd.Series, start: datetime, end: datetime, max_gap_s: float = 900.0
 ) -> pd.Series:
     """The samples inside [start, end] plus values interpolated at the two edges (when bracketed)."""
-    if not series.index.is_monotonic_increasing:
-        series = series.sort_index()
-    if series.index.has_duplicates:
-        series = series[~series.index.duplicated(keep="last")]
-    start_ts, end_ts = pd.Timestamp(start), pd.Timestamp(end)
-    inside = series[(series.index > start_ts) & (series.index < end_ts)]
-    edges = {}
-    for ts in (start_ts, end_ts):
-        value = _at(series, ts, max_gap_s)
-        if value is not None:
-            edges[ts] = value
-    return pd.concat([inside, pd.Series(edges, dtype=float)]).sort_index()
+    series = _ordered(series)
+    origin = pd.Timestamp(start)
+    t_s, v = clip_arrays(
+        seconds_since(series.index, origin),
+        series.to_numpy(dtype=float),
+        0.0,
+        (pd.Timestamp(end) - origin).total_seconds(),
+        max_gap_s,
+    )
+    return pd.Series(v, index=origin + pd.to_timedelta(np.round(t_s * 1e6), unit="us"))
+
+
+def _window(series: pd.Series, start: datetime, end: datetime, max_gap_s: float):
+    series = _ordered(series)
+    t_s = seconds_since(series.index, start)
+    span_s = (pd.Timestamp(end) - pd.Timestamp(start)).total_seconds()
+    return clip_arrays(t_s, series.to_numpy(dtype=float), 0.0, span_s, max_gap_s)
 
 
 def integrate_rate(
@@ -57,11 +89,9 @@ def integrate_rate(
     series : a rate (W, W/m^2, ...) indexed by UTC timestamps
     returns : the integral in rate-unit hours (W·h, W·h/m^2, ...); NaN when no sample is in the window
     """
-    clipped = clip_to_window(series, start, end, max_gap_s)
-    if len(clipped) < 2:
+    t_s, v = _window(series, start, end, max_gap_s)
+    if len(t_s) < 2:
         return float("nan")
-    t_s = (clipped.index - clipped.index[0]).total_seconds().to_numpy()
-    v = clipped.to_numpy(dtype=float)
     dt = np.diff(t_s)
     area = 0.5 * (v[1:] + v[:-1]) * dt
     area[dt > max_gap_s] = 0.0
@@ -76,11 +106,42 @@ def counter_energy(
     series : a TOTAL_INCREASING counter (e.g. Wh) indexed by UTC timestamps
     returns : the sum of non-negative differences inside the window; NaN when it cannot be bracketed
     """
-    clipped = clip_to_window(series, start, end, max_gap_s)
-    if len(clipped) < 2:
+    _, v = _window(series, start, end, max_gap_s)
+    if len(v) < 2:
         return float("nan")
-    diffs = np.diff(clipped.to_numpy(dtype=float))
+    diffs = np.diff(v)
     return float(diffs[diffs >= 0].sum())
+
+
+def step_means(
+    t_s: np.ndarray, v: np.ndarray, n_steps: int, step_s: float = 60.0, max_gap_s: float = 900.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Kernel of `interval_means` on arrays: the window is [0, n_steps * step_s) seconds.
+
+    t_s : sample times [s] from the window start, increasing and unique (any outside are clipped)
+    returns : (mean [value unit] per step, NaN where uncovered; covered seconds per step [s])
+    """
+    mean, covered = np.full(n_steps, np.nan), np.zeros(n_steps)
+    t, v = clip_arrays(t_s, v, 0.0, n_steps * step_s, max_gap_s)
+    if len(t) < 2 or n_steps == 0:
+        return mean, covered
+    grid = np.arange(1, n_steps) * step_s
+    grid = grid[(grid > t[0]) & (grid < t[-1])]
+    knots = np.concatenate([t, grid])
+    knots.sort(kind="stable")  # two sorted runs: a merge
+    knots = knots[np.concatenate([[True], knots[1:] != knots[:-1]])]
+    values = np.interp(knots, t, v)
+    dt = np.diff(knots)
+    mid = knots[:-1] + dt / 2
+    pos = np.clip(np.searchsorted(t, mid), 1, len(t) - 1)
+    valid = (t[pos] - t[pos - 1]) <= max_gap_s
+    area = 0.5 * (values[1:] + values[:-1]) * dt * valid
+    bins = np.clip((mid // step_s).astype(int), 0, n_steps - 1)
+    integral = np.bincount(bins, weights=area, minlength=n_steps)
+    covered = np.bincount(bins, weights=dt * valid, minlength=n_steps)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = np.where(covered > 0, integral / covered, np.nan)
+    return mean, covered
 
 
 def interval_means(
@@ -101,57 +162,12 @@ def interval_means(
     start_ts, end_ts = pd.Timestamp(start), pd.Timestamp(end)
     n_steps = int(round((end_ts - start_ts).total_seconds() / step_s))
     index = start_ts + pd.to_timedelta(np.arange(n_steps) * step_s, unit="s")
-    out = pd.DataFrame({"mean": np.nan, "covered_s": 0.0}, index=index)
-    clipped = clip_to_window(series, start, end, max_gap_s)
-    if len(clipped) < 2 or n_steps == 0:
-        return out
-    t = (clipped.index - start_ts).total_seconds().to_numpy()
-    v = clipped.to_numpy(dtype=float)
-    grid = np.arange(n_steps + 1) * step_s
-    knots = np.union1d(t, grid[(grid > t[0]) & (grid < t[-1])])
-    values = np.interp(knots, t, v)
-    dt = np.diff(knots)
-    mid = knots[:-1] + dt / 2
-    pos = np.clip(np.searchsorted(t, mid), 1, len(t) - 1)
-    valid = (t[pos] - t[pos - 1]) <= max_gap_s
-    area = 0.5 * (values[1:] + values[:-1]) * dt * valid
-    bins = np.clip((mid // step_s).astype(int), 0, n_steps - 1)
-    integral = np.bincount(bins, weights=area, minlength=n_steps)
-    covered = np.bincount(bins, weights=dt * valid, minlength=n_steps)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["mean"] = np.where(covered > 0, integral / covered, np.nan)
-    out["covered_s"] = covered
-    return out
-
-
-EntityKey = tuple[str, str, str]  # (site_id, device_id, metric)
-
-
-def split_by_entity(samples: pd.DataFrame) -> dict[EntityKey, pd.Series]:
-    """Long-format samples -> one time-indexed value series per (site, device, metric), in time order.
-
-    Uses the integer `entity_id` column when the storage layer supplied one (a year of minute data
-    splits in milliseconds); otherwise groups on the three name columns.
-    """
-    if samples.empty:
-        return {}
-    if "entity_id" in samples.columns:
-        ids = samples["entity_id"].to_numpy()
-        order = np.argsort(ids, kind="stable")
-        sorted_ids = ids[order]
-        cuts = np.flatnonzero(np.diff(sorted_ids)) + 1
-        groups = np.split(order, cuts)
-    else:
-        groups = list(
-            samples.groupby(["site_id", "device_id", "metric"], sort=False).indices.values()
-        )
-    ts, values = pd.DatetimeIndex(samples["ts"]), samples["value"].to_numpy(dtype=float)
-    names = samples[["site_id", "device_id", "metric"]].to_numpy()
-    out: dict[EntityKey, pd.Series] = {}
-    for rows in groups:
-        index = ts[rows]
-        if not index.is_monotonic_increasing:
-            sort = np.argsort(index.asi8, kind="stable")
-            rows, index = rows[sort], index[sort]
-        out[tuple(names[rows[0]])] = pd.Series(values[rows], index=index)
-    return out
+    series = _ordered(series)
+    mean, covered = step_means(
+        seconds_since(series.index, start_ts),
+        series.to_numpy(dtype=float),
+        n_steps,
+        step_s,
+        max_gap_s,
+    )
+    return pd.DataFrame({"mean": mean, "covered_s": covered}, index=index)

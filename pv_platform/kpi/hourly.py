@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 
 from pv_platform.kpi.availability import CATEGORIES, classify_intervals
-from pv_platform.kpi.energy import clip_to_window, interval_means, split_by_entity
+from pv_platform.kpi.energy import clip_arrays
 from pv_platform.kpi.expected import expected_ac_power_w
 from pv_platform.kpi.periods import SITE_DEVICE, derive_ratios, site_rows
+from pv_platform.kpi.samples import SampleSet, as_sample_set
 from pv_platform.kpi.temperature import T_REF_IEC_C, cell_temperature_c
 from pv_platform.plant import Device, Plant, Site
 
@@ -33,32 +34,33 @@ GRID_COLUMNS = ("export_kwh", "import_kwh", "reactive_kvarh", "time_freq_out_s",
 
 
 class _Range:
-    """Samples of a range grouped by (site, device, metric), and the minute/hour grid of [start, end)."""
+    """Samples of a range by (site, device, metric), and the minute/hour grid of [start, end)."""
 
-    def __init__(self, samples: pd.DataFrame, start: datetime, end: datetime) -> None:
+    def __init__(self, samples: pd.DataFrame | SampleSet, start: datetime, end: datetime) -> None:
         self.start, self.end = pd.Timestamp(start), pd.Timestamp(end)
         self.n_hours = int(round((self.end - self.start).total_seconds() / 3600.0))
         self.n_min = self.n_hours * PER_HOUR
         self.minutes = self.start + pd.to_timedelta(np.arange(self.n_min) * STEP_S, unit="s")
         self.hours = self.start + pd.to_timedelta(np.arange(self.n_hours), unit="h")
-        self.groups = split_by_entity(samples)
-        self._means: dict[tuple[str, str, str], pd.DataFrame] = {}
+        self.samples = as_sample_set(samples)
 
-    def series(self, site_id: str, device_id: str, metric: str) -> pd.Series | None:
-        return self.groups.get((site_id, device_id, metric))
+    def seconds(self, site_id: str, device_id: str, metric: str):
+        """(seconds from the range start, values) of an entity, or None."""
+        return self.samples.seconds((site_id, device_id, metric), self.start)
+
+    def has(self, site_id: str, device_id: str, metric: str) -> bool:
+        return (site_id, device_id, metric) in self.samples
 
     def devices_with(self, site_id: str, metric: str) -> list[str]:
-        return [d for (s, d, m) in self.groups if s == site_id and m == metric]
+        return [d for (s, d, m) in self.samples if s == site_id and m == metric]
 
-    def means(self, site_id: str, device_id: str, metric: str) -> pd.DataFrame | None:
-        """Per-minute time-weighted means and covered seconds (cached)."""
-        key = (site_id, device_id, metric)
-        if key not in self._means:
-            s = self.groups.get(key)
-            self._means[key] = (
-                None if s is None else interval_means(s, self.start, self.end, STEP_S, MAX_GAP_S)
-            )
-        return self._means[key]
+    def means(
+        self, site_id: str, device_id: str, metric: str
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Per-minute time-weighted means and covered seconds (computed once per entity)."""
+        return self.samples.step_means(
+            (site_id, device_id, metric), self.start, self.end, STEP_S, MAX_GAP_S
+        )
 
     def per_hour(self, minute_values: np.ndarray) -> np.ndarray:
         """Sum of per-minute values in each hour (NaN minutes ignored)."""
@@ -69,21 +71,16 @@ class _Range:
 
     def samples_per_hour(self, site_id: str, device_id: str) -> np.ndarray:
         counts = np.zeros(self.n_hours, int)
-        for (s, d, _), series in self.groups.items():
+        for s, d, m in self.samples:
             if s == site_id and d == device_id:
-                offset_h = ((series.index - self.start).total_seconds().to_numpy() // 3600).astype(
-                    int
-                )
+                offset_h = np.floor(self.seconds(s, d, m)[0] / 3600.0)
                 inside = (offset_h >= 0) & (offset_h < self.n_hours)
-                counts += np.bincount(offset_h[inside], minlength=self.n_hours)
+                counts += np.bincount(offset_h[inside].astype(int), minlength=self.n_hours)
         return counts
 
     def site_mean(self, site_id: str, metric: str) -> np.ndarray:
         """Per-minute mean of a metric over every device of the site that reports it (NaN: none did)."""
-        columns = [
-            self.means(site_id, d, metric)["mean"].to_numpy()
-            for d in self.devices_with(site_id, metric)
-        ]
+        columns = [self.means(site_id, d, metric)[0] for d in self.devices_with(site_id, metric)]
         if not columns:
             return np.full(self.n_min, np.nan)
         stacked = np.vstack(columns)
@@ -91,16 +88,19 @@ class _Range:
         return np.where(counts > 0, np.nansum(stacked, axis=0) / np.maximum(counts, 1), np.nan)
 
 
-def counter_energy_per_hour(series: pd.Series | None, grid: _Range) -> np.ndarray:
+def counter_energy_per_hour(
+    found: tuple[np.ndarray, np.ndarray] | None, grid: _Range
+) -> np.ndarray:
     """Energy from a lifetime counter in each hour [counter unit]: non-negative steps between the samples
     and the values interpolated at hour boundaries (when bracketed within MAX_GAP_S); NaN for an hour with
-    fewer than two such points. Same result as `counter_energy` hour by hour."""
+    fewer than two such points. Same result as `counter_energy` hour by hour.
+
+    found : (seconds from the range start, counter values), as `_Range.seconds` gives them
+    """
     out = np.full(grid.n_hours, np.nan)
-    if series is None:
+    if found is None:
         return out
-    clipped = clip_to_window(series, grid.start, grid.end, MAX_GAP_S)
-    t_s = (clipped.index - grid.start).total_seconds().to_numpy()
-    v = clipped.to_numpy(dtype=float)
+    t_s, v = clip_arrays(found[0], found[1], 0.0, grid.n_hours * 3600.0, MAX_GAP_S)
     bounds = np.arange(1, grid.n_hours) * 3600.0
     inside = (bounds > t_s[0]) & (bounds < t_s[-1]) if len(t_s) else np.zeros(0, bool)
     bounds = bounds[inside]
@@ -108,7 +108,7 @@ def counter_energy_per_hour(series: pd.Series | None, grid: _Range) -> np.ndarra
     bracketed = (
         t_s[np.clip(pos, 0, len(t_s) - 1)] - t_s[np.clip(pos - 1, 0, len(t_s) - 1)]
     ) <= MAX_GAP_S
-    exact = np.isin(bounds, t_s)
+    exact = t_s[np.clip(pos, 0, len(t_s) - 1)] == bounds
     add = bounds[bracketed & ~exact]
     points_t = np.concatenate([t_s, add])
     points_v = np.concatenate([v, np.interp(add, t_s, v)]) if len(t_s) else v
@@ -158,9 +158,9 @@ def _weather(grid: _Range, site: Site) -> tuple[np.ndarray, np.ndarray, np.ndarr
     # insolation: mean over the POA sensors of each sensor's own trapezoid integral
     per_sensor = []
     for device_id in grid.devices_with(site.id, "poa_irradiance"):
-        m = grid.means(site.id, device_id, "poa_irradiance")
-        wh = grid.per_hour((m["mean"] * m["covered_s"]).fillna(0.0).to_numpy()) / 3600.0
-        covered = grid.per_hour(m["covered_s"].to_numpy())
+        mean, covered_s = grid.means(site.id, device_id, "poa_irradiance")
+        wh = grid.per_hour(np.nan_to_num(mean * covered_s)) / 3600.0
+        covered = grid.per_hour(covered_s)
         per_sensor.append(np.where(covered > 0, wh / 1000.0, np.nan))
     insolation = (
         np.nanmean(np.vstack(per_sensor), axis=0) if per_sensor else np.full(grid.n_hours, np.nan)
@@ -176,7 +176,9 @@ def _grid(grid: _Range, site: Site) -> tuple[dict[str, np.ndarray], np.ndarray]:
     if not meters:
         return parts, np.zeros(grid.n_min, bool)
     for column, metric in (("export_kwh", "export_energy"), ("import_kwh", "import_energy")):
-        per_meter = [counter_energy_per_hour(grid.series(site.id, m, metric), grid) for m in meters]
+        per_meter = [
+            counter_energy_per_hour(grid.seconds(site.id, m, metric), grid) for m in meters
+        ]
         parts[column] = np.nansum(np.vstack(per_meter), axis=0) / 1000.0 if per_meter else nan
     freq, volt = grid.site_mean(site.id, "grid_frequency"), grid.site_mean(site.id, "grid_voltage")
     (f_lo, f_hi), (v_lo, v_hi) = site.grid.frequency_hz, site.grid.voltage_v
@@ -185,9 +187,7 @@ def _grid(grid: _Range, site: Site) -> tuple[dict[str, np.ndarray], np.ndarray]:
     parts["time_volt_out_s"] = grid.per_hour(v_out.astype(float)) * STEP_S
     pf = grid.site_mean(site.id, "power_factor")
     power = [
-        grid.means(site.id, m, "ac_power")["mean"].to_numpy()
-        for m in meters
-        if grid.series(site.id, m, "ac_power") is not None
+        grid.means(site.id, m, "ac_power")[0] for m in meters if grid.has(site.id, m, "ac_power")
     ]
     if power:
         stacked = np.vstack(power)
@@ -210,14 +210,12 @@ def _inverter(
     grid: _Range, site: Site, inv: Device, poa, t_cell, insolation, outage, t_ref_nrel_c: float
 ) -> pd.DataFrame:
     minute_h = STEP_S / 3600.0
-    energy_wh = counter_energy_per_hour(grid.series(site.id, inv.id, "ac_energy"), grid)
+    energy_wh = counter_energy_per_hour(grid.seconds(site.id, inv.id, "ac_energy"), grid)
     power = grid.means(site.id, inv.id, "ac_power")
-    ac_w = power["mean"].to_numpy() if power is not None else np.full(grid.n_min, np.nan)
+    ac_w = power[0] if power is not None else np.full(grid.n_min, np.nan)
     if power is not None:  # no counter (or no counter step in an hour): integrate power
-        power_wh = (
-            grid.per_hour((power["mean"] * power["covered_s"]).fillna(0.0).to_numpy()) / 3600.0
-        )
-        has_power = grid.per_hour(power["covered_s"].to_numpy()) > 0
+        power_wh = grid.per_hour(np.nan_to_num(power[0] * power[1])) / 3600.0
+        has_power = grid.per_hour(power[1]) > 0
         energy_wh = np.where(np.isnan(energy_wh) & has_power, power_wh, energy_wh)
     t_cell_model = np.where(np.isnan(t_cell), 25.0, t_cell)
     expected_w = expected_ac_power_w(
@@ -262,7 +260,7 @@ def _inverter(
 
 
 def hourly_kpis_range(
-    samples: pd.DataFrame,
+    samples: pd.DataFrame | SampleSet,
     plant: Plant,
     start: datetime,
     end: datetime,
@@ -270,7 +268,8 @@ def hourly_kpis_range(
 ) -> pd.DataFrame:
     """One row per inverter and one per site (`device_id == '*'`) for every whole UTC hour in [start, end).
 
-    samples : long format (site_id, device_id, metric, ts, value), covering the range plus ~15 min margin
+    samples : a SampleSet, or long format (site_id, device_id, metric, ts, value), covering the range
+        plus EDGE_MARGIN either side
     t_ref_nrel_c : per site, the typical-year irradiance-weighted cell temperature [°C] for NREL's PR'
     """
     grid = _Range(samples, start, end)
@@ -305,7 +304,7 @@ def hourly_kpis_range(
 
 
 def hourly_kpis(
-    samples: pd.DataFrame,
+    samples: pd.DataFrame | SampleSet,
     plant: Plant,
     start: datetime,
     end: datetime,

@@ -10,8 +10,8 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from pv_platform.kpi.energy import EntityKey, interval_means, split_by_entity
 from pv_platform.kpi.periods import SITE_DEVICE
+from pv_platform.kpi.samples import SampleSet, as_sample_set
 from pv_platform.plant import Plant
 
 WARN, ERROR = "WARN", "ERROR"
@@ -64,13 +64,12 @@ class _Hours:
         self.n = int(round((pd.Timestamp(end) - self.start).total_seconds() / 3600.0))
         self.index = self.start + pd.to_timedelta(np.arange(self.n), unit="h")
 
-    def of(self, ts: pd.Series | pd.DatetimeIndex) -> np.ndarray:
-        """Hour index of each timestamp (-1 or n when outside)."""
-        seconds = (pd.DatetimeIndex(ts) - self.start).total_seconds().to_numpy()
-        return np.floor(seconds / 3600.0).astype(int)
+    def of(self, ts_us: np.ndarray) -> np.ndarray:
+        """Hour index of each timestamp [µs since the epoch] (negative or >= n when outside)."""
+        return np.floor_divide(ts_us - self.start.value // 1000, 3_600_000_000)
 
-    def count(self, ts) -> np.ndarray:
-        h = self.of(ts)
+    def count(self, ts_us: np.ndarray) -> np.ndarray:
+        h = self.of(ts_us)
         h = h[(h >= 0) & (h < self.n)]
         return np.bincount(h, minlength=self.n)
 
@@ -87,7 +86,7 @@ def _per_hour_detail(
 
 
 def completeness(
-    series: dict[EntityKey, pd.Series], plant: Plant, hours: _Hours, end: datetime
+    series: SampleSet, plant: Plant, hours: _Hours, end: datetime
 ) -> list[CheckOutcome]:
     """Fraction of each hour covered by each inverter's AC power and each POA sensor (gaps > 15 min uncovered)."""
     expected = [(s.id, d.id, "ac_power") for s in plant.sites for d in s.inverters]
@@ -99,12 +98,11 @@ def completeness(
     ]
     coverage: dict[str, np.ndarray] = {}
     for key in expected:
-        values = series.get(key)
-        if values is None:
+        means = series.step_means(key, hours.start, end, 60.0, 900.0)
+        if means is None:
             coverage[".".join(key)] = np.zeros(hours.n)
             continue
-        covered = interval_means(values, hours.start, end)["covered_s"].to_numpy()
-        coverage[".".join(key)] = covered.reshape(hours.n, 60).sum(axis=1) / 3600.0
+        coverage[".".join(key)] = means[1].reshape(hours.n, 60).sum(axis=1) / 3600.0
     outcomes = []
     for h, hour in enumerate(hours.index):
         gaps = {k: round(float(v[h]), 3) for k, v in coverage.items() if v[h] < COMPLETENESS_WARN}
@@ -128,14 +126,12 @@ def completeness(
     return outcomes
 
 
-def physical_ranges(
-    series: dict[EntityKey, pd.Series], plant: Plant, hours: _Hours
-) -> list[CheckOutcome]:
+def physical_ranges(series: SampleSet, plant: Plant, hours: _Hours) -> list[CheckOutcome]:
     """Values that cannot be real: irradiance, temperatures, frequency out of range; AC power over rating."""
     ratings = {(s.id, d.id): d.p_ac_kw * 1000.0 for s in plant.sites for d in s.inverters}
     problems: dict[str, np.ndarray] = {}
-    for (site_id, device_id, metric), values in series.items():
-        v = values.to_numpy(float)
+    for site_id, device_id, metric in series:
+        ts_us, v = series.arrays((site_id, device_id, metric))
         if metric in RANGES:
             lo, hi = RANGES[metric]
             bad = (v < lo) | (v > hi)
@@ -144,7 +140,7 @@ def physical_ranges(
         else:
             continue
         if bad.any():
-            problems[f"{site_id}.{device_id}.{metric}"] = hours.count(values.index[bad])
+            problems[f"{site_id}.{device_id}.{metric}"] = hours.count(ts_us[bad])
     per_hour = _per_hour_detail(hours, problems)
     return [
         CheckOutcome(
@@ -160,7 +156,7 @@ def physical_ranges(
 
 
 def frozen_values(
-    series: dict[EntityKey, pd.Series], hours: _Hours, plant: Plant | None = None
+    series: SampleSet, hours: _Hours, plant: Plant | None = None
 ) -> list[CheckOutcome]:
     """A non-zero measurement stuck at one value for FROZEN_MINUTES or more in an hour with sun (> 100 W/m²).
     AC power held at the inverter's rating is clipping, not a frozen value."""
@@ -170,32 +166,30 @@ def frozen_values(
         else {}
     )
     sunny = np.zeros(hours.n, bool)
-    for (_, _, metric), poa in series.items():
-        if metric == "poa_irradiance":
-            h = hours.of(poa.index)
-            ok = (h >= 0) & (h < hours.n) & (poa.to_numpy(float) > 100.0)
+    for key in series:
+        if key[2] == "poa_irradiance":
+            ts_us, poa = series.arrays(key)
+            h = hours.of(ts_us)
+            ok = (h >= 0) & (h < hours.n) & (poa > 100.0)
             sunny[h[ok]] = True
     problems: dict[str, np.ndarray] = {}
-    for (site_id, device_id, metric), values in series.items():
-        if metric in NOT_FROZEN or len(values) < 3:
+    for site_id, device_id, metric in series:
+        ts, v = series.arrays((site_id, device_id, metric))
+        if metric in NOT_FROZEN or len(v) < 3:
             continue
-        v, ts = values.to_numpy(float), values.index
         run_id = np.cumsum(np.concatenate([[True], v[1:] != v[:-1]]))
         first = np.flatnonzero(np.concatenate([[True], run_id[1:] != run_id[:-1]]))
         last = np.concatenate([first[1:] - 1, [len(v) - 1]])
         long = (
-            ((ts[last] - ts[first]).total_seconds() >= FROZEN_MINUTES * 60)
+            (ts[last] - ts[first] >= FROZEN_MINUTES * 60_000_000)
             & (last - first >= 2)
             & (v[first] != 0.0)
         )
         if metric == "ac_power" and (site_id, device_id) in ratings:
             long &= v[first] < 0.98 * ratings[(site_id, device_id)]
         flagged = np.zeros(hours.n, int)
-        for a, b in zip(first[long], last[long], strict=True):
-            ha, hb = (
-                max(hours.of(ts[a : a + 1])[0], 0),
-                min(hours.of(ts[b : b + 1])[0], hours.n - 1),
-            )
+        for ha, hb in zip(hours.of(ts[first[long]]), hours.of(ts[last[long]]), strict=True):
+            ha, hb = max(ha, 0), min(hb, hours.n - 1)
             if ha <= hb:
                 flagged[ha : hb + 1] = 1
         flagged &= sunny
@@ -217,14 +211,13 @@ def frozen_values(
     ]
 
 
-def future_timestamps(samples: pd.DataFrame, hours: _Hours, now: datetime) -> list[CheckOutcome]:
+def future_timestamps(series: SampleSet, hours: _Hours, now: datetime) -> list[CheckOutcome]:
     """Samples stamped in the future (a device clock ahead): they would be counted in the wrong hour."""
-    future = (
-        samples[samples["ts"] > pd.Timestamp(now) + pd.Timedelta(minutes=5)]
-        if not samples.empty
-        else samples
-    )
-    counts = hours.count(future["ts"]) if not future.empty else np.zeros(hours.n, int)
+    limit_us = (pd.Timestamp(now) + pd.Timedelta(minutes=5)).value // 1000
+    counts = np.zeros(hours.n, int)
+    for key in series:
+        ts_us = series.arrays(key)[0]
+        counts += hours.count(ts_us[ts_us > limit_us])
     return [
         CheckOutcome(
             hour,
@@ -317,7 +310,7 @@ def pr_plausible(kpis: pd.DataFrame, hours: _Hours) -> list[CheckOutcome]:
 
 
 def run_checks(
-    samples: pd.DataFrame,
+    samples: pd.DataFrame | SampleSet,
     kpis: pd.DataFrame,
     plant: Plant,
     start: datetime,
@@ -326,17 +319,12 @@ def run_checks(
 ) -> list[CheckOutcome]:
     """Every check for every hour of [start, end): len(CHECK_NAMES) outcomes per hour."""
     hours = _Hours(start, end)
-    inside = (
-        samples[(samples["ts"] >= hours.start) & (samples["ts"] < pd.Timestamp(end))]
-        if not samples.empty
-        else samples
-    )
-    series = split_by_entity(samples)
+    series = as_sample_set(samples)
     return [
         *completeness(series, plant, hours, end),
         *physical_ranges(series, plant, hours),
         *frozen_values(series, hours, plant),
-        *future_timestamps(inside, hours, now),
+        *future_timestamps(series, hours, now),
         *sun_and_power(kpis, hours),
         *pr_plausible(kpis, hours),
     ]

@@ -12,10 +12,14 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import psycopg
 import sqlalchemy as sa
 from psycopg import sql
+from psycopg.adapt import Loader
+from psycopg.pq import Format
 from sqlalchemy.engine import make_url
 
+from pv_platform.kpi.samples import SampleSet
 from pv_platform.landing import Segment
 from pv_platform.plant import Plant
 from pv_platform.storage.schema import (
@@ -30,6 +34,7 @@ from pv_platform.storage.schema import (
 )
 
 log = logging.getLogger(__name__)
+PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01, PostgreSQL's zero time, in µs since 1970-01-01
 Dialect = Literal["timescale", "postgres"]
 UNNEST_CHUNK_ROWS = (
     500  # rows per statement without COPY: the WASM server crashes on a ~140 kB message
@@ -58,6 +63,109 @@ class IngestResult:
     quarantined: int
     hours: tuple[datetime, ...]
     already_loaded: bool = False
+
+
+class _BinaryArrayLoader(Loader):
+    """A one-dimensional array of a fixed-size type without NULLs, in PostgreSQL's binary format,
+    straight into numpy: 20 header bytes, then per element a 4-byte length and the big-endian value."""
+
+    format = Format.BINARY
+    element = np.dtype(">f8")
+
+    def load(self, data: Any) -> np.ndarray:
+        ndim, has_nulls = np.frombuffer(data, ">i4", 2)
+        if ndim == 0:
+            return np.zeros(0, self.element.newbyteorder("="))
+        if ndim != 1 or has_nulls:
+            raise ValueError("expected a one-dimensional array without NULLs")
+        n = int(np.frombuffer(data, ">i4", 1, 12)[0])
+        items = np.frombuffer(data, [("length", ">i4"), ("value", self.element)], n, 20)
+        return items["value"].astype(self.element.newbyteorder("="))
+
+
+class Float8ArrayLoader(_BinaryArrayLoader):
+    element = np.dtype(">f8")
+
+
+class TimestampArrayLoader(_BinaryArrayLoader):
+    """timestamptz[] -> int64 µs since 1970-01-01 UTC."""
+
+    element = np.dtype(">i8")
+
+    def load(self, data: Any) -> np.ndarray:
+        return super().load(data) + PG_EPOCH_US
+
+
+class Int4ArrayLoader(_BinaryArrayLoader):
+    element = np.dtype(">i4")
+
+
+def _register_array_loaders(cur: psycopg.Cursor) -> None:
+    """float8[], int4[] and timestamptz[] results of this cursor as numpy arrays (binary cursors only)."""
+    types = psycopg.postgres.types
+    cur.adapters.register_loader(types["timestamptz"].array_oid, TimestampArrayLoader)
+    cur.adapters.register_loader(types["float8"].array_oid, Float8ArrayLoader)
+    cur.adapters.register_loader(types["int4"].array_oid, Int4ArrayLoader)
+
+
+COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # binary COPY header: no flags, no extension
+COPY_TRAILER = b"\xff\xff"
+
+
+def _copy_kpi_rows(raw: Any, table: str, rows: pd.DataFrame, columns: list[str]) -> None:
+    """Write KPI rows with one binary COPY built by numpy (no text formatting of each number): into a
+    temporary table of fixed-size rows (NaN kept, an integer key for site and device), then one
+    INSERT ... SELECT that turns NaN into NULL and the key back into the names."""
+    pairs = pd.MultiIndex.from_frame(rows[["site_id", "device_id"]])
+    codes, uniques = pairs.factorize()
+    names = {
+        "sites": list(uniques.get_level_values(0)),
+        "devices": list(uniques.get_level_values(1)),
+    }
+    numbers = [c for c in columns if c not in ("site_id", "device_id", "period_start", "samples")]
+    fields = [("key", ">i8"), ("period_start", ">i8"), *((c, ">f8") for c in numbers)]
+    if "samples" in columns:
+        fields.append(("samples", ">i8"))
+    dtype = np.dtype(
+        [("n_fields", ">i2")] + [p for i, f in enumerate(fields) for p in ((f"len{i}", ">i4"), f)]
+    )
+    data = np.zeros(len(rows), dtype)
+    data["n_fields"] = len(fields)
+    for i in range(len(fields)):
+        data[f"len{i}"] = 8
+    data["key"] = codes + 1
+    data["period_start"] = (
+        pd.DatetimeIndex(rows["period_start"]).tz_convert("UTC").as_unit("us").asi8 - PG_EPOCH_US
+    )
+    for c in numbers:
+        data[c] = pd.to_numeric(rows[c]).to_numpy(dtype=float, na_value=np.nan)
+    if "samples" in columns:
+        data["samples"] = rows["samples"].to_numpy(dtype=np.int64)
+    stage = ", ".join(
+        f"{name} {'float8' if kind == '>f8' else 'int8'}"
+        for name, kind in fields
+        if name != "period_start"
+    )
+    with raw.cursor() as cur:
+        cur.execute(
+            f"CREATE TEMP TABLE kpi_stage ({stage}, period_start timestamptz) ON COMMIT DROP"
+        )
+        order = ", ".join(name for name, _ in fields)
+        with cur.copy(f"COPY kpi_stage ({order}) FROM STDIN (FORMAT binary)") as copy:
+            copy.write(COPY_SIGNATURE + data.tobytes() + COPY_TRAILER)
+        values = ", ".join(
+            f"NULLIF(s.{c}, 'NaN')" if c in numbers else f"s.{c}"
+            for c in columns
+            if c not in ("site_id", "device_id")
+        )
+        targets = ", ".join(c for c in columns if c not in ("site_id", "device_id"))
+        cur.execute(
+            f"INSERT INTO {table} (site_id, device_id, {targets})"
+            f" SELECT k.site_id, k.device_id, {values} FROM kpi_stage s"
+            " JOIN unnest(%(sites)s::text[], %(devices)s::text[]) WITH ORDINALITY"
+            " AS k(site_id, device_id, key) ON k.key = s.key",
+            names,
+        )
 
 
 def _month_start(ts: datetime) -> datetime:
@@ -419,75 +527,134 @@ class Database:
         with self.engine.connect() as conn:
             return conn.execute(sa.text(sql), params or {}).scalar()
 
-    def samples(
-        self, start: datetime, end: datetime, metrics: list[str], site_id: str | None = None
-    ) -> pd.DataFrame:
-        """Samples of the given metrics in [start, end): columns site_id, device_id, metric, ts, value.
-
-        Streams the rows with COPY TO (CSV, epoch seconds) where the server allows: several times faster
-        than fetching row objects, which matters for a year of minute data.
-        """
-        entities = self.query_df(
+    def _entities(self, metrics: list[str], site_id: str | None) -> pd.DataFrame:
+        return self.query_df(
             "SELECT id, site_id, device_id, metric FROM entities WHERE metric = ANY(:metrics)"
             + (" AND site_id = :site_id" if site_id else ""),
             {"metrics": metrics, "site_id": site_id},
         )
+
+    def samples(
+        self, start: datetime, end: datetime, metrics: list[str], site_id: str | None = None
+    ) -> pd.DataFrame:
+        """Samples of the given metrics in [start, end): columns site_id, device_id, metric, ts, value,
+        ordered by entity and time. For the KPI maths `sample_set` is faster (no row frame)."""
         columns = ["site_id", "device_id", "metric", "ts", "value"]
+        if self.use_copy:
+            return self.sample_set(start, end, metrics, site_id).to_frame()
+        entities = self._entities(metrics, site_id)
         if entities.empty:
             return pd.DataFrame(columns=columns)
-        ids = [int(i) for i in entities["id"]]
-        if self.use_copy:
-            raw_df = self._samples_as_arrays(ids, start, end)
-        else:
-            raw_df = self.query_df(
-                "SELECT entity_id, ts, value FROM samples WHERE entity_id = ANY(:ids) AND ts >= :start AND ts < :end"
-                " ORDER BY entity_id, ts",
-                {"ids": ids, "start": start, "end": end},
-            )
-            if raw_df.empty:
-                return pd.DataFrame(columns=columns)
-            raw_df["ts"] = pd.to_datetime(raw_df["ts"], utc=True)
-            raw_df["value"] = raw_df["value"].astype(float)
+        raw_df = self.query_df(
+            "SELECT entity_id, ts, value FROM samples WHERE entity_id = ANY(:ids) AND ts >= :start AND ts < :end"
+            " ORDER BY entity_id, ts",
+            {"ids": [int(i) for i in entities["id"]], "start": start, "end": end},
+        )
+        if raw_df.empty:
+            return pd.DataFrame(columns=columns)
+        raw_df["ts"] = pd.to_datetime(raw_df["ts"], utc=True)
+        raw_df["value"] = raw_df["value"].astype(float)
         df = raw_df.merge(entities.rename(columns={"id": "entity_id"}), on="entity_id")
-        return df.loc[:, [*columns, "entity_id"]]  # ordered by entity and time
+        return df.loc[:, columns]
 
-    def _samples_as_arrays(self, ids: list[int], start: datetime, end: datetime) -> pd.DataFrame:
-        """One row per entity with its times and values as float8 arrays (binary transfer): a year of
-        minute data arrives as a few large messages instead of one message per sample."""
+    def sample_set(
+        self, start: datetime, end: datetime, metrics: list[str], site_id: str | None = None
+    ) -> SampleSet:
+        """Samples of the given metrics in [start, end) as a SampleSet: per entity two numpy arrays, read
+        without a Python object per sample (what the KPI assets use for a week of a fleet)."""
+        entities = self._entities(metrics, site_id)
+        if entities.empty:
+            return SampleSet({})
+        names = {
+            int(r.id): (r.site_id, r.device_id, r.metric) for r in entities.itertuples(index=False)
+        }
+        if not self.use_copy:
+            return SampleSet.from_frame(self.samples(start, end, metrics, site_id))
+        per_entity = self._sample_arrays(list(names), start, end)
+        return SampleSet({names[i]: arrays for i, arrays in per_entity.items()})
+
+    def _sample_arrays(
+        self, ids: list[int], start: datetime, end: datetime
+    ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+        """entity id -> (times [µs since the epoch], values), not necessarily in time order. One row per entity whose
+        timestamptz[] and float8[] arrive in binary and are read by numpy straight from the buffer: a
+        week of a fleet is a few large messages and no Python object per sample."""
+        # the ids as a constant: PostgreSQL then tests membership with a hash, not a scan of the
+        # list for each row (~25 % of this query for 40 entities)
+        id_list = "{" + ",".join(str(int(i)) for i in ids) + "}"
+        rows = self._binary_rows(
+            "SELECT entity_id, array_agg(ts), array_agg(value) FROM samples"
+            f" WHERE entity_id = ANY('{id_list}'::int4[]) AND ts >= %(start)s AND ts < %(end)s"
+            " GROUP BY entity_id",
+            {"start": start, "end": end},
+        )
+        # unordered on the server (no sort): both arrays of an entity come from the same rows in the
+        # same order; SampleSet puts each entity in time order (usually it already is)
+        return {int(entity_id): (ts_us, values) for entity_id, ts_us, values in rows}
+
+    def _binary_rows(self, query: str, params: dict[str, Any]) -> list[tuple]:
+        """Rows of a read query over a binary cursor: float8[], int4[] and timestamptz[] columns as
+        numpy arrays (see `_register_array_loaders`). Not prepared: each call gets a plan for its
+        own parameters."""
         with self.engine.connect() as conn:
-            with conn.connection.driver_connection.cursor(binary=True) as cur:
-                cur.execute(
-                    "SELECT entity_id, array_agg(extract(epoch FROM ts)::float8),"
-                    " array_agg(value::float8) FROM samples"
-                    " WHERE entity_id = ANY(%(ids)s) AND ts >= %(start)s AND ts < %(end)s"
-                    " GROUP BY entity_id ORDER BY entity_id",
-                    {"ids": ids, "start": start, "end": end},
-                )
+            with conn.connection.driver_connection.cursor(binary=True) as cur:  # noqa: SIM117
+                _register_array_loaders(cur)
+                cur.execute(query, params, prepare=False)
                 rows = cur.fetchall()
             conn.rollback()
-        if not rows:
-            return pd.DataFrame(
-                {
-                    "entity_id": np.array([], dtype=np.int64),
-                    "ts": pd.DatetimeIndex([], tz="UTC"),
-                    "value": np.array([], dtype=float),
-                }
-            )
-        # unordered on the server (no sort, and the aggregate can run in parallel): both arrays come
-        # from the same rows in the same order, and each entity is put in time order here
-        epochs, values = [], []
-        for _, ts_s, v in rows:
-            t, x = np.asarray(ts_s, dtype=float), np.asarray(v, dtype=float)
-            order = np.argsort(t, kind="stable")
-            epochs.append(t[order])
-            values.append(x[order])
-        return pd.DataFrame(
+        return rows
+
+    def _kpis_as_arrays(self, table: str, params: dict[str, Any]) -> pd.DataFrame:
+        """`kpis` with one row per (site, device) whose columns arrive as binary arrays (NULL as NaN):
+        a year of a fleet's hours is a few hundred messages, not a Python object per value."""
+        where = (
+            "period_start >= %(start)s AND period_start < %(end)s"
+            + (" AND site_id = %(site_id)s" if params["site_id"] else "")
+            + (" AND device_id = %(device_id)s" if params["device_id"] else "")
+        )
+        aggregates = ", ".join(
+            ["array_agg(period_start)", "array_agg(samples)", "array_agg(computed_at)"]
+            + [f"array_agg(coalesce({c}, 'NaN'))" for c in KPI_VALUE_COLUMNS]
+        )
+        # aggregated from time-ordered input: one sort, not one per column (checked below)
+        groups = self._binary_rows(
+            f"SELECT site_id, device_id, {aggregates} FROM (SELECT * FROM {table}"
+            f" WHERE {where} ORDER BY site_id, device_id, period_start) o"
+            " GROUP BY site_id, device_id",
+            params,
+        )
+        for i, g in enumerate(groups):
+            if np.any(np.diff(g[2]) <= 0):  # not in time order after all: order every column
+                order = np.argsort(g[2], kind="stable")
+                groups[i] = (*g[:2], *(a[order] for a in g[2:]))
+        columns = [
+            "site_id",
+            "device_id",
+            "period_start",
+            *KPI_VALUE_COLUMNS,
+            "samples",
+            "computed_at",
+        ]
+        if not groups:
+            return pd.DataFrame(columns=columns)
+        sizes = [len(g[2]) for g in groups]
+        stamps = lambda i: pd.DatetimeIndex(  # noqa: E731
+            np.concatenate([g[i] for g in groups]).astype("datetime64[us]")
+        ).tz_localize("UTC")
+        frame = pd.DataFrame(
             {
-                "entity_id": np.repeat([r[0] for r in rows], [len(e) for e in epochs]),
-                "ts": pd.to_datetime(np.concatenate(epochs), unit="s", utc=True).round("us"),
-                "value": np.concatenate(values),
+                "site_id": np.repeat([g[0] for g in groups], sizes).astype(object),
+                "device_id": np.repeat([g[1] for g in groups], sizes).astype(object),
+                "period_start": stamps(2),
+                **{
+                    c: np.concatenate([g[5 + i] for g in groups])
+                    for i, c in enumerate(KPI_VALUE_COLUMNS)
+                },
+                "samples": np.concatenate([g[3] for g in groups]),
+                "computed_at": stamps(4),
             }
         )
+        return frame.sort_values(["period_start", "site_id", "device_id"], ignore_index=True)
 
     def hourly_rollup_query(
         self,
@@ -586,12 +753,8 @@ class Database:
             )
             if rows.empty:
                 return 0
-            if self.use_copy:  # CSV: an empty unquoted field is NULL (NaN, None)
-                text = rows.loc[:, columns].to_csv(header=False, index=False)
-                raw = conn.connection.driver_connection
-                statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT csv)"
-                with raw.cursor() as cur, cur.copy(statement) as copy:
-                    copy.write(text)
+            if self.use_copy:
+                _copy_kpi_rows(conn.connection.driver_connection, table, rows, columns)
             else:
                 conn.execute(
                     sa.text(
@@ -619,9 +782,10 @@ class Database:
             + (" AND device_id = :device_id" if device_id else "")
             + " ORDER BY period_start, site_id, device_id"
         )
-        df = self.query_df(
-            sql, {"start": start, "end": end, "site_id": site_id, "device_id": device_id}
-        )
+        params = {"start": start, "end": end, "site_id": site_id, "device_id": device_id}
+        if self.use_copy:
+            return self._kpis_as_arrays(table, params)
+        df = self.query_df(sql, params)
         if not df.empty:
             df["period_start"] = pd.to_datetime(df["period_start"], utc=True)
             for c in KPI_VALUE_COLUMNS:
