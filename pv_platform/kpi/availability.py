@@ -18,6 +18,35 @@ CATEGORIES = ("night", "no_data", "grid_outage", "planned", "operating", "forced
 DAYLIGHT_POA_WM2 = 50.0  # below this, inverters legitimately wait for the sun (morning start, dusk)
 
 
+def category_codes(
+    poa_wm2,
+    ac_power_w,
+    planned=None,
+    grid_outage=None,
+    daylight_poa_wm2: float = DAYLIGHT_POA_WM2,
+    producing_w: float = 1.0,
+) -> np.ndarray:
+    """The category of each interval as an index into CATEGORIES (int8), from mean POA [W/m^2], mean AC
+    power [W] (NaN: no data), and boolean maintenance-window and grid-outage flags. The first rule that
+    applies wins: night, no data, grid outage, planned, operating, else forced outage."""
+    poa = np.asarray(poa_wm2, dtype=float)
+    power = np.asarray(ac_power_w, dtype=float)
+    planned = np.zeros(poa.shape, bool) if planned is None else np.asarray(planned, bool)
+    grid = np.zeros(poa.shape, bool) if grid_outage is None else np.asarray(grid_outage, bool)
+    producing = power > producing_w  # False for NaN
+    codes = np.full(poa.shape, CATEGORIES.index("forced_outage"), np.int8)
+    rules = [  # applied last to first, so the first rule that applies is the one left
+        (producing, "operating"),
+        (planned & ~producing, "planned"),
+        (grid & ~producing, "grid_outage"),
+        (np.isnan(power), "no_data"),
+        (~(poa >= daylight_poa_wm2), "night"),  # NaN POA is night, as no sunlight was measured
+    ]
+    for mask, category in rules:
+        codes[mask] = CATEGORIES.index(category)
+    return codes
+
+
 def classify_intervals(
     poa_wm2,
     ac_power_w,
@@ -26,19 +55,9 @@ def classify_intervals(
     daylight_poa_wm2: float = DAYLIGHT_POA_WM2,
     producing_w: float = 1.0,
 ) -> np.ndarray:
-    """The category of each interval (array of strings), from mean POA [W/m^2], mean AC power [W] (NaN: no
-    data), and boolean maintenance-window and grid-outage flags."""
-    poa = np.asarray(poa_wm2, dtype=float)
-    power = np.asarray(ac_power_w, dtype=float)
-    planned = np.zeros(poa.shape, bool) if planned is None else np.asarray(planned, bool)
-    grid = np.zeros(poa.shape, bool) if grid_outage is None else np.asarray(grid_outage, bool)
-    daylight = np.nan_to_num(poa, nan=0.0) >= daylight_poa_wm2
-    producing = np.nan_to_num(power, nan=0.0) > producing_w
-    return np.select(
-        [~daylight, np.isnan(power), grid & ~producing, planned & ~producing, producing],
-        ["night", "no_data", "grid_outage", "planned", "operating"],
-        default="forced_outage",
-    )
+    """The category name of each interval (array of strings); see `category_codes`."""
+    codes = category_codes(poa_wm2, ac_power_w, planned, grid_outage, daylight_poa_wm2, producing_w)
+    return np.asarray(CATEGORIES)[codes]
 
 
 def category_seconds(categories, interval_s: float) -> dict[str, float]:

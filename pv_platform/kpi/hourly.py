@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from pv_platform.kpi.availability import CATEGORIES, classify_intervals
+from pv_platform.kpi.availability import CATEGORIES, category_codes
 from pv_platform.kpi.energy import clip_arrays
 from pv_platform.kpi.expected import expected_ac_power_w
 from pv_platform.kpi.periods import SITE_DEVICE, derive_ratios, site_rows
@@ -30,6 +30,7 @@ HOURLY_METRICS = [
     "ac_energy", "ac_power", "poa_irradiance", "module_temperature", "ambient_temperature", "wind_speed",
     "export_energy", "import_energy", "grid_frequency", "grid_voltage", "power_factor",
 ]  # fmt: skip
+FORCED = CATEGORIES.index("forced_outage")
 GRID_COLUMNS = ("export_kwh", "import_kwh", "reactive_kvarh", "time_freq_out_s", "time_volt_out_s")
 
 
@@ -222,7 +223,7 @@ def _inverter(
         np.nan_to_num(poa), t_cell_model, inv.p_dc_kw, inv.p_ac_kw, inv.gamma_pdc_per_c
     )
     expected_w = np.where(np.isnan(poa), np.nan, expected_w)
-    cats = classify_intervals(
+    cats = category_codes(
         poa, ac_w, _maintenance_mask(site, inv.id, grid.minutes), outage, site.daylight_poa_wm2
     )
     valid = ~np.isnan(poa) & ~np.isnan(t_cell)
@@ -250,12 +251,16 @@ def _inverter(
             "ref_energy_nrel_kwh": ref_energy(t_ref_nrel_c) if np.isfinite(t_ref_nrel_c) else np.nan,
             "t_cell_x_insolation": grid.per_hour(np.where(valid, poa * t_cell, 0.0)) * STEP_S / 3.6e6,
             "energy_expected_kwh": np.where(grid.any_per_hour(~np.isnan(expected_w)), grid.per_hour(expected_w) * minute_h / 1000.0, np.nan),
-            "energy_lost_kwh": grid.per_hour(np.where(cats == "forced_outage", np.nan_to_num(expected_w), 0.0)) * minute_h / 1000.0,
+            "energy_lost_kwh": grid.per_hour(np.where(cats == FORCED, np.nan_to_num(expected_w), 0.0)) * minute_h / 1000.0,
             "samples": grid.samples_per_hour(site.id, inv.id),
         }
     )  # fmt: skip
-    for category in CATEGORIES:
-        frame[f"time_{category}_s"] = grid.per_hour((cats == category).astype(float)) * STEP_S
+    per_hour = np.bincount(
+        np.repeat(np.arange(grid.n_hours), PER_HOUR) * len(CATEGORIES) + cats,
+        minlength=grid.n_hours * len(CATEGORIES),
+    ).reshape(grid.n_hours, len(CATEGORIES))
+    for i, category in enumerate(CATEGORIES):
+        frame[f"time_{category}_s"] = per_hour[:, i] * STEP_S
     return frame
 
 
