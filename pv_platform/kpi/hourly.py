@@ -209,7 +209,8 @@ def _grid(grid: _Range, site: Site) -> tuple[dict[str, np.ndarray], np.ndarray]:
 
 def _inverter(
     grid: _Range, site: Site, inv: Device, poa, t_cell, insolation, outage, t_ref_nrel_c: float
-) -> pd.DataFrame:
+) -> dict[str, object]:
+    """The hourly columns of one inverter (arrays of n_hours, or one value for every hour)."""
     minute_h = STEP_S / 3600.0
     energy_wh = counter_energy_per_hour(grid.seconds(site.id, inv.id, "ac_energy"), grid)
     power = grid.means(site.id, inv.id, "ac_power")
@@ -240,9 +241,8 @@ def _inverter(
         return np.where(any_valid, grid.per_hour(contribution), np.nan)
 
     energy_kwh = energy_wh / 1000.0
-    frame = pd.DataFrame(
-        {
-            "site_id": site.id, "device_id": inv.id, "period_start": grid.hours, "period_h": 1.0,
+    columns = {
+            "site_id": site.id, "device_id": inv.id, "period_h": 1.0,
             "p_dc_kw": inv.p_dc_kw, "p_ac_kw": inv.p_ac_kw,
             "energy_ac_kwh": energy_kwh,
             "insolation_poa_kwh_m2": insolation,
@@ -253,15 +253,26 @@ def _inverter(
             "energy_expected_kwh": np.where(grid.any_per_hour(~np.isnan(expected_w)), grid.per_hour(expected_w) * minute_h / 1000.0, np.nan),
             "energy_lost_kwh": grid.per_hour(np.where(cats == FORCED, np.nan_to_num(expected_w), 0.0)) * minute_h / 1000.0,
             "samples": grid.samples_per_hour(site.id, inv.id),
-        }
-    )  # fmt: skip
+    }  # fmt: skip
     per_hour = np.bincount(
         np.repeat(np.arange(grid.n_hours), PER_HOUR) * len(CATEGORIES) + cats,
         minlength=grid.n_hours * len(CATEGORIES),
     ).reshape(grid.n_hours, len(CATEGORIES))
     for i, category in enumerate(CATEGORIES):
-        frame[f"time_{category}_s"] = per_hour[:, i] * STEP_S
-    return frame
+        columns[f"time_{category}_s"] = per_hour[:, i] * STEP_S
+    return columns
+
+
+def _stack(parts: list[dict[str, object]], hours: pd.DatetimeIndex) -> pd.DataFrame:
+    """One frame from per-device column dicts (each column an array per hour or one value), built in
+    one go rather than by concatenating a small frame per device."""
+    n = len(hours)
+    columns = {
+        name: np.concatenate([np.broadcast_to(np.asarray(part[name]), n) for part in parts])
+        for name in parts[0]
+    }
+    keys = {k: columns.pop(k) for k in ("site_id", "device_id")}
+    return pd.DataFrame({**keys, "period_start": np.tile(hours, len(parts)), **columns})
 
 
 def hourly_kpis_range(
@@ -300,7 +311,7 @@ def hourly_kpis_range(
             )
         extras.append(pd.DataFrame({"site_id": site.id, "period_start": grid.hours, **parts}))
     inverter_rows = derive_ratios(
-        pd.concat(inverters, ignore_index=True).assign(**dict.fromkeys(GRID_COLUMNS, np.nan))
+        _stack(inverters, grid.hours).assign(**dict.fromkeys(GRID_COLUMNS, np.nan))
     )
     sites = site_rows(inverter_rows, pd.concat(extras, ignore_index=True))
     return pd.concat([inverter_rows, sites], ignore_index=True).sort_values(
