@@ -4,6 +4,7 @@ outcomes block those hours from the daily KPIs."""
 
 from __future__ import annotations
 
+from collections import namedtuple
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -233,6 +234,13 @@ def future_timestamps(series: SampleSet, hours: _Hours, now: datetime) -> list[C
     ]
 
 
+def _rows(frame: pd.DataFrame):
+    """The rows of a KPI frame as light records (attribute access, no pandas per row)."""
+    columns = list(frame.columns)
+    record = namedtuple("Row", columns)  # noqa: PYI024
+    return (record(*values) for values in zip(*(frame[c].tolist() for c in columns), strict=True))
+
+
 def sun_and_power(kpis: pd.DataFrame, hours: _Hours) -> list[CheckOutcome]:
     """Power without sun, or sun without power that no downtime category explains."""
     problems: dict[pd.Timestamp, list[str]] = {}
@@ -251,7 +259,7 @@ def sun_and_power(kpis: pd.DataFrame, hours: _Hours) -> list[CheckOutcome]:
         if not inv.empty
         else inv
     )
-    for row in suspicious.itertuples():
+    for row in _rows(suspicious):
         if row.insolation_poa_kwh_m2 < 0.005 and row.energy_ac_kwh > 0.05 * row.p_ac_kw:
             problems.setdefault(row.period_start, []).append(
                 f"{row.site_id}.{row.device_id}: {row.energy_ac_kwh:.1f} kWh without sun"
@@ -290,7 +298,7 @@ def pr_plausible(kpis: pd.DataFrame, hours: _Hours) -> list[CheckOutcome]:
             (kpis["insolation_poa_kwh_m2"] >= MIN_INSOLATION_FOR_PR_KWH_M2) & kpis["pr"].notna()
         ]
         odd = judged[(judged["pr"] < lo) | (judged["pr"] > hi)]
-        for row in odd.itertuples():
+        for row in _rows(odd):
             odd_by_hour.setdefault(row.period_start, {})[f"{row.site_id}.{row.device_id}"] = round(
                 float(row.pr), 3
             )
