@@ -112,60 +112,70 @@ COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # binary COPY header: no fl
 COPY_TRAILER = b"\xff\xff"
 
 
-def _copy_kpi_rows(raw: Any, table: str, rows: pd.DataFrame, columns: list[str]) -> None:
-    """Write KPI rows with one binary COPY built by numpy (no text formatting of each number): into a
-    temporary table of fixed-size rows (NaN kept, an integer key for site and device), then one
-    INSERT ... SELECT that turns NaN into NULL and the key back into the names."""
+def _field_bytes(values: np.ndarray, kind: str, present: np.ndarray | None = None):
+    """Binary COPY fields of a block of columns of one type: (n, columns * (4 + size)) bytes of
+    big-endian length and value per field, and the mask of the bytes that belong in the stream (a NULL
+    is the length -1 and no value).
+
+    values : (n,) or (n, columns); present : same shape, False where the field is NULL
+    """
+    values = values.reshape(len(values), -1)
+    n, k = values.shape
+    data = np.ascontiguousarray(values, dtype=kind).view(np.uint8).reshape(n, k, -1)
+    size = data.shape[2]
+    lengths = np.full((n, k), size, ">i4")
+    keep = np.ones((n, k, 4 + size), bool)
+    if present is not None:
+        present = present.reshape(n, k)
+        lengths[~present] = -1
+        keep[~present, 4:] = False
+    fields = np.concatenate([lengths.view(np.uint8).reshape(n, k, 4), data], axis=2)
+    return fields.reshape(n, -1), keep.reshape(n, -1)
+
+
+def _kpi_copy_stream(rows: pd.DataFrame, columns: list[str]) -> bytes:
+    """KPI rows as one binary COPY stream, built with numpy a column at a time (no per-value
+    formatting): text names, timestamptz, float8 (NaN and None as NULL) and the int4 sample count."""
+    if columns[:3] != ["site_id", "device_id", "period_start"]:
+        raise ValueError("KPI rows start with site_id, device_id, period_start")
     pairs = pd.MultiIndex.from_frame(rows[["site_id", "device_id"]])
     codes, uniques = pairs.factorize()
-    names = {
-        "sites": list(uniques.get_level_values(0)),
-        "devices": list(uniques.get_level_values(1)),
-    }
-    numbers = [c for c in columns if c not in ("site_id", "device_id", "period_start", "samples")]
-    fields = [("key", ">i8"), ("period_start", ">i8"), *((c, ">f8") for c in numbers)]
-    if "samples" in columns:
-        fields.append(("samples", ">i8"))
-    dtype = np.dtype(
-        [("n_fields", ">i2")] + [p for i, f in enumerate(fields) for p in ((f"len{i}", ">i4"), f)]
+    # the row header and the two names are the same for every row of a (site, device): a small table
+    heads = [
+        len(columns).to_bytes(2, "big")
+        + b"".join(len(b := str(x).encode()).to_bytes(4, "big") + b for x in pair)
+        for pair in uniques
+    ]
+    width = max(len(h) for h in heads)
+    table = np.zeros((len(heads), width), np.uint8)
+    for i, head in enumerate(heads):
+        table[i, : len(head)] = np.frombuffer(head, np.uint8)
+    head_len = np.array([len(h) for h in heads])
+    parts = [(table[codes], np.arange(width) < head_len[codes][:, None])]
+    stamps = pd.DatetimeIndex(rows["period_start"]).tz_convert("UTC").as_unit("us").asi8
+    parts.append(_field_bytes(stamps - PG_EPOCH_US, ">i8"))
+    numbers = columns[3:-1] if columns[-1] == "samples" else columns[3:]
+    values = rows[numbers].astype(float).to_numpy(dtype=float, na_value=np.nan)
+    parts.append(_field_bytes(values, ">f8", ~np.isnan(values)))
+    if columns[-1] == "samples":
+        parts.append(_field_bytes(rows["samples"].to_numpy(dtype=np.int64), ">i4"))
+    matrix = np.hstack([m for m, _ in parts])
+    keep = np.hstack([k for _, k in parts])
+    return COPY_SIGNATURE + matrix[keep].tobytes() + COPY_TRAILER
+
+
+def _copy_kpi_rows(raw: Any, table: str, rows: pd.DataFrame, columns: list[str]) -> None:
+    """Write KPI rows with one binary COPY (see `_kpi_copy_stream`)."""
+    key, count = (
+        ["site_id", "device_id", "period_start"],
+        ["samples"] if "samples" in columns else [],
     )
-    data = np.zeros(len(rows), dtype)
-    data["n_fields"] = len(fields)
-    for i in range(len(fields)):
-        data[f"len{i}"] = 8
-    data["key"] = codes + 1
-    data["period_start"] = (
-        pd.DatetimeIndex(rows["period_start"]).tz_convert("UTC").as_unit("us").asi8 - PG_EPOCH_US
-    )
-    for c in numbers:
-        data[c] = pd.to_numeric(rows[c]).to_numpy(dtype=float, na_value=np.nan)
-    if "samples" in columns:
-        data["samples"] = rows["samples"].to_numpy(dtype=np.int64)
-    stage = ", ".join(
-        f"{name} {'float8' if kind == '>f8' else 'int8'}"
-        for name, kind in fields
-        if name != "period_start"
-    )
-    with raw.cursor() as cur:
-        cur.execute(
-            f"CREATE TEMP TABLE kpi_stage ({stage}, period_start timestamptz) ON COMMIT DROP"
-        )
-        order = ", ".join(name for name, _ in fields)
-        with cur.copy(f"COPY kpi_stage ({order}) FROM STDIN (FORMAT binary)") as copy:
-            copy.write(COPY_SIGNATURE + data.tobytes() + COPY_TRAILER)
-        values = ", ".join(
-            f"NULLIF(s.{c}, 'NaN')" if c in numbers else f"s.{c}"
-            for c in columns
-            if c not in ("site_id", "device_id")
-        )
-        targets = ", ".join(c for c in columns if c not in ("site_id", "device_id"))
-        cur.execute(
-            f"INSERT INTO {table} (site_id, device_id, {targets})"
-            f" SELECT k.site_id, k.device_id, {values} FROM kpi_stage s"
-            " JOIN unnest(%(sites)s::text[], %(devices)s::text[]) WITH ORDINALITY"
-            " AS k(site_id, device_id, key) ON k.key = s.key",
-            names,
-        )
+    columns = key + [c for c in columns if c not in (*key, "samples")] + count
+    with (
+        raw.cursor() as cur,
+        cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT binary)") as copy,
+    ):
+        copy.write(_kpi_copy_stream(rows, columns))
 
 
 def _month_start(ts: datetime) -> datetime:
