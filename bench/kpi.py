@@ -28,7 +28,6 @@ import pandas as pd
 from bench.report import emit
 from integrations.simulator.physics import energy_wh, inverter_output, weather
 from pv_platform.kpi.hourly import EDGE_MARGIN, HOURLY_METRICS, hourly_kpis_range
-from pv_platform.kpi.periods import aggregate
 from pv_platform.kpi.quality import run_checks
 from pv_platform.plant import parse_plant
 from pv_platform.services import ensure_database, start_embedded_postgres
@@ -154,11 +153,12 @@ def _backfill_weeks(
 
 
 def _daily(url: str, start: datetime, end: datetime) -> int:
-    """One worker's share of the daily KPIs: the local days starting in [start, end), from the stored
-    hourly rows, as the daily partitions' runs do."""
+    """One worker's share of the daily KPIs: the local days starting in [start, end), summed from the
+    stored hourly rows, as the daily partitions' runs do."""
     db = Database(url)
-    hours = db.kpis("kpi_hourly", start, end)
-    rows = db.replace_kpis("kpi_daily", start, end, aggregate(hours, {"bench": TZ}, "daily"))
+    rows = db.replace_kpis(
+        "kpi_daily", start, end, db.kpi_rollup(start, end, {"bench": TZ}, "daily")
+    )
     db.dispose()
     return rows
 

@@ -12,6 +12,7 @@ import pytest
 
 from pv_platform.kpi.energy import step_means
 from pv_platform.kpi.hourly import EDGE_MARGIN, HOURLY_METRICS, hourly_kpis_range
+from pv_platform.kpi.periods import aggregate
 from pv_platform.kpi.quality import run_checks
 from pv_platform.kpi.samples import SampleSet
 from pv_platform.landing import SegmentWriter, read_segment, segment_path
@@ -250,3 +251,45 @@ def test_kpi_rows_by_binary_copy_read_back_exactly(db):
     # idempotent: the same window again replaces, never duplicates
     assert db.replace_kpis("kpi_hourly", H0, H1, rows) == 3
     assert db.scalar("SELECT count(*) FROM kpi_hourly") == 3
+
+
+@pytest.mark.parametrize("grain", ["daily", "monthly", "yearly"])
+def test_sql_rollup_equals_the_pandas_aggregate_across_dst_and_time_zones(db, grain):
+    """Daily/monthly/yearly rows summed by PostgreSQL in each site's local time equal
+    `periods.aggregate` over the same hours: DST days (23 and 25 h), two time zones, empty columns."""
+    rng = np.random.default_rng(7)
+    hours = pd.date_range("2026-03-20T00:00Z", "2026-04-05T00:00Z", freq="h", inclusive="left")
+    frames = []
+    for site_id in ("zrh", "nyc"):
+        for device_id, p_dc in (("inv1", 100.0), ("inv2", 50.0), ("*", 150.0)):
+            energy = rng.uniform(0, 80, len(hours))
+            energy[rng.uniform(size=len(hours)) < 0.1] = np.nan
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "site_id": site_id, "device_id": device_id, "period_start": hours, "period_h": 1.0,
+                        "p_dc_kw": p_dc, "p_ac_kw": p_dc * 0.9, "energy_ac_kwh": energy,
+                        "insolation_poa_kwh_m2": rng.uniform(0, 1, len(hours)),
+                        "ref_energy_stc_kwh": rng.uniform(0, 100, len(hours)),
+                        "time_operating_s": rng.uniform(0, 3600, len(hours)),
+                        "time_forced_outage_s": rng.uniform(0, 100, len(hours)),
+                        "export_kwh": np.nan, "samples": rng.integers(0, 60, len(hours)),
+                    }
+                )
+            )  # fmt: skip
+    rows = pd.concat(frames, ignore_index=True)
+    db.replace_kpis("kpi_hourly", hours[0], hours[-1] + pd.Timedelta(hours=1), rows)
+    zones = {"zrh": "Europe/Zurich", "nyc": "America/New_York"}
+    start, end = hours[0].to_pydatetime(), hours[-1].to_pydatetime() + timedelta(hours=1)
+    expected = aggregate(db.kpis("kpi_hourly", start, end), zones, grain)
+    got = db.kpi_rollup(start, end, zones, grain)
+    assert set(got.columns) == set(expected.columns)
+    expected = expected.sort_values(["period_start", "site_id", "device_id"], ignore_index=True)
+    pd.testing.assert_frame_equal(
+        got[expected.columns], expected, check_exact=False, rtol=1e-12, check_dtype=False
+    )
+    if grain == "daily":  # 29 March in Zurich has 23 hours, and starts at 23:00 UTC the day before
+        day = got[
+            (got["site_id"] == "zrh") & (got["period_start"] == pd.Timestamp("2026-03-28T23:00Z"))
+        ]
+        assert day["period_h"].unique().tolist() == [23.0] and day["export_kwh"].isna().all()

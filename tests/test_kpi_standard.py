@@ -278,6 +278,16 @@ def test_local_days_months_and_dst():
         pd.Series([pd.Timestamp("2026-03-31T22:30Z")]), "Europe/Zurich", "monthly"
     ).iloc[0]
     assert month == pd.Timestamp("2026-03-31T22:00Z")  # 00:30 local on 1 April belongs to April
+    # an hour after the DST change still belongs to the month that began at local midnight on 1 March
+    # (+01:00), not 28 February 23:00 (what subtracting 29 days of 24 h from 30 March would give)
+    after = local_period_start(
+        pd.Series([pd.Timestamp("2026-03-30T12:00Z")]), "Europe/Zurich", "monthly"
+    )
+    assert after.iloc[0] == pd.Timestamp("2026-02-28T23:00Z")
+    year = local_period_start(
+        pd.Series([pd.Timestamp("2026-07-01T12:00Z")]), "Europe/Zurich", "yearly"
+    )
+    assert year.iloc[0] == pd.Timestamp("2025-12-31T23:00Z")
     assert period_hours(pd.Timestamp("2026-10-24T22:00Z"), "Europe/Zurich", "daily") == 25.0
 
 

@@ -23,7 +23,7 @@ from pv_platform.defs.ingest import telemetry
 from pv_platform.defs.partitions import hourly
 from pv_platform.defs.resources import PlatformResource
 from pv_platform.kpi.hourly import EDGE_MARGIN, HOURLY_METRICS, hourly_kpis_range
-from pv_platform.kpi.periods import SITE_DEVICE, aggregate
+from pv_platform.kpi.periods import SITE_DEVICE
 from pv_platform.kpi.quality import CHECK_NAMES, ERROR, run_checks
 from pv_platform.kpi.temperature import typical_year_cell_temperature_c
 from pv_platform.settings import get_settings
@@ -214,13 +214,14 @@ def _rollup(
                 )
             },
         )
-    hours = db.kpis("kpi_hourly", start, end, site_id=site_id)
-    rows = aggregate(hours, {site_id: site.timezone}, grain)
+    rows = db.kpi_rollup(start, end, {site_id: site.timezone}, grain, site_id)  # summed in SQL
     written = db.replace_kpis(table, start, end, rows, [site_id])
-    metadata: dict = {
-        "rows": written,
-        "hours": int(hours["period_start"].nunique()) if not hours.empty else 0,
-    }
+    hours = db.scalar(
+        "SELECT count(DISTINCT period_start) FROM kpi_hourly"
+        " WHERE site_id = :site AND period_start >= :start AND period_start < :end",
+        {"site": site_id, "start": start, "end": end},
+    )
+    metadata: dict = {"rows": written, "hours": int(hours)}
     site_row = rows[rows["device_id"] == SITE_DEVICE] if not rows.empty else rows
     for column in (
         "energy_ac_kwh",

@@ -112,19 +112,14 @@ def site_rows(inverter_rows: pd.DataFrame, extra: pd.DataFrame | None = None) ->
 
 def local_period_start(ts: pd.Series, tz: str, grain: str) -> pd.Series:
     """The start (as a UTC instant) of the site-local day, month or year containing each UTC timestamp."""
-    local = pd.to_datetime(ts, utc=True).dt.tz_convert(ZoneInfo(tz))
-    if grain == "daily":
-        start = local.dt.normalize()
-    elif grain == "monthly":
-        start = local.dt.normalize() - pd.to_timedelta(local.dt.day - 1, unit="D")
-    elif grain == "yearly":
-        start = local.dt.normalize() - pd.to_timedelta(local.dt.day_of_year - 1, unit="D")
-    else:
+    freq = {"daily": "D", "monthly": "M", "yearly": "Y"}.get(grain)
+    if freq is None:
         raise ValueError(f"unknown grain {grain!r}; use daily, monthly or yearly")
-    # normalize() keeps wall-clock midnight; localize again so DST days have the right offset
-    start = start.dt.tz_localize(None).dt.tz_localize(
-        ZoneInfo(tz), ambiguous=True, nonexistent="shift_forward"
-    )
+    # on local wall-clock time: subtracting days from an aware time across a DST change would land an
+    # hour off midnight (a March 30 hour in Zurich would start its month on 28 February at 23:00)
+    wall = pd.to_datetime(ts, utc=True).dt.tz_convert(ZoneInfo(tz)).dt.tz_localize(None)
+    start = wall.dt.to_period(freq).dt.start_time
+    start = start.dt.tz_localize(ZoneInfo(tz), ambiguous=True, nonexistent="shift_forward")
     return start.dt.tz_convert("UTC")
 
 
@@ -169,6 +164,21 @@ def fleet_rows(site_rows_: pd.DataFrame, fleet_id: str = "fleet") -> pd.DataFram
     return site_rows(site_rows_.assign(site_id=fleet_id, device_id="fleet-member"))
 
 
+def finish_periods(summed: pd.DataFrame, timezones: dict[str, str], grain: str) -> pd.DataFrame:
+    """Rows of summed parts per (site, device, local period start) -> KPI rows: each period's length
+    (23 or 25 h on DST days) and every ratio. Shared by `aggregate` and the SQL rollup in storage."""
+    if summed.empty:
+        return summed.assign(period_h=[])
+    lengths = {
+        (site_id, start): period_hours(pd.Timestamp(start), timezones[site_id], grain)
+        for site_id, start in summed[["site_id", "period_start"]]
+        .drop_duplicates()
+        .itertuples(index=False)
+    }
+    period_h = [lengths[key] for key in zip(summed["site_id"], summed["period_start"], strict=True)]
+    return derive_ratios(summed.assign(period_h=period_h))
+
+
 def aggregate(hourly: pd.DataFrame, timezones: dict[str, str], grain: str) -> pd.DataFrame:
     """Daily, monthly or yearly rows (per inverter and per site) from hourly rows, in each site's local time.
 
@@ -183,9 +193,5 @@ def aggregate(hourly: pd.DataFrame, timezones: dict[str, str], grain: str) -> pd
         site_hours = site_hours.assign(
             period_start=local_period_start(site_hours["period_start"], tz, grain)
         )
-        rows = _summed(site_hours, ["device_id", "period_start"]).assign(site_id=site_id)
-        starts = rows["period_start"].unique()
-        lengths = {start: period_hours(pd.Timestamp(start), tz, grain) for start in starts}
-        rows["period_h"] = rows["period_start"].map(lengths)
-        out.append(rows)
-    return derive_ratios(pd.concat(out, ignore_index=True))
+        out.append(_summed(site_hours, ["device_id", "period_start"]).assign(site_id=site_id))
+    return finish_periods(pd.concat(out, ignore_index=True), timezones, grain)
