@@ -293,3 +293,23 @@ def test_sql_rollup_equals_the_pandas_aggregate_across_dst_and_time_zones(db, gr
             (got["site_id"] == "zrh") & (got["period_start"] == pd.Timestamp("2026-03-28T23:00Z"))
         ]
         assert day["period_h"].unique().tolist() == [23.0] and day["export_kwh"].isna().all()
+
+
+def test_migration_removes_monthly_rows_split_by_the_old_dst_bug(db):
+    db.sync_plant(_plant())  # site 'testsite' in Europe/Zurich
+    good = pd.Timestamp("2026-02-28T23:00Z")  # 1 March 00:00 local
+    split = pd.Timestamp("2026-02-28T22:00Z")  # what the old code gave the hours after 29 March
+    rows = pd.DataFrame(
+        {
+            "site_id": "testsite",
+            "device_id": "*",
+            "period_start": [split, good],
+            "energy_ac_kwh": [1.0, 2.0],
+        }
+    )
+    db.replace_kpis("kpi_monthly", split, good + pd.Timedelta(hours=1), rows)
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM schema_migrations WHERE version = 5")
+    assert db.migrate() == [5]
+    left = db.kpis("kpi_monthly", split, good + pd.Timedelta(hours=1))
+    assert left["period_start"].tolist() == [good] and left["energy_ac_kwh"].tolist() == [2.0]

@@ -184,9 +184,19 @@ CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_active ON alerts (fingerprint) WHER
 CREATE INDEX IF NOT EXISTS alerts_state_site ON alerts (state, site_id, opened_at DESC);
 """
 
+# Before this version, monthly and yearly rows of periods containing a DST change were split: the
+# hours after the change got a start an hour off local midnight. Those rows are removed here (the
+# correct rows of those months and years must be re-materialized: a monthly/yearly backfill).
+KPI_DST_FIX_V5 = "\n".join(
+    f"""DELETE FROM {table} k USING sites s WHERE s.id = k.site_id
+    AND k.period_start <> date_trunc('{unit}', k.period_start AT TIME ZONE s.timezone) AT TIME ZONE s.timezone;"""
+    for table, unit in (("kpi_monthly", "month"), ("kpi_yearly", "year"))
+)
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, COMMON_V1 + "{samples_ddl}"),
     (2, "{rollup_ddl}"),
     (3, _kpi_v3()),
     (4, ALERTS_V4),
+    (5, KPI_DST_FIX_V5),
 ]
