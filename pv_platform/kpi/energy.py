@@ -118,6 +118,9 @@ def step_means(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Kernel of `interval_means` on arrays: the window is [0, n_steps * step_s) seconds.
 
+    Each stretch between two samples is integrated by the trapezoid rule, cut at the step boundaries
+    it crosses (linear in between); a stretch longer than max_gap_s covers nothing.
+
     t_s : sample times [s] from the window start, increasing and unique (any outside are clipped)
     returns : (mean [value unit] per step, NaN where uncovered; covered seconds per step [s])
     """
@@ -125,20 +128,35 @@ def step_means(
     t, v = clip_arrays(t_s, v, 0.0, n_steps * step_s, max_gap_s)
     if len(t) < 2 or n_steps == 0:
         return mean, covered
-    grid = np.arange(1, n_steps) * step_s
-    grid = grid[(grid > t[0]) & (grid < t[-1])]
-    knots = np.concatenate([t, grid])
-    knots.sort(kind="stable")  # two sorted runs: a merge
-    knots = knots[np.concatenate([[True], knots[1:] != knots[:-1]])]
-    values = np.interp(knots, t, v)
-    dt = np.diff(knots)
-    mid = knots[:-1] + dt / 2
-    pos = np.clip(np.searchsorted(t, mid), 1, len(t) - 1)
-    valid = (t[pos] - t[pos - 1]) <= max_gap_s
-    area = 0.5 * (values[1:] + values[:-1]) * dt * valid
-    bins = np.clip((mid // step_s).astype(int), 0, n_steps - 1)
-    integral = np.bincount(bins, weights=area, minlength=n_steps)
-    covered = np.bincount(bins, weights=dt * valid, minlength=n_steps)
+    dt = np.diff(t)
+    ok = dt <= max_gap_s
+    slope = np.diff(v) / dt
+    first = np.floor(t[:-1] / step_s)  # the step a stretch starts in
+    whole = (
+        first == np.ceil(t[1:] / step_s) - 1
+    )  # ...and ends in (an end on a boundary: the step before)
+    bins, areas, spans = [first[whole]], [0.5 * (v[1:] + v[:-1]) * dt], [dt]
+    areas[0], spans[0] = (x[whole] * ok[whole] for x in (areas[0], spans[0]))
+    # stretches crossing boundaries: per boundary, the piece before it (from the stretch start or the
+    # previous boundary), and after the last boundary of a stretch the piece up to its end
+    b = np.arange(1, n_steps) * step_s
+    b = b[(b > t[0]) & (b < t[-1])]
+    s = np.searchsorted(t, b, "right") - 1  # t[s] <= b < t[s + 1]
+    b, s = b[t[s] < b], s[t[s] < b]  # a boundary on a sample cuts nothing
+    v_b = v[s] + slope[s] * (b - t[s])
+    start = np.maximum(t[s], b - step_s)
+    v_start = np.where(start == t[s], v[s], v[s] + slope[s] * (start - t[s]))
+    bins.append(np.floor(b / step_s) - 1)
+    areas.append(0.5 * (v_start + v_b) * (b - start) * ok[s])
+    spans.append((b - start) * ok[s])
+    tail = t[s + 1] <= b + step_s
+    b, s, v_b = b[tail], s[tail], v_b[tail]
+    bins.append(np.floor(b / step_s))
+    areas.append(0.5 * (v_b + v[s + 1]) * (t[s + 1] - b) * ok[s])
+    spans.append((t[s + 1] - b) * ok[s])
+    bins = np.clip(np.concatenate(bins).astype(int), 0, n_steps - 1)
+    integral = np.bincount(bins, weights=np.concatenate(areas), minlength=n_steps)
+    covered = np.bincount(bins, weights=np.concatenate(spans), minlength=n_steps)
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = np.where(covered > 0, integral / covered, np.nan)
     return mean, covered

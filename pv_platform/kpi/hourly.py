@@ -72,11 +72,13 @@ class _Range:
 
     def samples_per_hour(self, site_id: str, device_id: str) -> np.ndarray:
         counts = np.zeros(self.n_hours, int)
+        start_us = self.start.value // 1000
         for s, d, m in self.samples:
             if s == site_id and d == device_id:
-                offset_h = np.floor(self.seconds(s, d, m)[0] / 3600.0)
-                inside = (offset_h >= 0) & (offset_h < self.n_hours)
-                counts += np.bincount(offset_h[inside].astype(int), minlength=self.n_hours)
+                hour = (self.samples.arrays((s, d, m))[0] - start_us) // 3_600_000_000
+                counts += np.bincount(
+                    hour[(hour >= 0) & (hour < self.n_hours)], minlength=self.n_hours
+                )
         return counts
 
     def site_mean(self, site_id: str, metric: str) -> np.ndarray:

@@ -243,7 +243,7 @@ def _rows(frame: pd.DataFrame):
 
 def sun_and_power(kpis: pd.DataFrame, hours: _Hours) -> list[CheckOutcome]:
     """Power without sun, or sun without power that no downtime category explains."""
-    problems: dict[pd.Timestamp, list[str]] = {}
+    problems: dict[int, list[str]] = {}  # by hour start [ns]: a pd.Timestamp key hashes slowly
     inv = kpis[kpis["device_id"] != SITE_DEVICE] if not kpis.empty else kpis
     suspicious = (
         inv[
@@ -261,7 +261,7 @@ def sun_and_power(kpis: pd.DataFrame, hours: _Hours) -> list[CheckOutcome]:
     )
     for row in _rows(suspicious):
         if row.insolation_poa_kwh_m2 < 0.005 and row.energy_ac_kwh > 0.05 * row.p_ac_kw:
-            problems.setdefault(row.period_start, []).append(
+            problems.setdefault(row.period_start.value, []).append(
                 f"{row.site_id}.{row.device_id}: {row.energy_ac_kwh:.1f} kWh without sun"
             )
         explained = (
@@ -272,43 +272,44 @@ def sun_and_power(kpis: pd.DataFrame, hours: _Hours) -> list[CheckOutcome]:
             and (row.energy_ac_kwh or 0) < 0.01 * row.p_ac_kw
             and explained < 1800
         ):
-            problems.setdefault(row.period_start, []).append(
+            problems.setdefault(row.period_start.value, []).append(
                 f"{row.site_id}.{row.device_id}: {row.insolation_poa_kwh_m2:.2f} kWh/m2 of sun, no energy"
             )
+    found = [problems.get(hour.value, []) for hour in hours.index]
     return [
         CheckOutcome(
             hour,
             "sun_and_power",
-            hour not in problems,
+            not items,
             WARN,
-            "; ".join(problems.get(hour, [])) or "energy follows the sun",
-            {"devices": len(problems.get(hour, []))},
+            "; ".join(items) or "energy follows the sun",
+            {"devices": len(items)},
         )
-        for hour in hours.index
+        for hour, items in zip(hours.index, found, strict=True)
     ]
 
 
 def pr_plausible(kpis: pd.DataFrame, hours: _Hours) -> list[CheckOutcome]:
     """PR of each inverter and site in a plausible band (hours with enough sun only)."""
     lo, hi = PR_PLAUSIBLE
-    odd_by_hour: dict[pd.Timestamp, dict[str, float]] = {}
-    impossible_hours: set[pd.Timestamp] = set()
+    odd_by_hour: dict[int, dict[str, float]] = {}  # by hour start [ns]
+    impossible_hours: set[int] = set()
     if not kpis.empty:
         judged = kpis[
             (kpis["insolation_poa_kwh_m2"] >= MIN_INSOLATION_FOR_PR_KWH_M2) & kpis["pr"].notna()
         ]
         odd = judged[(judged["pr"] < lo) | (judged["pr"] > hi)]
         for row in _rows(odd):
-            odd_by_hour.setdefault(row.period_start, {})[f"{row.site_id}.{row.device_id}"] = round(
-                float(row.pr), 3
+            odd_by_hour.setdefault(row.period_start.value, {})[f"{row.site_id}.{row.device_id}"] = (
+                round(float(row.pr), 3)
             )
             if not PR_POSSIBLE[0] <= row.pr <= PR_POSSIBLE[1]:
-                impossible_hours.add(row.period_start)
+                impossible_hours.add(row.period_start.value)
     out = []
     for hour in hours.index:
-        values = odd_by_hour.get(hour, {})
+        values = odd_by_hour.get(hour.value, {})
         detail = f"PR within {lo}-{hi}" if not values else f"PR outside {lo}-{hi}: {values}"
-        severity = ERROR if hour in impossible_hours else WARN
+        severity = ERROR if hour.value in impossible_hours else WARN
         out.append(
             CheckOutcome(
                 hour, "pr_plausible", not values, severity, detail, {"outside": len(values)}

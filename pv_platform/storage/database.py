@@ -140,8 +140,10 @@ def _kpi_copy_stream(rows: pd.DataFrame, columns: list[str]) -> bytes:
     formatting): text names, timestamptz, float8 (NaN and None as NULL) and the int4 sample count."""
     if columns[:3] != ["site_id", "device_id", "period_start"]:
         raise ValueError("KPI rows start with site_id, device_id, period_start")
-    pairs = pd.MultiIndex.from_frame(rows[["site_id", "device_id"]])
-    codes, uniques = pairs.factorize()
+    site_codes, sites = pd.factorize(rows["site_id"])
+    device_codes, devices = pd.factorize(rows["device_id"])
+    pair_ids, codes = np.unique(site_codes * len(devices) + device_codes, return_inverse=True)
+    uniques = [(sites[i // len(devices)], devices[i % len(devices)]) for i in pair_ids]
     # the row header and the two names are the same for every row of a (site, device): a small table
     heads = [
         len(columns).to_bytes(2, "big")
