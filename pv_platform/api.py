@@ -449,7 +449,7 @@ class PerformanceMetrics:
             if not stored.empty and stored["period_start"].nunique() == n_hours:
                 return stored
             one_site = Plant(sites=[self.plant.site(site)])
-            samples = db.samples(
+            samples = db.sample_set(
                 start - EDGE_MARGIN, end + EDGE_MARGIN, HOURLY_METRICS, site_id=site
             )
             return hourly_kpis_range(samples, one_site, start, end, db.site_t_ref_nrel())
