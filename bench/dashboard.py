@@ -82,7 +82,7 @@ def daily_rows(plant, days: int) -> pd.DataFrame:
     starts = end - pd.to_timedelta(np.arange(days, 0, -1), unit="D")
     frames = []
     for site in plant.sites:
-        doy = np.asarray(starts.dayofyear)
+        doy = np.asarray(starts.day_of_year)
         h = np.clip(
             (4.5 + 2.5 * np.cos((doy - 172) / 365 * 2 * np.pi)) * rng.uniform(0.3, 1.1, days),
             0.1,

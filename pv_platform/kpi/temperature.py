@@ -105,7 +105,7 @@ def typical_year_cell_temperature_c(
         clear["dhi"],
     )["poa_global"].fillna(0.0)
     mean_c = ambient_mean_c if ambient_mean_c is not None else 27.0 - 0.4 * abs(latitude)
-    season = np.cos(2 * np.pi * (times.dayofyear - 200) / 365.25) * (1 if latitude >= 0 else -1)
+    season = np.cos(2 * np.pi * (times.day_of_year - 200) / 365.25) * (1 if latitude >= 0 else -1)
     local_hour = (times.hour + longitude / 15.0) % 24
     ambient = mean_c + 8.0 * season + 4.0 * np.sin(2 * np.pi * (local_hour - 9.0) / 24.0)
     t_cell = cell_temperature_c(poa, ambient_temperature_c=ambient, wind_speed_ms=2.0)
