@@ -81,6 +81,25 @@ def test_timescale_and_plain_postgres_agree(ts_db, db, day_of_segments):
     assert len(kpis_ts) == 24 * 3
     assert kpis_ts["pr"].notna().sum() >= 3 * 8  # daylight hours have a PR
     pd.testing.assert_frame_equal(kpis_ts, kpis_pg, check_exact=False, rtol=1e-12)
+    # what the KPI assets do: read a SampleSet, write the hours, sum local days in SQL
+    from_set = hourly_kpis_range(
+        ts_db.sample_set(DAY - MARGIN, NEXT + MARGIN, HOURLY_METRICS), plant, DAY, NEXT
+    )
+    pd.testing.assert_frame_equal(
+        from_set.sort_values(["period_start", "device_id"]).reset_index(drop=True),
+        kpis_pg,
+        check_exact=True,
+    )
+    zones = {site.id: site.timezone for site in plant.sites}
+    days = []
+    for d, kpis in ((ts_db, kpis_ts), (db, kpis_pg)):
+        d.sync_plant(plant)
+        assert d.replace_kpis("kpi_hourly", DAY, NEXT, kpis) == len(kpis)
+        days.append(d.kpi_rollup(DAY - timedelta(days=1), NEXT + timedelta(days=1), zones, "daily"))
+    assert (
+        len(days[0]) == 2 * 3
+    )  # UTC 21 June is parts of two Zurich days, x (2 inverters + the site)
+    pd.testing.assert_frame_equal(days[0], days[1], check_exact=False, rtol=1e-12)
 
     # the hourly rollup: a continuous aggregate vs a plain view
     def rollup(d: Database) -> pd.DataFrame:
