@@ -381,6 +381,21 @@ class GridExportResult(BaseModel):
     time_voltage_out_of_band_s: float | None
 
 
+class PeriodSummary(BaseModel):
+    """Every period KPI of a site or one inverter, from one read of the hourly rows."""
+
+    site_id: str
+    device_id: str
+    start: datetime
+    end: datetime
+    hours_with_data: int
+    specific_yield: PeriodMetric
+    performance_ratio: PeriodMetric
+    capacity_factor: PeriodMetric
+    availability: AvailabilityResult
+    grid: GridExportResult | None = Field(description="the site's grid meter; None for an inverter")
+
+
 def _num(row: dict, key: str) -> float | None:
     """A KPI value from a row as a float; None when missing or NaN."""
     value = row.get(key)
@@ -467,8 +482,8 @@ class PerformanceMetrics:
         with_data = int(rows["energy_ac_kwh"].notna().sum())
         return total(rows).iloc[0].to_dict(), with_data
 
-    def _metric(self, name, column, unit, site, start, end, device) -> PeriodMetric:
-        row, with_data = self._row(site, device, start, end)
+    def _metric(self, name, column, unit, site, start, end, device, found=None) -> PeriodMetric:
+        row, with_data = found or self._row(site, device, start, end)
         return PeriodMetric(
             name=name, value=_num(row, column), unit=unit,
             site_id=site, device_id=device or SITE_DEVICE, start=start, end=end, hours_with_data=with_data,
@@ -493,9 +508,9 @@ class PerformanceMetrics:
         return self._metric("specific_yield", "final_yield_h", "kWh/kWp", site, start, end, device)
 
     def availability_tracking(
-        self, site: str, start: datetime, end: datetime, device: str | None = None
+        self, site: str, start: datetime, end: datetime, device: str | None = None, found=None
     ) -> AvailabilityResult:
-        row, _ = self._row(site, device, start, end)
+        row, _ = found or self._row(site, device, start, end)
         return AvailabilityResult(
             site_id=site, device_id=device or SITE_DEVICE, start=start, end=end,
             time_based=_num(row, "availability_time"), energy_based=_num(row, "availability_energy"),
@@ -504,14 +519,32 @@ class PerformanceMetrics:
                      if k.startswith("time_") and k.endswith("_s") and "out" not in k and pd.notna(v)},
         )  # fmt: skip
 
-    def grid_export_monitoring(self, site: str, start: datetime, end: datetime) -> GridExportResult:
-        row, _ = self._row(site, None, start, end)
+    def grid_export_monitoring(
+        self, site: str, start: datetime, end: datetime, found=None
+    ) -> GridExportResult:
+        row, _ = found or self._row(site, None, start, end)
         export, imported = _num(row, "export_kwh"), _num(row, "import_kwh")
         return GridExportResult(
             site_id=site, start=start, end=end, export_kwh=export, import_kwh=imported,
             net_export_kwh=None if export is None or imported is None else export - imported,
             power_factor=_num(row, "power_factor"),
             time_frequency_out_of_band_s=_num(row, "time_freq_out_s"), time_voltage_out_of_band_s=_num(row, "time_volt_out_s"),
+        )  # fmt: skip
+
+    def period_summary(
+        self, site: str, start: datetime, end: datetime, device: str | None = None
+    ) -> PeriodSummary:
+        """Specific yield, PR, capacity factor, availability and (for a site) grid export, all from one
+        read of the hourly rows — the same values the single-metric methods return."""
+        found = self._row(site, device, start, end)
+        one = {"site": site, "start": start, "end": end, "device": device, "found": found}
+        return PeriodSummary(
+            site_id=site, device_id=device or SITE_DEVICE, start=start, end=end, hours_with_data=found[1],
+            specific_yield=self._metric("specific_yield", "final_yield_h", "kWh/kWp", **one),
+            performance_ratio=self._metric("performance_ratio", "pr", "1", **one),
+            capacity_factor=self._metric("capacity_factor", "capacity_factor_ac", "1", **one),
+            availability=self.availability_tracking(**one),
+            grid=None if device else self.grid_export_monitoring(site, start, end, found=found),
         )  # fmt: skip
 
 

@@ -84,6 +84,16 @@ def test_period_metrics_against_the_raw_samples(settings, db):
         sum(energy_kwh.values()), rel=0.02
     )  # the meter sees the inverters
     assert grid.net_export_kwh == pytest.approx(grid.export_kwh - grid.import_kwh)
+    # every metric at once: the same values, from one read of the hourly rows
+    reads = []
+    period = metrics._period
+    metrics._period = lambda *a: reads.append(a) or period(*a)
+    summary = metrics.period_summary("testsite", start, end)
+    assert len(reads) == 1 and summary.hours_with_data == 3
+    assert (summary.capacity_factor, summary.performance_ratio, summary.grid) == (cf, pr, grid)
+    inverter = metrics.period_summary("testsite", start, end, device="inv2")
+    assert inverter.specific_yield == sy and inverter.grid is None and len(reads) == 2
+    assert metrics.period_summary("testsite", start, end, device="inv1").availability == avail
 
 
 def test_alert_engine_detects_persists_and_calls_back(settings, db):
