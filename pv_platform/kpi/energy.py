@@ -58,27 +58,20 @@ def clip_arrays(
     )
 
 
-def clip_to_window(
-    series: pd.Series, start: datetime, end: datetime, max_gap_s: float = 900.0
-) -> pd.Series:
-    """The samples inside [start, end] plus values interpolated at the two edges (when bracketed)."""
-    series = _ordered(series)
-    origin = pd.Timestamp(start)
-    t_s, v = clip_arrays(
-        seconds_since(series.index, origin),
-        series.to_numpy(dtype=float),
-        0.0,
-        (pd.Timestamp(end) - origin).total_seconds(),
-        max_gap_s,
-    )
-    return pd.Series(v, index=origin + pd.to_timedelta(np.round(t_s * 1e6), unit="us"))
-
-
 def _window(series: pd.Series, start: datetime, end: datetime, max_gap_s: float):
+    """(seconds from start [s], values) of the series clipped to [start, end] (see `clip_arrays`)."""
     series = _ordered(series)
     t_s = seconds_since(series.index, start)
     span_s = (pd.Timestamp(end) - pd.Timestamp(start)).total_seconds()
     return clip_arrays(t_s, series.to_numpy(dtype=float), 0.0, span_s, max_gap_s)
+
+
+def clip_to_window(
+    series: pd.Series, start: datetime, end: datetime, max_gap_s: float = 900.0
+) -> pd.Series:
+    """The samples inside [start, end] plus values interpolated at the two edges (when bracketed)."""
+    t_s, v = _window(series, start, end, max_gap_s)
+    return pd.Series(v, index=pd.Timestamp(start) + pd.to_timedelta(np.round(t_s * 1e6), unit="us"))
 
 
 def integrate_rate(

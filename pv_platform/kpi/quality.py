@@ -11,6 +11,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from pv_platform.kpi.hourly import MAX_GAP_S, PER_HOUR, STEP_S
 from pv_platform.kpi.periods import SITE_DEVICE
 from pv_platform.kpi.samples import SampleSet, as_sample_set
 from pv_platform.plant import Plant
@@ -99,11 +100,12 @@ def completeness(
     ]
     coverage: dict[str, np.ndarray] = {}
     for key in expected:
-        means = series.step_means(key, hours.start, end, 60.0, 900.0)
+        # the same grid as the hourly KPIs: the SampleSet then integrates each series once for both
+        means = series.step_means(key, hours.start, end, STEP_S, MAX_GAP_S)
         if means is None:
             coverage[".".join(key)] = np.zeros(hours.n)
             continue
-        coverage[".".join(key)] = means[1].reshape(hours.n, 60).sum(axis=1) / 3600.0
+        coverage[".".join(key)] = means[1].reshape(hours.n, PER_HOUR).sum(axis=1) / 3600.0
     outcomes = []
     for h, hour in enumerate(hours.index):
         gaps = {k: round(float(v[h]), 3) for k, v in coverage.items() if v[h] < COMPLETENESS_WARN}

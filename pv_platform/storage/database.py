@@ -576,14 +576,14 @@ class Database:
     ) -> SampleSet:
         """Samples of the given metrics in [start, end) as a SampleSet: per entity two numpy arrays, read
         without a Python object per sample (what the KPI assets use for a week of a fleet)."""
+        if not self.use_copy:
+            return SampleSet.from_frame(self.samples(start, end, metrics, site_id))
         entities = self._entities(metrics, site_id)
         if entities.empty:
             return SampleSet({})
         names = {
             int(r.id): (r.site_id, r.device_id, r.metric) for r in entities.itertuples(index=False)
         }
-        if not self.use_copy:
-            return SampleSet.from_frame(self.samples(start, end, metrics, site_id))
         per_entity = self._sample_arrays(list(names), start, end)
         return SampleSet({names[i]: arrays for i, arrays in per_entity.items()})
 
@@ -837,15 +837,15 @@ class Database:
         """Rows of a KPI table with period_start in [start, end)."""
         if table not in KPI_TABLES:
             raise ValueError(f"{table!r} is not a KPI table ({', '.join(KPI_TABLES)})")
+        params = {"start": start, "end": end, "site_id": site_id, "device_id": device_id}
+        if self.use_copy:
+            return self._kpis_as_arrays(table, params)
         sql = (
             f"SELECT * FROM {table} WHERE period_start >= :start AND period_start < :end"
             + (" AND site_id = :site_id" if site_id else "")
             + (" AND device_id = :device_id" if device_id else "")
             + " ORDER BY period_start, site_id, device_id"
         )
-        params = {"start": start, "end": end, "site_id": site_id, "device_id": device_id}
-        if self.use_copy:
-            return self._kpis_as_arrays(table, params)
         df = self.query_df(sql, params)
         if not df.empty:
             df["period_start"] = pd.to_datetime(df["period_start"], utc=True)
