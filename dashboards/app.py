@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -18,11 +19,10 @@ from bokeh.plotting import figure
 
 from dashboards import data
 from dashboards.live import live_bus
-from pv_platform.alerts.engine import AlertEngine
+from pv_platform.alerts.service import alert_engine
 from pv_platform.kpi.periods import SITE_DEVICE, fleet_rows, total
 from pv_platform.kpi.yields import performance_ratio
 from pv_platform.settings import get_settings
-from pv_platform.storage.alerts import AlertStore
 
 pn.extension("tabulator", sizing_mode="stretch_width", notifications=True)
 TITLE = "PV Platform"
@@ -227,6 +227,29 @@ def _heat(fig, long: pd.DataFrame, x: str, y: str, value: str, width: float, pal
              fill_color={"field": value, "transform": mapper}, line_color=None)  # fmt: skip
 
 
+def local_midnight(day, tz: str) -> pd.Timestamp:
+    """The first instant of a local calendar day: 00:00, or the first valid time after it where a DST
+    change skips midnight (America/Santiago, Asia/Beirut and others change at 00:00)."""
+    return pd.Timestamp(day).tz_localize(tz, nonexistent="shift_forward", ambiguous=True)
+
+
+def incomplete_note(rows: pd.DataFrame, tz: str, grain: str) -> str:
+    """A badge for periods computed from fewer hours than they have: a closed period with missing hours is
+    never shown as if it were complete."""
+    if grain == "hour" or "hours_expected" not in rows or rows.empty:
+        return ""
+    site_rows = rows[rows["device_id"] == SITE_DEVICE] if "device_id" in rows else rows
+    short = site_rows[site_rows["hours_present"].fillna(0) < site_rows["hours_expected"].fillna(0)]
+    if short.empty:
+        return ""
+    fmt_ = "%Y-%m-%d" if grain == "day" else "%Y-%m"
+    items = [
+        f"{pd.Timestamp(r.period_start).tz_convert(tz):{fmt_}} ({int(r.hours_present)} of {int(r.hours_expected)} h)"
+        for r in short.itertuples()
+    ]
+    return " · **⚠ incomplete:** " + ", ".join(items[:8]) + (" …" if len(items) > 8 else "")
+
+
 class HistoryPage:
     """KPIs of a site or inverter over a date range, by hour, day or month."""
 
@@ -242,7 +265,7 @@ class HistoryPage:
         self.device = pn.widgets.Select(
             name="Device", options=self._devices(self.site.value), width=180
         )
-        today = datetime.now(UTC).date()
+        today = self._today(self.site.value)
         self.dates = pn.widgets.DateRangePicker(
             name="Dates", value=(today - timedelta(days=6), today), width=260
         )
@@ -323,10 +346,19 @@ class HistoryPage:
             self.site.value = args["site"]
             self.device.options = self._devices(self.site.value)
         if args.get("days", "").isdigit():
-            today = datetime.now(UTC).date()
+            today = self._today(self.site.value)
             self.dates.value = (today - timedelta(days=int(args["days"]) - 1), today)
         if args.get("grain") in self.grain.options:
             self.grain.value = args["grain"]
+
+    @staticmethod
+    def _today(site_id: str | None):
+        """Today's date in the site's own time zone (a site ahead of UTC is already in tomorrow)."""
+        plant = the_plant()
+        site = None
+        if plant and plant.sites:
+            site = plant.sites[0] if site_id in (None, FLEET) else plant.site(site_id)
+        return datetime.now(ZoneInfo(site.timezone) if site else UTC).date()
 
     def _devices(self, site_id: str | None) -> dict[str, str]:
         plant = the_plant()
@@ -346,8 +378,8 @@ class HistoryPage:
         site = site or (plant.site(self.site.value) if plant and self.site.value else None)
         tz = site.timezone if site else "UTC"  # the fleet view uses the first site's calendar
         first, last = self.dates.value
-        start = pd.Timestamp(first).tz_localize(tz)
-        end = pd.Timestamp(last + timedelta(days=1)).tz_localize(tz)
+        start = local_midnight(first, tz)
+        end = local_midnight(last + timedelta(days=1), tz)
         if self.grain.value == "month":
             start = start.replace(day=1)
         return start.tz_convert(UTC).to_pydatetime(), end.tz_convert(UTC).to_pydatetime(), tz
@@ -385,15 +417,18 @@ class HistoryPage:
             card("Capacity factor", fmt(totals.get("capacity_factor_ac"), ".1%"), "hist-cf", "AC nameplate"),
             card("Expected energy", fmt(totals.get("energy_expected_kwh"), ",.1f", " kWh"), "hist-expected", f"deviation {fmt(totals.get('expected_deviation'), '+.1%')}"),
         ]  # fmt: skip
+        label = {"hour": "hourly", "day": "daily", "month": "monthly"}[grain]
         if rows.empty:
-            self.note.object = f"No {grain}ly KPIs for {self.site.value} in this range yet."
+            self.note.object = f"No {label} KPIs for {self.site.value} in this range yet."
             for source in self.sources.values():
                 source.data = {"t": [], "a": [], "b": [], "c": [], "w": []}
             self.table.value = pd.DataFrame()
             return
-        label = {"hour": "hourly", "day": "daily", "month": "monthly"}[grain]
         sites = f" of {per_site['site_id'].nunique()} sites" if per_site is not None else ""
-        self.note.object = f"{len(rows):,} {label} rows{sites} · times in {tz} · read in {self.query_s * 1000:.0f} ms"
+        self.note.object = (
+            f"{len(rows):,} {label} rows{sites} · times in {tz} · read in {self.query_s * 1000:.0f} ms"
+            + incomplete_note(rows, tz, grain)
+        )
         t = list(rows["period_start"].dt.tz_convert(tz).dt.tz_localize(None))
         width = {"hour": 3.0e6, "day": 6.5e7, "month": 2.0e9}[grain]
         col = lambda c: rows[c].astype(float).tolist()  # noqa: E731
@@ -556,7 +591,7 @@ class AlertsPage:
         if not who:
             self.message.object = "Enter your name: acknowledgements and resolutions are signed."
             return
-        engine = AlertEngine(AlertStore(data.database(URL).engine))
+        engine = alert_engine(data.database(URL).engine, settings)
         done = [
             int(i)
             for i in selected["id"]

@@ -28,7 +28,7 @@ def _use_clock(settings, start=None, speed=None) -> None:
 
     start, speed = start or settings.clock_start, speed or settings.clock_speed
     if start is not None or speed != 1.0:
-        clock = set_clock(start, speed)
+        clock = set_clock(start, speed, settings.clock_anchor)
         print(f"accelerated time: {speed:g}x from {clock.now():%Y-%m-%d %H:%M:%S} UTC", flush=True)
 
 
@@ -62,9 +62,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
         ):  # real-time alert rules (the readings themselves never wait for the DB)
             from pv_platform.alerts.service import run_realtime_alerts
 
-            tasks.append(
-                asyncio.create_task(run_realtime_alerts(collector, plant, settings, broker, stop))
-            )
+            tasks.append(asyncio.create_task(run_realtime_alerts(collector, plant, settings, stop)))
         await collector.run(stop)
         await asyncio.gather(*tasks, return_exceptions=True)
         if sink is not None:

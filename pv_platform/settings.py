@@ -90,6 +90,16 @@ class Settings(BaseSettings):
     ingest_batch_segments: int = Field(
         default=500, description="Segments ingested by one Dagster run at most."
     )
+    kpi_sensor_interval_s: int = Field(
+        default=30,
+        ge=1,
+        description="How often the hourly KPI and rollup sensors look for work [s].",
+    )
+    kpi_live_interval_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="The running hour's KPIs are recomputed at most this often as its data arrives [s].",
+    )
     kpi_start: str = Field(
         default="2025-01-01-00:00", description="First hour partition of the KPI assets (UTC)."
     )
@@ -116,6 +126,11 @@ class Settings(BaseSettings):
         default=1.0,
         gt=0,
         description="Accelerated time: simulated seconds per real second (720: a day in 2 min).",
+    )
+    clock_anchor: float | None = Field(
+        default=None,
+        description="Accelerated time: the wall-clock Unix time at which the simulated clock read"
+        " PVP_CLOCK_START; set it so every process (simulator, collector, Dagster) reads one clock.",
     )
     live_topic_prefix: str = Field(
         default="pvp/live", description="MQTT topic prefix of the live bus."

@@ -33,7 +33,7 @@ def test_definitions_load():
         assert repo.get_job(schedule.job_name) is not None
     assert {s.name for s in repo.sensor_defs} == {
         "landing_sensor",
-        "kpi_automation",
+        "hourly_kpis_sensor",
         "kpi_rollup_sensor",
     }
     assert {s.name for s in repo.schedule_defs} == {"kpi_calendar_schedule", "kpi_monthly_schedule"}
@@ -51,6 +51,20 @@ def _current(instance: dg.DagsterInstance) -> dg.DagsterInstance:
 
     _current_storage.set(instance.defs_state_storage)
     return instance
+
+
+def hourly_tick(instance, test_defs, cursor=None) -> tuple[set[str], str]:
+    """One tick of `hourly_kpis_sensor`: the hour keys it requests (ranges expanded) and its cursor."""
+    from pv_platform.defs.kpi_runs import RANGE_END, RANGE_START, hourly_kpis_sensor, hours_between
+
+    ctx = dg.build_sensor_context(instance=_current(instance), definitions=test_defs, cursor=cursor)
+    result = hourly_kpis_sensor(ctx)
+    keys = {
+        k
+        for r in result.run_requests
+        for k in hours_between(r.tags[RANGE_START], r.tags[RANGE_END])
+    }
+    return keys, result.cursor
 
 
 @pytest.fixture
@@ -87,9 +101,9 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
         )
         assert landing_sensor(ctx2).run_requests == []
 
-        # the automation sensor's first tick, before any data: nothing to do
-        initial = dg.evaluate_automation_conditions(defs=test_defs, instance=_current(instance))
-        assert initial.total_requested == 0
+        # the hourly KPI sensor's first tick, before any data: nothing to do
+        requested, cursor = hourly_tick(instance, test_defs)
+        assert requested == set()
 
         # 2. the ingest run loads the segments and reports the hours it touched
         run = ingest_job.execute_in_process(
@@ -118,11 +132,9 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
         )
         assert again.success and db.scalar("SELECT count(*) FROM samples") == rows
 
-        # 3. automation asks for exactly the hours whose telemetry changed
-        evaluation = dg.evaluate_automation_conditions(
-            defs=test_defs, instance=_current(instance), cursor=initial.cursor
-        )
-        assert evaluation.get_requested_partitions(hourly_kpis.key) == set(touched)
+        # 3. the KPI sensor asks for exactly the hours whose telemetry changed, in one run
+        requested, cursor = hourly_tick(instance, test_defs, cursor)
+        assert requested == set(touched)
 
         # 4. materializing one hour writes per-inverter and site rows whose PR matches an independent computation
         mat = dg.materialize(
@@ -256,8 +268,11 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
             day.loc["*", "energy_ac_kwh"]
         )
 
-        # late data for 14:00-14:10 UTC: only that hour is re-requested by automation, then its day again
-        evaluation0 = dg.evaluate_automation_conditions(defs=test_defs, instance=_current(instance))
+        # late data for 14:00-14:10 UTC: only that hour is re-requested by the sensor, then its day again
+        # (the edge hours 2026-06-20 21:00 and 2026-06-21 22:00, requested on this first tick and not
+        # computed since, wait for their retry delay)
+        first_requested, cursor0 = hourly_tick(instance, test_defs)
+        assert {"2026-06-20-21:00", "2026-06-21-22:00"} <= first_requested
         writer = SegmentWriter(landing, writer_name="late")
         writer.add(
             [
@@ -274,10 +289,8 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
             instance=_current(instance),
             resources={"platform": platform},
         ).success
-        evaluation = dg.evaluate_automation_conditions(
-            defs=test_defs, instance=_current(instance), cursor=evaluation0.cursor
-        )
-        assert evaluation.get_requested_partitions(hourly_kpis.key) == {"2026-06-21-14:00"}
+        requested, _ = hourly_tick(instance, test_defs, cursor0)
+        assert requested == {"2026-06-21-14:00"}
         assert dg.materialize(
             [hourly_kpis],
             partition_key="2026-06-21-14:00",

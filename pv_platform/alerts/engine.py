@@ -7,6 +7,7 @@ import asyncio
 import inspect
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -113,6 +114,16 @@ class AlertEngine:
         self, alert_id: int, by: str, comment: str = "", now: datetime | None = None
     ) -> bool:
         return self.store.resolve(alert_id, by, comment, now or datetime.now().astimezone())
+
+    def flush(self, timeout_s: float = 30.0) -> bool:
+        """Wait until the notifiers have delivered what they were given (or `timeout_s` passed)."""
+        deadline = time.monotonic() + timeout_s
+        done = True
+        for callback in self.callbacks:
+            flush = getattr(callback, "flush", None)
+            if flush is not None:
+                done &= bool(flush(max(0.0, deadline - time.monotonic())))
+        return done
 
     def _notify(self, event: str, alert: dict) -> None:
         for callback in self.callbacks:

@@ -67,7 +67,7 @@ def kpi_candidates(
     for check in failed_checks.itertuples() if not failed_checks.empty else ():
         out.append(
             AlertCandidate(
-                "data_quality", Severity.MEDIUM, "*", "*",
+                "data_quality", Severity.MEDIUM, getattr(check, "site_id", "*"), "*",
                 f"{check.check_name} failed for {pd.Timestamp(check.period_start):%Y-%m-%d %H:%M} UTC: {check.detail}",
                 now, key=check.check_name, context={"hour": str(check.period_start)},
             )

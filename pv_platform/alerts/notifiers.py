@@ -5,6 +5,7 @@ Both run off the caller's path: a slow or failing receiver never blocks or loses
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import threading
@@ -32,9 +33,19 @@ class WebhookNotifier:
     ) -> None:
         self.url, self.timeout_s, self.retries, self.backoff_s = url, timeout_s, retries, backoff_s
         self.delivered = 0
+        self._threads: list[threading.Thread] = []
 
     def __call__(self, event: str, alert: dict) -> None:
-        threading.Thread(target=self._send, args=(alert_json(event, alert),), daemon=True).start()
+        thread = threading.Thread(target=self._send, args=(alert_json(event, alert),), daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+        thread.start()
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait for deliveries under way (a short-lived process, e.g. a Dagster run, before it exits)."""
+        deadline = time.monotonic() + timeout_s
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
 
     def _send(self, body: bytes) -> None:
         for attempt in range(self.retries + 1):
@@ -56,20 +67,53 @@ class WebhookNotifier:
 
 
 class MqttNotifier:
-    """Publish each change on `pvp/alerts/<site>/<severity>` (QoS 1), on the collector's event loop."""
+    """Publish each change on `pvp/alerts/<site>/<severity>` (QoS 1), on the given event loop (the
+    collector's), or on a loop of its own in a background thread (Dagster runs, dashboards)."""
 
     def __init__(
-        self, broker: BrokerAddress, loop: asyncio.AbstractEventLoop, prefix: str = "pvp/alerts"
+        self,
+        broker: BrokerAddress,
+        loop: asyncio.AbstractEventLoop | None = None,
+        prefix: str = "pvp/alerts",
     ) -> None:
+        if loop is None:
+            loop = asyncio.new_event_loop()
+            threading.Thread(target=loop.run_forever, daemon=True, name="mqtt-notifier").start()
         self.broker, self.loop, self.prefix = broker, loop, prefix
+        self._pending: list = []
 
     def __call__(self, event: str, alert: dict) -> None:
         topic = f"{self.prefix}/{alert['site_id']}/{alert['severity']}"
-        asyncio.run_coroutine_threadsafe(self._publish(topic, alert_json(event, alert)), self.loop)
+        future = asyncio.run_coroutine_threadsafe(
+            self._publish(topic, alert_json(event, alert)), self.loop
+        )
+        self._pending = [f for f in self._pending if not f.done()] + [future]
+
+    def flush(self, timeout_s: float) -> bool:
+        """Wait for publications under way (call it from another thread than the notifier's loop)."""
+        deadline = time.monotonic() + timeout_s
+        for future in self._pending:
+            with contextlib.suppress(Exception):
+                future.result(max(0.0, deadline - time.monotonic()))
+        return all(f.done() for f in self._pending)
 
     async def _publish(self, topic: str, body: bytes) -> None:
         try:
             async with aiomqtt.Client(**self.broker.client_kwargs()) as client:
                 await client.publish(topic, body, qos=1)
-        except aiomqtt.MqttError as exc:
+        except (aiomqtt.MqttError, OSError) as exc:
             log.warning("alert not published on %s: %s", topic, exc)
+
+
+def notifiers_from_settings(settings, loop: asyncio.AbstractEventLoop | None = None) -> list:
+    """Every notifier the settings configure: MQTT on the platform's broker (PVP_MQTT_URL) and the webhook
+    (PVP_ALERT_WEBHOOK_URL). The one place that decides where alerts go, for the collector's real-time
+    rules, the Dagster KPI rules and the dashboards alike."""
+    from pv_platform.bus import parse_mqtt_url
+
+    out: list = []
+    if settings.mqtt_url:
+        out.append(MqttNotifier(parse_mqtt_url(settings.mqtt_url), loop))
+    if settings.alert_webhook_url:
+        out.append(WebhookNotifier(settings.alert_webhook_url))
+    return out

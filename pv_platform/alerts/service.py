@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 
+import sqlalchemy as sa
+
+from pv_platform import clock
 from pv_platform.alerts.engine import AlertEngine
 from pv_platform.alerts.limits import fleet_from_settings
-from pv_platform.alerts.notifiers import MqttNotifier, WebhookNotifier
+from pv_platform.alerts.notifiers import notifiers_from_settings
 from pv_platform.alerts.realtime import RealtimeRules
 from pv_platform.integration import wait_or_stop
 from pv_platform.storage import Database
@@ -28,18 +30,25 @@ REALTIME_RULES = {
 EVALUATE_EVERY_S = 2.0
 
 
-async def run_realtime_alerts(collector, plant, settings, broker, stop: asyncio.Event) -> None:
+def alert_engine(
+    db_engine: sa.Engine, settings, loop: asyncio.AbstractEventLoop | None = None
+) -> AlertEngine:
+    """The alert engine with every notifier the settings configure: built here for the collector's
+    real-time rules, the Dagster KPI rules and the dashboards alike."""
+    engine = AlertEngine(AlertStore(db_engine))
+    for notifier in notifiers_from_settings(settings, loop):
+        engine.register_callback(notifier)
+    return engine
+
+
+async def run_realtime_alerts(collector, plant, settings, stop: asyncio.Event) -> None:
     rules = RealtimeRules(plant, fleet_from_settings(settings))
     collector.hooks.append(rules.feed)
     db = Database(settings.database_url, pool_size=1)
-    engine = AlertEngine(AlertStore(db.engine))
-    if broker is not None:
-        engine.register_callback(MqttNotifier(broker, asyncio.get_running_loop()))
-    if settings.alert_webhook_url:
-        engine.register_callback(WebhookNotifier(settings.alert_webhook_url))
+    engine = alert_engine(db.engine, settings, asyncio.get_running_loop())
     migrated = False
     while not await wait_or_stop(stop, EVALUATE_EVERY_S):
-        now = datetime.now(UTC)
+        now = clock.now()  # the readings' clock: simulated time in an accelerated run
         try:
             if not migrated:
                 await asyncio.to_thread(db.migrate)

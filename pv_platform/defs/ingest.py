@@ -2,7 +2,7 @@
 
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 
 import dagster as dg
 
@@ -39,7 +39,7 @@ def ingest_segments(
 ) -> None:
     """Load each segment exactly once (ledger + ON CONFLICT), archive it, report the hours it touched."""
     db = platform.db()
-    touched: dict[datetime, int] = {}
+    report_changed_hours(context, db)  # hours an earlier, failed attempt or run loaded
     totals = {"segments": 0, "rows": 0, "inserted": 0, "quarantined": 0, "already_loaded": 0}
     for segment_id in config.segment_ids:
         path = segment_path(platform.landing_dir, segment_id)
@@ -55,20 +55,34 @@ def ingest_segments(
         totals["inserted"] += result.inserted
         totals["quarantined"] += result.quarantined
         totals["already_loaded"] += int(result.already_loaded)
-        for hour in result.hours:
-            touched[hour] = touched.get(hour, 0) + 1
-    if touched:
-        db.refresh_rollup(min(touched), max(touched) + timedelta(hours=1))
+    reported = report_changed_hours(context, db)
+    context.log.info(f"ingest: {totals}; {reported} hour(s) reported")
+
+
+def report_changed_hours(context: dg.OpExecutionContext, db) -> int:
+    """Report every hour loaded and not yet reported as a `telemetry` materialization (the KPI sensor
+    computes from these). The hours are recorded with the samples, in the same transaction, so an attempt
+    that fails after loading some segments loses no report: the next attempt or run makes it."""
+    changes = db.unreported_hours()
+    if not changes:
+        return 0
+    db.refresh_rollup(min(h for h, _ in changes), max(h for h, _ in changes) + timedelta(hours=1))
     valid = set(hourly.get_partition_keys())
-    for hour in sorted(touched):
+    outside = []
+    for hour, _ in changes:
         key = hour.astimezone(UTC).strftime(HOUR_KEY_FORMAT)
         if key in valid:
-            context.log_event(
-                dg.AssetMaterialization(
-                    "telemetry", partition=key, metadata={"segments": touched[hour]}
-                )
-            )
-    context.log.info(f"ingest: {totals}")
+            context.log_event(dg.AssetMaterialization("telemetry", partition=key))
+        else:
+            outside.append(key)
+    if outside:  # stored, but no KPI partition exists for them: say so loudly
+        context.log.error(
+            f"{len(outside)} loaded hour(s) lie outside the KPI partitions (PVP_KPI_START ="
+            f" {get_settings().kpi_start}): {outside[:5]}{' ...' if len(outside) > 5 else ''};"
+            " their KPIs are not computed"
+        )
+    db.mark_reported(changes)
+    return len(changes) - len(outside)
 
 
 # Ingest runs go ahead of KPI runs in the run queue: late KPIs are fine, a growing landing is not.

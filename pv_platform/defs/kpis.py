@@ -12,13 +12,14 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import numpy as np
 
-from pv_platform.alerts.engine import AlertEngine
+from pv_platform import clock
 from pv_platform.alerts.kpi_rules import (
     KPI_RULES,
     STRING_CURRENT_LIKE,
     hour_candidates,
 )
 from pv_platform.alerts.limits import fleet_from_settings, kpi_thresholds
+from pv_platform.alerts.service import alert_engine
 from pv_platform.defs.ingest import telemetry
 from pv_platform.defs.partitions import hourly
 from pv_platform.defs.resources import PlatformResource
@@ -27,22 +28,15 @@ from pv_platform.kpi.periods import SITE_DEVICE
 from pv_platform.kpi.quality import CHECK_NAMES, ERROR, run_checks
 from pv_platform.kpi.temperature import typical_year_cell_temperature_c
 from pv_platform.settings import get_settings
-from pv_platform.storage.alerts import AlertStore
 
-BLOCKING = {
-    "physical_ranges",
-    "future_timestamps",
-    "pr_plausible",
-    "completeness",
-}  # may fail with ERROR
-
-# Recompute an hour whenever its telemetry changes: new hours and late data alike. `eager()` would
-# only look at the newest hour, which misses late data.
-RECOMPUTE_ON_NEW_DATA = (
-    dg.AutomationCondition.any_deps_updated().since_last_handled()
-    & ~dg.AutomationCondition.any_deps_in_progress()
-    & ~dg.AutomationCondition.in_progress()
-).with_label("telemetry of this hour changed")
+# Checks whose failure (ERROR) keeps that site's hours out of its daily, monthly and yearly KPIs. The
+# rollup assets enforce it per site (storage `blocking_failures`); the Dagster checks themselves do not
+# block, so a bad hour never fails the run that computed the hour's KPIs and alerts.
+BLOCKING = {"physical_ranges", "future_timestamps", "pr_plausible", "completeness"}
+# a database outage fails the op; it is retried in the same run, and `hourly_kpis_sensor` requests the
+# hours again (later, with backoff) if the run fails anyway
+KPI_RETRY = dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL)
+HOURS_PER_RUN = dg.BackfillPolicy.multi_run(max_partitions_per_run=48)
 
 # end_offset=1: the running day, month and year are partitions too (live KPIs), not only closed ones
 sites = dg.DynamicPartitionsDefinition(name="sites")
@@ -83,12 +77,14 @@ def _t_ref_by_site(platform: PlatformResource, plant) -> dict[str, float]:
     partitions_def=hourly,
     deps=[telemetry],
     group_name="kpis",
-    automation_condition=RECOMPUTE_ON_NEW_DATA,
-    backfill_policy=dg.BackfillPolicy.multi_run(
-        max_partitions_per_run=48
-    ),  # one run for many hours
+    backfill_policy=HOURS_PER_RUN,  # one run for many hours
+    retry_policy=KPI_RETRY,
     check_specs=[
-        dg.AssetCheckSpec(name, asset="hourly_kpis", blocking=name in BLOCKING)
+        dg.AssetCheckSpec(
+            name,
+            asset="hourly_kpis",
+            description=f"per site and hour; {'ERROR blocks the site' + chr(39) + 's rollups' if name in BLOCKING else 'WARN only'}",
+        )
         for name in CHECK_NAMES
     ],
     kinds={"postgres", "pandas"},
@@ -110,20 +106,20 @@ def hourly_kpis(
     rows = hourly_kpis_range(
         samples, plant, window.start, window.end, _t_ref_by_site(platform, plant)
     )
-    written = db.replace_kpis("kpi_hourly", window.start, window.end, rows)
-
     outcomes = [
         {
             "period_start": o.hour.to_pydatetime(),
+            "site_id": o.site_id,
             "check_name": o.name,
             "passed": o.passed,
             "severity": o.severity,
             "detail": o.detail,
             "metadata": o.metadata,
         }
-        for o in run_checks(samples, rows, plant, window.start, window.end, datetime.now(UTC))
+        for o in run_checks(samples, rows, plant, window.start, window.end, clock.now())
     ]
-    db.replace_quality(window.start, window.end, outcomes)
+    # KPI rows and their check outcomes in one transaction: never one without the other
+    written = db.replace_kpis("kpi_hourly", window.start, window.end, rows, quality=outcomes)
 
     check_results = []
     for name in CHECK_NAMES:
@@ -138,12 +134,16 @@ def hourly_kpis(
                 else dg.AssetCheckSeverity.WARN,
                 description=(
                     "; ".join(
-                        f"{o['period_start']:%Y-%m-%d %H:%M}: {o['detail']}" for o in failed[:5]
+                        f"{o['period_start']:%Y-%m-%d %H:%M} {o['site_id']}: {o['detail']}"
+                        for o in failed[:5]
                     )
                     if failed
                     else "passed"
                 ),
-                metadata={"failed_hours": len(failed)},
+                metadata={
+                    "failed_site_hours": len(failed),
+                    "sites": ", ".join(sorted({o["site_id"] for o in failed})) or "none",
+                },
             )
         )
     metadata: dict = {
@@ -200,7 +200,7 @@ def _rollup(
         ) from None
     start, end = local_window(period_key, grain, site.timezone)
     db = platform.db()
-    blocked = db.blocking_failures(start, end)
+    blocked = db.blocking_failures(start, end, site_id)
     if not blocked.empty:
         lines = [
             f"{r.period_start:%Y-%m-%d %H:%M} UTC {r.check_name}: {r.detail}"
@@ -216,12 +216,25 @@ def _rollup(
         )
     rows = db.kpi_rollup(start, end, {site_id: site.timezone}, grain, site_id)  # summed in SQL
     written = db.replace_kpis(table, start, end, rows, [site_id])
-    hours = db.scalar(
-        "SELECT count(DISTINCT period_start) FROM kpi_hourly"
-        " WHERE site_id = :site AND period_start >= :start AND period_start < :end",
-        {"site": site_id, "start": start, "end": end},
-    )
-    metadata: dict = {"rows": written, "hours": int(hours)}
+    expected = expected_hours(start, end, clock.now())
+    present = set(db.kpi_hours(site_id, start, end))
+    missing = [h for h in expected if h not in present]
+    db.replace_coverage(grain, site_id, start, len(expected), len(expected) - len(missing), missing)
+    metadata: dict = {
+        "rows": written,
+        "hours": len(present),
+        "hours_expected": len(expected),
+        "complete": not missing and end <= clock.now(),
+    }
+    if missing:
+        context.log.warning(
+            f"{site_id} {period_key}: computed from {len(expected) - len(missing)} of"
+            f" {len(expected)} hours; missing {[f'{h:%Y-%m-%d %H:%M}' for h in missing[:10]]}"
+            " (they are re-run by hourly_kpis_sensor; this period is recomputed when they land)"
+        )
+        metadata["missing_hours"] = dg.MetadataValue.md(
+            "\n".join(f"- {h:%Y-%m-%d %H:%M} UTC" for h in missing[:50])
+        )
     site_row = rows[rows["device_id"] == SITE_DEVICE] if not rows.empty else rows
     for column in (
         "energy_ac_kwh",
@@ -234,14 +247,53 @@ def _rollup(
     ):
         if not site_row.empty and np.isfinite(float(site_row[column].iloc[0])):
             metadata[column] = round(float(site_row[column].iloc[0]), 4)
-    return dg.MaterializeResult(metadata=metadata)
+    return dg.MaterializeResult(
+        metadata=metadata,
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="all_hours_present",
+                passed=not missing,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=(
+                    f"{len(missing)} of {len(expected)} hours have no hourly KPIs yet"
+                    if missing
+                    else f"all {len(expected)} hours so far"
+                ),
+                metadata={"hours_missing": len(missing), "hours_expected": len(expected)},
+            )
+        ],
+    )
+
+
+def expected_hours(start: datetime, end: datetime, now: datetime) -> list[datetime]:
+    """The UTC hours of [start, end) that have begun by `now` (a running period: the hours so far)."""
+    hours, hour = [], start
+    while hour < end and hour <= now:
+        hours.append(hour)
+        hour += timedelta(hours=1)
+    return hours
+
+
+def _coverage_check(asset_name: str) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            "all_hours_present",
+            asset=asset_name,
+            description="every hour of the period so far has hourly KPIs (a missing hour: WARN,"
+            " the period is shown as incomplete and recomputed when the hour lands)",
+        )
+    ]
 
 
 _rollup_deps = [dg.AssetDep(hourly_kpis, partition_mapping=dg.AllPartitionMapping())]
 
 
 @dg.asset(
-    partitions_def=daily_by_site, deps=_rollup_deps, group_name="kpis", kinds={"postgres", "pandas"}
+    partitions_def=daily_by_site,
+    deps=_rollup_deps,
+    group_name="kpis",
+    kinds={"postgres", "pandas"},
+    check_specs=_coverage_check("daily_kpis"),
 )
 def daily_kpis(
     context: dg.AssetExecutionContext, platform: PlatformResource
@@ -256,6 +308,7 @@ def daily_kpis(
     deps=_rollup_deps,
     group_name="kpis",
     kinds={"postgres", "pandas"},
+    check_specs=_coverage_check("monthly_kpis"),
 )
 def monthly_kpis(
     context: dg.AssetExecutionContext, platform: PlatformResource
@@ -269,6 +322,7 @@ def monthly_kpis(
     deps=_rollup_deps,
     group_name="kpis",
     kinds={"postgres", "pandas"},
+    check_specs=_coverage_check("yearly_kpis"),
 )
 def yearly_kpis(
     context: dg.AssetExecutionContext, platform: PlatformResource
@@ -277,20 +331,13 @@ def yearly_kpis(
     return _rollup(context, platform, "yearly", "kpi_yearly", "year")
 
 
-kpi_automation = dg.AutomationConditionSensorDefinition(
-    "kpi_automation",
-    target=dg.AssetSelection.assets(hourly_kpis, "alerts"),
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
-)
-
-
 @dg.asset(
     partitions_def=hourly,
     deps=[hourly_kpis],
     group_name="alerts",
-    automation_condition=RECOMPUTE_ON_NEW_DATA,
     kinds={"postgres"},
+    backfill_policy=HOURS_PER_RUN,
+    retry_policy=KPI_RETRY,
 )
 def alerts(context: dg.AssetExecutionContext, platform: PlatformResource) -> dg.MaterializeResult:
     """KPI alerts of each hour: underperformance, availability drops, failed ERROR data-quality checks →
@@ -304,8 +351,10 @@ def alerts(context: dg.AssetExecutionContext, platform: PlatformResource) -> dg.
     failed = db.blocking_failures(window.start, window.end)
     strings = db.hourly_rollup(window.end - back, window.end, metric_like=STRING_CURRENT_LIKE)
     candidates = hour_candidates(recent, strings, failed, window.start, window.end, limits)
-    engine = AlertEngine(AlertStore(db.engine))
-    result = engine.process(candidates, window.end, KPI_RULES)
+    engine = alert_engine(db.engine, get_settings())  # with the notifiers: MQTT and webhook
+    result = engine.process(candidates, min(window.end, clock.now()), KPI_RULES)
+    if not engine.flush(timeout_s=30.0):  # the run process exits next: deliver first
+        context.log.warning("some alert notifications were still under way after 30 s")
     return dg.MaterializeResult(
         metadata={
             "opened": len(result.opened),

@@ -7,6 +7,7 @@ import dagster as dg
 
 from pv_platform.defs.kpis import daily_kpis, monthly_kpis, yearly_kpis
 from pv_platform.defs.resources import PlatformResource
+from pv_platform.settings import get_settings
 
 # One job per grain: a job (and a schedule or sensor target) needs assets with one partitions definition.
 daily_job = dg.define_asset_job(
@@ -45,8 +46,10 @@ def periods_for_hours(hours: list[datetime], timezone: str) -> dict[str, set[str
 def _request(asset, dim: str, period: str, site_id: str, tag: str) -> dg.RunRequest:
     """A run of one (period, site) partition of a rollup asset; the run key makes it once per tag."""
     pk = dg.MultiPartitionKey({dim: period, "site": site_id})
+    name = asset.key.to_user_string()
     return dg.RunRequest(
-        run_key=f"{asset.key.to_user_string()}:{pk}:{tag}",
+        run_key=f"{name}:{pk}:{tag}",
+        job_name=JOB_OF[name],  # the sensor targets three jobs: each request names its own
         asset_selection=[asset.key],
         partition_key=pk,
     )
@@ -65,7 +68,7 @@ def rollup_requests(plant, hours: list[datetime], tag: str) -> list[dg.RunReques
 
 @dg.sensor(
     jobs=[daily_job, monthly_job, yearly_job],
-    minimum_interval_seconds=60,
+    minimum_interval_seconds=get_settings().kpi_sensor_interval_s,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def kpi_rollup_sensor(
@@ -107,16 +110,22 @@ def kpi_rollup_sensor(
 
 
 def closing_requests(plant, now: datetime, grain: str) -> list[dg.RunRequest]:
-    """Run requests for the periods that just ended in each site's own time: the day before, for a site
-    whose local clock reads 00:xx; the month before, for one whose local clock reads the 1st, 00:xx."""
+    """Run requests for the periods that ended in the past hour in each site's own time: the local day
+    (or month) of an hour ago, for a site whose local day (month) has changed since then. Comparing dates,
+    not reading the clock's 00:xx, also closes days in zones whose DST change skips local midnight
+    (America/Santiago: 23:59 is followed by 01:00)."""
     requests = []
+    asset, dim, fmt = next(r for r in ROLLUPS if r[1] == grain)
     for site in plant.sites:
-        local = now.astimezone(ZoneInfo(site.timezone))
-        if local.hour != 0 or (grain == "month" and local.day != 1):
-            continue
-        before = local - timedelta(days=1)
-        asset, dim, fmt = next(r for r in ROLLUPS if r[1] == grain)
-        requests.append(_request(asset, dim, before.strftime(fmt), site.id, "close"))
+        zone = ZoneInfo(site.timezone)
+        local, before = now.astimezone(zone), (now - timedelta(hours=1)).astimezone(zone)
+        changed = (
+            local.date() != before.date()
+            if grain == "date"
+            else (local.year, local.month) != (before.year, before.month)
+        )
+        if changed:
+            requests.append(_request(asset, dim, before.strftime(fmt), site.id, "close"))
     return requests
 
 

@@ -5,7 +5,8 @@ outcomes block those hours from the daily KPIs."""
 from __future__ import annotations
 
 from collections import namedtuple
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -50,6 +51,12 @@ CHECK_NAMES = (
 )
 
 
+# A value that is exactly 0 during a grid outage is data, not a broken sensor: the meter reads 0 Hz
+OUTAGE_ZERO = {"grid_frequency", "ac_frequency"}
+# the newest minutes of a running hour may not have been loaded yet: judged from this long ago
+INGEST_LAG_S = 300.0
+
+
 @dataclass(frozen=True)
 class CheckOutcome:
     hour: pd.Timestamp
@@ -58,6 +65,30 @@ class CheckOutcome:
     severity: str  # what a failure means: WARN or ERROR
     detail: str
     metadata: dict = field(default_factory=dict)
+    site_id: str = "*"
+
+
+class SiteSamples(Mapping):
+    """The entities of one site in a SampleSet, sharing its cached per-minute means."""
+
+    def __init__(self, series: SampleSet, site_id: str) -> None:
+        self.series, self.site_id = series, site_id
+        self.keys_ = [k for k in series if k[0] == site_id]
+
+    def __getitem__(self, key):
+        return self.series[key]
+
+    def __iter__(self):
+        return iter(self.keys_)
+
+    def __len__(self) -> int:
+        return len(self.keys_)
+
+    def arrays(self, key):
+        return self.series.arrays(key)
+
+    def step_means(self, *args, **kwargs):
+        return self.series.step_means(*args, **kwargs)
 
 
 class _Hours:
@@ -88,9 +119,18 @@ def _per_hour_detail(
 
 
 def completeness(
-    series: SampleSet, plant: Plant, hours: _Hours, end: datetime
+    series: SampleSet, plant: Plant, hours: _Hours, end: datetime, now: datetime | None = None
 ) -> list[CheckOutcome]:
-    """Fraction of each hour covered by each inverter's AC power and each POA sensor (gaps > 15 min uncovered)."""
+    """Fraction of each hour covered by each inverter's AC power and each POA sensor (gaps > 15 min
+    uncovered). A running hour is judged on its minutes up to `now` less INGEST_LAG_S (the readings of
+    the last minutes may still be on their way); an hour with no such minute yet passes as not judged."""
+    judged = np.full(hours.n, PER_HOUR)
+    if now is not None:
+        minutes_done = (
+            pd.Timestamp(now) - pd.Timedelta(seconds=INGEST_LAG_S) - hours.index
+        ).total_seconds() // STEP_S
+        judged = np.clip(np.asarray(minutes_done, dtype=int), 0, PER_HOUR)
+    covered_minutes = np.arange(PER_HOUR)[None, :] < judged[:, None]
     expected = [(s.id, d.id, "ac_power") for s in plant.sites for d in s.inverters]
     expected += [
         (s.id, d.id, "poa_irradiance")
@@ -105,9 +145,17 @@ def completeness(
         if means is None:
             coverage[".".join(key)] = np.zeros(hours.n)
             continue
-        coverage[".".join(key)] = means[1].reshape(hours.n, PER_HOUR).sum(axis=1) / 3600.0
+        per_minute = means[1].reshape(hours.n, PER_HOUR)
+        coverage[".".join(key)] = np.where(covered_minutes, per_minute, 0.0).sum(axis=1) / (
+            np.maximum(judged, 1) * STEP_S
+        )
     outcomes = []
     for h, hour in enumerate(hours.index):
+        if judged[h] == 0:
+            outcomes.append(
+                CheckOutcome(hour, "completeness", True, WARN, "hour not started yet", {})
+            )
+            continue
         gaps = {k: round(float(v[h]), 3) for k, v in coverage.items() if v[h] < COMPLETENESS_WARN}
         worst = min((float(v[h]) for v in coverage.values()), default=1.0)
         detail = (
@@ -123,7 +171,7 @@ def completeness(
                 not gaps,
                 severity,
                 detail,
-                {"worst_coverage": round(worst, 3)},
+                {"worst_coverage": round(worst, 3), "minutes_judged": int(judged[h])},
             )
         )
     return outcomes
@@ -138,6 +186,8 @@ def physical_ranges(series: SampleSet, plant: Plant, hours: _Hours) -> list[Chec
         if metric in RANGES:
             lo, hi = RANGES[metric]
             bad = (v < lo) | (v > hi)
+            if metric in OUTAGE_ZERO:
+                bad &= v != 0.0
         elif metric == "ac_power" and (site_id, device_id) in ratings:
             bad = v > POWER_OVER_RATING * ratings[(site_id, device_id)]
         else:
@@ -328,14 +378,22 @@ def run_checks(
     end: datetime,
     now: datetime,
 ) -> list[CheckOutcome]:
-    """Every check for every hour of [start, end): len(CHECK_NAMES) outcomes per hour."""
+    """Every check for every hour of [start, end) and every site: len(CHECK_NAMES) outcomes per site and
+    hour. Each site is judged on its own samples (its sun, its gaps), so one site never fails another's."""
     hours = _Hours(start, end)
     series = as_sample_set(samples)
-    return [
-        *completeness(series, plant, hours, end),
-        *physical_ranges(series, plant, hours),
-        *frozen_values(series, hours, plant),
-        *future_timestamps(series, hours, now),
-        *sun_and_power(kpis, hours),
-        *pr_plausible(kpis, hours),
-    ]
+    out: list[CheckOutcome] = []
+    for site in plant.sites:
+        mine = SiteSamples(series, site.id)
+        one = Plant.model_construct(sites=[site])
+        rows = kpis[kpis["site_id"] == site.id] if not kpis.empty else kpis
+        outcomes = [
+            *completeness(mine, one, hours, end, now),
+            *physical_ranges(mine, one, hours),
+            *frozen_values(mine, hours, one),
+            *future_timestamps(mine, hours, now),
+            *sun_and_power(rows, hours),
+            *pr_plausible(rows, hours),
+        ]
+        out += [replace(o, site_id=site.id) for o in outcomes]
+    return out

@@ -462,6 +462,13 @@ class Database:
                         " FROM staging ORDER BY h"
                     )
                 )
+            if hours:  # reported to Dagster by the next ingest run whatever happens to this one
+                conn.exec_driver_sql(
+                    "INSERT INTO telemetry_changes (hour, changed_at) SELECT h, clock_timestamp()"
+                    " FROM unnest(%s::timestamptz[]) AS h ON CONFLICT (hour) DO UPDATE"
+                    " SET changed_at = EXCLUDED.changed_at, reported_at = NULL",
+                    (list(hours),),
+                )
             quarantined = self._quarantine(conn, segment)
             conn.exec_driver_sql(
                 "INSERT INTO ingest_ledger (segment_id, rows, inserted, quarantined) VALUES (%s, %s, %s, %s)",
@@ -792,8 +799,10 @@ class Database:
         end: datetime,
         rows: pd.DataFrame,
         site_ids: list[str] | None = None,
+        quality: list[dict] | None = None,
     ) -> int:
-        """Idempotent write of one window of a KPI table: delete [start, end) (of the given sites), insert rows.
+        """Idempotent write of one window of a KPI table: delete [start, end) (of the given sites), insert rows;
+        with `quality`, the check outcomes of the same hours in the same transaction (`replace_quality`).
 
         Only the table's own columns are written; a column the table lacks is an error, not a silent drop.
         """
@@ -812,6 +821,8 @@ class Database:
                 sa.text(f"DELETE FROM {table} WHERE {where}"),
                 {"s": start, "e": end, "sites": site_ids},
             )
+            if quality is not None:
+                self.write_quality(conn, start, end, quality)
             if rows.empty:
                 return 0
             if self.use_copy:
@@ -855,34 +866,123 @@ class Database:
 
     def replace_quality(self, start: datetime, end: datetime, outcomes: list[dict]) -> None:
         """Idempotent write of check outcomes for the hours in [start, end): dicts with period_start,
-        check_name, passed, severity, detail, metadata."""
+        site_id, check_name, passed, severity, detail, metadata."""
         with self.engine.begin() as conn:
-            conn.execute(
-                sa.text("DELETE FROM kpi_quality WHERE period_start >= :s AND period_start < :e"),
-                {"s": start, "e": end},
-            )
-            if outcomes:
-                conn.execute(
-                    sa.text(
-                        "INSERT INTO kpi_quality (period_start, check_name, passed, severity, detail, metadata)"
-                        " VALUES (:period_start, :check_name, :passed, :severity, :detail, CAST(:metadata AS jsonb))"
-                    ),
-                    [
-                        {**o, "metadata": json.dumps(o.get("metadata", {}), default=str)}
-                        for o in outcomes
-                    ],
-                )
+            self.write_quality(conn, start, end, outcomes)
 
-    def blocking_failures(self, start: datetime, end: datetime) -> pd.DataFrame:
-        """Failed ERROR checks of the hours in [start, end): what keeps those hours out of daily KPIs."""
-        df = self.query_df(
-            "SELECT period_start, check_name, detail FROM kpi_quality WHERE period_start >= :s AND period_start < :e"
-            " AND NOT passed AND severity = 'ERROR' ORDER BY period_start, check_name",
+    @staticmethod
+    def write_quality(
+        conn: sa.Connection, start: datetime, end: datetime, outcomes: list[dict]
+    ) -> None:
+        """`replace_quality` inside the caller's transaction (with the KPI rows of the same hours)."""
+        conn.execute(
+            sa.text("DELETE FROM kpi_quality WHERE period_start >= :s AND period_start < :e"),
             {"s": start, "e": end},
+        )
+        if outcomes:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO kpi_quality (period_start, site_id, check_name, passed, severity, detail, metadata)"
+                    " VALUES (:period_start, :site_id, :check_name, :passed, :severity, :detail,"
+                    " CAST(:metadata AS jsonb))"
+                ),
+                [
+                    {**o, "metadata": json.dumps(o.get("metadata", {}), default=str)}
+                    for o in outcomes
+                ],
+            )
+
+    def blocking_failures(
+        self, start: datetime, end: datetime, site_id: str | None = None
+    ) -> pd.DataFrame:
+        """Failed ERROR checks of the hours in [start, end) - of one site (and the fleet-wide outcomes
+        older versions wrote as site '*') or of every site: what keeps those hours out of the rollups."""
+        df = self.query_df(
+            "SELECT period_start, site_id, check_name, detail FROM kpi_quality"
+            " WHERE period_start >= :s AND period_start < :e AND NOT passed AND severity = 'ERROR'"
+            + (" AND site_id IN (:site, '*')" if site_id else "")
+            + " ORDER BY period_start, site_id, check_name",
+            {"s": start, "e": end, "site": site_id},
         )
         if not df.empty:
             df["period_start"] = pd.to_datetime(df["period_start"], utc=True)
         return df
+
+    def kpi_hours(self, site_id: str, start: datetime, end: datetime) -> list[datetime]:
+        """The UTC hours in [start, end) that have hourly KPI rows for the site."""
+        with self.engine.connect() as conn:
+            return [
+                row[0]
+                for row in conn.execute(
+                    sa.text(
+                        "SELECT DISTINCT period_start FROM kpi_hourly WHERE site_id = :site"
+                        " AND period_start >= :s AND period_start < :e ORDER BY 1"
+                    ),
+                    {"site": site_id, "s": start, "e": end},
+                )
+            ]
+
+    def replace_coverage(
+        self,
+        grain: str,
+        site_id: str,
+        period_start: datetime,
+        hours_expected: int,
+        hours_present: int,
+        missing: list[datetime],
+    ) -> None:
+        """How many hours a daily/monthly/yearly row was computed from, and which were missing."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO kpi_coverage (grain, site_id, period_start, hours_expected, hours_present, missing)"
+                    " VALUES (:g, :site, :p, :e, :h, CAST(:m AS jsonb))"
+                    " ON CONFLICT (grain, site_id, period_start) DO UPDATE SET"
+                    " hours_expected = EXCLUDED.hours_expected, hours_present = EXCLUDED.hours_present,"
+                    " missing = EXCLUDED.missing, computed_at = now()"
+                ),
+                {
+                    "g": grain, "site": site_id, "p": period_start, "e": hours_expected,
+                    "h": hours_present, "m": json.dumps([m.isoformat() for m in missing[:100]]),
+                },
+            )  # fmt: skip
+
+    def coverage(
+        self, grain: str, start: datetime, end: datetime, site_id: str | None = None
+    ) -> pd.DataFrame:
+        """kpi_coverage rows of a grain with period_start in [start, end)."""
+        df = self.query_df(
+            "SELECT site_id, period_start, hours_expected, hours_present, missing FROM kpi_coverage"
+            " WHERE grain = :g AND period_start >= :s AND period_start < :e"
+            + (" AND site_id = :site" if site_id else "")
+            + " ORDER BY site_id, period_start",
+            {"g": grain, "s": start, "e": end, "site": site_id},
+        )
+        if not df.empty:
+            df["period_start"] = pd.to_datetime(df["period_start"], utc=True)
+        return df
+
+    def unreported_hours(self) -> list[tuple[datetime, datetime]]:
+        """Telemetry hours loaded but not yet reported to Dagster: (hour, changed_at), oldest first."""
+        with self.engine.connect() as conn:
+            return [
+                (row[0], row[1])
+                for row in conn.exec_driver_sql(
+                    "SELECT hour, changed_at FROM telemetry_changes WHERE reported_at IS NULL ORDER BY hour"
+                )
+            ]
+
+    def mark_reported(self, changes: list[tuple[datetime, datetime]]) -> None:
+        """Mark hours reported, unless loaded again since they were read (then they are reported next)."""
+        if not changes:
+            return
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "UPDATE telemetry_changes t SET reported_at = now()"
+                " FROM unnest(%s::timestamptz[], %s::timestamptz[]) AS c(hour, changed_at)"
+                " WHERE t.hour = c.hour AND t.changed_at = c.changed_at",
+                ([h for h, _ in changes], [c for _, c in changes]),
+            )
 
     def last_reading_per_device(self) -> dict[tuple[str, str], datetime]:
         """Newest sample time of each (site, device), from the last day of samples (index scans)."""

@@ -193,10 +193,38 @@ KPI_DST_FIX_V5 = "\n".join(
     for table, unit in (("kpi_monthly", "month"), ("kpi_yearly", "year"))
 )
 
+# Data-quality outcomes per site (before: one outcome per hour for the whole fleet, so one site's gap
+# blocked every site's days; those rows stay as site '*' = every site until their hours are recomputed);
+# how many hours each daily/monthly/yearly row was computed from; and which telemetry hours changed and
+# are not yet reported to Dagster (written with the samples, so a run that fails after loading a segment
+# cannot lose the report).
+QUALITY_PER_SITE_V6 = """
+ALTER TABLE kpi_quality ADD COLUMN IF NOT EXISTS site_id text NOT NULL DEFAULT '*';
+ALTER TABLE kpi_quality DROP CONSTRAINT IF EXISTS kpi_quality_pkey;
+ALTER TABLE kpi_quality ADD PRIMARY KEY (period_start, site_id, check_name);
+CREATE TABLE IF NOT EXISTS kpi_coverage (
+    grain text NOT NULL CHECK (grain IN ('daily', 'monthly', 'yearly')),
+    site_id text NOT NULL,
+    period_start timestamptz NOT NULL,  -- UTC instant of the site-local period start
+    hours_expected integer NOT NULL,    -- hours of the period up to now (23/24/25 for a closed day)
+    hours_present integer NOT NULL,     -- of those, hours with hourly KPIs
+    missing jsonb NOT NULL DEFAULT '[]',-- the missing UTC hours (first 100)
+    computed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (grain, site_id, period_start)
+);
+CREATE TABLE IF NOT EXISTS telemetry_changes (
+    hour timestamptz PRIMARY KEY,       -- UTC hour with samples loaded
+    changed_at timestamptz NOT NULL,    -- last load that touched it
+    reported_at timestamptz             -- NULL: Dagster has not been told yet
+);
+CREATE INDEX IF NOT EXISTS telemetry_changes_unreported ON telemetry_changes (hour) WHERE reported_at IS NULL;
+"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, COMMON_V1 + "{samples_ddl}"),
     (2, "{rollup_ddl}"),
     (3, _kpi_v3()),
     (4, ALERTS_V4),
     (5, KPI_DST_FIX_V5),
+    (6, QUALITY_PER_SITE_V6),
 ]
