@@ -16,6 +16,7 @@ BENCHES = [
     ("collector", ["-m", "bench.collector"]),
     ("kpi", ["-m", "bench.kpi"]),
     ("dashboard", ["-m", "bench.dashboard"]),
+    ("first_kpis", ["-m", "bench.first_kpis"]),
 ]
 
 

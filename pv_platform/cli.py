@@ -214,7 +214,12 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from pv_platform.demo import run_demo
 
-    return run_demo(get_settings(), inverters=args.inverters, backfill_hours=args.backfill_hours)
+    return run_demo(
+        get_settings(),
+        inverters=args.inverters,
+        backfill_hours=args.backfill_hours,
+        scenario=args.scenario,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -285,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("demo", help="run the whole platform on embedded defaults")
     p.add_argument("--inverters", type=int, default=2)
     p.add_argument("--backfill-hours", type=float, default=24.0)
+    p.add_argument(
+        "--scenario", type=Path, help="fault schedule for the simulator (see `simulate`)"
+    )
     p.set_defaults(func=cmd_demo)
     args = parser.parse_args(argv)
     logging.basicConfig(

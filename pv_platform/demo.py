@@ -117,9 +117,10 @@ def demo_plant(inverter_ports: list[int], where: tuple = DEMO_SITES[0]) -> dict:
 class Children:
     """Child processes, each in its own session so a signal reaches its whole tree."""
 
-    def __init__(self, log_dir: Path) -> None:
+    def __init__(self, log_dir: Path, groups_file: Path | None = None) -> None:
         self.log_dir = log_dir
         self.procs: dict[str, subprocess.Popen] = {}
+        self.groups_file = groups_file  # the reaper reads it if this process dies
 
     def start(self, name: str, cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
         logfile = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the child
@@ -127,6 +128,9 @@ class Children:
             cmd, env=env, cwd=REPO, stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True
         )
         self.procs[name] = proc
+        if self.groups_file is not None:
+            with open(self.groups_file, "a") as fh:
+                fh.write(f"{proc.pid}\n")
         return proc
 
     def dead(self) -> list[str]:
@@ -156,7 +160,29 @@ def wait_for_port(port: int, timeout_s: float) -> bool:
     return False
 
 
-def run_demo(settings: Settings, inverters: int = 2, backfill_hours: float = 24.0) -> int:
+def start_reaper(data_dir: Path, pgdata: Path | None) -> Path:
+    """The watchdog that stops every child and the embedded PostgreSQL when this process ends, however
+    it ends (kill -9 included). Returns the file it reads the children's process groups from."""
+    groups_file = data_dir / "demo.groups"
+    if groups_file.exists():  # a demo killed before the reaper existed: its leftovers go first
+        from pv_platform.reaper import stop_groups
+
+        stop_groups([int(x) for x in groups_file.read_text().split() if x.isdigit()], 5.0)
+    groups_file.write_text("")
+    subprocess.Popen(
+        [sys.executable, "-m", "pv_platform.reaper", str(os.getpid()), str(groups_file), str(pgdata or "")],
+        cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    return groups_file
+
+
+def run_demo(
+    settings: Settings,
+    inverters: int = 2,
+    backfill_hours: float = 24.0,
+    scenario: Path | None = None,
+) -> int:
     data_dir = settings.data_dir.resolve()
     (data_dir / "logs").mkdir(parents=True, exist_ok=True)
     pg_server = None
@@ -170,7 +196,8 @@ def run_demo(settings: Settings, inverters: int = 2, backfill_hours: float = 24.
         database_url = ensure_database(admin_url, "pvp")
     dagster_url = settings.dagster_database_url or ensure_database(admin_url, "dagster")
 
-    children = Children(data_dir / "logs")
+    groups_file = start_reaper(data_dir, data_dir / "pg" if pg_server is not None else None)
+    children = Children(data_dir / "logs", groups_file)
     env = dict(os.environ)
     bin_dir = Path(sys.executable).parent
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
@@ -215,6 +242,9 @@ def run_demo(settings: Settings, inverters: int = 2, backfill_hours: float = 24.
         PVP_DAGSTER_STORAGE_URL=sqlalchemy_url(dagster_url, "psycopg2"),
         DAGSTER_HOME=str(dagster_home),
     )
+    # first KPIs fast: the sensors look often (a user's own settings win)
+    env.setdefault("PVP_SENSOR_INTERVAL_S", "5")
+    env.setdefault("PVP_KPI_SENSOR_INTERVAL_S", "5")
     demo_env = (
         data_dir / "demo.env"
     )  # the Python API (get_settings) finds the running demo through it
@@ -226,22 +256,20 @@ def run_demo(settings: Settings, inverters: int = 2, backfill_hours: float = 24.
     )
     dagster_port, panel_port = free_port(3000), free_port(5006)
     pvp = str(bin_dir / "pvp")
-    children.start("simulator", [pvp, "simulate", "--backfill-hours", str(backfill_hours)], env)
-    children.start("collector", [pvp, "collect"], env)
+    simulate = [pvp, "simulate", "--backfill-hours", str(backfill_hours)]
     children.start(
-        "dagster",
-        [
-            str(bin_dir / "dagster"),
-            "dev",
-            "-w",
-            str(REPO / "workspace.yaml"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(dagster_port),
-        ],
-        env,
+        "simulator", simulate + (["--scenario", str(scenario.resolve())] if scenario else []), env
     )
+    children.start("collector", [pvp, "collect"], env)
+    # the webserver and the daemon as two children (not `dagster dev`, which did not always pass a
+    # SIGTERM on): each stops on its own signal, and the reaper knows both process groups
+    workspace = str(REPO / "workspace.yaml")
+    children.start("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace], env)
+    children.start(
+        "dagster-webserver",
+        [str(bin_dir / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(dagster_port)],
+        env,
+    )  # fmt: skip
     children.start("panel", panel_command(settings, "127.0.0.1", panel_port), env)
 
     stopping = {"flag": False}

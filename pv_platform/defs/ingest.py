@@ -8,6 +8,7 @@ import dagster as dg
 
 from pv_platform.defs.partitions import HOUR_KEY_FORMAT, hourly
 from pv_platform.defs.resources import PlatformResource
+from pv_platform.kpi.hourly import EDGE_MARGIN
 from pv_platform.landing import archive, list_closed, read_segment, segment_path
 from pv_platform.settings import get_settings
 
@@ -48,7 +49,7 @@ def ingest_segments(
                 f"segment {segment_id} is no longer waiting (archived by an earlier run)"
             )
             continue
-        result = db.ingest_segment(read_segment(path))
+        result = db.ingest_segment(read_segment(path), EDGE_MARGIN.total_seconds())
         archive(platform.landing_dir, segment_id)
         totals["segments"] += 1
         totals["rows"] += result.rows

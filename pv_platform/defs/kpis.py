@@ -266,8 +266,12 @@ def _rollup(
 
 
 def expected_hours(start: datetime, end: datetime, now: datetime) -> list[datetime]:
-    """The UTC hours of [start, end) that have begun by `now` (a running period: the hours so far)."""
-    hours, hour = [], start
+    """The UTC hours starting in [start, end) that have begun by `now` (a running period: the hours so
+    far). Hour partitions are whole UTC hours: in a zone at a half-hour offset (Asia/Kolkata) a local day
+    holds the 24 UTC hours that start in it."""
+    hours = []
+    hour = start.replace(minute=0, second=0, microsecond=0)
+    hour += timedelta(hours=1) if hour < start else timedelta(0)
     while hour < end and hour <= now:
         hours.append(hour)
         hour += timedelta(hours=1)

@@ -102,7 +102,21 @@ def kpi_rollup_sensor(
             dynamic_partitions_requests=partition_requests,
             skip_reason="no hourly KPIs changed",
         )
-    runs = rollup_requests(plant, hours, tag=cursor or "0")
+    # a period with a run still waiting in the queue needs no second one: it reads its hours when it starts
+    waiting = {
+        (run.job_name, run.tags.get("dagster/partition"))
+        for run in context.instance.get_runs(
+            filters=dg.RunsFilter(
+                job_name=None,
+                statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED],
+            )
+        )
+    }
+    runs = [
+        r
+        for r in rollup_requests(plant, hours, tag=cursor or "0")
+        if (r.job_name, str(r.partition_key)) not in waiting
+    ]
     context.log.info(f"{len(hours)} hour(s) changed → {len(runs)} rollup run(s)")
     return dg.SensorResult(
         run_requests=runs, cursor=cursor, dynamic_partitions_requests=partition_requests

@@ -428,11 +428,13 @@ class Database:
             )
             month = upper
 
-    def ingest_segment(self, segment: Segment) -> IngestResult:
+    def ingest_segment(self, segment: Segment, neighbour_s: float = 900.0) -> IngestResult:
         """Load one landing segment exactly once: COPY to staging, insert new samples, record the ledger.
 
         A segment already in `ingest_ledger` is skipped; a sample already in `samples` is not inserted
-        again (re-delivery is harmless).
+        again (re-delivery is harmless). The hours it touched are recorded in `telemetry_changes`; a sample
+        within `neighbour_s` of an hour edge touches the hour across the edge too (the KPIs interpolate
+        across it, so that hour's values change as well).
         """
         with self.engine.begin() as conn:
             if conn.exec_driver_sql(
@@ -462,12 +464,29 @@ class Database:
                         " FROM staging ORDER BY h"
                     )
                 )
+                edges = {
+                    row[0]
+                    for row in conn.exec_driver_sql(
+                        "SELECT DISTINCT date_trunc('hour', t AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+                        " FROM staging, unnest(ARRAY[ts - %s * INTERVAL '1 second',"
+                        " ts + %s * INTERVAL '1 second']) AS t",
+                        (neighbour_s, neighbour_s),
+                    )
+                }
+                neighbours = sorted(edges - set(hours))
             if hours:  # reported to Dagster by the next ingest run whatever happens to this one
                 conn.exec_driver_sql(
                     "INSERT INTO telemetry_changes (hour, changed_at) SELECT h, clock_timestamp()"
                     " FROM unnest(%s::timestamptz[]) AS h ON CONFLICT (hour) DO UPDATE"
                     " SET changed_at = EXCLUDED.changed_at, reported_at = NULL",
                     (list(hours),),
+                )
+                # a neighbouring hour that has telemetry of its own is computed again too; one without
+                # (before the history starts, or the hour still to come) is no hour to compute
+                conn.exec_driver_sql(
+                    "UPDATE telemetry_changes SET changed_at = clock_timestamp(), reported_at = NULL"
+                    " WHERE hour = ANY(%s::timestamptz[])",
+                    (neighbours,),
                 )
             quarantined = self._quarantine(conn, segment)
             conn.exec_driver_sql(
