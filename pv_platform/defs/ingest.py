@@ -107,6 +107,18 @@ def landing_sensor(
     segment still waiting after RETRY_AFTER_S is requested again (ingest is idempotent).
     """
     requested: dict[str, float] = json.loads(context.cursor) if context.cursor else {}
+    queued = context.instance.get_runs_count(
+        dg.RunsFilter(
+            job_name=ingest_job.name,
+            statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED],
+        )
+    )
+    if (
+        queued
+    ):  # the machine is busy: the next run takes every segment waiting by then, in one batch
+        return dg.SensorResult(
+            cursor=context.cursor, skip_reason=f"{queued} ingest run(s) still queued"
+        )
     waiting = list_closed(platform.landing_dir)
     now = time.time()
     requested = {sid: at for sid, at in requested.items() if sid in set(waiting)}

@@ -207,6 +207,7 @@ def _rollup(
             for r in blocked.itertuples()
         ]
         raise dg.Failure(
+            allow_retries=False,  # the data decides, not a passing fault
             description=f"{len(blocked)} hour check(s) failed with ERROR; fix the data or re-run those hours first",
             metadata={
                 "blocking_checks": dg.MetadataValue.md(
@@ -298,6 +299,7 @@ _rollup_deps = [dg.AssetDep(hourly_kpis, partition_mapping=dg.AllPartitionMappin
     group_name="kpis",
     kinds={"postgres", "pandas"},
     check_specs=_coverage_check("daily_kpis"),
+    retry_policy=KPI_RETRY,
 )
 def daily_kpis(
     context: dg.AssetExecutionContext, platform: PlatformResource
@@ -313,6 +315,7 @@ def daily_kpis(
     group_name="kpis",
     kinds={"postgres", "pandas"},
     check_specs=_coverage_check("monthly_kpis"),
+    retry_policy=KPI_RETRY,
 )
 def monthly_kpis(
     context: dg.AssetExecutionContext, platform: PlatformResource
@@ -327,6 +330,7 @@ def monthly_kpis(
     group_name="kpis",
     kinds={"postgres", "pandas"},
     check_specs=_coverage_check("yearly_kpis"),
+    retry_policy=KPI_RETRY,
 )
 def yearly_kpis(
     context: dg.AssetExecutionContext, platform: PlatformResource
