@@ -305,3 +305,30 @@ def test_a_day_with_missing_hours_is_computed_and_flagged_incomplete(
         day = db.kpis("kpi_daily", day_start, day_start + timedelta(days=1), "testsite", "*")
         hours = db.kpis("kpi_hourly", day_start, day_start + timedelta(days=1), "testsite", "*")
         assert day["energy_ac_kwh"].iloc[0] == pytest.approx(hours["energy_ac_kwh"].sum())
+
+
+def test_rollup_periods_are_requested_until_computed_from_their_newest_hours():
+    from pv_platform.defs.rollups import MAX_ATTEMPTS, RETRY_BASE_S, due_periods
+
+    day = "daily_kpis_job:2026-10-25|zrh"
+    # new hours (trigger 7): requested at once
+    due, book, _ = due_periods({day: [7, -1, 0.0, 0, -1]}, {}, set(), 100.0)
+    assert due == [day] and book[day] == [7, 7, 100.0, 1, -1]
+    # queued or running: wait; more hours arrive meanwhile (trigger 9)
+    book[day][0] = 9
+    due, book, _ = due_periods(book, {}, {day}, 110.0)
+    assert due == []
+    # that run ends with a materialization (id 12) but was requested for trigger 7: run again, at once
+    due, book, _ = due_periods(book, {day: 12}, set(), 111.0)
+    assert due == [day] and book[day][1] == 9
+    # this one failed (no newer materialization): again after the retry delay, not before
+    due, book2, _ = due_periods(book, {day: 12}, set(), 111.0 + RETRY_BASE_S - 1)
+    assert due == [] and book2[day] == book[day]
+    due, book, _ = due_periods(book, {day: 12}, set(), 111.0 + RETRY_BASE_S)
+    assert due == [day] and book[day][3] == 2
+    # materialized after its trigger by a run requested for it: done
+    due, book, _ = due_periods(book, {day: 20}, set(), 500.0)
+    assert due == [] and book == {}
+    # a period that keeps failing (blocked by a failed ERROR check) is given up after MAX_ATTEMPTS
+    given = due_periods({day: [30, 30, 0.0, MAX_ATTEMPTS, 12]}, {day: 12}, set(), 10_000.0)[2]
+    assert given == [day]

@@ -1,5 +1,7 @@
 """Which site-local days, months and years to recompute when hours change, and when periods close."""
 
+import json
+import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -66,6 +68,54 @@ def rollup_requests(plant, hours: list[datetime], tag: str) -> list[dg.RunReques
     return requests
 
 
+def due_periods(
+    pending: dict[str, list],
+    materialized: dict[str, int],
+    active: set[str],
+    now_s: float,
+) -> tuple[list[str], dict[str, list], list[str]]:
+    """Which periods to request now: (due, new pending book, given up).
+
+    pending : period -> [trigger, requested_for, last request time [s], attempts, materialized then];
+        `trigger` is the storage id of the newest hourly materialization in the period, `requested_for`
+        the trigger the latest request was made for (a run reads every hour up to it), and the last
+        the period's newest materialization when that request was made (done needs a newer one)
+    materialized : period -> storage id of its newest materialization
+    active : periods with a queued or running run
+    A period is done once materialized after its trigger by a run requested for that trigger; a run that
+    failed is requested again after RETRY_BASE_S, doubling, at most MAX_ATTEMPTS times per trigger.
+    """
+    due, book, given_up = [], {}, []
+    for period, (trigger, requested_for, last_s, attempts, seen) in pending.items():
+        newest = materialized.get(period, -1)
+        if newest > max(trigger, seen) and requested_for >= trigger:
+            continue
+        if period in active:
+            book[period] = [trigger, requested_for, last_s, attempts, seen]
+            continue
+        if requested_for < trigger:
+            attempts = 0  # new hours since the last request: not a failure
+        if attempts >= MAX_ATTEMPTS:
+            given_up.append(period)
+            continue
+        wait = 0.0 if attempts == 0 else min(RETRY_MAX_S, RETRY_BASE_S * 2 ** (attempts - 1))
+        if now_s - last_s < wait:
+            book[period] = [trigger, requested_for, last_s, attempts, seen]
+            continue
+        due.append(period)
+        book[period] = [trigger, trigger, now_s, attempts + 1, newest]
+    return sorted(due), book, given_up
+
+
+RETRY_BASE_S, RETRY_MAX_S, MAX_ATTEMPTS = 30.0, 600.0, 6
+ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
 @dg.sensor(
     jobs=[daily_job, monthly_job, yearly_job],
     minimum_interval_seconds=get_settings().kpi_sensor_interval_s,
@@ -75,51 +125,69 @@ def kpi_rollup_sensor(
     context: dg.SensorEvaluationContext, platform: PlatformResource
 ) -> dg.SensorResult:
     """When hourly KPI partitions are materialized (new or late data), recompute the local days, months and
-    years that contain them. Registers the plant's sites as partitions."""
+    years that contain them, until each is materialized from its newest hours (a failed run is requested
+    again with a growing delay). Registers the plant's sites as partitions."""
     plant = platform.plant()
-    known = set(context.instance.get_dynamic_partitions("sites"))
+    instance = context.instance
+    known = set(instance.get_dynamic_partitions("sites"))
     new_sites = [s.id for s in plant.sites if s.id not in known]
-    after = int(context.cursor) if context.cursor else None
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey("hourly_kpis"), after_storage_id=after),
+    state = json.loads(context.cursor) if context.cursor else {"after": None, "pending": {}}
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey("hourly_kpis"), after_storage_id=state["after"]
+        ),
         limit=5000,
         ascending=True,
     ).records
-    hours = sorted(
-        {
-            datetime.strptime(r.asset_materialization.partition, "%Y-%m-%d-%H:%M").replace(
-                tzinfo=UTC
+    pending: dict[str, list] = state["pending"]
+    for record in records:
+        partition = record.asset_materialization and record.asset_materialization.partition
+        if not partition:
+            continue
+        hour = datetime.strptime(partition, "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
+        for request in rollup_requests(plant, [hour], tag=""):
+            period = f"{request.job_name}:{request.partition_key}"
+            entry = pending.get(period, [-1, -1, 0.0, 0, -1])
+            entry[0] = max(entry[0], record.storage_id)
+            pending[period] = entry
+    after = records[-1].storage_id if records else state["after"]
+    materialized: dict[str, int] = {}
+    for asset, _, _ in ROLLUPS:
+        job = JOB_OF[asset.key.to_user_string()]
+        mine = {p.split(":", 1)[1] for p in pending if p.startswith(f"{job}:")}
+        if mine:
+            ids = instance.get_latest_storage_id_by_partition(
+                asset.key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions=mine
             )
-            for r in records
-            if r.asset_materialization and r.asset_materialization.partition
-        }
-    )
-    cursor = str(records[-1].storage_id) if records else context.cursor
-    partition_requests = [dg.AddDynamicPartitionsRequest("sites", new_sites)] if new_sites else []
-    if not hours:
-        return dg.SensorResult(
-            cursor=cursor,
-            dynamic_partitions_requests=partition_requests,
-            skip_reason="no hourly KPIs changed",
-        )
-    # a period with a run still waiting in the queue needs no second one: it reads its hours when it starts
-    waiting = {
-        (run.job_name, run.tags.get("dagster/partition"))
-        for run in context.instance.get_runs(
-            filters=dg.RunsFilter(
-                job_name=None,
-                statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED],
-            )
-        )
+            materialized.update({f"{job}:{pk}": sid for pk, sid in ids.items()})
+    active = {
+        f"{run.job_name}:{run.tags.get('dagster/partition')}"
+        for run in instance.get_runs(filters=dg.RunsFilter(statuses=ACTIVE))
+        if run.job_name in JOB_OF.values()
     }
-    runs = [
-        r
-        for r in rollup_requests(plant, hours, tag=cursor or "0")
-        if (r.job_name, str(r.partition_key)) not in waiting
-    ]
-    context.log.info(f"{len(hours)} hour(s) changed → {len(runs)} rollup run(s)")
+    due, book, given_up = due_periods(pending, materialized, active, time.time())
+    if given_up:
+        context.log.error(
+            f"{len(given_up)} period(s) failed {MAX_ATTEMPTS} times and are left until their hours"
+            f" change again: {given_up[:5]}"
+        )
+    runs = []
+    for period in due:
+        job, pk = period.split(":", 1)
+        asset, dim = next((a, d) for a, d, _ in ROLLUPS if JOB_OF[a.key.to_user_string()] == job)
+        parts = dict(zip(sorted([dim, "site"]), pk.split("|"), strict=True))
+        runs.append(_request(asset, dim, parts[dim], parts["site"], f"{after}:{int(time.time())}"))
+    cursor = json.dumps({"after": after, "pending": book})
+    partition_requests = [dg.AddDynamicPartitionsRequest("sites", new_sites)] if new_sites else []
+    if runs:
+        context.log.info(f"{len(records)} hour(s) changed → {len(runs)} rollup run(s)")
     return dg.SensorResult(
-        run_requests=runs, cursor=cursor, dynamic_partitions_requests=partition_requests
+        run_requests=runs,
+        cursor=cursor,
+        dynamic_partitions_requests=partition_requests,
+        skip_reason=None
+        if runs
+        else dg.SkipReason("every period is computed from its newest hours"),
     )
 
 
