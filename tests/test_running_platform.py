@@ -206,21 +206,26 @@ def test_history_dates_are_local_and_midnight_that_does_not_exist_is_handled():
 # -- hours reported after a failed ingest; a period computed from missing hours says so ------------
 
 
-def test_hours_loaded_by_a_failed_attempt_are_reported_by_the_next_run(
-    pg_url, plant, landing, tmp_path
-):
-    from integrations.simulator.runner import backfill_landing
+@pytest.fixture
+def platform(pg_url, plant, landing, tmp_path):
+    """The Dagster resource on a fresh database and the test plant (definitions built with it)."""
     from pv_platform.defs import build_definitions
-    from pv_platform.defs.ingest import ingest_job
     from pv_platform.defs.resources import PlatformResource
-    from pv_platform.landing import list_closed, read_segment, segment_path
     from pv_platform.plant import dump_plant
 
     dump_plant(plant, tmp_path / "plant.yaml")
-    platform = PlatformResource(
+    resource = PlatformResource(
         database_url=pg_url, landing_dir=str(landing), plant_file=str(tmp_path / "plant.yaml")
     )
-    build_definitions(platform)
+    build_definitions(resource)
+    return resource
+
+
+def test_hours_loaded_by_a_failed_attempt_are_reported_by_the_next_run(platform, plant, landing):
+    from integrations.simulator.runner import backfill_landing
+    from pv_platform.defs.ingest import ingest_job
+    from pv_platform.landing import list_closed, read_segment, segment_path
+
     start = datetime(2026, 6, 21, 8, tzinfo=UTC)
     backfill_landing(plant, landing, seed=3, start=start, end=start + timedelta(hours=3))
     segments = list_closed(landing)
@@ -244,22 +249,12 @@ def test_hours_loaded_by_a_failed_attempt_are_reported_by_the_next_run(
     assert db.unreported_hours() == []
 
 
-def test_a_day_with_missing_hours_is_computed_and_flagged_incomplete(
-    pg_url, plant, landing, tmp_path
-):
+def test_a_day_with_missing_hours_is_computed_and_flagged_incomplete(platform, plant, landing):
     from integrations.simulator.runner import backfill_landing
-    from pv_platform.defs import build_definitions
     from pv_platform.defs.ingest import ingest_job
     from pv_platform.defs.kpis import daily_kpis, hourly_kpis
-    from pv_platform.defs.resources import PlatformResource
     from pv_platform.landing import list_closed
-    from pv_platform.plant import dump_plant
 
-    dump_plant(plant, tmp_path / "plant.yaml")
-    platform = PlatformResource(
-        database_url=pg_url, landing_dir=str(landing), plant_file=str(tmp_path / "plant.yaml")
-    )
-    build_definitions(platform)
     day_start = datetime(2026, 6, 20, 22, tzinfo=UTC)  # Zurich's 2026-06-21
     backfill_landing(plant, landing, seed=4, start=day_start, end=day_start + timedelta(hours=24))
     with dg.instance_for_test() as instance:
