@@ -133,7 +133,13 @@ def kill_during(pg: Postgres, dagster_url: str, kind: str, timeout_s: float) -> 
     def started():
         return dagster_runs(dagster_url, "STARTED", kind) > 0
 
-    wait_for(started, timeout_s, f"a {kind} run to be running", every_s=0.05)
+    def runs():
+        with psycopg.connect(dagster_url, connect_timeout=3) as conn:
+            return conn.execute(
+                "SELECT status, pipeline_name, count(*) FROM runs GROUP BY 1, 2 ORDER BY 1, 2"
+            ).fetchall()
+
+    wait_for(started, timeout_s, f"a {kind} run to be running", every_s=0.05, progress=runs)
     at = time.time()
     pg.kill()
     return at
@@ -174,7 +180,7 @@ def platform(tmp_path_factory, mqtt_url):
         PVP_DATA_DIR=str(tmp / "pvp"), PVP_DATABASE_URL=url, PVP_MQTT_URL=mqtt_url,
         PVP_PLANT_FILE=str(plant_file), PVP_ALERT_WEBHOOK_URL=f"http://127.0.0.1:{webhook.server_port}/hook",
         PVP_CLOCK_START=CLOCK_START.isoformat(), PVP_CLOCK_SPEED=str(SPEED), PVP_CLOCK_ANCHOR=str(time.time()),
-        PVP_INGEST_RETRY_DELAY_S="5",
+        PVP_INGEST_RETRY_DELAY_S="5", PVP_SENSOR_INTERVAL_S="15",
     )  # fmt: skip
     out = tmp / "demo.out"
     t0 = time.monotonic()

@@ -327,3 +327,35 @@ def test_rollup_periods_are_requested_until_computed_from_their_newest_hours():
     # a period that keeps failing (blocked by a failed ERROR check) is given up after MAX_ATTEMPTS
     given = due_periods({day: [30, 30, 0.0, MAX_ATTEMPTS, 12]}, {day: 12}, set(), 10_000.0)[2]
     assert given == [day]
+
+
+def test_a_range_run_judges_every_hour_for_kpi_alerts(platform, plant, landing):
+    """A run over many back-filled hours raises the alerts of its early hours too (it judged only the
+    last three hours of the range before)."""
+    from integrations.simulator.runner import backfill_landing
+    from integrations.simulator.scenarios import Scenario
+    from pv_platform.defs.ingest import ingest_job
+    from pv_platform.defs.kpis import alerts, hourly_kpis
+    from pv_platform.landing import list_closed
+
+    start = datetime(2026, 6, 21, 6, tzinfo=UTC)
+    trip = Scenario.model_validate({"faults": [{
+        "kind": "inverter_trip", "device": "inv2", "events": ["GROUND_FAULT"],
+        "start": "2026-06-21T08:00:00Z", "end": "2026-06-21T09:00:00Z",
+    }]})  # fmt: skip
+    backfill_landing(plant, landing, 6, start, start + timedelta(hours=12), 60, trip)
+    with dg.instance_for_test() as instance:
+        assert ingest_job.execute_in_process(
+            run_config={"ops": {"ingest_segments": {"config": {"segment_ids": list_closed(landing)}}}},
+            instance=instance, resources={"platform": platform},
+        ).success  # fmt: skip
+        run = dg.materialize(
+            [hourly_kpis, alerts], instance=instance, resources={"platform": platform},
+            tags={"dagster/asset_partition_range_start": "2026-06-21-06:00",
+                  "dagster/asset_partition_range_end": "2026-06-21-17:00"},
+        )  # fmt: skip
+        assert run.success
+    opened = platform.db().query_df("SELECT rule, device_id, message FROM alerts")
+    drops = opened[opened["rule"] == "availability_drop"]
+    assert drops["device_id"].tolist() == ["inv2"], opened
+    assert "2026-06-21 08:00" in drops["message"].iloc[0]

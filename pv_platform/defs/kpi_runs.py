@@ -38,7 +38,8 @@ hourly_kpis_job = dg.define_asset_job(
     "hourly_kpis_job",
     selection=[hourly_kpis, alerts],
     executor_def=dg.in_process_executor,
-    tags={"pvp/kind": "kpi"},
+    # after ingest (10), before the day/month/year rollups (0) that need these hours
+    tags={"pvp/kind": "kpi", "dagster/priority": "5"},
 )
 
 

@@ -355,9 +355,11 @@ def alerts(context: dg.AssetExecutionContext, platform: PlatformResource) -> dg.
     plant, fleet = platform.plant(), fleet_from_settings(get_settings())
     limits = {site.id: kpi_thresholds(site, fleet) for site in plant.sites}
     back = timedelta(hours=max((t.string_outlier_hours for t in limits.values()), default=1))
-    recent = db.kpis("kpi_hourly", window.end - back, window.end)
+    # every hour of the window is judged (a run over 48 back-filled hours judges 48), and the string
+    # rule looks back `back` hours before its start
+    recent = db.kpis("kpi_hourly", window.start - back, window.end)
     failed = db.blocking_failures(window.start, window.end)
-    strings = db.hourly_rollup(window.end - back, window.end, metric_like=STRING_CURRENT_LIKE)
+    strings = db.hourly_rollup(window.start - back, window.end, metric_like=STRING_CURRENT_LIKE)
     candidates = hour_candidates(recent, strings, failed, window.start, window.end, limits)
     engine = alert_engine(db.engine, get_settings())  # with the notifiers: MQTT and webhook
     result = engine.process(candidates, min(window.end, clock.now()), KPI_RULES)
