@@ -325,7 +325,9 @@ def test_the_platform_as_it_runs(platform):
     assert (
         len(stored) == len(fresh) == BACKFILL_H * 5
     )  # 54 h x (zrh: 2 inverters + site, tyo: 1 + site)
-    joined = fresh[columns].join(stored[columns], rsuffix="_db")
+    joined = fresh[columns].merge(
+        stored[columns], left_index=True, right_index=True, suffixes=("", "_db")
+    )
     for c in columns:
         assert ((joined[c] - joined[f"{c}_db"]).abs().fillna(0) < 1e-9).all(), c
     for (site_id, day), hours in CLOSED_DAYS.items():
@@ -369,8 +371,8 @@ def test_the_platform_as_it_runs(platform):
         "postgresql://", "postgresql+psycopg2://"
     )
     try:
-        with dg.DagsterInstance.from_ref(
-            dg.InstanceRef.from_dir(str(platform["tmp"] / "pvp" / "dagster_home"))
+        with dg.DagsterInstance.from_config(
+            str(platform["tmp"] / "pvp" / "dagster_home")
         ) as instance:
             failed = []
             for state in instance.all_instigator_state():
