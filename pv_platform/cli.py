@@ -168,8 +168,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     if not settings.database_url:
         print("PVP_DATABASE_URL is not set", file=sys.stderr)
         return 2
-    db = Database(settings.database_url)
-    db.migrate()
+    db = Database(settings.database_url)  # no migrate: only `pvp migrate` (the owner) migrates
     store = AlertStore(db.engine)
     if args.action == "list":
         rows = store.list(state=args.state, site_id=args.site, severity=args.severity)

@@ -1,0 +1,177 @@
+"""Hostile database roles (issue 15): each route is tried by logging in as the role on the real
+PostgreSQL, and the service's own work is done as that role too."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from pv_platform.landing import SegmentWriter, read_segment, segment_path
+from pv_platform.readings import Reading
+from pv_platform.storage import Database
+from pv_platform.storage.alerts import AlertStore
+
+pytestmark = pytest.mark.hostile
+PASSWORDS = {"pvp_ingest": "ingest-pw-15", "pvp_reader": "reader-pw-15"}
+REPO = Path(__file__).resolve().parent.parent
+
+
+def role_url(pg_url: str, role: str) -> str:
+    return make_url(pg_url).set(username=role, password=PASSWORDS[role]).render_as_string(False)
+
+
+def connect(pg_url: str, role: str) -> psycopg.Connection:
+    u = make_url(pg_url)
+    return psycopg.connect(
+        host=u.query.get("host") or u.host, port=u.port, dbname=u.database, user=role,
+        password=PASSWORDS[role], autocommit=True,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def roles(db, pg_url, pg_admin_url):
+    """The owner migrated the database and made the two roles (what `pvp migrate --roles` does)."""
+    db.ensure_roles(PASSWORDS)
+    yield db
+    # a route that worked before the fix must not leak into the other tests of this server
+    with psycopg.connect(make_url(pg_admin_url).render_as_string(False).replace("+psycopg", ""),
+                         autocommit=True) as admin:  # fmt: skip
+        admin.execute("ALTER ROLE pvp_ingest NOSUPERUSER")
+        admin.execute("ALTER ROLE pvp_reader NOSUPERUSER")
+
+
+def _segment(landing: Path, start: datetime, n: int = 6) -> object:
+    writer = SegmentWriter(landing, max_rows=10_000)
+    writer.add(
+        [
+            Reading(
+                entity="s1.inv1.ac_power", ts=start + timedelta(minutes=10 * i), value=100.0 + i
+            )
+            for i in range(n)
+        ]
+    )
+    (segment_id,) = writer.close()
+    return read_segment(segment_path(landing, segment_id))
+
+
+def test_ingest_cannot_plant_a_function_the_owner_would_run(roles, pg_url):
+    """CVE-2018-1058: a `public.pg_advisory_xact_lock(integer)` would beat pg_catalog's (bigint) one
+    in the owner's next `migrate`; and no other object may be created where the owner resolves names."""
+    plant = (
+        "CREATE FUNCTION public.pg_advisory_xact_lock(integer) RETURNS void LANGUAGE plpgsql"
+        " AS $$ BEGIN EXECUTE 'ALTER ROLE pvp_ingest SUPERUSER'; END $$"
+    )
+    for role in ("pvp_ingest", "pvp_reader"):
+        with connect(pg_url, role) as conn:
+            for statement in (
+                plant.replace("pvp_ingest", role),
+                "CREATE TABLE public.planted (x int)",
+                "CREATE VIEW public.planted_v AS SELECT 1",
+                "CREATE SCHEMA planted",
+                "CREATE OPERATOR public.=== (LEFTARG = int, RIGHTARG = int, FUNCTION = int4eq)",
+            ):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(statement)
+    roles.migrate()  # the owner's routine migrate
+    with connect(pg_url, "pvp_ingest") as conn:
+        assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = 'pvp_ingest'").fetchone() == (False,)  # fmt: skip
+    # PUBLIC and every non-owner role: no CREATE on public
+    assert roles.scalar("SELECT has_schema_privilege('pvp_ingest', 'public', 'CREATE')") is False
+    assert roles.scalar("SELECT has_schema_privilege('pvp_reader', 'public', 'CREATE')") is False
+
+
+def test_owner_code_calls_catalog_functions_by_their_schema(db):
+    """Even if something planted a better-matching function in public (here: the superuser itself,
+    since no role can any more), the owner's migrate and partition code call pg_catalog's."""
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE FUNCTION public.pg_advisory_xact_lock(integer) RETURNS void LANGUAGE plpgsql"
+            " AS $$ BEGIN RAISE EXCEPTION 'planted function ran'; END $$"
+        )
+    db.migrate()
+    with db.engine.begin() as conn:
+        db._ensure_partitions(
+            conn, datetime(2027, 3, 1, tzinfo=UTC), datetime(2027, 3, 2, tzinfo=UTC)
+        )
+    assert db.scalar("SELECT to_regclass('public.samples_y2027m03') IS NOT NULL") is True
+
+
+def test_ingest_cannot_rewrite_schema_migrations(roles, pg_url):
+    """Deleting a row of schema_migrations made the owner's next migrate re-run a migration (v3
+    drops and recreates the KPI tables): schema_migrations is writable by the owner only."""
+    roles.replace_kpis(
+        "kpi_hourly", datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 2, tzinfo=UTC),
+        __import__("pandas").DataFrame({"site_id": ["s1"], "device_id": ["*"],
+            "period_start": [datetime(2026, 6, 1, 12, tzinfo=UTC)], "energy_ac_kwh": [42.0], "samples": [60]}),
+    )  # fmt: skip
+    for role in ("pvp_ingest", "pvp_reader"):
+        with connect(pg_url, role) as conn:
+            for statement in (
+                "DELETE FROM schema_migrations WHERE version = 3",
+                "UPDATE schema_migrations SET version = 99 WHERE version = 3",
+                "INSERT INTO schema_migrations (version) VALUES (99)",
+                "TRUNCATE schema_migrations",
+            ):
+                with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                    conn.execute(statement)
+    assert roles.migrate() == []
+    assert roles.scalar("SELECT energy_ac_kwh FROM kpi_hourly") == 42.0
+
+
+def test_ingest_as_the_ingest_role_still_works_including_a_new_month(roles, pg_url, landing):
+    """The collector's and Dagster's work as pvp_ingest: the resource's migrate (nothing pending: no
+    DDL), a segment into a month that has no partition yet, a second month, KPIs, alerts."""
+    ingest = Database(role_url(pg_url, "pvp_ingest"))
+    try:
+        assert ingest.migrate() == []
+        first = ingest.ingest_segment(_segment(landing, datetime(2025, 1, 31, 23, 30, tzinfo=UTC)))
+        assert (first.rows, first.inserted) == (6, 6)
+        assert roles.scalar("SELECT count(*) FROM samples") == 6
+        parts = roles.scalar(
+            "SELECT string_agg(c.relname || ':' || pg_get_userbyid(c.relowner), ',' ORDER BY c.relname)"
+            " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'samples'::regclass"
+        )
+        owner = roles.scalar(
+            "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'samples'"
+        )
+        assert parts == f"samples_y2025m01:{owner},samples_y2025m02:{owner}"
+        store = AlertStore(ingest.engine)
+        alert = store.open("r:s1:inv1", "r", "HIGH", "s1", "inv1", "m", {}, datetime.now(UTC))
+        store.touch(alert["id"], datetime.now(UTC), "m2", {})
+    finally:
+        ingest.dispose()
+
+
+def test_reader_still_reads(roles, pg_url, landing):
+    roles.ingest_segment(_segment(landing, datetime(2026, 6, 1, 10, tzinfo=UTC)))
+    reader = Database(role_url(pg_url, "pvp_reader"))
+    try:
+        rows = reader.hourly_rollup(
+            datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 2, tzinfo=UTC)
+        )
+        assert rows["n"].tolist() == [6]
+        assert reader.kpis(
+            "kpi_hourly", datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 2, tzinfo=UTC)
+        ).empty
+        assert AlertStore(reader.engine).list().empty
+    finally:
+        reader.dispose()
+
+
+def test_pvp_alerts_under_the_reader_role_does_not_migrate(roles, pg_url):
+    """`pvp alerts list` as pvp_reader ran `migrate` (DDL it may not do) and failed: only `pvp
+    migrate` migrates."""
+    AlertStore(roles.engine).open("r:s1:inv1", "rule_x", "HIGH", "s1", "inv1", "inverter down", {}, datetime.now(UTC))  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PVP_")}
+    env["PVP_DATABASE_URL"] = role_url(pg_url, "pvp_reader")
+    pvp = str(Path(sys.executable).parent / "pvp")
+    done = subprocess.run([pvp, "alerts", "list"], env=env, cwd=REPO, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "rule_x: inverter down" in done.stdout
