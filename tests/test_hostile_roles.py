@@ -175,3 +175,68 @@ def test_pvp_alerts_under_the_reader_role_does_not_migrate(roles, pg_url):
     done = subprocess.run([pvp, "alerts", "list"], env=env, cwd=REPO, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "rule_x: inverter down" in done.stdout
+
+
+def test_reader_only_signs_alerts_off_never_rewrites_them(roles, pg_url):
+    """pvp_reader could UPDATE any column of any alert; now it may only acknowledge or resolve, through
+    the owner's pvp_sign_alert, and the sign-off time is the server's, not the caller's."""
+    store = AlertStore(roles.engine)
+    opened = datetime.now(UTC) - timedelta(hours=2)
+    a = store.open(
+        "f:s1:inv1", "equipment_fault", "CRITICAL", "s1", "inv1", "GROUND_FAULT", {}, opened
+    )
+    b = store.open(
+        "f:s1:inv2", "equipment_fault", "CRITICAL", "s1", "inv2", "ARC_FAULT", {}, opened
+    )
+    with connect(pg_url, "pvp_reader") as conn:
+        for statement in (
+            "UPDATE alerts SET message = 'all good', severity = 'INFO'",
+            "UPDATE alerts SET state = 'resolved', resolved_by = 'nobody'",
+            "UPDATE alerts SET acknowledged_by = 'alice' WHERE false",
+            "UPDATE alerts SET opened_at = now()",
+            "DELETE FROM alerts",
+            "INSERT INTO alerts (fingerprint, rule, severity, site_id, device_id, state, opened_at,"
+            " last_seen_at, message) VALUES ('x', 'x', 'LOW', 's', 'd', 'open', now(), now(), 'fake')",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+        signed = conn.execute(
+            "SELECT pvp_sign_alert(%s, 'acknowledge', 'alice', 'crew booked', '2000-01-01')",
+            (a["id"],),
+        ).fetchone()
+        assert signed == (True,)
+        for bad in ("", "   ", "x" * 201):
+            with pytest.raises(psycopg.errors.InvalidParameterValue):
+                conn.execute("SELECT pvp_sign_alert(%s, 'resolve', %s, '', NULL)", (b["id"], bad))
+        with pytest.raises(psycopg.errors.InvalidParameterValue):
+            conn.execute("SELECT pvp_sign_alert(%s, 'reopen', 'alice', '', NULL)", (b["id"],))
+    reader = Database(role_url(pg_url, "pvp_reader"))
+    try:
+        rstore = AlertStore(reader.engine)
+        assert rstore.resolve(b["id"], "bob", "fuse replaced", datetime(2000, 1, 1, tzinfo=UTC))
+        assert not rstore.resolve(b["id"], "bob", "again", datetime.now(UTC))  # already resolved
+    finally:
+        reader.dispose()
+    rows = store.list().set_index("id")
+    now = datetime.now(UTC)
+    first, second = rows.loc[a["id"]], rows.loc[b["id"]]
+    assert (first["state"], first["acknowledged_by"], first["ack_comment"]) == (
+        "acknowledged",
+        "alice",
+        "crew booked",
+    )
+    assert (second["state"], second["resolved_by"], second["resolve_comment"]) == (
+        "resolved",
+        "bob",
+        "fuse replaced",
+    )
+    for at in (first["acknowledged_at"], second["resolved_at"]):
+        assert (
+            abs((at - now).total_seconds()) < 60
+        )  # the server's clock, not the caller's 2000-01-01
+    assert (first["message"], first["severity"], second["message"]) == (
+        "GROUND_FAULT",
+        "CRITICAL",
+        "ARC_FAULT",
+    )
+    assert first["opened_at"] == opened

@@ -34,6 +34,7 @@ from pv_platform.storage.schema import (
     SAMPLES_PLAIN,
     SAMPLES_TIMESCALE,
     SECURE_SCHEMA,
+    SIGN_ALERT_FUNCTION,
 )
 
 log = logging.getLogger(__name__)
@@ -224,14 +225,17 @@ class Database:
             "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
             "GRANT USAGE ON SCHEMA public TO {role}",
             "GRANT EXECUTE ON FUNCTION public.pvp_ensure_samples_partitions(timestamptz, timestamptz) TO {role}",
+            "GRANT EXECUTE ON FUNCTION public.pvp_sign_alert(bigint, text, text, text, timestamptz) TO {role}",
             "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}",
             "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {role}",
         ),
-        # dashboards: read everything, sign alerts off (acknowledge/resolve), nothing else
+        # dashboards: read everything, sign alerts off (acknowledge/resolve, only through
+        # pvp_sign_alert: never an alert's message, severity, rule or times), nothing else
         "pvp_reader": (
             "REVOKE CREATE ON SCHEMA public FROM {role}",
             "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}",
-            "GRANT UPDATE ON alerts TO {role}",
+            "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public FROM {role}",
+            "GRANT EXECUTE ON FUNCTION public.pvp_sign_alert(bigint, text, text, text, timestamptz) TO {role}",
             "GRANT USAGE ON SCHEMA public TO {role}",
             "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {role}",
         ),
@@ -320,6 +324,7 @@ class Database:
             raw = conn.connection.driver_connection  # no parameters: `%` stays SQL's (format())
             raw.execute(SECURE_SCHEMA)
             raw.execute(ENSURE_PARTITIONS_FUNCTION)
+            raw.execute(SIGN_ALERT_FUNCTION)
             self._dialect = "timescale" if is_timescale else "postgres"
         if applied:
             log.info("migrated %s to versions %s (%s)", redact(self.url), applied, self.dialect)

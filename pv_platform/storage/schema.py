@@ -259,3 +259,44 @@ BEGIN
 END $$;
 REVOKE ALL ON FUNCTION public.pvp_ensure_samples_partitions(timestamptz, timestamptz) FROM PUBLIC;
 """
+
+# Signing an alert off (acknowledge / resolve) is all the dashboards' role may do to `alerts`: this
+# function changes the state and the sign-off columns only, never message, severity, rule or the
+# alert's own times. Whoever may not UPDATE alerts directly gets the server's clock for the sign-off
+# time; the others (the owner, the alert engine's role) may pass their own (accelerated clocks).
+SIGN_ALERT_FUNCTION = """
+CREATE OR REPLACE FUNCTION public.pvp_sign_alert(
+    p_id bigint, p_action text, p_by text, p_comment text, p_at timestamptz)
+RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    signer text := pg_catalog.btrim(coalesce(p_by, ''));
+    at timestamptz := CASE WHEN p_at IS NOT NULL
+        AND pg_catalog.has_table_privilege(session_user, 'public.alerts', 'UPDATE') THEN p_at
+        ELSE pg_catalog.now() END;
+    changed integer;
+BEGIN
+    IF signer = '' OR pg_catalog.length(signer) > 200 THEN
+        RAISE EXCEPTION 'an alert is signed off with a name of 1 to 200 characters, got %',
+            pg_catalog.quote_literal(pg_catalog.left(signer, 40)) USING ERRCODE = '22023';
+    END IF;
+    IF pg_catalog.length(coalesce(p_comment, '')) > 2000 THEN
+        RAISE EXCEPTION 'a sign-off comment is at most 2000 characters' USING ERRCODE = '22023';
+    END IF;
+    IF p_action = 'acknowledge' THEN
+        UPDATE public.alerts SET state = 'acknowledged', acknowledged_by = signer,
+            acknowledged_at = at, ack_comment = coalesce(p_comment, '')
+        WHERE id = p_id AND state = 'open';
+    ELSIF p_action = 'resolve' THEN
+        UPDATE public.alerts SET state = 'resolved', resolved_by = signer, resolved_at = at,
+            resolve_comment = coalesce(p_comment, '')
+        WHERE id = p_id AND state <> 'resolved';
+    ELSE
+        RAISE EXCEPTION 'unknown sign-off action %, use acknowledge or resolve',
+            pg_catalog.quote_literal(p_action) USING ERRCODE = '22023';
+    END IF;
+    GET DIAGNOSTICS changed = ROW_COUNT;
+    RETURN changed = 1;
+END $$;
+REVOKE ALL ON FUNCTION public.pvp_sign_alert(bigint, text, text, text, timestamptz) FROM PUBLIC;
+"""
