@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pv_platform.dashboard_server import login_configured, panel_command
+from pv_platform.dashboard_server import login_configured, panel_command, panel_env
 from pv_platform.plant import dump_plant, load_plant, parse_plant
 from pv_platform.services import ensure_database, free_port, port_is_open, start_embedded_postgres
 from pv_platform.settings import Settings
@@ -242,7 +242,9 @@ def run_demo(settings: Settings, inverters: int = 2, backfill_hours: float = 24.
         ],
         env,
     )
-    children.start("panel", panel_command(settings, "127.0.0.1", panel_port), env)
+    children.start(
+        "panel", panel_command(settings, "127.0.0.1", panel_port), panel_env(settings, env)
+    )
 
     stopping = {"flag": False}
 

@@ -70,6 +70,16 @@ class Settings(BaseSettings):
     dashboard_cookie_secret: str | None = Field(
         default=None, description="Signs the dashboard's login cookie; random per start when unset."
     )
+    dashboard_cookie_secret_file: Path | None = Field(
+        default=None,
+        description="A file holding the cookie secret (e.g. a Docker secret), read when"
+        " PVP_DASHBOARD_COOKIE_SECRET is unset.",
+    )
+    dashboard_trust_proxy_headers: bool = Field(
+        default=False,
+        description="Behind a reverse proxy: take the client's address from X-Forwarded-For (the"
+        " login throttle counts failures per address).",
+    )
     dashboard_origins: list[str] = Field(
         default_factory=list,
         description='Extra websocket origins behind a reverse proxy, e.g. ["pv.example.org"].',
