@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     segment_max_age_s: float = Field(
         default=5.0, description="Seconds after which the collector closes a segment."
     )
+    mqtt_client_id_prefix: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]{8,64}$",
+        description="Prefix of the collector's MQTT client ids (<prefix>-<site>-<device>); unset: a random"
+        " id of this installation, kept in the landing folder.",
+    )
     mqtt_ack_batch: int = Field(
         default=10,
         ge=1,

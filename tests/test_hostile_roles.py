@@ -240,3 +240,142 @@ def test_reader_only_signs_alerts_off_never_rewrites_them(roles, pg_url):
         "ARC_FAULT",
     )
     assert first["opened_at"] == opened
+
+
+# -- MQTT: client ids and the shipped broker ACL (item 10) ---------------------------------------------
+
+
+def test_mqtt_client_ids_are_unguessable_unique_per_installation_and_configurable(tmp_path):
+    """`pvp-<site>-<device>` let any broker user take over the collector's persistent session."""
+    from integrations.mqtt import setup
+    from pv_platform.plant import parse_plant
+    from pv_platform.settings import Settings
+    from tests.conftest import demo_plant_dict
+
+    plant = parse_plant(demo_plant_dict([1502]))
+    site = plant.sites[0]
+    wx1 = next(d for d in site.devices if d.id == "wx1")
+
+    def client_id(**settings) -> str:
+        return setup(site, wx1, Settings(mqtt_url="mqtt://127.0.0.1:1883", **settings)).identifier
+
+    first = client_id(landing_dir=tmp_path / "a")
+    installation = (tmp_path / "a" / "installation-id").read_text().strip()
+    assert len(installation) == 16 and first == f"pvp-{installation}-testsite-wx1"
+    assert (
+        client_id(landing_dir=tmp_path / "a") == first
+    )  # stable: the persistent session survives restarts
+    assert client_id(landing_dir=tmp_path / "b") not in (
+        first,
+        "pvp-testsite-wx1",
+    )  # another installation
+    assert (
+        client_id(landing_dir=tmp_path / "a", mqtt_client_id_prefix="plant7-x93kq")
+        == "plant7-x93kq-testsite-wx1"
+    )
+    with pytest.raises(ValueError, match="mqtt_client_id_prefix"):
+        Settings(mqtt_client_id_prefix="a/#")
+
+
+@pytest.fixture
+def acl_broker(tmp_path_factory):
+    """The machine's Mosquitto with the shipped deploy/mosquitto.acl, one password per service user."""
+    import shutil
+    import tempfile
+
+    from pv_platform.services import free_port
+    from tests.conftest import start_mosquitto
+
+    d = Path(tempfile.mkdtemp(prefix="pvp-mqtt-acl-"))  # readable by the `mosquitto` user
+    shutil.copy(REPO / "deploy" / "mosquitto.acl", d / "mosquitto.acl")
+    users = {"pvp_collector": "c-pw-15", "pvp_dashboard": "d-pw-15", "pvp_device": "v-pw-15"}
+    for i, (user, password) in enumerate(users.items()):
+        subprocess.run(["mosquitto_passwd", "-b", *(["-c"] if i == 0 else []), str(d / "passwd"), user, password],
+                       check=True, capture_output=True)  # fmt: skip
+    port = free_port()
+    (d / "mosquitto.conf").write_text(
+        f"per_listener_settings false\nallow_anonymous false\npassword_file {d / 'passwd'}\n"
+        f"acl_file {d / 'mosquitto.acl'}\npersistence false\nlog_dest stderr\nlistener {port} 127.0.0.1\n"
+    )
+    for f in d.iterdir():
+        f.chmod(0o644)
+    d.chmod(0o755)
+    proc = start_mosquitto(d / "mosquitto.conf", [port])
+    yield {user: f"mqtt://{user}:{pw}@127.0.0.1:{port}" for user, pw in users.items()}
+    proc.terminate()
+    proc.wait(5)
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def test_the_shipped_broker_acl_keeps_each_service_to_its_topics(acl_broker):
+    """A dashboard (reader) user can neither subscribe to device readings nor publish readings or live
+    values; a device can neither read nor fake the live bus; the collector reads devices, writes live."""
+    import asyncio
+
+    import aiomqtt
+
+    from pv_platform.bus import parse_mqtt_url
+
+    def client(user: str) -> aiomqtt.Client:
+        return aiomqtt.Client(**parse_mqtt_url(acl_broker[user]).client_kwargs(), timeout=5)
+
+    async def collect(c: aiomqtt.Client, seconds: float) -> list[tuple[str, bytes]]:
+        got = []
+        try:
+            async with asyncio.timeout(seconds):
+                async for m in c.messages:
+                    got.append((str(m.topic), bytes(m.payload)))
+        except TimeoutError:
+            pass
+        return got
+
+    async def go():
+        async with (
+            client("pvp_collector") as coll,
+            client("pvp_dashboard") as dash,
+            client("pvp_device") as dev,
+        ):
+            granted = {
+                "collector devices": await coll.subscribe("pvp/devices/#", qos=1),
+                "dashboard devices": await dash.subscribe("pvp/devices/#", qos=1),
+                "dashboard everything": await dash.subscribe("#", qos=1),
+                "dashboard live": await dash.subscribe("pvp/live/#", qos=1),
+                "device live": await dev.subscribe("pvp/live/#", qos=1),
+            }
+            await dev.publish("pvp/devices/s1/wx1", b"device-reading", qos=1)
+            await dash.publish("pvp/devices/s1/wx1", b"forged-by-dashboard", qos=1)
+            await dash.publish("pvp/live/s1/inv1", b"live-forged-by-dashboard", qos=1)
+            await dev.publish("pvp/live/s1/inv1", b"live-forged-by-device", qos=1)
+            await coll.publish("pvp/live/s1/wx1", b"live-from-collector", qos=1)
+            return (
+                granted,
+                await collect(coll, 1.5),
+                await collect(dash, 0.5),
+                await collect(dev, 0.5),
+            )
+
+    # the production broker uses this file, and every service its own user
+    import yaml
+
+    assert (
+        "acl_file /mosquitto/config/mosquitto.acl"
+        in (REPO / "deploy" / "mosquitto.conf").read_text()
+    )
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    assert (
+        "./deploy/mosquitto.acl:/mosquitto/config/mosquitto.acl:ro"
+        in compose["services"]["mosquitto"]["volumes"]
+    )
+    assert "//pvp_collector:" in compose["x-pvp-env"]["PVP_MQTT_URL"]
+    assert "//pvp_dashboard:" in compose["services"]["dashboard"]["environment"]["PVP_MQTT_URL"]
+    granted, coll_got, dash_got, dev_got = asyncio.run(go())
+    codes = {k: [getattr(rc, "value", rc) for rc in v] for k, v in granted.items()}
+    assert codes["collector devices"] == [
+        1
+    ]  # Mosquitto 2.0 grants any filter, delivers only what the ACL allows
+    assert codes["dashboard live"] == [1]
+    assert coll_got == [("pvp/devices/s1/wx1", b"device-reading")]  # nothing forged reached it
+    assert dash_got == [
+        ("pvp/live/s1/wx1", b"live-from-collector")
+    ]  # no device reading, no forgery
+    assert dev_got == []  # a device reads nothing
