@@ -3,6 +3,7 @@ PostgreSQL, and the service's own work is done as that role too."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -379,3 +380,25 @@ def test_the_shipped_broker_acl_keeps_each_service_to_its_topics(acl_broker):
         ("pvp/live/s1/wx1", b"live-from-collector")
     ]  # no device reading, no forgery
     assert dev_got == []  # a device reads nothing
+
+
+def test_the_collector_and_dashboard_containers_never_hold_the_owner_login():
+    """The schema owner (the database superuser of the compose file) is what the roles protect: its
+    password reaches db-init, the database itself and Dagster's own storage only."""
+    import yaml
+
+    services = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    holders = sorted(
+        n
+        for n, s in services.items()
+        if "PVP_DB_PASSWORD" in json.dumps(s.get("environment") or {})
+    )
+    assert holders == [
+        "dagster-code",
+        "dagster-daemon",
+        "dagster-webserver",
+        "db-init",
+        "timescaledb",
+    ]
+    assert "pvp_ingest" in services["collector"]["environment"]["PVP_DATABASE_URL"]
+    assert "pvp_reader" in services["dashboard"]["environment"]["PVP_DATABASE_URL"]
