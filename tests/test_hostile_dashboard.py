@@ -130,6 +130,26 @@ def test_the_cookie_secret_is_not_on_the_command_line(dash):
     assert refused.status == 302 and "login" in refused.getheader("Location")
 
 
+def test_the_cookie_secret_file_and_no_secret_in_any_argument(tmp_path):
+    """The secret from PVP_DASHBOARD_COOKIE_SECRET_FILE goes to Panel's environment; a short one is
+    refused with the file named; no argument of the command carries a secret."""
+    from pv_platform.dashboard_server import panel_command, panel_env
+    from pv_platform.settings import Settings
+
+    users = tmp_path / "users.json"
+    users.write_text(json.dumps({"operator": PASSWORD}))
+    secret_file = tmp_path / "cookie-secret"
+    secret_file.write_text("f" * 40 + "\n")
+    settings = Settings(dashboard_users_file=users, dashboard_cookie_secret_file=secret_file)
+    cmd = panel_command(settings, "127.0.0.1", 5006)
+    env = panel_env(settings, {"PATH": "/usr/bin"})
+    assert env["PANEL_COOKIE_SECRET"] == "f" * 40 and not any("f" * 40 in a for a in cmd)
+    assert "--cookie-secret" not in cmd and "--basic-auth" in cmd
+    secret_file.write_text("short")
+    with pytest.raises(ValueError, match="PVP_DASHBOARD_COOKIE_SECRET_FILE .*cookie-secret"):
+        panel_env(settings, {})
+
+
 def test_login_brute_force_is_throttled_logged_and_the_real_user_still_gets_in(dash):
     """Item 7: ~750 guesses/s were free. From one address (127.0.0.2), a burst of wrong passwords:
     after a few, attempts are refused (429) without checking; each failure is logged with user and

@@ -176,6 +176,11 @@ def test_pvp_alerts_under_the_reader_role_does_not_migrate(roles, pg_url):
     done = subprocess.run([pvp, "alerts", "list"], env=env, cwd=REPO, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "rule_x: inverter down" in done.stdout
+    alert_id = AlertStore(roles.engine).list()["id"].iloc[0]
+    ack = subprocess.run([pvp, "alerts", "ack", str(alert_id), "--by", "alice"], env=env, cwd=REPO,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert ack.returncode == 0 and f"alert {alert_id} acknowledged" in ack.stdout, ack.stderr
+    assert AlertStore(roles.engine).list()["acknowledged_by"].tolist() == ["alice"]
 
 
 def test_reader_only_signs_alerts_off_never_rewrites_them(roles, pg_url):
