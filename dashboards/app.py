@@ -7,8 +7,10 @@ cached queries in `dashboards/data.py`.
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime, timedelta
+from html import escape
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -44,6 +46,22 @@ PLANT_FILE = str(settings.plant_file) if settings.plant_file else None
 bus = live_bus()
 
 
+MAX_LINK_DAYS = 3660  # a History deep link shows at most ten years
+
+
+def link_days(text: str) -> tuple[int | None, str]:
+    """The `days=` of a deep link as a day count in 1..MAX_LINK_DAYS and a note for the operator when
+    it was not that (too large, zero, not a number): never an exception."""
+    if not re.fullmatch(r"[0-9]+", text):
+        return None, f"Ignored days={escape(text[:20])}: not a whole number of days."
+    days = int(text) if len(text) <= 12 else MAX_LINK_DAYS + 1  # int() of 5000 digits raises
+    if days < 1:
+        return 1, f"days={days} shows at least 1 day."
+    if days > MAX_LINK_DAYS:
+        return MAX_LINK_DAYS, f"days={text[:12]} limited to {MAX_LINK_DAYS:,} days."
+    return days, ""
+
+
 def fmt_power(watts: float) -> str:
     return f"{watts / 1e6:,.2f} MW" if abs(watts) >= 1e6 else f"{watts / 1e3:,.1f} kW"
 
@@ -65,9 +83,9 @@ class Card:
 
     def set(self, value: str, note: str = "") -> None:
         self.pane.object = (
-            f"<div class='pvp-card'><div class='pvp-card-title'>{self.title}</div>"
-            f"<div class='pvp-card-value' data-kpi='{self.name}'>{value}</div>"
-            f"<div class='pvp-card-note'>{note}</div></div>"
+            f"<div class='pvp-card'><div class='pvp-card-title'>{escape(self.title)}</div>"
+            f"<div class='pvp-card-value' data-kpi='{escape(self.name)}'>{escape(value)}</div>"
+            f"<div class='pvp-card-note'>{escape(note)}</div></div>"
         )
 
 
@@ -167,6 +185,7 @@ class LivePage:
         for (site_id, device_id), values in sorted(inv_values.items()):
             state = STATE_NAMES.get(int(values.get("operating_state", 0)), "unknown")
             colour = STATE_COLOURS.get(state, "#5f6b7a")
+            site_id, device_id = escape(site_id), escape(device_id)  # from the topic: any text
             tiles.append(
                 f"<div class='pvp-tile' data-device='{device_id}'><b>{device_id}</b> <small>{site_id}</small>"
                 f"<div class='kw'>{fmt_power(values.get('ac_power', 0.0))}</div>"
@@ -194,8 +213,8 @@ class LivePage:
             self.alerts.object = "<i>No active alert.</i>"
             return
         self.alerts.object = "<br>".join(
-            f"<span class='pvp-sev' style='background:{SEVERITY_COLOURS.get(r.severity, '#555')}'>{r.severity}</span> "
-            f"{pd.Timestamp(r.opened_at):%H:%M} {r.message}"
+            f"<span class='pvp-sev' style='background:{SEVERITY_COLOURS.get(r.severity, '#555')}'>{escape(str(r.severity))}</span> "
+            f"{pd.Timestamp(r.opened_at):%H:%M} {escape(str(r.message))}"
             for r in active.itertuples()
         )
 
@@ -345,9 +364,12 @@ class HistoryPage:
         elif args.get("site") in sites:
             self.site.value = args["site"]
             self.device.options = self._devices(self.site.value)
-        if args.get("days", "").isdigit():
+        days, why = link_days(args["days"]) if "days" in args else (None, "")
+        if days:
             today = self._today(self.site.value)
-            self.dates.value = (today - timedelta(days=int(args["days"]) - 1), today)
+            self.dates.value = (today - timedelta(days=days - 1), today)
+        if why and pn.state.notifications is not None:
+            pn.state.onload(lambda: pn.state.notifications.warning(why, duration=0))
         if args.get("grain") in self.grain.options:
             self.grain.value = args["grain"]
 
@@ -419,7 +441,9 @@ class HistoryPage:
         ]  # fmt: skip
         label = {"hour": "hourly", "day": "daily", "month": "monthly"}[grain]
         if rows.empty:
-            self.note.object = f"No {label} KPIs for {self.site.value} in this range yet."
+            self.note.object = (
+                f"No {label} KPIs for {escape(str(self.site.value))} in this range yet."
+            )
             for source in self.sources.values():
                 source.data = {"t": [], "a": [], "b": [], "c": [], "w": []}
             self.table.value = pd.DataFrame()
@@ -521,9 +545,12 @@ class AlertsPage:
         self.state = pn.widgets.Select(
             name="State", options=["active", "open", "acknowledged", "resolved", "all"], width=150
         )
+        # signed in: sign-offs carry the login name, not whatever is typed
+        self.signer = pn.state.user or None
         self.who = pn.widgets.TextInput(
-            name="Your name", value=pn.state.user or "", width=160, placeholder="who acts"
-        )
+            name="Signed in as" if self.signer else "Your name", value=self.signer or "",
+            width=160, placeholder="who acts", disabled=self.signer is not None,
+        )  # fmt: skip
         self.comment = pn.widgets.TextInput(name="Comment", placeholder="what was done", width=320)
         self.ack = pn.widgets.Button(name="Acknowledge", button_type="warning", width=130)
         self.resolve = pn.widgets.Button(name="Resolve", button_type="success", width=110)
@@ -584,7 +611,7 @@ class AlertsPage:
 
     def act(self, action: str) -> None:
         selected = self.table.selected_dataframe
-        who = (self.who.value or "").strip()
+        who = self.signer or (self.who.value or "").strip()
         if selected.empty:
             self.message.object = "Select one or more alerts first."
             return
@@ -599,7 +626,7 @@ class AlertsPage:
         ]
         data.alerts.clear()
         verb = "acknowledged" if action == "acknowledge" else "resolved"
-        self.message.object = f"{len(done)} alert(s) {verb} by {who}: {', '.join(f'#{i}' for i in done) or 'none (already in that state)'}"
+        self.message.object = f"{len(done)} alert(s) {verb} by {escape(who)}: {', '.join(f'#{i}' for i in done) or 'none (already in that state)'}"
         self.comment.value = ""
         self.update()
 
@@ -658,13 +685,13 @@ callbacks = [
 pn.state.on_session_destroyed(lambda _ctx: [cb.stop() for cb in callbacks])
 
 access = (
-    f"Signed in as **{pn.state.user}** · [log out](./logout)"
+    f"Signed in as **{escape(pn.state.user)}** · [log out](./logout)"
     if pn.state.user
     else "Open access (demo mode: no login configured)"
 )
 sidebar = [
     pn.pane.Markdown(
-        f"**Plant file**  \n`{PLANT_FILE or '—'}`\n\n{access}\n\n"
+        f"**Plant file**  \n<code>{escape(PLANT_FILE or '—')}</code>\n\n{access}\n\n"
         "Live values arrive over the MQTT live bus; KPIs come from the hourly/daily/monthly tables "
         "Dagster keeps up to date.",
     )

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
 DEFAULT_MQTT_PORT = 1883
@@ -53,6 +56,36 @@ def parse_mqtt_url(url: str) -> BrokerAddress:
         tls=tls,
         ca_file=(parse_qs(parsed.query).get("ca_file") or [None])[0],
     )
+
+
+INSTALLATION_ID_FILE = "installation-id"
+
+
+def installation_id(folder: Path) -> str:
+    """A random id of this installation, made once and kept in `folder` (the landing folder: it
+    lives as long as the persistent MQTT sessions it names)."""
+    path = Path(folder) / INSTALLATION_ID_FILE
+    try:
+        return path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{INSTALLATION_ID_FILE}.{os.getpid()}.tmp")
+    tmp.write_text(secrets.token_hex(8) + "\n", encoding="ascii")
+    try:
+        os.link(tmp, path)  # atomic, and never replaces an id another process made first
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path.read_text(encoding="ascii").strip()
+
+
+def mqtt_client_id(prefix: str | None, folder: Path, site_id: str, device_id: str) -> str:
+    """The MQTT client id of one device's persistent session: `<prefix>-<site>-<device>` with the
+    configured prefix (PVP_MQTT_CLIENT_ID_PREFIX) or this installation's random id, so another broker
+    user cannot guess it and take the session over."""
+    return f"{prefix or 'pvp-' + installation_id(folder)}-{site_id}-{device_id}"
 
 
 def live_topic(prefix: str, site_id: str, device_id: str) -> str:

@@ -166,8 +166,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     if not settings.database_url:
         print("PVP_DATABASE_URL is not set", file=sys.stderr)
         return 2
-    db = Database(settings.database_url)
-    db.migrate()
+    db = Database(settings.database_url)  # no migrate: only `pvp migrate` (the owner) migrates
     store = AlertStore(db.engine)
     if args.action == "list":
         rows = store.list(state=args.state, site_id=args.site, severity=args.severity)
@@ -195,20 +194,19 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from pv_platform.dashboard_server import panel_command
+    from pv_platform.dashboard_server import panel_command, panel_env
 
     settings = get_settings()
     try:
         cmd = panel_command(settings, args.address, args.port)
+        env = panel_env(settings, dict(os.environ))  # the cookie secret: never on the command line
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if "--basic-auth" not in cmd:
         print("note: no PVP_DASHBOARD_USERS_FILE: the dashboard is open to anyone who reaches it")
     sys.stdout.flush()
-    os.execv(
-        cmd[0], cmd
-    )  # become the server: signals (SIGTERM from a supervisor) reach it directly
+    os.execve(cmd[0], cmd, env)  # become the server: a supervisor's SIGTERM reaches it directly
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

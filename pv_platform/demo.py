@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pv_platform.dashboard_server import login_configured, panel_command
+from pv_platform.dashboard_server import login_configured, panel_command, panel_env
 from pv_platform.plant import dump_plant, load_plant, parse_plant
 from pv_platform.services import ensure_database, free_port, port_is_open, start_embedded_postgres
 from pv_platform.settings import Settings
@@ -270,7 +270,9 @@ def run_demo(
         [str(bin_dir / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(dagster_port)],
         env,
     )  # fmt: skip
-    children.start("panel", panel_command(settings, "127.0.0.1", panel_port), env)
+    children.start(
+        "panel", panel_command(settings, "127.0.0.1", panel_port), panel_env(settings, env)
+    )
 
     stopping = {"flag": False}
 

@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     segment_max_age_s: float = Field(
         default=5.0, description="Seconds after which the collector closes a segment."
     )
+    mqtt_client_id_prefix: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_.-]{8,64}$",
+        description="Prefix of the collector's MQTT client ids (<prefix>-<site>-<device>); unset: a random"
+        " id of this installation, kept in the landing folder.",
+    )
     mqtt_ack_batch: int = Field(
         default=10,
         ge=1,
@@ -69,6 +75,16 @@ class Settings(BaseSettings):
     )
     dashboard_cookie_secret: str | None = Field(
         default=None, description="Signs the dashboard's login cookie; random per start when unset."
+    )
+    dashboard_cookie_secret_file: Path | None = Field(
+        default=None,
+        description="A file holding the cookie secret (e.g. a Docker secret), read when"
+        " PVP_DASHBOARD_COOKIE_SECRET is unset.",
+    )
+    dashboard_trust_proxy_headers: bool = Field(
+        default=False,
+        description="Behind a reverse proxy: take the client's address from X-Forwarded-For (the"
+        " login throttle counts failures per address).",
     )
     dashboard_origins: list[str] = Field(
         default_factory=list,

@@ -171,9 +171,12 @@ def test_database_roles_least_privilege(pg_admin_url, pg_url, db):
         ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)
-        conn.execute(
-            "UPDATE alerts SET ack_comment = ack_comment WHERE false"
-        )  # may sign alerts off
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("UPDATE alerts SET ack_comment = ack_comment WHERE false")
+        # signs alerts off through the owner's function only (tests/test_hostile_roles.py)
+        assert conn.execute(
+            "SELECT pvp_sign_alert(0, 'acknowledge', 'alice', '', NULL)"
+        ).fetchone() == (False,)
     with as_role("pvp_ingest", "ingest-pw") as conn:
         conn.execute(
             "INSERT INTO entities (key, site_id, device_id, metric) VALUES ('a.b.c', 'a', 'b', 'c')"

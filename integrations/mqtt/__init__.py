@@ -6,7 +6,7 @@ from typing import Any
 
 from integrations.mqtt.config import MqttDeviceConfig
 from integrations.mqtt.coordinator import MqttCoordinator
-from pv_platform.bus import parse_mqtt_url
+from pv_platform.bus import mqtt_client_id, parse_mqtt_url
 
 CONFIG_MODEL = MqttDeviceConfig
 
@@ -21,4 +21,7 @@ def setup(site: Any, device: Any, settings: Any) -> MqttCoordinator:
         MqttDeviceConfig.model_validate(device.config),
         parse_mqtt_url(settings.mqtt_url),
         ack_batch=settings.mqtt_ack_batch,
+        client_id=mqtt_client_id(
+            settings.mqtt_client_id_prefix, settings.resolved_landing_dir, site.id, device.id
+        ),
     )

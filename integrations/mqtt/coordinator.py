@@ -39,12 +39,13 @@ class MqttCoordinator(Coordinator):
         config: MqttDeviceConfig,
         broker: BrokerAddress,
         ack_batch: int = ACK_BATCH,
+        client_id: str | None = None,
     ) -> None:
         descriptions = tuple(d for d in MQTT_ENTITIES if d.key in config.fields)
         super().__init__(site_id, device_id, descriptions, poll_interval_s=1.0)
         self.config = config
         self.broker = broker
-        self.identifier = f"pvp-{site_id}-{device_id}"
+        self.identifier = client_id or f"pvp-{site_id}-{device_id}"  # setup(): unguessable
         self.ack_batch = ack_batch
         self._client: aiomqtt.Client | None = None
         self._unacked: list[

@@ -7,7 +7,7 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -24,6 +24,7 @@ from pv_platform.kpi.samples import SampleSet
 from pv_platform.landing import Segment
 from pv_platform.plant import Plant
 from pv_platform.storage.schema import (
+    ENSURE_PARTITIONS_FUNCTION,
     KPI_TABLES,
     KPI_VALUE_COLUMNS,
     MIGRATIONS,
@@ -32,6 +33,8 @@ from pv_platform.storage.schema import (
     ROLLUP_TIMESCALE,
     SAMPLES_PLAIN,
     SAMPLES_TIMESCALE,
+    SECURE_SCHEMA,
+    SIGN_ALERT_FUNCTION,
 )
 
 log = logging.getLogger(__name__)
@@ -182,14 +185,6 @@ def _copy_kpi_rows(raw: Any, table: str, rows: pd.DataFrame, columns: list[str])
         copy.write(_kpi_copy_stream(rows, columns))
 
 
-def _month_start(ts: datetime) -> datetime:
-    return ts.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def _next_month(ts: datetime) -> datetime:
-    return (ts.replace(day=28) + timedelta(days=4)).replace(day=1)
-
-
 class Database:
     """Telemetry storage on PostgreSQL, TimescaleDB when the extension is there."""
 
@@ -222,17 +217,25 @@ class Database:
 
     ROLE_GRANTS = {
         # collector / Dagster ingest and KPI runs: write telemetry, KPIs and alerts; create partitions
+        # (partitions through the owner's SECURITY DEFINER function: no CREATE anywhere)
         "pvp_ingest": (
+            "REVOKE CREATE ON SCHEMA public FROM {role}",
             "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}",
+            "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON public.schema_migrations FROM {role}",
             "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}",
-            "GRANT USAGE, CREATE ON SCHEMA public TO {role}",
+            "GRANT USAGE ON SCHEMA public TO {role}",
+            "GRANT EXECUTE ON FUNCTION public.pvp_ensure_samples_partitions(timestamptz, timestamptz) TO {role}",
+            "GRANT EXECUTE ON FUNCTION public.pvp_sign_alert(bigint, text, text, text, timestamptz) TO {role}",
             "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {role}",
             "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {role}",
         ),
-        # dashboards: read everything, sign alerts off (acknowledge/resolve), nothing else
+        # dashboards: read everything, sign alerts off (acknowledge/resolve, only through
+        # pvp_sign_alert: never an alert's message, severity, rule or times), nothing else
         "pvp_reader": (
+            "REVOKE CREATE ON SCHEMA public FROM {role}",
             "GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}",
-            "GRANT UPDATE ON alerts TO {role}",
+            "REVOKE INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public FROM {role}",
+            "GRANT EXECUTE ON FUNCTION public.pvp_sign_alert(bigint, text, text, text, timestamptz) TO {role}",
             "GRANT USAGE ON SCHEMA public TO {role}",
             "ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO {role}",
         ),
@@ -279,7 +282,11 @@ class Database:
         """
         applied: list[int] = []
         with self.engine.begin() as conn:
-            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7240001)")
+            if not conn.exec_driver_sql(
+                "SELECT pg_catalog.has_schema_privilege('public', 'CREATE')"
+            ).scalar():
+                return self._check_migrated(conn)
+            conn.exec_driver_sql("SELECT pg_catalog.pg_advisory_xact_lock(7240001)")
             available = conn.exec_driver_sql(
                 "SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'"
             ).first()
@@ -314,10 +321,30 @@ class Database:
                 applied.append(version)
             if is_timescale:
                 self._timescale_policies(conn, compress_after, raw_retention)
+            raw = conn.connection.driver_connection  # no parameters: `%` stays SQL's (format())
+            raw.execute(SECURE_SCHEMA)
+            raw.execute(ENSURE_PARTITIONS_FUNCTION)
+            raw.execute(SIGN_ALERT_FUNCTION)
             self._dialect = "timescale" if is_timescale else "postgres"
         if applied:
             log.info("migrated %s to versions %s (%s)", redact(self.url), applied, self.dialect)
         return applied
+
+    @staticmethod
+    def _check_migrated(conn: sa.Connection) -> list[int]:
+        """`migrate` for a role that may not create objects (the services' roles): nothing, when the
+        owner has applied every migration; a named error otherwise (no DDL is tried)."""
+        done = set()
+        if conn.exec_driver_sql("SELECT to_regclass('public.schema_migrations')").scalar():
+            done = {row[0] for row in conn.exec_driver_sql("SELECT version FROM schema_migrations")}
+        pending = [version for version, _ in MIGRATIONS if version not in done]
+        if pending:
+            role = conn.exec_driver_sql("SELECT current_user").scalar()
+            raise RuntimeError(
+                f"database needs migrations {pending}, which role {role} may not apply:"
+                " run `pvp migrate` as the schema owner"
+            )
+        return []
 
     @staticmethod
     def _timescale_policies(
@@ -416,17 +443,9 @@ class Database:
 
     # -- ingest -----------------------------------------------------------------------------------
     def _ensure_partitions(self, conn: sa.Connection, first: datetime, last: datetime) -> None:
-        """Monthly range partitions of `samples` covering [first, last] (plain PostgreSQL only)."""
-        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7240002)")
-        month = _month_start(first)
-        while month <= last:
-            upper = _next_month(month)
-            name = f"samples_y{month:%Y}m{month:%m}"
-            conn.exec_driver_sql(
-                f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF samples"
-                f" FOR VALUES FROM ('{month.isoformat()}') TO ('{upper.isoformat()}')"
-            )
-            month = upper
+        """Monthly range partitions of `samples` covering [first, last] (plain PostgreSQL only), made by
+        the owner's SECURITY DEFINER function: the ingest role creates no object itself."""
+        conn.exec_driver_sql("SELECT public.pvp_ensure_samples_partitions(%s, %s)", (first, last))
 
     def ingest_segment(self, segment: Segment, neighbour_s: float = 900.0) -> IngestResult:
         """Load one landing segment exactly once: COPY to staging, insert new samples, record the ledger.
