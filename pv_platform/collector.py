@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -23,6 +23,31 @@ from pv_platform.settings import Settings
 
 log = logging.getLogger(__name__)
 ReadingHook = Callable[[list[Reading]], None]
+RESTART_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)  # a task that died is restarted after these delays
+
+
+async def supervise(
+    name: str,
+    run: Callable[[asyncio.Event], Awaitable[None]],
+    stop: asyncio.Event,
+    deaths: dict[str, int],
+) -> None:
+    """Run `run(stop)` until `stop` is set; if it dies, log it with its traceback, count it in
+    `deaths[name]` and start it again after a growing delay (a dead task must never go unnoticed)."""
+    while not stop.is_set():
+        try:
+            await run(stop)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            deaths[name] = deaths.get(name, 0) + 1
+            delay_s = RESTART_DELAYS_S[min(deaths[name], len(RESTART_DELAYS_S)) - 1]
+            log.exception(
+                "task %s died (%d time(s)); restarting in %.0f s", name, deaths[name], delay_s
+            )
+            await wait_or_stop(stop, delay_s)
+        else:
+            return
 
 
 class Collector:
@@ -61,6 +86,7 @@ class Collector:
         self.hooks: list[ReadingHook] = []
         self.readings_total = 0
         self.closed_segments: list[str] = []
+        self.task_deaths: dict[str, int] = {}  # task name -> times it died and was restarted
         self._last_close = time.monotonic()
 
     def close_segment(self) -> None:
@@ -137,13 +163,16 @@ class Collector:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then close the open segment so nothing buffered is lost."""
-        tasks = [
-            asyncio.create_task(c.run(stop), name=f"{c.site_id}.{c.device_id}")
-            for c in self.coordinators
-        ]
-        tasks.append(asyncio.create_task(self._tick_landing(stop)))
+        runs: dict[str, Callable[[asyncio.Event], Awaitable[None]]] = {
+            f"{c.site_id}.{c.device_id}": c.run for c in self.coordinators
+        }
+        runs["landing"] = self._tick_landing
         if self.broker is not None:
-            tasks.append(asyncio.create_task(self._publish_live(stop)))
+            runs["live bus"] = self._publish_live
+        tasks = [
+            asyncio.create_task(supervise(name, run, stop, self.task_deaths), name=name)
+            for name, run in runs.items()
+        ]
         log.info("collector running %d device(s)", len(self.coordinators))
         try:
             await stop.wait()

@@ -190,16 +190,18 @@ class Coordinator:
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until `stop` is set, keeping the poll grid (no drift) while healthy."""
         next_at = time.monotonic()
-        while not stop.is_set():
-            await self.poll_once()
-            delay = self.next_delay_s()
-            next_at = (
-                max(next_at + delay, time.monotonic())
-                if self.consecutive_failures == 0
-                else time.monotonic() + delay
-            )
-            await wait_or_stop(stop, max(0.0, next_at - time.monotonic()))
-        await self.async_close()
+        try:
+            while not stop.is_set():
+                await self.poll_once()
+                delay = self.next_delay_s()
+                next_at = (
+                    max(next_at + delay, time.monotonic())
+                    if self.consecutive_failures == 0
+                    else time.monotonic() + delay
+                )
+                await wait_or_stop(stop, max(0.0, next_at - time.monotonic()))
+        finally:  # also when a bug kills the loop: the collector restarts it on a fresh connection
+            await self.async_close()
 
 
 @dataclass(frozen=True)
