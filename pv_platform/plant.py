@@ -28,6 +28,13 @@ DEFAULT_HISTORY_YEARS = 30  # without commissioning_date, readings up to this fa
 NOT_A_PLACE_TIMEZONES = {"Factory", "localtime", "posixrules"}
 
 
+def default_earliest_reading(now: datetime | None = None) -> datetime:
+    """Oldest timestamp accepted from a site without commissioning_date: 1 January,
+    DEFAULT_HISTORY_YEARS before `now`."""
+    now = now or datetime.now(UTC)
+    return datetime(now.year - DEFAULT_HISTORY_YEARS, 1, 1, tzinfo=UTC)
+
+
 class PlantFileError(ValueError):
     """A plant file that cannot be used; the message says where and how to fix it."""
 
@@ -200,8 +207,7 @@ class Site(_StrictModel):
         DEFAULT_HISTORY_YEARS before `now`."""
         if self.commissioning_date is not None:
             return datetime.combine(self.commissioning_date, time(), UTC)
-        now = now or datetime.now(UTC)
-        return now.replace(year=now.year - DEFAULT_HISTORY_YEARS, month=1, day=1)
+        return default_earliest_reading(now)
 
     @property
     def inverters(self) -> list[Device]:
