@@ -88,6 +88,7 @@ class Collector:
                     partial(self._on_readings, droppable=droppable), self.writer.add_quarantine
                 )
                 coordinator.attach_durable(self.close_segment)
+                coordinator.earliest = site.earliest_reading()
                 self.coordinators.append(coordinator)
         self._entity_meta: dict[str, dict] = {}
         for c in self.coordinators:
@@ -100,14 +101,23 @@ class Collector:
         self._last_close = time.monotonic()
 
     def close_segment(self) -> None:
-        """Close the open segment now (fsync + rename), then let coordinators acknowledge."""
-        self._closed(self.writer.close())
+        """Close the open segment now (fsync + rename), then let coordinators acknowledge. With
+        nothing buffered (every message handed over was dropped by the quarantine limit), there is
+        nothing to wait for: acknowledge at once."""
+        closed = self.writer.close()
+        if closed:
+            self._closed(closed)
+        elif self.writer.empty:
+            self._acknowledge()
 
     def _closed(self, segment_ids: list[str]) -> None:
         """Segments are durable: let push coordinators acknowledge what they handed over."""
         if not segment_ids:
             return
         self.closed_segments += segment_ids
+        self._acknowledge()
+
+    def _acknowledge(self) -> None:
         self._last_close = time.monotonic()
         for coordinator in self.coordinators:
             on_durable = getattr(coordinator, "on_durable", None)

@@ -165,6 +165,11 @@ class SegmentWriter:
         """Rows buffered, not yet in a closed segment."""
         return len(self._rows)
 
+    @property
+    def empty(self) -> bool:
+        """Nothing buffered: every row and quarantine record handed over is in a closed segment."""
+        return not self._rows and not self._quarantine
+
     def _full(self) -> bool:
         return self.write_error is not None and len(self._rows) >= self.max_held_rows
 

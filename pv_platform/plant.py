@@ -23,7 +23,9 @@ from pydantic import (
 
 DeviceKind = Literal["inverter", "weather_station", "meter", "string_combiner"]
 MAX_RATING_KW = 1_000_000.0  # 1 GW: larger than any single device
-DEFAULT_HISTORY_YEARS = 30  # without commissioning_date, readings up to this far back are accepted
+# Without commissioning_date, readings up to this far back are accepted: two decades of history can
+# still be imported, while a device clock reset to 2000-01-01 (a common RTC default) is refused.
+DEFAULT_HISTORY_YEARS = 20
 # zoneinfo knows these, but they are not a place: the host's zone, a placeholder, leap-second variants
 NOT_A_PLACE_TIMEZONES = {"Factory", "localtime", "posixrules"}
 
