@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
@@ -50,11 +50,15 @@ class _StrictModel(BaseModel):
     @classmethod
     def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
         values = value if isinstance(value, list | tuple) else [value]
-        annotation = str(cls.model_fields[info.field_name].annotation)
-        numeric = ("float" in annotation or "int" in annotation) and "bool" not in annotation
+        numeric = _is_numeric(cls.model_fields[info.field_name].annotation)
         if numeric and any(isinstance(v, bool) for v in values):
             raise ValueError(f"{value!r} is a yes/no value, not a number")
         return value
+
+
+def _is_numeric(annotation: Any) -> bool:
+    """Whether a field's type is (or holds) float or int, e.g. `float | None`, `tuple[float, float]`."""
+    return annotation in (float, int) or any(_is_numeric(a) for a in get_args(annotation))
 
 
 class Device(_StrictModel):
@@ -309,12 +313,16 @@ class _PlantLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: igno
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict[Any, yaml.Mark] = {}
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
+            scalar = isinstance(key_node, yaml.ScalarNode)
+            key = (
+                key_node.tag,
+                key_node.value if scalar else repr(self.construct_object(key_node)),
+            )
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     "while reading a mapping",
                     node.start_mark,
-                    f"key {key!r} appears twice (first {seen[key]}); keep one",
+                    f"key {key[1]!r} appears twice (first {seen[key]}); keep one",
                     key_node.start_mark,
                 )
             seen[key] = key_node.start_mark

@@ -123,5 +123,9 @@ def test_a_plant_file_of_10000_devices_loads_fast(tmp_path, spec):
     started = time.perf_counter()
     plant = load_plant(path)
     elapsed_s = time.perf_counter() - started
+    started = time.perf_counter()
+    yaml.safe_load(path.read_text())  # what load_plant did before: pure-Python YAML (11 s here)
+    pure_python_yaml_s = time.perf_counter() - started
     assert len(plant.sites[0].devices) == 10_000
-    assert elapsed_s < 5.0, elapsed_s  # 11 s with the pure-Python YAML loader
+    # the whole load, validation included, beats the old YAML step alone (relative: the machine is shared)
+    assert elapsed_s < 0.75 * pure_python_yaml_s, (elapsed_s, pure_python_yaml_s)
