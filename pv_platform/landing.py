@@ -405,10 +405,12 @@ def _checked_rows(segment_id: str, body: str, limits: TimeLimits) -> tuple[str, 
     kept: list[str] = []
     refused: list[dict] = []
     now = datetime.now(UTC).isoformat()
-    for n, line in enumerate(body.splitlines(keepends=True), start=1):
-        parts = line.rstrip("\n").split(",")
+    for n, row in enumerate(body.split("\n")[:-1], start=1):  # COPY splits on \n only
+        line = row + "\n"
         try:
-            entity, raw_ts, raw_value = parts
+            if not row.isprintable():  # a control character (\r, \x1c, ...) is damage
+                raise ValueError(row)
+            entity, raw_ts, raw_value = row.split(",")
             ts = datetime.fromisoformat(raw_ts)
             value = float(raw_value)
         except ValueError:

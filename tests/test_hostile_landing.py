@@ -7,15 +7,18 @@ Dagster ingest job on real PostgreSQL."""
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pv_platform.defs.ingest import ingest_job
 from pv_platform.defs.resources import PlatformResource
-from pv_platform.landing import SegmentWriter, list_closed, segment_path
+from pv_platform.landing import SegmentError, SegmentWriter, list_closed, read_segment, segment_path
 from pv_platform.plant import dump_plant, parse_plant
 from pv_platform.readings import Reading
 
@@ -149,3 +152,38 @@ def test_rows_with_non_finite_values_or_absurd_times_are_quarantined_one_by_one(
         " JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'samples'"
     )["relname"].tolist()
     assert not [p for p in partitions if "y2999" in p or "y1990" in p]
+
+
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_any_damage_to_a_segment_is_a_segment_error_never_a_crash_or_bad_rows(tmp_path, data):
+    """Cut, flip or insert bytes anywhere in a real segment: reading it gives SegmentError (checksum)
+    or, for an old segment without checksum, only rows that are entity,ts,value with finite values."""
+    landing = tmp_path / f"l{data.draw(st.integers(0, 10**9))}"
+    writer = SegmentWriter(landing, max_age_s=3600)
+    writer.add([Reading(entity="hs.inv1.ac_power", ts=NOW - timedelta(seconds=i), value=i / 3)
+                for i in range(5)])  # fmt: skip
+    path = segment_path(landing, writer.close()[0])
+    raw = path.read_bytes()
+    if data.draw(st.booleans()):  # an old segment: no format, no checksum line
+        head, _, rest = raw.partition(b"\n")
+        raw = head.replace(b',"format":2', b"") + b"\n" + rest[: rest.rindex(b"#end")]
+    at = data.draw(st.integers(0, len(raw)))
+    kind = data.draw(st.sampled_from(["cut", "flip", "insert"]))
+    if kind == "cut":
+        damaged = raw[:at]
+    elif kind == "flip" and at < len(raw):
+        damaged = raw[:at] + bytes([raw[at] ^ data.draw(st.integers(1, 255))]) + raw[at + 1 :]
+    else:
+        damaged = raw[:at] + data.draw(st.binary(min_size=1, max_size=8)) + raw[at:]
+    path.write_bytes(damaged)
+    try:
+        segment = read_segment(path)
+    except SegmentError:
+        return
+    for line in segment.csv_body.splitlines():
+        entity, ts, value = line.split(",")
+        assert datetime.fromisoformat(ts).tzinfo is not None
+        assert math.isfinite(float(value))
