@@ -14,6 +14,7 @@ import os
 import subprocess
 import urllib.error
 import urllib.request
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,8 +24,10 @@ from integrations.simulator.runner import run_simulator
 from pv_platform.bus import parse_mqtt_url
 from pv_platform.collector import Collector
 from pv_platform.landing import list_closed, read_segment, segment_path
+from pv_platform.plant import parse_plant
 from pv_platform.services import free_port
 from pv_platform.settings import Settings
+from tests.conftest import demo_plant_dict
 
 pytestmark = [pytest.mark.hostile, pytest.mark.faults]
 
@@ -77,9 +80,12 @@ def _largest_gap_s(stamps: list[datetime]) -> float:
     return max((b - a).total_seconds() for a, b in zip(stamps, stamps[1:], strict=False))
 
 
-def test_full_or_read_only_landing_holds_everything_and_resumes(
-    plant, small_disk, mqtt_url, caplog
-):
+def test_full_or_read_only_landing_holds_everything_and_resumes(small_disk, mqtt_url, caplog):
+    # its own site id: the MQTT client ids (pvp-<site>-<device>) must not meet another test's session
+    site = f"d{uuid.uuid4().hex[:8]}"
+    spec = demo_plant_dict([free_port(), free_port()], topic=f"pvp/test/{uuid.uuid4().hex[:8]}/wx1")
+    spec["sites"][0]["id"] = site
+    plant = parse_plant(spec)
     landing, port = small_disk / "landing", free_port()
     settings = Settings(mqtt_url=mqtt_url, segment_max_age_s=0.5, health_port=port)
     broker = parse_mqtt_url(mqtt_url)
@@ -136,7 +142,7 @@ def test_full_or_read_only_landing_holds_everything_and_resumes(
     assert len([m for m in messages if "writable again" in m]) == 2
 
     # no gap in what landed: Modbus polled every 0.5 s and MQTT sent every 0.5 s throughout
-    for key in ("testsite.inv1.ac_power", "testsite.inv2.ac_power", "testsite.wx1.poa_irradiance"):
+    for key in (f"{site}.inv1.ac_power", f"{site}.inv2.ac_power", f"{site}.wx1.poa_irradiance"):
         stamps = _stamps(landing, key, started)
         assert (stamps[-1] - stamps[0]).total_seconds() > 14, key
         assert _largest_gap_s(stamps) < 2.0, (key, _largest_gap_s(stamps))
