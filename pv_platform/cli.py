@@ -72,6 +72,29 @@ def cmd_collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    """Ask the running collector's health endpoint; exit 0 healthy, 1 not (a container health check)."""
+    import urllib.error
+    import urllib.request
+
+    port = get_settings().health_port
+    if port is None:
+        print(
+            "PVP_HEALTH_PORT is not set (the collector serves no health endpoint)", file=sys.stderr
+        )
+        return 2
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
+            print(answer.read().decode())
+            return 0
+    except urllib.error.HTTPError as exc:  # 503: unhealthy, with the report
+        print(exc.read().decode())
+        return 1
+    except OSError as exc:
+        print(f"collector health endpoint 127.0.0.1:{port} not answering: {exc}", file=sys.stderr)
+        return 1
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from integrations.simulator.runner import run_simulator
     from integrations.simulator.scenarios import load_scenario
@@ -229,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("collect", help="run the collector on the plant file").set_defaults(
         func=cmd_collect
     )
+    sub.add_parser(
+        "health", help="ask the running collector's health endpoint (PVP_HEALTH_PORT)"
+    ).set_defaults(func=cmd_health)
     p = sub.add_parser("simulate", help="serve the plant file's devices from the plant simulator")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--backfill-hours", type=float, default=0.0, help="land this much history first")

@@ -5,10 +5,12 @@ to the landing (durable), the live bus (best effort) and the real-time hooks. It
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 
 import aiomqtt
@@ -23,6 +25,31 @@ from pv_platform.settings import Settings
 
 log = logging.getLogger(__name__)
 ReadingHook = Callable[[list[Reading]], None]
+RESTART_DELAYS_S = (1.0, 2.0, 5.0, 10.0, 30.0)  # a task that died is restarted after these delays
+
+
+async def supervise(
+    name: str,
+    run: Callable[[asyncio.Event], Awaitable[None]],
+    stop: asyncio.Event,
+    deaths: dict[str, int],
+) -> None:
+    """Run `run(stop)` until `stop` is set; if it dies, log it with its traceback, count it in
+    `deaths[name]` and start it again after a growing delay (a dead task must never go unnoticed)."""
+    while not stop.is_set():
+        try:
+            await run(stop)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            deaths[name] = deaths.get(name, 0) + 1
+            delay_s = RESTART_DELAYS_S[min(deaths[name], len(RESTART_DELAYS_S)) - 1]
+            log.exception(
+                "task %s died (%d time(s)); restarting in %.0f s", name, deaths[name], delay_s
+            )
+            await wait_or_stop(stop, delay_s)
+        else:
+            return
 
 
 class Collector:
@@ -44,6 +71,10 @@ class Collector:
             writer_name=writer_name,
             max_rows=settings.segment_max_rows,
             max_age_s=settings.segment_max_age_s,
+            max_held_rows=settings.landing_max_held_rows,
+            quarantine_burst=settings.quarantine_burst,
+            quarantine_per_s=settings.quarantine_per_s,
+            quarantine_payload_bytes=settings.quarantine_payload_bytes,
         )
         if self.writer.torn_removed:
             log.warning("removed %d torn segment(s) left by a crash", self.writer.torn_removed)
@@ -51,8 +82,13 @@ class Collector:
         for site in plant.sites:
             for device in site.devices:
                 coordinator = load_integration(device.integration).setup(site, device, settings)
-                coordinator.attach(self._on_readings, self.writer.add_quarantine)
+                # a push device acknowledges only what landed: its readings are never dropped
+                droppable = getattr(coordinator, "on_durable", None) is None
+                coordinator.attach(
+                    partial(self._on_readings, droppable=droppable), self.writer.add_quarantine
+                )
                 coordinator.attach_durable(self.close_segment)
+                coordinator.earliest = site.earliest_reading()
                 self.coordinators.append(coordinator)
         self._entity_meta: dict[str, dict] = {}
         for c in self.coordinators:
@@ -61,31 +97,41 @@ class Collector:
         self.hooks: list[ReadingHook] = []
         self.readings_total = 0
         self.closed_segments: list[str] = []
+        self.task_deaths: dict[str, int] = {}  # task name -> times it died and was restarted
         self._last_close = time.monotonic()
 
     def close_segment(self) -> None:
-        """Close the open segment now (fsync + rename), then let coordinators acknowledge."""
-        self._closed(self.writer.close())
+        """Close the open segment now (fsync + rename), then let coordinators acknowledge. With
+        nothing buffered (every message handed over was dropped by the quarantine limit), there is
+        nothing to wait for: acknowledge at once."""
+        closed = self.writer.close()
+        if closed:
+            self._closed(closed)
+        elif self.writer.empty:
+            self._acknowledge()
 
     def _closed(self, segment_ids: list[str]) -> None:
         """Segments are durable: let push coordinators acknowledge what they handed over."""
         if not segment_ids:
             return
         self.closed_segments += segment_ids
+        self._acknowledge()
+
+    def _acknowledge(self) -> None:
         self._last_close = time.monotonic()
         for coordinator in self.coordinators:
             on_durable = getattr(coordinator, "on_durable", None)
             if on_durable is not None:
                 on_durable()
 
-    def _on_readings(self, readings: list[Reading]) -> None:
+    def _on_readings(self, readings: list[Reading], droppable: bool = False) -> None:
         self.readings_total += len(readings)
         if any(
             r.entity not in self._entity_meta for r in readings
         ):  # an entity that appeared at run time
             for c in self.coordinators:
                 self._entity_meta.update(c.entity_meta())
-        self._closed(self.writer.add(readings, self._entity_meta))
+        self._closed(self.writer.add(readings, self._entity_meta, droppable=droppable))
         for r in readings:
             site_id, device_id, metric = r.entity.split(".")
             ts, values = self._live.get((site_id, device_id), (r.ts, {}))
@@ -108,6 +154,49 @@ class Collector:
             else:
                 self._closed(self.writer.tick())
             await wait_or_stop(stop, min(0.5, self.settings.mqtt_ack_max_delay_s))
+
+    def health(self) -> dict:
+        """Healthy when the landing accepts writes; with what is held, dropped and restarted."""
+        w = self.writer
+        return {
+            "healthy": w.write_error is None,
+            "landing_error": w.write_error,
+            "held_rows": w.held_rows,
+            "dropped_rows": w.dropped_rows,
+            "quarantine_dropped": w.quarantine_dropped,
+            "task_deaths": dict(self.task_deaths),
+            "devices_available": sum(c.available for c in self.coordinators),
+            "devices": len(self.coordinators),
+            "segments_closed": len(self.closed_segments),
+        }
+
+    async def _answer_health(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        try:
+            await asyncio.wait_for(reader.readline(), 5)  # the request line; the rest is ignored
+            report = self.health()
+            body = json.dumps(report).encode()
+            status = "200 OK" if report["healthy"] else "503 Service Unavailable"
+            writer.write(
+                f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+        except (OSError, TimeoutError):
+            pass
+        finally:
+            writer.close()
+
+    async def _serve_health(self, stop: asyncio.Event) -> None:
+        """GET http://127.0.0.1:<health_port>/health: 200 healthy, 503 not (loopback only)."""
+        server = await asyncio.start_server(
+            self._answer_health, "127.0.0.1", self.settings.health_port
+        )
+        async with server:
+            log.info("health on http://127.0.0.1:%d/health", self.settings.health_port)
+            await stop.wait()
 
     async def _publish_live(self, stop: asyncio.Event) -> None:
         """Publish each device's newest values about once a second; drop them while the broker is away."""
@@ -137,16 +226,27 @@ class Collector:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then close the open segment so nothing buffered is lost."""
-        tasks = [
-            asyncio.create_task(c.run(stop), name=f"{c.site_id}.{c.device_id}")
-            for c in self.coordinators
-        ]
-        tasks.append(asyncio.create_task(self._tick_landing(stop)))
+        runs: dict[str, Callable[[asyncio.Event], Awaitable[None]]] = {
+            f"{c.site_id}.{c.device_id}": c.run for c in self.coordinators
+        }
+        runs["landing"] = self._tick_landing
         if self.broker is not None:
-            tasks.append(asyncio.create_task(self._publish_live(stop)))
+            runs["live bus"] = self._publish_live
+        if self.settings.health_port is not None:
+            runs["health"] = self._serve_health
+        tasks = [
+            asyncio.create_task(supervise(name, run, stop, self.task_deaths), name=name)
+            for name, run in runs.items()
+        ]
         log.info("collector running %d device(s)", len(self.coordinators))
         try:
             await stop.wait()
         finally:
             await asyncio.gather(*tasks, return_exceptions=True)
-            self._closed(self.writer.close())
+            self._closed(self.writer.close(force=True))
+            if self.writer.held_rows:
+                log.error(
+                    "stopping with %d rows the landing could not take (%s): polled readings lost,"
+                    " MQTT ones stay unacknowledged at the broker",
+                    self.writer.held_rows, self.writer.write_error,
+                )  # fmt: skip

@@ -12,6 +12,7 @@ import enum
 import importlib
 import json
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from pv_platform import clock
 from pv_platform.readings import Reading, entity_key
 
 log = logging.getLogger(__name__)
+QUARANTINE_LOG_EVERY_S = 60.0
 ENTRY_POINT_GROUP = "pv_platform.integrations"
 
 
@@ -100,6 +102,8 @@ class Coordinator:
         self._sink: Callable[[list[Reading]], None] | None = None
         self._quarantine: Callable[[str, bytes, str], None] | None = None
         self._durable: Callable[[], None] | None = None
+        self._quarantine_logged_at, self._quarantine_unlogged = -math.inf, 0
+        self.earliest: datetime | None = None  # older readings are refused (site commissioning)
 
     # -- wiring -----------------------------------------------------------------------------------
     def attach(
@@ -120,10 +124,26 @@ class Coordinator:
             self._durable()
 
     def quarantine(self, source: str, payload: bytes, reason: str) -> None:
-        """Hand a rejected input to the collector's quarantine, with the reason."""
-        log.warning(
-            "%s.%s rejected input from %s: %s", self.site_id, self.device_id, source, reason
-        )
+        """Hand a rejected input to the collector's quarantine, with the reason (logged at most once
+        a minute per device, with how many were not logged)."""
+        now = time.monotonic()
+        if now - self._quarantine_logged_at >= QUARANTINE_LOG_EVERY_S:
+            more = (
+                f" (and {self._quarantine_unlogged} more since the last)"
+                if self._quarantine_unlogged
+                else ""
+            )
+            log.warning(
+                "%s.%s rejected input from %s: %s%s",
+                self.site_id,
+                self.device_id,
+                source,
+                reason,
+                more,
+            )
+            self._quarantine_logged_at, self._quarantine_unlogged = now, 0
+        else:
+            self._quarantine_unlogged += 1
         if self._quarantine is not None:
             self._quarantine(source, payload, reason)
 
@@ -140,6 +160,11 @@ class Coordinator:
     def push(self, values: dict[str, float | None], ts: datetime | None = None) -> list[Reading]:
         """Turn metric values into readings (missing values are skipped) and hand them to the sink."""
         ts = ts or clock.now()
+        if self.earliest is not None and ts < self.earliest:
+            raise ValueError(
+                f"timestamp {ts.isoformat()} is before {self.earliest:%Y-%m-%d}"
+                f" (site {self.site_id} commissioning)"
+            )
         readings = [
             Reading(entity=entity_key(self.site_id, self.device_id, metric), ts=ts, value=value)
             for metric, value in values.items()
@@ -179,7 +204,13 @@ class Coordinator:
             log.info("%s.%s available again", self.site_id, self.device_id)
         self.available, self.last_success, self.last_error = True, started, None
         self.consecutive_failures = 0
-        return self.push(values, started)
+        try:
+            return self.push(values, started)
+        except (
+            ValueError
+        ) as exc:  # a reading the platform refuses (clock before commissioning, ...)
+            self.quarantine(f"poll:{self.site_id}.{self.device_id}", b"", str(exc)[:500])
+            return []
 
     def _failed(self, why: str) -> None:
         self.consecutive_failures += 1
@@ -190,16 +221,18 @@ class Coordinator:
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until `stop` is set, keeping the poll grid (no drift) while healthy."""
         next_at = time.monotonic()
-        while not stop.is_set():
-            await self.poll_once()
-            delay = self.next_delay_s()
-            next_at = (
-                max(next_at + delay, time.monotonic())
-                if self.consecutive_failures == 0
-                else time.monotonic() + delay
-            )
-            await wait_or_stop(stop, max(0.0, next_at - time.monotonic()))
-        await self.async_close()
+        try:
+            while not stop.is_set():
+                await self.poll_once()
+                delay = self.next_delay_s()
+                next_at = (
+                    max(next_at + delay, time.monotonic())
+                    if self.consecutive_failures == 0
+                    else time.monotonic() + delay
+                )
+                await wait_or_stop(stop, max(0.0, next_at - time.monotonic()))
+        finally:  # also when a bug kills the loop: the collector restarts it on a fresh connection
+            await self.async_close()
 
 
 @dataclass(frozen=True)

@@ -1,28 +1,89 @@
 """Durable landing: append-only segment files, closed with fsync and an atomic rename.
 
 Layout under the landing folder: `open/` (being written; a leftover there is a torn segment from a
-crash, never acknowledged, and is removed on start), `closed/` (durable, waiting for ingest) and
-`ingested/<yyyymmdd>/` (loaded, kept for audit and replay).
+crash, never acknowledged, and is removed on start), `closed/` (durable, waiting for ingest),
+`ingested/<yyyymmdd>/` (loaded, kept for audit and replay) and `rejected/` (unreadable segments, each
+with a `<id>.reason.txt`; fix and move back to `closed/` to load).
 
 A segment is UTF-8 text: a first line `#meta {json}` (entity metadata and quarantined inputs), then
-CSV rows `entity,ts,value` with ts in ISO-8601 UTC.
+CSV rows `entity,ts,value` with ts in ISO-8601 UTC, then (format 2) a last line
+`#end sha256=<hex> rows=<n>`: the SHA-256 of every byte before that line, written at close and
+verified at read. Segments without `format` in their meta (written before the checksum existed) are
+read without it.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import hashlib
 import json
+import logging
+import math
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 
-from pv_platform.readings import Reading
+from pv_platform.readings import ENTITY_KEY_PATTERN, MAX_FUTURE, Reading
 
+log = logging.getLogger(__name__)
 META_PREFIX = "#meta "
+END_PREFIX = "#end "
+FORMAT = 2  # 2: checksum trailer
 SUFFIX = ".seg"
+REASON_SUFFIX = ".reason.txt"
+QUARANTINE_PAYLOAD_BYTES = 65536
+_ENTITY = re.compile(ENTITY_KEY_PATTERN)
+_END = re.compile(r"^#end sha256=([0-9a-f]{64}) rows=(\d+)$")
+
+
+class SegmentError(ValueError):
+    """A segment that cannot be read as a whole; the message says why."""
+
+
+@dataclass(frozen=True)
+class TimeLimits:
+    """Timestamps a row may carry: from its site's earliest (commissioning) to `latest`."""
+
+    latest: datetime
+    default_earliest: datetime
+    earliest_by_site: dict[str, datetime] = field(default_factory=dict)
+
+    @classmethod
+    def for_plant(cls, plant, now: datetime | None = None) -> TimeLimits:
+        """Limits of a plant (`None`: only the default window, DEFAULT_HISTORY_YEARS back)."""
+        from pv_platform.plant import default_earliest_reading
+
+        now = now or datetime.now(UTC)
+        sites = {s.id: s.earliest_reading(now) for s in plant.sites} if plant else {}
+        return cls(now + MAX_FUTURE, default_earliest_reading(now), sites)
+
+    @classmethod
+    def for_plant_file(cls, path: Path | str | None) -> TimeLimits:
+        """Limits of the plant file at `path` (read again only when it changes); the default window
+        when there is none."""
+        path = Path(path) if path else None
+        if path is None or not path.exists():
+            return cls.for_plant(None)
+        limits = _plant_file_limits(path, path.stat().st_mtime_ns)
+        return cls(datetime.now(UTC) + MAX_FUTURE, limits.default_earliest, limits.earliest_by_site)
+
+    def why_not(self, entity: str, ts: datetime) -> str | None:
+        """Why a row at `ts` is refused, or None when it is inside the limits."""
+        site_id = entity.partition(".")[0]
+        earliest = self.earliest_by_site.get(site_id, self.default_earliest)
+        if ts < earliest:
+            return f"timestamp {ts.isoformat()} is before {earliest:%Y-%m-%d} (site {site_id} commissioning)"
+        if ts > self.latest:
+            return (
+                f"timestamp {ts.isoformat()} is in the future (limit {self.latest:%Y-%m-%dT%H:%M}Z)"
+            )
+        return None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -48,19 +109,50 @@ class Segment:
 
 
 @dataclass
+class _Bucket:
+    """Token bucket of one quarantine source."""
+
+    tokens: float
+    refilled_at: float
+    dropped: int = 0
+
+
+@dataclass
 class SegmentWriter:
-    """Buffers readings and closes them into segment files by size or age. One writer per folder+name."""
+    """Buffers readings and closes them into segment files by size or age. One writer per folder+name.
+
+    When the landing cannot be written (disk full, read-only, gone) nothing is lost that was handed
+    over: the rows stay buffered and each later call tries again (at most every `retry_s`), so the
+    collector keeps polling and resumes landing by itself. Memory stays bounded: past `max_held_rows`
+    held rows, new *droppable* rows (polled devices, which poll again) are dropped and counted; rows of
+    push devices are never dropped (they are acknowledged only when a segment holding them is closed,
+    and the broker sends only a small window of unacknowledged messages).
+
+    Quarantine is rate-limited per source (token bucket: `quarantine_burst`, `quarantine_per_s`) and
+    payloads are cut to `quarantine_payload_bytes`; what the limit drops is counted and, once the source
+    is accepted again, recorded as one quarantine record saying how many were dropped.
+    """
 
     landing_dir: Path
     writer_name: str = "collector"
     max_rows: int = 5000
     max_age_s: float = 5.0
+    max_held_rows: int = 200_000
+    retry_s: float = 1.0
+    quarantine_burst: int = 500
+    quarantine_per_s: float = 50.0
+    quarantine_payload_bytes: int = 4096
     _rows: list[str] = field(default_factory=list)
     _entities: dict[str, dict] = field(default_factory=dict)
     _quarantine: list[dict] = field(default_factory=list)
     _opened_at: float | None = None
     _seq: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _buckets: dict[str, _Bucket] = field(default_factory=dict)
+    _failed_at: float = 0.0
+    write_error: str | None = None  # why the landing cannot be written now; None: it can
+    dropped_rows: int = 0  # droppable rows dropped while the landing could not be written
+    quarantine_dropped: int = 0  # quarantine records dropped by the rate limit
 
     def __post_init__(self) -> None:
         self.landing_dir = Path(self.landing_dir)
@@ -68,9 +160,35 @@ class SegmentWriter:
             (self.landing_dir / sub).mkdir(parents=True, exist_ok=True)
         self.torn_removed = recover_torn(self.landing_dir, self.writer_name)
 
-    def add(self, readings: list[Reading], entity_meta: dict[str, dict] | None = None) -> list[str]:
+    @property
+    def held_rows(self) -> int:
+        """Rows buffered, not yet in a closed segment."""
+        return len(self._rows)
+
+    @property
+    def empty(self) -> bool:
+        """Nothing buffered: every row and quarantine record handed over is in a closed segment."""
+        return not self._rows and not self._quarantine
+
+    def _full(self) -> bool:
+        return self.write_error is not None and len(self._rows) >= self.max_held_rows
+
+    def add(
+        self,
+        readings: list[Reading],
+        entity_meta: dict[str, dict] | None = None,
+        droppable: bool = False,
+    ) -> list[str]:
         """Buffer readings; returns the ids of segments closed by this call."""
         with self._lock:
+            if droppable and self._full():
+                if not self.dropped_rows:
+                    log.error(
+                        "landing %s not writable and %d rows held: dropping new polled readings",
+                        self.landing_dir, len(self._rows),
+                    )  # fmt: skip
+                self.dropped_rows += len(readings)
+                return self._maybe_close()
             if self._opened_at is None:
                 self._opened_at = time.monotonic()
             for r in readings:
@@ -88,16 +206,50 @@ class SegmentWriter:
             self._entities.update(entity_meta)
             return self._maybe_close()
 
+    def _admit(self, source: str, now: float) -> bool:
+        """Take a token of `source`'s bucket; False (and counted) when it is empty."""
+        bucket = self._buckets.setdefault(source, _Bucket(self.quarantine_burst, now))
+        bucket.tokens = min(
+            self.quarantine_burst,
+            bucket.tokens + (now - bucket.refilled_at) * self.quarantine_per_s,
+        )
+        bucket.refilled_at = now
+        if bucket.tokens >= 1 and not (self._full() and len(self._quarantine) >= self.max_rows):
+            bucket.tokens -= 1
+            return True
+        if not bucket.dropped:
+            log.warning("quarantine of %s over its limit: dropping and counting", source)
+        bucket.dropped += 1
+        self.quarantine_dropped += 1
+        return False
+
     def add_quarantine(self, source: str, payload: bytes, reason: str) -> None:
         """Keep a rejected input with its reason; it lands in the `quarantine` table on ingest."""
         with self._lock:
+            if not self._admit(source, time.monotonic()):
+                return
             if self._opened_at is None:
                 self._opened_at = time.monotonic()
+            now = datetime.now(UTC).isoformat()
+            bucket = self._buckets[source]
+            if bucket.dropped:
+                log.warning(
+                    "quarantine of %s accepted again; %d dropped meanwhile", source, bucket.dropped
+                )
+                self._quarantine.append(
+                    {"received_at": now, "source": source, "payload_b64": "",
+                     "reason": f"{bucket.dropped} rejected inputs from this source were dropped"
+                     " by the quarantine rate limit"}
+                )  # fmt: skip
+                bucket.dropped = 0
+            cut = self.quarantine_payload_bytes
+            if len(payload) > cut:
+                reason = f"{reason} (payload cut to its first {cut} of {len(payload)} bytes)"
             self._quarantine.append(
                 {
-                    "received_at": datetime.now(UTC).isoformat(),
+                    "received_at": now,
                     "source": source,
-                    "payload_b64": base64.b64encode(payload[:65536]).decode(),
+                    "payload_b64": base64.b64encode(payload[:cut]).decode(),
                     "reason": reason[:2000],
                 }
             )
@@ -107,19 +259,50 @@ class SegmentWriter:
         with self._lock:
             return self._maybe_close()
 
-    def close(self) -> list[str]:
-        """Close whatever is buffered now."""
+    def close(self, force: bool = False) -> list[str]:
+        """Close whatever is buffered now ([] when there is nothing, or the landing is not writable;
+        after a failure, tried again only every `retry_s` unless `force`)."""
         with self._lock:
-            return [self._close()] if self._rows or self._quarantine else []
+            if not self._rows and not self._quarantine:
+                return []
+            if self.write_error and not force and time.monotonic() - self._failed_at < self.retry_s:
+                return []
+            return self._try_close()
 
     def _maybe_close(self) -> list[str]:
         if not self._rows and not self._quarantine:
             return []
+        if self.write_error is not None:  # retry a failed landing once per retry_s
+            return self._try_close() if time.monotonic() - self._failed_at >= self.retry_s else []
         too_big = len(self._rows) >= self.max_rows
         too_old = (
             self._opened_at is not None and time.monotonic() - self._opened_at >= self.max_age_s
         )
-        return [self._close()] if too_big or too_old else []
+        return self._try_close() if too_big or too_old else []
+
+    def _try_close(self) -> list[str]:
+        """Close the segment; on an OSError keep everything buffered and remember why (logged once
+        per change: not writable, writable again)."""
+        held = len(self._rows)
+        try:
+            segment_id = self._close()
+        except OSError as exc:
+            self._failed_at = time.monotonic()
+            why = f"{type(exc).__name__}: {exc}"
+            if self.write_error is None:
+                log.error(
+                    "landing %s not writable (%s); holding %d rows, retrying every %.0f s",
+                    self.landing_dir, why, len(self._rows), self.retry_s,
+                )  # fmt: skip
+            self.write_error = why
+            return []
+        if self.write_error is not None:
+            log.warning(
+                "landing %s writable again; %d held rows landed, %d polled rows were dropped",
+                self.landing_dir, held, self.dropped_rows,
+            )  # fmt: skip
+            self.write_error = None
+        return [segment_id]
 
     def _close(self) -> str:
         self._seq += 1
@@ -128,16 +311,28 @@ class SegmentWriter:
             "entities": self._entities,
             "quarantine": self._quarantine,
             "writer": self.writer_name,
+            "format": FORMAT,
         }
         tmp = self.landing_dir / "open" / f"{segment_id}{SUFFIX}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(META_PREFIX + json.dumps(meta, separators=(",", ":")) + "\n")
-            fh.writelines(self._rows)
-            fh.flush()
-            os.fsync(fh.fileno())
-        final = self.landing_dir / "closed" / f"{segment_id}{SUFFIX}"
-        os.replace(tmp, final)
-        _fsync_dir(final.parent)
+        head = (META_PREFIX + json.dumps(meta, separators=(",", ":")) + "\n").encode()
+        body = "".join(self._rows).encode()
+        digest = hashlib.sha256(head + body).hexdigest()
+        try:
+            tmp.parent.mkdir(parents=True, exist_ok=True)  # the folder may have been removed
+            final = self.landing_dir / "closed" / f"{segment_id}{SUFFIX}"
+            final.parent.mkdir(exist_ok=True)
+            with open(tmp, "wb") as fh:
+                fh.write(head + body)
+                fh.write(f"{END_PREFIX}sha256={digest} rows={len(self._rows)}\n".encode())
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        except OSError:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)  # never leave half a segment behind
+            raise
+        with contextlib.suppress(OSError):  # renamed: the segment is there; a failed dir fsync
+            _fsync_dir(final.parent)  # only weakens durability against a power cut
         self._rows, self._entities, self._quarantine, self._opened_at = [], {}, [], None
         return segment_id
 
@@ -163,13 +358,106 @@ def segment_path(landing_dir: Path | str, segment_id: str) -> Path:
     return Path(landing_dir) / "closed" / f"{segment_id}{SUFFIX}"
 
 
-def read_segment(path: Path) -> Segment:
-    """Read a closed segment; ValueError if it is not one."""
-    text = path.read_text(encoding="utf-8")
-    first, _, body = text.partition("\n")
+@lru_cache(maxsize=4)
+def _plant_file_limits(path: Path, mtime_ns: int) -> TimeLimits:
+    from pv_platform.plant import load_plant
+
+    return TimeLimits.for_plant(load_plant(path))
+
+
+def _verified_text(raw: bytes) -> tuple[dict, str]:
+    """Meta and CSV body of a segment's bytes; SegmentError for anything not written whole by a writer."""
+    if not raw:
+        raise SegmentError("empty file (0 bytes)")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SegmentError(
+            f"not UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start})"
+        ) from None
+    first, _, rest = text.partition("\n")
     if not first.startswith(META_PREFIX):
-        raise ValueError(f"{path}: not a landing segment (no #meta line)")
-    return Segment(path.name[: -len(SUFFIX)], path, json.loads(first[len(META_PREFIX) :]), body)
+        raise SegmentError("not a landing segment (no #meta line)")
+    try:
+        meta = json.loads(first[len(META_PREFIX) :])
+    except ValueError as exc:
+        raise SegmentError(f"broken #meta JSON: {exc}") from None
+    if not isinstance(meta, dict):
+        raise SegmentError("broken #meta JSON: not an object")
+    if meta.get("format", 1) < 2:
+        return meta, rest  # written before segments carried a checksum: read as before
+    body, sep, last = rest[:-1].rpartition("\n") if rest.endswith("\n") else ("", "", "")
+    body += sep
+    end = _END.match(last)
+    if end is None:
+        raise SegmentError("no #end checksum line (the file was cut off or appended to)")
+    digest = hashlib.sha256((first + "\n" + body).encode()).hexdigest()
+    if digest != end.group(1) or body.count("\n") != int(end.group(2)):
+        raise SegmentError("checksum mismatch: the file changed after it was closed")
+    return meta, body
+
+
+def _checked_rows(segment_id: str, body: str, limits: TimeLimits) -> tuple[str, list[dict]]:
+    """The body without the rows `limits` or a non-finite value refuse, and those rows as quarantine
+    records. SegmentError for a row that is not `entity,ts,value` at all (the file is damaged)."""
+    if body and not body.endswith("\n"):
+        raise SegmentError(f"row {body.count(chr(10)) + 1} is cut off (no end of line)")
+    kept: list[str] = []
+    refused: list[dict] = []
+    now = datetime.now(UTC).isoformat()
+    for n, row in enumerate(body.split("\n")[:-1], start=1):  # COPY splits on \n only
+        line = row + "\n"
+        try:
+            if not row.isprintable():  # a control character (\r, \x1c, ...) is damage
+                raise ValueError(row)
+            entity, raw_ts, raw_value = row.split(",")
+            ts = datetime.fromisoformat(raw_ts)
+            value = float(raw_value)
+        except ValueError:
+            raise SegmentError(f"row {n} is not entity,ts,value: {line[:200]!r}") from None
+        if not _ENTITY.match(entity) or ts.tzinfo is None:
+            raise SegmentError(f"row {n} has a bad entity or a time without zone: {line[:200]!r}")
+        why = (
+            f"value {raw_value} is not a finite number"
+            if not math.isfinite(value)
+            else limits.why_not(entity, ts.astimezone(UTC))
+        )
+        if why is None:
+            kept.append(line)
+            continue
+        refused.append(
+            {"received_at": now, "source": f"landing:{segment_id}",
+             "payload_b64": base64.b64encode(line.encode()).decode(), "reason": f"row {n}: {why}"}
+        )  # fmt: skip
+    return "".join(kept), refused
+
+
+def read_segment(path: Path, limits: TimeLimits | None = None) -> Segment:
+    """Read a closed segment, verify its checksum (format 2) and every row.
+
+    Rows with a non-finite value or a time outside `limits` (default: DEFAULT_HISTORY_YEARS back to
+    MAX_FUTURE ahead) leave the body and join the meta's quarantine records. Raises SegmentError when
+    the file as a whole cannot be trusted (empty, not UTF-8, broken #meta, checksum mismatch, cut off,
+    a row that is not `entity,ts,value`)."""
+    segment_id = path.name[: -len(SUFFIX)]
+    meta, body = _verified_text(path.read_bytes())
+    body, refused = _checked_rows(segment_id, body, limits or TimeLimits.for_plant(None))
+    if refused:
+        meta = {**meta, "quarantine": [*meta.get("quarantine", []), *refused]}
+    return Segment(segment_id, path, meta, body)
+
+
+def reject(landing_dir: Path | str, segment_id: str, reason: str) -> Path:
+    """Move an unreadable segment from `closed/` to `rejected/`, beside a `<id>.reason.txt`."""
+    src = segment_path(landing_dir, segment_id)
+    dst_dir = Path(landing_dir) / "rejected"
+    dst_dir.mkdir(parents=True, exist_ok=True)
+    note = dst_dir / f"{segment_id}{REASON_SUFFIX}"
+    note.write_text(f"{datetime.now(UTC).isoformat()} {reason}\n", encoding="utf-8")
+    if src.exists():
+        os.replace(src, dst_dir / src.name)
+    _fsync_dir(dst_dir)
+    return dst_dir / src.name
 
 
 def archive(landing_dir: Path | str, segment_id: str) -> None:

@@ -50,6 +50,29 @@ class Settings(BaseSettings):
         description="Prefix of the collector's MQTT client ids (<prefix>-<site>-<device>); unset: a random"
         " id of this installation, kept in the landing folder.",
     )
+    landing_max_held_rows: int = Field(
+        default=200_000,
+        ge=1000,
+        description="Rows the collector holds in memory while the landing cannot be written (disk"
+        " full, read-only); past it, new polled readings are dropped and counted (MQTT ones wait"
+        " unacknowledged at the broker).",
+    )
+    health_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Serve the collector's health on http://127.0.0.1:<port>/health (200 healthy,"
+        " 503 not; `pvp health` asks it). Unset: no health endpoint.",
+    )
+    quarantine_burst: int = Field(
+        default=500, ge=1, description="Quarantined inputs one source may send at once."
+    )
+    quarantine_per_s: float = Field(
+        default=50.0, gt=0, description="Quarantined inputs per second per source, sustained."
+    )
+    quarantine_payload_bytes: int = Field(
+        default=4096, ge=0, description="Bytes of a quarantined payload kept (the rest is cut)."
+    )
     mqtt_ack_batch: int = Field(
         default=10,
         ge=1,

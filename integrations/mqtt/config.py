@@ -24,6 +24,13 @@ class MqttDeviceConfig(BaseModel):
     def _no_wildcards(cls, topic: str) -> str:
         if "#" in topic or "+" in topic:
             raise ValueError("a device topic cannot contain MQTT wildcards (+ or #)")
+        bad = sorted({f"U+{ord(c):04X}" for c in topic if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F})
+        if (
+            bad
+        ):  # NUL is forbidden by MQTT; the broker drops the subscription and we would wait forever
+            raise ValueError(f"topic {topic!r} contains control characters {', '.join(bad)}")
+        if len(topic.encode("utf-8", "surrogatepass")) > 65535:
+            raise ValueError("a topic is at most 65 535 bytes of UTF-8")
         return topic
 
     @field_validator("fields")

@@ -65,6 +65,9 @@ class MqttCoordinator(Coordinator):
         except ValidationError as exc:
             self.quarantine(source, payload, "; ".join(e["msg"] for e in exc.errors()))
             return 0
+        except Exception as exc:  # anything else one message causes stays with that message
+            self.quarantine(source, payload, f"{type(exc).__name__}: {str(exc)[:500]}")
+            return 0
         self.available, self.last_success, self.consecutive_failures = True, datetime.now(UTC), 0
         return len(readings)
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 class SunSpecModbusConfig(BaseModel):
     """`config:` of a device with `integration: sunspec_modbus` in the plant file."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     host: str | None = Field(
         default=None, min_length=1, description="Modbus TCP: inverter or gateway."
@@ -25,11 +25,11 @@ class SunSpecModbusConfig(BaseModel):
     stopbits: Literal[1, 2] = 1
     bytesize: Literal[7, 8] = 8
     unit_id: int = Field(default=1, ge=0, le=255, description="Modbus unit (device) id.")
-    poll_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    poll_interval_s: float = Field(default=5.0, ge=0.1, le=3600)
     timeout_s: float = Field(default=3.0, gt=0, le=60)
     retries: int = Field(default=1, ge=0, le=10)
     base_address: int | None = Field(
-        default=None, description="Where 'SunS' is; None scans 40000, 0, 50000."
+        default=None, ge=0, le=65535, description="Where 'SunS' is; None scans 40000, 0, 50000."
     )
 
     @model_validator(mode="after")

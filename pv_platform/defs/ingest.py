@@ -6,6 +6,7 @@ from datetime import UTC, timedelta
 
 import dagster as dg
 
+from pv_platform import landing
 from pv_platform.defs.partitions import HOUR_KEY_FORMAT, hourly
 from pv_platform.defs.resources import PlatformResource
 from pv_platform.kpi.hourly import EDGE_MARGIN
@@ -49,7 +50,14 @@ def ingest_segments(
                 f"segment {segment_id} is no longer waiting (archived by an earlier run)"
             )
             continue
-        result = db.ingest_segment(read_segment(path), EDGE_MARGIN.total_seconds())
+        try:  # an unreadable segment goes to rejected/ (quarantine row, alert); the rest still load
+            segment = read_segment(path, landing.TimeLimits.for_plant_file(platform.plant_file))
+        except landing.SegmentError as exc:
+            db.reject_segment(segment_id, str(exc), path.read_bytes()[:65536])
+            landing.reject(platform.landing_dir, segment_id, str(exc))
+            context.log.warning(f"segment {segment_id} rejected: {exc}")
+            continue
+        result = db.ingest_segment(segment, EDGE_MARGIN.total_seconds())
         archive(platform.landing_dir, segment_id)
         totals["segments"] += 1
         totals["rows"] += result.rows

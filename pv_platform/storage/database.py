@@ -575,6 +575,29 @@ class Database:
             )
         return len(records)
 
+    def reject_segment(self, segment_id: str, reason: str, head: bytes) -> None:
+        """Record a landing segment that cannot be loaded: one `quarantine` row (its first 64 KiB and
+        the reason; once per segment, so a retried run adds none) and the open `landing_rejected`
+        alert, whose count grows with each rejected segment."""
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            added = conn.exec_driver_sql(
+                "INSERT INTO quarantine (received_at, source, payload, reason, segment_id)"
+                " SELECT %s, 'landing', %s, %s, %s WHERE NOT EXISTS"
+                " (SELECT 1 FROM quarantine WHERE source = 'landing' AND segment_id = %s)",
+                (now, head[:65536], _text(f"segment rejected: {reason}"), segment_id, segment_id),
+            ).rowcount
+            if not added:
+                return
+            conn.exec_driver_sql(
+                "INSERT INTO alerts (fingerprint, rule, severity, site_id, device_id, state, opened_at,"
+                " last_seen_at, message, context) VALUES ('landing_rejected:*:landing', 'landing_rejected',"
+                " 'HIGH', '*', 'landing', 'open', %s, %s, %s, '{}')"
+                " ON CONFLICT (fingerprint) WHERE state <> 'resolved' DO UPDATE SET"
+                " count = alerts.count + 1, last_seen_at = EXCLUDED.last_seen_at, message = EXCLUDED.message",
+                (now, now, _text(f"landing segment {segment_id} rejected: {reason}"[:2000])),
+            )
+
     # -- reads ------------------------------------------------------------------------------------
     def query_df(self, sql: str, params: dict[str, Any] | None = None) -> pd.DataFrame:
         """Run a read query and return a DataFrame."""
