@@ -257,8 +257,7 @@ def incomplete_note(rows: pd.DataFrame, tz: str, grain: str) -> str:
     never shown as if it were complete."""
     if grain == "hour" or "hours_expected" not in rows or rows.empty:
         return ""
-    site_rows = rows[rows["device_id"] == SITE_DEVICE] if "device_id" in rows else rows
-    short = site_rows[site_rows["hours_present"].fillna(0) < site_rows["hours_expected"].fillna(0)]
+    short = rows[rows["hours_present"].fillna(0) < rows["hours_expected"].fillna(0)]
     if short.empty:
         return ""
     fmt_ = "%Y-%m-%d" if grain == "day" else "%Y-%m"
@@ -423,7 +422,10 @@ class HistoryPage:
         else:
             per_site = None
             device = self.device.value or SITE_DEVICE
-            rows = data.kpis(URL, grain, self.site.value, device, start, end)
+            rows = data.with_coverage(
+                data.kpis(URL, grain, self.site.value, device, start, end),
+                data.coverage(URL, grain, self.site.value, start, end),
+            )
             hours = (
                 rows
                 if grain == "hour"

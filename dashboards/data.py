@@ -50,6 +50,26 @@ def fleet(url: str, grain: str, start: datetime, end: datetime) -> pd.DataFrame:
     return database(url).kpis(GRAIN_TABLE[grain], start, end, device_id=SITE_DEVICE)
 
 
+COVERAGE_GRAIN = {"day": "daily", "month": "monthly", "year": "yearly"}
+
+
+@pn.cache(ttl=30, max_items=64)
+def coverage(url: str, grain: str, site_id: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """How many hours each day/month of a site was computed from (`kpi_coverage`)."""
+    if grain not in COVERAGE_GRAIN:
+        return pd.DataFrame(columns=["period_start", "hours_expected", "hours_present"])
+    return database(url).coverage(COVERAGE_GRAIN[grain], start, end, site_id)
+
+
+def with_coverage(rows: pd.DataFrame, cover: pd.DataFrame) -> pd.DataFrame:
+    """KPI rows with hours_expected / hours_present of their period (NaN where none was recorded)."""
+    if rows.empty or cover.empty:
+        return rows
+    return rows.merge(
+        cover[["period_start", "hours_expected", "hours_present"]], on="period_start", how="left"
+    )
+
+
 def period_total(rows: pd.DataFrame) -> dict:
     """One row of KPIs over all the given rows (ratios from summed parts)."""
     return {} if rows.empty else total(rows).iloc[0].to_dict()

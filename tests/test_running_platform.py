@@ -359,3 +359,17 @@ def test_a_range_run_judges_every_hour_for_kpi_alerts(platform, plant, landing):
     drops = opened[opened["rule"] == "availability_drop"]
     assert drops["device_id"].tolist() == ["inv2"], opened
     assert "2026-06-21 08:00" in drops["message"].iloc[0]
+
+
+def test_the_history_page_flags_periods_computed_from_missing_hours():
+    from dashboards.app import incomplete_note
+    from dashboards.data import with_coverage
+
+    day = pd.Timestamp("2026-10-24 22:00", tz="UTC")  # Zurich's 2026-10-25 (25 hours)
+    rows = pd.DataFrame({"period_start": [day, day + pd.Timedelta(hours=25)], "pr": [0.8, 0.8]})
+    cover = pd.DataFrame({
+        "period_start": [day, day + pd.Timedelta(hours=25)], "hours_expected": [25, 24], "hours_present": [12, 24],
+    })  # fmt: skip
+    note = incomplete_note(with_coverage(rows, cover), "Europe/Zurich", "day")
+    assert "incomplete" in note and "2026-10-25 (12 of 25 h)" in note and "2026-10-26" not in note
+    assert incomplete_note(with_coverage(rows, cover.iloc[1:]), "Europe/Zurich", "day") == ""
