@@ -115,6 +115,7 @@ class _Bucket:
     tokens: float
     refilled_at: float
     dropped: int = 0
+    last_drop_at: float = 0.0
 
 
 @dataclass
@@ -220,8 +221,20 @@ class SegmentWriter:
         if not bucket.dropped:
             log.warning("quarantine of %s over its limit: dropping and counting", source)
         bucket.dropped += 1
+        bucket.last_drop_at = now
         self.quarantine_dropped += 1
         return False
+
+    def flooding(self, within_s: float = 60.0) -> dict[str, int]:
+        """Sources whose rejected inputs the rate limit dropped in the last `within_s`: source -> how
+        many were dropped since it last got through (what the `quarantine_flood` alert reports)."""
+        now = time.monotonic()
+        with self._lock:
+            return {
+                source: b.dropped
+                for source, b in self._buckets.items()
+                if b.dropped and now - b.last_drop_at < within_s
+            }
 
     def add_quarantine(self, source: str, payload: bytes, reason: str) -> None:
         """Keep a rejected input with its reason; it lands in the `quarantine` table on ingest."""

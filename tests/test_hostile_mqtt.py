@@ -237,3 +237,32 @@ def test_quarantine_is_rate_limited_per_source_and_counts_what_it_dropped(mqtt_u
     assert "cut to its first 4096 of 65537 bytes" in kept[0]["reason"]
     landed_bytes = sum(p.stat().st_size for p in (tmp_path / "landing").rglob("*.seg"))
     assert landed_bytes < 1_000_000  # 600 x 64 KiB = 39 MB offered
+
+
+def test_a_quarantine_flood_raises_one_alert_that_names_the_device(db, tmp_path):
+    """Item 12's "alert once": while a source's rejects are being dropped by the rate limit, the
+    collector's real-time rules hold one `quarantine_flood` alert for its device, however many arrive."""
+    from pv_platform.alerts.engine import AlertEngine
+    from pv_platform.alerts.service import quarantine_candidates
+    from pv_platform.landing import SegmentWriter
+    from pv_platform.storage.alerts import AlertStore
+
+    topic = "pvp/test/flood/wx1"
+    plant = parse_plant(_mqtt_site("floodsite", topic))
+    writer = SegmentWriter(tmp_path, writer_name="flood", quarantine_burst=5, quarantine_per_s=0.01)
+    for _ in range(25):
+        writer.add_quarantine(f"mqtt:{topic}", b"{garbage", "not JSON")
+    assert writer.flooding() == {f"mqtt:{topic}": 20}
+    engine = AlertEngine(AlertStore(db.engine))
+    now = datetime.now(UTC)
+    for minute in range(3):  # three evaluations while the flood goes on
+        candidates = quarantine_candidates(
+            writer.flooding(), plant, now + timedelta(minutes=minute)
+        )
+        engine.process(candidates, now + timedelta(minutes=minute), {"quarantine_flood"})
+    alerts = db.query_df("SELECT rule, site_id, device_id, state, message FROM alerts")
+    assert alerts[["rule", "site_id", "device_id", "state"]].values.tolist() == [
+        ["quarantine_flood", "floodsite", "wx1", "open"]
+    ]
+    assert "20 rejected inputs from mqtt:pvp/test/flood/wx1" in alerts["message"].iloc[0]
+    assert writer.flooding(within_s=0.0) == {}  # no drop in the last instant: the flood is over

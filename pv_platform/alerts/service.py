@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 
 import sqlalchemy as sa
 
 from pv_platform import clock
 from pv_platform.alerts.engine import AlertEngine
 from pv_platform.alerts.limits import fleet_from_settings
+from pv_platform.alerts.model import AlertCandidate, Severity
 from pv_platform.alerts.notifiers import notifiers_from_settings
 from pv_platform.alerts.realtime import RealtimeRules
 from pv_platform.integration import wait_or_stop
@@ -26,6 +28,7 @@ REALTIME_RULES = {
     "string_fault",
     "hot_spot",
     "low_efficiency",
+    "quarantine_flood",
 }
 EVALUATE_EVERY_S = 2.0
 
@@ -41,6 +44,31 @@ def alert_engine(
     return engine
 
 
+def quarantine_candidates(flooding: dict[str, int], plant, now: datetime) -> list[AlertCandidate]:
+    """One `quarantine_flood` candidate per source whose rejected inputs are being dropped by the
+    quarantine rate limit (a device or gateway sending garbage in bulk): open once, resolved when it stops."""
+    devices = {f"poll:{s.id}.{d.id}": (s.id, d.id) for s in plant.sites for d in s.devices}
+    devices |= {
+        f"mqtt:{d.config['topic']}": (s.id, d.id)
+        for s in plant.sites
+        for d in s.devices
+        if isinstance(d.config, dict) and d.config.get("topic")
+    }
+    return [
+        AlertCandidate(
+            "quarantine_flood",
+            Severity.MEDIUM,
+            *devices.get(source, ("*", "*")),
+            f"{dropped} rejected inputs from {source} dropped by the quarantine rate limit"
+            " (the rest of the device's readings still land)",
+            now,
+            key="" if source in devices else source,
+            context={"source": source, "dropped": dropped},
+        )  # fmt: skip
+        for source, dropped in sorted(flooding.items())
+    ]
+
+
 async def run_realtime_alerts(collector, plant, settings, stop: asyncio.Event) -> None:
     rules = RealtimeRules(plant, fleet_from_settings(settings))
     collector.hooks.append(rules.feed)
@@ -53,7 +81,10 @@ async def run_realtime_alerts(collector, plant, settings, stop: asyncio.Event) -
             if not migrated:
                 await asyncio.to_thread(db.migrate)
                 migrated = True
-            await asyncio.to_thread(engine.process, rules.evaluate(now), now, REALTIME_RULES)
+            candidates = rules.evaluate(now) + quarantine_candidates(
+                collector.writer.flooding(), plant, now
+            )
+            await asyncio.to_thread(engine.process, candidates, now, REALTIME_RULES)
         except Exception as exc:  # the database is down: alerts wait, readings keep landing
             log.warning(
                 "alert evaluation skipped (%s: %s); retrying in %.0f s",
