@@ -367,6 +367,8 @@ def test_the_platform_as_it_runs(platform):
     wait_for(kpi_alert_delivered, 60, "the availability_drop alert on the webhook and on MQTT")
 
     # 6. no sensor or schedule tick failed, outside the outages (read from the daemon's tick storage)
+    from dagster._core.scheduler.instigation import TickStatus  # not exported at the top level
+
     os.environ["PVP_DAGSTER_STORAGE_URL"] = dagster_url.replace(
         "postgresql://", "postgresql+psycopg2://"
     )
@@ -379,7 +381,7 @@ def test_the_platform_as_it_runs(platform):
                 for tick in instance.get_ticks(
                     state.instigator_origin_id, state.selector_id, limit=2000
                 ):
-                    if tick.status == dg.TickStatus.FAILURE and not any(
+                    if tick.status == TickStatus.FAILURE and not any(
                         a - 5 <= tick.timestamp <= b + 60 for a, b in outages
                     ):
                         failed.append(
