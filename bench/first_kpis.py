@@ -75,7 +75,6 @@ def in_process_seconds(data_dir: Path) -> float:
     from pv_platform.services import start_embedded_postgres
 
     server = start_embedded_postgres(data_dir / "pg")
-    url = server.get_uri().rsplit("/", 1)[0] + "/pvp"
     url = f"postgresql://postgres@/pvp?host={data_dir / 'pg'}"
     platform = PlatformResource(
         database_url=url,
@@ -87,7 +86,7 @@ def in_process_seconds(data_dir: Path) -> float:
     with psycopg.connect(url) as conn:
         first, last = conn.execute(
             "SELECT min(period_start), max(period_start) FROM kpi_hourly"
-        ).one()
+        ).fetchone()
         days = [
             r[0]
             for r in conn.execute(
