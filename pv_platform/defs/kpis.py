@@ -24,7 +24,7 @@ from pv_platform.defs.ingest import telemetry
 from pv_platform.defs.partitions import hourly
 from pv_platform.defs.resources import PlatformResource
 from pv_platform.kpi.hourly import EDGE_MARGIN, HOURLY_METRICS, hourly_kpis_range
-from pv_platform.kpi.periods import SITE_DEVICE
+from pv_platform.kpi.periods import SITE_DEVICE, finish_periods
 from pv_platform.kpi.quality import CHECK_NAMES, ERROR, run_checks
 from pv_platform.kpi.temperature import typical_year_cell_temperature_c
 from pv_platform.settings import get_settings
@@ -63,13 +63,13 @@ yearly_by_site = dg.MultiPartitionsDefinition(
 def _t_ref_by_site(platform: PlatformResource, plant) -> dict[str, float]:
     """NREL T_ref per site: computed once from a modelled year, then read from the sites table."""
     db = platform.db()
-    stored = db.site_t_ref_nrel()
+    stored = db.plant.site_t_ref_nrel()
     for site in plant.sites:
         if site.id not in stored:
             stored[site.id] = typical_year_cell_temperature_c(
                 site.latitude, site.longitude, site.altitude_m, site.tilt_deg, site.azimuth_deg
             )
-            db.set_site_t_ref_nrel(site.id, stored[site.id])
+            db.plant.set_site_t_ref_nrel(site.id, stored[site.id])
     return stored
 
 
@@ -97,8 +97,8 @@ def hourly_kpis(
     the same hours → `kpi_quality` and the asset checks."""
     window = context.partition_time_window
     db, plant = platform.db(), platform.plant()
-    db.sync_plant(plant)
-    samples = db.sample_set(
+    db.plant.sync(plant)
+    samples = db.telemetry.sample_set(
         window.start - EDGE_MARGIN,
         window.end + EDGE_MARGIN,
         HOURLY_METRICS + ["cabinet_temperature"],
@@ -119,7 +119,7 @@ def hourly_kpis(
         for o in run_checks(samples, rows, plant, window.start, window.end, clock.now())
     ]
     # KPI rows and their check outcomes in one transaction: never one without the other
-    written = db.replace_kpis("kpi_hourly", window.start, window.end, rows, quality=outcomes)
+    written = db.kpis.replace("kpi_hourly", window.start, window.end, rows, quality=outcomes)
 
     check_results = []
     for name in CHECK_NAMES:
@@ -200,7 +200,7 @@ def _rollup(
         ) from None
     start, end = local_window(period_key, grain, site.timezone)
     db = platform.db()
-    blocked = db.blocking_failures(start, end, site_id)
+    blocked = db.kpis.blocking_failures(start, end, site_id)
     if not blocked.empty:
         lines = [
             f"{r.period_start:%Y-%m-%d %H:%M} UTC {r.check_name}: {r.detail}"
@@ -215,12 +215,15 @@ def _rollup(
                 )
             },
         )
-    rows = db.kpi_rollup(start, end, {site_id: site.timezone}, grain, site_id)  # summed in SQL
-    written = db.replace_kpis(table, start, end, rows, [site_id])
+    zones = {site_id: site.timezone}
+    rows = finish_periods(db.kpis.period_sums(start, end, zones, grain, site_id), zones, grain)
+    written = db.kpis.replace(table, start, end, rows, [site_id])
     expected = expected_hours(start, end, clock.now())
-    present = set(db.kpi_hours(site_id, start, end))
+    present = set(db.kpis.hours(site_id, start, end))
     missing = [h for h in expected if h not in present]
-    db.replace_coverage(grain, site_id, start, len(expected), len(expected) - len(missing), missing)
+    db.kpis.replace_coverage(
+        grain, site_id, start, len(expected), len(expected) - len(missing), missing
+    )
     metadata: dict = {
         "rows": written,
         "hours": len(present),
@@ -357,9 +360,11 @@ def alerts(context: dg.AssetExecutionContext, platform: PlatformResource) -> dg.
     back = timedelta(hours=max((t.string_outlier_hours for t in limits.values()), default=1))
     # every hour of the window is judged (a run over 48 back-filled hours judges 48), and the string
     # rule looks back `back` hours before its start
-    recent = db.kpis("kpi_hourly", window.start - back, window.end)
-    failed = db.blocking_failures(window.start, window.end)
-    strings = db.hourly_rollup(window.start - back, window.end, metric_like=STRING_CURRENT_LIKE)
+    recent = db.kpis.read("kpi_hourly", window.start - back, window.end)
+    failed = db.kpis.blocking_failures(window.start, window.end)
+    strings = db.telemetry.hourly_rollup(
+        window.start - back, window.end, metric_like=STRING_CURRENT_LIKE
+    )
     candidates = hour_candidates(recent, strings, failed, window.start, window.end, limits)
     engine = alert_engine(db.engine, get_settings())  # with the notifiers: MQTT and webhook
     result = engine.process(candidates, min(window.end, clock.now()), KPI_RULES)
