@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 
 from pv_platform import clock
 from pv_platform.alerts.kpi_rules import (
@@ -28,6 +29,7 @@ from pv_platform.kpi.periods import SITE_DEVICE, finish_periods
 from pv_platform.kpi.quality import CHECK_NAMES, ERROR, run_checks
 from pv_platform.kpi.temperature import typical_year_cell_temperature_c
 from pv_platform.settings import get_settings
+from pv_platform.storage import Database
 
 # Checks whose failure (ERROR) keeps that site's hours out of its daily, monthly and yearly KPIs. The
 # rollup assets enforce it per site (storage `blocking_failures`); the Dagster checks themselves do not
@@ -71,6 +73,37 @@ def _t_ref_by_site(platform: PlatformResource, plant) -> dict[str, float]:
             )
             db.plant.set_site_t_ref_nrel(site.id, stored[site.id])
     return stored
+
+
+def _check_results(outcomes: list[dict]) -> list[dg.AssetCheckResult]:
+    """One asset check result per data-quality check from its outcomes over the site-hours: failed
+    when any site-hour failed, as severe as the worst failure."""
+    check_results = []
+    for name in CHECK_NAMES:
+        failed = [o for o in outcomes if o["check_name"] == name and not o["passed"]]
+        worst = ERROR if any(o["severity"] == ERROR for o in failed) else "WARN"
+        check_results.append(
+            dg.AssetCheckResult(
+                check_name=name,
+                passed=not failed,
+                severity=dg.AssetCheckSeverity.ERROR
+                if worst == ERROR
+                else dg.AssetCheckSeverity.WARN,
+                description=(
+                    "; ".join(
+                        f"{o['period_start']:%Y-%m-%d %H:%M} {o['site_id']}: {o['detail']}"
+                        for o in failed[:5]
+                    )
+                    if failed
+                    else "passed"
+                ),
+                metadata={
+                    "failed_site_hours": len(failed),
+                    "sites": ", ".join(sorted({o["site_id"] for o in failed})) or "none",
+                },
+            )
+        )
+    return check_results
 
 
 @dg.asset(
@@ -121,31 +154,7 @@ def hourly_kpis(
     # KPI rows and their check outcomes in one transaction: never one without the other
     written = db.kpis.replace("kpi_hourly", window.start, window.end, rows, quality=outcomes)
 
-    check_results = []
-    for name in CHECK_NAMES:
-        failed = [o for o in outcomes if o["check_name"] == name and not o["passed"]]
-        worst = ERROR if any(o["severity"] == ERROR for o in failed) else "WARN"
-        check_results.append(
-            dg.AssetCheckResult(
-                check_name=name,
-                passed=not failed,
-                severity=dg.AssetCheckSeverity.ERROR
-                if worst == ERROR
-                else dg.AssetCheckSeverity.WARN,
-                description=(
-                    "; ".join(
-                        f"{o['period_start']:%Y-%m-%d %H:%M} {o['site_id']}: {o['detail']}"
-                        for o in failed[:5]
-                    )
-                    if failed
-                    else "passed"
-                ),
-                metadata={
-                    "failed_site_hours": len(failed),
-                    "sites": ", ".join(sorted({o["site_id"] for o in failed})) or "none",
-                },
-            )
-        )
+    check_results = _check_results(outcomes)
     metadata: dict = {
         "rows": written,
         "samples": len(samples),
@@ -186,20 +195,8 @@ def local_window(period_key: str, grain: str, tz: str) -> tuple[datetime, dateti
     return first.replace(tzinfo=zone).astimezone(UTC), nxt.replace(tzinfo=zone).astimezone(UTC)
 
 
-def _rollup(
-    context: dg.AssetExecutionContext, platform: PlatformResource, grain: str, table: str, dim: str
-) -> dg.MaterializeResult:
-    key = context.partition_key.keys_by_dimension
-    site_id, period_key = key["site"], key[dim]
-    plant = platform.plant()
-    try:
-        site = plant.site(site_id)
-    except StopIteration:
-        raise dg.Failure(
-            f"site {site_id!r} is not in the plant file {platform.plant_file}"
-        ) from None
-    start, end = local_window(period_key, grain, site.timezone)
-    db = platform.db()
+def _fail_if_blocked(db: Database, start: datetime, end: datetime, site_id: str) -> None:
+    """A Failure (not retried: the data decides) when ERROR checks of the hours block the rollup."""
     blocked = db.kpis.blocking_failures(start, end, site_id)
     if not blocked.empty:
         lines = [
@@ -215,6 +212,41 @@ def _rollup(
                 )
             },
         )
+
+
+def _site_figures(rows: pd.DataFrame) -> dict[str, float]:
+    """The site row's headline KPIs (the finite ones, rounded) for the materialization's metadata."""
+    site_row = rows[rows["device_id"] == SITE_DEVICE] if not rows.empty else rows
+    figures = {}
+    for column in (
+        "energy_ac_kwh",
+        "pr",
+        "pr_temp_iec",
+        "pr_temp_nrel",
+        "availability_time",
+        "availability_energy",
+        "capacity_factor_ac",
+    ):
+        if not site_row.empty and np.isfinite(float(site_row[column].iloc[0])):
+            figures[column] = round(float(site_row[column].iloc[0]), 4)
+    return figures
+
+
+def _rollup(
+    context: dg.AssetExecutionContext, platform: PlatformResource, grain: str, table: str, dim: str
+) -> dg.MaterializeResult:
+    key = context.partition_key.keys_by_dimension
+    site_id, period_key = key["site"], key[dim]
+    plant = platform.plant()
+    try:
+        site = plant.site(site_id)
+    except StopIteration:
+        raise dg.Failure(
+            f"site {site_id!r} is not in the plant file {platform.plant_file}"
+        ) from None
+    start, end = local_window(period_key, grain, site.timezone)
+    db = platform.db()
+    _fail_if_blocked(db, start, end, site_id)
     zones = {site_id: site.timezone}
     rows = finish_periods(db.kpis.period_sums(start, end, zones, grain, site_id), zones, grain)
     written = db.kpis.replace(table, start, end, rows, [site_id])
@@ -239,18 +271,7 @@ def _rollup(
         metadata["missing_hours"] = dg.MetadataValue.md(
             "\n".join(f"- {h:%Y-%m-%d %H:%M} UTC" for h in missing[:50])
         )
-    site_row = rows[rows["device_id"] == SITE_DEVICE] if not rows.empty else rows
-    for column in (
-        "energy_ac_kwh",
-        "pr",
-        "pr_temp_iec",
-        "pr_temp_nrel",
-        "availability_time",
-        "availability_energy",
-        "capacity_factor_ac",
-    ):
-        if not site_row.empty and np.isfinite(float(site_row[column].iloc[0])):
-            metadata[column] = round(float(site_row[column].iloc[0]), 4)
+    metadata.update(_site_figures(rows))
     return dg.MaterializeResult(
         metadata=metadata,
         check_results=[
