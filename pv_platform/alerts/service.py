@@ -51,7 +51,7 @@ async def run_realtime_alerts(collector, plant, settings, stop: asyncio.Event) -
         now = clock.now()  # the readings' clock: simulated time in an accelerated run
         try:
             if not migrated:
-                await asyncio.to_thread(db.migrate)
+                await asyncio.to_thread(db.migrations.migrate)
                 migrated = True
             await asyncio.to_thread(engine.process, rules.evaluate(now), now, REALTIME_RULES)
         except Exception as exc:  # the database is down: alerts wait, readings keep landing
