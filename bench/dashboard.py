@@ -143,10 +143,10 @@ def main() -> None:
     plant = parse_plant(fleet_plant(args.sites), "<bench>")
     dump_plant(plant, tmp / "plant.yaml")
     db = Database(url)
-    db.migrate()
-    db.sync_plant(plant)
+    db.migrations.migrate()
+    db.plant.sync(plant)
     rows = daily_rows(plant, args.days)
-    db.replace_kpis(
+    db.kpis.replace(
         "kpi_daily",
         rows["period_start"].min(),
         rows["period_start"].max() + timedelta(days=1),
@@ -202,7 +202,7 @@ def main() -> None:
             t_query = time.perf_counter()
             start = rows["period_start"].min().to_pydatetime()
             end = (rows["period_start"].max() + timedelta(days=1)).to_pydatetime()
-            fleet = db.kpis("kpi_daily", start, end, device_id="*")
+            fleet = db.kpis.read("kpi_daily", start, end, device_id="*")
             query_s = time.perf_counter() - t_query
             loads = []
             for _ in range(3):

@@ -30,6 +30,7 @@ import pandas as pd
 from bench.report import emit
 from integrations.simulator.physics import energy_wh, inverter_output, weather
 from pv_platform.kpi.hourly import EDGE_MARGIN, HOURLY_METRICS, hourly_kpis_range
+from pv_platform.kpi.periods import finish_periods
 from pv_platform.kpi.quality import run_checks
 from pv_platform.plant import parse_plant
 from pv_platform.services import ensure_database, start_embedded_postgres
@@ -114,7 +115,7 @@ def load(db: Database, plant, days: int) -> int:
             }
         ).to_csv(buffer, header=False, index=False)
         with db.engine.begin() as conn:
-            db._ensure_partitions(conn, times[0].to_pydatetime(), times[-1].to_pydatetime())
+            db.dialect.ensure_partitions(conn, times[0].to_pydatetime(), times[-1].to_pydatetime())
             raw = conn.connection.driver_connection
             with (
                 raw.cursor() as cur,
@@ -140,14 +141,14 @@ def _backfill_weeks(
         start = START + timedelta(days=chunk)
         end = start + timedelta(days=min(CHUNK_DAYS, days - chunk))
         t0 = time.perf_counter()
-        samples = db.sample_set(start - EDGE_MARGIN, end + EDGE_MARGIN, HOURLY_METRICS)
+        samples = db.telemetry.sample_set(start - EDGE_MARGIN, end + EDGE_MARGIN, HOURLY_METRICS)
         t1 = time.perf_counter()
         kpis = hourly_kpis_range(samples, plant, start, end, {"bench": 30.0})
         t2 = time.perf_counter()
         if with_checks:
             run_checks(samples, kpis, plant, start, end, datetime.now(UTC))
         t3 = time.perf_counter()
-        rows += db.replace_kpis("kpi_hourly", start, end, kpis)
+        rows += db.kpis.replace("kpi_hourly", start, end, kpis)
         t4 = time.perf_counter()
         for phase, seconds in zip(PHASES, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
             spent[phase] += seconds
@@ -159,8 +160,13 @@ def _daily(url: str, start: datetime, end: datetime) -> int:
     """One worker's share of the daily KPIs: the local days starting in [start, end), summed from the
     stored hourly rows, as the daily partitions' runs do."""
     db = Database(url)
-    rows = db.replace_kpis(
-        "kpi_daily", start, end, db.kpi_rollup(start, end, {"bench": TZ}, "daily")
+    rows = db.kpis.replace(
+        "kpi_daily",
+        start,
+        end,
+        finish_periods(
+            db.kpis.period_sums(start, end, {"bench": TZ}, "daily"), {"bench": TZ}, "daily"
+        ),
     )
     db.dispose()
     return rows
@@ -218,7 +224,7 @@ def backfill(
 
 def bare_scan(db: Database) -> float:
     t = time.perf_counter()
-    db.scalar(
+    db.query_df(
         "SELECT count(*) FROM (SELECT entity_id, date_trunc('hour', ts), avg(value), max(value) - min(value)"
         " FROM samples GROUP BY 1, 2) x"
     )
@@ -227,7 +233,9 @@ def bare_scan(db: Database) -> float:
 
 def naive_per_row_s_per_day(db: Database, plant) -> float:
     """Per-row Python over one day: energy from counter steps and insolation, row by row."""
-    samples = db.samples(START, START + timedelta(days=1), ["ac_energy", "poa_irradiance"])
+    samples = db.telemetry.sample_set(
+        START, START + timedelta(days=1), ["ac_energy", "poa_irradiance"]
+    ).to_frame()
     t = time.perf_counter()
     energy: dict = {}
     insolation: dict = {}
@@ -268,8 +276,8 @@ def main() -> None:
         server = start_embedded_postgres(Path(tmp) / "pg")
         url = ensure_database(server.get_uri(), "bench")
     db = Database(url)
-    db.migrate()
-    db.sync_plant(plant)
+    db.migrations.migrate()
+    db.plant.sync(plant)
     t = time.perf_counter()
     rows = load(db, plant, args.days)
     load_s = time.perf_counter() - t

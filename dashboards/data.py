@@ -41,13 +41,15 @@ def kpis(
     url: str, grain: str, site_id: str, device_id: str, start: datetime, end: datetime
 ) -> pd.DataFrame:
     """KPI rows of one site (device '*') or inverter at an hour/day/month/year grain in [start, end)."""
-    return database(url).kpis(GRAIN_TABLE[grain], start, end, site_id=site_id, device_id=device_id)
+    return database(url).kpis.read(
+        GRAIN_TABLE[grain], start, end, site_id=site_id, device_id=device_id
+    )
 
 
 @pn.cache(ttl=30, max_items=64)
 def fleet(url: str, grain: str, start: datetime, end: datetime) -> pd.DataFrame:
     """Site rows of every site at a grain in [start, end) (the fleet view)."""
-    return database(url).kpis(GRAIN_TABLE[grain], start, end, device_id=SITE_DEVICE)
+    return database(url).kpis.read(GRAIN_TABLE[grain], start, end, device_id=SITE_DEVICE)
 
 
 COVERAGE_GRAIN = {"day": "daily", "month": "monthly", "year": "yearly"}
@@ -58,7 +60,7 @@ def coverage(url: str, grain: str, site_id: str, start: datetime, end: datetime)
     """How many hours each day/month of a site was computed from (`kpi_coverage`)."""
     if grain not in COVERAGE_GRAIN:
         return pd.DataFrame(columns=["period_start", "hours_expected", "hours_present"])
-    return database(url).coverage(COVERAGE_GRAIN[grain], start, end, site_id)
+    return database(url).kpis.coverage(COVERAGE_GRAIN[grain], start, end, site_id)
 
 
 def with_coverage(rows: pd.DataFrame, cover: pd.DataFrame) -> pd.DataFrame:
@@ -93,7 +95,9 @@ def energy_heatmap(
 @pn.cache(ttl=60, max_items=64)
 def string_heatmap(url: str, site_id: str, start: datetime, end: datetime) -> pd.DataFrame:
     """Mean string current [A] per string (rows, 'inverter / mpptN') and UTC hour (columns)."""
-    rows = database(url).hourly_rollup(start, end, site_id=site_id, metric_like=STRING_CURRENT_LIKE)
+    rows = database(url).telemetry.hourly_rollup(
+        start, end, site_id=site_id, metric_like=STRING_CURRENT_LIKE
+    )
     if rows.empty:
         return pd.DataFrame()
     rows = rows.assign(
@@ -113,9 +117,9 @@ def alerts(url: str, state: str | None, site_id: str | None, severity: str | Non
 def device_history(url: str, plant_file: str) -> dict[tuple[str, str], dict]:
     """Per configured device: its newest stored reading and its time-based availability over 24 h."""
     db, the_plant = database(url), plant(plant_file)
-    last = db.last_reading_per_device()
+    last = db.telemetry.last_reading_per_device()
     now = datetime.now(UTC)
-    day = db.kpis("kpi_hourly", now - timedelta(hours=24), now)
+    day = db.kpis.read("kpi_hourly", now - timedelta(hours=24), now)
     out = {}
     for site in the_plant.sites:
         for d in site.devices:

@@ -244,7 +244,7 @@ class RealTimeMonitor:
         if self.settings.database_url:
             db = _db(self.settings)
             try:
-                stored = db.last_reading_per_device()
+                stored = db.telemetry.last_reading_per_device()
             finally:
                 db.dispose()
         now = datetime.now(UTC)
@@ -460,14 +460,14 @@ class PerformanceMetrics:
         db = _db(self.settings)
         try:
             n_hours = int(round((end - start).total_seconds() / 3600.0))
-            stored = db.kpis("kpi_hourly", start, end, site_id=site)
+            stored = db.kpis.read("kpi_hourly", start, end, site_id=site)
             if not stored.empty and stored["period_start"].nunique() == n_hours:
                 return stored
             one_site = Plant(sites=[self.plant.site(site)])
-            samples = db.sample_set(
+            samples = db.telemetry.sample_set(
                 start - EDGE_MARGIN, end + EDGE_MARGIN, HOURLY_METRICS, site_id=site
             )
-            return hourly_kpis_range(samples, one_site, start, end, db.site_t_ref_nrel())
+            return hourly_kpis_range(samples, one_site, start, end, db.plant.site_t_ref_nrel())
         finally:
             db.dispose()
 

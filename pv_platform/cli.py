@@ -148,10 +148,10 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         for name in args.create_database:
             ensure_database(admin.render_as_string(hide_password=False), name)
     db = Database(settings.database_url)
-    applied = db.migrate(settings.timescale_chunk_interval)
+    applied = db.migrations.migrate(settings.timescale_chunk_interval)
     if settings.resolved_plant_file.exists():
-        db.sync_plant(load_plant(settings.resolved_plant_file))
-    print(f"dialect {db.dialect}; applied migrations {applied or 'none (up to date)'}")
+        db.plant.sync(load_plant(settings.resolved_plant_file))
+    print(f"dialect {db.dialect.name}; applied migrations {applied or 'none (up to date)'}")
     if args.roles:
         passwords = {
             role: os.environ.get(f"PVP_{role.removeprefix('pvp_').upper()}_DB_PASSWORD", "")
@@ -162,7 +162,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
             names = ", ".join(f"PVP_{r.removeprefix('pvp_').upper()}_DB_PASSWORD" for r in missing)
             print(f"--roles needs the passwords in {names}", file=sys.stderr)
             return 2
-        db.ensure_roles(passwords)
+        db.migrations.ensure_roles(passwords)
         print("roles pvp_ingest (collector, Dagster) and pvp_reader (dashboards) granted")
     return 0
 

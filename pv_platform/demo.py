@@ -226,8 +226,8 @@ def run_demo(
     landing_dir = (settings.landing_dir or data_dir / "landing").resolve()
 
     db = Database(database_url)
-    db.migrate(settings.timescale_chunk_interval)
-    db.sync_plant(load_plant(plant_file))
+    db.migrations.migrate(settings.timescale_chunk_interval)
+    db.plant.sync(load_plant(plant_file))
     db.dispose()
 
     dagster_home = data_dir / "dagster_home"

@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from pv_platform.plant import Plant, parse_plant
 from pv_platform.services import (
@@ -49,10 +50,16 @@ def pg_url(pg_admin_url) -> str:
     drop_database(pg_admin_url, name)
 
 
+def scalar(db: Database, sql: str, params: dict | None = None):
+    """The first value of a query's first row (how tests read what the database holds)."""
+    with db.engine.connect() as conn:
+        return conn.execute(sa.text(sql), params or {}).scalar()
+
+
 @pytest.fixture
 def db(pg_url) -> Database:
     database = Database(pg_url)
-    database.migrate()
+    database.migrations.migrate()
     yield database
     database.dispose()
 

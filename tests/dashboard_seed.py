@@ -25,15 +25,17 @@ def seed(db: Database, plant: Plant, landing: Path, days: int = 3) -> tuple[date
     scenario = Scenario.model_validate(
         {"faults": [{"kind": "inverter_trip", "device": "inv2", "start": trip, "end": trip + timedelta(minutes=45)}]}
     )  # fmt: skip
-    db.sync_plant(plant)
+    db.plant.sync(plant)
     backfill_landing(plant, landing, 4, start - timedelta(minutes=15), end, 60, scenario)
     for sid in list_closed(landing):
-        db.ingest_segment(read_segment(segment_path(landing, sid)))
-    samples = db.samples(start - EDGE_MARGIN, end + EDGE_MARGIN, HOURLY_METRICS)
+        db.telemetry.ingest_segment(read_segment(segment_path(landing, sid)))
+    samples = db.telemetry.sample_set(
+        start - EDGE_MARGIN, end + EDGE_MARGIN, HOURLY_METRICS
+    ).to_frame()
     hourly = hourly_kpis_range(samples, plant, start, end)
-    db.replace_kpis("kpi_hourly", start, end, hourly)
+    db.kpis.replace("kpi_hourly", start, end, hourly)
     zones = {s.id: s.timezone for s in plant.sites}
-    db.replace_kpis(
+    db.kpis.replace(
         "kpi_daily",
         start - timedelta(days=1),
         end + timedelta(days=1),

@@ -307,13 +307,15 @@ def test_the_platform_as_it_runs(platform):
     db = Database(url)
     plant = platform["plant"]
     start, end = FIRST_HOUR, FIRST_HOUR + timedelta(hours=BACKFILL_H)
-    samples = db.sample_set(
+    samples = db.telemetry.sample_set(
         start - EDGE_MARGIN, end + EDGE_MARGIN, HOURLY_METRICS + ["cabinet_temperature"]
     )
-    fresh = hourly_kpis_range(samples, plant, start, end, db.site_t_ref_nrel()).set_index(
+    fresh = hourly_kpis_range(samples, plant, start, end, db.plant.site_t_ref_nrel()).set_index(
         ["site_id", "device_id", "period_start"]
     )
-    stored = db.kpis("kpi_hourly", start, end).set_index(["site_id", "device_id", "period_start"])
+    stored = db.kpis.read("kpi_hourly", start, end).set_index(
+        ["site_id", "device_id", "period_start"]
+    )
     columns = [
         "energy_ac_kwh",
         "insolation_poa_kwh_m2",

@@ -331,7 +331,7 @@ def test_kpi_alerts_asset_raises_underperformance_availability_and_data_quality(
     )  # impossible
     writer.close()
     for sid in list_closed(landing):
-        db.ingest_segment(read_segment(segment_path(landing, sid)))
+        db.telemetry.ingest_segment(read_segment(segment_path(landing, sid)))
     platform = PlatformResource(
         database_url=pg_url, landing_dir=str(landing), plant_file=str(plant_file)
     )
@@ -348,7 +348,7 @@ def test_kpi_alerts_asset_raises_underperformance_availability_and_data_quality(
             tags=tags,
             raise_on_error=False,
         )
-        assert len(db.kpis("kpi_hourly", at(9), at(13))) == 4 * 3
+        assert len(db.kpis.read("kpi_hourly", at(9), at(13))) == 4 * 3
         for hour in (
             "2026-06-21-09:00",
             "2026-06-21-10:00",
@@ -450,18 +450,20 @@ def _kpi_alerts(db, plant, landing, start: datetime, end: datetime) -> pd.DataFr
     from pv_platform.landing import list_closed, read_segment, segment_path
 
     for sid in list_closed(landing):
-        db.ingest_segment(read_segment(segment_path(landing, sid)))
-    samples = db.samples(start - EDGE_MARGIN, end + EDGE_MARGIN, HOURLY_METRICS)
-    db.replace_kpis("kpi_hourly", start, end, hourly_kpis_range(samples, plant, start, end))
+        db.telemetry.ingest_segment(read_segment(segment_path(landing, sid)))
+    samples = db.telemetry.sample_set(
+        start - EDGE_MARGIN, end + EDGE_MARGIN, HOURLY_METRICS
+    ).to_frame()
+    db.kpis.replace("kpi_hourly", start, end, hourly_kpis_range(samples, plant, start, end))
     limits = {site.id: kpi_thresholds(site) for site in plant.sites}
     engine = AlertEngine(AlertStore(db.engine))
     back = timedelta(hours=3)
     for hour in pd.date_range(start, end, freq="1h", inclusive="left"):
         h0, h1 = hour.to_pydatetime(), (hour + pd.Timedelta(hours=1)).to_pydatetime()
         candidates = hour_candidates(
-            db.kpis("kpi_hourly", h1 - back, h1),
-            db.hourly_rollup(h1 - back, h1, metric_like=STRING_CURRENT_LIKE),
-            db.blocking_failures(h0, h1),
+            db.kpis.read("kpi_hourly", h1 - back, h1),
+            db.telemetry.hourly_rollup(h1 - back, h1, metric_like=STRING_CURRENT_LIKE),
+            db.kpis.blocking_failures(h0, h1),
             h0,
             h1,
             limits,

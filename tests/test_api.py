@@ -59,10 +59,12 @@ def test_period_metrics_against_the_raw_samples(settings, db):
         60,
     )
     for sid in list_closed(settings.landing_dir):
-        db.ingest_segment(read_segment(segment_path(settings.landing_dir, sid)))
+        db.telemetry.ingest_segment(read_segment(segment_path(settings.landing_dir, sid)))
     start, end = DAY + timedelta(hours=10), DAY + timedelta(hours=13)
     metrics = PerformanceMetrics(settings)
-    samples = db.samples(start - timedelta(minutes=15), end + timedelta(minutes=15), ["ac_energy"])
+    samples = db.telemetry.sample_set(
+        start - timedelta(minutes=15), end + timedelta(minutes=15), ["ac_energy"]
+    ).to_frame()
     energy_kwh = {
         d: counter_energy(part.set_index("ts")["value"], start, end) / 1000.0
         for d, part in samples.groupby("device_id")

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from pv_platform.storage import Database
+from tests.conftest import scalar
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,11 +23,11 @@ def test_kpi_benchmark_runs_and_writes_every_row(pg_url):
     assert ratio > 0
     db = Database(pg_url)
     try:
-        assert db.scalar("SELECT count(*) FROM kpi_hourly") == 672
+        assert scalar(db, "SELECT count(*) FROM kpi_hourly") == 672
         # local days of Europe/Zurich touching the week: 8 (the first starts at 23:00 UTC the day before)
-        assert db.scalar("SELECT count(DISTINCT period_start) FROM kpi_daily") == 8
-        energy = db.scalar("SELECT sum(energy_ac_kwh) FROM kpi_hourly WHERE device_id = '*'")
-        daily = db.scalar("SELECT sum(energy_ac_kwh) FROM kpi_daily WHERE device_id = '*'")
+        assert scalar(db, "SELECT count(DISTINCT period_start) FROM kpi_daily") == 8
+        energy = scalar(db, "SELECT sum(energy_ac_kwh) FROM kpi_hourly WHERE device_id = '*'")
+        daily = scalar(db, "SELECT sum(energy_ac_kwh) FROM kpi_daily WHERE device_id = '*'")
         assert energy > 0 and abs(daily - energy) < 1e-6 * energy
     finally:
         db.dispose()

@@ -18,6 +18,7 @@ from pv_platform.defs.resources import PlatformResource
 from pv_platform.kpi import counter_energy, integrate_rate
 from pv_platform.landing import list_closed
 from pv_platform.plant import dump_plant
+from tests.conftest import scalar
 
 NOON = datetime(2026, 6, 21, 9, tzinfo=UTC)  # 11:00 in Zurich, summer: a sunny hour
 
@@ -114,7 +115,7 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
         assert run.success
         assert list_closed(landing) == []  # archived
         db = platform.db()
-        rows = db.scalar("SELECT count(*) FROM samples")
+        rows = scalar(db, "SELECT count(*) FROM samples")
         devices = len(plant.sites[0].devices)
         assert rows > 3 * 60 * devices * 3  # three hours of minute data, several metrics each
         touched = sorted(
@@ -130,7 +131,7 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
             instance=_current(instance),
             resources={"platform": platform},
         )
-        assert again.success and db.scalar("SELECT count(*) FROM samples") == rows
+        assert again.success and scalar(db, "SELECT count(*) FROM samples") == rows
 
         # 3. the KPI sensor asks for exactly the hours whose telemetry changed, in one run
         requested, cursor = hourly_tick(instance, test_defs, cursor)
@@ -144,7 +145,7 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
             resources={"platform": platform},
         )
         assert mat.success
-        kpis = db.kpi_hourly(NOON, NOON + timedelta(hours=1)).set_index("device_id")
+        kpis = db.kpis.read("kpi_hourly", NOON, NOON + timedelta(hours=1)).set_index("device_id")
         assert set(kpis.index) == {"inv1", "inv2", "*"}
 
         # 5. a backfill of a range runs once for all its hours (BackfillPolicy.multi_run)
@@ -153,7 +154,9 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
             tags={"dagster/asset_partition_range_start": touched[0], "dagster/asset_partition_range_end": touched[-1]},
         )  # fmt: skip
         assert ranged.success
-        assert len(db.kpi_hourly(start, end)) == 3 * 3  # 3 hours x (2 inverters + site)
+        assert (
+            len(db.kpis.read("kpi_hourly", start, end)) == 3 * 3
+        )  # 3 hours x (2 inverters + site)
 
     frames = backfill_frames(plant.sites[0], 7, start, end)
     poa_wh = integrate_rate(frames["wx1"]["poa_irradiance"], NOON, NOON + timedelta(hours=1))
@@ -166,7 +169,7 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
         kpis.loc[["inv1", "inv2"], "energy_ac_kwh"].sum()
     )
     # re-materializing is idempotent: same rows, same values
-    first = db.kpi_hourly(NOON, NOON + timedelta(hours=1))
+    first = db.kpis.read("kpi_hourly", NOON, NOON + timedelta(hours=1))
     with dg.instance_for_test() as instance:
         dg.materialize(
             [hourly_kpis],
@@ -174,7 +177,7 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
             instance=_current(instance),
             resources={"platform": platform},
         )
-    second = db.kpi_hourly(NOON, NOON + timedelta(hours=1))
+    second = db.kpis.read("kpi_hourly", NOON, NOON + timedelta(hours=1))
     cols = ["site_id", "device_id", "energy_ac_kwh", "pr"]
     pd.testing.assert_frame_equal(first[cols], second[cols])
     assert json.loads(json.dumps(list(first["device_id"]))) == list(second["device_id"])
@@ -242,8 +245,8 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
                 asset_selection=request.asset_selection,
             ).success
         local_day = (datetime(2026, 6, 20, 22, tzinfo=UTC), datetime(2026, 6, 21, 22, tzinfo=UTC))
-        day = db.kpis("kpi_daily", *local_day).set_index("device_id")
-        hours = db.kpis("kpi_hourly", *local_day)
+        day = db.kpis.read("kpi_daily", *local_day).set_index("device_id")
+        hours = db.kpis.read("kpi_hourly", *local_day)
         assert len(hours["period_start"].unique()) == 24
         site_hours = hours[hours["device_id"] == "*"]
         # the day is the sum of its hours, its PR the ratio of the sums
@@ -259,7 +262,7 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
         assert energy - aux_kwh < day.loc["*", "export_kwh"] < energy
         assert 0.0 < day.loc["*", "import_kwh"] < aux_kwh
         assert day.loc["*", "time_freq_out_s"] == 0.0 and 0.95 < day.loc["*", "power_factor"] <= 1.0
-        month = db.kpis(
+        month = db.kpis.read(
             "kpi_monthly",
             datetime(2026, 5, 31, 22, tzinfo=UTC),
             datetime(2026, 6, 30, 22, tzinfo=UTC),

@@ -62,7 +62,7 @@ def site(pg_admin_url, mqtt_url, tmp_path_factory):
     name = f"pvp_dash_{os.getpid()}"
     url = ensure_database(pg_admin_url, name)
     db = Database(url)
-    db.migrate()
+    db.migrations.migrate()
     plant = parse_plant(demo_plant_dict([15020, 15021, 15022]))
     dump_plant(plant, tmp / "plant.yaml")
     start, end = seed(db, plant, tmp / "landing")
@@ -111,14 +111,16 @@ def publish(mqtt_url: str, topic: str, payload: bytes) -> None:
 
 def test_each_page_shows_its_key_numbers(site, browser):
     db = site["db"]
-    hours = db.kpis("kpi_hourly", site["start"], site["end"], site_id="testsite", device_id="*")
+    hours = db.kpis.read(
+        "kpi_hourly", site["start"], site["end"], site_id="testsite", device_id="*"
+    )
     energy_kwh = hours["energy_ac_kwh"].sum()
     assert energy_kwh > 100  # three days of a 300-kWp plant
 
     page = open_page(browser, f"{site['url']}?page=1")  # History: the last 7 local days by day
     page.wait_for_selector("text=daily rows", timeout=30_000)
     assert text_of(page, "[data-kpi='hist-energy']") == f"{energy_kwh:,.1f} kWh"
-    pr = db.kpis(
+    pr = db.kpis.read(
         "kpi_daily", site["start"].replace(hour=0), site["end"], site_id="testsite", device_id="*"
     )
     assert text_of(page, "[data-kpi='hist-pr']").endswith("%")

@@ -73,7 +73,7 @@ def test_postgres_stopped_for_60_s_during_ingest_loses_and_doubles_nothing(tmp_p
     landing = tmp_path / "landing"
     backfill_landing(plant, landing, 3, DAY + timedelta(hours=8), DAY + timedelta(hours=14), 10)
     # smaller segments, as a live collector closes them every few seconds
-    Database(url).migrate()
+    Database(url).migrations.migrate()
     platform = PlatformResource(
         database_url=url, landing_dir=str(landing), plant_file=str(tmp_path / "plant.yaml")
     )
@@ -214,7 +214,7 @@ def test_broker_restarted_while_devices_publish_loses_and_doubles_nothing(
         if ".poa_irradiance," in line
     ]
     for sid in list_closed(landing):
-        db.ingest_segment(read_segment(segment_path(landing, sid)))
+        db.telemetry.ingest_segment(read_segment(segment_path(landing, sid)))
     stored = [
         int(v)
         for v in db.query_df(
@@ -299,7 +299,7 @@ def test_a_modbus_device_that_goes_silent_answers_garbage_or_slowly_never_stops_
     # and what did land goes into samples whole: the same ledger as every fault test
     offered = offered_keys(landing)
     for sid in list_closed(landing):
-        db.ingest_segment(read_segment(segment_path(landing, sid)))
+        db.telemetry.ingest_segment(read_segment(segment_path(landing, sid)))
     counts = ledger(db, offered)
     assert (
         counts["lost"] == 0

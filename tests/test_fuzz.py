@@ -20,7 +20,7 @@ from integrations.sunspec_modbus.models import MODELS, decode_model
 from pv_platform.landing import SegmentWriter, list_closed, read_segment, segment_path
 from pv_platform.plant import PlantFileError, load_plant, parse_plant
 from pv_platform.readings import Reading
-from tests.conftest import demo_plant_dict
+from tests.conftest import demo_plant_dict, scalar
 
 FIELDS = {"poa_irradiance": "poa", "module_temperature": "t.mod", "wind_speed": "wind"}
 json_values = st.recursive(
@@ -166,9 +166,9 @@ def test_injection_strings_in_stored_text_stay_text(db, tmp_path):
     writer.add([Reading(entity="site.inv1.ac_power", ts=now, value=3.0)])
     writer.close()
     for sid in list_closed(tmp_path):
-        db.ingest_segment(read_segment(segment_path(tmp_path, sid)))
-    assert db.scalar("SELECT count(*) FROM samples") == 1
+        db.telemetry.ingest_segment(read_segment(segment_path(tmp_path, sid)))
+    assert scalar(db, "SELECT count(*) FROM samples") == 1
     stored = set(db.query_df("SELECT reason FROM quarantine")["reason"])
     # stored verbatim (a NUL byte, which PostgreSQL text cannot hold, as the escape \x00)
     assert {f"reason {bad}".replace("\x00", "\\x00") for bad in INJECTIONS} == stored
-    assert db.scalar("SELECT count(*) FROM entities") == 1  # the tables are all still there
+    assert scalar(db, "SELECT count(*) FROM entities") == 1  # the tables are all still there

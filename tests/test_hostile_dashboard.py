@@ -43,11 +43,11 @@ def dash(pg_admin_url, mqtt_url, tmp_path_factory):
     name = f"pvp_hostile_{os.getpid()}"
     url = ensure_database(pg_admin_url, name)
     db = Database(url)
-    db.migrate()
-    db.ensure_roles({"pvp_reader": READER_PW})
+    db.migrations.migrate()
+    db.migrations.ensure_roles({"pvp_reader": READER_PW})
     plant = parse_plant(demo_plant_dict([free_port(), free_port()]))
     dump_plant(plant, tmp / "plant.yaml")
-    db.sync_plant(plant)
+    db.plant.sync(plant)
     store = AlertStore(db.engine)
     now = datetime.now(UTC)
     store.open("xss:testsite:inv1", "equipment_fault", "HIGH", "testsite", "inv1",

@@ -18,6 +18,7 @@ from pv_platform.landing import SegmentWriter, read_segment, segment_path
 from pv_platform.readings import Reading
 from pv_platform.storage import Database
 from pv_platform.storage.alerts import AlertStore
+from tests.conftest import scalar
 
 pytestmark = pytest.mark.hostile
 PASSWORDS = {"pvp_ingest": "ingest-pw-15", "pvp_reader": "reader-pw-15"}
@@ -39,7 +40,7 @@ def connect(pg_url: str, role: str) -> psycopg.Connection:
 @pytest.fixture
 def roles(db, pg_url, pg_admin_url):
     """The owner migrated the database and made the two roles (what `pvp migrate --roles` does)."""
-    db.ensure_roles(PASSWORDS)
+    db.migrations.ensure_roles(PASSWORDS)
     yield db
     # a route that worked before the fix must not leak into the other tests of this server
     with psycopg.connect(make_url(pg_admin_url).render_as_string(False).replace("+psycopg", ""),
@@ -80,12 +81,12 @@ def test_ingest_cannot_plant_a_function_the_owner_would_run(roles, pg_url):
             ):
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
                     conn.execute(statement)
-    roles.migrate()  # the owner's routine migrate
+    roles.migrations.migrate()  # the owner's routine migrate
     with connect(pg_url, "pvp_ingest") as conn:
         assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = 'pvp_ingest'").fetchone() == (False,)  # fmt: skip
     # PUBLIC and every non-owner role: no CREATE on public
-    assert roles.scalar("SELECT has_schema_privilege('pvp_ingest', 'public', 'CREATE')") is False
-    assert roles.scalar("SELECT has_schema_privilege('pvp_reader', 'public', 'CREATE')") is False
+    assert scalar(roles, "SELECT has_schema_privilege('pvp_ingest', 'public', 'CREATE')") is False
+    assert scalar(roles, "SELECT has_schema_privilege('pvp_reader', 'public', 'CREATE')") is False
 
 
 def test_owner_code_calls_catalog_functions_by_their_schema(db):
@@ -96,18 +97,18 @@ def test_owner_code_calls_catalog_functions_by_their_schema(db):
             "CREATE FUNCTION public.pg_advisory_xact_lock(integer) RETURNS void LANGUAGE plpgsql"
             " AS $$ BEGIN RAISE EXCEPTION 'planted function ran'; END $$"
         )
-    db.migrate()
+    db.migrations.migrate()
     with db.engine.begin() as conn:
-        db._ensure_partitions(
+        db.dialect.ensure_partitions(
             conn, datetime(2027, 3, 1, tzinfo=UTC), datetime(2027, 3, 2, tzinfo=UTC)
         )
-    assert db.scalar("SELECT to_regclass('public.samples_y2027m03') IS NOT NULL") is True
+    assert scalar(db, "SELECT to_regclass('public.samples_y2027m03') IS NOT NULL") is True
 
 
 def test_ingest_cannot_rewrite_schema_migrations(roles, pg_url):
     """Deleting a row of schema_migrations made the owner's next migrate re-run a migration (v3
     drops and recreates the KPI tables): schema_migrations is writable by the owner only."""
-    roles.replace_kpis(
+    roles.kpis.replace(
         "kpi_hourly", datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 2, tzinfo=UTC),
         __import__("pandas").DataFrame({"site_id": ["s1"], "device_id": ["*"],
             "period_start": [datetime(2026, 6, 1, 12, tzinfo=UTC)], "energy_ac_kwh": [42.0], "samples": [60]}),
@@ -122,8 +123,8 @@ def test_ingest_cannot_rewrite_schema_migrations(roles, pg_url):
             ):
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
                     conn.execute(statement)
-    assert roles.migrate() == []
-    assert roles.scalar("SELECT energy_ac_kwh FROM kpi_hourly") == 42.0
+    assert roles.migrations.migrate() == []
+    assert scalar(roles, "SELECT energy_ac_kwh FROM kpi_hourly") == 42.0
 
 
 def test_ingest_as_the_ingest_role_still_works_including_a_new_month(roles, pg_url, landing):
@@ -131,16 +132,19 @@ def test_ingest_as_the_ingest_role_still_works_including_a_new_month(roles, pg_u
     DDL), a segment into a month that has no partition yet, a second month, KPIs, alerts."""
     ingest = Database(role_url(pg_url, "pvp_ingest"))
     try:
-        assert ingest.migrate() == []
-        first = ingest.ingest_segment(_segment(landing, datetime(2025, 1, 31, 23, 30, tzinfo=UTC)))
-        assert (first.rows, first.inserted) == (6, 6)
-        assert roles.scalar("SELECT count(*) FROM samples") == 6
-        parts = roles.scalar(
-            "SELECT string_agg(c.relname || ':' || pg_get_userbyid(c.relowner), ',' ORDER BY c.relname)"
-            " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'samples'::regclass"
+        assert ingest.migrations.migrate() == []
+        first = ingest.telemetry.ingest_segment(
+            _segment(landing, datetime(2025, 1, 31, 23, 30, tzinfo=UTC))
         )
-        owner = roles.scalar(
-            "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'samples'"
+        assert (first.rows, first.inserted) == (6, 6)
+        assert scalar(roles, "SELECT count(*) FROM samples") == 6
+        parts = scalar(
+            roles,
+            "SELECT string_agg(c.relname || ':' || pg_get_userbyid(c.relowner), ',' ORDER BY c.relname)"
+            " FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'samples'::regclass",
+        )
+        owner = scalar(
+            roles, "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relname = 'samples'"
         )
         assert parts == f"samples_y2025m01:{owner},samples_y2025m02:{owner}"
         store = AlertStore(ingest.engine)
@@ -151,14 +155,14 @@ def test_ingest_as_the_ingest_role_still_works_including_a_new_month(roles, pg_u
 
 
 def test_reader_still_reads(roles, pg_url, landing):
-    roles.ingest_segment(_segment(landing, datetime(2026, 6, 1, 10, tzinfo=UTC)))
+    roles.telemetry.ingest_segment(_segment(landing, datetime(2026, 6, 1, 10, tzinfo=UTC)))
     reader = Database(role_url(pg_url, "pvp_reader"))
     try:
-        rows = reader.hourly_rollup(
+        rows = reader.telemetry.hourly_rollup(
             datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 2, tzinfo=UTC)
         )
         assert rows["n"].tolist() == [6]
-        assert reader.kpis(
+        assert reader.kpis.read(
             "kpi_hourly", datetime(2026, 6, 1, tzinfo=UTC), datetime(2026, 6, 2, tzinfo=UTC)
         ).empty
         assert AlertStore(reader.engine).list().empty

@@ -12,14 +12,14 @@ import pytest
 
 from pv_platform.kpi.energy import step_means
 from pv_platform.kpi.hourly import EDGE_MARGIN, HOURLY_METRICS, hourly_kpis_range
-from pv_platform.kpi.periods import aggregate
+from pv_platform.kpi.periods import aggregate, finish_periods
 from pv_platform.kpi.quality import run_checks
 from pv_platform.kpi.samples import SampleSet
 from pv_platform.landing import SegmentWriter, read_segment, segment_path
 from pv_platform.plant import parse_plant
 from pv_platform.readings import Reading
-from pv_platform.storage import Database
-from tests.conftest import demo_plant_dict
+from pv_platform.storage import Database, Rows
+from tests.conftest import demo_plant_dict, scalar
 
 H0 = datetime(2026, 6, 21, 8, tzinfo=UTC)
 H1 = H0 + timedelta(hours=5)
@@ -109,7 +109,7 @@ def _land(db: Database, landing, frame: pd.DataFrame) -> None:
         ]
     )
     for segment_id in writer.close():
-        db.ingest_segment(read_segment(segment_path(landing, segment_id)))
+        db.telemetry.ingest_segment(read_segment(segment_path(landing, segment_id)))
 
 
 @pytest.mark.parametrize("seed", [1, 2])
@@ -117,8 +117,10 @@ def test_kpis_and_checks_are_identical_from_binary_arrays_rows_and_frames(db, la
     plant, frame = _plant(), _irregular_samples(seed)
     _land(db, landing, frame)
     window = (H0 - EDGE_MARGIN, H1 + EDGE_MARGIN, HOURLY_METRICS)
-    fast = db.sample_set(*window)
-    by_rows = Database(db.url, use_copy=False).samples(*window)  # one row object per sample
+    fast = db.telemetry.sample_set(*window)
+    by_rows = (
+        Database(db.url, transfer=Rows()).telemetry.sample_set(*window).to_frame()
+    )  # one row object per sample
     frame = frame[(frame["ts"] >= window[0]) & (frame["ts"] < window[1])]
     assert len(by_rows) == len(frame) > 6000
     now = H1 - timedelta(minutes=15)  # the two samples after H1 - 10 min are 'in the future'
@@ -211,17 +213,21 @@ def test_binary_array_reads_are_exact(db):
     )
     values = [-0.0, 1e300, 0.1]
     with db.engine.begin() as conn:
-        db._ensure_partitions(conn, stamps[0].to_pydatetime(), stamps[-1].to_pydatetime())
+        db.dialect.ensure_partitions(conn, stamps[0].to_pydatetime(), stamps[-1].to_pydatetime())
         for ts, value in zip(stamps, values, strict=True):
             conn.exec_driver_sql(
                 "INSERT INTO samples (entity_id, ts, value) VALUES (%s, %s, %s)",
                 (entity_id, ts.to_pydatetime(), value),
             )
-    got = db.sample_set(stamps[0].to_pydatetime(), datetime(2027, 1, 1, tzinfo=UTC), ["x"])
+    got = db.telemetry.sample_set(
+        stamps[0].to_pydatetime(), datetime(2027, 1, 1, tzinfo=UTC), ["x"]
+    )
     series = got[("s", "d", "x")]
     assert list(series.index) == list(stamps)
     assert series.tolist() == values and np.signbit(series.iloc[0])
-    empty = db.sample_set(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC), ["x"])
+    empty = db.telemetry.sample_set(
+        datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC), ["x"]
+    )
     assert len(empty) == 0 and empty.to_frame().empty
 
 
@@ -234,23 +240,24 @@ def test_kpi_rows_by_binary_copy_read_back_exactly(db):
             "pr": [0.81, None, 1e-300], "samples": [60, 0, 7],
         }
     )  # fmt: skip
-    assert db.replace_kpis("kpi_hourly", H0, H1, rows) == 3
-    fast = db.kpis("kpi_hourly", H0, H1)
-    plain = Database(db.url, use_copy=False).kpis("kpi_hourly", H0, H1)
+    assert db.kpis.replace("kpi_hourly", H0, H1, rows) == 3
+    fast = db.kpis.read("kpi_hourly", H0, H1)
+    plain = Database(db.url, transfer=Rows()).kpis.read("kpi_hourly", H0, H1)
     pd.testing.assert_frame_equal(fast, plain, check_exact=True, check_dtype=False)
     assert fast["site_id"].tolist() == rows["site_id"].tolist()
     assert fast["energy_ac_kwh"].isna().tolist() == [False, True, False]
     assert fast["pr"].tolist()[2] == 1e-300 and fast["samples"].tolist() == [60, 0, 7]
-    nulls = db.scalar(
-        "SELECT count(*) FROM kpi_hourly WHERE energy_ac_kwh IS NULL AND pr IS NULL AND p_dc_kw IS NULL"
+    nulls = scalar(
+        db,
+        "SELECT count(*) FROM kpi_hourly WHERE energy_ac_kwh IS NULL AND pr IS NULL AND p_dc_kw IS NULL",
     )
     assert nulls == 1  # NaN and None stored as NULL, never as 'NaN'
     assert (
-        db.scalar("SELECT count(*) FROM kpi_hourly WHERE pr = 'NaN' OR energy_ac_kwh = 'NaN'") == 0
+        scalar(db, "SELECT count(*) FROM kpi_hourly WHERE pr = 'NaN' OR energy_ac_kwh = 'NaN'") == 0
     )
     # idempotent: the same window again replaces, never duplicates
-    assert db.replace_kpis("kpi_hourly", H0, H1, rows) == 3
-    assert db.scalar("SELECT count(*) FROM kpi_hourly") == 3
+    assert db.kpis.replace("kpi_hourly", H0, H1, rows) == 3
+    assert scalar(db, "SELECT count(*) FROM kpi_hourly") == 3
 
 
 @pytest.mark.parametrize("grain", ["daily", "monthly", "yearly"])
@@ -278,11 +285,11 @@ def test_sql_rollup_equals_the_pandas_aggregate_across_dst_and_time_zones(db, gr
                 )
             )  # fmt: skip
     rows = pd.concat(frames, ignore_index=True)
-    db.replace_kpis("kpi_hourly", hours[0], hours[-1] + pd.Timedelta(hours=1), rows)
+    db.kpis.replace("kpi_hourly", hours[0], hours[-1] + pd.Timedelta(hours=1), rows)
     zones = {"zrh": "Europe/Zurich", "nyc": "America/New_York"}
     start, end = hours[0].to_pydatetime(), hours[-1].to_pydatetime() + timedelta(hours=1)
-    expected = aggregate(db.kpis("kpi_hourly", start, end), zones, grain)
-    got = db.kpi_rollup(start, end, zones, grain)
+    expected = aggregate(db.kpis.read("kpi_hourly", start, end), zones, grain)
+    got = finish_periods(db.kpis.period_sums(start, end, zones, grain), zones, grain)
     assert set(got.columns) == set(expected.columns)
     expected = expected.sort_values(["period_start", "site_id", "device_id"], ignore_index=True)
     pd.testing.assert_frame_equal(
@@ -296,7 +303,7 @@ def test_sql_rollup_equals_the_pandas_aggregate_across_dst_and_time_zones(db, gr
 
 
 def test_migration_removes_monthly_rows_split_by_the_old_dst_bug(db):
-    db.sync_plant(_plant())  # site 'testsite' in Europe/Zurich
+    db.plant.sync(_plant())  # site 'testsite' in Europe/Zurich
     good = pd.Timestamp("2026-02-28T23:00Z")  # 1 March 00:00 local
     split = pd.Timestamp("2026-02-28T22:00Z")  # what the old code gave the hours after 29 March
     rows = pd.DataFrame(
@@ -307,9 +314,9 @@ def test_migration_removes_monthly_rows_split_by_the_old_dst_bug(db):
             "energy_ac_kwh": [1.0, 2.0],
         }
     )
-    db.replace_kpis("kpi_monthly", split, good + pd.Timedelta(hours=1), rows)
+    db.kpis.replace("kpi_monthly", split, good + pd.Timedelta(hours=1), rows)
     with db.engine.begin() as conn:
         conn.exec_driver_sql("DELETE FROM schema_migrations WHERE version = 5")
-    assert db.migrate() == [5]
-    left = db.kpis("kpi_monthly", split, good + pd.Timedelta(hours=1))
+    assert db.migrations.migrate() == [5]
+    left = db.kpis.read("kpi_monthly", split, good + pd.Timedelta(hours=1))
     assert left["period_start"].tolist() == [good] and left["energy_ac_kwh"].tolist() == [2.0]

@@ -21,6 +21,7 @@ import pytest
 from pv_platform.bus import parse_mqtt_url
 from pv_platform.landing import list_closed, read_segment, segment_path
 from pv_platform.plant import dump_plant, parse_plant
+from tests.conftest import scalar
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -91,7 +92,7 @@ def _wait_landed(landing: Path, key: str, values: set[str], timeout_s: float) ->
 def _ingest_all(db, landing: Path):
     rows = 0
     for sid in list_closed(landing):
-        rows += db.ingest_segment(read_segment(segment_path(landing, sid))).rows
+        rows += db.telemetry.ingest_segment(read_segment(segment_path(landing, sid))).rows
     return rows
 
 
@@ -149,11 +150,13 @@ def test_kill_9_of_the_collector_loses_nothing_and_counts_nothing_twice(db, mqtt
         if line.startswith(f"{site}.wx1.poa_irradiance,") and float(line.split(",")[2]) < 250
     }
     landed = _ingest_all(db, landing)
-    in_samples = db.scalar(
+    in_samples = scalar(
+        db,
         "SELECT count(*) FROM samples s JOIN entities e ON e.id = s.entity_id WHERE e.key = :k",
         {"k": f"{site}.wx1.poa_irradiance"},
     )
-    distinct_values = db.scalar(
+    distinct_values = scalar(
+        db,
         "SELECT count(DISTINCT value) FROM samples s JOIN entities e ON e.id = s.entity_id WHERE e.key = :k",
         {"k": f"{site}.wx1.poa_irradiance"},
     )

@@ -231,8 +231,8 @@ def test_hours_loaded_by_a_failed_attempt_are_reported_by_the_next_run(platform,
     segments = list_closed(landing)
     db = platform.db()
     # an attempt loaded the first segment, then the database went away before it reported anything
-    db.ingest_segment(read_segment(segment_path(landing, segments[0])))
-    loaded = {h for h, _ in db.unreported_hours()}
+    db.telemetry.ingest_segment(read_segment(segment_path(landing, segments[0])))
+    loaded = {h for h, _ in db.telemetry.unreported_hours()}
     assert loaded
     with dg.instance_for_test() as instance:
         run = ingest_job.execute_in_process(
@@ -246,7 +246,7 @@ def test_hours_loaded_by_a_failed_attempt_are_reported_by_the_next_run(platform,
         }
     assert {h.strftime("%Y-%m-%d-%H:%M") for h in loaded} <= reported
     assert reported == {"2026-06-21-08:00", "2026-06-21-09:00", "2026-06-21-10:00"}
-    assert db.unreported_hours() == []
+    assert db.telemetry.unreported_hours() == []
 
 
 def test_a_day_with_missing_hours_is_computed_and_flagged_incomplete(platform, plant, landing):
@@ -282,7 +282,7 @@ def test_a_day_with_missing_hours_is_computed_and_flagged_incomplete(platform, p
         materialization = run.get_asset_materialization_events()[0].materialization
         assert materialization.metadata["complete"].value is False
         db = platform.db()
-        coverage = db.coverage("daily", day_start, day_start + timedelta(days=1), "testsite")
+        coverage = db.kpis.coverage("daily", day_start, day_start + timedelta(days=1), "testsite")
         assert coverage[["hours_expected", "hours_present"]].values.tolist() == [[24, 12]]
         # the missing hours land: the day is recomputed complete
         assert dg.materialize(
@@ -295,10 +295,12 @@ def test_a_day_with_missing_hours_is_computed_and_flagged_incomplete(platform, p
             partition_key=dg.MultiPartitionKey({"date": "2026-06-21", "site": "testsite"}),
         )  # fmt: skip
         assert next(e for e in again.get_asset_check_evaluations()).passed
-        coverage = db.coverage("daily", day_start, day_start + timedelta(days=1), "testsite")
+        coverage = db.kpis.coverage("daily", day_start, day_start + timedelta(days=1), "testsite")
         assert coverage[["hours_expected", "hours_present"]].values.tolist() == [[24, 24]]
-        day = db.kpis("kpi_daily", day_start, day_start + timedelta(days=1), "testsite", "*")
-        hours = db.kpis("kpi_hourly", day_start, day_start + timedelta(days=1), "testsite", "*")
+        day = db.kpis.read("kpi_daily", day_start, day_start + timedelta(days=1), "testsite", "*")
+        hours = db.kpis.read(
+            "kpi_hourly", day_start, day_start + timedelta(days=1), "testsite", "*"
+        )
         assert day["energy_ac_kwh"].iloc[0] == pytest.approx(hours["energy_ac_kwh"].sum())
 
 

@@ -149,8 +149,8 @@ def test_the_collector_collects_over_tls_with_a_password_and_never_logs_it(
 def test_database_roles_least_privilege(pg_admin_url, pg_url, db):
     """`pvp migrate --roles` makes pvp_ingest (collector/ingest: write telemetry and KPIs) and
     pvp_reader (dashboards: read, and sign alerts off); each can do its job and nothing else."""
-    db.ensure_roles({"pvp_ingest": "ingest-pw", "pvp_reader": "reader-pw"})
-    db.ensure_roles({"pvp_ingest": "ingest-pw", "pvp_reader": "reader-pw"})  # idempotent
+    db.migrations.ensure_roles({"pvp_ingest": "ingest-pw", "pvp_reader": "reader-pw"})
+    db.migrations.ensure_roles({"pvp_ingest": "ingest-pw", "pvp_reader": "reader-pw"})  # idempotent
     assert "reader-pw" not in redact(pg_url.replace("postgres@", "pvp_reader:reader-pw@"))
 
     def as_role(role: str, password: str) -> psycopg.Connection:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from pv_platform.landing import SegmentWriter, list_closed, read_segment, segment_path
 from pv_platform.readings import Reading
+from tests.conftest import scalar
 
 T0 = datetime(2026, 6, 30, 23, 58, tzinfo=UTC)  # crosses an hour, a day and a month
 
@@ -34,9 +35,9 @@ def test_segment_closes_atomically_and_torn_ones_are_removed(landing):
 
 
 def test_migrations_are_idempotent_and_pick_plain_postgres(db):
-    assert db.dialect == "postgres"  # no timescaledb extension on this server
-    assert db.migrate() == []  # already applied
-    kind = db.scalar("SELECT relkind::text FROM pg_class WHERE relname = 'samples'")
+    assert db.dialect.name == "postgres"  # no timescaledb extension on this server
+    assert db.migrations.migrate() == []  # already applied
+    kind = scalar(db, "SELECT relkind::text FROM pg_class WHERE relname = 'samples'")
     assert kind == "p"  # range-partitioned
 
 
@@ -47,25 +48,25 @@ def test_a_segment_offered_twice_lands_once(db, landing):
     (segment_id,) = writer.close()
     segment = read_segment(segment_path(landing, segment_id))
 
-    first = db.ingest_segment(segment)
+    first = db.telemetry.ingest_segment(segment)
     assert (first.rows, first.inserted, first.quarantined) == (10, 10, 1)
     # hours touched: 23:00 on June 30 and 00:00 on July 1
     assert [h.isoformat() for h in first.hours] == [
         "2026-06-30T23:00:00+00:00",
         "2026-07-01T00:00:00+00:00",
     ]
-    second = db.ingest_segment(segment)
+    second = db.telemetry.ingest_segment(segment)
     assert second.already_loaded and second.inserted == 0
-    assert db.scalar("SELECT count(*) FROM samples") == 10
+    assert scalar(db, "SELECT count(*) FROM samples") == 10
     # the same readings in a new segment (re-delivery) insert nothing
     writer.add(_readings(10))
     (again,) = writer.close()
-    third = db.ingest_segment(read_segment(segment_path(landing, again)))
+    third = db.telemetry.ingest_segment(read_segment(segment_path(landing, again)))
     assert (third.rows, third.inserted) == (10, 0)
-    assert db.scalar("SELECT count(*) FROM samples") == 10
-    assert db.scalar("SELECT count(*) FROM quarantine WHERE reason LIKE 'not JSON%'") == 1
-    assert db.scalar("SELECT unit FROM entities WHERE key = 's1.inv1.ac_power'") == "W"
-    parts = db.scalar("SELECT count(*) FROM pg_inherits WHERE inhparent = 'samples'::regclass")
+    assert scalar(db, "SELECT count(*) FROM samples") == 10
+    assert scalar(db, "SELECT count(*) FROM quarantine WHERE reason LIKE 'not JSON%'") == 1
+    assert scalar(db, "SELECT unit FROM entities WHERE key = 's1.inv1.ac_power'") == "W"
+    parts = scalar(db, "SELECT count(*) FROM pg_inherits WHERE inhparent = 'samples'::regclass")
     assert parts == 2  # June and July partitions
 
 
@@ -76,8 +77,10 @@ def test_hourly_rollup_reads_only_the_partitions_of_its_range(db):
 
     june = datetime(2026, 6, 21, tzinfo=UTC)
     with db.engine.begin() as conn:
-        db._ensure_partitions(conn, june - timedelta(days=120), june)
-    sql, params = db.hourly_rollup_query(june - timedelta(hours=3), june, metric_like="mppt%")
+        db.dialect.ensure_partitions(conn, june - timedelta(days=120), june)
+    sql, params = db.telemetry.hourly_rollup_query(
+        june - timedelta(hours=3), june, metric_like="mppt%"
+    )
     with db.engine.connect() as conn:
         plan = "\n".join(r[0] for r in conn.execute(sa.text("EXPLAIN " + sql), params))
     scanned = sorted(set(re.findall(r"samples_y\d{4}m\d{2}", plan)))

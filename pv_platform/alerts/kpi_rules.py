@@ -125,7 +125,7 @@ def string_outliers(
     degradation of one string; a dead string is the real-time `string_fault`).
 
     string_hours : per string entity and hour: site_id, device_id, metric (mpptN_dc_current), bucket,
-                   avg_value [A] (`Database.hourly_rollup`)
+                   avg_value [A] (`TelemetryStore.hourly_rollup`)
     hour_rows : `kpi_hourly` rows over the same hours; hours with any inverter downtime or little sun are
                 not judged
     """

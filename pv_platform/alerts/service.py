@@ -79,7 +79,7 @@ async def run_realtime_alerts(collector, plant, settings, stop: asyncio.Event) -
         now = clock.now()  # the readings' clock: simulated time in an accelerated run
         try:
             if not migrated:
-                await asyncio.to_thread(db.migrate)
+                await asyncio.to_thread(db.migrations.migrate)
                 migrated = True
             candidates = rules.evaluate(now) + quarantine_candidates(
                 collector.writer.flooding(), plant, now

@@ -53,11 +53,11 @@ def ingest_segments(
         try:  # an unreadable segment goes to rejected/ (quarantine row, alert); the rest still load
             segment = read_segment(path, landing.TimeLimits.for_plant_file(platform.plant_file))
         except landing.SegmentError as exc:
-            db.reject_segment(segment_id, str(exc), path.read_bytes()[:65536])
+            db.telemetry.reject_segment(segment_id, str(exc), path.read_bytes()[:65536])
             landing.reject(platform.landing_dir, segment_id, str(exc))
             context.log.warning(f"segment {segment_id} rejected: {exc}")
             continue
-        result = db.ingest_segment(segment, EDGE_MARGIN.total_seconds())
+        result = db.telemetry.ingest_segment(segment, EDGE_MARGIN.total_seconds())
         archive(platform.landing_dir, segment_id)
         totals["segments"] += 1
         totals["rows"] += result.rows
@@ -72,10 +72,12 @@ def report_changed_hours(context: dg.OpExecutionContext, db) -> int:
     """Report every hour loaded and not yet reported as a `telemetry` materialization (the KPI sensor
     computes from these). The hours are recorded with the samples, in the same transaction, so an attempt
     that fails after loading some segments loses no report: the next attempt or run makes it."""
-    changes = db.unreported_hours()
+    changes = db.telemetry.unreported_hours()
     if not changes:
         return 0
-    db.refresh_rollup(min(h for h, _ in changes), max(h for h, _ in changes) + timedelta(hours=1))
+    db.telemetry.refresh_rollup(
+        min(h for h, _ in changes), max(h for h, _ in changes) + timedelta(hours=1)
+    )
     valid = set(hourly.get_partition_keys())
     outside = []
     for hour, _ in changes:
@@ -90,7 +92,7 @@ def report_changed_hours(context: dg.OpExecutionContext, db) -> int:
             f" {get_settings().kpi_start}): {outside[:5]}{' ...' if len(outside) > 5 else ''};"
             " their KPIs are not computed"
         )
-    db.mark_reported(changes)
+    db.telemetry.mark_reported(changes)
     return len(changes) - len(outside)
 
 

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 
 from pv_platform import clock
 from pv_platform.alerts.kpi_rules import (
@@ -24,10 +25,11 @@ from pv_platform.defs.ingest import telemetry
 from pv_platform.defs.partitions import hourly
 from pv_platform.defs.resources import PlatformResource
 from pv_platform.kpi.hourly import EDGE_MARGIN, HOURLY_METRICS, hourly_kpis_range
-from pv_platform.kpi.periods import SITE_DEVICE
+from pv_platform.kpi.periods import SITE_DEVICE, finish_periods
 from pv_platform.kpi.quality import CHECK_NAMES, ERROR, run_checks
 from pv_platform.kpi.temperature import typical_year_cell_temperature_c
 from pv_platform.settings import get_settings
+from pv_platform.storage import Database
 
 # Checks whose failure (ERROR) keeps that site's hours out of its daily, monthly and yearly KPIs. The
 # rollup assets enforce it per site (storage `blocking_failures`); the Dagster checks themselves do not
@@ -63,14 +65,45 @@ yearly_by_site = dg.MultiPartitionsDefinition(
 def _t_ref_by_site(platform: PlatformResource, plant) -> dict[str, float]:
     """NREL T_ref per site: computed once from a modelled year, then read from the sites table."""
     db = platform.db()
-    stored = db.site_t_ref_nrel()
+    stored = db.plant.site_t_ref_nrel()
     for site in plant.sites:
         if site.id not in stored:
             stored[site.id] = typical_year_cell_temperature_c(
                 site.latitude, site.longitude, site.altitude_m, site.tilt_deg, site.azimuth_deg
             )
-            db.set_site_t_ref_nrel(site.id, stored[site.id])
+            db.plant.set_site_t_ref_nrel(site.id, stored[site.id])
     return stored
+
+
+def _check_results(outcomes: list[dict]) -> list[dg.AssetCheckResult]:
+    """One asset check result per data-quality check from its outcomes over the site-hours: failed
+    when any site-hour failed, as severe as the worst failure."""
+    check_results = []
+    for name in CHECK_NAMES:
+        failed = [o for o in outcomes if o["check_name"] == name and not o["passed"]]
+        worst = ERROR if any(o["severity"] == ERROR for o in failed) else "WARN"
+        check_results.append(
+            dg.AssetCheckResult(
+                check_name=name,
+                passed=not failed,
+                severity=dg.AssetCheckSeverity.ERROR
+                if worst == ERROR
+                else dg.AssetCheckSeverity.WARN,
+                description=(
+                    "; ".join(
+                        f"{o['period_start']:%Y-%m-%d %H:%M} {o['site_id']}: {o['detail']}"
+                        for o in failed[:5]
+                    )
+                    if failed
+                    else "passed"
+                ),
+                metadata={
+                    "failed_site_hours": len(failed),
+                    "sites": ", ".join(sorted({o["site_id"] for o in failed})) or "none",
+                },
+            )
+        )
+    return check_results
 
 
 @dg.asset(
@@ -97,8 +130,8 @@ def hourly_kpis(
     the same hours → `kpi_quality` and the asset checks."""
     window = context.partition_time_window
     db, plant = platform.db(), platform.plant()
-    db.sync_plant(plant)
-    samples = db.sample_set(
+    db.plant.sync(plant)
+    samples = db.telemetry.sample_set(
         window.start - EDGE_MARGIN,
         window.end + EDGE_MARGIN,
         HOURLY_METRICS + ["cabinet_temperature"],
@@ -119,33 +152,9 @@ def hourly_kpis(
         for o in run_checks(samples, rows, plant, window.start, window.end, clock.now())
     ]
     # KPI rows and their check outcomes in one transaction: never one without the other
-    written = db.replace_kpis("kpi_hourly", window.start, window.end, rows, quality=outcomes)
+    written = db.kpis.replace("kpi_hourly", window.start, window.end, rows, quality=outcomes)
 
-    check_results = []
-    for name in CHECK_NAMES:
-        failed = [o for o in outcomes if o["check_name"] == name and not o["passed"]]
-        worst = ERROR if any(o["severity"] == ERROR for o in failed) else "WARN"
-        check_results.append(
-            dg.AssetCheckResult(
-                check_name=name,
-                passed=not failed,
-                severity=dg.AssetCheckSeverity.ERROR
-                if worst == ERROR
-                else dg.AssetCheckSeverity.WARN,
-                description=(
-                    "; ".join(
-                        f"{o['period_start']:%Y-%m-%d %H:%M} {o['site_id']}: {o['detail']}"
-                        for o in failed[:5]
-                    )
-                    if failed
-                    else "passed"
-                ),
-                metadata={
-                    "failed_site_hours": len(failed),
-                    "sites": ", ".join(sorted({o["site_id"] for o in failed})) or "none",
-                },
-            )
-        )
+    check_results = _check_results(outcomes)
     metadata: dict = {
         "rows": written,
         "samples": len(samples),
@@ -186,21 +195,9 @@ def local_window(period_key: str, grain: str, tz: str) -> tuple[datetime, dateti
     return first.replace(tzinfo=zone).astimezone(UTC), nxt.replace(tzinfo=zone).astimezone(UTC)
 
 
-def _rollup(
-    context: dg.AssetExecutionContext, platform: PlatformResource, grain: str, table: str, dim: str
-) -> dg.MaterializeResult:
-    key = context.partition_key.keys_by_dimension
-    site_id, period_key = key["site"], key[dim]
-    plant = platform.plant()
-    try:
-        site = plant.site(site_id)
-    except StopIteration:
-        raise dg.Failure(
-            f"site {site_id!r} is not in the plant file {platform.plant_file}"
-        ) from None
-    start, end = local_window(period_key, grain, site.timezone)
-    db = platform.db()
-    blocked = db.blocking_failures(start, end, site_id)
+def _fail_if_blocked(db: Database, start: datetime, end: datetime, site_id: str) -> None:
+    """A Failure (not retried: the data decides) when ERROR checks of the hours block the rollup."""
+    blocked = db.kpis.blocking_failures(start, end, site_id)
     if not blocked.empty:
         lines = [
             f"{r.period_start:%Y-%m-%d %H:%M} UTC {r.check_name}: {r.detail}"
@@ -215,12 +212,50 @@ def _rollup(
                 )
             },
         )
-    rows = db.kpi_rollup(start, end, {site_id: site.timezone}, grain, site_id)  # summed in SQL
-    written = db.replace_kpis(table, start, end, rows, [site_id])
+
+
+def _site_figures(rows: pd.DataFrame) -> dict[str, float]:
+    """The site row's headline KPIs (the finite ones, rounded) for the materialization's metadata."""
+    site_row = rows[rows["device_id"] == SITE_DEVICE] if not rows.empty else rows
+    figures = {}
+    for column in (
+        "energy_ac_kwh",
+        "pr",
+        "pr_temp_iec",
+        "pr_temp_nrel",
+        "availability_time",
+        "availability_energy",
+        "capacity_factor_ac",
+    ):
+        if not site_row.empty and np.isfinite(float(site_row[column].iloc[0])):
+            figures[column] = round(float(site_row[column].iloc[0]), 4)
+    return figures
+
+
+def _rollup(
+    context: dg.AssetExecutionContext, platform: PlatformResource, grain: str, table: str, dim: str
+) -> dg.MaterializeResult:
+    key = context.partition_key.keys_by_dimension
+    site_id, period_key = key["site"], key[dim]
+    plant = platform.plant()
+    try:
+        site = plant.site(site_id)
+    except StopIteration:
+        raise dg.Failure(
+            f"site {site_id!r} is not in the plant file {platform.plant_file}"
+        ) from None
+    start, end = local_window(period_key, grain, site.timezone)
+    db = platform.db()
+    _fail_if_blocked(db, start, end, site_id)
+    zones = {site_id: site.timezone}
+    rows = finish_periods(db.kpis.period_sums(start, end, zones, grain, site_id), zones, grain)
+    written = db.kpis.replace(table, start, end, rows, [site_id])
     expected = expected_hours(start, end, clock.now())
-    present = set(db.kpi_hours(site_id, start, end))
+    present = set(db.kpis.hours(site_id, start, end))
     missing = [h for h in expected if h not in present]
-    db.replace_coverage(grain, site_id, start, len(expected), len(expected) - len(missing), missing)
+    db.kpis.replace_coverage(
+        grain, site_id, start, len(expected), len(expected) - len(missing), missing
+    )
     metadata: dict = {
         "rows": written,
         "hours": len(present),
@@ -236,18 +271,7 @@ def _rollup(
         metadata["missing_hours"] = dg.MetadataValue.md(
             "\n".join(f"- {h:%Y-%m-%d %H:%M} UTC" for h in missing[:50])
         )
-    site_row = rows[rows["device_id"] == SITE_DEVICE] if not rows.empty else rows
-    for column in (
-        "energy_ac_kwh",
-        "pr",
-        "pr_temp_iec",
-        "pr_temp_nrel",
-        "availability_time",
-        "availability_energy",
-        "capacity_factor_ac",
-    ):
-        if not site_row.empty and np.isfinite(float(site_row[column].iloc[0])):
-            metadata[column] = round(float(site_row[column].iloc[0]), 4)
+    metadata.update(_site_figures(rows))
     return dg.MaterializeResult(
         metadata=metadata,
         check_results=[
@@ -357,9 +381,11 @@ def alerts(context: dg.AssetExecutionContext, platform: PlatformResource) -> dg.
     back = timedelta(hours=max((t.string_outlier_hours for t in limits.values()), default=1))
     # every hour of the window is judged (a run over 48 back-filled hours judges 48), and the string
     # rule looks back `back` hours before its start
-    recent = db.kpis("kpi_hourly", window.start - back, window.end)
-    failed = db.blocking_failures(window.start, window.end)
-    strings = db.hourly_rollup(window.start - back, window.end, metric_like=STRING_CURRENT_LIKE)
+    recent = db.kpis.read("kpi_hourly", window.start - back, window.end)
+    failed = db.kpis.blocking_failures(window.start, window.end)
+    strings = db.telemetry.hourly_rollup(
+        window.start - back, window.end, metric_like=STRING_CURRENT_LIKE
+    )
     candidates = hour_candidates(recent, strings, failed, window.start, window.end, limits)
     engine = alert_engine(db.engine, get_settings())  # with the notifiers: MQTT and webhook
     result = engine.process(candidates, min(window.end, clock.now()), KPI_RULES)

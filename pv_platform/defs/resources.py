@@ -12,7 +12,7 @@ from pv_platform.storage import Database
 @cache
 def _database(url: str) -> Database:
     db = Database(url)
-    db.migrate()
+    db.migrations.migrate()
     return db
 
 

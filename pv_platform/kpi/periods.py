@@ -166,7 +166,7 @@ def fleet_rows(site_rows_: pd.DataFrame, fleet_id: str = "fleet") -> pd.DataFram
 
 def finish_periods(summed: pd.DataFrame, timezones: dict[str, str], grain: str) -> pd.DataFrame:
     """Rows of summed parts per (site, device, local period start) -> KPI rows: each period's length
-    (23 or 25 h on DST days) and every ratio. Shared by `aggregate` and the SQL rollup in storage."""
+    (23 or 25 h on DST days) and every ratio. Shared by `aggregate` and the sums of storage (`KpiStore.period_sums`)."""
     if summed.empty:
         return summed.assign(period_h=[])
     lengths = {

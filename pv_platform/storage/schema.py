@@ -1,5 +1,5 @@
 """Versioned, idempotent migrations. The dialect (TimescaleDB or plain PostgreSQL) is decided in one place:
-`Database.dialect`, from `pg_extension`."""
+`storage.dialect.detect_dialect`, from `pg_extension`."""
 
 from __future__ import annotations
 
