@@ -82,8 +82,13 @@ class Collector:
         for site in plant.sites:
             for device in site.devices:
                 coordinator = load_integration(device.integration).setup(site, device, settings)
-                # a push device acknowledges only what landed: its readings are never dropped
-                droppable = getattr(coordinator, "on_durable", None) is None
+                # a push device acknowledges only what landed: its readings are never dropped, unless
+                # it subscribes at QoS 0 (nothing to leave unacknowledged: the broker keeps nothing)
+                config = getattr(coordinator, "config", None)
+                droppable = (
+                    getattr(coordinator, "on_durable", None) is None
+                    or getattr(config, "qos", 1) == 0
+                )
                 coordinator.attach(
                     partial(self._on_readings, droppable=droppable), self.writer.add_quarantine
                 )

@@ -266,3 +266,22 @@ def test_a_quarantine_flood_raises_one_alert_that_names_the_device(db, tmp_path)
     ]
     assert "20 rejected inputs from mqtt:pvp/test/flood/wx1" in alerts["message"].iloc[0]
     assert writer.flooding(within_s=0.0) == {}  # no drop in the last instant: the flood is over
+
+
+def test_qos0_readings_are_droppable_while_the_landing_cannot_be_written(tmp_path):
+    """Item 3's bounded memory: a QoS-1 subscription's readings wait unacknowledged at the broker and are
+    never dropped; a QoS-0 one has nothing the broker keeps, so its readings count against the held-rows
+    limit like polled ones (dropped and counted past it) instead of growing memory without bound."""
+    spec = _mqtt_site("qos", "pvp/test/qos/wx1")
+    device = spec["sites"][0]["devices"][0]
+    spec["sites"][0]["devices"].append(
+        {
+            **device,
+            "id": "wx0",
+            "config": {**device["config"], "topic": "pvp/test/qos/wx0", "qos": 0},
+        }
+    )
+    settings = Settings(mqtt_url="mqtt://127.0.0.1:1883")  # not connected: construction only
+    collector = Collector(parse_plant(spec), settings, tmp_path / "landing", None)
+    droppable = {c.device_id: c._sink.keywords["droppable"] for c in collector.coordinators}
+    assert droppable == {"wx1": False, "wx0": True}
