@@ -328,17 +328,6 @@ def _export_kpis(engine, request, wins, fmt, out) -> ExportSummary:
     return ExportSummary(rows, headers)
 
 
-def export_bytes(engine: sa.Engine, request: ExportRequest, fmt: str) -> bytes:
-    """The export as bytes (for a download of a bounded range)."""
-    if fmt == "csv":
-        text = io.StringIO()
-        export(engine, request, fmt, text)
-        return text.getvalue().encode()
-    buffer = io.BytesIO()
-    export(engine, request, fmt, buffer)
-    return buffer.getvalue()
-
-
 def default_output(request: ExportRequest, fmt: str) -> Path:
     """`pvp-<site or all>-<grain>-<start>-<end>.<fmt>` in the current folder."""
     stamp = lambda t: t.strftime("%Y%m%dT%H%M") if t.time() != time() else t.strftime("%Y%m%d")  # noqa: E731
@@ -356,7 +345,29 @@ __all__ = [
     "GRAINS",
     "KPI_HEADERS",
     "export",
-    "export_bytes",
+    "frame_bytes",
     "parse_bucket",
     "parse_time",
 ]
+
+
+def frame_bytes(frame, fmt: str) -> bytes:
+    """A small table (what a page shows) as CSV or Parquet bytes; a `[unit]` at the end of a header is
+    also kept as the Parquet field's `unit` metadata."""
+    if fmt == "csv":
+        return frame.to_csv(index=False, lineterminator="\n").encode()
+    if fmt != "parquet":
+        raise ExportError(f"format {fmt!r}: use one of {', '.join(FORMATS)}")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    fields = [
+        f.with_metadata(
+            {"unit": f.name.rsplit("[", 1)[1].rstrip("]")} if f.name.endswith("]") else {}
+        )
+        for f in table.schema
+    ]
+    buffer = io.BytesIO()
+    pq.write_table(table.cast(pa.schema(fields)), buffer)
+    return buffer.getvalue()
