@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -274,6 +275,28 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from pv_platform.metrics import MetricsServer
+    from pv_platform.storage import Database
+
+    settings = get_settings()
+    if not settings.database_url:
+        print("PVP_DATABASE_URL is not set", file=sys.stderr)
+        return 2
+    db = Database(settings.database_url, pool_size=2)  # no migrate: only `pvp migrate` migrates
+    server = MetricsServer((args.address, args.port), db.engine, settings.resolved_landing_dir)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    print(f"metrics on http://{args.address}:{server.server_address[1]}/metrics", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        db.dispose()
+    return 0
+
+
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from pv_platform.dashboard_server import panel_command, panel_env
 
@@ -388,6 +411,14 @@ def main(argv: list[str] | None = None) -> int:
         help="file to write (default pvp-<site>-<grain>-<start>-<end>.<format>; - is standard output)",
     )
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser(
+        "metrics",
+        help="serve the ingest/KPI side's Prometheus metrics (ingest lag, rows/s, hours waiting"
+        " for KPIs, failed checks) on http://ADDRESS:PORT/metrics",
+    )
+    p.add_argument("--address", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9108)
+    p.set_defaults(func=cmd_metrics)
     p = sub.add_parser("dashboard", help="serve the Panel dashboard (login when configured)")
     p.add_argument("--address", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5006)

@@ -255,6 +255,9 @@ def run_demo(
         )
     )
     dagster_port, panel_port = free_port(3000), free_port(5006)
+    # Prometheus endpoints: the collector's (its health port) and the ingest/KPI side's (`pvp metrics`)
+    env.setdefault("PVP_HEALTH_PORT", str(free_port(8790)))
+    metrics_port = free_port(9108)
     pvp = str(bin_dir / "pvp")
     simulate = [pvp, "simulate", "--backfill-hours", str(backfill_hours)]
     children.start(
@@ -270,6 +273,7 @@ def run_demo(
         [str(bin_dir / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(dagster_port)],
         env,
     )  # fmt: skip
+    children.start("metrics", [pvp, "metrics", "--port", str(metrics_port)], env)
     children.start(
         "panel", panel_command(settings, "127.0.0.1", panel_port), panel_env(settings, env)
     )
@@ -285,6 +289,8 @@ def run_demo(
         f"\nPV Platform demo is starting (logs in {data_dir / 'logs'}/):\n"
         f"  Dashboard (Panel):   http://127.0.0.1:{panel_port}/app\n"
         f"  Dagster UI:          http://127.0.0.1:{dagster_port}\n"
+        f"  Metrics (Prometheus): http://127.0.0.1:{env['PVP_HEALTH_PORT']}/metrics (collector),"
+        f" http://127.0.0.1:{metrics_port}/metrics (ingest, KPIs)\n"
         f"  MQTT broker:         {mqtt_url}   (live bus: {settings.live_topic_prefix}/#)\n"
         f"  Telemetry database:  {redact(database_url)}\n"
         f"  Plant file:          {plant_file}\n"

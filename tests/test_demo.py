@@ -108,6 +108,15 @@ def test_demo_runs_the_whole_platform_and_stops_cleanly(tmp_path):
                 )
 
         _wait(kpi_hours, 180, "hourly KPI partitions materialized by the automation sensor")
+        # both Prometheus endpoints the demo prints answer with moving values (issue 20 item 4)
+        collector_url, ingest_url = re.search(
+            r"Metrics \(Prometheus\):\s+(\S+) \(collector\), (\S+) \(ingest", text
+        ).groups()
+        for url, name in ((collector_url, "pvp_collector_readings_landed_total"),
+                          (ingest_url, "pvp_ingest_rows_total")):  # fmt: skip
+            with urlopen(url, timeout=30) as r:
+                found = re.search(rf"^{name} (\S+)$", r.read().decode(), re.M)
+            assert found and float(found.group(1)) > 0, (url, name)
         run_readme_examples(tmp_path / "pvp" / "demo.env", env)
     finally:
         demo.send_signal(signal.SIGINT)
