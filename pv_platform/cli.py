@@ -297,6 +297,55 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_api(args: argparse.Namespace) -> int:
+    from pv_platform.http_api import Api, ApiServer, load_tokens
+    from pv_platform.storage import Database
+
+    settings = get_settings()
+    if not settings.database_url:
+        print("PVP_DATABASE_URL is not set", file=sys.stderr)
+        return 2
+    if not settings.api_tokens_file:
+        print(
+            "PVP_API_TOKENS_FILE is not set (make an entry with `pvp api-token`)", file=sys.stderr
+        )
+        return 2
+    try:
+        tokens = load_tokens(settings.api_tokens_file)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    db = Database(settings.database_url, pool_size=4)  # no migrate: only `pvp migrate` migrates
+    server = ApiServer((args.address, args.port), Api(db.engine, tokens))
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    print(
+        f"API on http://{args.address}:{server.server_address[1]}/api/v1 ({len(tokens)} token(s))",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        db.dispose()
+    return 0
+
+
+def cmd_api_token(args: argparse.Namespace) -> int:
+    import json
+
+    from pv_platform.http_api import new_token, token_hash
+
+    token = new_token()
+    entry = {"name": args.name, "sha256": token_hash(token), "scopes": args.scope}
+    if args.site:
+        entry["sites"] = args.site
+    print(f"token (shown once; give it to the integrator): {token}", file=sys.stderr)
+    print(json.dumps(entry))  # add this to the "tokens" list of PVP_API_TOKENS_FILE
+    return 0
+
+
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from pv_platform.dashboard_server import panel_command, panel_env
 
@@ -419,6 +468,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--address", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9108)
     p.set_defaults(func=cmd_metrics)
+    p = sub.add_parser("api", help="serve the read-only HTTP API (tokens from PVP_API_TOKENS_FILE)")
+    p.add_argument("--address", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8100)
+    p.set_defaults(func=cmd_api)
+    p = sub.add_parser(
+        "api-token",
+        help="make an API token: prints the token once (stderr) and its entry for the tokens file",
+    )
+    p.add_argument("--name", required=True, help="who the token is for")
+    p.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        choices=["sites:read", "kpis:read", "samples:read", "alerts:read"],
+    )
+    p.add_argument("--site", action="append", help="only this site (repeatable; default all)")
+    p.set_defaults(func=cmd_api_token)
     p = sub.add_parser("dashboard", help="serve the Panel dashboard (login when configured)")
     p.add_argument("--address", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5006)
