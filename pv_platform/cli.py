@@ -481,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         "--scope",
         action="append",
         required=True,
-        choices=["sites:read", "kpis:read", "samples:read", "alerts:read"],
+        choices=["sites:read", "kpis:read", "samples:read", "alerts:read", "alerts:ack"],
     )
     p.add_argument("--site", action="append", help="only this site (repeatable; default all)")
     p.set_defaults(func=cmd_api_token)

@@ -179,7 +179,7 @@ def start_reaper(data_dir: Path, pgdata: Path | None) -> Path:
 
 
 def demo_api_token(data_dir: Path, env: dict[str, str]) -> str:
-    """A demo API token with every read scope, kept in `<data_dir>/api-token.txt` (mode 600) and
+    """A demo API token with every scope, kept in `<data_dir>/api-token.txt` (mode 600) and
     its hash in `api-tokens.json` (unless PVP_API_TOKENS_FILE names the user's own); returns where
     the token is, for the banner."""
     from pv_platform.http_api import SCOPES, new_token, token_hash
@@ -194,7 +194,7 @@ def demo_api_token(data_dir: Path, env: dict[str, str]) -> str:
         entry = {"name": "demo", "sha256": token_hash(token), "scopes": list(SCOPES)}
         tokens_json.write_text(json.dumps({"tokens": [entry]}, indent=2) + "\n")
     env["PVP_API_TOKENS_FILE"] = str(tokens_json)
-    return f"a token with every read scope in {token_txt}"
+    return f"a token with every scope in {token_txt}"
 
 
 def run_demo(

@@ -1,9 +1,10 @@
-"""The read-only HTTP API for integrators (`pvp api`): sites and devices, KPIs per grain, samples
-(downsampled on request) and alerts, as JSON under /api/v1, described by /api/v1/openapi.json.
+"""The HTTP API for integrators (`pvp api`): sites and devices, KPIs per grain, samples (downsampled on
+request) and alerts, as JSON under /api/v1, described by /api/v1/openapi.json; read-only but for
+acknowledging an alert (POST /alerts/{id}/ack, scope `alerts:ack`).
 
 Every request but the OpenAPI document needs `Authorization: Bearer <token>`; tokens are kept as SHA-256
 hashes in PVP_API_TOKENS_FILE, each with its scopes (`sites:read`, `kpis:read`, `samples:read`,
-`alerts:read`) and optionally the sites it may read. Pages are at most MAX_LIMIT rows, with an opaque
+`alerts:read`, `alerts:ack`) and optionally the sites it may read. Pages are at most MAX_LIMIT rows, with an opaque
 cursor for the next; ranges are limited per kind. Responses carry an ETag (a repeated request with
 `If-None-Match` gets 304) and, for periods closed more than a day ago, `Cache-Control: max-age`.
 Refusals are JSON `{"error": ..., "status": ...}` naming the parameter at fault.
@@ -37,11 +38,14 @@ from pv_platform.export import (
     site_window,
 )
 from pv_platform.storage import api_reads
+from pv_platform.storage.alerts import AlertStore
 from pv_platform.storage.schema import KPI_VALUE_COLUMNS
 
 log = logging.getLogger(__name__)
 PREFIX = "/api/v1"
-SCOPES = ("sites:read", "kpis:read", "samples:read", "alerts:read")
+SCOPES = ("sites:read", "kpis:read", "samples:read", "alerts:read", "alerts:ack")
+MAX_BODY_BYTES = 16_384  # a POST body (an acknowledgement's comment) at most
+MAX_COMMENT_CHARS = 2000
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 5000
 MAX_RANGE = {  # the longest range one request may ask for
@@ -167,38 +171,71 @@ class Api:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.engine, self.tokens, self.now = engine, tokens, now
-        self.routes: list[tuple[re.Pattern, str, Callable]] = [
-            (re.compile(rf"^{PREFIX}/sites$"), "sites:read", self.get_sites),
-            (re.compile(rf"^{PREFIX}/sites/([^/]+)/devices$"), "sites:read", self.get_devices),
-            (re.compile(rf"^{PREFIX}/sites/([^/]+)/kpis$"), "kpis:read", self.get_kpis),
-            (re.compile(rf"^{PREFIX}/sites/([^/]+)/samples$"), "samples:read", self.get_samples),
-            (re.compile(rf"^{PREFIX}/alerts$"), "alerts:read", self.get_alerts),
+        self.routes: list[tuple[re.Pattern, str, str, Callable]] = [
+            (re.compile(rf"^{PREFIX}/sites$"), "GET", "sites:read", self.get_sites),
+            (
+                re.compile(rf"^{PREFIX}/sites/([^/]+)/devices$"),
+                "GET",
+                "sites:read",
+                self.get_devices,
+            ),
+            (re.compile(rf"^{PREFIX}/sites/([^/]+)/kpis$"), "GET", "kpis:read", self.get_kpis),
+            (
+                re.compile(rf"^{PREFIX}/sites/([^/]+)/samples$"),
+                "GET",
+                "samples:read",
+                self.get_samples,
+            ),
+            (re.compile(rf"^{PREFIX}/alerts$"), "GET", "alerts:read", self.get_alerts),
+            (re.compile(rf"^{PREFIX}/alerts/(\d+)/ack$"), "POST", "alerts:ack", self.post_ack),
         ]
 
     # request → response
-    def handle(self, method: str, target: str, headers: dict[str, str]) -> Response:
+    def handle(
+        self, method: str, target: str, headers: dict[str, str], body: bytes = b""
+    ) -> Response:
         parts = urlsplit(target)
         path, query = parts.path.rstrip("/") or "/", parse_qs(parts.query, keep_blank_values=True)
         try:
             if path == f"{PREFIX}/openapi.json":
-                self._only_get(method)
+                self._only(method, "GET")
                 return self._ok(openapi(), headers, closed=False)
-            for pattern, scope, view in self.routes:
+            for pattern, allowed, scope, view in self.routes:
                 match = pattern.match(path)
                 if match:
-                    self._only_get(method)
+                    self._only(method, allowed)
                     token = self._authenticate(headers, scope)
-                    body, closed = view(token, path, query, *match.groups())
-                    return self._ok(body, headers, closed)
+                    if allowed == "POST":
+                        return self._ok(
+                            view(token, self._json_body(headers, body), *match.groups()), {}, False
+                        )
+                    answer, closed = view(token, path, query, *match.groups())
+                    return self._ok(answer, headers, closed)
             raise ApiError(404, f"no such resource: {path} (see {PREFIX}/openapi.json)")
         except ApiError as exc:
-            body = json.dumps({"error": exc.message, "status": exc.status}).encode()
-            return Response(exc.status, body, {"Content-Type": "application/json", **exc.headers})
+            data = json.dumps({"error": exc.message, "status": exc.status}).encode()
+            return Response(exc.status, data, {"Content-Type": "application/json", **exc.headers})
 
     @staticmethod
-    def _only_get(method: str) -> None:
-        if method != "GET":
-            raise ApiError(405, f"{method} is not allowed: this API is read-only", {"Allow": "GET"})
+    def _only(method: str, allowed: str) -> None:
+        if method != allowed:
+            raise ApiError(
+                405, f"{method} is not allowed here (only {allowed})", {"Allow": allowed}
+            )
+
+    @staticmethod
+    def _json_body(headers: dict[str, str], body: bytes) -> dict:
+        if not body:
+            return {}
+        if headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            raise ApiError(415, "body: send it as Content-Type: application/json")
+        try:
+            data = json.loads(body)
+        except ValueError as exc:
+            raise ApiError(400, f"body: not JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise ApiError(400, 'body: a JSON object expected, e.g. {"comment": "..."}')
+        return data
 
     def _authenticate(self, headers: dict[str, str], scope: str) -> Token:
         challenge = {"WWW-Authenticate": 'Bearer realm="pvp"'}
@@ -373,6 +410,29 @@ class Api:
         next_cursor = encode_cursor([rows[-1]["id"]], path, query) if more else None
         return {"data": rows, "next_cursor": next_cursor}, False
 
+    def post_ack(self, token: Token, body: dict, alert_id: str) -> dict:
+        """Acknowledge an open alert, signed `api:<token name>` (the name cannot be chosen)."""
+        unknown = sorted(set(body) - {"comment"})
+        if unknown:
+            raise ApiError(400, f"body: unknown field(s) {', '.join(unknown)} (only comment)")
+        comment = body.get("comment", "")
+        if not isinstance(comment, str) or len(comment) > MAX_COMMENT_CHARS:
+            raise ApiError(400, f"comment: a string of at most {MAX_COMMENT_CHARS} characters")
+        alert = api_reads.alert(self.engine, int(alert_id))
+        if alert is None or (token.sites is not None and alert["site_id"] not in token.sites):
+            # another site's alert is as unknown to this token as a missing one
+            raise ApiError(404, f"alert {alert_id} does not exist")
+        if alert["state"] != "open":
+            raise ApiError(
+                409, f"alert {alert_id} is {alert['state']}: only an open alert is acknowledged"
+            )
+        signed = AlertStore(self.engine).acknowledge(
+            int(alert_id), f"api:{token.name}", comment, self.now()
+        )
+        if not signed:  # acknowledged by someone else between the two statements
+            raise ApiError(409, f"alert {alert_id} is no longer open")
+        return {"data": api_reads.alert(self.engine, int(alert_id))}
+
 
 # -- OpenAPI ---------------------------------------------------------------------------------------
 def _param(name: str, where: str, description: str, required: bool = False, **schema) -> dict:
@@ -433,6 +493,17 @@ def openapi() -> dict:
                 _param("state", "query", "open, acknowledged or resolved", enum=["open", "acknowledged", "resolved"]),
                 _param("severity", "query", "CRITICAL ... INFO", enum=["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO"]),
                 *window[2:]]),
+            "/alerts/{id}/ack": {"post": {
+                "summary": "acknowledge an open alert, signed api:<token name>",
+                "security": [{"bearer": ["alerts:ack"]}],
+                "parameters": [_param("id", "path", "alert id", required=True, type="integer")],
+                "requestBody": {"required": False, "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"comment": {"type": "string", "maxLength": MAX_COMMENT_CHARS}},
+                    "additionalProperties": False}}}},
+                "responses": {"200": {"description": "the acknowledged alert"},
+                              "409": {"description": "the alert is not open"},
+                              "413": {"description": f"body over {MAX_BODY_BYTES} bytes"},
+                              "415": {"description": "body not application/json"}, **errors}}},
         },
     }  # fmt: skip
 
@@ -445,7 +516,17 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         headers = {k.lower(): v for k, v in self.headers.items()}
         try:
-            response = self.server.api.handle(self.command, self.path, headers)
+            length = int(headers.get("content-length", "0") or 0)
+            if length > MAX_BODY_BYTES or length < 0:
+                raise ApiError(413, f"body: {length} bytes, at most {MAX_BODY_BYTES}")
+            body = self.rfile.read(length) if length else b""
+            response = self.server.api.handle(self.command, self.path, headers, body)
+        except ApiError as exc:  # refused before the body was read: the connection closes below
+            data = json.dumps({"error": exc.message, "status": exc.status}).encode()
+            response = Response(exc.status, data, {"Content-Type": "application/json"})
+        except ValueError:
+            data = json.dumps({"error": "Content-Length: not a number", "status": 400}).encode()
+            response = Response(400, data, {"Content-Type": "application/json"})
         except Exception:  # a bug or the database down: 500 without details, logged here
             log.exception("API request %s %s failed", self.command, self.path.split("?")[0])
             body = json.dumps({"error": "internal error (logged)", "status": 500}).encode()

@@ -30,6 +30,7 @@ TOKENS = {
     "full": ("integrator", ["sites:read", "kpis:read", "samples:read", "alerts:read"], None),
     "kpis": ("kpi-reader", ["kpis:read"], None),
     "other": ("other-owner", ["sites:read", "kpis:read", "samples:read", "alerts:read"], ["elsewhere"]),
+    "acker": ("site-operator", ["alerts:read", "alerts:ack"], ["testsite"]),
 }  # fmt: skip
 
 
@@ -79,10 +80,18 @@ def api(history):  # noqa: F811
     assert secrets["full"] not in (tmp / "api.log").read_text()  # never a token in the log
 
 
-def call(api, path: str, token: str | None = "full", method: str = "GET", headers=None, **params):
+def call(
+    api,
+    path: str,
+    token: str | None = "full",
+    method: str = "GET",
+    headers=None,
+    data=None,
+    **params,
+):
     """(status, headers, JSON body or None) of one request."""
     url = f"{api['base']}{path}" + (f"?{urlencode(params, doseq=True)}" if params else "")
-    request = urllib.request.Request(url, method=method, headers=dict(headers or {}))
+    request = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
     if token:
         request.add_header("Authorization", f"Bearer {api['secrets'].get(token, token)}")
     try:
@@ -98,10 +107,12 @@ def test_openapi_document_lists_every_route_and_each_answers(api):
     status, _, doc = call(api, "/openapi.json", token=None)
     assert status == 200 and doc["openapi"] == "3.1.0"
     assert set(doc["paths"]) == {"/sites", "/sites/{site}/devices", "/sites/{site}/kpis",
-                                 "/sites/{site}/samples", "/alerts"}  # fmt: skip
+                                 "/sites/{site}/samples", "/alerts", "/alerts/{id}/ack"}  # fmt: skip
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     window = {"start": "2026-06-30", "end": "2026-07-01"}
     for path, spec in doc["paths"].items():
+        if "get" not in spec:
+            continue
         names = {p["name"] for p in spec["get"]["parameters"]}
         params = {k: v for k, v in window.items() if k in names}
         status, _, body = call(api, path.replace("{site}", "testsite"), **params)
@@ -234,7 +245,8 @@ def test_every_refusal_says_what_is_wrong(api):
         ("/alerts", "other", "GET", {"site": "testsite"}, 403, "may not read site 'testsite'"),
         ("/sites/nowhere/kpis", "full", "GET", day, 404, "site 'nowhere' does not exist"),
         ("/reports", "full", "GET", {}, 404, "no such resource: /api/v1/reports"),
-        ("/alerts", "full", "POST", {}, 405, "POST is not allowed: this API is read-only"),
+        ("/alerts", "full", "POST", {}, 405, "POST is not allowed here (only GET)"),
+        ("/alerts/1/ack", "acker", "GET", {}, 405, "GET is not allowed here (only POST)"),
         ("/sites/testsite/kpis", "full", "GET", {**day, "limit": 99999}, 400,
          f"limit: 99999 is over the maximum of {MAX_LIMIT} rows a page"),
         ("/sites/testsite/kpis", "full", "GET", {**day, "limit": "ten"}, 400, "limit: 'ten' is not a whole number"),
@@ -260,7 +272,7 @@ def test_every_refusal_says_what_is_wrong(api):
         if status == 401:
             assert headers["WWW-Authenticate"] == 'Bearer realm="pvp"'
         if status == 405:
-            assert headers["Allow"] == "GET"
+            assert headers["Allow"] == ("POST" if path.endswith("/ack") else "GET")
 
 
 def test_a_broken_tokens_file_is_refused_naming_the_entry(api):
@@ -282,3 +294,46 @@ def test_a_broken_tokens_file_is_refused_naming_the_entry(api):
         "scopes": ["kpis:read"],
         "sites": ["testsite"],
     }
+
+
+def test_acknowledging_an_alert_needs_the_right_and_is_signed_with_the_token(api):
+    db = api["db"]
+    ids = dict(db.query_df("SELECT rule, id FROM alerts").itertuples(index=False))
+    mine, theirs = int(ids["string_fault"]), int(ids["grid_outage"])
+    json_type = {"Content-Type": "application/json"}
+    body = json.dumps({"comment": "crew on site"}).encode()
+    refusals = [
+        ("full", mine, body, json_type, 403, "token 'integrator' lacks the scope 'alerts:ack'"),
+        ("acker", theirs, body, json_type, 404, f"alert {theirs} does not exist"),  # another site's
+        ("acker", 999999, body, json_type, 404, "alert 999999 does not exist"),
+        ("acker", mine, b"{nope", json_type, 400, "body: not JSON"),
+        ("acker", mine, b"[1]", json_type, 400, "body: a JSON object expected"),
+        ("acker", mine, json.dumps({"by": "mallory"}).encode(), json_type, 400, "unknown field(s) by"),
+        ("acker", mine, json.dumps({"comment": "x" * 2001}).encode(), json_type, 400, "comment: a string of at most 2000"),
+        ("acker", mine, body, {"Content-Type": "text/plain"}, 415, "Content-Type: application/json"),
+        ("acker", mine, b"x" * 20_000, json_type, 413, "body: 20000 bytes, at most 16384"),
+    ]  # fmt: skip
+    for token, alert_id, data, headers, status, message in refusals:
+        got, _, answer = call(
+            api, f"/alerts/{alert_id}/ack", token=token, method="POST", headers=headers, data=data
+        )
+        assert (got, answer["status"]) == (status, status), (token, alert_id, answer)
+        assert message in answer["error"], answer["error"]
+    assert db.scalar("SELECT count(*) FROM alerts WHERE state <> 'open'") == 0  # nothing changed
+
+    status, _, done = call(
+        api, f"/alerts/{mine}/ack", token="acker", method="POST", headers=json_type, data=body
+    )
+    assert status == 200 and done["data"]["state"] == "acknowledged"
+    row = db.query_df(
+        "SELECT state, acknowledged_by, ack_comment FROM alerts WHERE id = :i", {"i": mine}
+    ).iloc[0]
+    assert (row.state, row.acknowledged_by, row.ack_comment) == (
+        "acknowledged",
+        "api:site-operator",
+        "crew on site",
+    )
+    again, _, answer = call(
+        api, f"/alerts/{mine}/ack", token="acker", method="POST", headers=json_type, data=body
+    )
+    assert again == 409 and f"alert {mine} is acknowledged" in answer["error"]

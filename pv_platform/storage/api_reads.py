@@ -134,3 +134,11 @@ def alert_page(
     sql += " AND id < :after" if after_id is not None else ""
     params = {"sites": site_ids, "state": state, "severity": severity, "after": after_id}
     return _rows(engine, sql + " ORDER BY id DESC LIMIT :limit", {**params, "limit": limit})
+
+
+def alert(engine: sa.Engine, alert_id: int) -> dict | None:
+    """One alert by id (None when there is none)."""
+    rows = _rows(
+        engine, f"SELECT {', '.join(ALERT_COLUMNS)} FROM alerts WHERE id = :id", {"id": alert_id}
+    )
+    return rows[0] if rows else None
