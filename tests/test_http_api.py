@@ -21,9 +21,10 @@ import pytest
 import sqlalchemy as sa
 
 from pv_platform.http_api import MAX_LIMIT, token_hash
-from pv_platform.services import free_port, port_is_open
+from pv_platform.services import free_port
 from pv_platform.storage.schema import KPI_VALUE_COLUMNS
 from tests.test_export import DAY_END, DAY_START, history, stored_samples  # noqa: F401 (fixture)
+from tests.test_hostile_roles import PASSWORDS, role_url
 
 PVP = str(Path(sys.executable).parent / "pvp")
 TOKENS = {
@@ -62,14 +63,18 @@ def api(history):  # noqa: F811
             entry["sites"] = sites
         entries.append(entry)
     (tmp / "tokens.json").write_text(json.dumps({"tokens": entries}))
-    port = free_port(8100)
-    env = dict(history["env"], PVP_API_TOKENS_FILE=str(tmp / "tokens.json"))
+    port = free_port()
+    db.ensure_roles(
+        PASSWORDS
+    )  # served as in production: the read-only role (signs off via pvp_sign_alert)
+    env = dict(history["env"], PVP_API_TOKENS_FILE=str(tmp / "tokens.json"),
+               PVP_DATABASE_URL=role_url(db.url, "pvp_reader"))  # fmt: skip
     log = open(tmp / "api.log", "wb")  # noqa: SIM115 - closed with the process
     proc = subprocess.Popen(
         [PVP, "api", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
     )
     deadline = time.monotonic() + 30
-    while not port_is_open("127.0.0.1", port):
+    while b"API on http" not in (tmp / "api.log").read_bytes():  # its own server, not the port's
         assert proc.poll() is None and time.monotonic() < deadline, (tmp / "api.log").read_text()
         time.sleep(0.1)
     yield {"db": db, "base": f"http://127.0.0.1:{port}/api/v1", "secrets": secrets, "env": env,

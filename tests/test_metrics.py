@@ -28,6 +28,7 @@ from pv_platform.metrics import Metric, render
 from pv_platform.plant import dump_plant, parse_plant
 from pv_platform.services import free_port, port_is_open
 from tests.conftest import demo_plant_dict
+from tests.test_hostile_roles import PASSWORDS, role_url
 
 PVP = str(Path(sys.executable).parent / "pvp")
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$")
@@ -103,7 +104,8 @@ def running(db, mqtt_url, tmp_path):
               "p_ac_kw": 9, "config": {"host": "127.0.0.1", "port": free_port(), "poll_interval_s": 0.5}}  # fmt: skip
     served["sites"][0]["devices"].append(silent)
     dump_plant(parse_plant(served), tmp_path / "collected.yaml")
-    health_port, metrics_port = free_port(9200), free_port(9300)
+    health_port, metrics_port = free_port(), free_port()
+    db.ensure_roles(PASSWORDS)
     base = {k: v for k, v in os.environ.items() if not k.startswith("PVP_")}
     base.update(PVP_MQTT_URL=mqtt_url, PVP_LANDING_DIR=str(tmp_path / "landing"))
     env = {
@@ -111,7 +113,9 @@ def running(db, mqtt_url, tmp_path):
         "collect": dict(base, PVP_PLANT_FILE=str(tmp_path / "collected.yaml"),
                         PVP_HEALTH_PORT=str(health_port), PVP_SEGMENT_MAX_AGE_S="2",
                         PVP_MQTT_ACK_MAX_DELAY_S="4", PVP_MQTT_ACK_BATCH="1000"),
-        "metrics": dict(base, PVP_DATABASE_URL=db.url, PVP_PLANT_FILE=str(tmp_path / "collected.yaml")),
+        # as in production: the read-only role
+        "metrics": dict(base, PVP_DATABASE_URL=role_url(db.url, "pvp_reader"),
+                        PVP_PLANT_FILE=str(tmp_path / "collected.yaml")),
     }  # fmt: skip
     args = {
         "simulate": ["simulate", "--weather-interval", "0.5"],
