@@ -13,6 +13,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
@@ -243,3 +244,38 @@ def test_a_year_of_minute_data_streams_in_flat_memory(db, tmp_path):
     assert first.startswith("2025-01-01T00:00:00Z,")
     assert lines == 1 + 525_600
     assert year_kb - small_kb < 30_000, (small_kb, year_kb)
+
+
+def test_every_site_is_cut_at_its_own_local_midnight(history):
+    """`--site` omitted: every site, each range in its own time zone (New York's 2026-06-30 starts
+    six hours after Zurich's)."""
+    db, env = history["db"], history["env"]
+    ny_day = datetime(2026, 6, 30, 4, tzinfo=UTC)  # local midnight in New York (UTC-4 in summer)
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO sites (id, name, latitude, longitude, timezone)"
+                " VALUES ('nyc', 'New York', 40.7, -74.0, 'America/New_York')"
+            )
+        )
+    rows = [  # the days before, of and after the local 2026-06-30
+        {"site_id": "nyc", "device_id": "*", "period_start": ny_day + timedelta(days=d),
+         "energy_ac_kwh": 100.0 + d}
+        for d in (-1, 0, 1)
+    ]  # fmt: skip
+    db.replace_kpis("kpi_daily", ny_day - timedelta(days=2), ny_day + timedelta(days=2),
+                    pd.DataFrame(rows), site_ids=["nyc"])  # fmt: skip
+    out = pvp(env, "export", "--grain", "day", "--device", "*", "--site", "all",
+              "--start", "2026-06-30", "--end", "2026-07-01", "-o", "-")  # fmt: skip
+    # --device without --site is refused; with --site all it is refused the same way
+    assert out.returncode == 2 and "a device needs its site" in out.stderr
+    out = pvp(
+        env, "export", "--grain", "day", "--start", "2026-06-30", "--end", "2026-07-01", "-o", "-"
+    )
+    assert out.returncode == 0, out.stderr
+    table = [r for r in csv.DictReader(io.StringIO(out.stdout)) if r["device"] == "*"]
+    assert [(r["site"], r["period_start [UTC]"], r["period_start_local"]) for r in table] == [
+        ("nyc", "2026-06-30T04:00:00Z", "2026-06-30T00:00:00-04:00"),
+        ("testsite", "2026-06-29T22:00:00Z", "2026-06-30T00:00:00+02:00"),
+    ]
+    assert float(table[0]["energy_ac [kWh]"]) == 100.0
