@@ -49,10 +49,10 @@ def daily_rows_shown(db) -> dict[str, pd.Series]:
     }
 
 
-def download(page, label: str) -> bytes:
+def download(page, label: str) -> tuple[str, bytes]:
     with page.expect_download(timeout=30_000) as info:
         page.get_by_role("button", name=label).click()
-    return info.value.path().read_bytes()
+    return info.value.suggested_filename, info.value.path().read_bytes()
 
 
 def test_history_downloads_hold_the_rows_shown_with_units(site, browser):  # noqa: F811
@@ -61,7 +61,11 @@ def test_history_downloads_hold_the_rows_shown_with_units(site, browser):  # noq
     expected = daily_rows_shown(site["db"])
     assert len(expected) >= 3  # three seeded days (four local dates when UTC and local differ)
 
-    rows = list(csv.DictReader(io.StringIO(download(page, "Download CSV").decode())))
+    today = datetime.now(ZoneInfo("Europe/Zurich")).date()
+    stem = f"pvp-history-testsite-site-day-{today - timedelta(days=6)}-{today}"
+    name, data = download(page, "Download CSV")
+    assert name == f"{stem}.csv"
+    rows = list(csv.DictReader(io.StringIO(data.decode())))
     assert list(rows[0]) == HEADERS
     assert sorted(r["period (Europe/Zurich)"] for r in rows) == sorted(expected)
     for r in rows:
@@ -71,7 +75,9 @@ def test_history_downloads_hold_the_rows_shown_with_units(site, browser):  # noq
             want = float(db_row[column])
             assert (r[header] == "") if pd.isna(want) else float(r[header]) == want, header
 
-    table = pq.read_table(io.BytesIO(download(page, "Download Parquet")))
+    name, data = download(page, "Download Parquet")
+    assert name == f"{stem}.parquet"
+    table = pq.read_table(io.BytesIO(data))
     assert table.column_names == HEADERS
     assert table.schema.field("energy [kWh]").metadata == {b"unit": b"kWh"}
     for r in table.to_pylist():
