@@ -7,6 +7,7 @@ cached queries in `dashboards/data.py`.
 
 from __future__ import annotations
 
+import io
 import re
 import time
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from bokeh.plotting import figure
 from dashboards import data
 from dashboards.live import live_bus
 from pv_platform.alerts.service import alert_engine
+from pv_platform.export import frame_bytes
 from pv_platform.kpi.periods import SITE_DEVICE, fleet_rows, total
 from pv_platform.kpi.yields import performance_ratio
 from pv_platform.settings import get_settings
@@ -340,6 +342,14 @@ class HistoryPage:
             height=360,
             name="history-table",
         )
+        self.shown = pd.DataFrame()  # the table's rows at full precision: what the downloads hold
+        self.downloads = pn.Row(*(
+            pn.widgets.FileDownload(
+                callback=lambda fmt=fmt: io.BytesIO(frame_bytes(self.shown, fmt)), filename=f"history.{fmt}",
+                label=f"Download {fmt.upper() if fmt == 'csv' else 'Parquet'}", name=f"history-{fmt}",
+                button_type="default", width=170, sizing_mode="fixed",
+            ) for fmt in ("csv", "parquet")
+        ))  # fmt: skip
         self._apply_link_args(sites)
         self.site.param.watch(self._site_changed, "value")
         for w in (self.device, self.dates, self.grain):
@@ -352,6 +362,7 @@ class HistoryPage:
             pn.Row(pn.pane.Bokeh(sy), pn.pane.Bokeh(avail)),
             pn.Row(self.heatmap, self.strings),
             self.table,
+            self.downloads,
             name="History",
         )  # fmt: skip
 
@@ -448,7 +459,7 @@ class HistoryPage:
             )
             for source in self.sources.values():
                 source.data = {"t": [], "a": [], "b": [], "c": [], "w": []}
-            self.table.value = pd.DataFrame()
+            self.table.value = self.shown = pd.DataFrame()
             return
         sites = f" of {per_site['site_id'].nunique()} sites" if per_site is not None else ""
         self.note.object = (
@@ -496,14 +507,19 @@ class HistoryPage:
         shown = rows.assign(period=rows["period_start"].dt.tz_convert(tz).dt.strftime("%Y-%m-%d %H:%M"))[
             ["site_id", "period", "energy_ac_kwh", "energy_expected_kwh", "final_yield_h", "pr", "pr_temp_iec", "availability_time", "capacity_factor_ac", "insolation_poa_kwh_m2"]
         ].rename(columns={
-            "energy_ac_kwh": "energy kWh", "energy_expected_kwh": "expected kWh", "final_yield_h": "yield kWh/kWp",
-            "pr": "PR", "pr_temp_iec": "PR 25 °C", "availability_time": "availability", "capacity_factor_ac": "capacity factor",
-            "insolation_poa_kwh_m2": "insolation kWh/m²", "site_id": "site",
+            "energy_ac_kwh": "energy [kWh]", "energy_expected_kwh": "expected [kWh]", "final_yield_h": "yield [kWh/kWp]",
+            "pr": "PR [fraction]", "pr_temp_iec": "PR 25 °C [fraction]", "availability_time": "availability [fraction]",
+            "capacity_factor_ac": "capacity factor [fraction]", "insolation_poa_kwh_m2": "insolation [kWh/m²]",
+            "site_id": "site", "period": f"period ({tz})",
         })  # fmt: skip
-        self.table.formatters = {
-            c: {"type": "money", "precision": 3} for c in shown.columns if c != "period"
-        }
+        self.table.formatters = {c: {"type": "money", "precision": 3} for c in shown.columns[2:]}
+        self.shown = shown.reset_index(drop=True)
         self.table.value = shown.round(3)
+        stem = f"pvp-history-{self.site.value}-{self.device.value or SITE_DEVICE}-{grain}-{self.dates.value[0]}-{self.dates.value[1]}"
+        for kind, button in zip(("csv", "parquet"), self.downloads, strict=True):
+            button.filename = (
+                re.sub(r"[^A-Za-z0-9_.-]+", "_", stem.replace("*", "site")) + f".{kind}"
+            )
         self.note.object += f" · page built in {(time.perf_counter() - t0) * 1000:.0f} ms"
 
     def _energy_heatmap(self, start, end, tz):

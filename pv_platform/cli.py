@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from datetime import datetime
 from pathlib import Path
 
@@ -216,6 +217,135 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from pv_platform.export import (
+        ExportError,
+        ExportRequest,
+        default_output,
+        export,
+        parse_bucket,
+        parse_time,
+    )
+    from pv_platform.storage import Database
+
+    settings = get_settings()
+    if not settings.database_url:
+        print("PVP_DATABASE_URL is not set", file=sys.stderr)
+        return 2
+    try:
+        request = ExportRequest(
+            grain=args.grain,
+            start=parse_time(args.start),
+            end=parse_time(args.end),
+            site_id=None if args.site in (None, "all") else args.site,
+            device_id=args.device,
+            bucket_s=parse_bucket(args.bucket) if args.bucket else None,
+            metrics=tuple(args.metric or ()),
+        )
+        if args.output == "-" and args.format == "parquet":
+            raise ExportError("Parquet cannot go to standard output: give a file with -o")
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    db = Database(settings.database_url, pool_size=1)
+    target = (
+        None if args.output == "-" else Path(args.output or default_output(request, args.format))
+    )
+    try:
+        if target is None:
+            summary = export(db.engine, request, "csv", sys.stdout)
+        else:  # written beside the target and renamed when complete: never a half file
+            partial = target.with_name(target.name + ".part")
+            with open(
+                partial,
+                "w" if args.format == "csv" else "wb",
+                newline="" if args.format == "csv" else None,
+            ) as out:
+                summary = export(db.engine, request, args.format, out)
+            partial.replace(target)
+    except ExportError as exc:
+        if target is not None:
+            target.with_name(target.name + ".part").unlink(missing_ok=True)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        db.dispose()
+    where = "standard output" if target is None else str(target)
+    print(f"{summary.rows} rows x {len(summary.columns)} columns to {where}", file=sys.stderr)
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from pv_platform.metrics import MetricsServer
+    from pv_platform.storage import Database
+
+    settings = get_settings()
+    if not settings.database_url:
+        print("PVP_DATABASE_URL is not set", file=sys.stderr)
+        return 2
+    db = Database(settings.database_url, pool_size=2)  # no migrate: only `pvp migrate` migrates
+    server = MetricsServer((args.address, args.port), db.engine, settings.resolved_landing_dir)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    print(f"metrics on http://{args.address}:{server.server_address[1]}/metrics", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        db.dispose()
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    from pv_platform.http_api import Api, ApiServer, load_tokens
+    from pv_platform.storage import Database
+
+    settings = get_settings()
+    if not settings.database_url:
+        print("PVP_DATABASE_URL is not set", file=sys.stderr)
+        return 2
+    if not settings.api_tokens_file:
+        print(
+            "PVP_API_TOKENS_FILE is not set (make an entry with `pvp api-token`)", file=sys.stderr
+        )
+        return 2
+    try:
+        tokens = load_tokens(settings.api_tokens_file)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    db = Database(settings.database_url, pool_size=4)  # no migrate: only `pvp migrate` migrates
+    server = ApiServer((args.address, args.port), Api(db.engine, tokens))
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    print(
+        f"API on http://{args.address}:{server.server_address[1]}/api/v1 ({len(tokens)} token(s))",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        db.dispose()
+    return 0
+
+
+def cmd_api_token(args: argparse.Namespace) -> int:
+    import json
+
+    from pv_platform.http_api import new_token, token_hash
+
+    token = new_token()
+    entry = {"name": args.name, "sha256": token_hash(token), "scopes": args.scope}
+    if args.site:
+        entry["sites"] = args.site
+    print(f"token (shown once; give it to the integrator): {token}", file=sys.stderr)
+    print(json.dumps(entry))  # add this to the "tokens" list of PVP_API_TOKENS_FILE
+    return 0
+
+
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from pv_platform.dashboard_server import panel_command, panel_env
 
@@ -307,6 +437,54 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("integrations", help="list installed integrations").set_defaults(
         func=cmd_integrations
     )
+    p = sub.add_parser(
+        "export", help="export samples or KPIs of a range as CSV or Parquet (units in the headers)"
+    )
+    p.add_argument("--grain", choices=["samples", "hour", "day", "month", "year"], default="day")
+    p.add_argument("--site", help="a site id, or all (default)")
+    p.add_argument("--device", help="one device of the site (KPIs: * is the site total)")
+    p.add_argument(
+        "--start",
+        required=True,
+        help="ISO date or time; without an offset it is each site's local time (2026-06-01)",
+    )
+    p.add_argument("--end", required=True, help="exclusive, like --start (2026-07-01)")
+    p.add_argument("--bucket", help="samples: downsample to buckets, e.g. 1min, 15min, 1h")
+    p.add_argument(
+        "--metric", action="append", help="samples: only this metric (repeatable, e.g. ac_power)"
+    )
+    p.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    p.add_argument(
+        "-o",
+        "--output",
+        help="file to write (default pvp-<site>-<grain>-<start>-<end>.<format>; - is standard output)",
+    )
+    p.set_defaults(func=cmd_export)
+    p = sub.add_parser(
+        "metrics",
+        help="serve the ingest/KPI side's Prometheus metrics (ingest lag, rows/s, hours waiting"
+        " for KPIs, failed checks) on http://ADDRESS:PORT/metrics",
+    )
+    p.add_argument("--address", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9108)
+    p.set_defaults(func=cmd_metrics)
+    p = sub.add_parser("api", help="serve the read-only HTTP API (tokens from PVP_API_TOKENS_FILE)")
+    p.add_argument("--address", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8100)
+    p.set_defaults(func=cmd_api)
+    p = sub.add_parser(
+        "api-token",
+        help="make an API token: prints the token once (stderr) and its entry for the tokens file",
+    )
+    p.add_argument("--name", required=True, help="who the token is for")
+    p.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        choices=["sites:read", "kpis:read", "samples:read", "alerts:read", "alerts:ack"],
+    )
+    p.add_argument("--site", action="append", help="only this site (repeatable; default all)")
+    p.set_defaults(func=cmd_api_token)
     p = sub.add_parser("dashboard", help="serve the Panel dashboard (login when configured)")
     p.add_argument("--address", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5006)

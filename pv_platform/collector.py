@@ -19,6 +19,7 @@ from pv_platform.bus import BrokerAddress, live_payload, live_topic
 from pv_platform.ha_discovery import discovery_messages
 from pv_platform.integration import Coordinator, load_integration, wait_or_stop
 from pv_platform.landing import SegmentWriter
+from pv_platform.metrics import CONTENT_TYPE, collector_metrics, render
 from pv_platform.plant import Plant
 from pv_platform.readings import Reading
 from pv_platform.settings import Settings
@@ -179,12 +180,18 @@ class Collector:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         try:
-            await asyncio.wait_for(reader.readline(), 5)  # the request line; the rest is ignored
-            report = self.health()
-            body = json.dumps(report).encode()
-            status = "200 OK" if report["healthy"] else "503 Service Unavailable"
+            request = await asyncio.wait_for(reader.readline(), 5)  # the rest is ignored
+            path = request.split(b" ")[1] if request.count(b" ") >= 2 else b"/"
+            if path.split(b"?")[0] == b"/metrics":  # Prometheus text format
+                body = render(collector_metrics(self)).encode()
+                status, ctype = "200 OK", CONTENT_TYPE
+            else:  # /health (and any other path, as before)
+                report = self.health()
+                body = json.dumps(report).encode()
+                status = "200 OK" if report["healthy"] else "503 Service Unavailable"
+                ctype = "application/json"
             writer.write(
-                f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
+                f"HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
                 + body
             )
@@ -195,12 +202,12 @@ class Collector:
             writer.close()
 
     async def _serve_health(self, stop: asyncio.Event) -> None:
-        """GET http://127.0.0.1:<health_port>/health: 200 healthy, 503 not (loopback only)."""
-        server = await asyncio.start_server(
-            self._answer_health, "127.0.0.1", self.settings.health_port
-        )
+        """GET http://<health_address>:<health_port>/health: 200 healthy, 503 not; /metrics:
+        Prometheus text (loopback unless PVP_HEALTH_ADDRESS says otherwise)."""
+        address, port = self.settings.health_address, self.settings.health_port
+        server = await asyncio.start_server(self._answer_health, address, port)
         async with server:
-            log.info("health on http://127.0.0.1:%d/health", self.settings.health_port)
+            log.info("health on http://%s:%d/health, metrics on /metrics", address, port)
             await stop.wait()
 
     async def _publish_live(self, stop: asyncio.Event) -> None:

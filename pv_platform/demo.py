@@ -4,6 +4,7 @@ on Ctrl-C."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -177,6 +178,25 @@ def start_reaper(data_dir: Path, pgdata: Path | None) -> Path:
     return groups_file
 
 
+def demo_api_token(data_dir: Path, env: dict[str, str]) -> str:
+    """A demo API token with every scope, kept in `<data_dir>/api-token.txt` (mode 600) and
+    its hash in `api-tokens.json` (unless PVP_API_TOKENS_FILE names the user's own); returns where
+    the token is, for the banner."""
+    from pv_platform.http_api import SCOPES, new_token, token_hash
+
+    token_txt, tokens_json = data_dir / "api-token.txt", data_dir / "api-tokens.json"
+    if "PVP_API_TOKENS_FILE" in env:
+        return f"tokens of {env['PVP_API_TOKENS_FILE']}"
+    if not token_txt.exists() or not tokens_json.exists():
+        token = new_token()
+        token_txt.touch(mode=0o600)
+        token_txt.write_text(token + "\n")
+        entry = {"name": "demo", "sha256": token_hash(token), "scopes": list(SCOPES)}
+        tokens_json.write_text(json.dumps({"tokens": [entry]}, indent=2) + "\n")
+    env["PVP_API_TOKENS_FILE"] = str(tokens_json)
+    return f"a token with every scope in {token_txt}"
+
+
 def run_demo(
     settings: Settings,
     inverters: int = 2,
@@ -255,6 +275,11 @@ def run_demo(
         )
     )
     dagster_port, panel_port = free_port(3000), free_port(5006)
+    # Prometheus endpoints: the collector's (its health port) and the ingest/KPI side's (`pvp metrics`)
+    env.setdefault("PVP_HEALTH_PORT", str(free_port(8790)))
+    metrics_port = free_port(9108)
+    api_port = free_port(8100)
+    api_token_file = demo_api_token(data_dir, env)
     pvp = str(bin_dir / "pvp")
     simulate = [pvp, "simulate", "--backfill-hours", str(backfill_hours)]
     children.start(
@@ -270,6 +295,8 @@ def run_demo(
         [str(bin_dir / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(dagster_port)],
         env,
     )  # fmt: skip
+    children.start("metrics", [pvp, "metrics", "--port", str(metrics_port)], env)
+    children.start("api", [pvp, "api", "--port", str(api_port)], env)
     children.start(
         "panel", panel_command(settings, "127.0.0.1", panel_port), panel_env(settings, env)
     )
@@ -285,6 +312,10 @@ def run_demo(
         f"\nPV Platform demo is starting (logs in {data_dir / 'logs'}/):\n"
         f"  Dashboard (Panel):   http://127.0.0.1:{panel_port}/app\n"
         f"  Dagster UI:          http://127.0.0.1:{dagster_port}\n"
+        f"  Metrics (Prometheus): http://127.0.0.1:{env['PVP_HEALTH_PORT']}/metrics (collector),"
+        f" http://127.0.0.1:{metrics_port}/metrics (ingest, KPIs)\n"
+        f"  HTTP API:            http://127.0.0.1:{api_port}/api/v1/openapi.json"
+        f" ({api_token_file})\n"
         f"  MQTT broker:         {mqtt_url}   (live bus: {settings.live_topic_prefix}/#)\n"
         f"  Telemetry database:  {redact(database_url)}\n"
         f"  Plant file:          {plant_file}\n"

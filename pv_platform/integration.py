@@ -98,6 +98,8 @@ class Coordinator:
         self.available = False
         self.last_success: datetime | None = None
         self.last_error: str | None = None
+        # counters for the collector's /metrics: polls tried, failed updates, inputs quarantined
+        self.polls_total = self.failures_total = self.quarantined_total = 0
         self.consecutive_failures = 0
         self._sink: Callable[[list[Reading]], None] | None = None
         self._quarantine: Callable[[str, bytes, str], None] | None = None
@@ -126,6 +128,7 @@ class Coordinator:
     def quarantine(self, source: str, payload: bytes, reason: str) -> None:
         """Hand a rejected input to the collector's quarantine, with the reason (logged at most once
         a minute per device, with how many were not logged)."""
+        self.quarantined_total += 1
         now = time.monotonic()
         if now - self._quarantine_logged_at >= QUARANTINE_LOG_EVERY_S:
             more = (
@@ -192,6 +195,7 @@ class Coordinator:
     async def poll_once(self) -> list[Reading]:
         """One update: readings on success; marks the device unavailable on failure (never raises)."""
         started = clock.now()
+        self.polls_total += 1
         try:
             values = await self._async_update()
         except UpdateFailed as exc:
@@ -213,6 +217,7 @@ class Coordinator:
             return []
 
     def _failed(self, why: str) -> None:
+        self.failures_total += 1
         self.consecutive_failures += 1
         if self.available or self.consecutive_failures == 1:
             log.warning("%s.%s unavailable: %s", self.site_id, self.device_id, why)

@@ -62,7 +62,17 @@ class Settings(BaseSettings):
         ge=0,
         le=65535,
         description="Serve the collector's health on http://127.0.0.1:<port>/health (200 healthy,"
-        " 503 not; `pvp health` asks it). Unset: no health endpoint.",
+        " 503 not; `pvp health` asks it) and its Prometheus metrics on /metrics. Unset: neither.",
+    )
+    api_tokens_file: Path | None = Field(
+        default=None,
+        description="JSON file of the HTTP API's tokens (SHA-256 hashes, scopes, sites); `pvp"
+        " api-token` makes an entry. Unset: `pvp api` refuses to start.",
+    )
+    health_address: str = Field(
+        default="127.0.0.1",
+        description="Address the health/metrics endpoint listens on: loopback by default; 0.0.0.0"
+        " inside a container network for Prometheus to scrape (publish no port for it).",
     )
     quarantine_burst: int = Field(
         default=500, ge=1, description="Quarantined inputs one source may send at once."

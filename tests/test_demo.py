@@ -3,6 +3,7 @@ SIGINT stops every process it started."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -10,7 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.request import urlopen
+from urllib.request import Request, urlopen
 
 import psutil
 import psycopg
@@ -108,6 +109,26 @@ def test_demo_runs_the_whole_platform_and_stops_cleanly(tmp_path):
                 )
 
         _wait(kpi_hours, 180, "hourly KPI partitions materialized by the automation sensor")
+        # both Prometheus endpoints the demo prints answer with moving values (issue 20 item 4)
+        collector_url, ingest_url = re.search(
+            r"Metrics \(Prometheus\):\s+(\S+) \(collector\), (\S+) \(ingest", text
+        ).groups()
+        for metrics_url, name in ((collector_url, "pvp_collector_readings_landed_total"),
+                          (ingest_url, "pvp_ingest_rows_total")):  # fmt: skip
+            with urlopen(metrics_url, timeout=30) as r:
+                found = re.search(rf"^{name} (\S+)$", r.read().decode(), re.M)
+            assert found and float(found.group(1)) > 0, (metrics_url, name)
+        # the HTTP API with the demo's token (issue 20 item 3)
+        api_url, token_file = re.search(
+            r"HTTP API:\s+(\S+)/openapi.json \(a token .* in (\S+)\)", text
+        ).groups()
+        token = Path(token_file).read_text().strip()
+        request = Request(f"{api_url}/sites", headers={"Authorization": f"Bearer {token}"})
+        with urlopen(request, timeout=30) as r:
+            served = [s["id"] for s in json.loads(r.read())["data"]]
+        with psycopg.connect(url) as conn:
+            assert served == [row[0] for row in conn.execute("SELECT id FROM sites ORDER BY id")]
+        assert len(served) == 1
         run_readme_examples(tmp_path / "pvp" / "demo.env", env)
     finally:
         demo.send_signal(signal.SIGINT)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import UTC, datetime
 
 import aiomqtt
@@ -52,6 +53,7 @@ class MqttCoordinator(Coordinator):
             tuple[int, int]
         ] = []  # (mid, qos) handed to the landing, not yet durable
         self.acked = 0
+        self._unacked_since: float | None = None  # monotonic time the oldest unacked message came
 
     def handle(self, payload: bytes, received_at: datetime | None = None) -> int:
         """Parse one message; push its readings or quarantine it. Returns readings pushed."""
@@ -75,6 +77,13 @@ class MqttCoordinator(Coordinator):
     def unacked(self) -> int:
         """Messages handed to the landing and not yet acknowledged."""
         return len(self._unacked)
+
+    @property
+    def oldest_unacked_s(self) -> float:
+        """Age [s] of the oldest message handed to the landing and not yet acknowledged (0: none)."""
+        if not self._unacked or self._unacked_since is None:
+            return 0.0
+        return time.monotonic() - self._unacked_since
 
     def on_durable(self) -> None:
         """The landing closed a segment: acknowledge every message handed to it before now."""
@@ -122,6 +131,8 @@ class MqttCoordinator(Coordinator):
             )
             self.handle(payload, clock.now())
             if message.qos > 0:
+                if not self._unacked:
+                    self._unacked_since = time.monotonic()
                 self._unacked.append((message.mid, message.qos))
                 if len(self._unacked) >= self.ack_batch:
                     self.request_durable()  # the broker sends few unacknowledged messages at a time

@@ -1,0 +1,306 @@
+"""Operational metrics in the Prometheus text exposition format (version 0.0.4), written by hand: the
+collector's (on its health port, `/metrics`) and the ingest/KPI side's (`pvp metrics`, its own small
+HTTP server reading the database and the landing folder).
+
+https://prometheus.io/docs/instrumenting/exposition_formats/
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Metric:
+    """One metric family: name, type (counter or gauge), help text and its samples (labels, value)."""
+
+    name: str
+    kind: str
+    help: str
+    samples: list[tuple[dict[str, str], float]] = field(default_factory=list)
+
+    def add(self, value: float, **labels: str) -> Metric:
+        self.samples.append((labels, float(value)))
+        return self
+
+
+def _label_value(text: str) -> str:
+    return str(text).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _number(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+
+
+def render(metrics: list[Metric]) -> str:
+    """The text exposition of the given metric families (HELP and TYPE lines, one line per sample)."""
+    lines = []
+    for m in metrics:
+        help_text = m.help.replace("\\", "\\\\").replace("\n", "\\n")
+        lines += [f"# HELP {m.name} {help_text}", f"# TYPE {m.name} {m.kind}"]
+        for labels, value in m.samples:
+            inner = ",".join(f'{k}="{_label_value(v)}"' for k, v in labels.items())
+            lines.append(
+                f"{m.name}{{{inner}}} {_number(value)}" if inner else f"{m.name} {_number(value)}"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def landing_backlog(landing_dir: Path) -> tuple[int, float]:
+    """Closed segments waiting for ingest, and the age [s] of the oldest (0 when none)."""
+    folder = Path(landing_dir) / "closed"
+    oldest, count = None, 0
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return 0, 0.0
+    for entry in entries:
+        if not entry.name.endswith(".seg"):
+            continue
+        try:
+            mtime = entry.stat().st_mtime
+        except FileNotFoundError:  # ingested meanwhile
+            continue
+        count += 1
+        oldest = mtime if oldest is None else min(oldest, mtime)
+    return count, (max(0.0, time.time() - oldest) if oldest is not None else 0.0)
+
+
+# -- the collector ---------------------------------------------------------------------------------
+def collector_metrics(collector) -> list[Metric]:
+    """The collector's counters and gauges (read from its objects; no I/O but one folder listing)."""
+    w = collector.writer
+    polls = Metric("pvp_collector_polls_total", "counter", "Polls of a polled device, tried.")
+    failures = Metric(
+        "pvp_collector_failures_total",
+        "counter",
+        "Failed device updates (a poll that failed, a broker connection lost).",
+    )
+    quarantined = Metric(
+        "pvp_collector_quarantined_total",
+        "counter",
+        "Inputs of a device refused and handed to the quarantine (before its rate limit).",
+    )
+    available = Metric("pvp_collector_device_available", "gauge", "1 when the device answers.")
+    unacked = Metric(
+        "pvp_collector_mqtt_unacked",
+        "gauge",
+        "MQTT messages handed to the landing, not yet acknowledged to the broker.",
+    )
+    oldest = Metric(
+        "pvp_collector_mqtt_oldest_unacked_seconds",
+        "gauge",
+        "Age of the oldest unacknowledged MQTT message (0: none).",
+    )
+    for c in collector.coordinators:
+        labels = {"site": c.site_id, "device": c.device_id}
+        if getattr(c, "on_durable", None) is None:  # push devices are not polled
+            polls.add(c.polls_total, **labels)
+        failures.add(c.failures_total, **labels)
+        quarantined.add(c.quarantined_total, **labels)
+        available.add(1 if c.available else 0, **labels)
+        if hasattr(c, "unacked"):
+            unacked.add(c.unacked, **labels)
+            oldest.add(c.oldest_unacked_s, **labels)
+    waiting, waiting_age_s = landing_backlog(w.landing_dir)
+    held = w.held_rows
+    landed = collector.readings_total - w.dropped_rows - held
+    return [
+        polls,
+        failures,
+        Metric("pvp_collector_readings_total", "counter", "Readings handed to the landing.").add(
+            collector.readings_total
+        ),
+        Metric(
+            "pvp_collector_readings_landed_total",
+            "counter",
+            "Readings in closed (fsync'd) landing segments.",
+        ).add(landed),
+        Metric(
+            "pvp_collector_readings_dropped_total",
+            "counter",
+            "Polled readings dropped while the landing could not be written and too many were held.",
+        ).add(w.dropped_rows),
+        Metric(
+            "pvp_collector_landing_backlog_rows",
+            "gauge",
+            "Readings buffered by the collector, not yet in a closed segment.",
+        ).add(held),
+        Metric(
+            "pvp_collector_landing_writable", "gauge", "1 when the landing folder takes writes."
+        ).add(1 if w.write_error is None else 0),
+        Metric("pvp_collector_segments_closed_total", "counter", "Landing segments closed.").add(
+            len(collector.closed_segments)
+        ),
+        Metric(
+            "pvp_landing_segments_waiting",
+            "gauge",
+            "Closed landing segments waiting for ingest.",
+        ).add(waiting),
+        Metric(
+            "pvp_landing_oldest_segment_age_seconds",
+            "gauge",
+            "Age of the oldest closed segment waiting for ingest (0: none).",
+        ).add(waiting_age_s),
+        quarantined,
+        Metric(
+            "pvp_collector_quarantine_dropped_total",
+            "counter",
+            "Quarantine records dropped by the per-source rate limit.",
+        ).add(w.quarantine_dropped),
+        unacked,
+        oldest,
+        available,
+        Metric(
+            "pvp_collector_task_restarts_total",
+            "counter",
+            "Collector tasks that died and were restarted.",
+        ).add(sum(collector.task_deaths.values())),
+    ]
+
+
+# -- the ingest / KPI side -------------------------------------------------------------------------
+def ingest_metrics(engine, landing_dir: Path | None, now: datetime | None = None) -> list[Metric]:
+    """Ingest lag, rows loaded, hours waiting for KPIs, failed checks and open alerts, from the
+    database (one short transaction) and the landing folder."""
+    from pv_platform.storage.metrics import ingest_snapshot
+
+    now = now or datetime.now(UTC)
+    up = Metric("pvp_database_up", "gauge", "1 when the metrics could be read from the database.")
+    out = [up]
+    if landing_dir is not None:
+        waiting, age_s = landing_backlog(landing_dir)
+        out += [
+            Metric(
+                "pvp_landing_segments_waiting",
+                "gauge",
+                "Closed landing segments waiting for ingest.",
+            ).add(waiting),
+            Metric(
+                "pvp_ingest_lag_seconds",
+                "gauge",
+                "Age of the oldest closed segment waiting for ingest (0: the landing is drained).",
+            ).add(age_s),
+        ]
+    try:
+        snap = ingest_snapshot(engine, now)
+    except Exception as exc:  # the endpoint still answers, saying the database is down
+        log.warning("metrics: database not readable: %s", exc)
+        up.add(0)
+        return out
+    up.add(1)
+    newest = snap["newest_sample"]
+    out += [
+        Metric(
+            "pvp_ingest_segments_total", "counter", "Landing segments loaded (ingest_ledger)."
+        ).add(snap["segments"]),
+        Metric(
+            "pvp_ingest_rows_total",
+            "counter",
+            "Samples inserted by ingest (rate() of it is rows/s).",
+        ).add(snap["rows_inserted"]),
+        Metric(
+            "pvp_ingest_rows_per_second",
+            "gauge",
+            "Samples inserted per second over the last 5 minutes.",
+        ).add(snap["rows_5min"] / 300.0),
+        Metric(
+            "pvp_ingest_last_load_age_seconds",
+            "gauge",
+            "Seconds since the last segment was loaded (NaN: never).",
+        ).add(snap["last_load_age_s"]),
+        Metric(
+            "pvp_ingest_newest_sample_age_seconds",
+            "gauge",
+            "Seconds between now and the newest stored sample (last day; NaN: none).",
+        ).add((now - newest).total_seconds() if newest else math.nan),
+        Metric(
+            "pvp_kpi_hours_unreported",
+            "gauge",
+            "Telemetry hours loaded but not yet reported to Dagster (telemetry_changes.reported_at IS NULL).",
+        ).add(snap["hours_unreported"]),
+        Metric(
+            "pvp_kpi_hours_waiting",
+            "gauge",
+            "Telemetry hours whose hourly KPIs are missing or older than their telemetry.",
+        ).add(snap["hours_waiting"]),
+        Metric(
+            "pvp_kpi_oldest_waiting_hour_age_seconds",
+            "gauge",
+            "Age of the oldest hour waiting for KPIs, from its end (0: none).",
+        ).add(snap["oldest_waiting_age_s"]),
+    ]
+    failed = Metric(
+        "pvp_quality_checks_failed",
+        "gauge",
+        "Failed data-quality checks of the last 24 hours, per check and severity.",
+    )
+    for (check, severity), n in sorted(snap["failed_checks"].items()):
+        failed.add(n, check=check, severity=severity)
+    alerts = Metric("pvp_alerts_active", "gauge", "Open or acknowledged alerts, per severity.")
+    for severity in ("CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO"):
+        alerts.add(snap["alerts_active"].get(severity, 0), severity=severity)
+    out += [
+        failed,
+        alerts,
+        Metric(
+            "pvp_quarantine_rows", "gauge", "Rows in the quarantine table (rejected input)."
+        ).add(snap["quarantine_rows"]),
+    ]
+    return out
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: MetricsServer
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        if self.path.split("?")[0] != "/metrics":
+            body, status, ctype = b"see /metrics\n", 404, "text/plain; charset=utf-8"
+        else:
+            body, status, ctype = self.server.scrape().encode(), 200, CONTENT_TYPE
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, fmt: str, *args) -> None:  # scrapes every 15 s: not worth a log line
+        pass
+
+
+class MetricsServer(ThreadingHTTPServer):
+    """`GET /metrics` of the ingest/KPI side; a scrape within `cache_s` of the last reuses it (many
+    Prometheus replicas or a dashboard refresh must not multiply the queries)."""
+
+    daemon_threads = True
+
+    def __init__(
+        self, address: tuple[str, int], engine, landing_dir: Path | None, cache_s: float = 5.0
+    ) -> None:
+        super().__init__(address, _Handler)
+        self.engine, self.landing_dir, self.cache_s = engine, landing_dir, cache_s
+        self._lock = threading.Lock()
+        self._cached: tuple[float, str] = (-math.inf, "")
+
+    def scrape(self) -> str:
+        with self._lock:
+            at, text = self._cached
+            if time.monotonic() - at >= self.cache_s:
+                text = render(ingest_metrics(self.engine, self.landing_dir))
+                self._cached = (time.monotonic(), text)
+            return text
