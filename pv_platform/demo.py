@@ -161,21 +161,17 @@ def wait_for_port(port: int, timeout_s: float) -> bool:
     return False
 
 
-def start_reaper(data_dir: Path, pgdata: Path | None) -> Path:
+def start_reaper(data_dir: Path, pgdata: Path | None) -> tuple[Path, subprocess.Popen]:
     """The watchdog that stops every child and the embedded PostgreSQL when this process ends, however
-    it ends (kill -9 included). Returns the file it reads the children's process groups from."""
+    it ends (kill -9 included). Returns the file it reads the children's process groups from, and it."""
     groups_file = data_dir / "demo.groups"
-    if groups_file.exists():  # a demo killed before the reaper existed: its leftovers go first
-        from pv_platform.reaper import stop_groups
-
-        stop_groups([int(x) for x in groups_file.read_text().split() if x.isdigit()], 5.0)
-    groups_file.write_text("")
-    subprocess.Popen(
+    groups_file.write_text("")  # never trust old ids: process ids are reused
+    reaper = subprocess.Popen(
         [sys.executable, "-m", "pv_platform.reaper", str(os.getpid()), str(groups_file), str(pgdata or "")],
         cwd=REPO, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )  # fmt: skip
-    return groups_file
+    return groups_file, reaper
 
 
 def demo_api_token(data_dir: Path, env: dict[str, str]) -> str:
@@ -216,7 +212,7 @@ def run_demo(
         database_url = ensure_database(admin_url, "pvp")
     dagster_url = settings.dagster_database_url or ensure_database(admin_url, "dagster")
 
-    groups_file = start_reaper(data_dir, data_dir / "pg" if pg_server is not None else None)
+    groups_file, reaper = start_reaper(data_dir, data_dir / "pg" if pg_server is not None else None)
     children = Children(data_dir / "logs", groups_file)
     env = dict(os.environ)
     bin_dir = Path(sys.executable).parent
@@ -342,5 +338,8 @@ def run_demo(
     children.stop_all()
     if pg_server is not None:
         pg_server.cleanup()
+    reaper.kill()  # a clean stop left it nothing to do
+    reaper.wait()
+    groups_file.unlink(missing_ok=True)
     print("stopped.", flush=True)
     return code

@@ -77,6 +77,7 @@ def main(argv: list[str]) -> int:
     stop_groups(pgids)
     if pgdata is not None:
         stop_postgres(pgdata)
+    groups_file.unlink(missing_ok=True)  # its ids mean nothing once these processes are gone
     return 0
 
 
