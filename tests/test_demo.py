@@ -141,3 +141,37 @@ def test_demo_runs_the_whole_platform_and_stops_cleanly(tmp_path):
     alive = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert alive == [], f"orphans left: {[c.cmdline()[:3] for c in alive]}"
     assert "stopped." in out.read_text()
+    assert not (tmp_path / "pvp" / "demo.groups").exists()
+
+
+@pytest.mark.slow
+def test_a_killed_demo_leaves_no_orphan(tmp_path):
+    """kill -9 of `pvp demo` itself: its watchdog stops every child group (the Dagster daemon, webserver
+    and their code servers too) and the embedded PostgreSQL within seconds."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PVP_")}
+    env.update(PVP_DATA_DIR=str(tmp_path / "pvp"))
+    out = tmp_path / "demo.out"
+    with open(out, "wb") as fh:
+        demo = subprocess.Popen(
+            [str(Path(sys.executable).parent / "pvp"), "demo", "--backfill-hours", "1"],
+            cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        _wait(lambda: "all services answer" in out.read_text(), 240, "the demo to start")
+        postmaster = int((tmp_path / "pvp" / "pg" / "postmaster.pid").read_text().split()[0])
+        everything = [
+            *psutil.Process(demo.pid).children(recursive=True),
+            psutil.Process(postmaster),
+        ]
+        assert (
+            len(everything) >= 8
+        )  # reaper, broker, simulator, collector, daemon, webserver, panel, pg
+    finally:
+        demo.kill()
+        demo.wait(10)
+
+    def all_gone() -> bool:
+        return not [p for p in everything if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+    _wait(all_gone, 45, "every process of the killed demo to stop")
+    assert not (tmp_path / "pvp" / "demo.groups").exists()
