@@ -285,8 +285,13 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         return 2
     db = Database(settings.database_url, pool_size=2)  # no migrate: only `pvp migrate` migrates
     server = MetricsServer((args.address, args.port), db.engine, settings.resolved_landing_dir)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     print(f"metrics on http://{args.address}:{server.server_address[1]}/metrics", flush=True)
+    return _serve_until_stopped(server, db)
+
+
+def _serve_until_stopped(server, db) -> int:
+    """Serve until SIGTERM or Ctrl-C, then close the server and the database pool."""
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -317,19 +322,11 @@ def cmd_api(args: argparse.Namespace) -> int:
         return 2
     db = Database(settings.database_url, pool_size=4)  # no migrate: only `pvp migrate` migrates
     server = ApiServer((args.address, args.port), Api(db.engine, tokens))
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
     print(
         f"API on http://{args.address}:{server.server_address[1]}/api/v1 ({len(tokens)} token(s))",
         flush=True,
     )
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-        db.dispose()
-    return 0
+    return _serve_until_stopped(server, db)
 
 
 def cmd_api_token(args: argparse.Namespace) -> int:
