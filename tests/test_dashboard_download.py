@@ -41,7 +41,7 @@ def daily_rows_shown(db) -> dict[str, pd.Series]:
     """The site's daily KPI rows of the page's default range (the last 7 local days), by local date."""
     zone = ZoneInfo("Europe/Zurich")
     today = datetime.now(zone).replace(hour=0, minute=0, second=0, microsecond=0)
-    rows = db.kpis(
+    rows = db.kpis.read(
         "kpi_daily", today - timedelta(days=6), today + timedelta(days=1), "testsite", "*"
     )
     return {

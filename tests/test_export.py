@@ -40,17 +40,20 @@ def pvp(env: dict, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture
 def history(db, plant, landing, tmp_path):
     """Two local days of simulated minute data around 2026-06-30, their hourly and daily KPIs."""
-    db.sync_plant(plant)
+    db.plant.sync(plant)
     start, end = DAY_START - timedelta(days=1), DAY_END + timedelta(hours=2)
     backfill_landing(plant, landing, 7, start - timedelta(minutes=15), end, 60)
     for sid in list_closed(landing):
-        db.ingest_segment(read_segment(segment_path(landing, sid)))
+        db.telemetry.ingest_segment(read_segment(segment_path(landing, sid)))
     hourly = hourly_kpis_range(
-        db.samples(start - EDGE_MARGIN, end + EDGE_MARGIN, HOURLY_METRICS), plant, start, end
+        db.telemetry.sample_set(start - EDGE_MARGIN, end + EDGE_MARGIN, HOURLY_METRICS),
+        plant,
+        start,
+        end,
     )
-    db.replace_kpis("kpi_hourly", start, end, hourly)
+    db.kpis.replace("kpi_hourly", start, end, hourly)
     daily = aggregate(hourly, {s.id: s.timezone for s in plant.sites}, "daily")
-    db.replace_kpis("kpi_daily", start - timedelta(days=1), end + timedelta(days=1), daily)
+    db.kpis.replace("kpi_daily", start - timedelta(days=1), end + timedelta(days=1), daily)
     env = {k: v for k, v in os.environ.items() if not k.startswith("PVP_")}
     env["PVP_DATABASE_URL"] = db.url
     return {"db": db, "env": env, "tmp": tmp_path}
@@ -140,7 +143,7 @@ def test_downsampled_samples_are_bucket_means_and_last_counter_values(history):
 
 def test_daily_kpis_as_csv_and_parquet_equal_the_kpi_table(history):
     db, env, tmp = history["db"], history["env"], history["tmp"]
-    stored = db.kpis("kpi_daily", DAY_START, DAY_END, site_id="testsite")
+    stored = db.kpis.read("kpi_daily", DAY_START, DAY_END, site_id="testsite")
     assert (
         len(stored) == 3 and stored["energy_ac_kwh"].max() > 100
     )  # site + 2 inverters, a sunny day
@@ -263,7 +266,7 @@ def test_every_site_is_cut_at_its_own_local_midnight(history):
          "energy_ac_kwh": 100.0 + d}
         for d in (-1, 0, 1)
     ]  # fmt: skip
-    db.replace_kpis("kpi_daily", ny_day - timedelta(days=2), ny_day + timedelta(days=2),
+    db.kpis.replace("kpi_daily", ny_day - timedelta(days=2), ny_day + timedelta(days=2),
                     pd.DataFrame(rows), site_ids=["nyc"])  # fmt: skip
     out = pvp(env, "export", "--grain", "day", "--device", "*", "--site", "all",
               "--start", "2026-06-30", "--end", "2026-07-01", "-o", "-")  # fmt: skip

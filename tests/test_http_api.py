@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from pv_platform.http_api import MAX_LIMIT, token_hash
 from pv_platform.services import free_port
 from pv_platform.storage.schema import KPI_VALUE_COLUMNS
+from tests.conftest import scalar
 from tests.test_export import DAY_END, DAY_START, history, stored_samples  # noqa: F401 (fixture)
 from tests.test_hostile_roles import PASSWORDS, role_url
 
@@ -64,7 +65,7 @@ def api(history):  # noqa: F811
         entries.append(entry)
     (tmp / "tokens.json").write_text(json.dumps({"tokens": entries}))
     port = free_port()
-    db.ensure_roles(
+    db.migrations.ensure_roles(
         PASSWORDS
     )  # served as in production: the read-only role (signs off via pvp_sign_alert)
     env = dict(history["env"], PVP_API_TOKENS_FILE=str(tmp / "tokens.json"),
@@ -139,7 +140,7 @@ def test_sites_devices_and_daily_kpis_equal_the_database(api):
     assert status == 200
     assert body["start"] == "2026-06-29T22:00:00Z" and body["end"] == "2026-06-30T22:00:00Z"
     assert body["units"]["energy_ac_kwh"] == "kWh" and body["units"]["pr"] == "fraction"
-    stored = db.kpis("kpi_daily", DAY_START, DAY_END, site_id="testsite")
+    stored = db.kpis.read("kpi_daily", DAY_START, DAY_END, site_id="testsite")
     assert [r["device_id"] for r in body["data"]] == ["*", "inv1", "inv2"]
     for row in body["data"]:
         want = stored[stored["device_id"] == row["device_id"]].iloc[0]
@@ -173,7 +174,7 @@ def test_pages_join_up_to_exactly_the_stored_rows(api):
         cursor = body["next_cursor"]
         if cursor is None:
             break
-    stored = db.kpis("kpi_hourly", DAY_START, DAY_END, site_id="testsite")
+    stored = db.kpis.read("kpi_hourly", DAY_START, DAY_END, site_id="testsite")
     assert len(stored) == 72 and pages == 8  # 24 hours x (site + 2 inverters), 10 a page
     assert [(r["period_start"], r["device_id"]) for r in rows] == [
         (t.isoformat().replace("+00:00", "Z"), d)
@@ -324,7 +325,7 @@ def test_acknowledging_an_alert_needs_the_right_and_is_signed_with_the_token(api
         )
         assert (got, answer["status"]) == (status, status), (token, alert_id, answer)
         assert message in answer["error"], answer["error"]
-    assert db.scalar("SELECT count(*) FROM alerts WHERE state <> 'open'") == 0  # nothing changed
+    assert scalar(db, "SELECT count(*) FROM alerts WHERE state <> 'open'") == 0  # nothing changed
 
     status, _, done = call(
         api, f"/alerts/{mine}/ack", token="acker", method="POST", headers=json_type, data=body

@@ -15,11 +15,12 @@ import sys
 import time
 import urllib.request
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import paho.mqtt.publish as mqtt_publish
 import pytest
+import sqlalchemy as sa
 import yaml
 
 from pv_platform.bus import parse_mqtt_url
@@ -27,7 +28,7 @@ from pv_platform.landing import archive, list_closed, read_segment, segment_path
 from pv_platform.metrics import Metric, render
 from pv_platform.plant import dump_plant, parse_plant
 from pv_platform.services import free_port, port_is_open
-from tests.conftest import demo_plant_dict
+from tests.conftest import demo_plant_dict, scalar
 from tests.test_hostile_roles import PASSWORDS, role_url
 
 PVP = str(Path(sys.executable).parent / "pvp")
@@ -105,7 +106,7 @@ def running(db, mqtt_url, tmp_path):
     served["sites"][0]["devices"].append(silent)
     dump_plant(parse_plant(served), tmp_path / "collected.yaml")
     health_port, metrics_port = free_port(), free_port()
-    db.ensure_roles(PASSWORDS)
+    db.migrations.ensure_roles(PASSWORDS)
     base = {k: v for k, v in os.environ.items() if not k.startswith("PVP_")}
     base.update(PVP_MQTT_URL=mqtt_url, PVP_LANDING_DIR=str(tmp_path / "landing"))
     env = {
@@ -232,32 +233,36 @@ def test_ingest_metrics_follow_the_landing_and_the_kpi_queue(running):
     assert math.isnan(value(before, "pvp_ingest_last_load_age_seconds"))
     # what Dagster's ingest job does: load each closed segment, archive it
     for sid in list_closed(landing):
-        db.ingest_segment(read_segment(segment_path(landing, sid)))
+        db.telemetry.ingest_segment(read_segment(segment_path(landing, sid)))
         archive(landing, sid)
-    inserted = db.scalar("SELECT sum(inserted) FROM ingest_ledger")
-    hours = db.scalar("SELECT count(*) FROM telemetry_changes WHERE reported_at IS NULL")
+    inserted = scalar(db, "SELECT sum(inserted) FROM ingest_ledger")
+    hours = scalar(db, "SELECT count(*) FROM telemetry_changes WHERE reported_at IS NULL")
     assert inserted > 100 and hours >= 1
     time.sleep(5.5)  # the endpoint reuses a scrape for 5 s
     after = scrape(port)
     assert value(after, "pvp_ingest_rows_total") == inserted
     assert value(after, "pvp_ingest_rows_per_second") == pytest.approx(inserted / 300.0)
-    assert value(after, "pvp_ingest_segments_total") == db.scalar(
-        "SELECT count(*) FROM ingest_ledger"
+    assert value(after, "pvp_ingest_segments_total") == scalar(
+        db, "SELECT count(*) FROM ingest_ledger"
     )
     assert 5 <= value(after, "pvp_ingest_last_load_age_seconds") < 30
     assert value(after, "pvp_ingest_lag_seconds") < value(before, "pvp_ingest_lag_seconds") + 5.5
     assert value(after, "pvp_kpi_hours_unreported") == hours
     assert value(after, "pvp_kpi_hours_waiting") >= hours  # no KPIs computed yet
-    newest = db.scalar("SELECT max(ts) FROM samples")
+    newest = scalar(db, "SELECT max(ts) FROM samples")
     age_s = value(after, "pvp_ingest_newest_sample_age_seconds")
     assert age_s == pytest.approx((datetime.now(UTC) - newest).total_seconds(), abs=8)
     # reported to Dagster, then a failed check of this hour
-    db.mark_reported(db.unreported_hours())
+    db.telemetry.mark_reported(db.telemetry.unreported_hours())
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    db.replace_quality(hour, hour + timedelta(hours=1), [
-        {"period_start": hour, "site_id": running["site"], "check_name": "frozen_values",
-         "passed": False, "severity": "ERROR", "detail": "wx1 poa frozen", "metadata": {}},
-    ])  # fmt: skip
+    with db.engine.begin() as conn:  # as an hourly KPI run writes a failed check of this hour
+        conn.execute(
+            sa.text(
+                "INSERT INTO kpi_quality (period_start, site_id, check_name, passed, severity, detail)"
+                " VALUES (:h, :site, 'frozen_values', false, 'ERROR', 'wx1 poa frozen')"
+            ),
+            {"h": hour, "site": running["site"]},
+        )
     time.sleep(5.5)
     later = scrape(port)
     assert value(later, "pvp_kpi_hours_unreported") == 0

@@ -198,7 +198,7 @@ def test_exports_read_the_same_from_timescale_as_from_plain_postgres(ts_db, db, 
     _, segments = day_of_segments
     for target in (ts_db, db):
         for segment in segments:  # already loaded ones are skipped by the ledger
-            target.ingest_segment(segment)
+            target.telemetry.ingest_segment(segment)
     texts = {}
     for name, target in (("timescale", ts_db), ("postgres", db)):
         for bucket_s in (None, 900):
