@@ -162,7 +162,8 @@ def test_collector_metrics_move_as_the_simulator_runs(running):
         grew = value(second, "pvp_collector_polls_total", site=site, device=device) - value(
             first, "pvp_collector_polls_total", site=site, device=device
         )
-        assert 4 <= grew <= 12, (device, grew)
+        # 8 polls in 4 s when the machine is idle; at least a few on a loaded 2-core machine, never more
+        assert 2 <= grew <= 12, (device, grew)
         failures = [  # (the collector may have started before the simulator listened)
             value(m, "pvp_collector_failures_total", site=site, device=device)
             for m in (first, second)
