@@ -137,15 +137,19 @@ class Children:
     def dead(self) -> list[str]:
         return [name for name, p in self.procs.items() if p.poll() is not None]
 
-    def stop_all(self, timeout_s: float = 20.0) -> None:
-        for p in self.procs.values():
-            if p.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGTERM)
+    def stop_all(self, timeout_s: float = 20.0, last: tuple[str, ...] = ("broker",)) -> None:
+        """SIGTERM every child group, those in `last` (the broker its clients talk to) after the
+        others have stopped; SIGKILL whatever is left after `timeout_s`."""
         deadline = time.monotonic() + timeout_s
-        for p in self.procs.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(max(0.1, deadline - time.monotonic()))
+        first = [p for name, p in self.procs.items() if name not in last]
+        for group in (first, [p for name, p in self.procs.items() if name in last]):
+            for p in group:
+                if p.poll() is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(p.pid, signal.SIGTERM)
+            for p in group:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    p.wait(max(0.1, deadline - time.monotonic()))
         for p in self.procs.values():
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.pid, signal.SIGKILL)  # the group too: no grandchild left behind
