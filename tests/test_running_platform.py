@@ -305,7 +305,7 @@ def test_a_day_with_missing_hours_is_computed_and_flagged_incomplete(platform, p
 
 
 def test_rollup_periods_are_requested_until_computed_from_their_newest_hours():
-    from pv_platform.defs.rollups import MAX_ATTEMPTS, RETRY_BASE_S, due_periods
+    from pv_platform.defs.rollups import MAX_ATTEMPTS, due_periods
 
     day = "daily_kpis_job:2026-10-25|zrh"
     # new hours (trigger 7): requested at once

@@ -43,6 +43,12 @@ hourly_kpis_job = dg.define_asset_job(
 )
 
 
+def retry_delay_s(failures: int) -> float:
+    """How long to wait before requesting again after `failures` failed runs [s]: none before the
+    first run, then RETRY_BASE_S doubling, at most RETRY_MAX_S (hourly and rollup runs alike)."""
+    return 0.0 if failures <= 0 else min(RETRY_MAX_S, RETRY_BASE_S * 2 ** (failures - 1))
+
+
 def _hour(key: str) -> datetime:
     return datetime.strptime(key, HOUR_KEY_FORMAT).replace(tzinfo=UTC)
 
@@ -102,7 +108,7 @@ def due_hours(
         if previous:
             n, last_s, telemetry_then = previous
             if telemetry_then == telemetry_id:  # same data, still not computed: that run failed
-                wait = min(RETRY_MAX_S, RETRY_BASE_S * 2 ** max(0, n - 1))
+                wait = retry_delay_s(max(1, n))
             else:
                 n = 0  # new data since: not a failure
             if key >= open_hour:

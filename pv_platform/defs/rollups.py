@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
+from pv_platform.defs.kpi_runs import ACTIVE, retry_delay_s
 from pv_platform.defs.kpis import daily_kpis, monthly_kpis, yearly_kpis
 from pv_platform.defs.resources import PlatformResource
 from pv_platform.settings import get_settings
@@ -98,7 +99,7 @@ def due_periods(
         if attempts >= MAX_ATTEMPTS:
             given_up.append(period)
             continue
-        wait = 0.0 if attempts == 0 else min(RETRY_MAX_S, RETRY_BASE_S * 2 ** (attempts - 1))
+        wait = retry_delay_s(attempts)
         if now_s - last_s < wait:
             book[period] = [trigger, requested_for, last_s, attempts, seen]
             continue
@@ -107,13 +108,7 @@ def due_periods(
     return sorted(due), book, given_up
 
 
-RETRY_BASE_S, RETRY_MAX_S, MAX_ATTEMPTS = 30.0, 600.0, 6
-ACTIVE = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
+MAX_ATTEMPTS = 6  # failed runs per change of a period, before it waits for its hours to change
 
 
 @dg.sensor(
