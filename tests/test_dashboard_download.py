@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pyarrow.parquet as pq
 
-from tests.test_dashboard_browser import browser, open_page, site  # noqa: F401 (fixtures)
+from tests.test_dashboard_browser import open_page, site  # noqa: F401 (fixture)
 
 HEADERS = [
     "site",

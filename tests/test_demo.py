@@ -17,17 +17,9 @@ import psutil
 import psycopg
 import pytest
 
+from tests.conftest import wait_for
+
 REPO = Path(__file__).resolve().parent.parent
-
-
-def _wait(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
 
 
 def readme_examples() -> list[str]:
@@ -68,7 +60,7 @@ def test_demo_runs_the_whole_platform_and_stops_cleanly(tmp_path):
             stderr=subprocess.STDOUT,
         )
     try:
-        text = _wait(
+        text = wait_for(
             lambda: "all services answer" in out.read_text() and out.read_text(),
             240,
             "the demo to start",
@@ -93,7 +85,7 @@ def test_demo_runs_the_whole_platform_and_stops_cleanly(tmp_path):
                     " WHERE e.metric = 'ac_power' AND s.ts > now() - interval '2 minutes'"
                 ).fetchone()[0]
 
-        _wait(
+        wait_for(
             live_rows,
             120,
             "live inverter readings in samples (collector → landing → sensor → ingest)",
@@ -108,7 +100,7 @@ def test_demo_runs_the_whole_platform_and_stops_cleanly(tmp_path):
                     >= 3
                 )
 
-        _wait(kpi_hours, 180, "hourly KPI partitions materialized by the automation sensor")
+        wait_for(kpi_hours, 180, "hourly KPI partitions materialized by the automation sensor")
         # both Prometheus endpoints the demo prints answer with moving values (issue 20 item 4)
         collector_url, ingest_url = re.search(
             r"Metrics \(Prometheus\):\s+(\S+) \(collector\), (\S+) \(ingest", text
@@ -157,7 +149,7 @@ def test_a_killed_demo_leaves_no_orphan(tmp_path):
             cwd=REPO, env=env, stdout=fh, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        _wait(lambda: "all services answer" in out.read_text(), 240, "the demo to start")
+        wait_for(lambda: "all services answer" in out.read_text(), 240, "the demo to start")
         postmaster = int((tmp_path / "pvp" / "pg" / "postmaster.pid").read_text().split()[0])
         everything = [
             *psutil.Process(demo.pid).children(recursive=True),
@@ -173,5 +165,5 @@ def test_a_killed_demo_leaves_no_orphan(tmp_path):
     def all_gone() -> bool:
         return not [p for p in everything if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
-    _wait(all_gone, 45, "every process of the killed demo to stop")
+    wait_for(all_gone, 45, "every process of the killed demo to stop")
     assert not (tmp_path / "pvp" / "demo.groups").exists()

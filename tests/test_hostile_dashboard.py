@@ -22,8 +22,8 @@ from pv_platform.plant import dump_plant, parse_plant
 from pv_platform.services import drop_database, ensure_database, free_port
 from pv_platform.storage import Database
 from pv_platform.storage.alerts import AlertStore
-from tests.conftest import demo_plant_dict
-from tests.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS, REPO, serve
+from tests.conftest import CHROMIUM, demo_plant_dict
+from tests.test_dashboard_browser import REPO, serve
 
 pytestmark = [
     pytest.mark.hostile,
@@ -72,16 +72,6 @@ def dash(pg_admin_url, mqtt_url, tmp_path_factory):
     proc.wait(10)
     db.dispose()
     drop_database(pg_admin_url, name)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def request(dash, method: str, path: str, body: dict | None = None, cookie: str = "",

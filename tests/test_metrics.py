@@ -5,6 +5,7 @@ simulator runs, an inverter that does not answer, a malformed message and segmen
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -28,7 +29,7 @@ from pv_platform.landing import archive, list_closed, read_segment, segment_path
 from pv_platform.metrics import Metric, render
 from pv_platform.plant import dump_plant, parse_plant
 from pv_platform.services import free_port, port_is_open
-from tests.conftest import demo_plant_dict, scalar
+from tests.conftest import demo_plant_dict, scalar, wait_for
 from tests.test_hostile_roles import PASSWORDS, role_url
 
 PVP = str(Path(sys.executable).parent / "pvp")
@@ -73,14 +74,7 @@ def value(metrics, name: str, **labels) -> float:
     return metrics[(name, frozenset(labels.items()))]
 
 
-def wait_until(check, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.3)
-    raise AssertionError(f"not within {timeout_s} s: {what}")
+wait = functools.partial(wait_for, every_s=0.3)
 
 
 def test_render_escapes_labels_and_writes_special_values():
@@ -131,7 +125,7 @@ def running(db, mqtt_url, tmp_path):
                 [PVP, *args[name]], env=env[name], stdout=log, stderr=subprocess.STDOUT
             )
         for port in (health_port, metrics_port):
-            wait_until(lambda p=port: port_is_open("127.0.0.1", p), 30, f"port {port} open")
+            wait(lambda p=port: port_is_open("127.0.0.1", p), 30, f"port {port} open")
         yield {"db": db, "site": site, "topic": topic, "mqtt": mqtt_url, "landing": tmp_path / "landing",
                "health": health_port, "metrics": metrics_port, "logs": tmp_path}  # fmt: skip
     finally:
@@ -146,7 +140,7 @@ def running(db, mqtt_url, tmp_path):
 
 def test_collector_metrics_move_as_the_simulator_runs(running):
     site, port = running["site"], running["health"]
-    first = wait_until(
+    first = wait(
         lambda: (
             (m := scrape(port))
             and value(m, "pvp_collector_readings_landed_total") > 0
@@ -191,7 +185,7 @@ def test_collector_metrics_move_as_the_simulator_runs(running):
         second, "pvp_collector_readings_total"
     )
     # MQTT acknowledgements wait for a segment to close (here up to 4 s): seen waiting, with an age
-    waiting = wait_until(
+    waiting = wait(
         lambda: (
             (m := scrape(port))
             and value(m, "pvp_collector_mqtt_unacked", site=site, device="wx1") > 0
@@ -208,7 +202,7 @@ def test_collector_metrics_move_as_the_simulator_runs(running):
     mqtt_publish.single(
         running["topic"], b"{not json", hostname=broker.host, port=broker.port, qos=1
     )
-    wait_until(
+    wait(
         lambda: (
             value(scrape(port), "pvp_collector_quarantined_total", site=site, device="wx1")
             == before + 1
@@ -223,7 +217,7 @@ def test_collector_metrics_move_as_the_simulator_runs(running):
 
 def test_ingest_metrics_follow_the_landing_and_the_kpi_queue(running):
     db, landing, port = running["db"], running["landing"], running["metrics"]
-    before = wait_until(
+    before = wait(
         lambda: (m := scrape(port)) and value(m, "pvp_landing_segments_waiting") >= 2 and m,
         30,
         "segments waiting",
@@ -275,7 +269,7 @@ def test_grafana_and_prometheus_configs_ask_for_what_the_endpoints_expose(runnin
     """Every metric the shipped Grafana dashboard queries is exposed by one of the two endpoints, and
     the shipped Prometheus config scrapes the ports the compose file gives them."""
     repo = Path(__file__).resolve().parent.parent
-    landed = wait_until(
+    landed = wait(
         lambda: (
             (m := scrape(running["health"]))
             and value(m, "pvp_collector_readings_landed_total") > 0
