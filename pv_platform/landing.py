@@ -282,6 +282,13 @@ class SegmentWriter:
                 return []
             return self._try_close()
 
+    def close_as(self, segment_id: str) -> str:
+        """Close what is buffered into a segment with this id (an importer's ids are fixed by its input,
+        so landing the same input again rewrites the same segment, which the ingest ledger loads once).
+        Raises OSError when the landing cannot be written (nothing is dropped: the rows stay held)."""
+        with self._lock:
+            return self._close(segment_id)
+
     def _maybe_close(self) -> list[str]:
         if not self._rows and not self._quarantine:
             return []
@@ -317,9 +324,11 @@ class SegmentWriter:
             self.write_error = None
         return [segment_id]
 
-    def _close(self) -> str:
+    def _close(self, segment_id: str | None = None) -> str:
         self._seq += 1
-        segment_id = f"{time.time_ns():020d}-{self.writer_name}-{os.getpid()}-{self._seq:06d}"
+        segment_id = (
+            segment_id or f"{time.time_ns():020d}-{self.writer_name}-{os.getpid()}-{self._seq:06d}"
+        )
         meta = {
             "entities": self._entities,
             "quarantine": self._quarantine,
