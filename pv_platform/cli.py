@@ -482,6 +482,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--site", action="append", help="only this site (repeatable; default all)")
     p.set_defaults(func=cmd_api_token)
+    from pv_platform.importing.command import add_parser as add_import
+
+    add_import(sub)
     p = sub.add_parser("dashboard", help="serve the Panel dashboard (login when configured)")
     p.add_argument("--address", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5006)
