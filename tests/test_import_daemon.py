@@ -30,8 +30,8 @@ from tests.conftest import scalar, wait_for
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 ZONE = "Europe/Zurich"
-# two local days of Zurich summer time (+02:00): 2024-06-15 and 2024-06-16
-START, END = datetime(2024, 6, 14, 22, tzinfo=UTC), datetime(2024, 6, 16, 22, tzinfo=UTC)
+# three local days of Zurich summer time (+02:00), 2024-06-15 to 17: 72 hours, two range runs (48 + 24)
+START, END = datetime(2024, 6, 14, 22, tzinfo=UTC), datetime(2024, 6, 17, 22, tzinfo=UTC)
 PLANT = {
     "sites": [
         {
@@ -132,13 +132,13 @@ def test_history_imported_while_the_daemon_was_down_is_computed_by_itself(
     db = Database(pg_url)
     try:
         days = "SELECT count(*) FROM kpi_daily WHERE device_id = '*' AND computed_at IS NOT NULL"
-        wait_for(lambda: scalar(db, days) == 2 and scalar(db, "SELECT count(*) FROM kpi_yearly") > 0,
+        wait_for(lambda: scalar(db, days) == 3 and scalar(db, "SELECT count(*) FROM kpi_yearly") > 0,
                  timeout_s=900, every_s=5, what="the imported days' KPIs")  # fmt: skip
         assert scalar(db, "SELECT count(*) FROM samples") == readings
         hours = db.query_df(
             "SELECT period_start, energy_ac_kwh FROM kpi_hourly WHERE device_id = '*' ORDER BY 1"
         )
-        assert len(hours) == 48  # exactly the imported hours
+        assert len(hours) == 72  # exactly the imported hours
         assert hours.period_start.min() == START and hours.period_start.max() == END - timedelta(
             hours=1
         )
@@ -160,8 +160,13 @@ def test_history_imported_while_the_daemon_was_down_is_computed_by_itself(
                 ).fetchall()
             )
         assert runs.get("ingest_job", 0) >= 1
-        assert 1 <= runs.get("hourly_kpis_job", 0) <= 2  # 48 contiguous hours: ranges of <= 48
-        assert runs.get("daily_kpis_job", 0) >= 2 and runs.get("yearly_kpis_job", 0) >= 1
+        assert runs["hourly_kpis_job"] == 2  # 72 contiguous hours: ranges of at most 48
+        # each period once, after all of its hours: the month and year waited for the second range
+        assert (runs["daily_kpis_job"], runs["monthly_kpis_job"], runs["yearly_kpis_job"]) == (
+            3,
+            1,
+            1,
+        )
     finally:
         os.killpg(daemon.pid, signal.SIGTERM)
         try:
