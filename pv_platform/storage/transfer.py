@@ -5,7 +5,7 @@ STDIN, such as the WASM TimescaleDB build used in the tests)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -31,10 +31,6 @@ UNNEST_CHUNK_ROWS = (
 KPI_KEY = ["site_id", "device_id", "period_start"]
 
 
-def _utc(micros: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
-
-
 def _kpi_where(params: dict[str, Any], style: str) -> str:
     """The period (and site, device) condition of a KPI read, in `:name` or `%(name)s` style."""
     p = (lambda n: f":{n}") if style == "named" else (lambda n: f"%({n})s")
@@ -48,6 +44,8 @@ def _kpi_where(params: dict[str, Any], style: str) -> str:
 @dataclass(frozen=True)
 class Binary:
     """Binary COPY for writes, binary arrays for reads: no Python object per value either way."""
+
+    copies: bool = True  # loads samples as fast as a plain COPY
 
     def load_samples(
         self,
@@ -117,6 +115,8 @@ class Binary:
 class Rows:
     """Plain INSERTs and row reads, for servers that cannot COPY FROM STDIN."""
 
+    copies: bool = False
+
     def load_samples(
         self,
         conn: sa.Connection,
@@ -127,7 +127,9 @@ class Rows:
     ) -> None:
         """Rows into `table` (entity_id, ts, value) with unnest arrays, a chunk per statement."""
         ids = entity_ids.tolist()
-        stamps = [_utc(t) for t in ts_us.tolist()]
+        # as ISO text, as the rows were always sent (the WASM server hangs on binary timestamp arrays)
+        utc = np.datetime_as_string(ts_us.astype("datetime64[us]"), unit="us", timezone="UTC")
+        stamps = utc.tolist()
         numbers = values.tolist()
         for i in range(0, len(ids), UNNEST_CHUNK_ROWS):
             conn.exec_driver_sql(
