@@ -25,12 +25,15 @@ def _stop_event() -> asyncio.Event:
 
 def _use_clock(settings, start=None, speed=None) -> None:
     """Accelerated time from settings (or the simulate flags): the same clock on both sides."""
-    from pv_platform.clock import set_clock
+    from pv_platform.clock import use_settings
 
-    start, speed = start or settings.clock_start, speed or settings.clock_speed
-    if start is not None or speed != 1.0:
-        clock = set_clock(start, speed, settings.clock_anchor)
-        print(f"accelerated time: {speed:g}x from {clock.now():%Y-%m-%d %H:%M:%S} UTC", flush=True)
+    clock = use_settings(settings, start, speed)
+    if clock.accelerated:
+        print(
+            f"accelerated time: {clock.speed:g}x, now {clock.now():%Y-%m-%d %H:%M:%S} UTC"
+            f" (PVP_CLOCK_ANCHOR={clock.anchor:.3f})",
+            flush=True,
+        )
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
@@ -41,7 +44,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     settings = get_settings()
     plant = load_plant(settings.resolved_plant_file)
     broker = parse_mqtt_url(settings.mqtt_url) if settings.mqtt_url else None
-    _use_clock(settings)
+    _use_clock(settings, args.start, args.speed)
 
     async def main() -> None:
         stop = _stop_event()
@@ -370,15 +373,29 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def _clock_flags(p: argparse.ArgumentParser) -> None:
+    """--start/--speed, the same on `pvp simulate` and `pvp collect` (they then share one clock)."""
+    p.add_argument(
+        "--speed",
+        type=float,
+        help="accelerated time: simulated seconds per second (PVP_CLOCK_SPEED)",
+    )
+    p.add_argument(
+        "--start",
+        type=lambda text: datetime.fromisoformat(text.replace("Z", "+00:00")),
+        help="accelerated time: simulated UTC start, e.g. 2026-06-21T04:00Z (PVP_CLOCK_START)",
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="pvp", description="PV Platform: monitoring data platform for PV plants."
     )
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("collect", help="run the collector on the plant file").set_defaults(
-        func=cmd_collect
-    )
+    p = sub.add_parser("collect", help="run the collector on the plant file")
+    _clock_flags(p)
+    p.set_defaults(func=cmd_collect)
     sub.add_parser(
         "health", help="ask the running collector's health endpoint (PVP_HEALTH_PORT)"
     ).set_defaults(func=cmd_health)
@@ -393,16 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="YAML schedule of faults to inject (integrations/simulator/scenarios.py)",
     )
-    p.add_argument(
-        "--speed",
-        type=float,
-        help="accelerated time: simulated seconds per second (PVP_CLOCK_SPEED)",
-    )
-    p.add_argument(
-        "--start",
-        type=lambda text: datetime.fromisoformat(text.replace("Z", "+00:00")),
-        help="accelerated time: simulated UTC start, e.g. 2026-06-21T04:00Z (PVP_CLOCK_START)",
-    )
+    _clock_flags(p)
     p.set_defaults(func=cmd_simulate)
     p = sub.add_parser("broker", help="run an embedded MQTT broker (amqtt)")
     p.add_argument("--host", default="127.0.0.1")

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from pv_platform import clock
 from pv_platform.alerts.model import AlertCandidate
 from pv_platform.storage.alerts import AlertStore
 
@@ -77,9 +78,9 @@ class AlertEngine:
                 )
                 continue
             if (
-                self.store.opened_since(now - timedelta(minutes=1))
+                self.store.opened_between(now - timedelta(minutes=1), now)
                 >= self.policy.max_new_per_minute
-            ):
+            ):  # the minute before the evaluated time (a re-evaluated past hour is not judged by later alerts)
                 result.suppressed.append((fp, f"rate limit {self.policy.max_new_per_minute}/min"))
                 log.warning("alert rate limit reached; %s not opened", fp)
                 continue
@@ -108,12 +109,12 @@ class AlertEngine:
     def acknowledge(
         self, alert_id: int, by: str, comment: str = "", now: datetime | None = None
     ) -> bool:
-        return self.store.acknowledge(alert_id, by, comment, now or datetime.now().astimezone())
+        return self.store.acknowledge(alert_id, by, comment, now or clock.now())
 
     def resolve(
         self, alert_id: int, by: str, comment: str = "", now: datetime | None = None
     ) -> bool:
-        return self.store.resolve(alert_id, by, comment, now or datetime.now().astimezone())
+        return self.store.resolve(alert_id, by, comment, now or clock.now())
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Wait until the notifiers have delivered what they were given (or `timeout_s` passed)."""

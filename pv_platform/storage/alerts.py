@@ -34,10 +34,12 @@ class AlertStore:
                 {"f": fingerprint},
             ).scalar()
 
-    def opened_since(self, since: datetime) -> int:
+    def opened_between(self, since: datetime, until: datetime) -> int:
+        """Alerts opened in [since, until] (the rate limit's window around an evaluated time)."""
         with self.engine.connect() as conn:
             return conn.execute(
-                sa.text("SELECT count(*) FROM alerts WHERE opened_at >= :t"), {"t": since}
+                sa.text("SELECT count(*) FROM alerts WHERE opened_at >= :a AND opened_at <= :b"),
+                {"a": since, "b": until},
             ).scalar()
 
     def open(
