@@ -18,6 +18,7 @@ from pv_platform.alerts.kpi_rules import (
     KPI_RULES,
     STRING_CURRENT_LIKE,
     hour_candidates,
+    kpi_cleared,
 )
 from pv_platform.alerts.limits import fleet_from_settings, kpi_thresholds
 from pv_platform.alerts.service import alert_engine
@@ -388,7 +389,8 @@ def alerts(context: dg.AssetExecutionContext, platform: PlatformResource) -> dg.
     )
     candidates = hour_candidates(recent, strings, failed, window.start, window.end, limits)
     engine = alert_engine(db.engine, get_settings())  # with the notifiers: MQTT and webhook
-    result = engine.process(candidates, min(window.end, clock.now()), KPI_RULES)
+    cleared = kpi_cleared(recent, limits, window.start)  # what a total-loss alert needs to resolve
+    result = engine.process(candidates, min(window.end, clock.now()), KPI_RULES, cleared)
     if not engine.flush(timeout_s=30.0):  # the run process exits next: deliver first
         context.log.warning("some alert notifications were still under way after 30 s")
     return dg.MaterializeResult(
