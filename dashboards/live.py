@@ -19,6 +19,7 @@ import aiomqtt
 
 from pv_platform.bus import parse_mqtt_url
 from pv_platform.settings import get_settings
+from pv_platform.vocabulary import Metric
 
 log = logging.getLogger(__name__)
 HISTORY_S = 3600
@@ -56,7 +57,7 @@ class LiveState:
             }
             self.messages += 1
             plant_w = sum(
-                d["values"].get("ac_power", 0.0)
+                d["values"].get(Metric.AC_POWER, 0.0)
                 for key, d in self.devices.items()
                 if self.inverters is None or key in self.inverters
             )

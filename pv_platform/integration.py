@@ -8,7 +8,6 @@ register through the `pv_platform.integrations` entry-point group, so a third-pa
 from __future__ import annotations
 
 import asyncio
-import enum
 import importlib
 import json
 import logging
@@ -27,36 +26,20 @@ from pydantic import BaseModel
 
 from pv_platform import clock
 from pv_platform.readings import Reading, entity_key
+from pv_platform.vocabulary import DeviceClass, StateClass, Unit
 
 log = logging.getLogger(__name__)
 QUARANTINE_LOG_EVERY_S = 60.0
 ENTRY_POINT_GROUP = "pv_platform.integrations"
 
 
-class DeviceClass(enum.StrEnum):
-    POWER = "power"
-    ENERGY = "energy"
-    IRRADIANCE = "irradiance"
-    TEMPERATURE = "temperature"
-    VOLTAGE = "voltage"
-    CURRENT = "current"
-    FREQUENCY = "frequency"
-    POWER_FACTOR = "power_factor"
-    ENUM = "enum"
-    SPEED = "speed"
-
-
-class StateClass(enum.StrEnum):
-    MEASUREMENT = "measurement"
-    TOTAL_INCREASING = "total_increasing"
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, kw_only=True)
 class EntityDescription:
-    """What one entity is: its metric name, unit and classes, and where its raw value comes from."""
+    """What one entity is: its metric name, unit and classes, and where its raw value comes from
+    (keyword-only, as Home Assistant's `SensorEntityDescription`)."""
 
-    key: str
-    unit: str
+    key: str  # a `Metric`, or an `mppt_metric(...)` name
+    unit: Unit
     device_class: DeviceClass
     state_class: StateClass = StateClass.MEASUREMENT
     source: str = ""  # protocol-specific: SunSpec point name, JSON field path, ...

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -138,7 +139,11 @@ class AlertLimits(_StrictModel):
     string_current_fraction: float | None = Field(default=None, gt=0, lt=1)
     min_efficiency: float | None = Field(default=None, gt=0, le=1)
     efficiency_hold_s: float | None = Field(default=None, ge=0)
-    daylight_poa_wm2: float | None = Field(default=None, ge=0)
+    # rules that need sun judge only above this irradiance (`daylight_poa_wm2`, the name it had
+    # before the site's own daylight threshold took that name, is still read)
+    sun_gate_poa_wm2: float | None = Field(
+        default=None, ge=0, validation_alias=AliasChoices("sun_gate_poa_wm2", "daylight_poa_wm2")
+    )
     pr_min: float | None = Field(default=None, gt=0, le=1.5)
     expected_margin: float | None = Field(default=None, ge=0, lt=1)
     availability_min: float | None = Field(default=None, gt=0, le=1)

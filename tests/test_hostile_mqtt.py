@@ -102,7 +102,9 @@ class _Buggy(Coordinator):
     A stand-in: no real integration is known to have such a bug any more."""
 
     def __init__(self) -> None:
-        super().__init__("s1", "buggy", (EntityDescription("ac_power", "W", "power"),), 0.05)
+        super().__init__(
+            "s1", "buggy", (EntityDescription(key="ac_power", unit="W", device_class="power"),), 0.05
+        )
         self.polls = 0
 
     async def _async_update(self) -> dict[str, float | None]:

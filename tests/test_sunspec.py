@@ -17,12 +17,12 @@ from integrations.sunspec_modbus.coordinator import SunSpecCoordinator
 from integrations.sunspec_modbus.models import (
     INVERTER_THREE_PHASE,
     MODELS,
-    decode_events,
     decode_model,
     encode_model,
 )
 from pv_platform.plant import parse_plant
 from pv_platform.services import free_port
+from pv_platform.vocabulary import event_names
 from tests.conftest import demo_plant_dict
 
 
@@ -176,7 +176,7 @@ def test_sentinels_are_missing_not_zero_and_scale_factors_apply():
     )
     assert decoded["WH"] is None  # an accumulator of 0 is "not implemented", never a 0 reading
     assert decoded["VA"] is None and decoded["DCV"] is None  # 0x8000 / 0xFFFF sentinels
-    assert decode_events(decoded["Evt1"]) == ["GROUND_FAULT", "OVER_TEMP"]
+    assert event_names(decoded["Evt1"]) == ["GROUND_FAULT", "OVER_TEMP"]
     # a value whose scale factor is not implemented is missing too (never off by powers of ten)
     regs = encode_model(INVERTER_THREE_PHASE, {"W": 12345})
     assert decode_model(INVERTER_THREE_PHASE, regs)["W"] is None

@@ -30,6 +30,7 @@ from pv_platform.integration import wait_or_stop
 from pv_platform.landing import SegmentWriter
 from pv_platform.plant import Plant
 from pv_platform.readings import entity_key
+from pv_platform.vocabulary import Metric
 
 log = logging.getLogger(__name__)
 UNITS = {d.key: (d.unit, str(d.device_class)) for d in (*INVERTER_ENTITIES, *MQTT_ENTITIES)}
@@ -38,9 +39,9 @@ UNITS.update(
         f"mppt{i}_{k}": u
         for i in range(1, 9)
         for k, u in (
-            ("dc_current", ("A", "current")),
-            ("dc_voltage", ("V", "voltage")),
-            ("dc_power", ("W", "power")),
+            (Metric.DC_CURRENT, ("A", "current")),
+            (Metric.DC_VOLTAGE, ("V", "voltage")),
+            (Metric.DC_POWER, ("W", "power")),
             ("temperature", ("°C", "temperature")),
         )
     }
@@ -74,7 +75,7 @@ def backfill_landing(
                 ]
                 writer.add_rows(lines, {key: {"unit": unit, "device_class": device_class}})
                 rows += len(lines)
-            for counter in ("ac_energy", "export_energy", "import_energy"):
+            for counter in (Metric.AC_ENERGY, Metric.EXPORT_ENERGY, Metric.IMPORT_ENERGY):
                 if counter in frame:
                     counters[entity_key(site.id, device_id, counter)] = float(
                         frame[counter].iloc[-1]
@@ -156,7 +157,7 @@ async def run_simulator(
     ]
     inverters = [
         SimulatedInverter(
-            site, dev, seed, counters.get(entity_key(site.id, dev.id, "ac_energy"), initial_energy_wh(dev)),
+            site, dev, seed, counters.get(entity_key(site.id, dev.id, Metric.AC_ENERGY), initial_energy_wh(dev)),
             model_id=113 if i % 2 else 103,
             faults=scenario.for_device(site.id, dev.id) if scenario else [],
         )
@@ -178,8 +179,8 @@ async def run_simulator(
                 elif dev.kind == "meter":
                     meter = SimulatedMeter(
                         site, dev, site_inverters,
-                        counters.get(entity_key(site.id, dev.id, "export_energy"), 5e7),
-                        counters.get(entity_key(site.id, dev.id, "import_energy"), 5e5),
+                        counters.get(entity_key(site.id, dev.id, Metric.EXPORT_ENERGY), 5e7),
+                        counters.get(entity_key(site.id, dev.id, Metric.IMPORT_ENERGY), 5e5),
                     )  # fmt: skip
                     make = LivePayload(meter.values, fields, faults)
                 else:

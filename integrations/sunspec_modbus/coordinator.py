@@ -14,25 +14,25 @@ from integrations.sunspec_modbus.models import (
     BASE_ADDRESSES,
     END_MODEL_ID,
     MODELS,
-    OPERATING_STATES,
     SUNS_MARKER,
-    decode_events,
     decode_model,
 )
-from pv_platform.integration import (
-    Coordinator,
+from pv_platform.integration import Coordinator, EntityDescription, UpdateFailed
+from pv_platform.vocabulary import (
     DeviceClass,
-    EntityDescription,
-    StateClass,
-    UpdateFailed,
+    MpptMetric,
+    OperatingState,
+    Unit,
+    event_names,
+    mppt_metric,
 )
 
 log = logging.getLogger(__name__)
-MPPT_POINTS = (  # per-MPPT metric suffix, model 160 point, unit, device class
-    ("dc_current", "DCA", "A", DeviceClass.CURRENT),
-    ("dc_voltage", "DCV", "V", DeviceClass.VOLTAGE),
-    ("dc_power", "DCW", "W", DeviceClass.POWER),
-    ("temperature", "Tmp", "°C", DeviceClass.TEMPERATURE),  # module temperature of the string
+MPPT_POINTS = (  # per-MPPT quantity, model 160 point, unit, device class
+    (MpptMetric.DC_CURRENT, "DCA", Unit.AMPERE, DeviceClass.CURRENT),
+    (MpptMetric.DC_VOLTAGE, "DCV", Unit.VOLT, DeviceClass.VOLTAGE),
+    (MpptMetric.DC_POWER, "DCW", Unit.WATT, DeviceClass.POWER),
+    (MpptMetric.TEMPERATURE, "Tmp", Unit.CELSIUS, DeviceClass.TEMPERATURE),
 )
 
 
@@ -173,10 +173,8 @@ class SunSpecCoordinator(Coordinator):
             for d in self.descriptions.values()
             if not d.key.startswith("mppt")
         }
-        self.operating_state = (
-            OPERATING_STATES.get(int(points["St"])) if points.get("St") is not None else None
-        )
-        self.events = decode_events(points.get("Evt1"))
+        self.operating_state = OperatingState.name_of(points.get("St"))
+        self.events = event_names(points.get("Evt1"))
         if MPPT_MODEL_ID in data:
             values.update(
                 self._mppt_values(decode_model(MODELS[MPPT_MODEL_ID], data[MPPT_MODEL_ID]))
@@ -189,12 +187,11 @@ class SunSpecCoordinator(Coordinator):
         for block in mppt.get("repeats", []):
             if block.get("ID") is None:
                 continue
-            prefix = f"mppt{int(block['ID'])}"
-            for suffix, point, unit, device_class in MPPT_POINTS:
-                key = f"{prefix}_{suffix}"
+            for quantity, point, unit, device_class in MPPT_POINTS:
+                key = mppt_metric(block["ID"], quantity)
                 if key not in self.descriptions:
                     self.descriptions[key] = EntityDescription(
-                        key, unit, device_class, StateClass.MEASUREMENT, point
+                        key=key, unit=unit, device_class=device_class, source=point
                     )
                 values[key] = _number(block.get(point))
         return values

@@ -27,6 +27,7 @@ from pv_platform.kpi.periods import SITE_DEVICE, finish_periods
 from pv_platform.kpi.quality import run_checks
 from pv_platform.kpi.temperature import typical_year_cell_temperature_c
 from pv_platform.plant import Plant
+from pv_platform.vocabulary import Metric
 
 # a database outage fails the op; it is retried in the same run, and `hourly_kpis_sensor` requests the
 # hours again (later, with backoff) if the run fails anyway
@@ -121,7 +122,7 @@ def hourly_kpis(
     samples = telemetry_store.store().sample_set(
         window.start - EDGE_MARGIN,
         window.end + EDGE_MARGIN,
-        HOURLY_METRICS + ["cabinet_temperature"],
+        HOURLY_METRICS + [Metric.CABINET_TEMPERATURE],
     )
     rows = hourly_kpis_range(samples, model, window.start, window.end, _t_ref_by_site(plant, model))
     outcomes = [
