@@ -17,7 +17,12 @@ import aiomqtt
 
 from pv_platform.bus import BrokerAddress, live_payload, live_topic
 from pv_platform.ha_discovery import discovery_messages
-from pv_platform.integration import Coordinator, load_integration, wait_or_stop
+from pv_platform.integration import (
+    Coordinator,
+    PushCoordinator,
+    load_integration,
+    wait_or_stop,
+)
 from pv_platform.landing import SegmentWriter
 from pv_platform.metrics import CONTENT_TYPE, collector_metrics, render
 from pv_platform.plant import Plant
@@ -80,20 +85,22 @@ class Collector:
         if self.writer.torn_removed:
             log.warning("removed %d torn segment(s) left by a crash", self.writer.torn_removed)
         self.coordinators: list[Coordinator] = []
+        self.shared: dict[
+            str, object
+        ] = {}  # integrations' shared state, e.g. one Modbus hub per bus
         for site in plant.sites:
             for device in site.devices:
-                coordinator = load_integration(device.integration).setup(site, device, settings)
+                integration = load_integration(device.integration)
+                coordinator = integration.setup(site, device, settings, self.shared)
                 # a push device acknowledges only what landed: its readings are never dropped, unless
-                # it subscribes at QoS 0 (nothing to leave unacknowledged: the broker keeps nothing)
-                config = getattr(coordinator, "config", None)
-                droppable = (
-                    getattr(coordinator, "on_durable", None) is None
-                    or getattr(config, "qos", 1) == 0
-                )
+                # its source keeps nothing to deliver again (MQTT QoS 0)
+                push = isinstance(coordinator, PushCoordinator)
+                droppable = not push or coordinator.droppable
                 coordinator.attach(
                     partial(self._on_readings, droppable=droppable), self.writer.add_quarantine
                 )
-                coordinator.attach_durable(self.close_segment)
+                if push:
+                    coordinator.attach_durable(self.close_segment)
                 coordinator.earliest = site.earliest_reading()
                 self.coordinators.append(coordinator)
         self._entity_meta: dict[str, dict] = {}
@@ -126,9 +133,8 @@ class Collector:
     def _acknowledge(self) -> None:
         self._last_close = time.monotonic()
         for coordinator in self.coordinators:
-            on_durable = getattr(coordinator, "on_durable", None)
-            if on_durable is not None:
-                on_durable()
+            if isinstance(coordinator, PushCoordinator):
+                coordinator.on_durable()
 
     def _on_readings(self, readings: list[Reading], droppable: bool = False) -> None:
         self.readings_total += len(readings)
@@ -151,7 +157,7 @@ class Collector:
 
     async def _tick_landing(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            waiting = any(getattr(c, "unacked", 0) for c in self.coordinators)
+            waiting = any(c.unacked for c in self.coordinators if isinstance(c, PushCoordinator))
             if (
                 waiting
                 and time.monotonic() - self._last_close >= self.settings.mqtt_ack_max_delay_s

@@ -303,7 +303,29 @@ def parse_plant(data: Any, source: str = "<plant>") -> Plant:
                     for e in exc.errors()
                 ]
                 raise PlantFileError("invalid device config\n  " + "\n  ".join(lines)) from None
+    _validate_together(plant, source)
     return plant
+
+
+def _validate_together(plant: Plant, source: str) -> None:
+    """What one device's config cannot tell: an integration's `validate_devices` sees all of its
+    devices at once (e.g. two Modbus devices on one serial line with different line settings)."""
+    from pv_platform.integration import load_integration  # late: integrations import pv_platform
+
+    by_domain: dict[str, list[tuple[str, Any]]] = {}
+    for site in plant.sites:
+        for device in site.devices:
+            by_domain.setdefault(device.integration, []).append(
+                (f"{site.id}.{device.id}", device.config)
+            )
+    for domain, devices in by_domain.items():
+        validate = getattr(load_integration(domain).module, "validate_devices", None)
+        if validate is None:
+            continue
+        try:
+            validate(devices)
+        except ValueError as exc:
+            raise PlantFileError(f"{source}: {exc}") from None
 
 
 class _PlantLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
