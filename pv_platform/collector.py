@@ -15,10 +15,17 @@ from pathlib import Path
 
 import aiomqtt
 
-from pv_platform.bus import BrokerAddress, live_payload, live_topic
+from pv_platform.bus import (
+    BrokerAddress,
+    device_info_payload,
+    device_info_topic,
+    live_payload,
+    live_topic,
+)
 from pv_platform.ha_discovery import discovery_messages
 from pv_platform.integration import (
     Coordinator,
+    DeviceInfo,
     PushCoordinator,
     load_integration,
     wait_or_stop,
@@ -230,7 +237,10 @@ class Collector:
                             self.coordinators, prefix, self.settings.ha_discovery_prefix
                         ):
                             await client.publish(topic, payload, qos=1, retain=True)
+                    told: dict[tuple[str, str], DeviceInfo] = {}  # identities published
                     while not stop.is_set():
+                        for topic, payload in self._identity_messages(told):
+                            await client.publish(topic, payload, qos=1, retain=True)
                         pending, self._live = self._live, {}
                         for (site_id, device_id), (ts, values) in pending.items():
                             await client.publish(
@@ -241,6 +251,26 @@ class Collector:
                 log.warning("live bus unavailable (%s); retrying in 2 s", exc)
                 self._live.clear()
                 await wait_or_stop(stop, 2.0)
+
+    def _identity_messages(
+        self, told: dict[tuple[str, str], DeviceInfo]
+    ) -> list[tuple[str, bytes]]:
+        """Retained messages for each device whose identity is new or changed since `told`: its
+        identity beside its live values (the Devices page) and, with HA discovery, its entities'
+        configs again (their `device` block now says what the device is)."""
+        out: list[tuple[str, bytes]] = []
+        prefix = self.settings.live_topic_prefix
+        for c in self.coordinators:
+            key = (c.site_id, c.device_id)
+            if c.device_info is None or told.get(key) == c.device_info:
+                continue
+            told[key] = c.device_info
+            out.append(
+                (device_info_topic(prefix, *key), device_info_payload(c.device_info.as_dict()))
+            )
+            if self.settings.ha_discovery:
+                out += discovery_messages([c], prefix, self.settings.ha_discovery_prefix)
+        return out
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then close the open segment so nothing buffered is lost."""
