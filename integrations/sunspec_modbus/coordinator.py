@@ -111,7 +111,9 @@ class SunSpecCoordinator(PollingCoordinator):
                 if model_id == END_MODEL_ID:
                     self.models = models
                     return models
-                models[model_id] = (address + 2, length)
+                # the first of a model id is the device's own: a SolarEdge inverter lists its meter's
+                # common model (1) after its own
+                models.setdefault(model_id, (address + 2, length))
                 address += 2 + length
             raise UpdateFailed("SunSpec model chain has no end model after 64 models")
         if len(errors) == len(
