@@ -92,9 +92,8 @@ class Collector:
         if self.writer.torn_removed:
             log.warning("removed %d torn segment(s) left by a crash", self.writer.torn_removed)
         self.coordinators: list[Coordinator] = []
-        self.shared: dict[
-            str, object
-        ] = {}  # integrations' shared state, e.g. one Modbus hub per bus
+        # integrations' shared state (Home Assistant's hass.data), e.g. one Modbus hub per bus
+        self.shared: dict[str, object] = {}
         for site in plant.sites:
             for device in site.devices:
                 integration = load_integration(device.integration)

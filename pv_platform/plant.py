@@ -21,6 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from pv_platform.integration import load_integration
+
 DeviceKind = Literal["inverter", "weather_station", "meter", "string_combiner"]
 MAX_RATING_KW = 1_000_000.0  # 1 GW: larger than any single device
 # Without commissioning_date, readings up to this far back are accepted: two decades of history can
@@ -286,8 +288,6 @@ def parse_plant(data: Any, source: str = "<plant>") -> Plant:
     except ValidationError as exc:
         lines = [f"{source}: {_location(err['loc'], data)}: {err['msg']}" for err in exc.errors()]
         raise PlantFileError("invalid plant file\n  " + "\n  ".join(lines)) from None
-    from pv_platform.integration import load_integration  # late: integrations import pv_platform
-
     for s, site in enumerate(plant.sites):
         for d, device in enumerate(site.devices):
             where = f"{source}: sites[{s}] ({site.id}).devices[{d}] ({device.id})"
@@ -310,8 +310,6 @@ def parse_plant(data: Any, source: str = "<plant>") -> Plant:
 def _validate_together(plant: Plant, source: str) -> None:
     """What one device's config cannot tell: an integration's `validate_devices` sees all of its
     devices at once (e.g. two Modbus devices on one serial line with different line settings)."""
-    from pv_platform.integration import load_integration  # late: integrations import pv_platform
-
     by_domain: dict[str, list[tuple[str, Any]]] = {}
     for site in plant.sites:
         for device in site.devices:
