@@ -37,6 +37,8 @@ def discovery_messages(
             "model": type(c).__name__.removesuffix("Coordinator") or "device",
             "via_device": _object_id("pvp", c.site_id),
         }
+        if c.device_info is not None:  # what the device itself says it is (SunSpec Mn, Md, SN, Vr)
+            device.update(c.device_info.as_dict())
         for d in c.descriptions.values():
             ha_class = HA_DEVICE_CLASS.get(d.device_class)
             config = {

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from pv_platform.integration import PollingCoordinator, PushCoordinator
 from pv_platform.storage.metrics import ingest_snapshot
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -131,12 +132,12 @@ def device_metrics(coordinators) -> list[Metric]:
     )
     for c in coordinators:
         labels = {"site": c.site_id, "device": c.device_id}
-        if getattr(c, "on_durable", None) is None:  # push devices are not polled
+        if isinstance(c, PollingCoordinator):  # push devices are not polled
             polls.add(c.polls_total, **labels)
         failures.add(c.failures_total, **labels)
         quarantined.add(c.quarantined_total, **labels)
         available.add(1 if c.available else 0, **labels)
-        if hasattr(c, "unacked"):
+        if isinstance(c, PushCoordinator):
             unacked.add(c.unacked, **labels)
             oldest.add(c.oldest_unacked_s, **labels)
     return [polls, failures, quarantined, available, unacked, oldest]

@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from pv_platform.integration import load_integration
+
 DeviceKind = Literal["inverter", "weather_station", "meter", "string_combiner"]
 MAX_RATING_KW = 1_000_000.0  # 1 GW: larger than any single device
 # Without commissioning_date, readings up to this far back are accepted: two decades of history can
@@ -291,8 +293,6 @@ def parse_plant(data: Any, source: str = "<plant>") -> Plant:
     except ValidationError as exc:
         lines = [f"{source}: {_location(err['loc'], data)}: {err['msg']}" for err in exc.errors()]
         raise PlantFileError("invalid plant file\n  " + "\n  ".join(lines)) from None
-    from pv_platform.integration import load_integration  # late: integrations import pv_platform
-
     for s, site in enumerate(plant.sites):
         for d, device in enumerate(site.devices):
             where = f"{source}: sites[{s}] ({site.id}).devices[{d}] ({device.id})"
@@ -308,7 +308,27 @@ def parse_plant(data: Any, source: str = "<plant>") -> Plant:
                     for e in exc.errors()
                 ]
                 raise PlantFileError("invalid device config\n  " + "\n  ".join(lines)) from None
+    _validate_together(plant, source)
     return plant
+
+
+def _validate_together(plant: Plant, source: str) -> None:
+    """What one device's config cannot tell: an integration's `validate_devices` sees all of its
+    devices at once (e.g. two Modbus devices on one serial line with different line settings)."""
+    by_domain: dict[str, list[tuple[str, Any]]] = {}
+    for site in plant.sites:
+        for device in site.devices:
+            by_domain.setdefault(device.integration, []).append(
+                (f"{site.id}.{device.id}", device.config)
+            )
+    for domain, devices in by_domain.items():
+        validate = getattr(load_integration(domain).module, "validate_devices", None)
+        if validate is None:
+            continue
+        try:
+            validate(devices)
+        except ValueError as exc:
+            raise PlantFileError(f"{source}: {exc}") from None
 
 
 class _PlantLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]

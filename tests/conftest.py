@@ -252,3 +252,24 @@ def browser():
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def serial_line(tmp_path):
+    """A real serial line: a pseudo-terminal pair joined by socat (simulator on one end, clients on the
+    other)."""
+    socat = shutil.which("socat")
+    if socat is None:
+        pytest.fail("socat is needed for the Modbus RTU test (apt-get install socat)")
+    a, b = tmp_path / "ttyA", tmp_path / "ttyB"
+    proc = subprocess.Popen(
+        [socat, f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(100):
+        if a.exists() and b.exists():
+            break
+        time.sleep(0.05)
+    yield str(a), str(b)
+    proc.terminate()
+    proc.wait(5)

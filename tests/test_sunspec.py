@@ -182,31 +182,6 @@ def test_sentinels_are_missing_not_zero_and_scale_factors_apply():
     assert decode_model(INVERTER_THREE_PHASE, regs)["W"] is None
 
 
-@pytest.fixture
-def serial_line(tmp_path):
-    """A real serial line: a pseudo-terminal pair joined by socat (simulator on one end, clients on the
-    other)."""
-    import shutil
-    import subprocess
-    import time
-
-    socat = shutil.which("socat")
-    if socat is None:
-        pytest.fail("socat is needed for the Modbus RTU test (apt-get install socat)")
-    a, b = tmp_path / "ttyA", tmp_path / "ttyB"
-    proc = subprocess.Popen(
-        [socat, f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    for _ in range(100):
-        if a.exists() and b.exists():
-            break
-        time.sleep(0.05)
-    yield str(a), str(b)
-    proc.terminate()
-    proc.wait(5)
-
-
 def test_modbus_rtu_over_a_serial_line_reads_what_the_simulator_serves(serial_line):
     """One inverter served over RTU (19200 8N1) on a pty; our client and pysunspec2 read it at the
     other end and agree, and the values are the simulator's."""

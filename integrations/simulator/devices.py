@@ -11,8 +11,6 @@ import aiomqtt
 import numpy as np
 import pandas as pd
 from pymodbus.constants import ExcCodes
-from pymodbus.framer import FramerType
-from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from integrations.simulator.physics import energy_wh, epoch_s, inverter_output, weather
@@ -38,7 +36,6 @@ from pv_platform import clock
 from pv_platform.bus import BrokerAddress
 from pv_platform.integration import wait_or_stop
 from pv_platform.plant import Device, Site
-from pv_platform.services import port_is_open
 from pv_platform.vocabulary import Metric
 
 log = logging.getLogger(__name__)
@@ -317,39 +314,6 @@ class SimulatedMeter:
             Metric.GRID_VOLTAGE: 230.0 + 2.0 * np.sin(2 * np.pi * t / 611.0),
             Metric.POWER_FACTOR: 0.99 if net_w > 0 else 0.95,
         }
-
-
-async def serve_inverters(inverters: list[SimulatedInverter]) -> list:
-    """One Modbus server per TCP host:port or serial line, each serving the devices configured on it."""
-    by_address: dict[tuple, list[SimulatedInverter]] = {}
-    for inv in inverters:
-        c = inv.config
-        key = (
-            ("rtu", c.serial_port, c.baudrate, c.parity, c.stopbits, c.bytesize)
-            if c.serial_port
-            else ("tcp", c.host, c.port)
-        )
-        by_address.setdefault(key, []).append(inv)
-    servers = []
-    for key, invs in by_address.items():
-        devices = [inv.modbus_device() for inv in invs]
-        context = devices if len(devices) > 1 else devices[0]
-        if key[0] == "rtu":
-            _, port, baudrate, parity, stopbits, bytesize = key
-            server = ModbusSerialServer(
-                context, framer=FramerType.RTU, port=port, baudrate=baudrate, parity=parity,
-                stopbits=stopbits, bytesize=bytesize,
-            )  # fmt: skip
-        else:
-            server = ModbusTcpServer(context, address=key[1:])
-        asyncio.get_running_loop().create_task(server.serve_forever())
-        servers.append(server)
-        for _ in range(100):  # listening before anyone is told the plant is up
-            if key[0] == "rtu" or await asyncio.to_thread(port_is_open, key[1], key[2], 0.1):
-                break
-            await asyncio.sleep(0.05)
-        log.info("serving %s on modbus %s %s", [i.device.id for i in invs], key[0], key[1:])
-    return servers
 
 
 async def publish_json(

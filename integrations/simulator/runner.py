@@ -19,8 +19,8 @@ from integrations.simulator.devices import (
     initial_energy_wh,
     json_payload,
     publish_json,
-    serve_inverters,
 )
+from integrations.simulator.modbus_server import serve_inverters
 from integrations.simulator.physics import weather
 from integrations.simulator.scenarios import Fault, Scenario
 from integrations.sunspec_modbus.entities import INVERTER_ENTITIES
@@ -163,7 +163,7 @@ async def run_simulator(
         )
         for i, (site, dev) in enumerate(sunspec)
     ]  # fmt: skip
-    servers = await serve_inverters(inverters)
+    servers, _ = await serve_inverters(inverters)
     tasks = []
     if broker is not None:
         for site in plant.sites:

@@ -83,7 +83,9 @@ class Fault(BaseModel):
             raise ValueError("a frozen_sensor fault needs the metric that freezes")
         unknown = set(self.events) - set(InverterEvent.__members__)
         if unknown:
-            raise ValueError(f"unknown event names {sorted(unknown)}; known: {sorted(InverterEvent.__members__)}")
+            raise ValueError(
+                f"unknown event names {sorted(unknown)}; known: {sorted(InverterEvent.__members__)}"
+            )
         return self
 
     def applies(self, site_id: str, device_id: str | None) -> bool:
