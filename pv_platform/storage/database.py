@@ -49,7 +49,7 @@ class Database:
         self.plant = PlantStore(self)
         self.telemetry = TelemetryStore(self)
         self.kpis = KpiStore(self)
-        self.reports = ReportStore(self)
+        self.reports = ReportStore(self.engine)
 
     def dispose(self) -> None:
         self.engine.dispose()

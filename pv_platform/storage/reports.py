@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
-
-if TYPE_CHECKING:
-    from pv_platform.storage.database import Database
 
 FORMATS = ("pdf", "html")
 
@@ -18,8 +15,8 @@ FORMATS = ("pdf", "html")
 class ReportStore:
     """Stored reports, one per (site, grain, period); a regenerated report replaces the old one."""
 
-    def __init__(self, db: Database) -> None:
-        self.db = db
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
 
     def save(
         self,
@@ -32,7 +29,7 @@ class ReportStore:
         summary: dict[str, Any],
     ) -> None:
         """Write (or replace) a report; when it was e-mailed is kept."""
-        with self.db.engine.begin() as conn:
+        with self.engine.begin() as conn:
             conn.execute(
                 sa.text(
                     "INSERT INTO reports (site_id, grain, period, period_start, period_end, pdf, html,"
@@ -51,7 +48,7 @@ class ReportStore:
         """A stored report as PDF bytes or UTF-8 HTML bytes; None when there is none."""
         if fmt not in FORMATS:
             raise ValueError(f"unknown report format {fmt!r}; use {' or '.join(FORMATS)}")
-        with self.db.engine.connect() as conn:
+        with self.engine.connect() as conn:
             value = conn.execute(
                 sa.text(
                     f"SELECT {fmt} FROM reports WHERE site_id = :site AND grain = :grain"
@@ -71,19 +68,21 @@ class ReportStore:
             where.append("site_id = ANY(:sites)")
         if grain is not None:
             where.append("grain = :grain")
-        return self.db.query_df(
+        sql = (
             "SELECT site_id, grain, period, period_start, period_end, generated_at, emailed_at,"
             " octet_length(pdf) AS pdf_bytes, summary FROM reports WHERE "
             + " AND ".join(where)
-            + " ORDER BY period_start DESC, grain, site_id",
-            {"sites": site_ids, "grain": grain},
+            + " ORDER BY period_start DESC, grain, site_id"
         )
+        with self.engine.connect() as conn:
+            result = conn.execute(sa.text(sql), {"sites": site_ids, "grain": grain})
+            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
     def mark_emailed(
         self, site_id: str, grain: str, period: str, to: list[str], at: datetime
     ) -> None:
         """Record that the report went out (to whom, when)."""
-        with self.db.engine.begin() as conn:
+        with self.engine.begin() as conn:
             conn.execute(
                 sa.text(
                     "UPDATE reports SET emailed_at = :at, emailed_to = :to WHERE site_id = :site"
@@ -93,7 +92,7 @@ class ReportStore:
             )
 
     def emailed_at(self, site_id: str, grain: str, period: str) -> datetime | None:
-        with self.db.engine.connect() as conn:
+        with self.engine.connect() as conn:
             return conn.execute(
                 sa.text(
                     "SELECT emailed_at FROM reports WHERE site_id = :site AND grain = :grain"
