@@ -11,13 +11,14 @@ import contextlib
 import json
 import statistics
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import aiomqtt
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from pv_platform import clock
 from pv_platform.alerts.engine import AlertEngine as _Engine
 from pv_platform.alerts.kpi_rules import kpi_candidates
 from pv_platform.alerts.limits import fleet_from_settings, kpi_thresholds
@@ -247,7 +248,7 @@ class RealTimeMonitor:
                 stored = db.telemetry.last_reading_per_device()
             finally:
                 db.dispose()
-        now = datetime.now(UTC)
+        now = clock.now()
         out = []
         for site in self.plant.sites:
             for d in site.devices:
@@ -588,7 +589,7 @@ class AlertEngine:
         at: datetime | None = None,
     ) -> dict | None:
         """An hour's PR [1] and deviation from expected energy [1, negative = below]: the KPI rule."""
-        now = at or datetime.now(UTC)
+        now = at or clock.now()
         row = {
             "site_id": site, "device_id": device, "period_start": now - timedelta(hours=1), "pr": pr,
             "expected_deviation": expected_deviation, "insolation_poa_kwh_m2": insolation_kwh_m2,
@@ -606,7 +607,7 @@ class AlertEngine:
     def _realtime(
         self, readings: list[Reading], now: datetime, rules: set[str], site: str
     ) -> dict | None:
-        self.rules.feed(readings)
+        self.rules.feed(readings, now)  # judged at the records' own time
         found = [c for c in self.rules.evaluate(now) if c.rule in rules and c.site_id == site]
         return self._apply(found, now)
 
@@ -632,7 +633,7 @@ class AlertEngine:
     def grid_outage_detection(self, grid: dict) -> dict | None:
         """A meter reading {"site", "device", "ts", "frequency_hz", "voltage_v"} through the grid rule
         (out of the site's band for the hold time)."""
-        site, device, ts = grid["site"], grid["device"], grid.get("ts") or datetime.now(UTC)
+        site, device, ts = grid["site"], grid["device"], grid.get("ts") or clock.now()
         readings = [
             Reading(entity=f"{site}.{device}.{metric}", ts=ts, value=float(grid[key]))
             for key, metric in (("frequency_hz", "grid_frequency"), ("voltage_v", "grid_voltage"))

@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import sqlalchemy as sa
 
+from pv_platform.alerts.engine import AlertEngine
 from pv_platform.export import (
     KPI_HEADERS,
     KPI_TABLE,
@@ -155,8 +156,11 @@ class Api(ReportViews):
         engine: sa.Engine,
         tokens: list[Token],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        alerts: AlertEngine | None = None,
     ) -> None:
         self.engine, self.tokens, self.now = engine, tokens, now
+        # acknowledgements go through the alert engine: its callbacks and notifiers hear them
+        self.alerts = alerts or AlertEngine(AlertStore(engine))
         self.routes: list[tuple[re.Pattern, str, str, Callable]] = [
             (re.compile(rf"^{PREFIX}/sites$"), "GET", "sites:read", self.get_sites),
             (
@@ -436,9 +440,7 @@ class Api(ReportViews):
             raise ApiError(
                 409, f"alert {alert_id} is {alert['state']}: only an open alert is acknowledged"
             )
-        signed = AlertStore(self.engine).acknowledge(
-            int(alert_id), f"api:{token.name}", comment, self.now()
-        )
+        signed = self.alerts.acknowledge(int(alert_id), f"api:{token.name}", comment, self.now())
         if not signed:  # acknowledged by someone else between the two statements
             raise ApiError(409, f"alert {alert_id} is no longer open")
         return {"data": api_reads.alert(self.engine, int(alert_id))}

@@ -185,12 +185,13 @@ class Coordinator:
         """Release the connection."""
 
     def next_delay_s(self) -> float:
-        """Poll interval while healthy; exponential backoff (capped) after failures."""
+        """Wall seconds to the next poll: the poll interval while healthy; exponential backoff after
+        failures, capped at `max_backoff_s` of platform time (in an accelerated run a device that comes
+        back is seen within the same simulated minute as in real time), never below the interval."""
         if self.consecutive_failures == 0:
             return self.poll_interval_s
-        return min(
-            self.max_backoff_s, self.poll_interval_s * 2 ** min(self.consecutive_failures, 16)
-        )
+        backoff_s = self.poll_interval_s * 2 ** min(self.consecutive_failures, 16)
+        return max(self.poll_interval_s, min(clock.wall_s(self.max_backoff_s), backoff_s))
 
     async def poll_once(self) -> list[Reading]:
         """One update: readings on success; marks the device unavailable on failure (never raises)."""

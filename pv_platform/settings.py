@@ -140,6 +140,12 @@ class Settings(BaseSettings):
     ingest_batch_segments: int = Field(
         default=500, description="Segments ingested by one Dagster run at most."
     )
+    import_block_readings: int = Field(
+        default=500_000,
+        ge=1000,
+        description="`pvp import` reads its file in blocks of about this many readings; a re-run"
+        " resumes after the last block landed.",
+    )
     kpi_sensor_interval_s: int = Field(
         default=30,
         ge=1,

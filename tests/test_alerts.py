@@ -44,7 +44,7 @@ def run(db, plant, start, end, scenario=None, policy=None, fleet=None, step_s=ST
     events = []
     engine.register_callback(lambda event, alert: events.append((event, alert["fingerprint"])))
     for ts in pd.date_range(start, end, freq=f"{step_s}s", inclusive="left"):
-        rules.feed(readings.get(ts, []))
+        rules.feed(readings.get(ts, []), ts.to_pydatetime())
         engine.process(rules.evaluate(ts.to_pydatetime()), ts.to_pydatetime())
     return engine, AlertStore(db.engine).list(), events
 
@@ -296,8 +296,9 @@ def test_kpi_alerts_asset_raises_underperformance_availability_and_data_quality(
     import dagster as dg
 
     from integrations.simulator.runner import backfill_landing
-    from pv_platform.defs.kpis import alerts, hourly_kpis
-    from pv_platform.defs.resources import PlatformResource
+    from pv_platform.defs.alerts.assets import alerts
+    from pv_platform.defs.kpis.assets import hourly_kpis
+    from pv_platform.defs.resources import platform_resources
     from pv_platform.landing import SegmentWriter, list_closed, read_segment, segment_path
     from pv_platform.plant import dump_plant
 
@@ -332,7 +333,7 @@ def test_kpi_alerts_asset_raises_underperformance_availability_and_data_quality(
     writer.close()
     for sid in list_closed(landing):
         db.telemetry.ingest_segment(read_segment(segment_path(landing, sid)))
-    platform = PlatformResource(
+    platform = platform_resources(
         database_url=pg_url, landing_dir=str(landing), plant_file=str(plant_file)
     )
     tags = {
@@ -344,7 +345,7 @@ def test_kpi_alerts_asset_raises_underperformance_availability_and_data_quality(
         dg.materialize(
             [hourly_kpis],
             instance=instance,
-            resources={"platform": platform},
+            resources=platform,
             tags=tags,
             raise_on_error=False,
         )
@@ -356,7 +357,7 @@ def test_kpi_alerts_asset_raises_underperformance_availability_and_data_quality(
             "2026-06-21-12:00",
         ):
             assert dg.materialize(
-                [alerts], partition_key=hour, instance=instance, resources={"platform": platform}
+                [alerts], partition_key=hour, instance=instance, resources=platform
             ).success
     rows = AlertStore(db.engine).list().set_index("fingerprint")
     assert set(rows.index) == {
@@ -514,7 +515,7 @@ def test_communication_loss_waits_k_poll_intervals_for_slowly_polled_devices():
     spec["sites"][0]["devices"] = spec["sites"][0]["devices"][:2]
     rules = RealtimeRules(parse_plant(spec))
     t0 = at(12)
-    rules.feed([Reading(entity=f"testsite.inv{i}.ac_power", ts=t0, value=1.0) for i in (1, 2)])
+    rules.feed([Reading(entity=f"testsite.inv{i}.ac_power", ts=t0, value=1.0) for i in (1, 2)], t0)
 
     def lost(seconds: int) -> set[str]:
         now = t0 + timedelta(seconds=seconds)

@@ -1,9 +1,15 @@
 """Real-time rules on the collector's readings: grid outage, equipment faults, over-temperature, communication
-loss, module hot spots and string faults. Pure state machine: feed readings, ask `evaluate(now)`."""
+loss, module hot spots and string faults. Pure state machine: feed readings, ask `evaluate(now)`.
+
+Every time decision is made on the platform clock that stamps the readings (`now` is passed in; holds are
+measured between reading stamps), so an accelerated run or a replay behaves as real time. Readings older
+than their device's silence limit at the time they arrive (history, replays, late batches) are not judged.
+"""
 
 from __future__ import annotations
 
 import statistics
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -43,20 +49,31 @@ class Thresholds:
     voltage_v: tuple[float, float] = (207.0, 253.0)
 
 
-def stale_limit_s(t: Thresholds, device) -> float:
-    """Silence after which a device counts as lost [s]: k x its poll interval when that is longer than
-    the site's limit (a device polled every 5 min is not lost after 1 min)."""
+def stale_limit_s(
+    t: Thresholds, device, speed: float = 1.0, cadence_s: float | None = None
+) -> float:
+    """Silence after which a device counts as lost [s of platform time]: k x its cadence when that is
+    longer than the site's limit (a device polled every 5 min is not lost after 1 min).
+
+    speed : platform seconds per wall second (a poll interval is wall time: in a 60x run a device polled
+        every 0.5 s reports every 30 platform seconds)
+    cadence_s : the device's observed time between readings [s], when known (push devices have no poll
+        interval)
+    """
     poll_s = device.config.get("poll_interval_s") if isinstance(device.config, dict) else None
-    return max(t.stale_after_s, t.stale_polls * float(poll_s)) if poll_s else t.stale_after_s
+    interval_s = max(float(poll_s or 0.0) * speed, cadence_s or 0.0)
+    return max(t.stale_after_s, t.stale_polls * interval_s)
 
 
 def communication_status(
-    t: Thresholds, device, now: datetime, *seen: datetime | None
+    t: Thresholds, device, now: datetime, *seen: datetime | None, speed: float = 1.0
 ) -> tuple[datetime | None, bool]:
     """The newest of the given reading times (stored, live, ...) and whether the device is within its
     communication limit at `now` (the dashboards' and the API's view of the `communication_lost` rule)."""
     last = max((s for s in seen if s), default=None)
-    return last, last is not None and (now - last).total_seconds() <= stale_limit_s(t, device)
+    return last, last is not None and (now - last).total_seconds() <= stale_limit_s(
+        t, device, speed
+    )
 
 
 @dataclass
@@ -73,29 +90,52 @@ class RealtimeRules:
 
     plant: Plant
     fleet: dict[str, float] = field(default_factory=dict)  # fleet-wide overrides (settings)
+    speed: float = 1.0  # platform seconds per wall second (accelerated runs: poll intervals scale)
     latest: dict[tuple[str, str, str], _Series] = field(default_factory=dict)
     last_seen: dict[tuple[str, str], datetime] = field(default_factory=dict)
     started: datetime | None = None
     poor_since: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    gaps: dict[tuple[str, str], deque] = field(default_factory=dict)  # recent [s] between readings
+    ignored_old: int = 0  # readings too old to judge (history, replays, late batches)
 
     def __post_init__(self) -> None:
         from pv_platform.alerts.limits import realtime_thresholds
 
         self.thresholds = {s.id: realtime_thresholds(s, self.fleet) for s in self.plant.sites}
+        self.devices = {(s.id, d.id): d for s in self.plant.sites for d in s.devices}
 
-    def feed(self, readings: list[Reading]) -> None:
+    def limit_s(self, site_id: str, device_id: str) -> float:
+        """This device's silence limit now [s]: configured poll interval or observed cadence."""
+        gaps = self.gaps.get((site_id, device_id))
+        cadence = statistics.median(gaps) if gaps else None
+        t = self.thresholds.get(site_id) or Thresholds()
+        device = self.devices.get((site_id, device_id))
+        return stale_limit_s(t, device, self.speed, cadence) if device else t.stale_after_s
+
+    def feed(self, readings: list[Reading], now: datetime | None = None) -> None:
+        """Take a batch of readings; `now` (default: the platform clock) decides which are too old."""
+        if now is None:
+            from pv_platform import clock
+
+            now = clock.now()
+        if self.started is None:
+            self.started = now
         for r in readings:
             site_id, device_id, metric = r.entity.split(".")
+            if (now - r.ts).total_seconds() > self.limit_s(site_id, device_id):
+                self.ignored_old += 1  # history or a late batch: real-time rules judge the present
+                continue
             key = (site_id, device_id, metric)
+            last = self.last_seen.get((site_id, device_id))
+            if last is not None and r.ts > last:
+                self.gaps.setdefault((site_id, device_id), deque(maxlen=9)).append(
+                    (r.ts - last).total_seconds()
+                )
             prev = self.latest.get(key)
             same = prev is not None and self._same_condition(site_id, metric, prev.value, r.value)
             since = prev.since if same else r.ts
             self.latest[key] = _Series(r.value, r.ts, since)
-            self.last_seen[(site_id, device_id)] = max(
-                r.ts, self.last_seen.get((site_id, device_id), r.ts)
-            )
-            if self.started is None or r.ts < self.started:
-                self.started = r.ts
+            self.last_seen[(site_id, device_id)] = max(r.ts, last or r.ts)
 
     def _same_condition(self, site_id: str, metric: str, old: float, new: float) -> bool:
         t = self.thresholds.get(site_id) or Thresholds()
@@ -140,7 +180,7 @@ class RealtimeRules:
             if seen is None:
                 continue
             silent_s = (now - seen).total_seconds()
-            if silent_s >= stale_limit_s(self.thresholds[site.id], device):
+            if silent_s >= self.limit_s(site.id, device.id):
                 out.append(
                     AlertCandidate(
                         "communication_lost", Severity.HIGH, site.id, device.id,
