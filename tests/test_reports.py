@@ -157,35 +157,6 @@ def test_loss_waterfall_hook_shows_the_steps(db):
     assert "Loss waterfall" in render_html(data) and "<td>-30.0</td>" in render_html(data)
 
 
-@pytest.fixture
-def smtp_server():
-    """A real SMTP server (aiosmtpd) on a free port, with a login, that keeps what it receives."""
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.smtp import AuthResult
-
-    received: list[dict] = []
-
-    class Handler:
-        async def handle_DATA(self, server, session, envelope):
-            received.append(
-                {"to": envelope.rcpt_tos, "data": envelope.content, "login": session.login_data}
-            )
-            return "250 OK"
-
-    def authenticate(server, session, envelope, mechanism, auth_data):
-        ok = auth_data.login == b"reports" and auth_data.password == b"s3cret-pw"
-        return AuthResult(success=ok)
-
-    port = free_port()
-    controller = Controller(
-        Handler(), hostname="127.0.0.1", port=port, authenticator=authenticate,
-        auth_require_tls=False,
-    )  # fmt: skip
-    controller.start()
-    yield port, received
-    controller.stop()
-
-
 def test_report_is_emailed_once_with_the_pdf_attached(db, smtp_server, tmp_path, caplog):
     port, received = smtp_server
     password_file = tmp_path / "smtp-password"

@@ -16,7 +16,9 @@ from pv_platform.reports.content import ReportData
 
 A4_IN = (8.27, 11.69)
 MONO = {"family": "DejaVu Sans Mono", "size": 8}
-FONTS = {"pdf.fonttype": 42, "svg.fonttype": "none"}  # text stays text in both formats
+# text stays text in both formats (TrueType embedded in the PDF, <text> in the SVG); set once for the
+# process, not per call: rc_context swaps the global rcParams, which threads rendering at once would see
+matplotlib.rcParams.update({"pdf.fonttype": 42, "svg.fonttype": "none"})
 ALERTS_PER_PAGE = 40
 NO_WATERFALL = "Loss waterfall: not available for this period (no loss analytics data)."
 
@@ -182,7 +184,7 @@ def _waterfall_page(data: ReportData) -> Figure:
 def render_pdf(data: ReportData) -> bytes:
     """The report as a PDF: summary and energy, PR/availability/coverage and alerts, loss waterfall."""
     buf = io.BytesIO()
-    with matplotlib.rc_context(FONTS), PdfPages(buf, metadata={"Title": data.title}) as pdf:
+    with PdfPages(buf, metadata={"Title": data.title}) as pdf:
         for page in [_summary_page(data), *_detail_pages(data), _waterfall_page(data)]:
             pdf.savefig(page)
     return buf.getvalue()
@@ -190,8 +192,7 @@ def render_pdf(data: ReportData) -> bytes:
 
 def _svg(fig: Figure) -> str:
     buf = io.StringIO()
-    with matplotlib.rc_context(FONTS):
-        fig.savefig(buf, format="svg")
+    fig.savefig(buf, format="svg")
     text = buf.getvalue()
     return text[text.index("<svg") :]
 
