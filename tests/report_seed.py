@@ -42,11 +42,12 @@ def _inverter_hour(device: str, hour: datetime) -> dict:
     }  # fmt: skip
 
 
-def seed_november(db, plant) -> dict[str, pd.DataFrame]:
-    """Write hourly, daily, monthly KPIs, coverage and two alerts; returns what was written."""
+def seed_november(db, plant, missing_hour: bool = True) -> dict[str, pd.DataFrame]:
+    """Write hourly, daily, monthly KPIs, coverage and two alerts (without the KPIs of MISSING_HOUR
+    unless `missing_hour` is False); returns what was written."""
     db.plant.sync(plant)
     hours = [START + timedelta(hours=i) for i in range(int((END - START) / timedelta(hours=1)))]
-    hours = [h for h in hours if h != MISSING_HOUR]
+    hours = [h for h in hours if h != MISSING_HOUR or not missing_hour]
     inverters = pd.DataFrame([_inverter_hour(d, h) for h in hours for d in ("inv1", "inv2")])
     inverters = derive_ratios(inverters)
     hourly = pd.concat([inverters, site_rows(inverters)], ignore_index=True)

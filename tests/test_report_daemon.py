@@ -53,7 +53,7 @@ def test_daemon_makes_and_mails_the_report_of_a_closed_month(
 ):
     port, received = smtp_server
     plant = _plant()
-    seed_november(db, plant)
+    seed_november(db, plant, missing_hour=False)  # complete: reported at once
     plant_file, landing = tmp_path / "plant.yaml", tmp_path / "landing"
     dump_plant(plant, plant_file)
     landing.mkdir()

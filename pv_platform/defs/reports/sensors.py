@@ -4,6 +4,7 @@ after the period closed, and made again whenever those KPIs are recomputed (late
 from __future__ import annotations
 
 import json
+import time
 
 import dagster as dg
 
@@ -12,19 +13,30 @@ from pv_platform.defs.reports.jobs import REPORTS, monthly_report_job, yearly_re
 from pv_platform.settings import get_settings
 
 MAX_REQUESTS_PER_TICK = 20  # an upgrade with years of closed months: a few at a time
+REPORT_SETTLE_S = 3600.0  # a closed period still missing hours gets its report this long after
+ROLLUP_JOBS = ("hourly_kpis_job", "daily_kpis_job", "monthly_kpis_job", "yearly_kpis_job")
 
 
-def _closed(instance: dg.DagsterInstance, kpi_key: dg.AssetKey, partition: str) -> bool:
-    """Whether the partition's newest KPI materialization was computed after its period ended (its
-    `closed` metadata; before that was recorded, `complete`)."""
+def _state(instance: dg.DagsterInstance, kpi_key: dg.AssetKey, partition: str) -> str:
+    """'ready' when the partition's newest KPI materialization was computed after its period ended and
+    from every hour (`closed`, `complete` metadata), or was closed but incomplete REPORT_SETTLE_S ago
+    (hours that never came: the report says which); 'wait' when closed but hours may still come;
+    'running' when its period had not ended."""
     records = instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=kpi_key, asset_partitions=[partition]), limit=1
     ).records
     if not records or records[0].asset_materialization is None:
-        return False
+        return "running"
     metadata = records[0].asset_materialization.metadata
-    value = metadata.get("closed") or metadata.get("complete")
-    return bool(value and value.value)
+
+    def flag(name: str) -> bool:
+        return bool(metadata.get(name) and metadata[name].value)
+
+    if not (flag("closed") or flag("complete")):
+        return "running"
+    if flag("complete") or time.time() - records[0].timestamp > REPORT_SETTLE_S:
+        return "ready"
+    return "wait"
 
 
 def due_reports(
@@ -45,8 +57,10 @@ def due_reports(
             continue
         if partition in active:
             continue
-        if not _closed(instance, kpi_key, partition):
-            checked[partition] = kpi_id  # a running period's KPIs: looked at once
+        state = _state(instance, kpi_key, partition)
+        if state != "ready":
+            if state == "running":
+                checked[partition] = kpi_id  # a running period's KPIs: looked at once
             continue
         requests.append(
             dg.RunRequest(
@@ -66,9 +80,17 @@ def due_reports(
 )
 def report_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """Request the monthly and yearly report of every (period, site) whose KPIs were computed after the
-    period closed and are newer than its report. One request per KPI materialization (run key): a
+    period closed, from all its hours (or an hour after, if some never came), and are newer than its
+    report; not while KPI runs are queued or running (the period's days may still be on their way). One request per KPI materialization (run key): a
     failed report run is tried again when the period's KPIs change, or from the UI."""
     state = json.loads(context.cursor) if context.cursor else {}
+    busy = context.instance.get_runs(
+        filters=dg.RunsFilter(statuses=ACTIVE), limit=50
+    )  # KPI runs still queued or running: their days may belong in the report
+    if any(run.job_name in ROLLUP_JOBS for run in busy):
+        return dg.SensorResult(
+            cursor=json.dumps(state), skip_reason=dg.SkipReason("KPI runs are still under way")
+        )
     runs: list[dg.RunRequest] = []
     for report, kpi_name, _, job in REPORTS:
         checked = state.setdefault(kpi_name, {})
