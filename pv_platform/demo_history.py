@@ -64,4 +64,4 @@ class History:
                 "--history-step-s", str(HISTORY_STEP_S)]  # fmt: skip
 
 
-HISTORY_AFTER_S, HISTORY_POLL_S, HISTORY_STEP_S = 180, 5, 300
+HISTORY_AFTER_S, HISTORY_POLL_S, HISTORY_STEP_S = 900, 5, 300
