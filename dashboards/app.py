@@ -18,9 +18,10 @@ from dashboards.pages.alerts import AlertsPage
 from dashboards.pages.devices import DevicesPage
 from dashboards.pages.history import HistoryPage
 from dashboards.pages.live import LivePage
+from dashboards.pages.reports import ReportsPage
 from pv_platform.settings import get_settings
 
-PAGES = ["Live", "History", "Alerts", "Devices"]
+PAGES = ["Live", "History", "Alerts", "Devices", "Reports"]
 
 
 def context() -> AppContext:
@@ -34,22 +35,25 @@ def context() -> AppContext:
 
 
 def build(ctx: AppContext) -> pn.template.FastListTemplate:
-    """The app of one session: the four pages as tabs (the tab in the URL's `page=`), refreshed on timers."""
-    live, history, alerts, devices = (
-        LivePage(ctx), HistoryPage(ctx), AlertsPage(ctx), DevicesPage(ctx)
+    """The app of one session: the five pages as tabs (the tab in the URL's `page=`), refreshed on timers."""
+    live, history, alerts, devices, reports = (
+        LivePage(ctx), HistoryPage(ctx), AlertsPage(ctx), DevicesPage(ctx), ReportsPage(ctx)
     )  # fmt: skip
     tabs = pn.Tabs(
-        *(p.layout for p in (live, history, alerts, devices)), dynamic=False, name="pages"
+        *(p.layout for p in (live, history, alerts, devices, reports)), dynamic=False, name="pages"
     )
     if pn.state.location:
         pn.state.location.sync(tabs, {"active": "page"})
-    for refresh in (live.update, live.update_alerts, history.update, alerts.update, devices.update):
+    for refresh in (
+        live.update, live.update_alerts, history.update, alerts.update, devices.update, reports.update
+    ):  # fmt: skip
         refresh()
     callbacks = [
         pn.state.add_periodic_callback(live.update, period=250),
         pn.state.add_periodic_callback(live.update_alerts, period=10_000),
         pn.state.add_periodic_callback(alerts.update, period=15_000),
         pn.state.add_periodic_callback(devices.update, period=15_000),
+        pn.state.add_periodic_callback(reports.update, period=60_000),
     ]
     pn.state.on_session_destroyed(lambda _ctx: [cb.stop() for cb in callbacks])
     access = (

@@ -191,3 +191,17 @@ def _age(seconds: float | None) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+@pn.cache(ttl=30, max_items=64)
+def reports(url: str, site_id: str) -> pd.DataFrame:
+    """The site's stored monthly and yearly reports (no documents), newest period first."""
+    return database(url).reports.list([site_id])
+
+
+def report_document(url: str, site_id: str, grain: str, period: str, fmt: str) -> bytes:
+    """One stored report as PDF or HTML bytes (read when downloaded, not cached: large, rarely asked)."""
+    document = database(url).reports.document(site_id, grain, period, fmt)
+    if document is None:
+        raise LookupError(f"no {grain} report of {site_id} for {period}")
+    return document

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
@@ -158,6 +158,22 @@ class AlertLimits(_StrictModel):
         return self.model_dump(exclude_none=True)
 
 
+class ReportSettings(_StrictModel):
+    """A site's owner report (plant file `report:`): the energy budget and who receives the report."""
+
+    monthly_target_kwh: list[Annotated[float, Field(ge=0)]] | None = Field(
+        default=None, min_length=12, max_length=12,
+        description="Energy budget per calendar month, January first [kWh]; unset: the modelled"
+        " typical year (pv_platform.kpi.target) is the target.",
+    )  # fmt: skip
+    clearness_factor: float = Field(
+        default=0.75, gt=0, le=1, description="Modelled year only: real over clear-sky energy [-]."
+    )
+    recipients: list[Annotated[str, Field(pattern=r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")]] = (
+        Field(default_factory=list, description="E-mail addresses the site's reports go to.")
+    )
+
+
 class Site(_StrictModel):
     """A PV plant at one place; times are bucketed in its own time zone."""
 
@@ -178,6 +194,7 @@ class Site(_StrictModel):
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
     grid: GridLimits = Field(default_factory=GridLimits)
     alerts: AlertLimits = Field(default_factory=AlertLimits)
+    report: ReportSettings = Field(default_factory=ReportSettings)
     daylight_poa_wm2: float = Field(
         default=50.0, ge=0, le=500, description="Daylight threshold [W/m2]."
     )

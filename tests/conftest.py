@@ -273,3 +273,32 @@ def serial_line(tmp_path):
     yield str(a), str(b)
     proc.terminate()
     proc.wait(5)
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server (aiosmtpd) on a free port, with a login, that keeps what it receives."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    received: list[dict] = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            received.append(
+                {"to": envelope.rcpt_tos, "data": envelope.content, "login": session.login_data}
+            )
+            return "250 OK"
+
+    def authenticate(server, session, envelope, mechanism, auth_data):
+        ok = auth_data.login == b"reports" and auth_data.password == b"s3cret-pw"
+        return AuthResult(success=ok)
+
+    port = free_port()
+    controller = Controller(
+        Handler(), hostname="127.0.0.1", port=port, authenticator=authenticate,
+        auth_require_tls=False,
+    )  # fmt: skip
+    controller.start()
+    yield port, received
+    controller.stop()

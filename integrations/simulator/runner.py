@@ -48,6 +48,9 @@ UNITS.update(
 )
 
 
+COUNTERS = (Metric.AC_ENERGY, Metric.EXPORT_ENERGY, Metric.IMPORT_ENERGY)  # lifetime counters [Wh]
+
+
 def backfill_landing(
     plant: Plant,
     landing_dir: Path,
@@ -56,16 +59,24 @@ def backfill_landing(
     end: datetime,
     step_s: int = 60,
     scenario: Scenario | None = None,
+    counters_end_at_start: bool = False,
 ) -> dict[str, float]:
     """Write history [start, end) straight into landing segments; returns each inverter's final counter [Wh].
 
     Rows are written as CSV directly (no per-row validation): the values come from the model, not a device.
+    `counters_end_at_start`: lifetime counters are shifted to end where a history written from `end`
+    starts (older history added before newer, e.g. the demo's month: no counter goes backwards).
     """
     writer = SegmentWriter(landing_dir, writer_name="backfill", max_rows=50_000, max_age_s=1e9)
     counters: dict[str, float] = {}
     rows = 0
     for site in plant.sites:
         for device_id, frame in backfill_frames(site, seed, start, end, step_s, scenario).items():
+            if counters_end_at_start:
+                frame = frame.copy()
+                for counter in COUNTERS:
+                    if counter in frame and len(frame):
+                        frame[counter] -= frame[counter].iloc[-1] - frame[counter].iloc[0]
             iso = [ts.isoformat() for ts in frame.index]
             for metric in frame.columns:
                 key = entity_key(site.id, device_id, metric)
@@ -75,7 +86,7 @@ def backfill_landing(
                 ]
                 writer.add_rows(lines, {key: {"unit": unit, "device_class": device_class}})
                 rows += len(lines)
-            for counter in (Metric.AC_ENERGY, Metric.EXPORT_ENERGY, Metric.IMPORT_ENERGY):
+            for counter in COUNTERS:
                 if counter in frame:
                     counters[entity_key(site.id, device_id, counter)] = float(
                         frame[counter].iloc[-1]
@@ -131,11 +142,13 @@ async def run_simulator(
     update_interval_s: float = 1.0,
     ready: asyncio.Event | None = None,
     scenario: Scenario | None = None,
+    backfill_end: datetime | None = None,
 ) -> list[SimulatedInverter]:
-    """Serve the plant until `stop` is set. History is back-filled first when asked."""
+    """Serve the plant until `stop` is set. History is back-filled first when asked, up to `backfill_end`
+    (default: now, to the minute)."""
     counters: dict[str, float] = {}
     if backfill_hours > 0 and landing_dir is not None:
-        end = clock.now().replace(second=0, microsecond=0)
+        end = backfill_end or clock.now().replace(second=0, microsecond=0)
         # from a whole hour: a partial first hour would fail its completeness check for nothing
         start = (end - timedelta(hours=backfill_hours)).replace(minute=0)
         counters = await asyncio.to_thread(

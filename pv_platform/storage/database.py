@@ -13,6 +13,7 @@ from pv_platform.storage.dialect import Dialect, detect_dialect
 from pv_platform.storage.kpis import KpiStore
 from pv_platform.storage.migrations import MigrationStore
 from pv_platform.storage.plant import PlantStore
+from pv_platform.storage.reports import ReportStore
 from pv_platform.storage.telemetry import TelemetryStore
 from pv_platform.storage.transfer import Binary, Transfer
 from pv_platform.storage.urls import sqlalchemy_url
@@ -25,6 +26,7 @@ class Database:
     plant : sites and devices of the plant file (`PlantStore`)
     telemetry : ingest of landing segments, samples, hourly rollups (`TelemetryStore`)
     kpis : KPI tables, their quality outcomes and coverage (`KpiStore`)
+    reports : monthly and yearly owner reports, PDF and HTML (`ReportStore`)
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class Database:
         self.plant = PlantStore(self)
         self.telemetry = TelemetryStore(self)
         self.kpis = KpiStore(self)
+        self.reports = ReportStore(self.engine)
 
     def dispose(self) -> None:
         self.engine.dispose()

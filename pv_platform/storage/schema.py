@@ -220,6 +220,25 @@ CREATE TABLE IF NOT EXISTS telemetry_changes (
 CREATE INDEX IF NOT EXISTS telemetry_changes_unreported ON telemetry_changes (hour) WHERE reported_at IS NULL;
 """
 
+# Owner reports (monthly, yearly) per site: the PDF and its HTML twin, what they were made from, and
+# when they were e-mailed (once per period: a report regenerated after late data is not sent again).
+REPORTS_V7 = """
+CREATE TABLE IF NOT EXISTS reports (
+    site_id text NOT NULL,
+    grain text NOT NULL CHECK (grain IN ('monthly', 'yearly')),
+    period text NOT NULL,               -- site-local period: 2026-11 (monthly) or 2026 (yearly)
+    period_start timestamptz NOT NULL,  -- UTC instants of the site-local period's bounds
+    period_end timestamptz NOT NULL,
+    pdf bytea NOT NULL,
+    html text NOT NULL,
+    summary jsonb NOT NULL DEFAULT '{}',-- the headline figures shown in the report
+    generated_at timestamptz NOT NULL DEFAULT now(),
+    emailed_at timestamptz,
+    emailed_to text,
+    PRIMARY KEY (site_id, grain, period)
+);
+"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, COMMON_V1 + "{samples_ddl}"),
     (2, "{rollup_ddl}"),
@@ -227,6 +246,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (4, ALERTS_V4),
     (5, KPI_DST_FIX_V5),
     (6, QUALITY_PER_SITE_V6),
+    (7, REPORTS_V7),
 ]
 
 # -- the privilege model, applied by the owner on every `migrate` (idempotent, not a numbered migration) --

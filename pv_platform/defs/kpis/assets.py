@@ -188,6 +188,7 @@ def _rollup(
         "hours": len(present),
         "hours_expected": len(expected),
         "complete": not missing and end <= clock.now(),
+        "closed": end <= clock.now(),  # computed after the period ended: reports wait for this
     }
     if missing:
         context.log.warning(
