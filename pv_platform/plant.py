@@ -174,6 +174,16 @@ class Site(_StrictModel):
     daylight_poa_wm2: float = Field(
         default=50.0, ge=0, le=500, description="Daylight threshold [W/m2]."
     )
+    tariff_per_kwh: float | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Value of a kWh (feed-in tariff or PPA price) [currency/kWh].",
+    )
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")
+    cleaning_cost: float | None = Field(
+        default=None, ge=0, description="Cost of one cleaning of the site's modules [currency]."
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -116,6 +116,7 @@ KPI_VALUE_COLUMNS = (
     "t_cell_x_insolation", "energy_expected_kwh", "energy_lost_kwh",
     "time_night_s", "time_no_data_s", "time_grid_outage_s", "time_planned_s", "time_operating_s",
     "time_forced_outage_s", "export_kwh", "import_kwh", "reactive_kvarh", "time_freq_out_s", "time_volt_out_s",
+    "energy_lost_grid_kwh", "energy_lost_planned_kwh", "energy_clipped_kwh",  # since migration 7
     # ratios derived from them
     "reference_yield_h", "final_yield_h", "pr", "pr_temp_iec", "pr_temp_nrel", "t_cell_mean_c",
     "expected_deviation", "capacity_factor_ac", "capacity_factor_dc", "availability_time",
@@ -220,6 +221,14 @@ CREATE TABLE IF NOT EXISTS telemetry_changes (
 CREATE INDEX IF NOT EXISTS telemetry_changes_unreported ON telemetry_changes (hour) WHERE reported_at IS NULL;
 """
 
+# The loss waterfall's parts in every KPI grain: expected energy of grid-outage and planned minutes, and
+# the energy the expected-power model clips (rows computed before are NULL until recomputed).
+LOSS_PARTS_V7 = "\n".join(
+    f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} double precision;"
+    for table in KPI_TABLES
+    for column in ("energy_lost_grid_kwh", "energy_lost_planned_kwh", "energy_clipped_kwh")
+)
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, COMMON_V1 + "{samples_ddl}"),
     (2, "{rollup_ddl}"),
@@ -227,6 +236,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (4, ALERTS_V4),
     (5, KPI_DST_FIX_V5),
     (6, QUALITY_PER_SITE_V6),
+    (7, LOSS_PARTS_V7),
 ]
 
 # -- the privilege model, applied by the owner on every `migrate` (idempotent, not a numbered migration) --
