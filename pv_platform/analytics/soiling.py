@@ -79,6 +79,7 @@ def soiling_srr(
     pi: pd.Series,
     insolation_kwh_m2: pd.Series | None = None,
     cleanings: pd.DatetimeIndex | None = None,
+    days: pd.DatetimeIndex | None = None,
 ) -> SoilingResult:
     """Soiling ratio per calendar day, soiling loss and cleaning events of one inverter or site.
 
@@ -90,6 +91,9 @@ def soiling_srr(
         Daily POA insolation [kWh/m^2], to weight the loss (unweighted without).
     cleanings : DatetimeIndex, optional
         Known cleaning days (e.g. from the maintenance log); detected from the index when not given.
+    days : DatetimeIndex, optional
+        The days to report the ratio for (site-local day starts, which move against UTC with daylight
+        saving time); every 24 h from the first index day to the last when not given.
 
     Returns
     -------
@@ -99,7 +103,8 @@ def soiling_srr(
     if pi.empty:
         raise ValueError("soiling needs a performance index; none of the days passed the filters")
     found = detect_cleanings(pi) if cleanings is None else pd.DatetimeIndex(cleanings)
-    days = pd.date_range(pi.index[0], pi.index[-1], freq="D")
+    if days is None:
+        days = pd.date_range(pi.index[0], pi.index[-1], freq="D")
     bounds = [
         days[0],
         *[c for c in found if days[0] < c <= days[-1]],

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from pv_platform.storage.codecs import register_array_loaders
 from pv_platform.storage.dialect import Dialect, detect_dialect
 from pv_platform.storage.kpis import KpiStore
+from pv_platform.storage.losses import LossStore
 from pv_platform.storage.migrations import MigrationStore
 from pv_platform.storage.plant import PlantStore
 from pv_platform.storage.telemetry import TelemetryStore
@@ -25,6 +26,7 @@ class Database:
     plant : sites and devices of the plant file (`PlantStore`)
     telemetry : ingest of landing segments, samples, hourly rollups (`TelemetryStore`)
     kpis : KPI tables, their quality outcomes and coverage (`KpiStore`)
+    losses : soiling, degradation and the loss waterfall (`LossStore`)
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class Database:
         self.plant = PlantStore(self)
         self.telemetry = TelemetryStore(self)
         self.kpis = KpiStore(self)
+        self.losses = LossStore(self)
 
     def dispose(self) -> None:
         self.engine.dispose()
