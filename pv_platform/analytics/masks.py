@@ -79,8 +79,8 @@ def stale(
 def interpolated(
     x: pd.Series,
     window: int = INTERPOLATION_WINDOW,
-    rtol: float = 1e-5,
-    atol: float = 1e-6,
+    rtol: float = 1e-8,
+    atol: float = 1e-9,
     allowed: pd.Series | np.ndarray | None = None,
 ) -> pd.Series:
     """Stretches a logger filled with a straight line: a constant, non-zero first difference over `window`
@@ -93,7 +93,10 @@ def interpolated(
     window : int
         Samples on one straight line that make an interpolated stretch (>= 3).
     rtol, atol : float
-        Tolerance on the change of the first difference, relative to the signal's range and absolute.
+        Tolerance on the change of the first difference, relative to the signal's largest magnitude and
+        absolute. Tight by default: a smooth, noise-free signal (a simulator's sine) bends by ~1e-5 of its
+        range per minute, a logger's float interpolation by ~1e-15; a logger that rounds its filled values
+        to the sensor's resolution needs an atol of that resolution.
     allowed : bool array-like, optional
         Samples never flagged (e.g. zero power at night, which is a constant, hence a straight line).
 
@@ -212,16 +215,15 @@ DARK_WM2 = 5.0
 def constant_by_nature(
     metric: str, x: pd.Series, sun_up: np.ndarray, p_ac_limit_w: float | None = None
 ) -> np.ndarray:
-    """Samples of a signal whose constancy is legitimate, for `stale(allowed=...)`: zero power (a state the
-    availability categories judge), power held at the AC limit (clipping), a dark irradiance sensor while
-    the sun is down. `sun_up` comes from the solar position, so a site without an irradiance sensor is
-    judged the same way, and a power stuck at a non-zero value at night is stale."""
+    """Samples of a signal whose constancy is legitimate, for `stale(allowed=...)`: exactly zero (off,
+    dark, an outage: states the availability categories judge, not a frozen sensor), power held at the AC
+    limit (clipping), a dark irradiance sensor while the sun is down. `sun_up` comes from the solar
+    position, so a site without an irradiance sensor is judged the same way, and a power stuck at a
+    non-zero value at night is stale."""
     v = np.asarray(x, dtype=float)
-    if metric.endswith("_power"):
-        allowed = v == 0.0
-        if p_ac_limit_w is not None:
-            allowed |= v >= CLIP_LIMIT_FRACTION * p_ac_limit_w
-        return allowed
+    allowed = v == 0.0
+    if metric.endswith("_power") and p_ac_limit_w is not None:
+        allowed |= v >= CLIP_LIMIT_FRACTION * p_ac_limit_w
     if metric in CONSTANT_AT_NIGHT:
-        return ~np.asarray(sun_up, bool) & (np.abs(v) <= DARK_WM2)
-    return np.zeros(len(v), bool)
+        allowed |= ~np.asarray(sun_up, bool) & (np.abs(v) <= DARK_WM2)
+    return allowed
