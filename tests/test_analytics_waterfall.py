@@ -14,6 +14,7 @@ from pv_platform.analytics.waterfall import (
     degradation_factor,
     loss_waterfall,
     roll_up,
+    site_sum,
     with_money,
 )
 from pv_platform.kpi.expected import clipping_loss_w, expected_ac_power_w
@@ -114,6 +115,7 @@ def test_the_parts_add_up_on_the_pipelines_own_kpi_rows():
     assert ratio[w["device_id"] == "inv1"].between(-0.025, 0.0).all(), ratio
     for grain in ("monthly", "yearly"):
         up = roll_up(w, {"s1": "Europe/Zurich"}, grain)
+        up = pd.concat([up, site_sum(up)], ignore_index=True)
         assert len(up) == 3  # inv1, inv2 and the site
         assert np.abs(_causes_sum(up) - (up["reference_kwh"] - up["measured_kwh"])).max() < 1e-9
         site = up[up["device_id"] == "*"].iloc[0]

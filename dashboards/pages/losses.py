@@ -6,18 +6,19 @@ and `degradation` (the `loss_analytics` asset); deep links ?page=4&site=…&devi
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from html import escape
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 import panel as pn
-from bokeh.models import ColumnDataSource, FactorRange
+from bokeh.models import ColumnDataSource, FactorRange, NumeralTickFormatter
 from bokeh.plotting import figure
 
 from dashboards import data
 from dashboards.common import ACCENT, AppContext, bar_figure, card, fmt, link_days
+from dashboards.pages.history import local_midnight
 from pv_platform.analytics.waterfall import CAUSES, roll_up
 from pv_platform.kpi.periods import SITE_DEVICE
 
@@ -118,8 +119,11 @@ class LossesPage:
             self.note.object = "No database or plant file configured."
             return
         site = plant.site(self.site.value)
-        end = datetime.now(UTC) + timedelta(days=1)
-        start = end - timedelta(days=int(self.days.value) + 1)
+        today = datetime.now(
+            ZoneInfo(site.timezone)
+        ).date()  # the last N local days, today included
+        start = local_midnight(today - timedelta(days=int(self.days.value) - 1), site.timezone)
+        end = local_midnight(today + timedelta(days=1), site.timezone)
         rows = data.losses(self.ctx.url, site.id, self.device.value, start, end)
         degradation = data.degradation(self.ctx.url, site.id)
         mine = (
@@ -176,6 +180,7 @@ class LossesPage:
             source=ColumnDataSource(steps),
         )
         fig.xaxis.major_label_orientation = 0.8
+        fig.yaxis.formatter = NumeralTickFormatter(format="0,0")
         return fig
 
     def _per_period(self, periods: pd.DataFrame, tz: str):
@@ -188,7 +193,9 @@ class LossesPage:
         fig.vbar_stack(shown, x="t", width=width, source=source, color=list(COLOURS[: len(shown)]),
                        legend_label=[LABELS[c] for c in shown])  # fmt: skip
         fig.scatter("t", "unexplained", source=source, color="#37474f", size=6)
-        fig.legend.location, fig.legend.label_text_font_size = "top_left", "8pt"
+        fig.yaxis.formatter = NumeralTickFormatter(format="0,0")
+        fig.legend.label_text_font_size, fig.legend.spacing, fig.legend.padding = "8pt", 0, 2
+        fig.add_layout(fig.legend[0], "right")
         return fig
 
     def _soiling(self, rows: pd.DataFrame):

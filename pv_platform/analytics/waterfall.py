@@ -101,8 +101,8 @@ def with_money(waterfall: pd.DataFrame, tariff_per_kwh: dict[str, float | None])
 
 
 def roll_up(waterfall: pd.DataFrame, timezones: dict[str, str], grain: str) -> pd.DataFrame:
-    """Daily waterfall rows summed per site-local month or year (every column is additive), and the
-    site rows (`device_id` '*') as the sum of its inverters."""
+    """Daily waterfall rows summed per device and site-local day, month or year (every column is
+    additive)."""
     freq = {"daily": "D", "monthly": "M", "yearly": "Y"}.get(grain)
     if freq is None:
         raise ValueError(f"unknown grain {grain!r}; use daily, monthly or yearly")
@@ -116,10 +116,13 @@ def roll_up(waterfall: pd.DataFrame, timezones: dict[str, str], grain: str) -> p
     if not parts:
         return waterfall
     frame = pd.concat(parts, ignore_index=True)
-    inverters = frame[frame["device_id"] != "*"]
     values = [c for c in frame.columns if c not in KEYS]
-    by_device = inverters.groupby(list(KEYS), sort=True)[values].sum().reset_index()
+    return frame.groupby(list(KEYS), sort=True)[values].sum().reset_index()
+
+
+def site_sum(waterfall: pd.DataFrame) -> pd.DataFrame:
+    """Site rows (`device_id` '*') as the sum of the site's inverter rows per period."""
+    inverters = waterfall[waterfall["device_id"] != "*"]
+    values = [c for c in waterfall.columns if c not in KEYS]
     sites = inverters.groupby(["site_id", "period_start"], sort=True)[values].sum().reset_index()
-    return pd.concat([by_device, sites.assign(device_id="*")], ignore_index=True)[
-        list(KEYS) + values
-    ]
+    return sites.assign(device_id="*")[list(KEYS) + values]
