@@ -145,6 +145,9 @@ class AlertLimits(_StrictModel):
     min_insolation_kwh_m2: float | None = Field(default=None, ge=0)
     string_outlier_fraction: float | None = Field(default=None, gt=0, lt=1)
     string_outlier_hours: int | None = Field(default=None, ge=1)
+    soiling_loss_max: float | None = Field(default=None, gt=0, lt=1)
+    degradation_step_fraction: float | None = Field(default=None, gt=0, lt=1)
+    cleaning_horizon_days: float | None = Field(default=None, gt=0, le=365)
 
     def overrides(self) -> dict[str, float]:
         """The thresholds this block sets."""

@@ -22,6 +22,7 @@ from pv_platform.defs.telemetry.jobs import ingest_job
 from pv_platform.landing import list_closed
 from pv_platform.plant import dump_plant
 from pv_platform.storage import Database
+from pv_platform.storage.alerts import AlertStore
 from tests.loss_seed import daily_kpis as seeded_daily_kpis
 from tests.test_dagster import _current
 
@@ -123,3 +124,7 @@ def test_daily_kpis_change_then_the_sensor_runs_the_sites_loss_analytics(
         assert not clock_check.passed and "timestamps shifted" in clock_check.description, (
             clock_check.description
         )
+        # ... and the clock_shift rule opened an alert through the engine
+        opened = AlertStore(db.engine).active()
+        assert "clock_shift:testsite:*" in opened, list(opened)
+        assert "timestamps shifted" in opened["clock_shift:testsite:*"]["message"]

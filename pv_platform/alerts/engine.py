@@ -54,10 +54,15 @@ class AlertEngine:
         self.callbacks.append(callback)
 
     def process(
-        self, candidates: Iterable[AlertCandidate], now: datetime, rules: set[str] | None = None
+        self,
+        candidates: Iterable[AlertCandidate],
+        now: datetime,
+        rules: set[str] | None = None,
+        site_id: str | None = None,
     ) -> ProcessResult:
-        """Apply one evaluation: `candidates` hold now; active alerts of `rules` that are not among them are
-        clear (and resolve after the hold time). `rules=None` means every rule of the candidates' source."""
+        """Apply one evaluation: `candidates` hold now; active alerts of `rules` (of `site_id`, when an
+        evaluation judged one site only) that are not among them are clear (and resolve after the hold
+        time). `rules=None` means every rule of the candidates' source."""
         result = ProcessResult()
         active = self.store.active()
         seen: set[str] = set()
@@ -91,6 +96,8 @@ class AlertEngine:
             self._notify("opened", alert)
         for fp, alert in active.items():
             if fp in seen or (rules is not None and alert["rule"] not in rules):
+                continue
+            if site_id is not None and alert["site_id"] != site_id:
                 continue
             clear_since = alert["clear_since"]
             if clear_since is None:

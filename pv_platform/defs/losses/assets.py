@@ -6,11 +6,20 @@ import dagster as dg
 import pandas as pd
 
 from pv_platform import clock
+from pv_platform.alerts.limits import fleet_from_settings, loss_thresholds
+from pv_platform.alerts.loss_rules import LOSS_RULES, loss_candidates
 from pv_platform.analytics.losses import analyse_site
 from pv_platform.analytics.site_checks import site_findings
 from pv_platform.defs.kpis.assets import KPI_RETRY, daily_kpis
 from pv_platform.defs.partitions import sites
-from pv_platform.defs.resources import KpiResource, LossResource, PlantResource, TelemetryResource
+from pv_platform.defs.resources import (
+    AlertResource,
+    KpiResource,
+    LossResource,
+    PlantResource,
+    TelemetryResource,
+)
+from pv_platform.settings import get_settings
 
 CHECKS = ("irradiance_clearsky", "clock_shift")
 DETECTOR_DAYS = 14  # the site-level detectors judge the last two weeks of minute data
@@ -66,10 +75,12 @@ def loss_analytics(
     loss_store: LossResource,
     telemetry_store: TelemetryResource,
     plant: PlantResource,
+    alert_service: AlertResource,
 ) -> dg.MaterializeResult:
     """Soiling ratio and cleanings (SRR), year-on-year degradation and the daily loss waterfall per
     inverter and site from the site's `kpi_daily` rows → `loss_daily`, `degradation`; the POA and clock
-    detectors over the last DETECTOR_DAYS days of telemetry as asset checks."""
+    detectors over the last DETECTOR_DAYS days of telemetry as asset checks; the loss alert rules (soiling
+    worth a cleaning, degradation step, sensor drift, clock shift) through the alert engine."""
     site_id = context.partition_key
     try:
         site = plant.load().site(site_id)
@@ -92,7 +103,15 @@ def loss_analytics(
         start, end, ["poa_irradiance", "ac_power"], site_id
     )
     findings = site_findings(samples, site, start, end)
+    thresholds = loss_thresholds(site, fleet_from_settings(get_settings()))
+    engine = alert_service.engine()
+    alerts = engine.process(
+        loss_candidates(site, losses, findings, thresholds, now), now, LOSS_RULES, site_id=site_id
+    )
+    if not engine.flush(timeout_s=30.0):
+        context.log.warning("some alert notifications were still under way after 30 s")
     metadata: dict = {
+        "alerts_opened": len(alerts.opened),
         "days": int(daily["period_start"].nunique()) if not daily.empty else 0,
         "rows": len(losses),
     }
