@@ -205,3 +205,15 @@ def report_document(url: str, site_id: str, grain: str, period: str, fmt: str) -
     if document is None:
         raise LookupError(f"no {grain} report of {site_id} for {period}")
     return document
+
+
+@pn.cache(ttl=60, max_items=64)
+def losses(url: str, site_id: str, device_id: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """Daily loss analytics of one site (device '*') or inverter in [start, end) (`loss_daily`)."""
+    return database(url).losses.read_daily(start, end, site_id, device_id)
+
+
+@pn.cache(ttl=60, max_items=64)
+def degradation(url: str, site_id: str) -> pd.DataFrame:
+    """The year-on-year degradation rows of a site's devices (`degradation`)."""
+    return database(url).losses.read_degradation(site_id)

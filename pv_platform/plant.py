@@ -152,6 +152,9 @@ class AlertLimits(_StrictModel):
     min_insolation_kwh_m2: float | None = Field(default=None, ge=0)
     string_outlier_fraction: float | None = Field(default=None, gt=0, lt=1)
     string_outlier_hours: int | None = Field(default=None, ge=1)
+    soiling_loss_max: float | None = Field(default=None, gt=0, lt=1)
+    degradation_step_fraction: float | None = Field(default=None, gt=0, lt=1)
+    cleaning_horizon_days: float | None = Field(default=None, gt=0, le=365)
 
     def overrides(self) -> dict[str, float]:
         """The thresholds this block sets."""
@@ -197,6 +200,16 @@ class Site(_StrictModel):
     report: ReportSettings = Field(default_factory=ReportSettings)
     daylight_poa_wm2: float = Field(
         default=50.0, ge=0, le=500, description="Daylight threshold [W/m2]."
+    )
+    tariff_per_kwh: float | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Value of a kWh (feed-in tariff or PPA price) [currency/kWh].",
+    )
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")
+    cleaning_cost: float | None = Field(
+        default=None, ge=0, description="Cost of one cleaning of the site's modules [currency]."
     )
 
     @field_validator("timezone")

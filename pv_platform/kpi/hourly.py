@@ -14,7 +14,7 @@ import pandas as pd
 
 from pv_platform.kpi.availability import CATEGORIES, category_codes
 from pv_platform.kpi.energy import clip_arrays
-from pv_platform.kpi.expected import expected_ac_power_w
+from pv_platform.kpi.expected import clipping_loss_w, expected_ac_power_w
 from pv_platform.kpi.periods import SITE_DEVICE, derive_ratios, site_rows
 from pv_platform.kpi.samples import SampleSet, as_sample_set
 from pv_platform.kpi.temperature import T_REF_IEC_C, cell_temperature_c
@@ -32,6 +32,7 @@ HOURLY_METRICS = [
     Metric.EXPORT_ENERGY, Metric.IMPORT_ENERGY, Metric.GRID_FREQUENCY, Metric.GRID_VOLTAGE, Metric.POWER_FACTOR,
 ]  # fmt: skip
 FORCED = CATEGORIES.index("forced_outage")
+GRID_OUTAGE, PLANNED = CATEGORIES.index("grid_outage"), CATEGORIES.index("planned")
 GRID_COLUMNS = ("export_kwh", "import_kwh", "reactive_kvarh", "time_freq_out_s", "time_volt_out_s")
 
 
@@ -265,6 +266,7 @@ def _inverter(
             "energy_lost_kwh": grid.per_hour(np.where(cats == FORCED, np.nan_to_num(expected_w), 0.0)) * minute_h / 1000.0,
             "samples": grid.samples_per_hour(site.id, inv.id),
     }  # fmt: skip
+    columns.update(_loss_columns(grid, inv, poa, t_cell_model, expected_w, cats))
     per_hour = np.bincount(
         np.repeat(np.arange(grid.n_hours), PER_HOUR) * len(CATEGORIES) + cats,
         minlength=grid.n_hours * len(CATEGORIES),
@@ -272,6 +274,21 @@ def _inverter(
     for i, category in enumerate(CATEGORIES):
         columns[f"time_{category}_s"] = per_hour[:, i] * STEP_S
     return columns
+
+
+def _loss_columns(grid: _Range, inv: Device, poa, t_cell_model, expected_w, cats) -> dict:
+    """Per hour [kWh]: the expected energy of grid-outage and of planned minutes (as `energy_lost_kwh` is
+    that of forced-outage minutes), and the energy the model's inverter clips (the loss waterfall's parts)."""
+    to_kwh = STEP_S / 3600.0 / 1000.0
+    exp_w = np.nan_to_num(expected_w)
+    clip_w = clipping_loss_w(
+        np.nan_to_num(poa), t_cell_model, inv.p_dc_kw, inv.p_ac_kw, inv.gamma_pdc_per_c
+    )
+    return {
+        "energy_lost_grid_kwh": grid.per_hour(np.where(cats == GRID_OUTAGE, exp_w, 0.0)) * to_kwh,
+        "energy_lost_planned_kwh": grid.per_hour(np.where(cats == PLANNED, exp_w, 0.0)) * to_kwh,
+        "energy_clipped_kwh": grid.per_hour(np.where(np.isnan(poa), 0.0, clip_w)) * to_kwh,
+    }
 
 
 def _stack(parts: list[dict[str, object]], hours: pd.DatetimeIndex) -> pd.DataFrame:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from pv_platform import clock
+from pv_platform.analytics.hour_checks import mask_checks
 from pv_platform.defs.kpis.checks import (
     coverage_check_result,
     coverage_check_specs,
@@ -135,7 +136,10 @@ def hourly_kpis(
             "detail": o.detail,
             "metadata": o.metadata,
         }
-        for o in run_checks(samples, rows, model, window.start, window.end, clock.now())
+        for o in [
+            *run_checks(samples, rows, model, window.start, window.end, clock.now()),
+            *mask_checks(samples, model, window.start, window.end),
+        ]
     ]
     # KPI rows and their check outcomes in one transaction: never one without the other
     written = kpi_store.store().replace(
