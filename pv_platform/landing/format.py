@@ -43,12 +43,20 @@ class TimeLimits:
 
     @classmethod
     def for_plant(cls, plant, now: datetime | None = None) -> TimeLimits:
-        """Limits of a plant (`None`: only the default window, DEFAULT_HISTORY_YEARS back)."""
-        from pv_platform.plant import default_earliest_reading
+        """Limits of a plant: a site's commissioning day, and nothing before the first KPI partition
+        (`Plant.kpi_start`), so no hour is stored that no partition computes. `None` (no plant file):
+        only the default window, DEFAULT_HISTORY_YEARS back."""
+        from pv_platform.plant import default_earliest_reading, kpi_start
+        from pv_platform.settings import get_settings
 
         now = now or datetime.now(UTC)
-        sites = {s.id: s.earliest_reading(now) for s in plant.sites} if plant else {}
-        return cls(now + MAX_FUTURE, default_earliest_reading(now), sites)
+        if plant is None:
+            return cls(now + MAX_FUTURE, default_earliest_reading(now), {})
+        start = kpi_start(plant, get_settings().kpi_start, now)
+        sites = {
+            s.id: max(s.earliest_reading(now), start) for s in plant.sites if s.commissioning_date
+        }
+        return cls(now + MAX_FUTURE, start, sites)
 
     @classmethod
     def for_plant_file(cls, path: Path | str | None) -> TimeLimits:
@@ -64,8 +72,14 @@ class TimeLimits:
         """Why a row at `ts` is refused, or None when it is inside the limits."""
         site_id = entity.partition(".")[0]
         earliest = self.earliest_by_site.get(site_id, self.default_earliest)
-        if ts < earliest:
+        if ts < earliest and site_id in self.earliest_by_site:
             return f"timestamp {ts.isoformat()} is before {earliest:%Y-%m-%d} (site {site_id} commissioning)"
+        if ts < earliest:
+            return (
+                f"timestamp {ts.isoformat()} is before {earliest:%Y-%m-%dT%H:%M}Z, the first KPI"
+                f" partition (give site {site_id} a commissioning_date in the plant file to keep"
+                " older history)"
+            )
         if ts > self.latest:
             return (
                 f"timestamp {ts.isoformat()} is in the future (limit {self.latest:%Y-%m-%dT%H:%M}Z)"
