@@ -89,6 +89,11 @@ def test_the_collector_publishes_what_each_inverter_says_it_is(mqtt_url, tmp_pat
         assert retained[f"{prefix}/testsite/{inv}/info"] == {"device_info": told}
     assert by_id["wx1"].device_info is None  # an MQTT device does not say who it is
     assert f"{prefix}/testsite/wx1/info" not in retained
+    # entities that appeared at run time (one per MPPT of model 160) got their configs too
+    for inv in ("inv1", "inv2"):
+        for key in ("mppt1_dc_power", "mppt2_dc_current"):
+            config = retained[f"{discovery}/sensor/pvp_testsite_{inv}/{key}/config"]
+            assert config["device"]["serial_number"] == f"SIM-testsite-{inv}"
     device = retained[f"{discovery}/sensor/pvp_testsite_inv1/ac_power/config"]["device"]
     assert device == {
         "identifiers": ["pvp_testsite_inv1"], "name": "testsite inv1", "via_device": "pvp_testsite",
