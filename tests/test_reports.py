@@ -25,7 +25,7 @@ from pv_platform.services import free_port
 from pv_platform.settings import Settings
 from pv_platform.storage.alerts import AlertStore
 from tests.conftest import demo_plant_dict
-from tests.report_seed import END, START, seed_november
+from tests.report_seed import END, START, YEAR_END, YEAR_START, seed_november
 
 NOW = datetime(2026, 12, 2, 9, tzinfo=UTC)
 
@@ -105,6 +105,29 @@ def test_pdf_pages_show_the_numbers_of_the_database(db):
     assert "29.50" in silent and number(8 * 1.6 * (1 + 0.3 * math.sin(10))) in silent
     assert "2026-11-20 03:00" in texts[1]  # the missing hour, named
     assert "not available for this period" in texts[2]  # no loss analytics: the hook says so
+
+
+def test_yearly_report_sums_the_year(db):
+    """The annual report: the year's KPI row, the twelve budgets summed as its target, one bar a month."""
+    budget = [1000.0 * (m + 1) for m in range(12)]  # 1 000 ... 12 000 kWh: 78 000 kWh a year
+    plant = _plant(monthly_target_kwh=budget)
+    seed_november(db, plant)
+    data = build_report_data(
+        db, plant.sites[0], "yearly", "2026", YEAR_START, YEAR_END, AlertStore(db.engine)
+    )
+    assert data.period == "2026" and data.target_kwh == 78_000.0
+    assert list(data.series["label"]) == ["Nov"]  # the one month with KPIs
+    stored = (
+        db.kpis.read("kpi_yearly", YEAR_START, YEAR_END, "testsite").set_index("device_id").loc["*"]
+    )
+    texts, _ = pdf_pages(render_pdf(data))
+    assert "annual report 2026" in texts[0]
+    assert float(_value_on_line(texts[0], "Energy (AC)").replace(",", "")) == round(
+        stored.energy_ac_kwh, 1
+    )
+    assert float(_value_on_line(texts[0], "Target achieved").replace(",", "")) == round(
+        stored.energy_ac_kwh / 78_000.0 * 100, 1
+    )
 
 
 def test_html_is_the_same_report(db):
