@@ -197,6 +197,14 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_integrations(args: argparse.Namespace) -> int:
     from pv_platform.integration import discover, load_integration
 
+    if args.action == "check":
+        from pv_platform.device_check import check_device
+
+        if not args.device:
+            print("pvp integrations check: give the device as SITE.DEVICE", file=sys.stderr)
+            return 2
+        return check_device(get_settings(), args.device, args.timeout)
+
     print(f"{'domain':<16} {'iot_class':<15} {'version':<8} name")
     for domain in sorted(discover()):
         m = load_integration(domain).manifest
@@ -519,9 +527,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=200, help="alerts per page (newest first)")
     p.add_argument("--offset", type=int, default=0, help="skip this many (the next page)")
     p.set_defaults(func=cmd_alerts)
-    sub.add_parser("integrations", help="list installed integrations").set_defaults(
-        func=cmd_integrations
+    p = sub.add_parser(
+        "integrations",
+        help="list installed integrations; `check SITE.DEVICE` connects to a configured device",
     )
+    p.add_argument("action", nargs="?", choices=["list", "check"], default="list")
+    p.add_argument("device", nargs="?", help="check: the device, as SITE.DEVICE of the plant file")
+    p.add_argument(
+        "--timeout", type=float, default=10.0, help="check: seconds to wait for the device"
+    )
+    p.set_defaults(func=cmd_integrations)
     p = sub.add_parser(
         "export", help="export samples or KPIs of a range as CSV or Parquet (units in the headers)"
     )

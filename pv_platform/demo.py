@@ -22,6 +22,7 @@ from pv_platform.plant import dump_plant, load_plant, parse_plant
 from pv_platform.services import ensure_database, free_port, port_is_open, start_embedded_postgres
 from pv_platform.settings import Settings
 from pv_platform.storage import Database, redact, sqlalchemy_url
+from pv_platform.vocabulary import Metric
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parent.parent
@@ -81,11 +82,11 @@ def demo_plant(inverter_ports: list[int], where: tuple = DEMO_SITES[0]) -> dict:
             "config": {
                 "topic": f"pvp/sim/{where[0]}/wx1",
                 "fields": {
-                    "poa_irradiance": "poa",
-                    "ghi_irradiance": "ghi",
-                    "module_temperature": "t_mod",
-                    "ambient_temperature": "t_amb",
-                    "wind_speed": "wind",
+                    Metric.POA_IRRADIANCE: "poa",
+                    Metric.GHI_IRRADIANCE: "ghi",
+                    Metric.MODULE_TEMPERATURE: "t_mod",
+                    Metric.AMBIENT_TEMPERATURE: "t_amb",
+                    Metric.WIND_SPEED: "wind",
                 },
             },
         }
@@ -99,12 +100,12 @@ def demo_plant(inverter_ports: list[int], where: tuple = DEMO_SITES[0]) -> dict:
             "config": {
                 "topic": f"pvp/sim/{where[0]}/meter1",
                 "fields": {
-                    "ac_power": "p_w",
-                    "export_energy": "e_export_wh",
-                    "import_energy": "e_import_wh",
-                    "grid_frequency": "f_hz",
-                    "grid_voltage": "u_v",
-                    "power_factor": "pf",
+                    Metric.AC_POWER: "p_w",
+                    Metric.EXPORT_ENERGY: "e_export_wh",
+                    Metric.IMPORT_ENERGY: "e_import_wh",
+                    Metric.GRID_FREQUENCY: "f_hz",
+                    Metric.GRID_VOLTAGE: "u_v",
+                    Metric.POWER_FACTOR: "pf",
                 },
             },
         }

@@ -159,9 +159,6 @@ class Settings(BaseSettings):
     kpi_start: str = Field(
         default="2025-01-01-00:00", description="First hour partition of the KPI assets (UTC)."
     )
-    daylight_poa_wm2: float = Field(
-        default=50.0, description="POA irradiance above which it is day [W/m2]."
-    )
     influx_url: str | None = Field(
         default=None, description="InfluxDB 2 URL: copy every reading there too (optional sink)."
     )

@@ -19,8 +19,8 @@ from integrations.simulator.devices import (
     initial_energy_wh,
     json_payload,
     publish_json,
-    serve_inverters,
 )
+from integrations.simulator.modbus_server import serve_inverters
 from integrations.simulator.physics import weather
 from integrations.simulator.scenarios import Fault, Scenario
 from integrations.sunspec_modbus.entities import INVERTER_ENTITIES
@@ -30,6 +30,7 @@ from pv_platform.integration import wait_or_stop
 from pv_platform.landing import SegmentWriter
 from pv_platform.plant import Plant
 from pv_platform.readings import entity_key
+from pv_platform.vocabulary import Metric
 
 log = logging.getLogger(__name__)
 UNITS = {d.key: (d.unit, str(d.device_class)) for d in (*INVERTER_ENTITIES, *MQTT_ENTITIES)}
@@ -38,16 +39,16 @@ UNITS.update(
         f"mppt{i}_{k}": u
         for i in range(1, 9)
         for k, u in (
-            ("dc_current", ("A", "current")),
-            ("dc_voltage", ("V", "voltage")),
-            ("dc_power", ("W", "power")),
+            (Metric.DC_CURRENT, ("A", "current")),
+            (Metric.DC_VOLTAGE, ("V", "voltage")),
+            (Metric.DC_POWER, ("W", "power")),
             ("temperature", ("°C", "temperature")),
         )
     }
 )
 
 
-COUNTERS = ("ac_energy", "export_energy", "import_energy")  # lifetime counters [Wh]
+COUNTERS = (Metric.AC_ENERGY, Metric.EXPORT_ENERGY, Metric.IMPORT_ENERGY)  # lifetime counters [Wh]
 
 
 def backfill_landing(
@@ -169,13 +170,13 @@ async def run_simulator(
     ]
     inverters = [
         SimulatedInverter(
-            site, dev, seed, counters.get(entity_key(site.id, dev.id, "ac_energy"), initial_energy_wh(dev)),
+            site, dev, seed, counters.get(entity_key(site.id, dev.id, Metric.AC_ENERGY), initial_energy_wh(dev)),
             model_id=113 if i % 2 else 103,
             faults=scenario.for_device(site.id, dev.id) if scenario else [],
         )
         for i, (site, dev) in enumerate(sunspec)
     ]  # fmt: skip
-    servers = await serve_inverters(inverters)
+    servers, _ = await serve_inverters(inverters)
     tasks = []
     if broker is not None:
         for site in plant.sites:
@@ -191,8 +192,8 @@ async def run_simulator(
                 elif dev.kind == "meter":
                     meter = SimulatedMeter(
                         site, dev, site_inverters,
-                        counters.get(entity_key(site.id, dev.id, "export_energy"), 5e7),
-                        counters.get(entity_key(site.id, dev.id, "import_energy"), 5e5),
+                        counters.get(entity_key(site.id, dev.id, Metric.EXPORT_ENERGY), 5e7),
+                        counters.get(entity_key(site.id, dev.id, Metric.IMPORT_ENERGY), 5e5),
                     )  # fmt: skip
                     make = LivePayload(meter.values, fields, faults)
                 else:

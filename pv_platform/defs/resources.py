@@ -13,6 +13,7 @@ from pv_platform.plant import Plant, load_plant
 from pv_platform.settings import get_settings
 from pv_platform.storage import Database
 from pv_platform.storage.kpis import KpiStore
+from pv_platform.storage.losses import LossStore
 from pv_platform.storage.plant import PlantStore
 from pv_platform.storage.telemetry import TelemetryStore
 
@@ -41,6 +42,15 @@ class KpiResource(dg.ConfigurableResource):
 
     def store(self) -> KpiStore:
         return _database(self.database_url).kpis
+
+
+class LossResource(dg.ConfigurableResource):
+    """The loss analytics tables (soiling, degradation, waterfall)."""
+
+    database_url: str
+
+    def store(self) -> LossStore:
+        return _database(self.database_url).losses
 
 
 class PlantResource(dg.ConfigurableResource):
@@ -80,6 +90,7 @@ def platform_resources(database_url: str, landing_dir: str, plant_file: str) -> 
     return {
         "telemetry_store": TelemetryResource(database_url=database_url, landing_dir=landing_dir),
         "kpi_store": KpiResource(database_url=database_url),
+        "loss_store": LossResource(database_url=database_url),
         "plant": PlantResource(plant_file=plant_file, database_url=database_url),
         "alert_service": AlertResource(database_url=database_url),
         "report_store": ReportResource(database_url=database_url),

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from pv_platform.storage.codecs import register_array_loaders
 from pv_platform.storage.dialect import Dialect, detect_dialect
 from pv_platform.storage.kpis import KpiStore
+from pv_platform.storage.losses import LossStore
 from pv_platform.storage.migrations import MigrationStore
 from pv_platform.storage.plant import PlantStore
 from pv_platform.storage.reports import ReportStore
@@ -27,6 +28,7 @@ class Database:
     telemetry : ingest of landing segments, samples, hourly rollups (`TelemetryStore`)
     kpis : KPI tables, their quality outcomes and coverage (`KpiStore`)
     reports : monthly and yearly owner reports, PDF and HTML (`ReportStore`)
+    losses : soiling, degradation and the loss waterfall (`LossStore`)
     """
 
     def __init__(
@@ -50,6 +52,7 @@ class Database:
         self.telemetry = TelemetryStore(self)
         self.kpis = KpiStore(self)
         self.reports = ReportStore(self.engine)
+        self.losses = LossStore(self)
 
     def dispose(self) -> None:
         self.engine.dispose()
