@@ -44,9 +44,8 @@ ACTIVE = [
 ]
 MATERIALIZATION = dg.DagsterEventType.ASSET_MATERIALIZATION
 OLD_HISTORY = timedelta(hours=48)  # hours older than this are history: their runs have priority 1
-HISTORY_HOURS_PER_RUN = (
-    168  # and up to a week per run: a month back-filled at once is 5 runs, not 16
-)
+# and up to a week per run: a month back-filled at once is 5 runs, not 16
+HISTORY_HOURS_PER_RUN = 168
 
 
 def running_hours(instance: dg.DagsterInstance) -> set[str]:
