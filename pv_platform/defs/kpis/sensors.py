@@ -45,6 +45,8 @@ ACTIVE = [
 ]
 MATERIALIZATION = dg.DagsterEventType.ASSET_MATERIALIZATION
 OLD_HISTORY = timedelta(hours=48)  # hours older than this are history: their runs have priority 1
+# and up to a week per run: a month back-filled at once is 5 runs, not 16
+HISTORY_HOURS_PER_RUN = 168
 
 
 def running_hours(instance: dg.DagsterInstance) -> set[str]:
@@ -96,7 +98,8 @@ def hourly_kpis_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
                 **({"dagster/priority": "1"} if last < old else {}),
             },
         )
-        for first, last in contiguous_ranges(due)
+        for first, last in contiguous_ranges([k for k in due if k >= old])
+        + contiguous_ranges([k for k in due if k < old], HISTORY_HOURS_PER_RUN)
     ]
     retried = [k for k in due if book[k][0] > 1 and attempts.get(k, [0, 0, None])[2] == book[k][2]]
     if retried:
