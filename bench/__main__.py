@@ -18,6 +18,7 @@ BENCHES = [
     ("dashboard", ["-m", "bench.dashboard"]),
     ("first_kpis", ["-m", "bench.first_kpis"]),
     ("losses", ["-m", "bench.losses"]),
+    ("ingest", ["-m", "bench.ingest"]),
 ]
 
 

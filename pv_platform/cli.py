@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pv_platform.settings import get_settings
@@ -23,14 +23,28 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
+def _utc_time(text: str) -> datetime:
+    """An ISO time for a flag; without an offset it is UTC."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO time (2026-11-01T00:00Z)"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def _use_clock(settings, start=None, speed=None) -> None:
     """Accelerated time from settings (or the simulate flags): the same clock on both sides."""
-    from pv_platform.clock import set_clock
+    from pv_platform.clock import use_settings
 
-    start, speed = start or settings.clock_start, speed or settings.clock_speed
-    if start is not None or speed != 1.0:
-        clock = set_clock(start, speed, settings.clock_anchor)
-        print(f"accelerated time: {speed:g}x from {clock.now():%Y-%m-%d %H:%M:%S} UTC", flush=True)
+    clock = use_settings(settings, start, speed)
+    if clock.accelerated:
+        print(
+            f"accelerated time: {clock.speed:g}x, now {clock.now():%Y-%m-%d %H:%M:%S} UTC"
+            f" (PVP_CLOCK_ANCHOR={clock.anchor:.3f})",
+            flush=True,
+        )
 
 
 def cmd_collect(args: argparse.Namespace) -> int:
@@ -41,7 +55,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     settings = get_settings()
     plant = load_plant(settings.resolved_plant_file)
     broker = parse_mqtt_url(settings.mqtt_url) if settings.mqtt_url else None
-    _use_clock(settings)
+    _use_clock(settings, args.start, args.speed)
 
     async def main() -> None:
         stop = _stop_event()
@@ -107,12 +121,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     broker = parse_mqtt_url(settings.mqtt_url) if settings.mqtt_url else None
     _use_clock(settings, args.start, args.speed)
 
+    scenario = load_scenario(args.scenario) if args.scenario else None
+    if args.history_only:  # land [start, end) at a coarser step, older than what is landed already
+        from integrations.simulator.runner import backfill_landing
+
+        start, end = args.history_only
+        backfill_landing(
+            plant, settings.resolved_landing_dir, args.seed, start, end, args.history_step_s,
+            scenario, counters_end_at_start=True,
+        )  # fmt: skip
+        print(f"history landed: {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC", flush=True)
+        return 0
+
     async def main() -> None:
         stop = _stop_event()
         await run_simulator(
             plant, broker, stop, seed=args.seed, landing_dir=settings.resolved_landing_dir,
             backfill_hours=args.backfill_hours, weather_interval_s=args.weather_interval,
-            scenario=load_scenario(args.scenario) if args.scenario else None,
+            scenario=scenario, backfill_end=args.backfill_end,
         )  # fmt: skip
 
     asyncio.run(main())
@@ -171,6 +197,14 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def cmd_integrations(args: argparse.Namespace) -> int:
     from pv_platform.integration import discover, load_integration
 
+    if args.action == "check":
+        from pv_platform.device_check import check_device
+
+        if not args.device:
+            print("pvp integrations check: give the device as SITE.DEVICE", file=sys.stderr)
+            return 2
+        return check_device(get_settings(), args.device, args.timeout)
+
     print(f"{'domain':<16} {'iot_class':<15} {'version':<8} name")
     for domain in sorted(discover()):
         m = load_integration(domain).manifest
@@ -193,21 +227,20 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     db = Database(settings.database_url)  # no migrate: only `pvp migrate` (the owner) migrates
     store = AlertStore(db.engine)
     if args.action == "list":
-        rows = store.list(state=args.state, site_id=args.site, severity=args.severity)
-        if rows.empty:
-            print("no alerts")
-        for r in rows.itertuples():
-            print(
-                f"{r.id:>6} {r.state:<12} {r.severity:<8} {r.site_id}/{r.device_id:<10} {r.opened_at:%Y-%m-%d %H:%M} {r.rule}: {r.message}"
-            )
-        return 0
+        return _list_alerts(store, args)
     if args.id is None:
         print(f"pvp alerts {args.action} needs the alert id (see pvp alerts list)", file=sys.stderr)
         return 2
+    if args.action == "show":
+        return _show_alert(store, args.id)
+    from pv_platform.alerts.service import alert_engine
+
+    engine = alert_engine(db.engine, settings)  # the notifiers hear acknowledgements too
     now = datetime.now(UTC)
-    ok = (store.acknowledge if args.action == "ack" else store.resolve)(
+    ok = (engine.acknowledge if args.action == "ack" else engine.resolve)(
         args.id, args.by, args.comment, now
     )
+    engine.flush(timeout_s=10.0)
     done = "acknowledged" if args.action == "ack" else "resolved"
     print(
         f"alert {args.id} {done}"
@@ -215,6 +248,45 @@ def cmd_alerts(args: argparse.Namespace) -> int:
         else f"alert {args.id}: nothing to do (unknown, or already {done})"
     )
     return 0 if ok else 1
+
+
+def _list_alerts(store, args: argparse.Namespace) -> int:
+    """One line per alert (the message's opening line), newest first, a page at a time."""
+    filters = {"state": args.state, "site_id": args.site, "severity": args.severity}
+    rows = store.list(**filters, limit=args.limit, offset=args.offset)
+    total = store.count(**filters)
+    if rows.empty:
+        print("no alerts" if total == 0 else f"no alerts after the first {args.offset} of {total}")
+    for r in rows.itertuples():
+        first = r.message.split("\n")[0]
+        print(
+            f"{r.id:>6} {r.state:<12} {r.severity:<8} {r.site_id}/{r.device_id:<10} {r.opened_at:%Y-%m-%d %H:%M} {r.rule}: {first}"
+        )
+    if args.offset + len(rows) < total:
+        print(
+            f"-- {len(rows)} of {total} alerts shown (from {args.offset + 1}); more with"
+            f" --offset {args.offset + len(rows)} or --limit"
+        )
+    return 0
+
+
+def _show_alert(store, alert_id: int) -> int:
+    """Every field of one alert, its whole message (opening text and updates) and its context."""
+    import json
+
+    alert = store.get(alert_id)
+    if alert is None:
+        print(f"alert {alert_id} does not exist", file=sys.stderr)
+        return 1
+    message, context = alert.pop("message"), alert.pop("context") or {}
+    for key, value in alert.items():
+        print(f"{key:>16}: {'' if value is None else value}")
+    print("         message:", message.replace("\n", "\n" + " " * 18))
+    print(
+        "         context:",
+        json.dumps(context, indent=2, default=str).replace("\n", "\n" + " " * 18),
+    )
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -321,7 +393,10 @@ def cmd_api(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     db = Database(settings.database_url, pool_size=4)  # no migrate: only `pvp migrate` migrates
-    server = ApiServer((args.address, args.port), Api(db.engine, tokens))
+    from pv_platform.alerts.service import alert_engine
+
+    alerts = alert_engine(db.engine, settings)  # acknowledgements reach the notifiers
+    server = ApiServer((args.address, args.port), Api(db.engine, tokens, alerts=alerts))
     print(
         f"API on http://{args.address}:{server.server_address[1]}/api/v1 ({len(tokens)} token(s))",
         flush=True,
@@ -367,32 +442,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         inverters=args.inverters,
         backfill_hours=args.backfill_hours,
         scenario=args.scenario,
+        history_month=args.history_month,
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="pvp", description="PV Platform: monitoring data platform for PV plants."
-    )
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("collect", help="run the collector on the plant file").set_defaults(
-        func=cmd_collect
-    )
-    sub.add_parser(
-        "health", help="ask the running collector's health endpoint (PVP_HEALTH_PORT)"
-    ).set_defaults(func=cmd_health)
-    p = sub.add_parser("simulate", help="serve the plant file's devices from the plant simulator")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--backfill-hours", type=float, default=0.0, help="land this much history first")
-    p.add_argument(
-        "--weather-interval", type=float, default=5.0, help="seconds between weather messages"
-    )
-    p.add_argument(
-        "--scenario",
-        type=Path,
-        help="YAML schedule of faults to inject (integrations/simulator/scenarios.py)",
-    )
+def _clock_flags(p: argparse.ArgumentParser) -> None:
+    """--start/--speed, the same on `pvp simulate` and `pvp collect` (they then share one clock)."""
     p.add_argument(
         "--speed",
         type=float,
@@ -403,6 +458,43 @@ def main(argv: list[str] | None = None) -> int:
         type=lambda text: datetime.fromisoformat(text.replace("Z", "+00:00")),
         help="accelerated time: simulated UTC start, e.g. 2026-06-21T04:00Z (PVP_CLOCK_START)",
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="pvp", description="PV Platform: monitoring data platform for PV plants."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("collect", help="run the collector on the plant file")
+    _clock_flags(p)
+    p.set_defaults(func=cmd_collect)
+    sub.add_parser(
+        "health", help="ask the running collector's health endpoint (PVP_HEALTH_PORT)"
+    ).set_defaults(func=cmd_health)
+    p = sub.add_parser("simulate", help="serve the plant file's devices from the plant simulator")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--backfill-hours", type=float, default=0.0, help="land this much history first")
+    p.add_argument(
+        "--backfill-end", type=_utc_time, help="end of that history (ISO, UTC; default: now)"
+    )
+    p.add_argument(
+        "--history-only", nargs=2, type=_utc_time, metavar=("START", "END"),
+        help="only land history [START, END) (ISO, UTC), its counters ending where newer history"
+        " starts, and exit",
+    )  # fmt: skip
+    p.add_argument(
+        "--history-step-s", type=int, default=300, help="sample step of --history-only [s]"
+    )
+    p.add_argument(
+        "--weather-interval", type=float, default=5.0, help="seconds between weather messages"
+    )
+    p.add_argument(
+        "--scenario",
+        type=Path,
+        help="YAML schedule of faults to inject (integrations/simulator/scenarios.py)",
+    )
+    _clock_flags(p)
     p.set_defaults(func=cmd_simulate)
     p = sub.add_parser("broker", help="run an embedded MQTT broker (amqtt)")
     p.add_argument("--host", default="127.0.0.1")
@@ -422,18 +514,29 @@ def main(argv: list[str] | None = None) -> int:
         help="also create this database (repeatable)",
     )
     p.set_defaults(func=cmd_migrate)
-    p = sub.add_parser("alerts", help="list, acknowledge or resolve alerts")
-    p.add_argument("action", choices=["list", "ack", "resolve"])
+    p = sub.add_parser("alerts", help="list, show, acknowledge or resolve alerts")
+    p.add_argument("action", choices=["list", "show", "ack", "resolve"])
     p.add_argument("id", nargs="?", type=int)
     p.add_argument("--by", default="cli", help="who acknowledges or resolves")
     p.add_argument("--comment", default="")
     p.add_argument("--state", choices=["open", "acknowledged", "resolved"])
     p.add_argument("--site")
-    p.add_argument("--severity", choices=["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO"])
-    p.set_defaults(func=cmd_alerts)
-    sub.add_parser("integrations", help="list installed integrations").set_defaults(
-        func=cmd_integrations
+    p.add_argument(
+        "--severity", type=str.upper, choices=["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO"]
     )
+    p.add_argument("--limit", type=int, default=200, help="alerts per page (newest first)")
+    p.add_argument("--offset", type=int, default=0, help="skip this many (the next page)")
+    p.set_defaults(func=cmd_alerts)
+    p = sub.add_parser(
+        "integrations",
+        help="list installed integrations; `check SITE.DEVICE` connects to a configured device",
+    )
+    p.add_argument("action", nargs="?", choices=["list", "check"], default="list")
+    p.add_argument("device", nargs="?", help="check: the device, as SITE.DEVICE of the plant file")
+    p.add_argument(
+        "--timeout", type=float, default=10.0, help="check: seconds to wait for the device"
+    )
+    p.set_defaults(func=cmd_integrations)
     p = sub.add_parser(
         "export", help="export samples or KPIs of a range as CSV or Parquet (units in the headers)"
     )
@@ -482,6 +585,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--site", action="append", help="only this site (repeatable; default all)")
     p.set_defaults(func=cmd_api_token)
+    from pv_platform.importing.command import add_parser as add_import
+
+    add_import(sub)
     p = sub.add_parser("dashboard", help="serve the Panel dashboard (login when configured)")
     p.add_argument("--address", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5006)
@@ -492,6 +598,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--scenario", type=Path, help="fault schedule for the simulator (see `simulate`)"
     )
+    p.add_argument(
+        "--no-history-month", dest="history_month", action="store_false",
+        help="do not land the last closed month (landed by default after the first daily KPIs, at"
+        " a 5-min step, so its monthly report appears)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_demo)
     args = parser.parse_args(argv)
     logging.basicConfig(

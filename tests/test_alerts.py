@@ -44,7 +44,7 @@ def run(db, plant, start, end, scenario=None, policy=None, fleet=None, step_s=ST
     events = []
     engine.register_callback(lambda event, alert: events.append((event, alert["fingerprint"])))
     for ts in pd.date_range(start, end, freq=f"{step_s}s", inclusive="left"):
-        rules.feed(readings.get(ts, []))
+        rules.feed(readings.get(ts, []), ts.to_pydatetime())
         engine.process(rules.evaluate(ts.to_pydatetime()), ts.to_pydatetime())
     return engine, AlertStore(db.engine).list(), events
 
@@ -515,7 +515,7 @@ def test_communication_loss_waits_k_poll_intervals_for_slowly_polled_devices():
     spec["sites"][0]["devices"] = spec["sites"][0]["devices"][:2]
     rules = RealtimeRules(parse_plant(spec))
     t0 = at(12)
-    rules.feed([Reading(entity=f"testsite.inv{i}.ac_power", ts=t0, value=1.0) for i in (1, 2)])
+    rules.feed([Reading(entity=f"testsite.inv{i}.ac_power", ts=t0, value=1.0) for i in (1, 2)], t0)
 
     def lost(seconds: int) -> set[str]:
         now = t0 + timedelta(seconds=seconds)

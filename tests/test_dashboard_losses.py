@@ -63,7 +63,7 @@ def served(pg_admin_url, mqtt_url, tmp_path_factory):
 
 def test_the_losses_page_shows_the_stored_analytics(served, browser):
     losses, degradation = served["losses"], served["degradation"].set_index("device_id")
-    page = open_page(browser, f"{served['url']}?page=4&site=testsite&days=3660&grain=month")
+    page = open_page(browser, f"{served['url']}?page=5&site=testsite&days=3660&grain=month")
     site_rows = losses[losses["device_id"] == "*"]
     soiling = site_rows["soiling_kwh"].sum()
     assert text_of(page, "[data-kpi='loss-soiling']", 30_000) == f"{soiling:,.0f} kWh"
@@ -80,7 +80,7 @@ def test_the_losses_page_shows_the_stored_analytics(served, browser):
     )
     page.screenshot(path=str(SHOTS / "losses.png"), full_page=True)
     # a deep link to one inverter and its last 30 days
-    page.goto(f"{served['url']}?page=4&site=testsite&device=inv2&days=30&grain=day")
+    page.goto(f"{served['url']}?page=5&site=testsite&device=inv2&days=30&grain=day")
     inv2 = losses[losses["device_id"] == "inv2"]
     today = datetime.now(ZoneInfo("Europe/Zurich")).date()
     first = pd.Timestamp(today - timedelta(days=29)).tz_localize("Europe/Zurich")

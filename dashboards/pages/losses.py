@@ -2,7 +2,7 @@
 (reference energy P0·H/G_stc down to the measured energy, each cause in kWh and money), the causes per
 day/month/year, the soiling ratio with its band and cleanings, the performance index with the
 year-on-year degradation trend and its confidence band, and the clipped energy. Read from `loss_daily`
-and `degradation` (the `loss_analytics` asset); deep links ?page=4&site=…&device=…&days=…&grain=…"""
+and `degradation` (the `loss_analytics` asset); deep links ?page=5&site=…&device=…&days=…&grain=…"""
 
 from __future__ import annotations
 

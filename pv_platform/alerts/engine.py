@@ -12,13 +12,34 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from pv_platform.alerts.model import AlertCandidate
+from pv_platform import clock
+from pv_platform.alerts.model import STICKY, AlertCandidate, Severity
 from pv_platform.storage.alerts import AlertStore
 
 log = logging.getLogger(__name__)
 Callback = Callable[
     [str, dict], object
-]  # (event: "opened" | "resolved", alert row) -> None or awaitable
+]  # (event: "opened" | "acknowledged" | "resolved", alert row) -> None or awaitable
+UPDATE_EVERY = timedelta(
+    minutes=10
+)  # an open alert's message gains an update line at most this often
+MAX_UPDATES = 12  # ... and keeps the opening text and the newest this many updates
+
+
+def appended_message(
+    message: str, update: str, now: datetime, last_update: datetime | None
+) -> str | None:
+    """The alert's message with `update` appended as "[date HH:MM UTC] text" (the opening text stays
+    first); None when nothing is to be appended (the same text as the newest line, or less than
+    UPDATE_EVERY after `last_update`, the opening or the previous update; None: append now)."""
+    lines = message.split("\n")
+    newest = lines[-1].split("] ", 1)[-1] if len(lines) > 1 else lines[0]
+    if update == newest or update == lines[0]:
+        return None
+    if last_update is not None and now - last_update < UPDATE_EVERY:
+        return None
+    updates = [*lines[1:], f"[{now:%Y-%m-%d %H:%M} UTC] {update}"][-MAX_UPDATES:]
+    return "\n".join([lines[0], *updates])
 
 
 @dataclass
@@ -58,11 +79,14 @@ class AlertEngine:
         candidates: Iterable[AlertCandidate],
         now: datetime,
         rules: set[str] | None = None,
+        cleared: set[str] | None = None,
         site_id: str | None = None,
     ) -> ProcessResult:
         """Apply one evaluation: `candidates` hold now; active alerts of `rules` (of `site_id`, when an
         evaluation judged one site only) that are not among them are clear (and resolve after the hold
-        time). `rules=None` means every rule of the candidates' source."""
+        time). `rules=None` means every rule of the candidates' source. An alert marked sticky (a total
+        loss) resolves only when its fingerprint is in `cleared`: the rule saw the device produce again
+        (night or missing data is not evidence)."""
         result = ProcessResult()
         active = self.store.active()
         seen: set[str] = set()
@@ -72,7 +96,7 @@ class AlertEngine:
                 continue
             seen.add(fp)
             if fp in active:
-                self.store.touch(active[fp]["id"], now, c.message, c.context)
+                self._update(active[fp], c, now)
                 result.updated += 1
                 continue
             last = self.store.last_resolved_at(fp)
@@ -82,9 +106,9 @@ class AlertEngine:
                 )
                 continue
             if (
-                self.store.opened_since(now - timedelta(minutes=1))
+                self.store.opened_between(now - timedelta(minutes=1), now)
                 >= self.policy.max_new_per_minute
-            ):
+            ):  # the minute before the evaluated time (a re-evaluated past hour is not judged by later alerts)
                 result.suppressed.append((fp, f"rate limit {self.policy.max_new_per_minute}/min"))
                 log.warning("alert rate limit reached; %s not opened", fp)
                 continue
@@ -97,6 +121,8 @@ class AlertEngine:
         for fp, alert in active.items():
             if fp in seen or (rules is not None and alert["rule"] not in rules):
                 continue
+            if (alert.get("context") or {}).get(STICKY) and fp not in (cleared or set()):
+                continue  # a dead device stays an alert through the night
             if site_id is not None and alert["site_id"] != site_id:
                 continue
             clear_since = alert["clear_since"]
@@ -112,15 +138,40 @@ class AlertEngine:
                 self._notify("resolved", alert)
         return result
 
+    def _update(self, alert: dict, c: AlertCandidate, now: datetime) -> None:
+        """Still holding: last seen now; severity raised if the candidate's is higher (never lowered);
+        the message keeps its opening text and gains an update line now and then."""
+        context = {**(alert.get("context") or {}), **c.context}
+        if (alert.get("context") or {}).get(STICKY):
+            context[STICKY] = True  # once a total loss, resolved only by evidence or a person
+        raised = c.severity > Severity[alert["severity"]]
+        last = context.get("message_updated_at")
+        last_update = (
+            None if raised else datetime.fromisoformat(last) if last else alert["opened_at"]
+        )
+        message = appended_message(alert["message"], c.message, now, last_update)
+        if message is not None:
+            context["message_updated_at"] = now.isoformat()
+        severity = max(Severity[alert["severity"]], c.severity).name
+        self.store.touch(alert["id"], now, message or alert["message"], context, severity)
+
     def acknowledge(
         self, alert_id: int, by: str, comment: str = "", now: datetime | None = None
     ) -> bool:
-        return self.store.acknowledge(alert_id, by, comment, now or datetime.now().astimezone())
+        """Sign an open alert off; the callbacks hear ("acknowledged", alert)."""
+        ok = self.store.acknowledge(alert_id, by, comment, now or clock.now())
+        if ok:
+            self._notify("acknowledged", self.store.get(alert_id))
+        return ok
 
     def resolve(
         self, alert_id: int, by: str, comment: str = "", now: datetime | None = None
     ) -> bool:
-        return self.store.resolve(alert_id, by, comment, now or datetime.now().astimezone())
+        """Resolve an alert by hand; the callbacks hear ("resolved", alert)."""
+        ok = self.store.resolve(alert_id, by, comment, now or clock.now())
+        if ok:
+            self._notify("resolved", self.store.get(alert_id))
+        return ok
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Wait until the notifiers have delivered what they were given (or `timeout_s` passed)."""

@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from pv_platform.alerts.model import AlertCandidate, Severity
+from pv_platform.alerts.model import STICKY, AlertCandidate, Severity
 
 KPI_RULES = {"underperformance", "availability_drop", "data_quality", "string_outlier"}
 STRING_CURRENT_LIKE = "mppt%_dc_current"  # model 160 string/MPPT currents
@@ -56,14 +56,7 @@ def kpi_candidates(
             )  # fmt: skip
         availability = row.availability_time
         if availability == availability and availability < t.availability_min:
-            out.append(
-                AlertCandidate(
-                    "availability_drop", Severity.MEDIUM, row.site_id, row.device_id,
-                    f"{row.device_id}: availability {availability:.0%} in the hour from {pd.Timestamp(row.period_start):%Y-%m-%d %H:%M} UTC"
-                    f" ({row.time_forced_outage_s / 60:.0f} min forced outage)",
-                    now, context={"availability": float(availability), "hour": str(row.period_start)},
-                )
-            )  # fmt: skip
+            out.append(_availability_candidate(row, availability, now))
     for check in failed_checks.itertuples() if not failed_checks.empty else ():
         out.append(
             AlertCandidate(
@@ -73,6 +66,47 @@ def kpi_candidates(
             )
         )  # fmt: skip
     return out
+
+
+def _availability_candidate(row, availability: float, now: datetime) -> AlertCandidate:
+    """MEDIUM for a drop; CRITICAL and sticky for a total loss (no operating minute in the hour's
+    daylight, all of it forced outage): it stays open until the device is seen producing again."""
+    hour = f"{pd.Timestamp(row.period_start):%Y-%m-%d %H:%M} UTC"
+    forced_min = row.time_forced_outage_s / 60
+    context = {"availability": float(availability), "hour": str(row.period_start)}
+    if availability == 0 and forced_min > 0:
+        return AlertCandidate(
+            "availability_drop", Severity.CRITICAL, row.site_id, row.device_id,
+            f"{row.device_id}: total loss, no production in the hour from {hour} ({forced_min:.0f} min forced"
+            " outage); open until it produces again", now, context={**context, STICKY: True},
+        )  # fmt: skip
+    return AlertCandidate(
+        "availability_drop", Severity.MEDIUM, row.site_id, row.device_id,
+        f"{row.device_id}: availability {availability:.0%} in the hour from {hour} ({forced_min:.0f} min forced outage)",
+        now, context=context,
+    )  # fmt: skip
+
+
+def kpi_cleared(
+    hour_rows: pd.DataFrame,
+    thresholds: Mapping[str, KpiThresholds] | None = None,
+    start: datetime | None = None,
+) -> set[str]:
+    """Fingerprints of `availability_drop` alerts the rows (from `start`) show clear: the inverter's
+    latest judged hour (daylight, availability known) has availability at or above the limit. Night
+    hours are no evidence."""
+    if hour_rows.empty:
+        return set()
+    rows = hour_rows[(hour_rows["device_id"] != "*") & hour_rows["availability_time"].notna()]
+    if start is not None:
+        rows = rows[pd.to_datetime(rows["period_start"], utc=True) >= pd.Timestamp(start)]
+    latest = rows.sort_values("period_start").groupby(["site_id", "device_id"]).tail(1)
+    return {
+        f"availability_drop:{r.site_id}:{r.device_id}"
+        for r in latest.itertuples()
+        if r.availability_time
+        >= ((thresholds or {}).get(r.site_id) or KpiThresholds()).availability_min
+    }
 
 
 DOWNTIME_COLUMNS = [

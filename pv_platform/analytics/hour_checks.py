@@ -14,13 +14,14 @@ from pv_platform.analytics.sun import solar_elevation_deg
 from pv_platform.kpi.quality import NOT_FROZEN, WARN, CheckOutcome
 from pv_platform.kpi.samples import SampleSet, as_sample_set
 from pv_platform.plant import Plant, Site
+from pv_platform.vocabulary import Metric
 
 MASK_CHECK_NAMES = ("stale_values", "interpolated_values", "clipping")
 STALE_MINUTES = 10.0
 SLOW_SIGNALS = {
-    "module_temperature": 30.0,
-    "ambient_temperature": 30.0,
-    "cabinet_temperature": 30.0,
+    Metric.MODULE_TEMPERATURE: 30.0,
+    Metric.AMBIENT_TEMPERATURE: 30.0,
+    Metric.CABINET_TEMPERATURE: 30.0,
 }
 INTERPOLATION_MINUTES = 10.0
 CLIPPED_MINUTES_WARN = 30  # an inverter clipped this long in an hour is reported (WARN)
@@ -68,7 +69,7 @@ def _site_problems(
             for h in np.unique(hour[(hour >= 0) & (hour < n)]):
                 night = "" if daylight[hour == h].any() else " (night)"
                 found[name][h][entity + night] = int((hour == h).sum())
-        if key[2] == "ac_power" and key[1] in limits:
+        if key[2] == Metric.AC_POWER and key[1] in limits:
             means = series.step_means(key, start, start + pd.Timedelta(hours=n), 60.0, 900.0)
             clipped = masks.clipping(pd.Series(means[0]), limits[key[1]]).to_numpy()
             per_hour = clipped.reshape(n, 60).sum(axis=1)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pv_platform.vocabulary import Metric
+
 STALE_WINDOW = 6  # consecutive equal samples (pvanalytics' default)
 INTERPOLATION_WINDOW = 6
 CLIP_LIMIT_FRACTION = 0.98  # at or above this fraction of the AC rating a flat power is clipped
@@ -208,7 +210,10 @@ def _step_h(index: pd.DatetimeIndex) -> float:
     return float(np.median(np.diff(index.as_unit("ns").asi8))) / 3.6e12
 
 
-CONSTANT_AT_NIGHT = ("poa_irradiance", "ghi_irradiance")  # a dark sensor reads a constant (often 0)
+CONSTANT_AT_NIGHT = (
+    Metric.POA_IRRADIANCE,
+    Metric.GHI_IRRADIANCE,
+)  # a dark sensor reads a constant (often 0)
 DARK_WM2 = 5.0
 
 

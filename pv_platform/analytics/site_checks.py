@@ -11,6 +11,7 @@ import pandas as pd
 from pv_platform.analytics import sun
 from pv_platform.kpi.samples import SampleSet
 from pv_platform.plant import Site
+from pv_platform.vocabulary import Metric
 
 STEP_S, MAX_GAP_S = 60.0, 900.0
 DRIFT_TOL = 0.05  # a POA sensor reading 5 % off the clear sky on clear days is drifting or dirty
@@ -43,7 +44,7 @@ def poa_findings(
     """Each POA sensor: its insolation over the modelled clear sky on the window's clear days."""
     out = []
     for device in (d for d in site.devices if d.kind == "weather_station"):
-        poa = _minutes(series, (site.id, device.id, "poa_irradiance"), start, end)
+        poa = _minutes(series, (site.id, device.id, Metric.POA_IRRADIANCE), start, end)
         if poa is None:
             continue
         days = sun.clearsky_ratio_per_day(poa, clear)
@@ -67,8 +68,10 @@ def clock_finding(
     series: SampleSet, site: Site, start: datetime, end: datetime, clear: pd.Series
 ) -> Finding | None:
     """The site's noon (POA, else the inverters' summed power) against the solar noon."""
-    keys = [(site.id, d.id, "poa_irradiance") for d in site.devices if d.kind == "weather_station"]
-    keys = keys or [(site.id, d.id, "ac_power") for d in site.inverters]
+    keys = [
+        (site.id, d.id, Metric.POA_IRRADIANCE) for d in site.devices if d.kind == "weather_station"
+    ]
+    keys = keys or [(site.id, d.id, Metric.AC_POWER) for d in site.inverters]
     parts = [s for s in (_minutes(series, k, start, end) for k in keys) if s is not None]
     if not parts:
         return None

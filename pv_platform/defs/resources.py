@@ -75,6 +75,16 @@ class AlertResource(dg.ConfigurableResource):
         return alert_engine(_database(self.database_url).engine, get_settings())
 
 
+class ReportResource(dg.ConfigurableResource):
+    """What a report reads and writes: the KPI tables, the alerts, the `reports` table, and whatever a
+    loss-waterfall source reads (`pv_platform.reports.waterfall`), so the database itself."""
+
+    database_url: str
+
+    def database(self) -> Database:
+        return _database(self.database_url)
+
+
 def platform_resources(database_url: str, landing_dir: str, plant_file: str) -> dict:
     """Every resource the definitions use, for one database, landing folder and plant file."""
     return {
@@ -83,4 +93,5 @@ def platform_resources(database_url: str, landing_dir: str, plant_file: str) -> 
         "loss_store": LossResource(database_url=database_url),
         "plant": PlantResource(plant_file=plant_file, database_url=database_url),
         "alert_service": AlertResource(database_url=database_url),
+        "report_store": ReportResource(database_url=database_url),
     }

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pvlib
 
+from pv_platform.kpi.numeric import ratio
 from pv_platform.kpi.yields import G_STC_KW_M2
 
 T_REF_IEC_C = 25.0  # STC cell temperature [°C]
@@ -40,7 +41,7 @@ def cell_temperature_c(
 
 def temperature_corrected_reference_energy_kwh(
     poa_wm2,
-    cell_temperature_c_,
+    t_cell_c,
     p_dc_stc_kw: float,
     gamma_pdc_per_c: float,
     t_ref_c: float,
@@ -48,13 +49,13 @@ def temperature_corrected_reference_energy_kwh(
 ):
     """Σ P_0 · (G_k / G_stc) · (1 + γ (T_k − T_ref)) · τ_k [kWh]: the denominator of the temperature-corrected PR.
 
-    poa_wm2 : irradiance per interval [W/m^2]; cell_temperature_c_ : cell temperature per interval [°C]
+    poa_wm2 : irradiance per interval [W/m^2]; t_cell_c : cell temperature per interval [°C]
     p_dc_stc_kw : DC nameplate [kW]; gamma_pdc_per_c : power temperature coefficient [1/°C] (negative)
     t_ref_c : reference cell temperature [°C] (25 for IEC 61724-1, the site's typical-year mean for NREL)
     interval_h : length of each interval τ_k [h]
     """
     g_ratio = np.asarray(poa_wm2, dtype=float) / 1000.0 / G_STC_KW_M2
-    factor = 1.0 + gamma_pdc_per_c * (np.asarray(cell_temperature_c_, dtype=float) - t_ref_c)
+    factor = 1.0 + gamma_pdc_per_c * (np.asarray(t_cell_c, dtype=float) - t_ref_c)
     return float(np.nansum(p_dc_stc_kw * g_ratio * factor * interval_h))
 
 
@@ -64,16 +65,10 @@ def temperature_corrected_pr(energy_ac_kwh, reference_energy_kwh):
     energy_ac_kwh : AC energy in the period [kWh]; reference_energy_kwh : the temperature-corrected
     reference energy of the same period [kWh] (`temperature_corrected_reference_energy_kwh`)
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pr = np.divide(energy_ac_kwh, reference_energy_kwh)
-    return (
-        np.where(np.asarray(reference_energy_kwh) > 0, pr, np.nan)
-        if np.ndim(pr)
-        else (pr if reference_energy_kwh > 0 else float("nan"))
-    )
+    return ratio(energy_ac_kwh, reference_energy_kwh)
 
 
-def typical_year_cell_temperature_c(
+def modelled_year_weather(
     latitude: float,
     longitude: float,
     altitude_m: float,
@@ -81,13 +76,12 @@ def typical_year_cell_temperature_c(
     azimuth_deg: float,
     year: int = 2023,
     ambient_mean_c: float | None = None,
-) -> float:
-    """Irradiance-weighted mean cell temperature of a modelled year [°C]: T_ref of NREL's weather-corrected
-    PR (Dierauf et al. 2013), computed once per site and stored.
+) -> pd.DataFrame:
+    """An hourly modelled year at a site (UTC index): `poa_wm2` [W/m^2] and `ambient_c` [°C].
 
-    The year is modelled hourly: pvlib clear sky (Ineichen with climatological Linke turbidity where
-    available, else simplified Solis), transposed to the plane of array, with an ambient temperature
-    that follows the season and the day (annual mean from latitude unless given) and 2 m/s wind.
+    pvlib clear sky (simplified Solis) transposed to the plane of array, with an ambient temperature
+    that follows the season and the day (annual mean from latitude unless given). No clouds: callers
+    that need real-sky energy scale it (`pv_platform.kpi.target`).
     """
     times = pd.date_range(
         f"{year}-01-01", f"{year + 1}-01-01", freq="1h", inclusive="left", tz="UTC"
@@ -108,6 +102,28 @@ def typical_year_cell_temperature_c(
     season = np.cos(2 * np.pi * (times.day_of_year - 200) / 365.25) * (1 if latitude >= 0 else -1)
     local_hour = (times.hour + longitude / 15.0) % 24
     ambient = mean_c + 8.0 * season + 4.0 * np.sin(2 * np.pi * (local_hour - 9.0) / 24.0)
-    t_cell = cell_temperature_c(poa, ambient_temperature_c=ambient, wind_speed_ms=2.0)
-    weights = poa.to_numpy()
+    return pd.DataFrame({"poa_wm2": poa.to_numpy(), "ambient_c": np.asarray(ambient)}, index=times)
+
+
+def typical_year_cell_temperature_c(
+    latitude: float,
+    longitude: float,
+    altitude_m: float,
+    tilt_deg: float,
+    azimuth_deg: float,
+    year: int = 2023,
+    ambient_mean_c: float | None = None,
+) -> float:
+    """Irradiance-weighted mean cell temperature of a modelled year [°C]: T_ref of NREL's weather-corrected
+    PR (Dierauf et al. 2013), computed once per site and stored.
+
+    The year is `modelled_year_weather` (clear sky, seasonal ambient) with 2 m/s wind.
+    """
+    wx = modelled_year_weather(
+        latitude, longitude, altitude_m, tilt_deg, azimuth_deg, year, ambient_mean_c
+    )
+    t_cell = cell_temperature_c(
+        wx["poa_wm2"], ambient_temperature_c=wx["ambient_c"], wind_speed_ms=2.0
+    )
+    weights = wx["poa_wm2"].to_numpy()
     return float(np.sum(weights * np.asarray(t_cell)) / np.sum(weights))

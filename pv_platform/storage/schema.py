@@ -223,6 +223,26 @@ CREATE TABLE IF NOT EXISTS telemetry_changes (
 CREATE INDEX IF NOT EXISTS telemetry_changes_unreported ON telemetry_changes (hour) WHERE reported_at IS NULL;
 """
 
+# Owner reports (monthly, yearly) per site: the PDF and its HTML twin, what they were made from, and
+# when they were e-mailed (once per period: a report regenerated after late data is not sent again).
+REPORTS_V7 = """
+CREATE TABLE IF NOT EXISTS reports (
+    site_id text NOT NULL,
+    grain text NOT NULL CHECK (grain IN ('monthly', 'yearly')),
+    period text NOT NULL,               -- site-local period: 2026-11 (monthly) or 2026 (yearly)
+    period_start timestamptz NOT NULL,  -- UTC instants of the site-local period's bounds
+    period_end timestamptz NOT NULL,
+    pdf bytea NOT NULL,
+    html text NOT NULL,
+    summary jsonb NOT NULL DEFAULT '{}',-- the headline figures shown in the report
+    generated_at timestamptz NOT NULL DEFAULT now(),
+    emailed_at timestamptz,
+    emailed_to text,
+    PRIMARY KEY (site_id, grain, period)
+);
+"""
+
+
 # The loss waterfall's parts in every KPI grain: expected energy of grid-outage and planned minutes, and
 # the energy the expected-power model clips (rows computed before are NULL until recomputed); and the loss
 # analytics: per device and site-local day the performance index, soiling ratio (with its band), cleaning
@@ -238,7 +258,7 @@ DEGRADATION_COLUMNS = (
 )  # fmt: skip
 _LOSS_VALUES = ",\n    ".join(f"{c} double precision" for c in LOSS_DAILY_COLUMNS)
 _DEGRADATION_VALUES = ",\n    ".join(f"{c} double precision" for c in DEGRADATION_COLUMNS)
-LOSSES_V7 = (
+LOSSES_V8 = (
     "\n".join(
         f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} double precision;"
         for table in KPI_TABLES
@@ -272,7 +292,8 @@ MIGRATIONS: list[tuple[int, str]] = [
     (4, ALERTS_V4),
     (5, KPI_DST_FIX_V5),
     (6, QUALITY_PER_SITE_V6),
-    (7, LOSSES_V7),
+    (7, REPORTS_V7),
+    (8, LOSSES_V8),
 ]
 
 # -- the privilege model, applied by the owner on every `migrate` (idempotent, not a numbered migration) --

@@ -5,7 +5,12 @@ from datetime import timedelta
 import dagster as dg
 
 from pv_platform import clock
-from pv_platform.alerts.kpi_rules import KPI_RULES, STRING_CURRENT_LIKE, hour_candidates
+from pv_platform.alerts.kpi_rules import (
+    KPI_RULES,
+    STRING_CURRENT_LIKE,
+    hour_candidates,
+    kpi_cleared,
+)
 from pv_platform.alerts.limits import fleet_from_settings, kpi_thresholds
 from pv_platform.defs.kpis.assets import HOURS_PER_RUN, KPI_RETRY, hourly_kpis
 from pv_platform.defs.partitions import hourly
@@ -49,7 +54,8 @@ def alerts(
     )
     candidates = hour_candidates(recent, strings, failed, window.start, window.end, limits)
     engine = alert_service.engine()  # with the notifiers: MQTT and webhook
-    result = engine.process(candidates, min(window.end, clock.now()), KPI_RULES)
+    cleared = kpi_cleared(recent, limits, window.start)  # what a total-loss alert needs to resolve
+    result = engine.process(candidates, min(window.end, clock.now()), KPI_RULES, cleared)
     if not engine.flush(timeout_s=30.0):  # the run process exits next: deliver first
         context.log.warning("some alert notifications were still under way after 30 s")
     return dg.MaterializeResult(

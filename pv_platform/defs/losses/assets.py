@@ -20,6 +20,7 @@ from pv_platform.defs.resources import (
     TelemetryResource,
 )
 from pv_platform.settings import get_settings
+from pv_platform.vocabulary import Metric
 
 CHECKS = ("irradiance_clearsky", "clock_shift")
 DETECTOR_DAYS = 14  # the site-level detectors judge the last two weeks of minute data
@@ -100,7 +101,7 @@ def loss_analytics(
     end = pd.Timestamp(now).floor("D").to_pydatetime()
     start = end - timedelta(days=DETECTOR_DAYS)
     samples = telemetry_store.store().sample_set(
-        start, end, ["poa_irradiance", "ac_power"], site_id
+        start, end, [Metric.POA_IRRADIANCE, Metric.AC_POWER], site_id
     )
     findings = site_findings(samples, site, start, end)
     thresholds = loss_thresholds(site, fleet_from_settings(get_settings()))
