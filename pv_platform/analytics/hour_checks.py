@@ -101,6 +101,8 @@ def _clipped_hours(
     power = series.step_means(key, start, start + pd.Timedelta(hours=n), 60.0, 900.0)[0]
     clipped = masks.clipping(pd.Series(power), inv.p_ac_kw * 1000.0).to_numpy()
     minutes = clipped.reshape(n, 60).sum(axis=1)
+    if not (minutes >= CLIPPED_MINUTES_WARN).any():
+        return {}
     poa = _site_minutes(series, site, Metric.POA_IRRADIANCE, start, n)
     lost_kwh = np.full(n, np.nan)
     if poa is not None:
