@@ -68,15 +68,15 @@ def in_process_seconds(data_dir: Path) -> float:
     """The same hours and days materialized in this process (no daemon, no run launches)."""
     import dagster as dg
 
-    from pv_platform.defs import build_definitions
-    from pv_platform.defs.kpis import daily_kpis, hourly_kpis
-    from pv_platform.defs.resources import PlatformResource
+    from pv_platform.definitions import build_definitions
+    from pv_platform.defs.kpis.assets import daily_kpis, hourly_kpis
+    from pv_platform.defs.resources import platform_resources
     from pv_platform.plant import load_plant
     from pv_platform.services import start_embedded_postgres
 
     server = start_embedded_postgres(data_dir / "pg")
     url = f"postgresql://postgres@/pvp?host={data_dir / 'pg'}"
-    platform = PlatformResource(
+    platform = platform_resources(
         database_url=url,
         landing_dir=str(data_dir / "landing"),
         plant_file=str(data_dir / "plant.yaml"),
@@ -98,14 +98,14 @@ def in_process_seconds(data_dir: Path) -> float:
     t0 = time.perf_counter()
     with dg.instance_for_test() as instance:
         dg.materialize(
-            [hourly_kpis], instance=instance, resources={"platform": platform},
+            [hourly_kpis], instance=instance, resources=platform,
             tags={"dagster/asset_partition_range_start": f"{first:{fmt}}",
                   "dagster/asset_partition_range_end": f"{last:{fmt}}"},
         )  # fmt: skip
         instance.add_dynamic_partitions("sites", [site.id])
         for day in days:
             dg.materialize(
-                [daily_kpis], instance=instance, resources={"platform": platform},
+                [daily_kpis], instance=instance, resources=platform,
                 partition_key=dg.MultiPartitionKey({"date": day, "site": site.id}),
             )  # fmt: skip
     took = time.perf_counter() - t0

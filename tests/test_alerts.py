@@ -296,8 +296,9 @@ def test_kpi_alerts_asset_raises_underperformance_availability_and_data_quality(
     import dagster as dg
 
     from integrations.simulator.runner import backfill_landing
-    from pv_platform.defs.kpis import alerts, hourly_kpis
-    from pv_platform.defs.resources import PlatformResource
+    from pv_platform.defs.alerts.assets import alerts
+    from pv_platform.defs.kpis.assets import hourly_kpis
+    from pv_platform.defs.resources import platform_resources
     from pv_platform.landing import SegmentWriter, list_closed, read_segment, segment_path
     from pv_platform.plant import dump_plant
 
@@ -332,7 +333,7 @@ def test_kpi_alerts_asset_raises_underperformance_availability_and_data_quality(
     writer.close()
     for sid in list_closed(landing):
         db.telemetry.ingest_segment(read_segment(segment_path(landing, sid)))
-    platform = PlatformResource(
+    platform = platform_resources(
         database_url=pg_url, landing_dir=str(landing), plant_file=str(plant_file)
     )
     tags = {
@@ -344,7 +345,7 @@ def test_kpi_alerts_asset_raises_underperformance_availability_and_data_quality(
         dg.materialize(
             [hourly_kpis],
             instance=instance,
-            resources={"platform": platform},
+            resources=platform,
             tags=tags,
             raise_on_error=False,
         )
@@ -356,7 +357,7 @@ def test_kpi_alerts_asset_raises_underperformance_availability_and_data_quality(
             "2026-06-21-12:00",
         ):
             assert dg.materialize(
-                [alerts], partition_key=hour, instance=instance, resources={"platform": platform}
+                [alerts], partition_key=hour, instance=instance, resources=platform
             ).success
     rows = AlertStore(db.engine).list().set_index("fingerprint")
     assert set(rows.index) == {

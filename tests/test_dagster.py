@@ -11,22 +11,23 @@ import pytest
 
 from integrations.simulator.devices import backfill_frames
 from integrations.simulator.runner import backfill_landing
-from pv_platform.defs import build_definitions, defs
-from pv_platform.defs.ingest import ingest_job, landing_sensor
-from pv_platform.defs.kpis import hourly_kpis, monthly_kpis
-from pv_platform.defs.resources import PlatformResource
+from pv_platform.definitions import build_definitions
+from pv_platform.defs.kpis.assets import hourly_kpis, monthly_kpis
+from pv_platform.defs.resources import platform_resources
+from pv_platform.defs.telemetry.jobs import ingest_job
+from pv_platform.defs.telemetry.sensors import landing_sensor
 from pv_platform.kpi import counter_energy, integrate_rate
 from pv_platform.landing import list_closed
 from pv_platform.plant import dump_plant
+from pv_platform.storage import Database
 from tests.conftest import scalar
 
 NOON = datetime(2026, 6, 21, 9, tzinfo=UTC)  # 11:00 in Zurich, summer: a sunny hour
 
 
 def test_definitions_load():
-    dg.Definitions.validate_loadable(
-        defs
-    )  # what the code server does: every job, schedule and sensor resolves
+    defs = build_definitions()  # what `pv_platform.definitions` gives the code server
+    dg.Definitions.validate_loadable(defs)  # every job, schedule and sensor resolves
     repo = defs.get_repository_def()
     for job in repo.get_all_jobs():
         assert job.name
@@ -56,7 +57,8 @@ def _current(instance: dg.DagsterInstance) -> dg.DagsterInstance:
 
 def hourly_tick(instance, test_defs, cursor=None) -> tuple[set[str], str]:
     """One tick of `hourly_kpis_sensor`: the hour keys it requests (ranges expanded) and its cursor."""
-    from pv_platform.defs.kpi_runs import RANGE_END, RANGE_START, hourly_kpis_sensor, hours_between
+    from pv_platform.defs.kpis.planning import hours_between
+    from pv_platform.defs.kpis.sensors import RANGE_END, RANGE_START, hourly_kpis_sensor
 
     ctx = dg.build_sensor_context(instance=_current(instance), definitions=test_defs, cursor=cursor)
     result = hourly_kpis_sensor(ctx)
@@ -69,10 +71,11 @@ def hourly_tick(instance, test_defs, cursor=None) -> tuple[set[str], str]:
 
 
 @pytest.fixture
-def platform(pg_url, plant, landing, tmp_path) -> PlatformResource:
+def platform(pg_url, plant, landing, tmp_path) -> dict:
     plant_file = tmp_path / "plant.yaml"
     dump_plant(plant, plant_file)
-    return PlatformResource(
+    Database(pg_url).migrations.migrate()  # `pvp migrate`: the resources never migrate
+    return platform_resources(
         database_url=pg_url, landing_dir=str(landing), plant_file=str(plant_file)
     )
 
@@ -87,7 +90,7 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
     with dg.instance_for_test() as instance:
         # 1. the sensor asks for one run covering every waiting segment
         ctx = dg.build_sensor_context(
-            instance=_current(instance), resources={"platform": platform}, definitions=test_defs
+            instance=_current(instance), resources=platform, definitions=test_defs
         )
         result = landing_sensor(ctx)
         assert len(result.run_requests) == 1
@@ -96,7 +99,7 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
         # evaluated again with its cursor, it asks for nothing new
         ctx2 = dg.build_sensor_context(
             instance=_current(instance),
-            resources={"platform": platform},
+            resources=platform,
             definitions=test_defs,
             cursor=result.cursor,
         )
@@ -110,11 +113,11 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
         run = ingest_job.execute_in_process(
             run_config=request.run_config,
             instance=_current(instance),
-            resources={"platform": platform},
+            resources=platform,
         )
         assert run.success
         assert list_closed(landing) == []  # archived
-        db = platform.db()
+        db = Database(platform["kpi_store"].database_url)
         rows = scalar(db, "SELECT count(*) FROM samples")
         devices = len(plant.sites[0].devices)
         assert rows > 3 * 60 * devices * 3  # three hours of minute data, several metrics each
@@ -129,7 +132,7 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
         again = ingest_job.execute_in_process(
             run_config=request.run_config,
             instance=_current(instance),
-            resources={"platform": platform},
+            resources=platform,
         )
         assert again.success and scalar(db, "SELECT count(*) FROM samples") == rows
 
@@ -142,7 +145,7 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
             [hourly_kpis],
             partition_key="2026-06-21-09:00",
             instance=_current(instance),
-            resources={"platform": platform},
+            resources=platform,
         )
         assert mat.success
         kpis = db.kpis.read("kpi_hourly", NOON, NOON + timedelta(hours=1)).set_index("device_id")
@@ -150,7 +153,7 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
 
         # 5. a backfill of a range runs once for all its hours (BackfillPolicy.multi_run)
         ranged = dg.materialize(
-            [hourly_kpis], instance=_current(instance), resources={"platform": platform},
+            [hourly_kpis], instance=_current(instance), resources=platform,
             tags={"dagster/asset_partition_range_start": touched[0], "dagster/asset_partition_range_end": touched[-1]},
         )  # fmt: skip
         assert ranged.success
@@ -175,7 +178,7 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
             [hourly_kpis],
             partition_key="2026-06-21-09:00",
             instance=_current(instance),
-            resources={"platform": platform},
+            resources=platform,
         )
     second = db.kpis.read("kpi_hourly", NOON, NOON + timedelta(hours=1))
     cols = ["site_id", "device_id", "energy_ac_kwh", "pr"]
@@ -184,17 +187,14 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
 
 
 def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, plant, landing):
-    from pv_platform.defs.kpis import daily_kpis
-    from pv_platform.defs.rollups import (
-        kpi_calendar_schedule,
-        kpi_monthly_schedule,
-        kpi_rollup_sensor,
-    )
+    from pv_platform.defs.kpis.assets import daily_kpis
+    from pv_platform.defs.kpis.schedules import kpi_calendar_schedule, kpi_monthly_schedule
+    from pv_platform.defs.kpis.sensors import kpi_rollup_sensor
     from pv_platform.landing import SegmentWriter
     from pv_platform.readings import Reading
 
     test_defs = build_definitions(platform)
-    db = platform.db()
+    db = Database(platform["kpi_store"].database_url)
     with dg.instance_for_test() as instance:
         # resolve the definitions while this instance's state storage is the current one (Dagster reads
         # it from a context variable when a repository is first built; later in a long session another,
@@ -210,25 +210,30 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
         )
         run_config = {"ops": {"ingest_segments": {"config": {"segment_ids": list_closed(landing)}}}}
         assert ingest_job.execute_in_process(
-            run_config=run_config, instance=_current(instance), resources={"platform": platform}
+            run_config=run_config, instance=_current(instance), resources=platform
         ).success
         tags = {
             "dagster/asset_partition_range_start": "2026-06-20-22:00",
             "dagster/asset_partition_range_end": "2026-06-21-21:00",
         }
         assert dg.materialize(
-            [hourly_kpis], instance=_current(instance), resources={"platform": platform}, tags=tags
+            [hourly_kpis], instance=_current(instance), resources=platform, tags=tags
         ).success
 
         # the rollup sensor registers the site and asks for the local day 2026-06-21, June and 2026
         ctx = dg.build_sensor_context(
-            instance=_current(instance), resources={"platform": platform}, definitions=test_defs
+            instance=_current(instance), resources=platform, definitions=test_defs
         )
         result = kpi_rollup_sensor(ctx)
         keys = {
             (r.asset_selection[0].to_user_string(), str(r.partition_key))
             for r in result.run_requests
+            if r.asset_selection
         }
+        # and, the site being new, its reference temperature (NREL T_ref) as an asset of its own
+        assert [r.job_name for r in result.run_requests if not r.asset_selection] == [
+            "site_reference_job"
+        ]
         assert keys == {
             ("daily_kpis", "2026-06-21|testsite"),
             ("monthly_kpis", "2026-06-01|testsite"),
@@ -237,7 +242,9 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
         instance.add_dynamic_partitions("sites", ["testsite"])
         for asset in ("daily_kpis", "monthly_kpis", "yearly_kpis"):
             request = next(
-                r for r in result.run_requests if r.asset_selection[0].to_user_string() == asset
+                r
+                for r in result.run_requests
+                if r.asset_selection and r.asset_selection[0].to_user_string() == asset
             )
             assert job_defs.execute_in_process(
                 instance=_current(instance),
@@ -290,7 +297,7 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
         assert ingest_job.execute_in_process(
             run_config={"ops": {"ingest_segments": {"config": {"segment_ids": late}}}},
             instance=_current(instance),
-            resources={"platform": platform},
+            resources=platform,
         ).success
         requested, _ = hourly_tick(instance, test_defs, cursor0)
         # 14:05:30 is within 15 min of the 14:00 edge, across which the KPIs interpolate: 13:00 changes too
@@ -299,17 +306,17 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
             [hourly_kpis],
             partition_key="2026-06-21-14:00",
             instance=_current(instance),
-            resources={"platform": platform},
+            resources=platform,
         ).success
         again = kpi_rollup_sensor(
             dg.build_sensor_context(
                 instance=_current(instance),
-                resources={"platform": platform},
+                resources=platform,
                 definitions=test_defs,
                 cursor=result.cursor,
             )
         )
-        assert {str(r.partition_key) for r in again.run_requests} == {
+        assert {str(r.partition_key) for r in again.run_requests if r.asset_selection} == {
             "2026-06-21|testsite",
             "2026-06-01|testsite",
             "testsite|2026",
@@ -329,13 +336,13 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
         ingest_job.execute_in_process(
             run_config={"ops": {"ingest_segments": {"config": {"segment_ids": bad}}}},
             instance=_current(instance),
-            resources={"platform": platform},
+            resources=platform,
         )
         hour = dg.materialize(
             [hourly_kpis],
             partition_key="2026-06-21-10:00",
             instance=_current(instance),
-            resources={"platform": platform},
+            resources=platform,
             raise_on_error=False,
         )
         evaluations = hour.get_asset_check_evaluations()
@@ -348,7 +355,7 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
                 [asset],
                 partition_key=partition_key,
                 instance=_current(instance),
-                resources={"platform": platform},
+                resources=platform,
                 raise_on_error=False,
             )
             failure = next(e for e in run.all_events if e.event_type_value == "STEP_FAILURE")
@@ -359,7 +366,7 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
         def closing(schedule, at: datetime) -> list[str]:
             context = dg.build_schedule_context(
                 instance=_current(instance),
-                resources={"platform": platform},
+                resources=platform,
                 scheduled_execution_time=at,
             )
             result = schedule(context)

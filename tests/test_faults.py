@@ -23,8 +23,9 @@ import pytest
 from integrations.simulator.runner import backfill_landing, run_simulator
 from pv_platform.bus import parse_mqtt_url
 from pv_platform.collector import Collector
-from pv_platform.defs.ingest import ingest_segments, landing_sensor
-from pv_platform.defs.resources import PlatformResource
+from pv_platform.defs.resources import platform_resources
+from pv_platform.defs.telemetry.jobs import ingest_segments
+from pv_platform.defs.telemetry.sensors import landing_sensor
 from pv_platform.landing import SegmentWriter, list_closed, read_segment, segment_path
 from pv_platform.plant import dump_plant, parse_plant
 from pv_platform.readings import Reading
@@ -74,7 +75,7 @@ def test_postgres_stopped_for_60_s_during_ingest_loses_and_doubles_nothing(tmp_p
     backfill_landing(plant, landing, 3, DAY + timedelta(hours=8), DAY + timedelta(hours=14), 10)
     # smaller segments, as a live collector closes them every few seconds
     Database(url).migrations.migrate()
-    platform = PlatformResource(
+    platform = platform_resources(
         database_url=url, landing_dir=str(landing), plant_file=str(tmp_path / "plant.yaml")
     )
 
@@ -100,12 +101,12 @@ def test_postgres_stopped_for_60_s_during_ingest_loses_and_doubles_nothing(tmp_p
 
     with dg.instance_for_test() as instance:
         request = landing_sensor(
-            dg.build_sensor_context(instance=instance, resources={"platform": platform})
+            dg.build_sensor_context(instance=instance, resources=platform)
         ).run_requests[0]
         breaker = threading.Thread(target=break_the_database)
         breaker.start()
         run = ingest_with_fast_retries.execute_in_process(
-            run_config=request.run_config, instance=instance, resources={"platform": platform}
+            run_config=request.run_config, instance=instance, resources=platform
         )
         breaker.join()
         assert run.success
@@ -113,12 +114,10 @@ def test_postgres_stopped_for_60_s_during_ingest_loses_and_doubles_nothing(tmp_p
         assert retries, "the op should have failed while the database was down and been retried"
         assert outage["started"] - outage["stopped"] >= 60
         # what the collector landed during the outage goes in with the next sensor tick
-        later = landing_sensor(
-            dg.build_sensor_context(instance=instance, resources={"platform": platform})
-        )
+        later = landing_sensor(dg.build_sensor_context(instance=instance, resources=platform))
         for req in later.run_requests:
             assert ingest_with_fast_retries.execute_in_process(
-                run_config=req.run_config, instance=instance, resources={"platform": platform}
+                run_config=req.run_config, instance=instance, resources=platform
             ).success
     assert list_closed(landing) == []
     counts = ledger(Database(url), offered_keys(landing))

@@ -16,11 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pv_platform.defs.ingest import ingest_job
-from pv_platform.defs.resources import PlatformResource
+from pv_platform.defs.resources import platform_resources
+from pv_platform.defs.telemetry.jobs import ingest_job
 from pv_platform.landing import SegmentError, SegmentWriter, list_closed, read_segment, segment_path
 from pv_platform.plant import dump_plant, parse_plant
 from pv_platform.readings import Reading
+from pv_platform.storage import Database
 
 pytestmark = pytest.mark.hostile
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -42,29 +43,30 @@ def _edit(landing: Path, segment_id: str, change) -> None:
 
 
 @pytest.fixture
-def platform(pg_url, tmp_path) -> PlatformResource:
+def platform(pg_url, tmp_path) -> dict:
     plant = parse_plant(
         {"sites": [{"id": "hs", "name": "Hostile", "latitude": 47, "longitude": 8,
                     "commissioning_date": "2024-03-01", "devices": []}]}
     )  # fmt: skip
     dump_plant(plant, tmp_path / "plant.yaml")
-    return PlatformResource(
+    Database(pg_url).migrations.migrate()  # `pvp migrate`: the resources never migrate
+    return platform_resources(
         database_url=pg_url,
         landing_dir=str(tmp_path / "landing"),
         plant_file=str(tmp_path / "plant.yaml"),
     )
 
 
-def _ingest(platform: PlatformResource, segment_ids: list[str]) -> dg.ExecuteInProcessResult:
+def _ingest(platform: dict, segment_ids: list[str]) -> dg.ExecuteInProcessResult:
     return ingest_job.execute_in_process(
         run_config={"ops": {"ingest_segments": {"config": {"segment_ids": segment_ids}}}},
         instance=dg.DagsterInstance.ephemeral(),
-        resources={"platform": platform},
+        resources=platform,
     )
 
 
 def test_unreadable_segments_are_rejected_and_the_rest_of_the_batch_loads(platform):
-    landing = Path(platform.landing_dir)
+    landing = Path(platform["telemetry_store"].landing_dir)
     writer = SegmentWriter(landing, max_rows=10_000, max_age_s=3600)
     ids = {name: _good(writer, name, 5) for name in
            ["good1", "cut", "empty", "meta", "latin1", "flipped", "good2"]}  # fmt: skip
@@ -83,7 +85,7 @@ def test_unreadable_segments_are_rejected_and_the_rest_of_the_batch_loads(platfo
     result = _ingest(platform, sorted([*ids.values(), old.name[:-4]]))
 
     assert result.success
-    db = platform.db()
+    db = Database(platform["kpi_store"].database_url)
     loaded = db.query_df(
         "SELECT e.device_id, count(*) AS n FROM samples s JOIN entities e ON e.id = s.entity_id"
         " GROUP BY e.device_id"
@@ -117,7 +119,7 @@ def test_unreadable_segments_are_rejected_and_the_rest_of_the_batch_loads(platfo
 
 
 def test_rows_with_non_finite_values_or_absurd_times_are_quarantined_one_by_one(platform):
-    landing = Path(platform.landing_dir)
+    landing = Path(platform["telemetry_store"].landing_dir)
     writer = SegmentWriter(landing, max_rows=10_000, max_age_s=3600)
     good = [
         f"hs.inv1.ac_power,{(NOW - timedelta(minutes=i)).isoformat()},{i}.0\n" for i in range(3)
@@ -136,7 +138,7 @@ def test_rows_with_non_finite_values_or_absurd_times_are_quarantined_one_by_one(
 
     assert _ingest(platform, [segment_id]).success
 
-    db = platform.db()
+    db = Database(platform["kpi_store"].database_url)
     values = db.query_df("SELECT value FROM samples ORDER BY value")["value"].tolist()
     assert values == [0.0, 1.0, 2.0]
     rows = db.query_df(

@@ -11,7 +11,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from pv_platform.defs.kpi_runs import (
+from pv_platform.defs.kpis.planning import (
     RETRY_BASE_S,
     contiguous_ranges,
     due_hours,
@@ -20,6 +20,7 @@ from pv_platform.defs.kpi_runs import (
 from pv_platform.kpi.hourly import hourly_kpis_range
 from pv_platform.kpi.quality import run_checks
 from pv_platform.plant import parse_plant
+from pv_platform.storage import Database
 
 H = "2026-10-25-{:02d}:00"
 
@@ -172,7 +173,7 @@ def test_the_running_hour_is_judged_on_its_minutes_so_far_and_zero_hz_is_an_outa
 
 
 def test_days_close_in_zones_whose_dst_change_skips_midnight():
-    from pv_platform.defs.rollups import closing_requests
+    from pv_platform.defs.kpis.schedules import closing_requests
 
     plant = parse_plant({"sites": [
         {"id": "scl", "name": "Santiago", "latitude": -33.45, "longitude": -70.67, "timezone": "America/Santiago", "devices": []},
@@ -194,7 +195,7 @@ def test_days_close_in_zones_whose_dst_change_skips_midnight():
 
 
 def test_history_dates_are_local_and_midnight_that_does_not_exist_is_handled():
-    from dashboards.app import local_midnight
+    from dashboards.pages.history import local_midnight
 
     start = local_midnight(datetime(2026, 9, 6).date(), "America/Santiago")
     assert start == pd.Timestamp("2026-09-06 01:00", tz="America/Santiago")
@@ -209,12 +210,13 @@ def test_history_dates_are_local_and_midnight_that_does_not_exist_is_handled():
 @pytest.fixture
 def platform(pg_url, plant, landing, tmp_path):
     """The Dagster resource on a fresh database and the test plant (definitions built with it)."""
-    from pv_platform.defs import build_definitions
-    from pv_platform.defs.resources import PlatformResource
+    from pv_platform.definitions import build_definitions
+    from pv_platform.defs.resources import platform_resources
     from pv_platform.plant import dump_plant
 
     dump_plant(plant, tmp_path / "plant.yaml")
-    resource = PlatformResource(
+    Database(pg_url).migrations.migrate()  # `pvp migrate`: the resources never migrate
+    resource = platform_resources(
         database_url=pg_url, landing_dir=str(landing), plant_file=str(tmp_path / "plant.yaml")
     )
     build_definitions(resource)
@@ -223,13 +225,13 @@ def platform(pg_url, plant, landing, tmp_path):
 
 def test_hours_loaded_by_a_failed_attempt_are_reported_by_the_next_run(platform, plant, landing):
     from integrations.simulator.runner import backfill_landing
-    from pv_platform.defs.ingest import ingest_job
+    from pv_platform.defs.telemetry.jobs import ingest_job
     from pv_platform.landing import list_closed, read_segment, segment_path
 
     start = datetime(2026, 6, 21, 8, tzinfo=UTC)
     backfill_landing(plant, landing, seed=3, start=start, end=start + timedelta(hours=3))
     segments = list_closed(landing)
-    db = platform.db()
+    db = Database(platform["kpi_store"].database_url)
     # an attempt loaded the first segment, then the database went away before it reported anything
     db.telemetry.ingest_segment(read_segment(segment_path(landing, segments[0])))
     loaded = {h for h, _ in db.telemetry.unreported_hours()}
@@ -237,7 +239,7 @@ def test_hours_loaded_by_a_failed_attempt_are_reported_by_the_next_run(platform,
     with dg.instance_for_test() as instance:
         run = ingest_job.execute_in_process(
             run_config={"ops": {"ingest_segments": {"config": {"segment_ids": segments}}}},
-            instance=instance, resources={"platform": platform},
+            instance=instance, resources=platform,
         )  # fmt: skip
         assert run.success
         reported = {
@@ -251,8 +253,8 @@ def test_hours_loaded_by_a_failed_attempt_are_reported_by_the_next_run(platform,
 
 def test_a_day_with_missing_hours_is_computed_and_flagged_incomplete(platform, plant, landing):
     from integrations.simulator.runner import backfill_landing
-    from pv_platform.defs.ingest import ingest_job
-    from pv_platform.defs.kpis import daily_kpis, hourly_kpis
+    from pv_platform.defs.kpis.assets import daily_kpis, hourly_kpis
+    from pv_platform.defs.telemetry.jobs import ingest_job
     from pv_platform.landing import list_closed
 
     day_start = datetime(2026, 6, 20, 22, tzinfo=UTC)  # Zurich's 2026-06-21
@@ -260,17 +262,17 @@ def test_a_day_with_missing_hours_is_computed_and_flagged_incomplete(platform, p
     with dg.instance_for_test() as instance:
         assert ingest_job.execute_in_process(
             run_config={"ops": {"ingest_segments": {"config": {"segment_ids": list_closed(landing)}}}},
-            instance=instance, resources={"platform": platform},
+            instance=instance, resources=platform,
         ).success  # fmt: skip
         # only the first 12 hours get their KPIs (the run for the rest failed)
         assert dg.materialize(
-            [hourly_kpis], instance=instance, resources={"platform": platform},
+            [hourly_kpis], instance=instance, resources=platform,
             tags={"dagster/asset_partition_range_start": "2026-06-20-22:00",
                   "dagster/asset_partition_range_end": "2026-06-21-09:00"},
         ).success  # fmt: skip
         instance.add_dynamic_partitions("sites", ["testsite"])
         run = dg.materialize(
-            [daily_kpis], instance=instance, resources={"platform": platform},
+            [daily_kpis], instance=instance, resources=platform,
             partition_key=dg.MultiPartitionKey({"date": "2026-06-21", "site": "testsite"}),
         )  # fmt: skip
         assert run.success
@@ -281,17 +283,17 @@ def test_a_day_with_missing_hours_is_computed_and_flagged_incomplete(platform, p
         assert "12 of 24 hours" in check.description
         materialization = run.get_asset_materialization_events()[0].materialization
         assert materialization.metadata["complete"].value is False
-        db = platform.db()
+        db = Database(platform["kpi_store"].database_url)
         coverage = db.kpis.coverage("daily", day_start, day_start + timedelta(days=1), "testsite")
         assert coverage[["hours_expected", "hours_present"]].values.tolist() == [[24, 12]]
         # the missing hours land: the day is recomputed complete
         assert dg.materialize(
-            [hourly_kpis], instance=instance, resources={"platform": platform},
+            [hourly_kpis], instance=instance, resources=platform,
             tags={"dagster/asset_partition_range_start": "2026-06-21-10:00",
                   "dagster/asset_partition_range_end": "2026-06-21-21:00"},
         ).success  # fmt: skip
         again = dg.materialize(
-            [daily_kpis], instance=instance, resources={"platform": platform},
+            [daily_kpis], instance=instance, resources=platform,
             partition_key=dg.MultiPartitionKey({"date": "2026-06-21", "site": "testsite"}),
         )  # fmt: skip
         assert next(e for e in again.get_asset_check_evaluations()).passed
@@ -305,7 +307,7 @@ def test_a_day_with_missing_hours_is_computed_and_flagged_incomplete(platform, p
 
 
 def test_rollup_periods_are_requested_until_computed_from_their_newest_hours():
-    from pv_platform.defs.rollups import MAX_ATTEMPTS, due_periods
+    from pv_platform.defs.kpis.planning import MAX_ATTEMPTS, due_periods
 
     day = "daily_kpis_job:2026-10-25|zrh"
     # new hours (trigger 7): requested at once
@@ -336,8 +338,9 @@ def test_a_range_run_judges_every_hour_for_kpi_alerts(platform, plant, landing):
     last three hours of the range before)."""
     from integrations.simulator.runner import backfill_landing
     from integrations.simulator.scenarios import Scenario
-    from pv_platform.defs.ingest import ingest_job
-    from pv_platform.defs.kpis import alerts, hourly_kpis
+    from pv_platform.defs.alerts.assets import alerts
+    from pv_platform.defs.kpis.assets import hourly_kpis
+    from pv_platform.defs.telemetry.jobs import ingest_job
     from pv_platform.landing import list_closed
 
     start = datetime(2026, 6, 21, 6, tzinfo=UTC)
@@ -349,23 +352,25 @@ def test_a_range_run_judges_every_hour_for_kpi_alerts(platform, plant, landing):
     with dg.instance_for_test() as instance:
         assert ingest_job.execute_in_process(
             run_config={"ops": {"ingest_segments": {"config": {"segment_ids": list_closed(landing)}}}},
-            instance=instance, resources={"platform": platform},
+            instance=instance, resources=platform,
         ).success  # fmt: skip
         run = dg.materialize(
-            [hourly_kpis, alerts], instance=instance, resources={"platform": platform},
+            [hourly_kpis, alerts], instance=instance, resources=platform,
             tags={"dagster/asset_partition_range_start": "2026-06-21-06:00",
                   "dagster/asset_partition_range_end": "2026-06-21-17:00"},
         )  # fmt: skip
         assert run.success
-    opened = platform.db().query_df("SELECT rule, device_id, message FROM alerts")
+    opened = Database(platform["kpi_store"].database_url).query_df(
+        "SELECT rule, device_id, message FROM alerts"
+    )
     drops = opened[opened["rule"] == "availability_drop"]
     assert drops["device_id"].tolist() == ["inv2"], opened
     assert "2026-06-21 08:00" in drops["message"].iloc[0]
 
 
 def test_the_history_page_flags_periods_computed_from_missing_hours():
-    from dashboards.app import incomplete_note
     from dashboards.data import with_coverage
+    from dashboards.pages.history import incomplete_note
 
     day = pd.Timestamp("2026-10-24 22:00", tz="UTC")  # Zurich's 2026-10-25 (25 hours)
     rows = pd.DataFrame({"period_start": [day, day + pd.Timedelta(hours=25)], "pr": [0.8, 0.8]})

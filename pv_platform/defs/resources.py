@@ -1,31 +1,75 @@
-"""The resource every asset, job and sensor uses to reach storage, the landing and the plant file."""
+"""Narrow resources: each asset, job and sensor declares the stores it uses, and nothing hands out the
+whole database. All of them share one `Database` per URL and process; none migrates (`pvp migrate`
+does): a schema that is behind fails with the command to run."""
 
 from functools import cache
 from pathlib import Path
 
 import dagster as dg
 
+from pv_platform.alerts.engine import AlertEngine
+from pv_platform.alerts.service import alert_engine
 from pv_platform.plant import Plant, load_plant
+from pv_platform.settings import get_settings
 from pv_platform.storage import Database
+from pv_platform.storage.kpis import KpiStore
+from pv_platform.storage.plant import PlantStore
+from pv_platform.storage.telemetry import TelemetryStore
 
 
 @cache
 def _database(url: str) -> Database:
     db = Database(url)
-    db.migrations.migrate()
+    db.migrations.check()
     return db
 
 
-class PlatformResource(dg.ConfigurableResource):
-    """Telemetry database URL, landing folder and plant file."""
+class TelemetryResource(dg.ConfigurableResource):
+    """The landing folder (segments in) and the telemetry store (samples out)."""
 
     database_url: str
     landing_dir: str
+
+    def store(self) -> TelemetryStore:
+        return _database(self.database_url).telemetry
+
+
+class KpiResource(dg.ConfigurableResource):
+    """The KPI tables, their data-quality outcomes and coverage."""
+
+    database_url: str
+
+    def store(self) -> KpiStore:
+        return _database(self.database_url).kpis
+
+
+class PlantResource(dg.ConfigurableResource):
+    """The plant file (sites, devices, limits) and the sites table it is mirrored to."""
+
     plant_file: str
+    database_url: str
 
-    def db(self) -> Database:
-        """The process's Database (migrated once)."""
-        return _database(self.database_url)
-
-    def plant(self) -> Plant:
+    def load(self) -> Plant:
         return load_plant(Path(self.plant_file))
+
+    def store(self) -> PlantStore:
+        return _database(self.database_url).plant
+
+
+class AlertResource(dg.ConfigurableResource):
+    """The alert engine with the configured notifiers (MQTT, webhook)."""
+
+    database_url: str
+
+    def engine(self) -> AlertEngine:
+        return alert_engine(_database(self.database_url).engine, get_settings())
+
+
+def platform_resources(database_url: str, landing_dir: str, plant_file: str) -> dict:
+    """Every resource the definitions use, for one database, landing folder and plant file."""
+    return {
+        "telemetry_store": TelemetryResource(database_url=database_url, landing_dir=landing_dir),
+        "kpi_store": KpiResource(database_url=database_url),
+        "plant": PlantResource(plant_file=plant_file, database_url=database_url),
+        "alert_service": AlertResource(database_url=database_url),
+    }

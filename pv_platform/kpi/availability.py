@@ -14,6 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from pv_platform.kpi.numeric import ratio
+
 CATEGORIES = ("night", "no_data", "grid_outage", "planned", "operating", "forced_outage")
 DAYLIGHT_POA_WM2 = 50.0  # below this, inverters legitimately wait for the sun (morning start, dusk)
 
@@ -72,14 +74,10 @@ def time_based_availability(operating_s, forced_outage_s):
     operating / (operating + forced outage), i.e. daylight less no-data, grid-outage and planned time.
     NaN when there was no such time."""
     denominator = np.add(operating_s, forced_outage_s)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(np.asarray(denominator) > 0, np.divide(operating_s, denominator), np.nan)[
-            ()
-        ]
+    return ratio(operating_s, denominator)
 
 
 def energy_based_availability(energy_actual_kwh, energy_lost_kwh):
     """1 − E_lost / (E_actual + E_lost) [-]; E_lost is the expected energy of forced-outage intervals."""
     total = np.add(energy_actual_kwh, energy_lost_kwh)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(np.asarray(total) > 0, 1.0 - np.divide(energy_lost_kwh, total), np.nan)[()]
+    return 1.0 - ratio(energy_lost_kwh, total)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pv_platform.kpi.numeric import ratio
+
 
 def capacity_factor(energy_kwh, p_rated_kw, period_h):
     """CF = E / (P_rated · hours) [-].
@@ -12,5 +14,4 @@ def capacity_factor(energy_kwh, p_rated_kw, period_h):
     p_rated_kw : AC rating (AC capacity factor) or DC nameplate (DC capacity factor) [kW]
     period_h : length of the period [h] (24 for a day; 8760/8784 for a year)
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.divide(energy_kwh, np.multiply(p_rated_kw, period_h))
+    return ratio(energy_kwh, np.multiply(p_rated_kw, period_h))

@@ -13,6 +13,8 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from pv_platform.kpi.numeric import ratio
+
 SECONDS_PER_HOUR = 3600.0
 
 
@@ -150,8 +152,7 @@ def step_means(
     bins = np.clip(np.concatenate(bins).astype(int), 0, n_steps - 1)
     integral = np.bincount(bins, weights=np.concatenate(areas), minlength=n_steps)
     covered = np.bincount(bins, weights=np.concatenate(spans), minlength=n_steps)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        mean = np.where(covered > 0, integral / covered, np.nan)
+    mean = ratio(integral, covered)
     return mean, covered
 
 

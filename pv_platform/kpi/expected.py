@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pvlib
 
+from pv_platform.kpi.numeric import ratio
+
 ETA_INV_NOM = 0.96  # PVWatts nominal inverter efficiency [-]
 
 
 def expected_ac_power_w(
     poa_wm2,
-    cell_temperature_c_,
+    t_cell_c,
     p_dc_stc_kw: float,
     p_ac_kw: float,
     gamma_pdc_per_c: float,
@@ -23,9 +25,7 @@ def expected_ac_power_w(
     mismatch, soiling allowance). AC: pvlib `inverter.pvwatts` with pdc0 = P_ac / η_nom, which clips
     at the AC rating.
     """
-    p_dc_w = pvlib.pvsystem.pvwatts_dc(
-        poa_wm2, cell_temperature_c_, p_dc_stc_kw * 1000.0, gamma_pdc_per_c
-    )
+    p_dc_w = pvlib.pvsystem.pvwatts_dc(poa_wm2, t_cell_c, p_dc_stc_kw * 1000.0, gamma_pdc_per_c)
     p_dc_w = np.clip(np.asarray(p_dc_w, dtype=float) * (1.0 - dc_loss_fraction), 0.0, None)
     p_ac_w = pvlib.inverter.pvwatts(p_dc_w, p_ac_kw * 1000.0 / eta_inv_nom, eta_inv_nom)
     return np.clip(np.nan_to_num(np.asarray(p_ac_w, dtype=float)), 0.0, None)
@@ -33,10 +33,4 @@ def expected_ac_power_w(
 
 def deviation_fraction(actual_kwh, expected_kwh):
     """(actual − expected) / expected [-]; NaN when nothing was expected."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dev = np.divide(np.subtract(actual_kwh, expected_kwh), expected_kwh)
-    return (
-        np.where(np.asarray(expected_kwh) > 0, dev, np.nan)
-        if np.ndim(dev)
-        else (dev if expected_kwh > 0 else float("nan"))
-    )
+    return ratio(np.subtract(actual_kwh, expected_kwh), expected_kwh)

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import pandas as pd
 
 from pv_platform.kpi.availability import energy_based_availability, time_based_availability
 from pv_platform.kpi.capacity import capacity_factor
 from pv_platform.kpi.expected import deviation_fraction
 from pv_platform.kpi.grid import power_factor
+from pv_platform.kpi.numeric import ratio
 from pv_platform.kpi.temperature import temperature_corrected_pr
 from pv_platform.kpi.yields import final_yield_h, reference_yield_h
 
@@ -53,8 +53,7 @@ def derive_ratios(df: pd.DataFrame) -> pd.DataFrame:
     df["pr_temp_nrel"] = temperature_corrected_pr(
         e.to_numpy(), df["ref_energy_nrel_kwh"].astype(float).to_numpy()
     )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        df["t_cell_mean_c"] = np.where(h > 0, df["t_cell_x_insolation"].astype(float) / h, np.nan)
+    df["t_cell_mean_c"] = ratio(df["t_cell_x_insolation"].astype(float), h)
     df["expected_deviation"] = deviation_fraction(
         e.to_numpy(), df["energy_expected_kwh"].astype(float).to_numpy()
     )

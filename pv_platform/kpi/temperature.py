@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pvlib
 
+from pv_platform.kpi.numeric import ratio
 from pv_platform.kpi.yields import G_STC_KW_M2
 
 T_REF_IEC_C = 25.0  # STC cell temperature [°C]
@@ -40,7 +41,7 @@ def cell_temperature_c(
 
 def temperature_corrected_reference_energy_kwh(
     poa_wm2,
-    cell_temperature_c_,
+    t_cell_c,
     p_dc_stc_kw: float,
     gamma_pdc_per_c: float,
     t_ref_c: float,
@@ -48,13 +49,13 @@ def temperature_corrected_reference_energy_kwh(
 ):
     """Σ P_0 · (G_k / G_stc) · (1 + γ (T_k − T_ref)) · τ_k [kWh]: the denominator of the temperature-corrected PR.
 
-    poa_wm2 : irradiance per interval [W/m^2]; cell_temperature_c_ : cell temperature per interval [°C]
+    poa_wm2 : irradiance per interval [W/m^2]; t_cell_c : cell temperature per interval [°C]
     p_dc_stc_kw : DC nameplate [kW]; gamma_pdc_per_c : power temperature coefficient [1/°C] (negative)
     t_ref_c : reference cell temperature [°C] (25 for IEC 61724-1, the site's typical-year mean for NREL)
     interval_h : length of each interval τ_k [h]
     """
     g_ratio = np.asarray(poa_wm2, dtype=float) / 1000.0 / G_STC_KW_M2
-    factor = 1.0 + gamma_pdc_per_c * (np.asarray(cell_temperature_c_, dtype=float) - t_ref_c)
+    factor = 1.0 + gamma_pdc_per_c * (np.asarray(t_cell_c, dtype=float) - t_ref_c)
     return float(np.nansum(p_dc_stc_kw * g_ratio * factor * interval_h))
 
 
@@ -64,13 +65,7 @@ def temperature_corrected_pr(energy_ac_kwh, reference_energy_kwh):
     energy_ac_kwh : AC energy in the period [kWh]; reference_energy_kwh : the temperature-corrected
     reference energy of the same period [kWh] (`temperature_corrected_reference_energy_kwh`)
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pr = np.divide(energy_ac_kwh, reference_energy_kwh)
-    return (
-        np.where(np.asarray(reference_energy_kwh) > 0, pr, np.nan)
-        if np.ndim(pr)
-        else (pr if reference_energy_kwh > 0 else float("nan"))
-    )
+    return ratio(energy_ac_kwh, reference_energy_kwh)
 
 
 def typical_year_cell_temperature_c(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pv_platform.kpi.numeric import ratio
+
 G_STC_KW_M2 = 1.0  # irradiance at standard test conditions [kW/m^2]
 
 
@@ -34,10 +36,4 @@ def performance_ratio(energy_ac_kwh, insolation_poa_kwh_m2, p_dc_stc_kw, g_stc_k
     """
     yf = final_yield_h(energy_ac_kwh, p_dc_stc_kw)
     yr = reference_yield_h(insolation_poa_kwh_m2, g_stc_kw_m2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        pr = np.divide(yf, yr)
-    return (
-        np.where(np.asarray(yr) > 0, pr, np.nan)
-        if np.ndim(pr)
-        else (pr if yr > 0 else float("nan"))
-    )
+    return ratio(yf, yr)

@@ -135,6 +135,12 @@ class MigrationStore:
             log.info("migrated %s to versions %s (%s)", redact(self.db.url), applied, dialect.name)
         return applied
 
+    def check(self) -> None:
+        """Nothing when every migration is applied; an error naming `pvp migrate` otherwise (the
+        services never migrate on their own)."""
+        with self.db.engine.connect() as conn:
+            self._check_migrated(conn)
+
     @staticmethod
     def _check_migrated(conn: sa.Connection) -> list[int]:
         """`migrate` for a role that may not create objects (the services' roles): nothing, when the
@@ -146,7 +152,7 @@ class MigrationStore:
         if pending:
             role = conn.exec_driver_sql("SELECT current_user").scalar()
             raise RuntimeError(
-                f"database needs migrations {pending}, which role {role} may not apply:"
+                f"database needs migrations {pending} (connected as role {role}):"
                 " run `pvp migrate` as the schema owner"
             )
         return []

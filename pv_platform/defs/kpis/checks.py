@@ -1,0 +1,103 @@
+"""Asset checks of the KPI assets: the data-quality checks of each hour (computed in
+`pv_platform.kpi.quality`, reported here) and the coverage check of each day, month and year."""
+
+from datetime import datetime
+
+import dagster as dg
+
+from pv_platform.kpi.quality import CHECK_NAMES, ERROR
+from pv_platform.storage.kpis import KpiStore
+
+# Checks whose failure (ERROR) keeps that site's hours out of its daily, monthly and yearly KPIs. The
+# rollup assets enforce it per site (storage `blocking_failures`); the Dagster checks themselves do not
+# block, so a bad hour never fails the run that computed the hour's KPIs and alerts.
+BLOCKING = {"physical_ranges", "future_timestamps", "pr_plausible", "completeness"}
+
+
+def hour_check_specs(asset_name: str) -> list[dg.AssetCheckSpec]:
+    """One check per data-quality check, judged per site and hour."""
+    return [
+        dg.AssetCheckSpec(
+            name,
+            asset=asset_name,
+            description="per site and hour; "
+            + ("ERROR blocks the site's rollups" if name in BLOCKING else "WARN only"),
+        )
+        for name in CHECK_NAMES
+    ]
+
+
+def hour_check_results(outcomes: list[dict]) -> list[dg.AssetCheckResult]:
+    """One asset check result per data-quality check from its outcomes over the site-hours: failed
+    when any site-hour failed, as severe as the worst failure."""
+    results = []
+    for name in CHECK_NAMES:
+        failed = [o for o in outcomes if o["check_name"] == name and not o["passed"]]
+        worst = ERROR if any(o["severity"] == ERROR for o in failed) else "WARN"
+        results.append(
+            dg.AssetCheckResult(
+                check_name=name,
+                passed=not failed,
+                severity=dg.AssetCheckSeverity.ERROR
+                if worst == ERROR
+                else dg.AssetCheckSeverity.WARN,
+                description=(
+                    "; ".join(
+                        f"{o['period_start']:%Y-%m-%d %H:%M} {o['site_id']}: {o['detail']}"
+                        for o in failed[:5]
+                    )
+                    if failed
+                    else "passed"
+                ),
+                metadata={
+                    "failed_site_hours": len(failed),
+                    "sites": ", ".join(sorted({o["site_id"] for o in failed})) or "none",
+                },
+            )
+        )
+    return results
+
+
+def coverage_check_specs(asset_name: str) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            "all_hours_present",
+            asset=asset_name,
+            description="every hour of the period so far has hourly KPIs (a missing hour: WARN,"
+            " the period is shown as incomplete and recomputed when the hour lands)",
+        )
+    ]
+
+
+def coverage_check_result(missing: int, expected: int) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name="all_hours_present",
+        passed=not missing,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            f"{missing} of {expected} hours have no hourly KPIs yet"
+            if missing
+            else f"all {expected} hours so far"
+        ),
+        metadata={"hours_missing": missing, "hours_expected": expected},
+    )
+
+
+def fail_if_blocked(store: KpiStore, start: datetime, end: datetime, site_id: str) -> None:
+    """A Failure (not retried: the data decides) when ERROR checks of the hours block the rollup."""
+    blocked = store.blocking_failures(start, end, site_id)
+    if not blocked.empty:
+        lines = [
+            f"{r.period_start:%Y-%m-%d %H:%M} UTC {r.check_name}: {r.detail}"
+            for r in blocked.itertuples()
+        ]
+        raise dg.Failure(
+            allow_retries=False,  # the data decides, not a passing fault
+            description=f"{len(blocked)} hour check(s) failed with ERROR; fix the data or re-run"
+            " those hours first",
+            metadata={
+                "blocking_checks": dg.MetadataValue.md(
+                    "\n".join(f"- {line}" for line in lines[:50])
+                )
+            },
+        )

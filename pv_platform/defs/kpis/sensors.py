@@ -1,0 +1,228 @@
+"""The sensors that keep KPIs current: `hourly_kpis_sensor` requests the hours whose telemetry is newer
+than their KPIs, `kpi_rollup_sensor` the site-local days, months and years that contain recomputed hours
+(and registers the plant's sites). Both decide afresh on each tick from the instance's storage ids
+(`planning`), so a daemon that was down, or a database outage, leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from pv_platform import clock
+from pv_platform.defs.kpis.assets import hourly_kpis, site_reference_temperatures
+from pv_platform.defs.kpis.jobs import (
+    ROLLUPS,
+    daily_job,
+    hourly_kpis_job,
+    monthly_job,
+    site_reference_job,
+    yearly_job,
+)
+from pv_platform.defs.kpis.planning import (
+    MAX_ATTEMPTS,
+    contiguous_ranges,
+    due_hours,
+    due_periods,
+    hour_key,
+    hours_between,
+)
+from pv_platform.defs.partitions import HOUR_KEY_FORMAT
+from pv_platform.defs.resources import PlantResource
+from pv_platform.kpi.calendar import periods_for_hours
+from pv_platform.settings import get_settings
+
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+MATERIALIZATION = dg.DagsterEventType.ASSET_MATERIALIZATION
+
+
+def running_hours(instance: dg.DagsterInstance) -> set[str]:
+    """Hours covered by queued or running KPI runs (their partition or partition range tags)."""
+    hours: set[str] = set()
+    for run in instance.get_runs(
+        filters=dg.RunsFilter(job_name=hourly_kpis_job.name, statuses=ACTIVE)
+    ):
+        tags = run.tags
+        if RANGE_START in tags and RANGE_END in tags:
+            hours.update(hours_between(tags[RANGE_START], tags[RANGE_END]))
+        elif "dagster/partition" in tags:
+            hours.add(tags["dagster/partition"])
+    return hours
+
+
+@dg.sensor(
+    job=hourly_kpis_job,
+    minimum_interval_seconds=get_settings().kpi_sensor_interval_s,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def hourly_kpis_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    """Request hourly KPI (and KPI alert) runs for every hour whose telemetry is newer than its KPIs."""
+    instance = context.instance
+    telemetry = instance.get_latest_storage_id_by_partition(
+        dg.AssetKey("telemetry"), MATERIALIZATION
+    )
+    computed = instance.get_latest_storage_id_by_partition(hourly_kpis.key, MATERIALIZATION)
+    attempts = json.loads(context.cursor) if context.cursor else {}
+    open_hour = hour_key(clock.now().replace(minute=0, second=0, microsecond=0))
+    due, book = due_hours(
+        telemetry,
+        computed,
+        running_hours(instance),
+        attempts,
+        time.time(),
+        open_hour,
+        get_settings().kpi_live_interval_s,
+    )
+    runs = [
+        dg.RunRequest(
+            run_key=f"hourly:{first}:{last}:{int(time.time())}",
+            tags={
+                RANGE_START: first,
+                RANGE_END: last,
+                "pvp/hours": str(len(hours_between(first, last))),
+            },
+        )
+        for first, last in contiguous_ranges(due)
+    ]
+    retried = [k for k in due if book[k][0] > 1 and attempts.get(k, [0, 0, None])[2] == book[k][2]]
+    if retried:
+        context.log.warning(
+            f"re-requesting {len(retried)} hour(s) whose KPI run failed: {retried[:5]}"
+        )
+    skip = (
+        None if runs else dg.SkipReason("every hour's KPIs are computed from its newest telemetry")
+    )
+    return dg.SensorResult(run_requests=runs, cursor=json.dumps(book), skip_reason=skip)
+
+
+def rollup_request(asset, dim: str, period: str, site_id: str, tag: str) -> dg.RunRequest:
+    """A run of one (period, site) partition of a rollup asset; the run key makes it once per tag."""
+    job = next(j for a, _, j in ROLLUPS if a is asset)
+    return dg.RunRequest(
+        run_key=f"{asset.key.to_user_string()}:{dg.MultiPartitionKey({dim: period, 'site': site_id})}:{tag}",
+        job_name=job.name,  # the sensor targets several jobs: each request names its own
+        asset_selection=[asset.key],
+        partition_key=dg.MultiPartitionKey({dim: period, "site": site_id}),
+    )
+
+
+def rollup_requests(plant, hours: list[datetime], tag: str) -> list[dg.RunRequest]:
+    """One run request per (asset, site, period) touched by the hours."""
+    requests = []
+    for site in plant.sites:
+        keys = periods_for_hours(hours, site.timezone)
+        for asset, dim, _ in ROLLUPS:
+            for period in sorted(keys[dim]):
+                requests.append(rollup_request(asset, dim, period, site.id, tag))
+    return requests
+
+
+def _pending_after(instance, plant, state: dict) -> tuple[dict[str, list], int | None, int]:
+    """The pending-period book updated with the hourly materializations since the cursor: (book, newest
+    storage id read, how many hours changed)."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=hourly_kpis.key, after_storage_id=state["after"]),
+        limit=5000,
+        ascending=True,
+    ).records
+    pending: dict[str, list] = state["pending"]
+    for record in records:
+        partition = record.asset_materialization and record.asset_materialization.partition
+        if not partition:
+            continue
+        hour = datetime.strptime(partition, HOUR_KEY_FORMAT).replace(tzinfo=UTC)
+        for request in rollup_requests(plant, [hour], tag=""):
+            period = f"{request.job_name}:{request.partition_key}"
+            entry = pending.get(period, [-1, -1, 0.0, 0, -1])
+            entry[0] = max(entry[0], record.storage_id)
+            pending[period] = entry
+    after = records[-1].storage_id if records else state["after"]
+    return pending, after, len(records)
+
+
+def _period_states(instance, pending: dict[str, list]) -> tuple[dict[str, int], set[str]]:
+    """(newest materialization storage id per pending period, periods with an active run)."""
+    materialized: dict[str, int] = {}
+    for asset, _, job in ROLLUPS:
+        mine = {p.split(":", 1)[1] for p in pending if p.startswith(f"{job.name}:")}
+        if mine:
+            ids = instance.get_latest_storage_id_by_partition(
+                asset.key, MATERIALIZATION, partitions=mine
+            )
+            materialized.update({f"{job.name}:{pk}": sid for pk, sid in ids.items()})
+    jobs = {job.name for _, _, job in ROLLUPS}
+    active = {
+        f"{run.job_name}:{run.tags.get('dagster/partition')}"
+        for run in instance.get_runs(filters=dg.RunsFilter(statuses=ACTIVE))
+        if run.job_name in jobs
+    }
+    return materialized, active
+
+
+def _site_reference_request(instance, plant) -> list[dg.RunRequest]:
+    """A `site_reference_temperatures` run when the plant has sites its newest materialization lacks."""
+    event = instance.get_latest_materialization_event(site_reference_temperatures.key)
+    covered = set()
+    if event and event.asset_materialization:
+        text = event.asset_materialization.metadata.get("sites")
+        covered = set(text.value.split(",")) if text and text.value else set()
+    missing = sorted(s.id for s in plant.sites if s.id not in covered)
+    if not missing:
+        return []
+    # once per hour at most while missing (a failed run is tried again; meanwhile `hourly_kpis`
+    # computes the same modelled value itself)
+    key = f"t_ref:{','.join(missing)}:{int(time.time() // 3600)}"
+    return [dg.RunRequest(run_key=key, job_name=site_reference_job.name)]
+
+
+@dg.sensor(
+    jobs=[daily_job, monthly_job, yearly_job, site_reference_job],
+    minimum_interval_seconds=get_settings().kpi_sensor_interval_s,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def kpi_rollup_sensor(context: dg.SensorEvaluationContext, plant: PlantResource) -> dg.SensorResult:
+    """When hourly KPI partitions are materialized (new or late data), recompute the local days, months and
+    years that contain them, until each is materialized from its newest hours (a failed run is requested
+    again with a growing delay). Registers the plant's sites as partitions, and requests their reference
+    temperatures when new sites appear."""
+    model, instance = plant.load(), context.instance
+    known = set(instance.get_dynamic_partitions("sites"))
+    new_sites = [s.id for s in model.sites if s.id not in known]
+    state = json.loads(context.cursor) if context.cursor else {"after": None, "pending": {}}
+    pending, after, changed = _pending_after(instance, model, state)
+    materialized, active = _period_states(instance, pending)
+    due, book, given_up = due_periods(pending, materialized, active, time.time())
+    if given_up:
+        context.log.error(
+            f"{len(given_up)} period(s) failed {MAX_ATTEMPTS} times and are left until their hours"
+            f" change again: {given_up[:5]}"
+        )
+    runs = _site_reference_request(instance, model)
+    for period in due:
+        job_name, pk = period.split(":", 1)
+        asset, dim = next((a, d) for a, d, j in ROLLUPS if j.name == job_name)
+        parts = dict(zip(sorted([dim, "site"]), pk.split("|"), strict=True))
+        runs.append(
+            rollup_request(asset, dim, parts[dim], parts["site"], f"{after}:{int(time.time())}")
+        )
+    if due:
+        context.log.info(f"{changed} hour(s) changed → {len(due)} rollup run(s)")
+    return dg.SensorResult(
+        run_requests=runs,
+        cursor=json.dumps({"after": after, "pending": book}),
+        dynamic_partitions_requests=[dg.AddDynamicPartitionsRequest("sites", new_sites)]
+        if new_sites
+        else [],
+        skip_reason=None
+        if runs
+        else dg.SkipReason("every period is computed from its newest hours"),
+    )
