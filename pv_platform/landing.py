@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
+from pv_platform import clock
 from pv_platform.readings import ENTITY_KEY_PATTERN, MAX_FUTURE, Reading
 
 log = logging.getLogger(__name__)
@@ -243,7 +244,9 @@ class SegmentWriter:
                 return
             if self._opened_at is None:
                 self._opened_at = time.monotonic()
-            now = datetime.now(UTC).isoformat()
+            now = (
+                clock.now().isoformat()
+            )  # the platform's time: rules judge quarantine per its hour
             bucket = self._buckets[source]
             if bucket.dropped:
                 log.warning(

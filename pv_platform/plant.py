@@ -143,6 +143,10 @@ class AlertLimits(_StrictModel):
     expected_margin: float | None = Field(default=None, ge=0, lt=1)
     availability_min: float | None = Field(default=None, gt=0, le=1)
     min_insolation_kwh_m2: float | None = Field(default=None, ge=0)
+    model_uncertainty_wm2: float | None = Field(default=None, ge=0)
+    held_margin: float | None = Field(default=None, ge=0, lt=1)
+    held_hours: int | None = Field(default=None, ge=1)
+    quarantine_per_hour_max: float | None = Field(default=None, ge=0)
     string_outlier_fraction: float | None = Field(default=None, gt=0, lt=1)
     string_outlier_hours: int | None = Field(default=None, ge=1)
 

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from pv_platform import clock
 from pv_platform.alerts.engine import AlertEngine
+from pv_platform.alerts.kpi_rules import source_devices
 from pv_platform.alerts.limits import fleet_from_settings
 from pv_platform.alerts.model import AlertCandidate, Severity
 from pv_platform.alerts.notifiers import notifiers_from_settings
@@ -48,13 +49,7 @@ def alert_engine(
 def quarantine_candidates(flooding: dict[str, int], plant, now: datetime) -> list[AlertCandidate]:
     """One `quarantine_flood` candidate per source whose rejected inputs are being dropped by the
     quarantine rate limit (a device or gateway sending garbage in bulk): open once, resolved when it stops."""
-    devices = {f"poll:{s.id}.{d.id}": (s.id, d.id) for s in plant.sites for d in s.devices}
-    devices |= {
-        f"mqtt:{d.config['topic']}": (s.id, d.id)
-        for s in plant.sites
-        for d in s.devices
-        if isinstance(d.config, dict) and d.config.get("topic")
-    }
+    devices = source_devices(plant)
     return [
         AlertCandidate(
             "quarantine_flood",
