@@ -110,6 +110,13 @@ class MaintenanceWindow(_StrictModel):
         return self.devices is None or device_id in self.devices
 
 
+class Tariff(_StrictModel):
+    """What a kWh is worth at this site (feed-in tariff or PPA price): incidents' lost revenue."""
+
+    price_per_kwh: float = Field(ge=0)
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$")
+
+
 class GridLimits(_StrictModel):
     """The band the grid must stay in; outside it is a grid outage (out of electrical specification)."""
 
@@ -175,6 +182,7 @@ class Site(_StrictModel):
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
     grid: GridLimits = Field(default_factory=GridLimits)
     alerts: AlertLimits = Field(default_factory=AlertLimits)
+    tariff: Tariff | None = None
     daylight_poa_wm2: float = Field(
         default=50.0, ge=0, le=500, description="Daylight threshold [W/m2]."
     )
