@@ -2,13 +2,14 @@
 the alerts against the ground truth.
 
 `python -m bench.alert_scores [NAME ...]` (scenario files in bench/scenarios/). Per scenario: the history
-before its live window is landed by `pvp simulate --backfill-hours` (KPI-rule faults sit there); the live
-window runs `pvp simulate` and `pvp collect` side by side in accelerated time (real-time rules in the
-collector, on the shared clock); every landed segment is ingested; the Dagster assets `hourly_kpis` and
+before its live window is landed by the simulator's back-fill (KPI-rule faults sit there); the live
+window runs `pvp simulate` and `pvp collect` in accelerated time (real-time rules in the collector, on
+the clock they share); every landed segment is ingested; the Dagster assets `hourly_kpis` and
 `alerts` are materialized hour by hour (48-hour runs for weeks). Then:
 
 - recall per rule: expected (fault, rule) pairs found, an alert of that rule on the fault's device (any
-  device of the site for a site-level fault) opened from 1 h before the fault's start to 75 min after its end;
+  device of the site for a site-level fault) opened from 5 min (KPI rules: 1 h, the hour they judge)
+  before the fault's start to 75 min after its end;
 - precision per rule: alerts that match a fault (an expected or allowed rule of the fault, same window) over
   all alerts; incidents likewise (an incident is true when its cause matches a fault);
 - detection delay: opened_at - fault start, median per rule, real-time and KPI rules apart.
@@ -36,7 +37,7 @@ from bench.report import emit
 
 SCENARIOS = Path(__file__).parent / "scenarios"
 PVP = str(Path(sys.executable).parent / "pvp")
-BEFORE, AFTER = timedelta(hours=1), timedelta(minutes=75)
+BEFORE_KPI, BEFORE_REALTIME, AFTER = timedelta(hours=1), timedelta(minutes=5), timedelta(minutes=75)
 REALTIME = {"communication_lost", "equipment_fault", "over_temperature", "grid_outage", "string_fault",
             "hot_spot", "low_efficiency", "quarantine_flood"}  # fmt: skip
 TARGETS = {"recall": 0.95, "precision": 0.90, "realtime_delay_min": 2.0, "kpi_delay_min": 30.0}
@@ -92,18 +93,27 @@ def plant_spec(spec: dict, ports) -> dict:
 
 
 def run_live(spec: dict, work: Path, env: dict) -> None:
-    """History up to the live window by the simulator's back-fill, then the live window with the
-    simulator and the collector on one accelerated clock."""
+    """History up to the live window landed first (as `pvp simulate --backfill-hours` does, but before
+    the clock starts, so the live window is not spent back-filling), then the live window: the simulator,
+    and once it serves, the collector, on one accelerated clock."""
+    from integrations.simulator.runner import backfill_landing
+    from integrations.simulator.scenarios import load_scenario
+    from pv_platform.plant import load_plant
+
     live0, live1 = (pd.Timestamp(spec["live"][k]).to_pydatetime() for k in ("start", "end"))
-    history_h = (live0 - pd.Timestamp(spec["start"]).to_pydatetime()).total_seconds() / 3600.0
+    backfill_landing(load_plant(work / "plant.yaml"), work / "pvp" / "landing", 42,
+                     pd.Timestamp(spec["start"]).to_pydatetime(), live0, 60,
+                     load_scenario(work / "faults.yaml"))  # fmt: skip
     speed = float(spec.get("speed", 60))
     clock = ["--start", live0.isoformat(), "--speed", str(speed)]
     procs = []
     for name, args in (
         ("simulate", ["simulate", *clock, "--scenario", str(work / "faults.yaml"),
-                      "--backfill-hours", f"{history_h:g}", "--weather-interval", "0.25"]),
+                      "--weather-interval", "0.25"]),
         ("collect", ["collect", *clock]),
     ):  # fmt: skip
+        if procs:  # the collector starts when the plant answers, as on site
+            _wait_log(work / "simulate.log", "serving", procs)
         log = open(work / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
         procs.append(subprocess.Popen([PVP, *args], env=env, stdout=log, stderr=subprocess.STDOUT))
     try:
@@ -116,6 +126,15 @@ def run_live(spec: dict, work: Path, env: dict) -> None:
             p.send_signal(signal.SIGTERM)
         for p in procs:
             p.wait(60)
+
+
+def _wait_log(path: Path, text: str, procs, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while text not in path.read_text(errors="replace"):
+        assert all(p.poll() is None for p in procs) and time.monotonic() < deadline, (
+            path.read_text()
+        )
+        time.sleep(0.2)
 
 
 def _anchor(work: Path, procs, timeout_s: float = 120.0) -> float:
@@ -167,13 +186,14 @@ def kpi_rules(db_url: str, work: Path, start: datetime, end: datetime, step_h: i
 
 def matches(alert, truth: Truth, rules: list[str]) -> bool:
     """Is `alert` one of `rules` on the truth's device (any device of its site for a site-level fault),
-    opened between 1 h before the fault and 75 min after it?"""
+    opened from 5 min (a KPI rule: 1 h, its judged hour) before the fault to 75 min after it?"""
     if alert.rule not in rules or alert.site_id != truth.site:
         return False
     if truth.device is not None and alert.device_id not in (truth.device, "*"):
         return False
     opened = pd.Timestamp(alert.opened_at).to_pydatetime()
-    return truth.start - BEFORE <= opened <= truth.end + AFTER
+    before = BEFORE_REALTIME if alert.rule in REALTIME else BEFORE_KPI
+    return truth.start - before <= opened <= truth.end + AFTER
 
 
 def score(alerts: pd.DataFrame, incidents: pd.DataFrame, truths: list[Truth]) -> dict:
@@ -251,6 +271,8 @@ def run_scenario(path: Path, admin_url: str, mqtt_url: str) -> dict:
         "name": spec["name"],
         "wall_s": time.monotonic() - t0,
     }
+    result["listing"] = [f"{a.opened_at:%m-%d %H:%M} {a.rule} {a.site_id}/{a.device_id} incident {a.incident_id}"
+                         for a in alerts.sort_values("opened_at").itertuples()]  # fmt: skip
     result["false_alarms"] = [f"{a.rule} {a.site_id}/{a.device_id} {a.opened_at:%H:%M}: {a.message[:90]}"
                               for a in alerts.itertuples()
                               if not any(matches(a, t, t.expect + t.allow) for t in truths)]  # fmt: skip
@@ -273,6 +295,8 @@ def report(r: dict) -> None:
           f" KPI {fmt(r['kpi_delay_min'], ' min')}")  # fmt: skip
     for line in r["false_alarms"]:
         print(f"  false alarm: {line}")
+    for line in r["listing"]:
+        print(f"  alert: {line}")
 
 
 def main(names: list[str]) -> int:
