@@ -17,6 +17,7 @@ BENCHES = [
     ("kpi", ["-m", "bench.kpi"]),
     ("dashboard", ["-m", "bench.dashboard"]),
     ("first_kpis", ["-m", "bench.first_kpis"]),
+    ("ingest", ["-m", "bench.ingest"]),
     ("alert_scores", ["-m", "bench.alert_scores"]),
 ]
 

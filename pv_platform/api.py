@@ -24,8 +24,6 @@ from pv_platform.alerts.kpi_rules import kpi_candidates
 from pv_platform.alerts.limits import fleet_from_settings, kpi_thresholds
 from pv_platform.alerts.model import AlertCandidate
 from pv_platform.alerts.realtime import (
-    EVENT_NAMES,
-    FAULT_STATE,
     RealtimeRules,
     communication_status,
 )
@@ -44,6 +42,7 @@ from pv_platform.readings import Reading
 from pv_platform.settings import Settings, get_settings
 from pv_platform.storage import Database
 from pv_platform.storage.alerts import AlertStore
+from pv_platform.vocabulary import Metric, OperatingState, event_bits, event_names
 
 __all__ = [
     "AlertEngine",
@@ -129,10 +128,10 @@ class ModuleRecord(BaseModel):
 
 
 _INVERTER_FIELDS = {
-    "ac_power": "ac_power_w", "ac_energy": "ac_energy_wh", "dc_power": "dc_power_w",
-    "dc_voltage": "dc_voltage_v", "dc_current": "dc_current_a", "ac_voltage_an": "ac_voltage_v",
-    "ac_current": "ac_current_a", "ac_frequency": "frequency_hz",
-    "cabinet_temperature": "cabinet_temperature_c",
+    Metric.AC_POWER: "ac_power_w", Metric.AC_ENERGY: "ac_energy_wh", Metric.DC_POWER: "dc_power_w",
+    Metric.DC_VOLTAGE: "dc_voltage_v", Metric.DC_CURRENT: "dc_current_a", Metric.AC_VOLTAGE_AN: "ac_voltage_v",
+    Metric.AC_CURRENT: "ac_current_a", Metric.AC_FREQUENCY: "frequency_hz",
+    Metric.CABINET_TEMPERATURE: "cabinet_temperature_c",
 }  # fmt: skip
 
 
@@ -144,11 +143,10 @@ def parse_inverter(site_id: str, device_id: str, ts: datetime, values: dict) -> 
         ts=ts,
         **{f: float(values[m]) for m, f in _INVERTER_FIELDS.items() if m in values},
     )
-    if "operating_state" in values:
-        record.operating_state = int(values["operating_state"])
-        record.faulted = record.operating_state == FAULT_STATE
-    bits = int(values.get("events", 0))
-    record.events = [name for bit, name in EVENT_NAMES.items() if bits >> bit & 1]
+    if Metric.OPERATING_STATE in values:
+        record.operating_state = int(values[Metric.OPERATING_STATE])
+        record.faulted = record.operating_state == OperatingState.FAULT
+    record.events = event_names(values.get(Metric.EVENTS, 0))
     return record
 
 
@@ -284,8 +282,8 @@ class RealTimeMonitor:
             if site not in (None, site_id):
                 continue
             flagged = self._flags(site_id, ts, "string_fault")
-            medians = self._string_medians(site_id, "dc_current")
-            for string, current in _strings(values, "dc_current").items():
+            medians = self._string_medians(site_id, Metric.DC_CURRENT)
+            for string, current in _strings(values, Metric.DC_CURRENT).items():
                 yield StringRecord(
                     site_id=site_id, device_id=device_id, string=string, ts=ts, current_a=current,
                     voltage_v=values.get(f"{string}_dc_voltage"), power_w=values.get(f"{string}_dc_power"),
@@ -620,9 +618,8 @@ class AlertEngine:
             if getattr(record, f) is not None
         }
         if record.operating_state is not None:
-            values["operating_state"] = record.operating_state
-        bits = {name: bit for bit, name in EVENT_NAMES.items()}
-        values["events"] = sum(1 << bits[name] for name in record.events if name in bits)
+            values[Metric.OPERATING_STATE] = record.operating_state
+        values[Metric.EVENTS] = event_bits(record.events)
         readings = [
             Reading(entity=f"{record.site_id}.{record.device_id}.{m}", ts=record.ts, value=float(v))
             for m, v in values.items()
@@ -636,7 +633,10 @@ class AlertEngine:
         site, device, ts = grid["site"], grid["device"], grid.get("ts") or clock.now()
         readings = [
             Reading(entity=f"{site}.{device}.{metric}", ts=ts, value=float(grid[key]))
-            for key, metric in (("frequency_hz", "grid_frequency"), ("voltage_v", "grid_voltage"))
+            for key, metric in (
+                ("frequency_hz", Metric.GRID_FREQUENCY),
+                ("voltage_v", Metric.GRID_VOLTAGE),
+            )
             if grid.get(key) is not None
         ]
         return self._realtime(readings, ts, {"grid_outage"}, site)

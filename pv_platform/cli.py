@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pv_platform.settings import get_settings
@@ -21,6 +21,17 @@ def _stop_event() -> asyncio.Event:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     return stop
+
+
+def _utc_time(text: str) -> datetime:
+    """An ISO time for a flag; without an offset it is UTC."""
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO time (2026-11-01T00:00Z)"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _use_clock(settings, start=None, speed=None) -> None:
@@ -110,12 +121,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     broker = parse_mqtt_url(settings.mqtt_url) if settings.mqtt_url else None
     _use_clock(settings, args.start, args.speed)
 
+    scenario = load_scenario(args.scenario) if args.scenario else None
+    if args.history_only:  # land [start, end) at a coarser step, older than what is landed already
+        from integrations.simulator.runner import backfill_landing
+
+        start, end = args.history_only
+        backfill_landing(
+            plant, settings.resolved_landing_dir, args.seed, start, end, args.history_step_s,
+            scenario, counters_end_at_start=True,
+        )  # fmt: skip
+        print(f"history landed: {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC", flush=True)
+        return 0
+
     async def main() -> None:
         stop = _stop_event()
         await run_simulator(
             plant, broker, stop, seed=args.seed, landing_dir=settings.resolved_landing_dir,
             backfill_hours=args.backfill_hours, weather_interval_s=args.weather_interval,
-            scenario=load_scenario(args.scenario) if args.scenario else None,
+            scenario=scenario, backfill_end=args.backfill_end,
         )  # fmt: skip
 
     asyncio.run(main())
@@ -173,6 +196,14 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 def cmd_integrations(args: argparse.Namespace) -> int:
     from pv_platform.integration import discover, load_integration
+
+    if args.action == "check":
+        from pv_platform.device_check import check_device
+
+        if not args.device:
+            print("pvp integrations check: give the device as SITE.DEVICE", file=sys.stderr)
+            return 2
+        return check_device(get_settings(), args.device, args.timeout)
 
     print(f"{'domain':<16} {'iot_class':<15} {'version':<8} name")
     for domain in sorted(discover()):
@@ -438,6 +469,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         inverters=args.inverters,
         backfill_hours=args.backfill_hours,
         scenario=args.scenario,
+        history_month=args.history_month,
     )
 
 
@@ -470,6 +502,17 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("simulate", help="serve the plant file's devices from the plant simulator")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--backfill-hours", type=float, default=0.0, help="land this much history first")
+    p.add_argument(
+        "--backfill-end", type=_utc_time, help="end of that history (ISO, UTC; default: now)"
+    )
+    p.add_argument(
+        "--history-only", nargs=2, type=_utc_time, metavar=("START", "END"),
+        help="only land history [START, END) (ISO, UTC), its counters ending where newer history"
+        " starts, and exit",
+    )  # fmt: skip
+    p.add_argument(
+        "--history-step-s", type=int, default=300, help="sample step of --history-only [s]"
+    )
     p.add_argument(
         "--weather-interval", type=float, default=5.0, help="seconds between weather messages"
     )
@@ -511,9 +554,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=200, help="alerts per page (newest first)")
     p.add_argument("--offset", type=int, default=0, help="skip this many (the next page)")
     p.set_defaults(func=cmd_alerts)
-    sub.add_parser("integrations", help="list installed integrations").set_defaults(
-        func=cmd_integrations
+    p = sub.add_parser(
+        "integrations",
+        help="list installed integrations; `check SITE.DEVICE` connects to a configured device",
     )
+    p.add_argument("action", nargs="?", choices=["list", "check"], default="list")
+    p.add_argument("device", nargs="?", help="check: the device, as SITE.DEVICE of the plant file")
+    p.add_argument(
+        "--timeout", type=float, default=10.0, help="check: seconds to wait for the device"
+    )
+    p.set_defaults(func=cmd_integrations)
     p = sub.add_parser(
         "export", help="export samples or KPIs of a range as CSV or Parquet (units in the headers)"
     )
@@ -562,6 +612,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--site", action="append", help="only this site (repeatable; default all)")
     p.set_defaults(func=cmd_api_token)
+    from pv_platform.importing.command import add_parser as add_import
+
+    add_import(sub)
     p = sub.add_parser("dashboard", help="serve the Panel dashboard (login when configured)")
     p.add_argument("--address", default="127.0.0.1")
     p.add_argument("--port", type=int, default=5006)
@@ -572,6 +625,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--scenario", type=Path, help="fault schedule for the simulator (see `simulate`)"
     )
+    p.add_argument(
+        "--no-history-month", dest="history_month", action="store_false",
+        help="do not land the last closed month (landed by default after the first daily KPIs, at"
+        " a 5-min step, so its monthly report appears)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_demo)
     args = parser.parse_args(argv)
     logging.basicConfig(

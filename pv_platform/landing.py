@@ -31,6 +31,7 @@ from pathlib import Path
 
 from pv_platform import clock
 from pv_platform.readings import ENTITY_KEY_PATTERN, MAX_FUTURE, Reading
+from pv_platform.segment_rows import Columns, all_accepted, parse_columns
 
 log = logging.getLogger(__name__)
 META_PREFIX = "#meta "
@@ -103,6 +104,7 @@ class Segment:
     path: Path
     meta: dict
     csv_body: str
+    columns: Columns | None = None  # the body's rows as arrays (None: parse csv_body when needed)
 
     @property
     def rows(self) -> int:
@@ -285,6 +287,13 @@ class SegmentWriter:
                 return []
             return self._try_close()
 
+    def close_as(self, segment_id: str) -> str:
+        """Close what is buffered into a segment with this id (an importer's ids are fixed by its input,
+        so landing the same input again rewrites the same segment, which the ingest ledger loads once).
+        Raises OSError when the landing cannot be written (nothing is dropped: the rows stay held)."""
+        with self._lock:
+            return self._close(segment_id)
+
     def _maybe_close(self) -> list[str]:
         if not self._rows and not self._quarantine:
             return []
@@ -320,9 +329,11 @@ class SegmentWriter:
             self.write_error = None
         return [segment_id]
 
-    def _close(self) -> str:
+    def _close(self, segment_id: str | None = None) -> str:
         self._seq += 1
-        segment_id = f"{time.time_ns():020d}-{self.writer_name}-{os.getpid()}-{self._seq:06d}"
+        segment_id = (
+            segment_id or f"{time.time_ns():020d}-{self.writer_name}-{os.getpid()}-{self._seq:06d}"
+        )
         meta = {
             "entities": self._entities,
             "quarantine": self._quarantine,
@@ -457,7 +468,11 @@ def read_segment(path: Path, limits: TimeLimits | None = None) -> Segment:
     a row that is not `entity,ts,value`)."""
     segment_id = path.name[: -len(SUFFIX)]
     meta, body = _verified_text(path.read_bytes())
-    body, refused = _checked_rows(segment_id, body, limits or TimeLimits.for_plant(None))
+    limits = limits or TimeLimits.for_plant(None)
+    columns = parse_columns(body)  # every row well-formed and accepted: no row-by-row pass
+    if columns is not None and all_accepted(columns, limits):
+        return Segment(segment_id, path, meta, body, columns)
+    body, refused = _checked_rows(segment_id, body, limits)
     if refused:
         meta = {**meta, "quarantine": [*meta.get("quarantine", []), *refused]}
     return Segment(segment_id, path, meta, body)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -146,6 +147,12 @@ class Settings(BaseSettings):
     ingest_batch_segments: int = Field(
         default=500, description="Segments ingested by one Dagster run at most."
     )
+    import_block_readings: int = Field(
+        default=500_000,
+        ge=1000,
+        description="`pvp import` reads its file in blocks of about this many readings; a re-run"
+        " resumes after the last block landed.",
+    )
     kpi_sensor_interval_s: int = Field(
         default=30,
         ge=1,
@@ -158,9 +165,6 @@ class Settings(BaseSettings):
     )
     kpi_start: str = Field(
         default="2025-01-01-00:00", description="First hour partition of the KPI assets (UTC)."
-    )
-    daylight_poa_wm2: float = Field(
-        default=50.0, description="POA irradiance above which it is day [W/m2]."
     )
     influx_url: str | None = Field(
         default=None, description="InfluxDB 2 URL: copy every reading there too (optional sink)."
@@ -187,6 +191,29 @@ class Settings(BaseSettings):
         default=None,
         description="Accelerated time: the wall-clock Unix time at which the simulated clock read"
         " PVP_CLOCK_START; set it so every process (simulator, collector, Dagster) reads one clock.",
+    )
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server for the owner reports' e-mail. Unset: no e-mail."
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP port.")
+    smtp_security: Literal["starttls", "ssl", "none"] = Field(
+        default="starttls",
+        description="starttls (587), ssl (implicit TLS, 465) or none (a relay on a trusted network).",
+    )
+    smtp_user: str | None = Field(default=None, description="SMTP login; unset: no login.")
+    smtp_password: SecretStr | None = Field(
+        default=None, description="SMTP password (never logged; prefer PVP_SMTP_PASSWORD_FILE)."
+    )
+    smtp_password_file: Path | None = Field(
+        default=None, description="A file holding the SMTP password (e.g. a Docker secret)."
+    )
+    smtp_from: str = Field(
+        default="pv-platform@localhost", description="Sender address of the report e-mails."
+    )
+    report_recipients: list[str] = Field(
+        default_factory=list,
+        description="Who receives every site's reports, as JSON ([\"owner@example.org\"]); a site's"
+        " `report: recipients:` in the plant file adds its own.",
     )
     live_topic_prefix: str = Field(
         default="pvp/live", description="MQTT topic prefix of the live bus."

@@ -29,7 +29,7 @@ def test_the_alerts_page_lists_incidents_with_their_symptoms(pg_admin_url, brows
     db = Database(url)
     db.migrations.migrate()
     spec = demo_plant_dict([15020, 15021])
-    spec["sites"][0]["tariff"] = {"price_per_kwh": 0.2, "currency": "CHF"}
+    spec["sites"][0] |= {"tariff_per_kwh": 0.2, "currency": "CHF"}
     dump_plant(parse_plant(spec), tmp_path / "plant.yaml")
     engine = AlertEngine(AlertStore(db.engine), kinds={("testsite", "wx1"): "weather_station"})
 

@@ -135,7 +135,7 @@ def test_lost_energy_and_revenue_of_an_incident():
     )  # fmt: skip
     assert lost_energy_kwh(hourly, ["inv1"], at(10, 30), at(11, 15)) == 30.0
     spec = demo_plant_dict([15020, 15021])
-    spec["sites"][0]["tariff"] = {"price_per_kwh": 0.20, "currency": "CHF"}
+    spec["sites"][0] |= {"tariff_per_kwh": 0.20, "currency": "CHF"}
     incidents = pd.DataFrame(
         [{"site_id": "testsite", "scope": "inv1", "devices": ["inv1"], "opened_at": at(10, 30),
           "resolved_at": at(11, 15)},

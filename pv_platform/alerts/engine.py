@@ -92,11 +92,13 @@ class AlertEngine:
         now: datetime,
         rules: set[str] | None = None,
         cleared: set[str] | None = None,
+        site_id: str | None = None,
     ) -> ProcessResult:
-        """Apply one evaluation: `candidates` hold now; active alerts of `rules` that are not among them are
-        clear (and resolve after the hold time). `rules=None` means every rule of the candidates' source.
-        An alert marked sticky (a total loss) resolves only when its fingerprint is in `cleared`: the rule
-        saw the device produce again (night or missing data is not evidence)."""
+        """Apply one evaluation: `candidates` hold now; active alerts of `rules` (of `site_id`, when an
+        evaluation judged one site only) that are not among them are clear (and resolve after the hold
+        time). `rules=None` means every rule of the candidates' source. An alert marked sticky (a total
+        loss) resolves only when its fingerprint is in `cleared`: the rule saw the device produce again
+        (night or missing data is not evidence)."""
         result = ProcessResult()
         active = self.store.active()
         seen: set[str] = set()
@@ -137,6 +139,8 @@ class AlertEngine:
                 continue
             if (alert.get("context") or {}).get(STICKY) and fp not in (cleared or set()):
                 continue  # a dead device stays an alert through the night
+            if site_id is not None and alert["site_id"] != site_id:
+                continue
             clear_since = alert["clear_since"]
             if clear_since is None:
                 self.store.mark_clear(alert["id"], now)

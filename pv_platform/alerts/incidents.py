@@ -112,8 +112,8 @@ def incident_costs(
         end = i.resolved_at if i.resolved_at is not None and i.resolved_at == i.resolved_at else now
         mine = hourly[hourly["site_id"] == i.site_id] if not hourly.empty else hourly
         kwh = lost_energy_kwh(mine, devices, i.opened_at, end)
-        tariff = site.tariff if site else None
+        price = site.tariff_per_kwh if site else None
         energy.append(round(kwh, 3))
-        revenue.append(round(kwh * tariff.price_per_kwh, 2) if tariff else None)
-        currency.append(tariff.currency if tariff else None)
+        revenue.append(round(kwh * price, 2) if price is not None else None)
+        currency.append(site.currency if price is not None else None)
     return incidents.assign(lost_energy_kwh=energy, lost_revenue=revenue, currency=currency)

@@ -9,6 +9,7 @@ from dataclasses import fields, replace
 from pydantic import ValidationError
 
 from pv_platform.alerts.kpi_rules import KpiThresholds
+from pv_platform.alerts.loss_rules import LossThresholds
 from pv_platform.alerts.realtime import Thresholds
 from pv_platform.plant import AlertLimits, Site
 
@@ -53,3 +54,8 @@ def realtime_thresholds(site: Site, fleet: Mapping[str, float] | None = None) ->
 def kpi_thresholds(site: Site, fleet: Mapping[str, float] | None = None) -> KpiThresholds:
     """The KPI rule thresholds of one site."""
     return KpiThresholds(**_pick(KpiThresholds, _merged(site, fleet)))
+
+
+def loss_thresholds(site: Site, fleet: Mapping[str, float] | None = None) -> LossThresholds:
+    """The loss-analytics rule thresholds of one site."""
+    return LossThresholds(**_pick(LossThresholds, _merged(site, fleet)))

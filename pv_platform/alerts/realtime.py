@@ -16,14 +16,7 @@ from datetime import datetime
 from pv_platform.alerts.model import AlertCandidate, Severity
 from pv_platform.plant import Plant
 from pv_platform.readings import Reading
-
-FAULT_STATE = 7
-EVENT_NAMES = {
-    0: "GROUND_FAULT", 1: "DC_OVER_VOLT", 2: "AC_DISCONNECT", 3: "DC_DISCONNECT", 4: "GRID_DISCONNECT",
-    5: "CABINET_OPEN", 6: "MANUAL_SHUTDOWN", 7: "OVER_TEMP", 8: "OVER_FREQUENCY", 9: "UNDER_FREQUENCY",
-    10: "AC_OVER_VOLT", 11: "AC_UNDER_VOLT", 12: "BLOWN_STRING_FUSE", 13: "UNDER_TEMP", 14: "MEMORY_LOSS",
-    15: "HW_TEST_FAILURE",
-}  # fmt: skip
+from pv_platform.vocabulary import InverterEvent, Metric, OperatingState, event_names
 
 
 @dataclass(frozen=True)
@@ -44,7 +37,7 @@ class Thresholds:
     )
     min_efficiency: float = 0.90  # AC/DC below this while not clipping and above 10 % DC load ...
     efficiency_hold_s: float = 300.0  # ... for this long: the inverter converts poorly
-    daylight_poa_wm2: float = 200.0  # rules that need sun judge only above this irradiance
+    sun_gate_poa_wm2: float = 200.0  # rules that need sun judge only above this irradiance
     frequency_hz: tuple[float, float] = (49.5, 50.5)
     voltage_v: tuple[float, float] = (207.0, 253.0)
 
@@ -139,11 +132,11 @@ class RealtimeRules:
 
     def _same_condition(self, site_id: str, metric: str, old: float, new: float) -> bool:
         t = self.thresholds.get(site_id) or Thresholds()
-        if metric == "operating_state":
-            return (old == FAULT_STATE) == (new == FAULT_STATE)
-        if metric == "grid_frequency":
+        if metric == Metric.OPERATING_STATE:
+            return (old == OperatingState.FAULT) == (new == OperatingState.FAULT)
+        if metric == Metric.GRID_FREQUENCY:
             return self._out(old, t.frequency_hz) == self._out(new, t.frequency_hz)
-        if metric == "grid_voltage":
+        if metric == Metric.GRID_VOLTAGE:
             return self._out(old, t.voltage_v) == self._out(new, t.voltage_v)
         return True
 
@@ -169,7 +162,7 @@ class RealtimeRules:
         values = [
             s.value
             for (sid, _, m), s in self.latest.items()
-            if sid == site.id and m == "poa_irradiance"
+            if sid == site.id and m == Metric.POA_IRRADIANCE
         ]
         return statistics.fmean(values) if values else None
 
@@ -193,15 +186,14 @@ class RealtimeRules:
     def _equipment(self, site, now: datetime) -> list[AlertCandidate]:
         out, t = [], self.thresholds[site.id]
         for inv in site.inverters:
-            state = self._value(site.id, inv.id, "operating_state")
+            state = self._value(site.id, inv.id, Metric.OPERATING_STATE)
             if (
                 state is not None
-                and state.value == FAULT_STATE
+                and state.value == OperatingState.FAULT
                 and (state.ts - state.since).total_seconds() >= t.fault_hold_s
             ):
-                events = self._value(site.id, inv.id, "events")
-                bits = int(events.value) if events is not None else 0
-                names = [name for bit, name in EVENT_NAMES.items() if bits >> bit & 1]
+                events = self._value(site.id, inv.id, Metric.EVENTS)
+                names = event_names(events.value if events is not None else 0)
                 if (
                     "GRID_DISCONNECT" not in names or len(names) > 1
                 ):  # a grid trip is the grid rule's
@@ -212,7 +204,7 @@ class RealtimeRules:
                             now, context={"events": names, "since": state.since.isoformat()},
                         )
                     )  # fmt: skip
-            temp = self._value(site.id, inv.id, "cabinet_temperature")
+            temp = self._value(site.id, inv.id, Metric.CABINET_TEMPERATURE)
             if temp is not None and temp.value > t.over_temperature_c:
                 out.append(
                     AlertCandidate(
@@ -236,7 +228,10 @@ class RealtimeRules:
         """AC/DC when it has stayed below the limit for the hold time; None otherwise. Judged only above
         10 % DC load and below 98 % AC rating (clipping lowers the ratio on purpose)."""
         t, key = self.thresholds[site.id], (site.id, inv.id)
-        ac, dc = self._value(site.id, inv.id, "ac_power"), self._value(site.id, inv.id, "dc_power")
+        ac, dc = (
+            self._value(site.id, inv.id, Metric.AC_POWER),
+            self._value(site.id, inv.id, Metric.DC_POWER),
+        )
         judged = (
             ac is not None
             and dc is not None
@@ -257,8 +252,8 @@ class RealtimeRules:
         t = self.thresholds[site.id]
         for device in (d for d in site.devices if d.kind == "meter"):
             for metric, band, unit in (
-                ("grid_voltage", t.voltage_v, "V"),
-                ("grid_frequency", t.frequency_hz, "Hz"),
+                (Metric.GRID_VOLTAGE, t.voltage_v, "V"),
+                (Metric.GRID_FREQUENCY, t.frequency_hz, "Hz"),
             ):
                 s = self._value(site.id, device.id, metric)
                 if (
@@ -276,16 +271,16 @@ class RealtimeRules:
         if any(d.kind == "meter" for d in site.devices):
             return []  # the meter is the authority on the grid; inverter trips are the fault rule's
         poa = self._poa(site)
-        powers = [self._value(site.id, inv.id, "ac_power") for inv in site.inverters]
+        powers = [self._value(site.id, inv.id, Metric.AC_POWER) for inv in site.inverters]
         if (
             poa is not None
-            and poa > t.daylight_poa_wm2
+            and poa > t.sun_gate_poa_wm2
             and powers
             and all(p is not None and p.value <= 0 for p in powers)
         ):
-            events = [self._value(site.id, inv.id, "events") for inv in site.inverters]
+            events = [self._value(site.id, inv.id, Metric.EVENTS) for inv in site.inverters]
             if all(
-                e is not None and int(e.value) >> 4 & 1 for e in events
+                e is not None and int(e.value) & InverterEvent.GRID_DISCONNECT for e in events
             ):  # GRID_DISCONNECT on every inverter
                 return [
                     AlertCandidate(
@@ -298,19 +293,19 @@ class RealtimeRules:
     def _strings(self, site, now: datetime) -> list[AlertCandidate]:
         out, t = [], self.thresholds[site.id]
         poa = self._poa(site)
-        if poa is None or poa < t.daylight_poa_wm2:
+        if poa is None or poa < t.sun_gate_poa_wm2:
             return out
         currents, temps = {}, {}
         producing = {
             inv.id for inv in site.inverters
-            if (p := self._value(site.id, inv.id, "ac_power")) is not None and p.value > 0
-            and ((st := self._value(site.id, inv.id, "operating_state")) is None or st.value != FAULT_STATE)
+            if (p := self._value(site.id, inv.id, Metric.AC_POWER)) is not None and p.value > 0
+            and ((st := self._value(site.id, inv.id, Metric.OPERATING_STATE)) is None or st.value != OperatingState.FAULT)
         }  # fmt: skip  # a tripped inverter's strings are the fault rule's, not string faults
         for (sid, device_id, metric), s in self.latest.items():
             if sid != site.id or not metric.startswith("mppt") or device_id not in producing:
                 continue
             string, _, what = metric.partition("_")
-            if what == "dc_current":
+            if what == Metric.DC_CURRENT:
                 currents[(device_id, string)] = s.value
             elif what == "temperature":
                 temps[(device_id, string)] = s.value

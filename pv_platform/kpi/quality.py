@@ -16,27 +16,28 @@ from pv_platform.kpi.hourly import MAX_GAP_S, PER_HOUR, STEP_S
 from pv_platform.kpi.periods import SITE_DEVICE
 from pv_platform.kpi.samples import SampleSet, as_sample_set, daylight_minutes
 from pv_platform.plant import Plant
+from pv_platform.vocabulary import Metric
 
 WARN, ERROR = "WARN", "ERROR"
 RANGES = {  # metric -> physically possible range
-    "poa_irradiance": (-5.0, 1600.0),
-    "ghi_irradiance": (-5.0, 1500.0),
-    "module_temperature": (-40.0, 100.0),
-    "ambient_temperature": (-50.0, 60.0),
-    "cabinet_temperature": (-40.0, 100.0),
-    "grid_frequency": (40.0, 70.0),
-    "ac_frequency": (40.0, 70.0),
+    Metric.POA_IRRADIANCE: (-5.0, 1600.0),
+    Metric.GHI_IRRADIANCE: (-5.0, 1500.0),
+    Metric.MODULE_TEMPERATURE: (-40.0, 100.0),
+    Metric.AMBIENT_TEMPERATURE: (-50.0, 60.0),
+    Metric.CABINET_TEMPERATURE: (-40.0, 100.0),
+    Metric.GRID_FREQUENCY: (40.0, 70.0),
+    Metric.AC_FREQUENCY: (40.0, 70.0),
 }
 POWER_OVER_RATING = 1.10  # AC power above 110 % of the rating is not physical
 COMPLETENESS_WARN, COMPLETENESS_ERROR = 0.90, 0.50  # fraction of the hour covered by samples
 FROZEN_MINUTES = 30
 NOT_FROZEN = {
-    "ac_energy",
-    "export_energy",
-    "import_energy",
-    "operating_state",
-    "events",
-    "power_factor",
+    Metric.AC_ENERGY,
+    Metric.EXPORT_ENERGY,
+    Metric.IMPORT_ENERGY,
+    Metric.OPERATING_STATE,
+    Metric.EVENTS,
+    Metric.POWER_FACTOR,
 }  # constant by nature
 PR_PLAUSIBLE = (0.5, 1.0)  # outside: WARN; outside PR_POSSIBLE: ERROR
 PR_POSSIBLE = (0.0, 1.2)
@@ -52,7 +53,7 @@ CHECK_NAMES = (
 
 
 # A value that is exactly 0 during a grid outage is data, not a broken sensor: the meter reads 0 Hz
-OUTAGE_ZERO = {"grid_frequency", "ac_frequency"}
+OUTAGE_ZERO = {Metric.GRID_FREQUENCY, Metric.AC_FREQUENCY}
 # the newest minutes of a running hour may not have been loaded yet: judged from this long ago
 INGEST_LAG_S = 300.0
 
@@ -132,9 +133,9 @@ def completeness(
         ).total_seconds() // STEP_S
         judged = np.clip(np.asarray(minutes_done, dtype=int), 0, PER_HOUR)
     covered_minutes = np.arange(PER_HOUR)[None, :] < judged[:, None]
-    expected = [(s.id, d.id, "ac_power") for s in plant.sites for d in s.inverters]
+    expected = [(s.id, d.id, Metric.AC_POWER) for s in plant.sites for d in s.inverters]
     expected += [
-        (s.id, d.id, "poa_irradiance")
+        (s.id, d.id, Metric.POA_IRRADIANCE)
         for s in plant.sites
         for d in s.devices
         if d.kind == "weather_station"
@@ -182,7 +183,7 @@ def physical_ranges(series: SampleSet, plant: Plant, hours: _Hours) -> list[Chec
             bad = (v < lo) | (v > hi)
             if metric in OUTAGE_ZERO:
                 bad &= v != 0.0
-        elif metric == "ac_power" and (site_id, device_id) in ratings:
+        elif metric == Metric.AC_POWER and (site_id, device_id) in ratings:
             bad = v > POWER_OVER_RATING * ratings[(site_id, device_id)]
         else:
             continue
@@ -214,7 +215,7 @@ def frozen_values(
     )
     sunny = np.zeros(hours.n, bool)
     for key in series:
-        if key[2] == "poa_irradiance":
+        if key[2] == Metric.POA_IRRADIANCE:
             ts_us, poa = series.arrays(key)
             h = hours.of(ts_us)
             ok = (h >= 0) & (h < hours.n) & (poa > 100.0)
@@ -232,7 +233,7 @@ def frozen_values(
             & (last - first >= 2)
             & (v[first] != 0.0)
         )
-        if metric == "ac_power" and (site_id, device_id) in ratings:
+        if metric == Metric.AC_POWER and (site_id, device_id) in ratings:
             long &= v[first] < 0.98 * ratings[(site_id, device_id)]
         flagged = np.zeros(hours.n, int)
         for ha, hb in zip(hours.of(ts[first[long]]), hours.of(ts[last[long]]), strict=True):

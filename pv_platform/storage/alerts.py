@@ -149,3 +149,18 @@ class AlertStore:
                 where.append(f"{column} = :{column}")
                 params[column] = value.upper() if column == "severity" else value
         return (" WHERE " + " AND ".join(where) if where else ""), params
+
+    def overlapping(self, site_id: str, start: datetime, end: datetime) -> pd.DataFrame:
+        """A site's alerts active at some time in [start, end): opened before `end` and not resolved
+        before `start`, oldest first."""
+        sql = (
+            "SELECT id, rule, severity, device_id, state, opened_at, resolved_at, message FROM alerts"
+            " WHERE site_id = :site AND opened_at < :end AND (resolved_at IS NULL OR resolved_at > :start)"
+            " ORDER BY opened_at, id"
+        )
+        with self.engine.connect() as conn:
+            result = conn.execute(sa.text(sql), {"site": site_id, "start": start, "end": end})
+            df = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        for column in ("opened_at", "resolved_at"):
+            df[column] = pd.to_datetime(df[column], utc=True)
+        return df

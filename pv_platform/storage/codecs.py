@@ -115,6 +115,22 @@ def kpi_copy_stream(rows: pd.DataFrame, columns: list[str]) -> bytes:
     return COPY_SIGNATURE + matrix[keep].tobytes() + COPY_TRAILER
 
 
+def sample_copy_stream(entity_ids: np.ndarray, ts_us: np.ndarray, values: np.ndarray) -> bytes:
+    """(entity_id int4, ts timestamptz, value float8) rows as one binary COPY stream, built with numpy:
+    per row a 2-byte field count, then each field's 4-byte length and big-endian value (34 bytes)."""
+    n = len(values)
+    rows = np.empty(
+        n,
+        dtype=[("count", ">i2"), ("l1", ">i4"), ("entity", ">i4"), ("l2", ">i4"), ("ts", ">i8"),
+               ("l3", ">i4"), ("value", ">f8")],
+    )  # fmt: skip
+    rows["count"], rows["l1"], rows["l2"], rows["l3"] = 3, 4, 8, 8
+    rows["entity"] = entity_ids
+    rows["ts"] = ts_us - PG_EPOCH_US
+    rows["value"] = values
+    return COPY_SIGNATURE + rows.tobytes() + COPY_TRAILER
+
+
 def pg_text(value: str) -> str:
     """Text as PostgreSQL stores it: a NUL byte (which `text` cannot hold) written as the escape `\\x00`,
     so one odd byte from a device can never fail its whole segment."""

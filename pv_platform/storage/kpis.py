@@ -76,6 +76,13 @@ class KpiStore:
         params = {"start": start, "end": end, "site_id": site_id, "device_id": device_id}
         return self.db.transfer.read_kpis(self.db, table, params)
 
+    def has_rows(self, table: str) -> bool:
+        """Whether a KPI table has any row (the demo waits for its first daily KPIs)."""
+        if table not in KPI_TABLES:
+            raise ValueError(f"{table!r} is not a KPI table ({', '.join(KPI_TABLES)})")
+        with self.db.engine.connect() as conn:
+            return conn.execute(sa.text(f"SELECT EXISTS (SELECT 1 FROM {table})")).scalar()
+
     def period_sums(
         self,
         start: datetime,

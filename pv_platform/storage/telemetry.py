@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
+import psycopg
 import sqlalchemy as sa
 
 from pv_platform.kpi.samples import SampleSet
 from pv_platform.landing import Segment
+from pv_platform.segment_rows import parse_columns
 from pv_platform.storage.codecs import pg_text
 
 if TYPE_CHECKING:
@@ -29,6 +32,11 @@ class IngestResult:
     already_loaded: bool = False
 
 
+def _utc(micros) -> datetime:
+    """µs since 1970 UTC as a datetime."""
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(micros))
+
+
 class TelemetryStore:
     """`entities`, `samples`, `samples_hourly`, `ingest_ledger`, `quarantine` and `telemetry_changes`."""
 
@@ -37,34 +45,32 @@ class TelemetryStore:
 
     # -- ingest -----------------------------------------------------------------------------------
     def ingest_segment(self, segment: Segment, neighbour_s: float = 900.0) -> IngestResult:
-        """Load one landing segment exactly once: COPY to staging, insert new samples, record the ledger.
+        """Load one landing segment exactly once: its rows, with entity ids resolved once per segment,
+        into `samples` by binary COPY (see `_insert_new`), and the ledger, in one transaction.
 
         A segment already in `ingest_ledger` is skipped; a sample already in `samples` is not inserted
-        again (re-delivery is harmless). The hours it touched are recorded in `telemetry_changes`; a sample
-        within `neighbour_s` of an hour edge touches the hour across the edge too (the KPIs interpolate
+        again (re-delivery is harmless), and of two rows of the segment with the same entity and time
+        one is inserted. The hours it touched are recorded in `telemetry_changes`; a sample within
+        `neighbour_s` of an hour edge touches the hour across the edge too (the KPIs interpolate
         across it, so that hour's values change as well).
         """
+        cols = segment.columns or parse_columns(segment.csv_body)
+        if cols is None:
+            raise ValueError(f"segment {segment.segment_id}: body not read by read_segment")
         with self.db.engine.begin() as conn:
             if conn.exec_driver_sql(
                 "SELECT 1 FROM ingest_ledger WHERE segment_id = %s", (segment.segment_id,)
             ).first():
                 return IngestResult(segment.segment_id, segment.rows, 0, 0, (), already_loaded=True)
-            conn.exec_driver_sql(
-                "CREATE TEMP TABLE staging (entity text, ts timestamptz, value double precision) ON COMMIT DROP"
-            )
-            self.db.transfer.load_staging(conn, segment.csv_body)
-            self._register_entities(conn, segment.meta.get("entities", {}))
-            first, last = conn.exec_driver_sql("SELECT min(ts), max(ts) FROM staging").one()
+            ids = self._entity_ids(conn, cols.keys, segment.meta.get("entities", {}))
             inserted = 0
             hours: tuple[datetime, ...] = ()
-            if first is not None:
+            if len(cols):
+                entity_ids = ids[cols.codes]
+                first, last = (_utc(cols.ts_us.min()), _utc(cols.ts_us.max()))
                 self.db.dialect.ensure_partitions(conn, first, last)
-                inserted = conn.exec_driver_sql(
-                    "INSERT INTO samples (entity_id, ts, value)"
-                    " SELECT DISTINCT ON (e.id, s.ts) e.id, s.ts, s.value FROM staging s JOIN entities e ON e.key = s.entity"
-                    " ORDER BY e.id, s.ts ON CONFLICT (entity_id, ts) DO NOTHING"
-                ).rowcount
-                hours = self._record_changes(conn, neighbour_s)
+                inserted = self._insert_new(conn, cols, entity_ids, first, last)
+                hours = self._record_changes(conn, cols.ts_us, neighbour_s)
             quarantined = self._quarantine(conn, segment)
             conn.exec_driver_sql(
                 "INSERT INTO ingest_ledger (segment_id, rows, inserted, quarantined) VALUES (%s, %s, %s, %s)",
@@ -72,61 +78,103 @@ class TelemetryStore:
             )
         return IngestResult(segment.segment_id, segment.rows, inserted, quarantined, hours)
 
-    @staticmethod
-    def _record_changes(conn: sa.Connection, neighbour_s: float) -> tuple[datetime, ...]:
-        """Record the UTC hours of the staged samples in `telemetry_changes` (and the neighbouring hours
-        within `neighbour_s` of an edge that have telemetry of their own); returns the staged hours."""
-        hours = tuple(
-            row[0]
-            for row in conn.exec_driver_sql(
-                "SELECT DISTINCT date_trunc('hour', ts AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS h"
-                " FROM staging ORDER BY h"
-            )
+    def _insert_new(self, conn: sa.Connection, cols, entity_ids, first, last) -> int:
+        """Insert the rows not yet in `samples`; returns how many.
+
+        New data (nothing stored for these entities in [first, last], no two rows of one entity and
+        time) goes straight into `samples` with one binary COPY, as fast as a plain COPY; should a
+        concurrent load have stored one of them meanwhile, the primary key refuses it and the rows take
+        the other way. Anything else (a redelivery, an overlap) goes through a staging table and
+        `INSERT ... ON CONFLICT DO NOTHING`."""
+        transfer = self.db.transfer
+        ids = np.unique(entity_ids).tolist()
+        stored = conn.exec_driver_sql(
+            "SELECT 1 FROM samples WHERE entity_id = ANY(%s::integer[]) AND ts >= %s AND ts <= %s"
+            " LIMIT 1",
+            (ids, first, last),
+        ).first()
+        if stored is None and not cols.has_duplicates():
+            try:
+                with conn.begin_nested():
+                    transfer.load_samples(conn, "samples", entity_ids, cols.ts_us, cols.values)
+                return len(cols)
+            except (psycopg.errors.UniqueViolation, sa.exc.IntegrityError):
+                pass  # stored by a concurrent load since the look: take the other way
+        conn.exec_driver_sql(
+            "CREATE TEMP TABLE IF NOT EXISTS staging_samples (entity_id integer,"
+            " ts timestamptz, value double precision) ON COMMIT DELETE ROWS"
         )
-        edges = {
-            row[0]
-            for row in conn.exec_driver_sql(
-                "SELECT DISTINCT date_trunc('hour', t AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
-                " FROM staging, unnest(ARRAY[ts - %s * INTERVAL '1 second',"
-                " ts + %s * INTERVAL '1 second']) AS t",
-                (neighbour_s, neighbour_s),
-            )
-        }
-        neighbours = sorted(edges - set(hours))
-        if hours:  # reported to Dagster by the next ingest run whatever happens to this one
-            conn.exec_driver_sql(
-                "INSERT INTO telemetry_changes (hour, changed_at) SELECT h, clock_timestamp()"
-                " FROM unnest(%s::timestamptz[]) AS h ON CONFLICT (hour) DO UPDATE"
-                " SET changed_at = EXCLUDED.changed_at, reported_at = NULL",
-                (list(hours),),
-            )
-            # a neighbouring hour that has telemetry of its own is computed again too; one without
-            # (before the history starts, or the hour still to come) is no hour to compute
-            conn.exec_driver_sql(
-                "UPDATE telemetry_changes SET changed_at = clock_timestamp(), reported_at = NULL"
-                " WHERE hour = ANY(%s::timestamptz[])",
-                (neighbours,),
-            )
+        transfer.load_samples(conn, "staging_samples", entity_ids, cols.ts_us, cols.values)
+        pick = (  # of two rows of one entity and time, one
+            "DISTINCT ON (entity_id, ts) entity_id, ts, value FROM staging_samples"
+            " ORDER BY entity_id, ts"
+            if cols.has_duplicates()
+            else "entity_id, ts, value FROM staging_samples"
+        )
+        return conn.exec_driver_sql(
+            f"INSERT INTO samples (entity_id, ts, value) SELECT {pick}"
+            " ON CONFLICT (entity_id, ts) DO NOTHING"
+        ).rowcount
+
+    @staticmethod
+    def _record_changes(
+        conn: sa.Connection, ts_us: np.ndarray, neighbour_s: float
+    ) -> tuple[datetime, ...]:
+        """Record the UTC hours of the samples in `telemetry_changes` (and the neighbouring hours
+        within `neighbour_s` of an edge that have telemetry of their own); returns the samples' hours."""
+        hour_us, margin_us = 3_600_000_000, int(neighbour_s * 1e6)
+        own = np.unique(ts_us // hour_us)
+        edges = np.union1d((ts_us - margin_us) // hour_us, (ts_us + margin_us) // hour_us)
+        hours = tuple(_utc(h * hour_us) for h in own)
+        neighbours = [_utc(h * hour_us) for h in np.setdiff1d(edges, own)]
+        # reported to Dagster by the next ingest run whatever happens to this one
+        conn.exec_driver_sql(
+            "INSERT INTO telemetry_changes (hour, changed_at) SELECT h, clock_timestamp()"
+            " FROM unnest(%s::timestamptz[]) AS h ON CONFLICT (hour) DO UPDATE"
+            " SET changed_at = EXCLUDED.changed_at, reported_at = NULL",
+            (list(hours),),
+        )
+        # a neighbouring hour that has telemetry of its own is computed again too; one without
+        # (before the history starts, or the hour still to come) is no hour to compute
+        conn.exec_driver_sql(
+            "UPDATE telemetry_changes SET changed_at = clock_timestamp(), reported_at = NULL"
+            " WHERE hour = ANY(%s::timestamptz[])",
+            (neighbours,),
+        )
         return hours
 
-    def _register_entities(self, conn: sa.Connection, meta: dict[str, dict]) -> None:
-        conn.exec_driver_sql(
-            "INSERT INTO entities (key, site_id, device_id, metric)"
-            " SELECT DISTINCT entity, split_part(entity, '.', 1), split_part(entity, '.', 2), split_part(entity, '.', 3)"
-            " FROM staging ON CONFLICT (key) DO NOTHING"
-        )
-        for key, info in meta.items():
+    @staticmethod
+    def _entity_ids(conn: sa.Connection, keys: list[str], meta: dict[str, dict]) -> np.ndarray:
+        """Entity id of each key (registering new keys), in the order of `keys`; unit and device class
+        from the segment's metadata where they changed. One statement each, whatever the count."""
+        if keys:
             conn.exec_driver_sql(
-                "UPDATE entities SET unit = %s, device_class = %s WHERE key = %s"
-                " AND (unit IS DISTINCT FROM %s OR device_class IS DISTINCT FROM %s)",
+                "INSERT INTO entities (key, site_id, device_id, metric)"
+                " SELECT k, split_part(k, '.', 1), split_part(k, '.', 2), split_part(k, '.', 3)"
+                " FROM unnest(%s::text[]) AS k ON CONFLICT (key) DO NOTHING",
+                (keys,),
+            )
+        if meta:
+            names = list(meta)
+            conn.exec_driver_sql(
+                "UPDATE entities e SET unit = m.unit, device_class = m.device_class"
+                " FROM unnest(%s::text[], %s::text[], %s::text[]) AS m(key, unit, device_class)"
+                " WHERE e.key = m.key AND (e.unit IS DISTINCT FROM m.unit"
+                " OR e.device_class IS DISTINCT FROM m.device_class)",
                 (
-                    info.get("unit"),
-                    info.get("device_class"),
-                    key,
-                    info.get("unit"),
-                    info.get("device_class"),
+                    names,
+                    [meta[k].get("unit") for k in names],
+                    [meta[k].get("device_class") for k in names],
                 ),
             )
+        if not keys:
+            return np.zeros(0, np.int32)
+        found = dict(
+            conn.exec_driver_sql(
+                "SELECT key, id FROM entities WHERE key = ANY(%s::text[])", (keys,)
+            ).all()
+        )
+        return np.array([found[k] for k in keys], dtype=np.int32)
 
     def _quarantine(self, conn: sa.Connection, segment: Segment) -> int:
         records = segment.meta.get("quarantine", [])

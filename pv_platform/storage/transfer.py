@@ -5,14 +5,21 @@ STDIN, such as the WASM TimescaleDB build used in the tests)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
 from pv_platform.kpi.samples import SampleSet
-from pv_platform.storage.codecs import kpi_copy_stream, kpi_frame, records, sample_records
+from pv_platform.storage.codecs import (
+    kpi_copy_stream,
+    kpi_frame,
+    records,
+    sample_copy_stream,
+    sample_records,
+)
 from pv_platform.storage.schema import KPI_VALUE_COLUMNS
 
 if TYPE_CHECKING:
@@ -22,6 +29,10 @@ UNNEST_CHUNK_ROWS = (
     500  # rows per statement without COPY: the WASM server crashes on a ~140 kB message
 )
 KPI_KEY = ["site_id", "device_id", "period_start"]
+
+
+def _utc(micros: int) -> datetime:
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
 
 
 def _kpi_where(params: dict[str, Any], style: str) -> str:
@@ -38,14 +49,21 @@ def _kpi_where(params: dict[str, Any], style: str) -> str:
 class Binary:
     """Binary COPY for writes, binary arrays for reads: no Python object per value either way."""
 
-    def load_staging(self, conn: sa.Connection, csv_body: str) -> None:
-        """COPY a segment's CSV into the `staging` table."""
+    def load_samples(
+        self,
+        conn: sa.Connection,
+        table: str,
+        entity_ids: np.ndarray,
+        ts_us: np.ndarray,
+        values: np.ndarray,
+    ) -> None:
+        """Rows into `table` (entity_id, ts, value) with one binary COPY built by numpy."""
         raw = conn.connection.driver_connection
         with (
             raw.cursor() as cur,
-            cur.copy("COPY staging (entity, ts, value) FROM STDIN (FORMAT csv)") as copy,
+            cur.copy(f"COPY {table} (entity_id, ts, value) FROM STDIN (FORMAT binary)") as copy,
         ):
-            copy.write(csv_body)
+            copy.write(sample_copy_stream(entity_ids, ts_us, values))
 
     def write_kpis(self, conn: sa.Connection, table: str, rows: pd.DataFrame, columns: list[str]):
         """KPI rows with one binary COPY (see `codecs.kpi_copy_stream`)."""
@@ -99,22 +117,26 @@ class Binary:
 class Rows:
     """Plain INSERTs and row reads, for servers that cannot COPY FROM STDIN."""
 
-    def load_staging(self, conn: sa.Connection, csv_body: str) -> None:
-        """Insert a segment's CSV into the `staging` table with unnest arrays."""
-        entities, stamps, values = [], [], []
-        for line in csv_body.splitlines():
-            entity, ts, value = line.split(",")
-            entities.append(entity)
-            stamps.append(ts)
-            values.append(float(value))
-        for i in range(0, len(values), UNNEST_CHUNK_ROWS):
+    def load_samples(
+        self,
+        conn: sa.Connection,
+        table: str,
+        entity_ids: np.ndarray,
+        ts_us: np.ndarray,
+        values: np.ndarray,
+    ) -> None:
+        """Rows into `table` (entity_id, ts, value) with unnest arrays, a chunk per statement."""
+        ids = entity_ids.tolist()
+        stamps = [_utc(t) for t in ts_us.tolist()]
+        numbers = values.tolist()
+        for i in range(0, len(ids), UNNEST_CHUNK_ROWS):
             conn.exec_driver_sql(
-                "INSERT INTO staging (entity, ts, value)"
-                " SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::double precision[])",
+                f"INSERT INTO {table} (entity_id, ts, value)"
+                " SELECT * FROM unnest(%s::integer[], %s::timestamptz[], %s::double precision[])",
                 (
-                    entities[i : i + UNNEST_CHUNK_ROWS],
+                    ids[i : i + UNNEST_CHUNK_ROWS],
                     stamps[i : i + UNNEST_CHUNK_ROWS],
-                    values[i : i + UNNEST_CHUNK_ROWS],
+                    numbers[i : i + UNNEST_CHUNK_ROWS],
                 ),
             )
 
