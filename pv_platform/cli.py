@@ -228,6 +228,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     store = AlertStore(db.engine)
     if args.action == "list":
         return _list_alerts(store, args)
+    if args.action == "incidents":
+        return _list_incidents(db, settings, args)
     if args.id is None:
         print(f"pvp alerts {args.action} needs the alert id (see pvp alerts list)", file=sys.stderr)
         return 2
@@ -267,6 +269,31 @@ def _list_alerts(store, args: argparse.Namespace) -> int:
             f"-- {len(rows)} of {total} alerts shown (from {args.offset + 1}); more with"
             f" --offset {args.offset + len(rows)} or --limit"
         )
+    return 0
+
+
+def _list_incidents(db, settings, args: argparse.Namespace) -> int:
+    """One block per incident: cause, span, devices, lost energy (and revenue), its symptoms."""
+    from pv_platform.alerts.service import incident_report
+    from pv_platform.clock import now
+    from pv_platform.plant import load_plant
+
+    state = {"open": "open", "resolved": "resolved"}.get(args.state or "")
+    report = incident_report(db, load_plant(settings.resolved_plant_file), now(), state, args.site)
+    if report.empty:
+        print("no incidents")
+    for i in report.itertuples():
+        end = (
+            f"{i.resolved_at:%Y-%m-%d %H:%M}"
+            if i.resolved_at == i.resolved_at and i.resolved_at
+            else "open"
+        )
+        money = f", {i.lost_revenue:.2f} {i.currency}" if i.currency else ""
+        print(
+            f"{i.id:>6} {i.severity:<8} {i.site_id}/{i.scope:<10} {i.opened_at:%Y-%m-%d %H:%M} - {end}"
+            f" {i.title} | devices {', '.join(sorted(i.devices))} | lost {i.lost_energy_kwh:.1f} kWh{money}"
+        )
+        print(f"{'':>7}symptoms: {i.symptoms}")
     return 0
 
 
@@ -514,8 +541,8 @@ def main(argv: list[str] | None = None) -> int:
         help="also create this database (repeatable)",
     )
     p.set_defaults(func=cmd_migrate)
-    p = sub.add_parser("alerts", help="list, show, acknowledge or resolve alerts")
-    p.add_argument("action", choices=["list", "show", "ack", "resolve"])
+    p = sub.add_parser("alerts", help="list, show, acknowledge or resolve alerts; list incidents")
+    p.add_argument("action", choices=["list", "incidents", "show", "ack", "resolve"])
     p.add_argument("id", nargs="?", type=int)
     p.add_argument("--by", default="cli", help="who acknowledges or resolves")
     p.add_argument("--comment", default="")

@@ -95,6 +95,13 @@ class Settings(BaseSettings):
     alert_webhook_url: str | None = Field(
         default=None, description="POST every alert change here as JSON."
     )
+    alert_escalation_webhook_url: str | None = Field(
+        default=None,
+        description="POST escalations here: open CRITICAL incidents nobody acknowledged in time.",
+    )
+    alert_escalate_after_s: float = Field(
+        default=1800.0, gt=0, description="Escalate an unacknowledged CRITICAL incident after [s]."
+    )
     alert_stale_after_s: float = Field(
         default=60.0, gt=0, description="No reading for this long: communication lost [s]."
     )

@@ -12,9 +12,9 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
+from pv_platform import clock
 from pv_platform.landing.format import (
     END_PREFIX,
     FORMAT,
@@ -162,7 +162,9 @@ class SegmentWriter:
                 return
             if self._opened_at is None:
                 self._opened_at = time.monotonic()
-            now = datetime.now(UTC).isoformat()
+            now = (
+                clock.now().isoformat()
+            )  # the platform's time: rules judge quarantine per its hour
             bucket = self._buckets[source]
             if bucket.dropped:
                 log.warning(
