@@ -113,6 +113,15 @@ def alerts(url: str, state: str | None, site_id: str | None, severity: str | Non
     )
 
 
+@pn.cache(ttl=10, max_items=64)
+def incidents(url: str, plant_file: str, site_id: str | None) -> pd.DataFrame:
+    """Incidents with their symptoms, lost energy and revenue (`incident_report`)."""
+    from pv_platform import clock
+    from pv_platform.alerts.service import incident_report
+
+    return incident_report(database(url), plant(plant_file), clock.now(), None, site_id or None)
+
+
 @pn.cache(ttl=15)
 def device_history(url: str, plant_file: str) -> dict[tuple[str, str], dict]:
     """Per configured device: its newest stored reading and its time-based availability over 24 h."""
@@ -138,10 +147,17 @@ def device_history(url: str, plant_file: str) -> dict[tuple[str, str], dict]:
 
 
 def devices(
-    url: str, plant_file: str, live_seen: dict[tuple[str, str], datetime], now: datetime
+    url: str,
+    plant_file: str,
+    live_seen: dict[tuple[str, str], datetime],
+    now: datetime,
+    identities: dict[tuple[str, str], dict[str, str]] | None = None,
 ) -> pd.DataFrame:
-    """Each device's newest reading (stored, or seen on the live bus, whichever is newer: the database
-    lags by an ingest cycle), its communication status against the alert rule's limit, and availability."""
+    """Each device's identity as it told the collector (manufacturer and model, serial, firmware:
+    SunSpec Mn/Md/SN/Vr), newest reading (stored, or seen on the live bus, whichever is newer: the
+    database lags by an ingest cycle), communication status against the alert rule's limit, and
+    availability."""
+    identities = identities or {}
     history, the_plant = device_history(url, plant_file), plant(plant_file)
     fleet = fleet_from_settings(get_settings())
     rows = []
@@ -157,12 +173,23 @@ def devices(
             rows.append(
                 {
                     "site": site.id, "device": d.id, "kind": d.kind, "integration": d.integration,
+                    **identity_columns(identities.get((site.id, d.id), {})),
                     "last reading (UTC)": seen.strftime("%Y-%m-%d %H:%M:%S") if seen else "—",
                     "age": _age(age_s), "communication": status,
                     "availability 24 h": h["availability"],
                 }
             )  # fmt: skip
     return pd.DataFrame(rows)
+
+
+def identity_columns(info: dict[str, str]) -> dict[str, str]:
+    """A device's identity as table cells: `manufacturer model`, serial, firmware (unknown: —)."""
+    make = " ".join(v for v in (info.get("manufacturer"), info.get("model")) if v)
+    return {
+        "make / model": make or "—",
+        "serial": info.get("serial_number") or "—",
+        "firmware": info.get("sw_version") or "—",
+    }
 
 
 def _age(seconds: float | None) -> str:
@@ -173,3 +200,35 @@ def _age(seconds: float | None) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.0f} min"
     return f"{seconds / 3600:.1f} h"
+
+
+@pn.cache(ttl=30, max_items=64)
+def reports(url: str, site_id: str) -> pd.DataFrame:
+    """The site's stored monthly and yearly reports (no documents), newest period first."""
+    return database(url).reports.list([site_id])
+
+
+def report_document(url: str, site_id: str, grain: str, period: str, fmt: str) -> bytes:
+    """One stored report as PDF or HTML bytes (read when downloaded, not cached: large, rarely asked)."""
+    document = database(url).reports.document(site_id, grain, period, fmt)
+    if document is None:
+        raise LookupError(f"no {grain} report of {site_id} for {period}")
+    return document
+
+
+@pn.cache(ttl=60, max_items=64)
+def losses(url: str, site_id: str, device_id: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """Daily loss analytics of one site (device '*') or inverter in [start, end) (`loss_daily`)."""
+    return database(url).losses.read_daily(start, end, site_id, device_id)
+
+
+@pn.cache(ttl=60, max_items=64)
+def degradation(url: str, site_id: str) -> pd.DataFrame:
+    """The year-on-year degradation rows of a site's devices (`degradation`)."""
+    return database(url).losses.read_degradation(site_id)
+
+
+@pn.cache(ttl=30, max_items=64)
+def quality_failures(url: str, site_id: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """The failed data-quality checks of a site's hours in [start, end) (`kpi_quality`)."""
+    return database(url).kpis.quality_failures(start, end, site_id)

@@ -19,6 +19,7 @@ import aiomqtt
 
 from pv_platform.bus import parse_mqtt_url
 from pv_platform.settings import get_settings
+from pv_platform.vocabulary import Metric
 
 log = logging.getLogger(__name__)
 HISTORY_S = 3600
@@ -37,6 +38,8 @@ class LiveState:
     messages: int = 0
     connected: bool = False
     inverters: set[tuple[str, str]] | None = None  # whose ac_power is plant power (not the meter's)
+    # (site, device) -> what the device says it is (retained `<prefix>/<site>/<device>/info`)
+    device_info: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def apply(self, topic: str, payload: bytes) -> None:
@@ -45,6 +48,9 @@ class LiveState:
             return
         try:
             data = json.loads(payload)
+            if isinstance(data, dict) and isinstance(data.get("device_info"), dict):
+                self._identify(parts, data["device_info"])
+                return
             values = {k: float(v) for k, v in data["values"].items()}
         except (ValueError, KeyError, TypeError, AttributeError):
             return  # the live bus is best effort; the landing has the truth
@@ -56,7 +62,7 @@ class LiveState:
             }
             self.messages += 1
             plant_w = sum(
-                d["values"].get("ac_power", 0.0)
+                d["values"].get(Metric.AC_POWER, 0.0)
                 for key, d in self.devices.items()
                 if self.inverters is None or key in self.inverters
             )
@@ -65,6 +71,17 @@ class LiveState:
                 self.power_history[-1] = (now, plant_w)
             else:
                 self.power_history.append((now, plant_w))
+
+    def _identify(self, parts: list[str], info: dict) -> None:
+        if len(parts) >= 3:
+            with self.lock:
+                self.device_info[(parts[-3], parts[-2])] = {
+                    str(k): str(v) for k, v in info.items() if v is not None
+                }
+
+    def identities(self) -> dict[tuple[str, str], dict[str, str]]:
+        with self.lock:
+            return dict(self.device_info)
 
     def snapshot(self) -> tuple[dict, list, int]:
         with self.lock:

@@ -11,20 +11,19 @@ import contextlib
 import json
 import statistics
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import aiomqtt
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from pv_platform import clock
 from pv_platform.alerts.engine import AlertEngine as _Engine
 from pv_platform.alerts.kpi_rules import kpi_candidates
 from pv_platform.alerts.limits import fleet_from_settings, kpi_thresholds
 from pv_platform.alerts.model import AlertCandidate
 from pv_platform.alerts.realtime import (
-    EVENT_NAMES,
-    FAULT_STATE,
     RealtimeRules,
     communication_status,
 )
@@ -43,6 +42,7 @@ from pv_platform.readings import Reading
 from pv_platform.settings import Settings, get_settings
 from pv_platform.storage import Database
 from pv_platform.storage.alerts import AlertStore
+from pv_platform.vocabulary import Metric, OperatingState, event_bits, event_names
 
 __all__ = [
     "AlertEngine",
@@ -128,10 +128,10 @@ class ModuleRecord(BaseModel):
 
 
 _INVERTER_FIELDS = {
-    "ac_power": "ac_power_w", "ac_energy": "ac_energy_wh", "dc_power": "dc_power_w",
-    "dc_voltage": "dc_voltage_v", "dc_current": "dc_current_a", "ac_voltage_an": "ac_voltage_v",
-    "ac_current": "ac_current_a", "ac_frequency": "frequency_hz",
-    "cabinet_temperature": "cabinet_temperature_c",
+    Metric.AC_POWER: "ac_power_w", Metric.AC_ENERGY: "ac_energy_wh", Metric.DC_POWER: "dc_power_w",
+    Metric.DC_VOLTAGE: "dc_voltage_v", Metric.DC_CURRENT: "dc_current_a", Metric.AC_VOLTAGE_AN: "ac_voltage_v",
+    Metric.AC_CURRENT: "ac_current_a", Metric.AC_FREQUENCY: "frequency_hz",
+    Metric.CABINET_TEMPERATURE: "cabinet_temperature_c",
 }  # fmt: skip
 
 
@@ -143,11 +143,10 @@ def parse_inverter(site_id: str, device_id: str, ts: datetime, values: dict) -> 
         ts=ts,
         **{f: float(values[m]) for m, f in _INVERTER_FIELDS.items() if m in values},
     )
-    if "operating_state" in values:
-        record.operating_state = int(values["operating_state"])
-        record.faulted = record.operating_state == FAULT_STATE
-    bits = int(values.get("events", 0))
-    record.events = [name for bit, name in EVENT_NAMES.items() if bits >> bit & 1]
+    if Metric.OPERATING_STATE in values:
+        record.operating_state = int(values[Metric.OPERATING_STATE])
+        record.faulted = record.operating_state == OperatingState.FAULT
+    record.events = event_names(values.get(Metric.EVENTS, 0))
     return record
 
 
@@ -247,7 +246,7 @@ class RealTimeMonitor:
                 stored = db.telemetry.last_reading_per_device()
             finally:
                 db.dispose()
-        now = datetime.now(UTC)
+        now = clock.now()
         out = []
         for site in self.plant.sites:
             for d in site.devices:
@@ -283,8 +282,8 @@ class RealTimeMonitor:
             if site not in (None, site_id):
                 continue
             flagged = self._flags(site_id, ts, "string_fault")
-            medians = self._string_medians(site_id, "dc_current")
-            for string, current in _strings(values, "dc_current").items():
+            medians = self._string_medians(site_id, Metric.DC_CURRENT)
+            for string, current in _strings(values, Metric.DC_CURRENT).items():
                 yield StringRecord(
                     site_id=site_id, device_id=device_id, string=string, ts=ts, current_a=current,
                     voltage_v=values.get(f"{string}_dc_voltage"), power_w=values.get(f"{string}_dc_power"),
@@ -588,7 +587,7 @@ class AlertEngine:
         at: datetime | None = None,
     ) -> dict | None:
         """An hour's PR [1] and deviation from expected energy [1, negative = below]: the KPI rule."""
-        now = at or datetime.now(UTC)
+        now = at or clock.now()
         row = {
             "site_id": site, "device_id": device, "period_start": now - timedelta(hours=1), "pr": pr,
             "expected_deviation": expected_deviation, "insolation_poa_kwh_m2": insolation_kwh_m2,
@@ -606,7 +605,7 @@ class AlertEngine:
     def _realtime(
         self, readings: list[Reading], now: datetime, rules: set[str], site: str
     ) -> dict | None:
-        self.rules.feed(readings)
+        self.rules.feed(readings, now)  # judged at the records' own time
         found = [c for c in self.rules.evaluate(now) if c.rule in rules and c.site_id == site]
         return self._apply(found, now)
 
@@ -619,9 +618,8 @@ class AlertEngine:
             if getattr(record, f) is not None
         }
         if record.operating_state is not None:
-            values["operating_state"] = record.operating_state
-        bits = {name: bit for bit, name in EVENT_NAMES.items()}
-        values["events"] = sum(1 << bits[name] for name in record.events if name in bits)
+            values[Metric.OPERATING_STATE] = record.operating_state
+        values[Metric.EVENTS] = event_bits(record.events)
         readings = [
             Reading(entity=f"{record.site_id}.{record.device_id}.{m}", ts=record.ts, value=float(v))
             for m, v in values.items()
@@ -632,10 +630,13 @@ class AlertEngine:
     def grid_outage_detection(self, grid: dict) -> dict | None:
         """A meter reading {"site", "device", "ts", "frequency_hz", "voltage_v"} through the grid rule
         (out of the site's band for the hold time)."""
-        site, device, ts = grid["site"], grid["device"], grid.get("ts") or datetime.now(UTC)
+        site, device, ts = grid["site"], grid["device"], grid.get("ts") or clock.now()
         readings = [
             Reading(entity=f"{site}.{device}.{metric}", ts=ts, value=float(grid[key]))
-            for key, metric in (("frequency_hz", "grid_frequency"), ("voltage_v", "grid_voltage"))
+            for key, metric in (
+                ("frequency_hz", Metric.GRID_FREQUENCY),
+                ("voltage_v", Metric.GRID_VOLTAGE),
+            )
             if grid.get(key) is not None
         ]
         return self._realtime(readings, ts, {"grid_outage"}, site)

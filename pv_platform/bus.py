@@ -95,3 +95,14 @@ def live_topic(prefix: str, site_id: str, device_id: str) -> str:
 def live_payload(ts: datetime, values: dict[str, float]) -> bytes:
     """One device's newest values: `{"ts": ISO-8601, "values": {metric: value}}`."""
     return json.dumps({"ts": ts.isoformat(), "values": values}).encode()
+
+
+def device_info_topic(prefix: str, site_id: str, device_id: str) -> str:
+    """Where a device's identity is published, retained, beside its live values."""
+    return f"{prefix}/{site_id}/{device_id}/info"
+
+
+def device_info_payload(info: dict[str, str]) -> bytes:
+    """`{"device_info": {"manufacturer": ..., "model": ..., "serial_number": ..., "sw_version": ...}}`
+    (the fields the device told; a live-values reader skips it: it has no `values`)."""
+    return json.dumps({"device_info": info}).encode()

@@ -5,16 +5,27 @@ Dagster side's notion of "the running hour" go through `now()`.
 Set by `PVP_CLOCK_START` (ISO-8601, UTC), `PVP_CLOCK_SPEED` (simulated seconds per real second) and
 `PVP_CLOCK_ANCHOR` (the wall-clock Unix time at which simulated time was `PVP_CLOCK_START`). With an anchor
 every process - simulator, collector, Dagster daemon and its runs - reads the same simulated time whenever
-it started; without one each process starts its own clock at `PVP_CLOCK_START` (two processes started
-seconds apart then differ by seconds x speed). Simulated time must stay in the past: readings stamped in
-the future are refused.
+it started. Without one, the first process anchors the clock and writes it to `<landing>/clock.json`; every
+process started later with the same start and speed reads that anchor (the file is kept fresh by the
+processes using it and ignored once stale), so `pvp simulate` and `pvp collect` started side by side agree.
+(Before, each process anchored its own clock when its imports were done: the simulator imports pvlib and
+pymodbus first, so it ran seconds x speed behind the collector - 14 simulated minutes at 60x.)
+Simulated time must stay in the past: readings stamped in the future are refused.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+CLOCK_FILE = "clock.json"
+HEARTBEAT_S = 5.0  # a process using a shared clock touches its file this often ...
+STALE_AFTER_S = 30.0  # ... and a file not touched for this long belongs to no running process
 
 
 @dataclass
@@ -58,8 +69,72 @@ def set_clock(
     return _clock
 
 
-def use_settings(settings) -> Clock:
-    """The clock the settings describe (PVP_CLOCK_START/SPEED/ANCHOR), made this process's clock."""
-    if settings.clock_start is None and settings.clock_speed == 1.0:
+def speed() -> float:
+    """Platform seconds per wall second (1.0 on the wall clock)."""
+    return _clock.speed
+
+
+def wall_s(platform_s: float) -> float:
+    """Wall seconds that `platform_s` seconds of platform time take (a wait, a back-off) [s]."""
+    return platform_s / _clock.speed
+
+
+def _read_anchor(path: Path, start: datetime, speed: float) -> float | None:
+    try:
+        held = json.loads(path.read_text())
+        fresh = time.time() - path.stat().st_mtime <= STALE_AFTER_S
+    except (OSError, ValueError):
+        return None
+    same = held.get("start") == start.isoformat() and float(held.get("speed", 0)) == speed
+    return float(held["anchor"]) if same and fresh and "anchor" in held else None
+
+
+def shared_anchor(folder: Path, start: datetime, speed: float) -> float:
+    """The anchor of the accelerated clock that processes on this landing already use (same start and
+    speed, file fresh), or a new one (now) written to `folder/clock.json` for those that start later.
+    Created atomically (link of a complete file): two processes starting at once agree."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / CLOCK_FILE
+    for _ in range(3):
+        anchor = _read_anchor(path, start, speed)
+        if anchor is not None:
+            return anchor
+        anchor = time.time()
+        tmp = folder / f".{CLOCK_FILE}.{os.getpid()}"
+        tmp.write_text(json.dumps({"start": start.isoformat(), "speed": speed, "anchor": anchor}))
+        try:
+            if path.exists():
+                path.unlink()  # stale, or another start/speed: this run's clock replaces it
+            os.link(tmp, path)
+            return anchor
+        except FileExistsError:
+            continue  # another process wrote it between our look and our write: read theirs
+        finally:
+            tmp.unlink(missing_ok=True)
+    raise RuntimeError(f"cannot settle the shared clock in {path}")
+
+
+def _keep_fresh(path: Path, anchor: float) -> None:
+    while True:
+        time.sleep(HEARTBEAT_S)
+        try:
+            if float(json.loads(path.read_text())["anchor"]) == anchor:
+                os.utime(path)
+        except (OSError, ValueError, KeyError):
+            pass
+
+
+def use_settings(settings, start: datetime | None = None, speed: float | None = None) -> Clock:
+    """The clock the settings (or the `pvp simulate` flags) describe, made this process's clock:
+    PVP_CLOCK_START/SPEED with PVP_CLOCK_ANCHOR, or else the anchor shared through the landing folder."""
+    start, speed = start or settings.clock_start, speed or settings.clock_speed
+    if start is None and speed == 1.0:
         return set_clock()
-    return set_clock(settings.clock_start, settings.clock_speed, settings.clock_anchor)
+    anchor = settings.clock_anchor
+    if anchor is None and start is not None:
+        path = Path(settings.resolved_landing_dir)
+        anchor = shared_anchor(path, start, speed)
+        threading.Thread(
+            target=_keep_fresh, args=(path / CLOCK_FILE, anchor), daemon=True, name="clock"
+        ).start()
+    return set_clock(start, speed, anchor)

@@ -15,9 +15,20 @@ from pathlib import Path
 
 import aiomqtt
 
-from pv_platform.bus import BrokerAddress, live_payload, live_topic
+from pv_platform.bus import (
+    BrokerAddress,
+    device_info_payload,
+    device_info_topic,
+    live_payload,
+    live_topic,
+)
 from pv_platform.ha_discovery import discovery_messages
-from pv_platform.integration import Coordinator, load_integration, wait_or_stop
+from pv_platform.integration import (
+    Coordinator,
+    PushCoordinator,
+    load_integration,
+    wait_or_stop,
+)
 from pv_platform.landing import SegmentWriter
 from pv_platform.metrics import CONTENT_TYPE, collector_metrics, render
 from pv_platform.plant import Plant
@@ -80,20 +91,21 @@ class Collector:
         if self.writer.torn_removed:
             log.warning("removed %d torn segment(s) left by a crash", self.writer.torn_removed)
         self.coordinators: list[Coordinator] = []
+        # integrations' shared state (Home Assistant's hass.data), e.g. one Modbus hub per bus
+        self.shared: dict[str, object] = {}
         for site in plant.sites:
             for device in site.devices:
-                coordinator = load_integration(device.integration).setup(site, device, settings)
+                integration = load_integration(device.integration)
+                coordinator = integration.setup(site, device, settings, self.shared)
                 # a push device acknowledges only what landed: its readings are never dropped, unless
-                # it subscribes at QoS 0 (nothing to leave unacknowledged: the broker keeps nothing)
-                config = getattr(coordinator, "config", None)
-                droppable = (
-                    getattr(coordinator, "on_durable", None) is None
-                    or getattr(config, "qos", 1) == 0
-                )
+                # its source keeps nothing to deliver again (MQTT QoS 0)
+                push = isinstance(coordinator, PushCoordinator)
+                droppable = not push or coordinator.droppable
                 coordinator.attach(
                     partial(self._on_readings, droppable=droppable), self.writer.add_quarantine
                 )
-                coordinator.attach_durable(self.close_segment)
+                if push:
+                    coordinator.attach_durable(self.close_segment)
                 coordinator.earliest = site.earliest_reading()
                 self.coordinators.append(coordinator)
         self._entity_meta: dict[str, dict] = {}
@@ -126,9 +138,8 @@ class Collector:
     def _acknowledge(self) -> None:
         self._last_close = time.monotonic()
         for coordinator in self.coordinators:
-            on_durable = getattr(coordinator, "on_durable", None)
-            if on_durable is not None:
-                on_durable()
+            if isinstance(coordinator, PushCoordinator):
+                coordinator.on_durable()
 
     def _on_readings(self, readings: list[Reading], droppable: bool = False) -> None:
         self.readings_total += len(readings)
@@ -151,7 +162,7 @@ class Collector:
 
     async def _tick_landing(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            waiting = any(getattr(c, "unacked", 0) for c in self.coordinators)
+            waiting = any(c.unacked for c in self.coordinators if isinstance(c, PushCoordinator))
             if (
                 waiting
                 and time.monotonic() - self._last_close >= self.settings.mqtt_ack_max_delay_s
@@ -224,7 +235,12 @@ class Collector:
                             self.coordinators, prefix, self.settings.ha_discovery_prefix
                         ):
                             await client.publish(topic, payload, qos=1, retain=True)
+                    # what this connection told: (identity, number of entities) per device
+                    told = {(c.site_id, c.device_id): (None, len(c.descriptions))
+                            for c in self.coordinators}  # fmt: skip
                     while not stop.is_set():
+                        for topic, payload in self._identity_messages(told):
+                            await client.publish(topic, payload, qos=1, retain=True)
                         pending, self._live = self._live, {}
                         for (site_id, device_id), (ts, values) in pending.items():
                             await client.publish(
@@ -235,6 +251,25 @@ class Collector:
                 log.warning("live bus unavailable (%s); retrying in 2 s", exc)
                 self._live.clear()
                 await wait_or_stop(stop, 2.0)
+
+    def _identity_messages(self, told: dict[tuple[str, str], tuple]) -> list[tuple[str, bytes]]:
+        """Retained messages for each device whose identity or entities changed since `told`: its
+        identity beside its live values (the Devices page) and, with HA discovery, its entities'
+        configs again (their `device` block now says what the device is; entities that appeared at
+        run time, such as one per MPPT, get theirs)."""
+        out: list[tuple[str, bytes]] = []
+        prefix = self.settings.live_topic_prefix
+        for c in self.coordinators:
+            key, state = (c.site_id, c.device_id), (c.device_info, len(c.descriptions))
+            if told.get(key) == state:
+                continue
+            told[key] = state
+            if c.device_info is not None:
+                info = device_info_payload(c.device_info.as_dict())
+                out.append((device_info_topic(prefix, *key), info))
+            if self.settings.ha_discovery:
+                out += discovery_messages([c], prefix, self.settings.ha_discovery_prefix)
+        return out
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set, then close the open segment so nothing buffered is lost."""

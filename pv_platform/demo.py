@@ -15,11 +15,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pv_platform import clock
 from pv_platform.dashboard_server import login_configured, panel_command, panel_env
+from pv_platform.demo_history import HISTORY_STEP_S, History, history_window
 from pv_platform.plant import dump_plant, load_plant, parse_plant
 from pv_platform.services import ensure_database, free_port, port_is_open, start_embedded_postgres
 from pv_platform.settings import Settings
 from pv_platform.storage import Database, redact, sqlalchemy_url
+from pv_platform.vocabulary import Metric
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parent.parent
@@ -79,11 +82,11 @@ def demo_plant(inverter_ports: list[int], where: tuple = DEMO_SITES[0]) -> dict:
             "config": {
                 "topic": f"pvp/sim/{where[0]}/wx1",
                 "fields": {
-                    "poa_irradiance": "poa",
-                    "ghi_irradiance": "ghi",
-                    "module_temperature": "t_mod",
-                    "ambient_temperature": "t_amb",
-                    "wind_speed": "wind",
+                    Metric.POA_IRRADIANCE: "poa",
+                    Metric.GHI_IRRADIANCE: "ghi",
+                    Metric.MODULE_TEMPERATURE: "t_mod",
+                    Metric.AMBIENT_TEMPERATURE: "t_amb",
+                    Metric.WIND_SPEED: "wind",
                 },
             },
         }
@@ -97,12 +100,12 @@ def demo_plant(inverter_ports: list[int], where: tuple = DEMO_SITES[0]) -> dict:
             "config": {
                 "topic": f"pvp/sim/{where[0]}/meter1",
                 "fields": {
-                    "ac_power": "p_w",
-                    "export_energy": "e_export_wh",
-                    "import_energy": "e_import_wh",
-                    "grid_frequency": "f_hz",
-                    "grid_voltage": "u_v",
-                    "power_factor": "pf",
+                    Metric.AC_POWER: "p_w",
+                    Metric.EXPORT_ENERGY: "e_export_wh",
+                    Metric.IMPORT_ENERGY: "e_import_wh",
+                    Metric.GRID_FREQUENCY: "f_hz",
+                    Metric.GRID_VOLTAGE: "u_v",
+                    Metric.POWER_FACTOR: "pf",
                 },
             },
         }
@@ -134,8 +137,13 @@ class Children:
                 fh.write(f"{proc.pid}\n")
         return proc
 
-    def dead(self) -> list[str]:
-        return [name for name, p in self.procs.items() if p.poll() is not None]
+    def dead(self, one_shot: tuple[str, ...] = ("history",)) -> list[str]:
+        """Children that exited; a one-shot child only when it failed."""
+        return [
+            name
+            for name, p in self.procs.items()
+            if p.poll() is not None and not (name in one_shot and p.returncode == 0)
+        ]
 
     def stop_all(self, timeout_s: float = 20.0, last: tuple[str, ...] = ("broker",)) -> None:
         """SIGTERM every child group, those in `last` (the broker its clients talk to) after the
@@ -202,6 +210,7 @@ def run_demo(
     inverters: int = 2,
     backfill_hours: float = 24.0,
     scenario: Path | None = None,
+    history_month: bool = True,
 ) -> int:
     data_dir = settings.data_dir.resolve()
     (data_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -281,7 +290,13 @@ def run_demo(
     api_port = free_port(8100)
     api_token_file = demo_api_token(data_dir, env)
     pvp = str(bin_dir / "pvp")
+    now = clock.use_settings(settings).now()  # the simulator's clock (accelerated time too)
+    zones = [site.timezone for site in load_plant(plant_file).sites]
+    window = history_window(zones, now, backfill_hours) if history_month else None
+    history = History(window, database_url)
     simulate = [pvp, "simulate", "--backfill-hours", str(backfill_hours)]
+    if window is not None:  # the recent back-fill ends where the demo decided: the month joins it
+        simulate += ["--backfill-end", window[2].isoformat()]
     children.start(
         "simulator", simulate + (["--scenario", str(scenario.resolve())] if scenario else []), env
     )
@@ -336,6 +351,11 @@ def run_demo(
             print(f"stopped because {', '.join(dead)} exited; see {data_dir / 'logs'}/", flush=True)
             code = 1
             break
+        if history.due():
+            start, end, _ = window
+            print(f"landing the last closed month: {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}"
+                  f" UTC, every {HISTORY_STEP_S // 60} min (its report follows)", flush=True)  # fmt: skip
+            children.start("history", history.command(pvp), env)
         time.sleep(1)
     print("stopping …", flush=True)
     demo_env.unlink(missing_ok=True)

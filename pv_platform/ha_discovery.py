@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 
 from pv_platform.bus import live_topic
-from pv_platform.integration import Coordinator, DeviceClass, StateClass
+from pv_platform.integration import Coordinator
+from pv_platform.vocabulary import DeviceClass, StateClass
 
 # our device classes -> Home Assistant sensor device classes (None: HA has no such class)
 HA_DEVICE_CLASS = {
@@ -36,6 +37,8 @@ def discovery_messages(
             "model": type(c).__name__.removesuffix("Coordinator") or "device",
             "via_device": _object_id("pvp", c.site_id),
         }
+        if c.device_info is not None:  # what the device itself says it is (SunSpec Mn, Md, SN, Vr)
+            device.update(c.device_info.as_dict())
         for d in c.descriptions.values():
             ha_class = HA_DEVICE_CLASS.get(d.device_class)
             config = {

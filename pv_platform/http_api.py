@@ -4,7 +4,7 @@ acknowledging an alert (POST /alerts/{id}/ack, scope `alerts:ack`).
 
 Every request but the OpenAPI document needs `Authorization: Bearer <token>`; tokens are kept as SHA-256
 hashes in PVP_API_TOKENS_FILE, each with its scopes (`sites:read`, `kpis:read`, `samples:read`,
-`alerts:read`, `alerts:ack`) and optionally the sites it may read. Pages are at most MAX_LIMIT rows, with an opaque
+`alerts:read`, `alerts:ack`, `reports:read`) and optionally the sites it may read. Pages are at most MAX_LIMIT rows, with an opaque
 cursor for the next; ranges are limited per kind. Responses carry an ETag (a repeated request with
 `If-None-Match` gets 304) and, for periods closed more than a day ago, `Cache-Control: max-age`.
 Refusals are JSON `{"error": ..., "status": ...}` naming the parameter at fault.
@@ -29,6 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import sqlalchemy as sa
 
+from pv_platform.alerts.engine import AlertEngine
 from pv_platform.export import (
     KPI_HEADERS,
     KPI_TABLE,
@@ -37,13 +38,14 @@ from pv_platform.export import (
     parse_time,
     site_window,
 )
+from pv_platform.http_common import PREFIX, ApiError, Response
+from pv_platform.http_reports import ReportViews, report_paths
 from pv_platform.storage import api_reads
 from pv_platform.storage.alerts import AlertStore
 from pv_platform.storage.schema import KPI_VALUE_COLUMNS
 
 log = logging.getLogger(__name__)
-PREFIX = "/api/v1"
-SCOPES = ("sites:read", "kpis:read", "samples:read", "alerts:read", "alerts:ack")
+SCOPES = ("sites:read", "kpis:read", "samples:read", "alerts:read", "alerts:ack", "reports:read")
 MAX_BODY_BYTES = 16_384  # a POST body (an acknowledgement's comment) at most
 MAX_COMMENT_CHARS = 2000
 DEFAULT_LIMIT = 1000
@@ -61,14 +63,6 @@ CLOSED_AFTER = timedelta(
 )  # a range that ended this long ago is cached (late data comes sooner)
 CLOSED_MAX_AGE_S = 86_400
 KPI_UNITS = {c: KPI_HEADERS[c].rsplit("[", 1)[1].rstrip("]") for c in KPI_VALUE_COLUMNS}
-
-
-class ApiError(Exception):
-    """A refusal: HTTP status and a message naming what is wrong."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
 
 
 # -- tokens ----------------------------------------------------------------------------------------
@@ -154,14 +148,7 @@ def _json_value(value):
     return value
 
 
-@dataclass
-class Response:
-    status: int
-    body: bytes
-    headers: dict[str, str]
-
-
-class Api:
+class Api(ReportViews):
     """Request handling, independent of the HTTP server: `handle(method, target, headers)`."""
 
     def __init__(
@@ -169,8 +156,11 @@ class Api:
         engine: sa.Engine,
         tokens: list[Token],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        alerts: AlertEngine | None = None,
     ) -> None:
         self.engine, self.tokens, self.now = engine, tokens, now
+        # acknowledgements go through the alert engine: its callbacks and notifiers hear them
+        self.alerts = alerts or AlertEngine(AlertStore(engine))
         self.routes: list[tuple[re.Pattern, str, str, Callable]] = [
             (re.compile(rf"^{PREFIX}/sites$"), "GET", "sites:read", self.get_sites),
             (
@@ -187,6 +177,18 @@ class Api:
                 self.get_samples,
             ),
             (re.compile(rf"^{PREFIX}/alerts$"), "GET", "alerts:read", self.get_alerts),
+            (
+                re.compile(rf"^{PREFIX}/sites/([^/]+)/reports$"),
+                "GET",
+                "reports:read",
+                self.get_reports,
+            ),
+            (
+                re.compile(rf"^{PREFIX}/sites/([^/]+)/reports/([^/]+)/([^/]+)$"),
+                "GET",
+                "reports:read",
+                self.get_report,
+            ),
             (re.compile(rf"^{PREFIX}/alerts/(\d+)/ack$"), "POST", "alerts:ack", self.post_ack),
         ]
 
@@ -210,6 +212,8 @@ class Api:
                             view(token, self._json_body(headers, body), *match.groups()), {}, False
                         )
                     answer, closed = view(token, path, query, *match.groups())
+                    if isinstance(answer, Response):  # a document (a report), not JSON
+                        return self._document(answer, headers)
                     return self._ok(answer, headers, closed)
             raise ApiError(404, f"no such resource: {path} (see {PREFIX}/openapi.json)")
         except ApiError as exc:
@@ -264,6 +268,16 @@ class Api:
         if etag in wanted or "*" in wanted:
             return Response(304, b"", out)
         return Response(200, data, out)
+
+    @staticmethod
+    def _document(answer: Response, headers: dict[str, str]) -> Response:
+        """A document with an ETag of its bytes (304 when it matches) and no-cache: it may be regenerated."""
+        etag = '"' + hashlib.sha256(answer.body).hexdigest()[:32] + '"'
+        out = {**answer.headers, "ETag": etag, "Cache-Control": "private, no-cache"}
+        wanted = [t.strip() for t in headers.get("if-none-match", "").split(",")]
+        if etag in wanted or "*" in wanted:
+            return Response(304, b"", out)
+        return Response(answer.status, answer.body, out)
 
     # helpers
     @staticmethod
@@ -426,9 +440,7 @@ class Api:
             raise ApiError(
                 409, f"alert {alert_id} is {alert['state']}: only an open alert is acknowledged"
             )
-        signed = AlertStore(self.engine).acknowledge(
-            int(alert_id), f"api:{token.name}", comment, self.now()
-        )
+        signed = self.alerts.acknowledge(int(alert_id), f"api:{token.name}", comment, self.now())
         if not signed:  # acknowledged by someone else between the two statements
             raise ApiError(409, f"alert {alert_id} is no longer open")
         return {"data": api_reads.alert(self.engine, int(alert_id))}
@@ -493,6 +505,7 @@ def openapi() -> dict:
                 _param("state", "query", "open, acknowledged or resolved", enum=["open", "acknowledged", "resolved"]),
                 _param("severity", "query", "CRITICAL ... INFO", enum=["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO"]),
                 *window[2:]]),
+            **report_paths(op, site, not_modified, errors),
             "/alerts/{id}/ack": {"post": {
                 "summary": "acknowledge an open alert, signed api:<token name>",
                 "security": [{"bearer": ["alerts:ack"]}],

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import yaml
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -20,6 +21,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from pv_platform.integration import load_integration
 
 DeviceKind = Literal["inverter", "weather_station", "meter", "string_combiner"]
 MAX_RATING_KW = 1_000_000.0  # 1 GW: larger than any single device
@@ -141,17 +144,44 @@ class AlertLimits(_StrictModel):
     string_current_fraction: float | None = Field(default=None, gt=0, lt=1)
     min_efficiency: float | None = Field(default=None, gt=0, le=1)
     efficiency_hold_s: float | None = Field(default=None, ge=0)
-    daylight_poa_wm2: float | None = Field(default=None, ge=0)
+    # rules that need sun judge only above this irradiance (`daylight_poa_wm2`, the name it had
+    # before the site's own daylight threshold took that name, is still read)
+    sun_gate_poa_wm2: float | None = Field(
+        default=None, ge=0, validation_alias=AliasChoices("sun_gate_poa_wm2", "daylight_poa_wm2")
+    )
     pr_min: float | None = Field(default=None, gt=0, le=1.5)
     expected_margin: float | None = Field(default=None, ge=0, lt=1)
     availability_min: float | None = Field(default=None, gt=0, le=1)
     min_insolation_kwh_m2: float | None = Field(default=None, ge=0)
+    model_uncertainty_wm2: float | None = Field(default=None, ge=0)
+    held_margin: float | None = Field(default=None, ge=0, lt=1)
+    held_hours: int | None = Field(default=None, ge=1)
+    quarantine_per_hour_max: float | None = Field(default=None, ge=0)
     string_outlier_fraction: float | None = Field(default=None, gt=0, lt=1)
     string_outlier_hours: int | None = Field(default=None, ge=1)
+    soiling_loss_max: float | None = Field(default=None, gt=0, lt=1)
+    degradation_step_fraction: float | None = Field(default=None, gt=0, lt=1)
+    cleaning_horizon_days: float | None = Field(default=None, gt=0, le=365)
 
     def overrides(self) -> dict[str, float]:
         """The thresholds this block sets."""
         return self.model_dump(exclude_none=True)
+
+
+class ReportSettings(_StrictModel):
+    """A site's owner report (plant file `report:`): the energy budget and who receives the report."""
+
+    monthly_target_kwh: list[Annotated[float, Field(ge=0)]] | None = Field(
+        default=None, min_length=12, max_length=12,
+        description="Energy budget per calendar month, January first [kWh]; unset: the modelled"
+        " typical year (pv_platform.kpi.target) is the target.",
+    )  # fmt: skip
+    clearness_factor: float = Field(
+        default=0.75, gt=0, le=1, description="Modelled year only: real over clear-sky energy [-]."
+    )
+    recipients: list[Annotated[str, Field(pattern=r"^[^@\s,;<>]+@[^@\s,;<>]+\.[^@\s,;<>]+$")]] = (
+        Field(default_factory=list, description="E-mail addresses the site's reports go to.")
+    )
 
 
 class Site(_StrictModel):
@@ -174,8 +204,19 @@ class Site(_StrictModel):
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
     grid: GridLimits = Field(default_factory=GridLimits)
     alerts: AlertLimits = Field(default_factory=AlertLimits)
+    report: ReportSettings = Field(default_factory=ReportSettings)
     daylight_poa_wm2: float = Field(
         default=50.0, ge=0, le=500, description="Daylight threshold [W/m2]."
+    )
+    tariff_per_kwh: float | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Value of a kWh (feed-in tariff or PPA price) [currency/kWh].",
+    )
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")
+    cleaning_cost: float | None = Field(
+        default=None, ge=0, description="Cost of one cleaning of the site's modules [currency]."
     )
 
     @field_validator("timezone")
@@ -307,8 +348,6 @@ def parse_plant(data: Any, source: str = "<plant>") -> Plant:
     except ValidationError as exc:
         lines = [f"{source}: {_location(err['loc'], data)}: {err['msg']}" for err in exc.errors()]
         raise PlantFileError("invalid plant file\n  " + "\n  ".join(lines)) from None
-    from pv_platform.integration import load_integration  # late: integrations import pv_platform
-
     for s, site in enumerate(plant.sites):
         for d, device in enumerate(site.devices):
             where = f"{source}: sites[{s}] ({site.id}).devices[{d}] ({device.id})"
@@ -324,7 +363,27 @@ def parse_plant(data: Any, source: str = "<plant>") -> Plant:
                     for e in exc.errors()
                 ]
                 raise PlantFileError("invalid device config\n  " + "\n  ".join(lines)) from None
+    _validate_together(plant, source)
     return plant
+
+
+def _validate_together(plant: Plant, source: str) -> None:
+    """What one device's config cannot tell: an integration's `validate_devices` sees all of its
+    devices at once (e.g. two Modbus devices on one serial line with different line settings)."""
+    by_domain: dict[str, list[tuple[str, Any]]] = {}
+    for site in plant.sites:
+        for device in site.devices:
+            by_domain.setdefault(device.integration, []).append(
+                (f"{site.id}.{device.id}", device.config)
+            )
+    for domain, devices in by_domain.items():
+        validate = getattr(load_integration(domain).module, "validate_devices", None)
+        if validate is None:
+            continue
+        try:
+            validate(devices)
+        except ValueError as exc:
+            raise PlantFileError(f"{source}: {exc}") from None
 
 
 class _PlantLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]

@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -94,6 +95,13 @@ class Settings(BaseSettings):
     alert_webhook_url: str | None = Field(
         default=None, description="POST every alert change here as JSON."
     )
+    alert_escalation_webhook_url: str | None = Field(
+        default=None,
+        description="POST escalations here: open CRITICAL incidents nobody acknowledged in time.",
+    )
+    alert_escalate_after_s: float = Field(
+        default=1800.0, gt=0, description="Escalate an unacknowledged CRITICAL incident after [s]."
+    )
     alert_stale_after_s: float = Field(
         default=60.0, gt=0, description="No reading for this long: communication lost [s]."
     )
@@ -160,9 +168,6 @@ class Settings(BaseSettings):
         description="First hour partition of the KPI assets (UTC, e.g. 2024-03-01-00:00). Unset: the"
         " earliest site commissioning_date in the plant file (see `Plant.kpi_start`).",
     )
-    daylight_poa_wm2: float = Field(
-        default=50.0, description="POA irradiance above which it is day [W/m2]."
-    )
     influx_url: str | None = Field(
         default=None, description="InfluxDB 2 URL: copy every reading there too (optional sink)."
     )
@@ -188,6 +193,29 @@ class Settings(BaseSettings):
         default=None,
         description="Accelerated time: the wall-clock Unix time at which the simulated clock read"
         " PVP_CLOCK_START; set it so every process (simulator, collector, Dagster) reads one clock.",
+    )
+    smtp_host: str | None = Field(
+        default=None, description="SMTP server for the owner reports' e-mail. Unset: no e-mail."
+    )
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP port.")
+    smtp_security: Literal["starttls", "ssl", "none"] = Field(
+        default="starttls",
+        description="starttls (587), ssl (implicit TLS, 465) or none (a relay on a trusted network).",
+    )
+    smtp_user: str | None = Field(default=None, description="SMTP login; unset: no login.")
+    smtp_password: SecretStr | None = Field(
+        default=None, description="SMTP password (never logged; prefer PVP_SMTP_PASSWORD_FILE)."
+    )
+    smtp_password_file: Path | None = Field(
+        default=None, description="A file holding the SMTP password (e.g. a Docker secret)."
+    )
+    smtp_from: str = Field(
+        default="pv-platform@localhost", description="Sender address of the report e-mails."
+    )
+    report_recipients: list[str] = Field(
+        default_factory=list,
+        description="Who receives every site's reports, as JSON ([\"owner@example.org\"]); a site's"
+        " `report: recipients:` in the plant file adds its own.",
     )
     live_topic_prefix: str = Field(
         default="pvp/live", description="MQTT topic prefix of the live bus."

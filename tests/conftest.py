@@ -252,3 +252,53 @@ def browser():
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def serial_line(tmp_path):
+    """A real serial line: a pseudo-terminal pair joined by socat (simulator on one end, clients on the
+    other)."""
+    socat = shutil.which("socat")
+    if socat is None:
+        pytest.fail("socat is needed for the Modbus RTU test (apt-get install socat)")
+    a, b = tmp_path / "ttyA", tmp_path / "ttyB"
+    proc = subprocess.Popen(
+        [socat, f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(100):
+        if a.exists() and b.exists():
+            break
+        time.sleep(0.05)
+    yield str(a), str(b)
+    proc.terminate()
+    proc.wait(5)
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server (aiosmtpd) on a free port, with a login, that keeps what it receives."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    received: list[dict] = []
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            received.append(
+                {"to": envelope.rcpt_tos, "data": envelope.content, "login": session.login_data}
+            )
+            return "250 OK"
+
+    def authenticate(server, session, envelope, mechanism, auth_data):
+        ok = auth_data.login == b"reports" and auth_data.password == b"s3cret-pw"
+        return AuthResult(success=ok)
+
+    port = free_port()
+    controller = Controller(
+        Handler(), hostname="127.0.0.1", port=port, authenticator=authenticate,
+        auth_require_tls=False,
+    )  # fmt: skip
+    controller.start()
+    yield port, received
+    controller.stop()

@@ -44,7 +44,7 @@ def run(db, plant, start, end, scenario=None, policy=None, fleet=None, step_s=ST
     events = []
     engine.register_callback(lambda event, alert: events.append((event, alert["fingerprint"])))
     for ts in pd.date_range(start, end, freq=f"{step_s}s", inclusive="left"):
-        rules.feed(readings.get(ts, []))
+        rules.feed(readings.get(ts, []), ts.to_pydatetime())
         engine.process(rules.evaluate(ts.to_pydatetime()), ts.to_pydatetime())
     return engine, AlertStore(db.engine).list(), events
 
@@ -363,7 +363,7 @@ def test_kpi_alerts_asset_raises_underperformance_availability_and_data_quality(
     assert set(rows.index) == {
         "availability_drop:testsite:inv1",  # 30 minutes tripped in the 10:00 hour
         "underperformance:testsite:inv2",  # soiled from 11:00
-        "data_quality:testsite:*:physical_ranges",  # 4000 W/m2 at 12:30
+        "data_quality:testsite:wx1:physical_ranges",  # 4000 W/m2 at 12:30: the sensor's
     }, sorted(rows.index)
     assert rows.loc["availability_drop:testsite:inv1", "severity"] == "MEDIUM"
     # 30 tripped minutes on a minute grid: the minute where power falls still averages > 0, so 29 count
@@ -375,7 +375,7 @@ def test_kpi_alerts_asset_raises_underperformance_availability_and_data_quality(
     assert rows.loc["underperformance:testsite:inv2", "severity"] == "HIGH"
     assert (
         "testsite.wx1.poa_irradiance"
-        in rows.loc["data_quality:testsite:*:physical_ranges", "message"]
+        in rows.loc["data_quality:testsite:wx1:physical_ranges", "message"]
     )
     # the trip ended in the 10:00 hour: by 12:00 the availability alert is clear (resolved after the hold)
     assert rows.loc["availability_drop:testsite:inv1", "state"] in ("open", "resolved")
@@ -515,7 +515,7 @@ def test_communication_loss_waits_k_poll_intervals_for_slowly_polled_devices():
     spec["sites"][0]["devices"] = spec["sites"][0]["devices"][:2]
     rules = RealtimeRules(parse_plant(spec))
     t0 = at(12)
-    rules.feed([Reading(entity=f"testsite.inv{i}.ac_power", ts=t0, value=1.0) for i in (1, 2)])
+    rules.feed([Reading(entity=f"testsite.inv{i}.ac_power", ts=t0, value=1.0) for i in (1, 2)], t0)
 
     def lost(seconds: int) -> set[str]:
         now = t0 + timedelta(seconds=seconds)

@@ -37,11 +37,15 @@ def test_definitions_load():
         "landing_sensor",
         "hourly_kpis_sensor",
         "kpi_rollup_sensor",
+        "report_sensor",
+        "loss_analytics_sensor",
     }
     assert {s.name for s in repo.schedule_defs} == {"kpi_calendar_schedule", "kpi_monthly_schedule"}
     assert repo.get_job("ingest_job") is not None
     keys = {k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()}
     assert {"telemetry", "hourly_kpis", "daily_kpis", "monthly_kpis", "yearly_kpis"} <= keys
+    assert {"monthly_report", "yearly_report"} <= keys
+    assert "loss_analytics" in keys
 
 
 def _current(instance: dg.DagsterInstance) -> dg.DagsterInstance:

@@ -19,7 +19,8 @@ from pathlib import Path
 import paho.mqtt.publish as mqtt_publish
 import pytest
 
-from pv_platform.bus import live_payload, parse_mqtt_url
+from pv_platform.bus import device_info_payload, device_info_topic, live_payload, parse_mqtt_url
+from pv_platform.integration import DeviceInfo
 from pv_platform.plant import dump_plant, parse_plant
 from pv_platform.services import drop_database, ensure_database, free_port, port_is_open
 from pv_platform.storage import Database
@@ -89,9 +90,11 @@ def text_of(page, selector: str, timeout_ms: int = 20_000) -> str:
     return page.locator(selector).first.inner_text()
 
 
-def publish(mqtt_url: str, topic: str, payload: bytes) -> None:
+def publish(mqtt_url: str, topic: str, payload: bytes, retain: bool = False) -> None:
     broker = parse_mqtt_url(mqtt_url)
-    mqtt_publish.single(topic, payload, hostname=broker.host, port=broker.port, qos=0)
+    mqtt_publish.single(
+        topic, payload, hostname=broker.host, port=broker.port, qos=0, retain=retain
+    )
 
 
 def test_each_page_shows_its_key_numbers(site, browser):
@@ -129,6 +132,36 @@ def test_each_page_shows_its_key_numbers(site, browser):
     assert set(last) == {f"{newest:%Y-%m-%d %H:%M:%S}"}
     page.screenshot(path=str(SHOTS / "devices.png"))
     page.close()
+
+
+def test_the_devices_page_shows_what_each_device_says_it_is(site, browser):
+    """The collector publishes each device's identity retained beside its live values (SunSpec
+    Mn/Md/SN/Vr; tests/test_device_info.py proves it does); the Devices page shows it, and a device
+    that never told (the MQTT weather station) shows dashes."""
+    told = {
+        "inv1": DeviceInfo(manufacturer="Fronius", model="Symo 10.0-3-M", serial_number="28361044",
+                           sw_version="3.14.1-10"),
+        "inv2": DeviceInfo(manufacturer="SMA", model="STP 110-60", serial_number="3012345678"),
+    }  # fmt: skip
+    topics = [device_info_topic(site["prefix"], "testsite", d) for d in told]
+    for info, topic in zip(told.values(), topics, strict=True):
+        publish(site["mqtt"], topic, device_info_payload(info.as_dict()), retain=True)
+    try:
+        page = open_page(browser, f"{site['url']}?page=3")
+        page.wait_for_selector("text=Fronius Symo 10.0-3-M", timeout=30_000)
+        column = {
+            field: page.locator(f".tabulator-cell[tabulator-field='{field}']").all_inner_texts()
+            for field in ("device", "make / model", "serial", "firmware")
+        }
+        rows = {d: (m, s, f) for d, m, s, f in zip(*column.values(), strict=True)}
+        assert rows["inv1"] == ("Fronius Symo 10.0-3-M", "28361044", "3.14.1-10")
+        assert rows["inv2"] == ("SMA STP 110-60", "3012345678", "—")
+        assert rows["wx1"] == ("—", "—", "—") and rows["inv3"] == ("—", "—", "—")
+        page.screenshot(path=str(SHOTS / "devices-identity.png"))
+        page.close()
+    finally:
+        for topic in topics:  # an empty retained message deletes the retained one
+            publish(site["mqtt"], topic, b"", retain=True)
 
 
 def test_a_live_bus_message_shows_up_within_a_second(site, browser):

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pv_platform.collector import Collector
-from pv_platform.integration import Coordinator, EntityDescription
+from pv_platform.integration import EntityDescription, PollingCoordinator
 from pv_platform.landing import list_closed, read_segment, segment_path
 from pv_platform.plant import dump_plant, parse_plant
 from pv_platform.settings import Settings
@@ -97,12 +97,17 @@ def test_poison_messages_are_quarantined_and_never_stop_a_device(db, mqtt_url, t
         assert all(reason in r for r in rows["reason"]), set(rows["reason"])
 
 
-class _Buggy(Coordinator):
+class _Buggy(PollingCoordinator):
     """A coordinator with a bug (raises something poll_once does not expect) on its 1st and 2nd poll.
     A stand-in: no real integration is known to have such a bug any more."""
 
     def __init__(self) -> None:
-        super().__init__("s1", "buggy", (EntityDescription("ac_power", "W", "power"),), 0.05)
+        super().__init__(
+            "s1",
+            "buggy",
+            (EntityDescription(key="ac_power", unit="W", device_class="power"),),
+            0.05,
+        )
         self.polls = 0
 
     async def _async_update(self) -> dict[str, float | None]:

@@ -17,12 +17,12 @@ from integrations.sunspec_modbus.coordinator import SunSpecCoordinator
 from integrations.sunspec_modbus.models import (
     INVERTER_THREE_PHASE,
     MODELS,
-    decode_events,
     decode_model,
     encode_model,
 )
 from pv_platform.plant import parse_plant
 from pv_platform.services import free_port
+from pv_platform.vocabulary import event_names
 from tests.conftest import demo_plant_dict
 
 
@@ -176,35 +176,10 @@ def test_sentinels_are_missing_not_zero_and_scale_factors_apply():
     )
     assert decoded["WH"] is None  # an accumulator of 0 is "not implemented", never a 0 reading
     assert decoded["VA"] is None and decoded["DCV"] is None  # 0x8000 / 0xFFFF sentinels
-    assert decode_events(decoded["Evt1"]) == ["GROUND_FAULT", "OVER_TEMP"]
+    assert event_names(decoded["Evt1"]) == ["GROUND_FAULT", "OVER_TEMP"]
     # a value whose scale factor is not implemented is missing too (never off by powers of ten)
     regs = encode_model(INVERTER_THREE_PHASE, {"W": 12345})
     assert decode_model(INVERTER_THREE_PHASE, regs)["W"] is None
-
-
-@pytest.fixture
-def serial_line(tmp_path):
-    """A real serial line: a pseudo-terminal pair joined by socat (simulator on one end, clients on the
-    other)."""
-    import shutil
-    import subprocess
-    import time
-
-    socat = shutil.which("socat")
-    if socat is None:
-        pytest.fail("socat is needed for the Modbus RTU test (apt-get install socat)")
-    a, b = tmp_path / "ttyA", tmp_path / "ttyB"
-    proc = subprocess.Popen(
-        [socat, f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    for _ in range(100):
-        if a.exists() and b.exists():
-            break
-        time.sleep(0.05)
-    yield str(a), str(b)
-    proc.terminate()
-    proc.wait(5)
 
 
 def test_modbus_rtu_over_a_serial_line_reads_what_the_simulator_serves(serial_line):

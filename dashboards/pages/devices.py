@@ -1,4 +1,5 @@
-"""Devices page: every device of the plant file, online or silent, its newest reading and availability."""
+"""Devices page: every device of the plant file, what it says it is (make, model, serial, firmware),
+online or silent, its newest reading and availability."""
 
 from __future__ import annotations
 
@@ -36,7 +37,10 @@ class DevicesPage:
         if not (self.ctx.url and self.ctx.plant_file):
             self.note.object = "No database or plant file configured."
             return
-        rows = data.devices(self.ctx.url, self.ctx.plant_file, self._live_seen(), datetime.now(UTC))
+        identities = self.ctx.bus.state.identities() if self.ctx.bus is not None else {}
+        rows = data.devices(
+            self.ctx.url, self.ctx.plant_file, self._live_seen(), datetime.now(UTC), identities
+        )
         online = int((rows["communication"] == "online").sum()) if not rows.empty else 0
         self.note.object = f"{online} of {len(rows)} devices online · newest reading from the live bus or the database · availability over the last 24 h"
         self.table.value = rows.assign(**{"availability 24 h": rows["availability 24 h"].round(3)})

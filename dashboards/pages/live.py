@@ -15,9 +15,9 @@ from bokeh.plotting import figure
 
 from dashboards import data
 from dashboards.common import ACCENT, AppContext, Card, fmt, fmt_power, severity_badge
-from integrations.sunspec_modbus.models import OPERATING_STATES
 from pv_platform.kpi.yields import performance_ratio
 from pv_platform.plant import Plant
+from pv_platform.vocabulary import Metric, OperatingState
 
 # SunSpec operating states (model 1xx `St`) in an operator's words
 STATE_WORDS = {"MPPT": "producing", "SHUTTING_DOWN": "shutting down"}
@@ -25,7 +25,7 @@ STATE_COLOURS = {"producing": "#2e7d32", "fault": "#c62828", "throttled": "#ef6c
 
 
 def state_word(code: float) -> str:
-    name = OPERATING_STATES.get(int(code))
+    name = OperatingState.name_of(code)
     return STATE_WORDS.get(name, name.lower()) if name else "unknown"
 
 
@@ -53,11 +53,13 @@ def plant_now(devices: dict, plant: Plant | None) -> PlantNow:
     inverters = {
         k: v["values"]
         for k, v in devices.items()
-        if k in rated or (not plant and "operating_state" in v["values"])
+        if k in rated or (not plant and Metric.OPERATING_STATE in v["values"])
     }
-    power_w = sum(v.get("ac_power", 0.0) for v in inverters.values())
+    power_w = sum(v.get(Metric.AC_POWER, 0.0) for v in inverters.values())
     poa = [
-        d["values"]["poa_irradiance"] for d in devices.values() if "poa_irradiance" in d["values"]
+        d["values"][Metric.POA_IRRADIANCE]
+        for d in devices.values()
+        if Metric.POA_IRRADIANCE in d["values"]
     ]
     poa_wm2 = float(np.mean(poa)) if poa else float("nan")
     p_dc_kw = sum(d.p_dc_kw for k, d in rated.items() if k in inverters)
@@ -68,7 +70,9 @@ def plant_now(devices: dict, plant: Plant | None) -> PlantNow:
     )
     reporting = meters & devices.keys()
     export_w = (
-        sum(devices[k]["values"].get("ac_power", 0.0) for k in reporting) if reporting else None
+        sum(devices[k]["values"].get(Metric.AC_POWER, 0.0) for k in reporting)
+        if reporting
+        else None
     )
     return PlantNow(inverters, power_w, poa_wm2, len(poa), pr, export_w)
 
@@ -76,7 +80,7 @@ def plant_now(devices: dict, plant: Plant | None) -> PlantNow:
 def inverter_tiles(inverters: dict[tuple[str, str], dict]) -> str:
     tiles = []
     for (site_id, device_id), values in sorted(inverters.items()):
-        state = state_word(values.get("operating_state", 0))
+        state = state_word(values.get(Metric.OPERATING_STATE, 0))
         colour = STATE_COLOURS.get(state, "#5f6b7a")
         site_id, device_id = escape(site_id), escape(device_id)  # from the topic: any text
         tiles.append(

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from integrations.mqtt.check import check
 from integrations.mqtt.config import MqttDeviceConfig
 from integrations.mqtt.coordinator import MqttCoordinator
 from pv_platform.bus import mqtt_client_id, parse_mqtt_url
 
 CONFIG_MODEL = MqttDeviceConfig
+__all__ = ["CONFIG_MODEL", "check", "setup"]
 
 
 def setup(site: Any, device: Any, settings: Any) -> MqttCoordinator:

@@ -21,16 +21,17 @@ from integrations.mqtt.entities import MQTT_ENTITIES
 from integrations.mqtt.payload import PayloadError, parse_payload
 from pv_platform import clock
 from pv_platform.bus import BrokerAddress
-from pv_platform.integration import Coordinator, wait_or_stop
+from pv_platform.integration import PushCoordinator, wait_or_stop
 
 log = logging.getLogger(__name__)
 # Close the landing segment once this many messages wait for their acknowledgement: brokers keep only a
 # small window of unacknowledged QoS 1 messages in flight (Mosquitto: 20), so waiting for the age-based
 # close would throttle a busy topic to a trickle.
 ACK_BATCH = 10
+RECONNECT_MAX_S = 60.0
 
 
-class MqttCoordinator(Coordinator):
+class MqttCoordinator(PushCoordinator):
     """Subscribes to one device topic and pushes its readings; reconnects with backoff."""
 
     def __init__(
@@ -43,7 +44,7 @@ class MqttCoordinator(Coordinator):
         client_id: str | None = None,
     ) -> None:
         descriptions = tuple(d for d in MQTT_ENTITIES if d.key in config.fields)
-        super().__init__(site_id, device_id, descriptions, poll_interval_s=1.0)
+        super().__init__(site_id, device_id, descriptions)
         self.config = config
         self.broker = broker
         self.identifier = client_id or f"pvp-{site_id}-{device_id}"  # setup(): unguessable
@@ -70,8 +71,13 @@ class MqttCoordinator(Coordinator):
         except Exception as exc:  # anything else one message causes stays with that message
             self.quarantine(source, payload, f"{type(exc).__name__}: {str(exc)[:500]}")
             return 0
-        self.available, self.last_success, self.consecutive_failures = True, datetime.now(UTC), 0
+        self.mark_available(datetime.now(UTC))
         return len(readings)
+
+    @property
+    def droppable(self) -> bool:
+        """At QoS 0 the broker keeps nothing to deliver again: nothing waits for an acknowledgement."""
+        return self.config.qos == 0
 
     @property
     def unacked(self) -> int:
@@ -117,10 +123,14 @@ class MqttCoordinator(Coordinator):
                     if listener.done() and not listener.cancelled() and listener.exception():
                         raise listener.exception()  # type: ignore[misc]
             except aiomqtt.MqttError as exc:
-                self._failed(f"broker {self.broker.host}:{self.broker.port}: {exc}")
-                await wait_or_stop(stop, self.next_delay_s())
+                self.mark_failed(f"broker {self.broker.host}:{self.broker.port}: {exc}")
+                await wait_or_stop(stop, self.reconnect_delay_s())
             finally:
                 self._client = None  # unacked messages come again with the next session
+
+    def reconnect_delay_s(self) -> float:
+        """Seconds before connecting again: 2 after the first lost connection, doubling up to 60."""
+        return min(RECONNECT_MAX_S, 2.0 ** min(self.consecutive_failures, 16))
 
     async def _listen(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:

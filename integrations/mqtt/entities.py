@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
-from pv_platform.integration import DeviceClass, EntityDescription, StateClass
+from pv_platform.integration import EntityDescription
+from pv_platform.vocabulary import DeviceClass, Metric, StateClass, Unit
 
 D, S = DeviceClass, StateClass
 MQTT_ENTITIES: tuple[EntityDescription, ...] = (
-    EntityDescription("poa_irradiance", "W/m²", D.IRRADIANCE),
-    EntityDescription("ghi_irradiance", "W/m²", D.IRRADIANCE),
-    EntityDescription("module_temperature", "°C", D.TEMPERATURE),
-    EntityDescription("ambient_temperature", "°C", D.TEMPERATURE),
-    EntityDescription("wind_speed", "m/s", D.SPEED),
-    EntityDescription("ac_power", "W", D.POWER),
-    EntityDescription("export_energy", "Wh", D.ENERGY, S.TOTAL_INCREASING),
-    EntityDescription("import_energy", "Wh", D.ENERGY, S.TOTAL_INCREASING),
-    EntityDescription("grid_frequency", "Hz", D.FREQUENCY),
-    EntityDescription("grid_voltage", "V", D.VOLTAGE),
-    EntityDescription("power_factor", "", D.POWER_FACTOR),
+    EntityDescription(key=Metric.POA_IRRADIANCE, unit=Unit.WATT_PER_M2, device_class=D.IRRADIANCE),
+    EntityDescription(key=Metric.GHI_IRRADIANCE, unit=Unit.WATT_PER_M2, device_class=D.IRRADIANCE),
+    EntityDescription(key=Metric.MODULE_TEMPERATURE, unit=Unit.CELSIUS, device_class=D.TEMPERATURE),
+    EntityDescription(
+        key=Metric.AMBIENT_TEMPERATURE, unit=Unit.CELSIUS, device_class=D.TEMPERATURE
+    ),
+    EntityDescription(key=Metric.WIND_SPEED, unit=Unit.METRE_PER_SECOND, device_class=D.SPEED),
+    EntityDescription(key=Metric.AC_POWER, unit=Unit.WATT, device_class=D.POWER),
+    EntityDescription(
+        key=Metric.EXPORT_ENERGY,
+        unit=Unit.WATT_HOUR,
+        device_class=D.ENERGY,
+        state_class=S.TOTAL_INCREASING,
+    ),
+    EntityDescription(
+        key=Metric.IMPORT_ENERGY,
+        unit=Unit.WATT_HOUR,
+        device_class=D.ENERGY,
+        state_class=S.TOTAL_INCREASING,
+    ),
+    EntityDescription(key=Metric.GRID_FREQUENCY, unit=Unit.HERTZ, device_class=D.FREQUENCY),
+    EntityDescription(key=Metric.GRID_VOLTAGE, unit=Unit.VOLT, device_class=D.VOLTAGE),
+    EntityDescription(key=Metric.POWER_FACTOR, unit=Unit.NONE, device_class=D.POWER_FACTOR),
 )
 KNOWN_METRICS = {d.key for d in MQTT_ENTITIES}

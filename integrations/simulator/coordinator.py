@@ -9,11 +9,11 @@ from integrations.simulator.devices import SimulatedInverter
 from integrations.simulator.entities import SIMULATED_INVERTER_ENTITIES, SIMULATED_WEATHER_ENTITIES
 from integrations.simulator.physics import weather
 from pv_platform import clock
-from pv_platform.integration import Coordinator, UpdateFailed
+from pv_platform.integration import PollingCoordinator, UpdateFailed
 from pv_platform.plant import Device, Site
 
 
-class SimulatorCoordinator(Coordinator):
+class SimulatorCoordinator(PollingCoordinator):
     """A device of the plant model, polled without a protocol (benchmarks, notebooks)."""
 
     def __init__(self, site: Site, device: Device, config: SimulatorConfig) -> None:

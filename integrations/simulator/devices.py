@@ -11,8 +11,6 @@ import aiomqtt
 import numpy as np
 import pandas as pd
 from pymodbus.constants import ExcCodes
-from pymodbus.framer import FramerType
-from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from integrations.simulator.physics import energy_wh, epoch_s, inverter_output, weather
@@ -32,20 +30,21 @@ from integrations.sunspec_modbus.models import (
     INVERTER_THREE_PHASE_FLOAT,
     MPPT,
     NAMEPLATE,
+    PERCENT_POINTS,
     device_image,
 )
 from pv_platform import clock
 from pv_platform.bus import BrokerAddress
 from pv_platform.integration import wait_or_stop
 from pv_platform.plant import Device, Site
-from pv_platform.services import port_is_open
+from pv_platform.vocabulary import Metric
 
 log = logging.getLogger(__name__)
 
 # SunSpec point -> (scale-factor point, exponent). Chosen so a 300 kW inverter fits in int16.
 SCALE = {
     "A": ("A_SF", -1), "PhVphA": ("V_SF", -1), "W": ("W_SF", 1), "Hz": ("Hz_SF", -2),
-    "VAr": ("VAr_SF", 1), "PF": ("PF_SF", -3), "WH": ("WH_SF", 0), "DCA": ("DCA_SF", -2),
+    "VAr": ("VAr_SF", 1), "PF": ("PF_SF", -1), "WH": ("WH_SF", 0), "DCA": ("DCA_SF", -2),
     "DCV": ("DCV_SF", -1), "DCW": ("DCW_SF", 1), "TmpCab": ("Tmp_SF", -1),
 }  # fmt: skip
 POINT_OF = {d.key: d.source for d in INVERTER_ENTITIES}
@@ -73,9 +72,9 @@ def mppt_columns(frame: pd.DataFrame, module_temperature_c, mppts: int = MPPTS) 
     out = pd.DataFrame(index=frame.index)
     for i in range(1, mppts + 1):
         share, dead = weights[i - 1] / total, (lost == i).to_numpy()
-        out[f"mppt{i}_dc_current"] = frame["dc_current"].to_numpy() * share
-        out[f"mppt{i}_dc_voltage"] = np.where(dead, 0.0, frame["dc_voltage"])
-        out[f"mppt{i}_dc_power"] = frame["dc_power"].to_numpy() * share
+        out[f"mppt{i}_dc_current"] = frame[Metric.DC_CURRENT].to_numpy() * share
+        out[f"mppt{i}_dc_voltage"] = np.where(dead, 0.0, frame[Metric.DC_VOLTAGE])
+        out[f"mppt{i}_dc_power"] = frame[Metric.DC_POWER].to_numpy() * share
         hot = frame[f"hot_spot_mppt{i}"].fillna(0.0) if f"hot_spot_mppt{i}" in frame else 0.0
         out[f"mppt{i}_temperature"] = np.asarray(module_temperature_c, dtype=float) + hot
     return out
@@ -120,22 +119,26 @@ class SimulatedInverter:
         frame = apply_to_inverter(
             inverter_output(self.device, wx, self.seed, self.site.id), self.faults, MPPTS
         )
-        frame = frame.join(mppt_columns(frame, wx["module_temperature"].to_numpy()))
+        frame = frame.join(mppt_columns(frame, wx[Metric.MODULE_TEMPERATURE].to_numpy()))
         state = {
             k: float(v) for k, v in frame.iloc[0].items() if isinstance(v, int | float | np.number)
         }
         if self.last_ts is not None and ts > self.last_ts:
             hours = (ts - self.last_ts).total_seconds() / 3600
-            self.energy_wh += 0.5 * (state["ac_power"] + self.last_power_w) * hours
+            self.energy_wh += 0.5 * (state[Metric.AC_POWER] + self.last_power_w) * hours
             for i in range(MPPTS):
-                self.mppt_wh[i] += 0.5 * (state["dc_power"] + self.last_dc_w) / MPPTS * hours
-        self.last_ts, self.last_power_w, self.last_dc_w = ts, state["ac_power"], state["dc_power"]
-        state["ac_energy"] = self.energy_wh
+                self.mppt_wh[i] += 0.5 * (state[Metric.DC_POWER] + self.last_dc_w) / MPPTS * hours
+        self.last_ts, self.last_power_w, self.last_dc_w = (
+            ts,
+            state[Metric.AC_POWER],
+            state[Metric.DC_POWER],
+        )
+        state[Metric.AC_ENERGY] = self.energy_wh
         inverter_model, raw, served = (
             self._integer_points(state) if self.model_id == 103 else self._float_points(state)
         )
-        raw["Evt1"] = int(state.get("events", 0.0) or 0)
-        served["events"] = float(raw["Evt1"])
+        raw["Evt1"] = int(state.get(Metric.EVENTS, 0.0) or 0)
+        served[Metric.EVENTS] = float(raw["Evt1"])
         mppt, mppt_served = self._mppt_points(state)
         served.update(mppt_served)
         common = {
@@ -165,8 +168,9 @@ class SimulatedInverter:
             if metric not in state:
                 continue
             sf_point, exp = SCALE.get(point, (None, 0))
-            raw[point] = round(state[metric] / 10.0**exp)
-            served[metric] = raw[point] * 10.0**exp
+            percent = 100.0 if point in PERCENT_POINTS else 1.0  # SunSpec "Pct": 0.99 is 99.0
+            raw[point] = round(state[metric] * percent / 10.0**exp)
+            served[metric] = raw[point] * 10.0**exp / percent
             if sf_point:
                 raw[sf_point] = exp
         raw.update(
@@ -181,11 +185,12 @@ class SimulatedInverter:
         for metric, point in POINT_OF.items():
             if metric not in state:
                 continue
-            value = float(np.float32(state[metric]))  # what a float32 register holds
+            percent = 100.0 if point in PERCENT_POINTS else 1.0  # SunSpec "Pct": 0.99 is 99.0
+            value = float(np.float32(state[metric] * percent))  # what a float32 register holds
             if point == "St":
                 value = float(int(state[metric]))
             raw[point] = value
-            served[metric] = value
+            served[metric] = value / percent
         return INVERTER_THREE_PHASE_FLOAT, raw, served
 
     def _mppt_points(self, state: dict[str, float]) -> tuple[dict, dict[str, float]]:
@@ -259,19 +264,19 @@ def grid_meter_frame(
     """The grid meter at the point of connection: plant AC power less auxiliaries, export and import
     counters [Wh], grid frequency and voltage, power factor."""
     index = next(iter(inverter_frames.values())).index
-    total_w = sum(f["ac_power"] for f in inverter_frames.values())
+    total_w = sum(f[Metric.AC_POWER] for f in inverter_frames.values())
     aux_w = AUX_LOAD_FRACTION * sum(d.p_ac_kw for d in site.inverters) * 1000.0
     net_w = total_w - aux_w
     t = epoch_s(index)
     frame = pd.DataFrame(index=index)
-    frame["ac_power"] = net_w
-    frame["export_energy"] = energy_wh(net_w.clip(lower=0.0), start_export_wh)
-    frame["import_energy"] = energy_wh((-net_w).clip(lower=0.0), start_export_wh / 100.0)
-    frame["grid_frequency"] = (
+    frame[Metric.AC_POWER] = net_w
+    frame[Metric.EXPORT_ENERGY] = energy_wh(net_w.clip(lower=0.0), start_export_wh)
+    frame[Metric.IMPORT_ENERGY] = energy_wh((-net_w).clip(lower=0.0), start_export_wh / 100.0)
+    frame[Metric.GRID_FREQUENCY] = (
         50.0 + 0.02 * np.sin(2 * np.pi * t / 97.0) + 0.01 * np.sin(2 * np.pi * t / 13.0)
     )
-    frame["grid_voltage"] = 230.0 + 2.0 * np.sin(2 * np.pi * t / 611.0)
-    frame["power_factor"] = np.where(net_w > 0, 0.99, 0.95)
+    frame[Metric.GRID_VOLTAGE] = 230.0 + 2.0 * np.sin(2 * np.pi * t / 611.0)
+    frame[Metric.POWER_FACTOR] = np.where(net_w > 0, 0.99, 0.95)
     return frame
 
 
@@ -303,48 +308,15 @@ class SimulatedMeter:
         self.last_ts, self.last_net_w = now, net_w
         t = epoch_s(pd.DatetimeIndex([now]))[0]
         return {
-            "ac_power": net_w,
-            "export_energy": self.export_wh,
-            "import_energy": self.import_wh,
-            "grid_frequency": 50.0
+            Metric.AC_POWER: net_w,
+            Metric.EXPORT_ENERGY: self.export_wh,
+            Metric.IMPORT_ENERGY: self.import_wh,
+            Metric.GRID_FREQUENCY: 50.0
             + 0.02 * np.sin(2 * np.pi * t / 97.0)
             + 0.01 * np.sin(2 * np.pi * t / 13.0),
-            "grid_voltage": 230.0 + 2.0 * np.sin(2 * np.pi * t / 611.0),
-            "power_factor": 0.99 if net_w > 0 else 0.95,
+            Metric.GRID_VOLTAGE: 230.0 + 2.0 * np.sin(2 * np.pi * t / 611.0),
+            Metric.POWER_FACTOR: 0.99 if net_w > 0 else 0.95,
         }
-
-
-async def serve_inverters(inverters: list[SimulatedInverter]) -> list:
-    """One Modbus server per TCP host:port or serial line, each serving the devices configured on it."""
-    by_address: dict[tuple, list[SimulatedInverter]] = {}
-    for inv in inverters:
-        c = inv.config
-        key = (
-            ("rtu", c.serial_port, c.baudrate, c.parity, c.stopbits, c.bytesize)
-            if c.serial_port
-            else ("tcp", c.host, c.port)
-        )
-        by_address.setdefault(key, []).append(inv)
-    servers = []
-    for key, invs in by_address.items():
-        devices = [inv.modbus_device() for inv in invs]
-        context = devices if len(devices) > 1 else devices[0]
-        if key[0] == "rtu":
-            _, port, baudrate, parity, stopbits, bytesize = key
-            server = ModbusSerialServer(
-                context, framer=FramerType.RTU, port=port, baudrate=baudrate, parity=parity,
-                stopbits=stopbits, bytesize=bytesize,
-            )  # fmt: skip
-        else:
-            server = ModbusTcpServer(context, address=key[1:])
-        asyncio.get_running_loop().create_task(server.serve_forever())
-        servers.append(server)
-        for _ in range(100):  # listening before anyone is told the plant is up
-            if key[0] == "rtu" or await asyncio.to_thread(port_is_open, key[1], key[2], 0.1):
-                break
-            await asyncio.sleep(0.05)
-        log.info("serving %s on modbus %s %s", [i.device.id for i in invs], key[0], key[1:])
-    return servers
 
 
 async def publish_json(
@@ -395,8 +367,8 @@ def backfill_frames(
         faults = scenario.for_device(site.id, device.id) if scenario else []
         if device.kind == "inverter":
             out = apply_to_inverter(inverter_output(device, wx, seed, site.id), faults, MPPTS)
-            out["ac_energy"] = energy_wh(out["ac_power"], initial_energy_wh(device))
-            out = out.join(mppt_columns(out, wx["module_temperature"].to_numpy()))
+            out[Metric.AC_ENERGY] = energy_wh(out[Metric.AC_POWER], initial_energy_wh(device))
+            out = out.join(mppt_columns(out, wx[Metric.MODULE_TEMPERATURE].to_numpy()))
             out = out.drop(columns=[c for c in out.columns if c.startswith(FAULT_COLUMNS)])
             frames[device.id] = apply_to_series_device(
                 out, [f for f in faults if f.kind == "device_silent"]
@@ -410,7 +382,9 @@ def backfill_frames(
             meter = grid_meter_frame(site, inverter_frames)
             site_faults = scenario.for_device(site.id, None) if scenario else []
             outage = grid_outage_mask(site_faults, pd.DatetimeIndex(meter.index))
-            meter.loc[outage, ["grid_voltage", "grid_frequency", "power_factor"]] = 0.0
+            meter.loc[outage, [Metric.GRID_VOLTAGE, Metric.GRID_FREQUENCY, Metric.POWER_FACTOR]] = (
+                0.0
+            )
             meter = apply_to_series_device(
                 meter, scenario.for_device(site.id, device.id) if scenario else []
             )

@@ -11,6 +11,7 @@ import pandas as pd
 import pvlib
 
 from pv_platform.plant import Device, Site
+from pv_platform.vocabulary import Metric
 
 SAPM = pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"]["open_rack_glass_glass"]
 ETA_INV_NOM = 0.96
@@ -73,12 +74,12 @@ def weather(site: Site, times: pd.DatetimeIndex, seed: int) -> pd.DataFrame:
     temp_cell = pvlib.temperature.sapm_cell(poa, temp_air, wind, **SAPM)
     return pd.DataFrame(
         {
-            "poa_irradiance": poa.to_numpy(),
-            "ghi_irradiance": ghi.fillna(0.0).to_numpy(),
-            "ambient_temperature": np.asarray(temp_air),
-            "module_temperature": np.asarray(temp_module),
+            Metric.POA_IRRADIANCE: poa.to_numpy(),
+            Metric.GHI_IRRADIANCE: ghi.fillna(0.0).to_numpy(),
+            Metric.AMBIENT_TEMPERATURE: np.asarray(temp_air),
+            Metric.MODULE_TEMPERATURE: np.asarray(temp_module),
             "cell_temperature": np.asarray(temp_cell),
-            "wind_speed": np.asarray(wind),
+            Metric.WIND_SPEED: np.asarray(wind),
         },
         index=times,
     )
@@ -89,7 +90,7 @@ def inverter_output(inverter: Device, wx: pd.DataFrame, seed: int, site_id: str)
     loss = _rng(seed, site_id, inverter.id, "loss").uniform(0.95, 0.99)  # soiling, mismatch, wiring
     p_dc_w = (
         pvlib.pvsystem.pvwatts_dc(
-            wx["poa_irradiance"],
+            wx[Metric.POA_IRRADIANCE],
             wx["cell_temperature"],
             inverter.p_dc_kw * 1000.0,
             inverter.gamma_pdc_per_c,
@@ -108,18 +109,18 @@ def inverter_output(inverter: Device, wx: pd.DataFrame, seed: int, site_id: str)
     operating = p_ac_w > 0
     return pd.DataFrame(
         {
-            "ac_power": p_ac_w,
-            "ac_current": p_ac_w / (3 * 230.0),
-            "ac_voltage_an": v_an,
-            "ac_frequency": freq,
-            "ac_reactive_power": 0.0 * p_ac_w,
-            "power_factor": np.where(operating, 1.0, 0.0),
-            "dc_power": p_dc_w,
-            "dc_voltage": v_dc,
-            "dc_current": np.divide(p_dc_w, v_dc, out=np.zeros_like(p_dc_w), where=v_dc > 0),
-            "cabinet_temperature": wx["ambient_temperature"].to_numpy()
+            Metric.AC_POWER: p_ac_w,
+            Metric.AC_CURRENT: p_ac_w / (3 * 230.0),
+            Metric.AC_VOLTAGE_AN: v_an,
+            Metric.AC_FREQUENCY: freq,
+            Metric.AC_REACTIVE_POWER: 0.0 * p_ac_w,
+            Metric.POWER_FACTOR: np.where(operating, 1.0, 0.0),
+            Metric.DC_POWER: p_dc_w,
+            Metric.DC_VOLTAGE: v_dc,
+            Metric.DC_CURRENT: np.divide(p_dc_w, v_dc, out=np.zeros_like(p_dc_w), where=v_dc > 0),
+            Metric.CABINET_TEMPERATURE: wx[Metric.AMBIENT_TEMPERATURE].to_numpy()
             + 8.0 * p_ac_w / (inverter.p_ac_kw * 1000.0),
-            "operating_state": np.where(operating, 4.0, 2.0),  # MPPT or SLEEPING
+            Metric.OPERATING_STATE: np.where(operating, 4.0, 2.0),  # MPPT or SLEEPING
         },
         index=wx.index,
     )

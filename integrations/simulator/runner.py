@@ -19,8 +19,8 @@ from integrations.simulator.devices import (
     initial_energy_wh,
     json_payload,
     publish_json,
-    serve_inverters,
 )
+from integrations.simulator.modbus_server import serve_inverters
 from integrations.simulator.physics import weather
 from integrations.simulator.scenarios import Fault, Scenario
 from integrations.sunspec_modbus.entities import INVERTER_ENTITIES
@@ -30,6 +30,7 @@ from pv_platform.integration import wait_or_stop
 from pv_platform.landing import SegmentWriter
 from pv_platform.plant import Plant
 from pv_platform.readings import entity_key
+from pv_platform.vocabulary import Metric
 
 log = logging.getLogger(__name__)
 UNITS = {d.key: (d.unit, str(d.device_class)) for d in (*INVERTER_ENTITIES, *MQTT_ENTITIES)}
@@ -38,13 +39,16 @@ UNITS.update(
         f"mppt{i}_{k}": u
         for i in range(1, 9)
         for k, u in (
-            ("dc_current", ("A", "current")),
-            ("dc_voltage", ("V", "voltage")),
-            ("dc_power", ("W", "power")),
+            (Metric.DC_CURRENT, ("A", "current")),
+            (Metric.DC_VOLTAGE, ("V", "voltage")),
+            (Metric.DC_POWER, ("W", "power")),
             ("temperature", ("°C", "temperature")),
         )
     }
 )
+
+
+COUNTERS = (Metric.AC_ENERGY, Metric.EXPORT_ENERGY, Metric.IMPORT_ENERGY)  # lifetime counters [Wh]
 
 
 def backfill_landing(
@@ -55,16 +59,24 @@ def backfill_landing(
     end: datetime,
     step_s: int = 60,
     scenario: Scenario | None = None,
+    counters_end_at_start: bool = False,
 ) -> dict[str, float]:
     """Write history [start, end) straight into landing segments; returns each inverter's final counter [Wh].
 
     Rows are written as CSV directly (no per-row validation): the values come from the model, not a device.
+    `counters_end_at_start`: lifetime counters are shifted to end where a history written from `end`
+    starts (older history added before newer, e.g. the demo's month: no counter goes backwards).
     """
     writer = SegmentWriter(landing_dir, writer_name="backfill", max_rows=50_000, max_age_s=1e9)
     counters: dict[str, float] = {}
     rows = 0
     for site in plant.sites:
         for device_id, frame in backfill_frames(site, seed, start, end, step_s, scenario).items():
+            if counters_end_at_start:
+                frame = frame.copy()
+                for counter in COUNTERS:
+                    if counter in frame and len(frame):
+                        frame[counter] -= frame[counter].iloc[-1] - frame[counter].iloc[0]
             iso = [ts.isoformat() for ts in frame.index]
             for metric in frame.columns:
                 key = entity_key(site.id, device_id, metric)
@@ -74,7 +86,7 @@ def backfill_landing(
                 ]
                 writer.add_rows(lines, {key: {"unit": unit, "device_class": device_class}})
                 rows += len(lines)
-            for counter in ("ac_energy", "export_energy", "import_energy"):
+            for counter in COUNTERS:
                 if counter in frame:
                     counters[entity_key(site.id, device_id, counter)] = float(
                         frame[counter].iloc[-1]
@@ -130,11 +142,13 @@ async def run_simulator(
     update_interval_s: float = 1.0,
     ready: asyncio.Event | None = None,
     scenario: Scenario | None = None,
+    backfill_end: datetime | None = None,
 ) -> list[SimulatedInverter]:
-    """Serve the plant until `stop` is set. History is back-filled first when asked."""
+    """Serve the plant until `stop` is set. History is back-filled first when asked, up to `backfill_end`
+    (default: now, to the minute)."""
     counters: dict[str, float] = {}
     if backfill_hours > 0 and landing_dir is not None:
-        end = clock.now().replace(second=0, microsecond=0)
+        end = backfill_end or clock.now().replace(second=0, microsecond=0)
         # from a whole hour: a partial first hour would fail its completeness check for nothing
         start = (end - timedelta(hours=backfill_hours)).replace(minute=0)
         counters = await asyncio.to_thread(
@@ -156,13 +170,13 @@ async def run_simulator(
     ]
     inverters = [
         SimulatedInverter(
-            site, dev, seed, counters.get(entity_key(site.id, dev.id, "ac_energy"), initial_energy_wh(dev)),
+            site, dev, seed, counters.get(entity_key(site.id, dev.id, Metric.AC_ENERGY), initial_energy_wh(dev)),
             model_id=113 if i % 2 else 103,
             faults=scenario.for_device(site.id, dev.id) if scenario else [],
         )
         for i, (site, dev) in enumerate(sunspec)
     ]  # fmt: skip
-    servers = await serve_inverters(inverters)
+    servers, _ = await serve_inverters(inverters)
     tasks = []
     if broker is not None:
         for site in plant.sites:
@@ -178,8 +192,8 @@ async def run_simulator(
                 elif dev.kind == "meter":
                     meter = SimulatedMeter(
                         site, dev, site_inverters,
-                        counters.get(entity_key(site.id, dev.id, "export_energy"), 5e7),
-                        counters.get(entity_key(site.id, dev.id, "import_energy"), 5e5),
+                        counters.get(entity_key(site.id, dev.id, Metric.EXPORT_ENERGY), 5e7),
+                        counters.get(entity_key(site.id, dev.id, Metric.IMPORT_ENERGY), 5e5),
                     )  # fmt: skip
                     make = LivePayload(meter.values, fields, faults)
                 else:

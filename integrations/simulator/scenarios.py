@@ -28,7 +28,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from integrations.sunspec_modbus.models import EVENT1_BITS
+from pv_platform.vocabulary import InverterEvent, Metric, OperatingState, event_bits
 
 FaultKind = Literal[
     "inverter_trip", "string_disconnect", "hot_spot", "soiling_ramp", "grid_outage",
@@ -40,15 +40,13 @@ FAULT_COLUMNS = (
     "hot_spot_mppt",
     "string_loss_mppt",
 )  # markers for mppt_columns, not served
-BIT_OF = {name: bit for bit, name in EVENT1_BITS.items()}
-FAULT_STATE = 7  # SunSpec St = FAULT
 ZEROED_BY_TRIP = (
-    "ac_power",
-    "ac_current",
-    "dc_power",
-    "dc_current",
-    "power_factor",
-    "ac_reactive_power",
+    Metric.AC_POWER,
+    Metric.AC_CURRENT,
+    Metric.DC_POWER,
+    Metric.DC_CURRENT,
+    Metric.POWER_FACTOR,
+    Metric.AC_REACTIVE_POWER,
 )
 
 
@@ -83,9 +81,11 @@ class Fault(BaseModel):
             raise ValueError(f"a {self.kind} fault needs mppt (the string input, from 1)")
         if self.kind == "frozen_sensor" and self.metric is None:
             raise ValueError("a frozen_sensor fault needs the metric that freezes")
-        unknown = set(self.events) - set(BIT_OF)
+        unknown = set(self.events) - set(InverterEvent.__members__)
         if unknown:
-            raise ValueError(f"unknown event names {sorted(unknown)}; known: {sorted(BIT_OF)}")
+            raise ValueError(
+                f"unknown event names {sorted(unknown)}; known: {sorted(InverterEvent.__members__)}"
+            )
         return self
 
     def applies(self, site_id: str, device_id: str | None) -> bool:
@@ -102,7 +102,7 @@ class Fault(BaseModel):
 
     @property
     def event_bits(self) -> int:
-        return sum(1 << BIT_OF[name] for name in self.events)
+        return event_bits(self.events)
 
 
 class Scenario(BaseModel):
@@ -128,7 +128,7 @@ def apply_to_inverter(
     """
     frame = frame.copy()
     index = pd.DatetimeIndex(frame.index)
-    frame["events"] = frame.get("events", 0.0)
+    frame[Metric.EVENTS] = frame.get(Metric.EVENTS, 0.0)
     for fault in faults:
         m = fault.mask(index)
         if not m.any():
@@ -136,27 +136,27 @@ def apply_to_inverter(
         if fault.kind == "soiling_ramp":
             days = (index - pd.Timestamp(fault.start)).total_seconds() / 86400.0
             loss = np.where(m, np.clip(days * fault.loss_per_day, 0.0, fault.max_loss), 0.0)
-            for column in ("ac_power", "ac_current", "dc_power", "dc_current"):
+            for column in (Metric.AC_POWER, Metric.AC_CURRENT, Metric.DC_POWER, Metric.DC_CURRENT):
                 frame[column] = frame[column] * (1.0 - loss)
         elif fault.kind == "string_disconnect":
             share = 1.0 / mppts
-            for column in ("ac_power", "ac_current", "dc_power", "dc_current"):
+            for column in (Metric.AC_POWER, Metric.AC_CURRENT, Metric.DC_POWER, Metric.DC_CURRENT):
                 frame.loc[m, column] = frame.loc[m, column] * (1.0 - share)
             frame.loc[m, "lost_mppt"] = fault.mppt
         elif fault.kind in ("inverter_trip", "grid_outage"):
             for column in ZEROED_BY_TRIP:
                 if column in frame:
                     frame.loc[m, column] = 0.0
-            frame.loc[m, "operating_state"] = float(FAULT_STATE)
+            frame.loc[m, Metric.OPERATING_STATE] = float(OperatingState.FAULT)
             bits = fault.event_bits or (
-                1 << BIT_OF["GRID_DISCONNECT"] if fault.kind == "grid_outage" else 0
+                int(InverterEvent.GRID_DISCONNECT) if fault.kind == "grid_outage" else 0
             )
-            frame.loc[m, "events"] = frame.loc[m, "events"].astype(int) | bits
+            frame.loc[m, Metric.EVENTS] = frame.loc[m, Metric.EVENTS].astype(int) | bits
         elif fault.kind == "efficiency_drop":  # DC unchanged, less of it converted
-            for column in ("ac_power", "ac_current"):
+            for column in (Metric.AC_POWER, Metric.AC_CURRENT):
                 frame.loc[m, column] = frame.loc[m, column] * (1.0 - fault.loss)
         elif fault.kind == "string_degradation":  # one string yields (1 - loss) of its share
-            for column in ("ac_power", "ac_current", "dc_power", "dc_current"):
+            for column in (Metric.AC_POWER, Metric.AC_CURRENT, Metric.DC_POWER, Metric.DC_CURRENT):
                 frame.loc[m, column] = frame.loc[m, column] * (1.0 - fault.loss / mppts)
             column = f"string_loss_mppt{fault.mppt}"
             frame[column] = frame.get(column, 0.0)

@@ -4,98 +4,93 @@ from __future__ import annotations
 
 import logging
 
-from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
-from pymodbus.exceptions import ModbusException
-from pymodbus.framer import FramerType
-
 from integrations.sunspec_modbus.config import SunSpecModbusConfig
 from integrations.sunspec_modbus.entities import INVERTER_ENTITIES
+from integrations.sunspec_modbus.hub import ModbusHub, bus_of
 from integrations.sunspec_modbus.models import (
     BASE_ADDRESSES,
     END_MODEL_ID,
     MODELS,
-    OPERATING_STATES,
+    PERCENT_POINTS,
     SUNS_MARKER,
-    decode_events,
     decode_model,
 )
-from pv_platform.integration import (
-    Coordinator,
+from pv_platform.integration import DeviceInfo, EntityDescription, PollingCoordinator, UpdateFailed
+from pv_platform.vocabulary import (
     DeviceClass,
-    EntityDescription,
-    StateClass,
-    UpdateFailed,
+    MpptMetric,
+    OperatingState,
+    Unit,
+    event_names,
+    mppt_metric,
 )
 
 log = logging.getLogger(__name__)
-MPPT_POINTS = (  # per-MPPT metric suffix, model 160 point, unit, device class
-    ("dc_current", "DCA", "A", DeviceClass.CURRENT),
-    ("dc_voltage", "DCV", "V", DeviceClass.VOLTAGE),
-    ("dc_power", "DCW", "W", DeviceClass.POWER),
-    ("temperature", "Tmp", "°C", DeviceClass.TEMPERATURE),  # module temperature of the string
+MPPT_POINTS = (  # per-MPPT quantity, model 160 point, unit, device class
+    (MpptMetric.DC_CURRENT, "DCA", Unit.AMPERE, DeviceClass.CURRENT),
+    (MpptMetric.DC_VOLTAGE, "DCV", Unit.VOLT, DeviceClass.VOLTAGE),
+    (MpptMetric.DC_POWER, "DCW", Unit.WATT, DeviceClass.POWER),
+    (MpptMetric.TEMPERATURE, "Tmp", Unit.CELSIUS, DeviceClass.TEMPERATURE),
 )
 
 
-def _number(value) -> float | None:
-    return float(value) if isinstance(value, int | float) else None
+def device_info(common: dict) -> DeviceInfo:
+    """A device's identity from its SunSpec common model (1): manufacturer Mn, model Md, serial SN,
+    firmware Vr (absent points: None)."""
+
+    def text(point: str) -> str | None:
+        value = common.get(point)
+        return str(value) if value not in (None, "") else None
+
+    return DeviceInfo(
+        manufacturer=text("Mn"), model=text("Md"), serial_number=text("SN"), sw_version=text("Vr")
+    )
 
 
-MAX_REGISTERS_PER_READ = 125  # Modbus limit for function code 3
+def _number(value, percent: bool = False) -> float | None:
+    """A decoded point as a reading (a percentage as a fraction); None when not a number."""
+    if not isinstance(value, int | float):
+        return None
+    return float(value) / 100.0 if percent else float(value)
+
+
 INVERTER_MODEL_IDS = (103, 113, 102, 112, 101, 111)
 MPPT_MODEL_ID = 160
 NAMEPLATE_MODEL_ID = 120
 
 
-class SunSpecCoordinator(Coordinator):
-    """Polls one SunSpec inverter over Modbus TCP. Read-only: it never writes a register."""
+class SunSpecCoordinator(PollingCoordinator):
+    """Polls one SunSpec inverter over Modbus TCP or RTU, through the hub of its bus (shared with the
+    other units on the same gateway or serial line). Read-only: it never writes a register."""
 
-    def __init__(self, site_id: str, device_id: str, config: SunSpecModbusConfig) -> None:
+    def __init__(
+        self,
+        site_id: str,
+        device_id: str,
+        config: SunSpecModbusConfig,
+        hub: ModbusHub | None = None,
+    ) -> None:
         super().__init__(
             site_id, device_id, INVERTER_ENTITIES, poll_interval_s=config.poll_interval_s
         )
         self.config = config
-        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = (
-            None  # made on first use
-        )
+        self.hub = hub or ModbusHub(bus_of(config))  # alone on its bus unless given a shared hub
+        self._using_hub = False
         self.models: dict[int, tuple[int, int]] = {}  # model id -> (data address, length)
         self.common: dict[str, object] = {}
         self.nameplate: dict[str, object] = {}
         self.operating_state: str | None = None
         self.events: list[str] = []
 
-    @property
-    def client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
-        c = self.config
-        if self._client is None and c.serial_port:
-            self._client = AsyncModbusSerialClient(
-                c.serial_port, framer=FramerType.RTU, baudrate=c.baudrate, bytesize=c.bytesize,
-                parity=c.parity, stopbits=c.stopbits, timeout=c.timeout_s, retries=c.retries,
-            )  # fmt: skip
-        elif self._client is None:
-            self._client = AsyncModbusTcpClient(
-                c.host, port=c.port, timeout=c.timeout_s, retries=c.retries
-            )
-        return self._client
-
     async def _read(self, address: int, count: int) -> list[int]:
-        """Read holding registers in chunks the protocol allows; UpdateFailed on any error."""
-        if not self.client.connected and not await self.client.connect():
-            raise UpdateFailed(f"cannot connect to {self.config.where}")
-        regs: list[int] = []
-        try:
-            while count > 0:
-                n = min(count, MAX_REGISTERS_PER_READ)
-                rr = await self.client.read_holding_registers(
-                    address, count=n, device_id=self.config.unit_id
-                )
-                if rr.isError():
-                    raise UpdateFailed(f"Modbus exception {rr} reading {n} registers at {address}")
-                regs += rr.registers
-                address, count = address + n, count - n
-        except ModbusException as exc:
-            self.client.close()
-            raise UpdateFailed(f"Modbus error at {address}: {exc}") from exc
-        return regs
+        """Read holding registers of this unit through its bus's hub; UpdateFailed on any error."""
+        if not self._using_hub:
+            self.hub.acquire()
+            self._using_hub = True
+        c = self.config
+        return await self.hub.read(
+            c.unit_id, address, count, timeout_s=c.timeout_s, retries=c.retries
+        )
 
     async def scan(self) -> dict[int, tuple[int, int]]:
         """Find 'SunS' and walk the model chain to the end model."""
@@ -107,7 +102,7 @@ class SunSpecCoordinator(Coordinator):
             try:
                 marker = await self._read(base, 2)
             except UpdateFailed as exc:
-                if not self.client.connected:
+                if not self.hub.connected:
                     raise  # unreachable: say so, not "no marker"
                 errors.append(str(exc))
                 continue
@@ -119,13 +114,15 @@ class SunSpecCoordinator(Coordinator):
                 if model_id == END_MODEL_ID:
                     self.models = models
                     return models
-                models[model_id] = (address + 2, length)
+                # the first of a model id is the device's own: a SolarEdge inverter lists its meter's
+                # common model (1) after its own
+                models.setdefault(model_id, (address + 2, length))
                 address += 2 + length
             raise UpdateFailed("SunSpec model chain has no end model after 64 models")
         if len(errors) == len(
             bases
         ):  # it answered every probe with an error: a silent or failing device
-            raise UpdateFailed(f"device answers with errors, no SunSpec data: {errors[-1]}")
+            raise UpdateFailed(f"no SunSpec data (no answer or errors at {bases}): {errors[-1]}")
         raise UpdateFailed(f"no 'SunS' marker at any of {bases}")
 
     async def _read_models(self, model_ids: list[int]) -> dict[int, list[int]]:
@@ -148,20 +145,27 @@ class SunSpecCoordinator(Coordinator):
             for m in model_ids
         }
 
+    async def identify(self) -> DeviceInfo:
+        """Scan the model chain, read the common (1) and nameplate (120) models once, and take the
+        device's identity from the common model: Mn, Md, SN, Vr."""
+        await self.scan()
+        once = [m for m in (1, NAMEPLATE_MODEL_ID) if m in self.models]
+        for model_id, regs in (await self._read_models(once)).items() if once else ():
+            decoded = decode_model(MODELS[model_id], regs)
+            if model_id == 1:
+                self.common = decoded
+            else:
+                self.nameplate = decoded
+        self.device_info = device_info(self.common)
+        log.info(
+            "%s.%s: %s %s serial %s, models %s", self.site_id, self.device_id,
+            self.common.get("Mn"), self.common.get("Md"), self.common.get("SN"), sorted(self.models),
+        )  # fmt: skip
+        return self.device_info
+
     async def _async_update(self) -> dict[str, float | None]:
         if not self.models:
-            await self.scan()
-            once = [m for m in (1, NAMEPLATE_MODEL_ID) if m in self.models]
-            for model_id, regs in (await self._read_models(once)).items() if once else ():
-                decoded = decode_model(MODELS[model_id], regs)
-                if model_id == 1:
-                    self.common = decoded
-                else:
-                    self.nameplate = decoded
-            log.info(
-                "%s.%s: %s %s serial %s, models %s", self.site_id, self.device_id,
-                self.common.get("Mn"), self.common.get("Md"), self.common.get("SN"), sorted(self.models),
-            )  # fmt: skip
+            await self.identify()
         model_id = next((m for m in INVERTER_MODEL_IDS if m in self.models), None)
         if model_id is None:
             raise UpdateFailed(f"no inverter model (101-103, 111-113) among {sorted(self.models)}")
@@ -169,14 +173,12 @@ class SunSpecCoordinator(Coordinator):
         data = await self._read_models(wanted)
         points = decode_model(MODELS[model_id], data[model_id])
         values: dict[str, float | None] = {
-            d.key: _number(points.get(d.source))
+            d.key: _number(points.get(d.source), percent=d.source in PERCENT_POINTS)
             for d in self.descriptions.values()
             if not d.key.startswith("mppt")
         }
-        self.operating_state = (
-            OPERATING_STATES.get(int(points["St"])) if points.get("St") is not None else None
-        )
-        self.events = decode_events(points.get("Evt1"))
+        self.operating_state = OperatingState.name_of(points.get("St"))
+        self.events = event_names(points.get("Evt1"))
         if MPPT_MODEL_ID in data:
             values.update(
                 self._mppt_values(decode_model(MODELS[MPPT_MODEL_ID], data[MPPT_MODEL_ID]))
@@ -189,16 +191,17 @@ class SunSpecCoordinator(Coordinator):
         for block in mppt.get("repeats", []):
             if block.get("ID") is None:
                 continue
-            prefix = f"mppt{int(block['ID'])}"
-            for suffix, point, unit, device_class in MPPT_POINTS:
-                key = f"{prefix}_{suffix}"
+            for quantity, point, unit, device_class in MPPT_POINTS:
+                key = mppt_metric(block["ID"], quantity)
                 if key not in self.descriptions:
                     self.descriptions[key] = EntityDescription(
-                        key, unit, device_class, StateClass.MEASUREMENT, point
+                        key=key, unit=unit, device_class=device_class, source=point
                     )
                 values[key] = _number(block.get(point))
         return values
 
     async def async_close(self) -> None:
-        if self._client is not None:
-            self._client.close()
+        """Stop using the hub (the last unit on a bus closes its connection)."""
+        if self._using_hub:
+            self._using_hub = False
+            await self.hub.release()

@@ -2,21 +2,46 @@
 
 from __future__ import annotations
 
-from pv_platform.integration import DeviceClass, EntityDescription, StateClass
+from pv_platform.integration import EntityDescription
+from pv_platform.vocabulary import DeviceClass, Metric, StateClass, Unit
 
 D, S = DeviceClass, StateClass
 INVERTER_ENTITIES: tuple[EntityDescription, ...] = (
-    EntityDescription("ac_power", "W", D.POWER, S.MEASUREMENT, "W"),
-    EntityDescription("ac_energy", "Wh", D.ENERGY, S.TOTAL_INCREASING, "WH"),
-    EntityDescription("ac_current", "A", D.CURRENT, S.MEASUREMENT, "A"),
-    EntityDescription("ac_voltage_an", "V", D.VOLTAGE, S.MEASUREMENT, "PhVphA"),
-    EntityDescription("ac_frequency", "Hz", D.FREQUENCY, S.MEASUREMENT, "Hz"),
-    EntityDescription("ac_reactive_power", "var", D.POWER, S.MEASUREMENT, "VAr"),
-    EntityDescription("power_factor", "", D.POWER_FACTOR, S.MEASUREMENT, "PF"),
-    EntityDescription("dc_current", "A", D.CURRENT, S.MEASUREMENT, "DCA"),
-    EntityDescription("dc_voltage", "V", D.VOLTAGE, S.MEASUREMENT, "DCV"),
-    EntityDescription("dc_power", "W", D.POWER, S.MEASUREMENT, "DCW"),
-    EntityDescription("cabinet_temperature", "°C", D.TEMPERATURE, S.MEASUREMENT, "TmpCab"),
-    EntityDescription("operating_state", "", D.ENUM, S.MEASUREMENT, "St"),
-    EntityDescription("events", "", D.ENUM, S.MEASUREMENT, "Evt1"),
+    EntityDescription(key=Metric.AC_POWER, unit=Unit.WATT, device_class=D.POWER, source="W"),
+    EntityDescription(
+        key=Metric.AC_ENERGY,
+        unit=Unit.WATT_HOUR,
+        device_class=D.ENERGY,
+        state_class=S.TOTAL_INCREASING,
+        source="WH",
+    ),
+    EntityDescription(key=Metric.AC_CURRENT, unit=Unit.AMPERE, device_class=D.CURRENT, source="A"),
+    EntityDescription(
+        key=Metric.AC_VOLTAGE_AN, unit=Unit.VOLT, device_class=D.VOLTAGE, source="PhVphA"
+    ),
+    EntityDescription(
+        key=Metric.AC_FREQUENCY, unit=Unit.HERTZ, device_class=D.FREQUENCY, source="Hz"
+    ),
+    EntityDescription(
+        key=Metric.AC_REACTIVE_POWER,
+        unit=Unit.VOLT_AMPERE_REACTIVE,
+        device_class=D.POWER,
+        source="VAr",
+    ),
+    EntityDescription(
+        key=Metric.POWER_FACTOR, unit=Unit.NONE, device_class=D.POWER_FACTOR, source="PF"
+    ),
+    EntityDescription(
+        key=Metric.DC_CURRENT, unit=Unit.AMPERE, device_class=D.CURRENT, source="DCA"
+    ),
+    EntityDescription(key=Metric.DC_VOLTAGE, unit=Unit.VOLT, device_class=D.VOLTAGE, source="DCV"),
+    EntityDescription(key=Metric.DC_POWER, unit=Unit.WATT, device_class=D.POWER, source="DCW"),
+    EntityDescription(
+        key=Metric.CABINET_TEMPERATURE,
+        unit=Unit.CELSIUS,
+        device_class=D.TEMPERATURE,
+        source="TmpCab",
+    ),
+    EntityDescription(key=Metric.OPERATING_STATE, unit=Unit.NONE, device_class=D.ENUM, source="St"),
+    EntityDescription(key=Metric.EVENTS, unit=Unit.NONE, device_class=D.ENUM, source="Evt1"),
 )

@@ -26,6 +26,9 @@ NOT_IMPLEMENTED = {
     "bitfield32": 0xFFFFFFFF,
     "acc32": 0,
 }
+# Points SunSpec gives in percent (units "Pct": the power factor of models 101-103 and 111-113, e.g.
+# 99.77) that the platform keeps as a fraction (0.9977), as every other source of power_factor does.
+PERCENT_POINTS = frozenset({"PF"})
 TYPE_SIZE = {
     "int16": 1, "uint16": 1, "enum16": 1, "bitfield16": 1, "sunssf": 1,
     "int32": 2, "uint32": 2, "acc32": 2, "bitfield32": 2, "float32": 2, "pad": 1,
@@ -228,17 +231,6 @@ MODELS: dict[int, Model] = {
     )
 }  # fmt: skip
 
-OPERATING_STATES = {
-    1: "OFF", 2: "SLEEPING", 3: "STARTING", 4: "MPPT", 5: "THROTTLED",
-    6: "SHUTTING_DOWN", 7: "FAULT", 8: "STANDBY",
-}  # fmt: skip
-EVENT1_BITS = {
-    0: "GROUND_FAULT", 1: "DC_OVER_VOLT", 2: "AC_DISCONNECT", 3: "DC_DISCONNECT", 4: "GRID_DISCONNECT",
-    5: "CABINET_OPEN", 6: "MANUAL_SHUTDOWN", 7: "OVER_TEMP", 8: "OVER_FREQUENCY", 9: "UNDER_FREQUENCY",
-    10: "AC_OVER_VOLT", 11: "AC_UNDER_VOLT", 12: "BLOWN_STRING_FUSE", 13: "UNDER_TEMP",
-    14: "MEMORY_LOSS", 15: "HW_TEST_FAILURE",
-}  # fmt: skip
-
 
 def _raw(point: Point, regs: list[int]) -> int | float | str:
     if point.type == "string":
@@ -342,10 +334,3 @@ def device_image(models: list[tuple[Model, dict[str, int | float | str]]]) -> li
         data = encode_model(model, values)
         regs += [model.id, len(data), *data]
     return regs + [END_MODEL_ID, 0]
-
-
-def decode_events(evt1: int | None) -> list[str]:
-    """Names of the Evt1 bits that are set."""
-    if not evt1:
-        return []
-    return [name for bit, name in EVENT1_BITS.items() if evt1 >> bit & 1]

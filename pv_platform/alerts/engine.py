@@ -12,13 +12,36 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from pv_platform.alerts.model import AlertCandidate
+from pv_platform import clock
+from pv_platform.alerts.incidents import pick_incident, scope_of
+from pv_platform.alerts.model import STICKY, AlertCandidate, Severity
 from pv_platform.storage.alerts import AlertStore
+from pv_platform.storage.incidents import IncidentStore
 
 log = logging.getLogger(__name__)
-Callback = Callable[
-    [str, dict], object
-]  # (event: "opened" | "resolved", alert row) -> None or awaitable
+# (event, alert row) -> None or awaitable. Events: "opened" and "resolved" once per incident (the alert
+# that opened or closed it, with "incident"), "acknowledged" per alert, "escalated" per incident.
+Callback = Callable[[str, dict], object]
+UPDATE_EVERY = timedelta(
+    minutes=10
+)  # an open alert's message gains an update line at most this often
+MAX_UPDATES = 12  # ... and keeps the opening text and the newest this many updates
+
+
+def appended_message(
+    message: str, update: str, now: datetime, last_update: datetime | None
+) -> str | None:
+    """The alert's message with `update` appended as "[date HH:MM UTC] text" (the opening text stays
+    first); None when nothing is to be appended (the same text as the newest line, or less than
+    UPDATE_EVERY after `last_update`, the opening or the previous update; None: append now)."""
+    lines = message.split("\n")
+    newest = lines[-1].split("] ", 1)[-1] if len(lines) > 1 else lines[0]
+    if update == newest or update == lines[0]:
+        return None
+    if last_update is not None and now - last_update < UPDATE_EVERY:
+        return None
+    updates = [*lines[1:], f"[{now:%Y-%m-%d %H:%M} UTC] {update}"][-MAX_UPDATES:]
+    return "\n".join([lines[0], *updates])
 
 
 @dataclass
@@ -28,6 +51,7 @@ class EnginePolicy:
     )  # after a resolve, per rule
     max_new_per_minute: int = 30  # global rate limit of newly opened alerts
     auto_resolve_after_s: float = 120.0  # condition clear this long: resolve by itself
+    escalate_after_s: float | None = None  # an unacknowledged CRITICAL incident this old: escalated
 
     def cooldown(self, rule: str) -> timedelta:
         return timedelta(seconds=self.cooldown_s.get(rule, self.cooldown_s.get("*", 0.0)))
@@ -44,9 +68,18 @@ class ProcessResult:
 class AlertEngine:
     """Turns candidates into alert lifecycles in the `alerts` table."""
 
-    def __init__(self, store: AlertStore, policy: EnginePolicy | None = None) -> None:
+    def __init__(
+        self,
+        store: AlertStore,
+        policy: EnginePolicy | None = None,
+        kinds: dict[tuple[str, str], str] | None = None,
+    ) -> None:
         self.store = store
+        self.incidents = IncidentStore(store.engine)
         self.policy = policy or EnginePolicy()
+        self.kinds = (
+            kinds or {}
+        )  # (site, device) -> kind: which alerts are a site's weather station's
         self.callbacks: list[Callback] = []
 
     def register_callback(self, callback: Callback) -> None:
@@ -54,10 +87,18 @@ class AlertEngine:
         self.callbacks.append(callback)
 
     def process(
-        self, candidates: Iterable[AlertCandidate], now: datetime, rules: set[str] | None = None
+        self,
+        candidates: Iterable[AlertCandidate],
+        now: datetime,
+        rules: set[str] | None = None,
+        cleared: set[str] | None = None,
+        site_id: str | None = None,
     ) -> ProcessResult:
-        """Apply one evaluation: `candidates` hold now; active alerts of `rules` that are not among them are
-        clear (and resolve after the hold time). `rules=None` means every rule of the candidates' source."""
+        """Apply one evaluation: `candidates` hold now; active alerts of `rules` (of `site_id`, when an
+        evaluation judged one site only) that are not among them are clear (and resolve after the hold
+        time). `rules=None` means every rule of the candidates' source. An alert marked sticky (a total
+        loss) resolves only when its fingerprint is in `cleared`: the rule saw the device produce again
+        (night or missing data is not evidence)."""
         result = ProcessResult()
         active = self.store.active()
         seen: set[str] = set()
@@ -67,7 +108,7 @@ class AlertEngine:
                 continue
             seen.add(fp)
             if fp in active:
-                self.store.touch(active[fp]["id"], now, c.message, c.context)
+                self._update(active[fp], c, now)
                 result.updated += 1
                 continue
             last = self.store.last_resolved_at(fp)
@@ -77,9 +118,9 @@ class AlertEngine:
                 )
                 continue
             if (
-                self.store.opened_since(now - timedelta(minutes=1))
+                self.store.opened_between(now - timedelta(minutes=1), now)
                 >= self.policy.max_new_per_minute
-            ):
+            ):  # the minute before the evaluated time (a re-evaluated past hour is not judged by later alerts)
                 result.suppressed.append((fp, f"rate limit {self.policy.max_new_per_minute}/min"))
                 log.warning("alert rate limit reached; %s not opened", fp)
                 continue
@@ -88,9 +129,17 @@ class AlertEngine:
             )
             result.opened.append(alert)
             log.warning("alert opened: %s %s %s", c.severity.name, fp, c.message)
-            self._notify("opened", alert)
+            incident, new = self._group(alert, now)
+            if new:  # a symptom of an open incident is not notified again
+                self._notify(
+                    "opened", {**alert, "incident_id": incident["id"], "incident": incident}
+                )
         for fp, alert in active.items():
             if fp in seen or (rules is not None and alert["rule"] not in rules):
+                continue
+            if (alert.get("context") or {}).get(STICKY) and fp not in (cleared or set()):
+                continue  # a dead device stays an alert through the night
+            if site_id is not None and alert["site_id"] != site_id:
                 continue
             clear_since = alert["clear_since"]
             if clear_since is None:
@@ -102,18 +151,82 @@ class AlertEngine:
             ):
                 alert = {**alert, "state": "resolved", "resolved_at": now, "resolved_by": "auto"}
                 result.resolved.append(alert)
-                self._notify("resolved", alert)
+        self._close_incidents(now)
+        self._escalate(now)
         return result
+
+    def _group(self, alert: dict, now: datetime) -> tuple[dict, bool]:
+        """Put a new alert into the incident that explains it, or open one it causes (True)."""
+        found = pick_incident(alert, self.incidents.candidates(alert["site_id"], now), self.kinds)
+        if found is None:
+            return self.incidents.create(alert, scope_of(alert, self.kinds)), True
+        severity = max(Severity[found["severity"]], Severity[alert["severity"]]).name
+        self.incidents.attach(found, alert, severity)
+        log.info(
+            "alert %s joins incident %d (%s)", alert["fingerprint"], found["id"], found["title"]
+        )
+        return found, False
+
+    def _close_incidents(self, now: datetime) -> None:
+        """Close every incident whose alerts are all resolved (here or by hand) and notify it once."""
+        for incident in self.incidents.close_finished():
+            if self.incidents.mark_notified(incident["id"], "resolved", now):
+                cause = self.store.get(incident["cause_alert_id"]) or {}
+                self._notify(
+                    "resolved", {**cause, "incident_id": incident["id"], "incident": incident}
+                )
+
+    def _escalate(self, now: datetime) -> None:
+        """Notify ("escalated") each open CRITICAL incident nobody acknowledged in time, once."""
+        if self.policy.escalate_after_s is None:
+            return
+        for incident in self.incidents.due_escalation(now, self.policy.escalate_after_s):
+            if self.incidents.mark_notified(incident["id"], "escalated", now):
+                cause = self.store.get(incident["cause_alert_id"]) or {}
+                log.warning("incident %d escalated: %s", incident["id"], incident["title"])
+                self._notify(
+                    "escalated", {**cause, "incident_id": incident["id"], "incident": incident}
+                )
+
+    def _update(self, alert: dict, c: AlertCandidate, now: datetime) -> None:
+        """Still holding: last seen now; severity raised if the candidate's is higher (never lowered);
+        the message keeps its opening text and gains an update line now and then."""
+        context = {**(alert.get("context") or {}), **c.context}
+        if (alert.get("context") or {}).get(STICKY):
+            context[STICKY] = True  # once a total loss, resolved only by evidence or a person
+        raised = c.severity > Severity[alert["severity"]]
+        last = context.get("message_updated_at")
+        last_update = (
+            None if raised else datetime.fromisoformat(last) if last else alert["opened_at"]
+        )
+        message = appended_message(alert["message"], c.message, now, last_update)
+        if message is not None:
+            context["message_updated_at"] = now.isoformat()
+        severity = max(Severity[alert["severity"]], c.severity).name
+        self.store.touch(alert["id"], now, message or alert["message"], context, severity)
 
     def acknowledge(
         self, alert_id: int, by: str, comment: str = "", now: datetime | None = None
     ) -> bool:
-        return self.store.acknowledge(alert_id, by, comment, now or datetime.now().astimezone())
+        """Sign an open alert off; the callbacks hear ("acknowledged", alert)."""
+        ok = self.store.acknowledge(alert_id, by, comment, now or clock.now())
+        if ok:
+            self._notify("acknowledged", self.store.get(alert_id))
+        return ok
 
     def resolve(
         self, alert_id: int, by: str, comment: str = "", now: datetime | None = None
     ) -> bool:
-        return self.store.resolve(alert_id, by, comment, now or datetime.now().astimezone())
+        """Resolve an alert by hand; the callbacks hear ("resolved", alert) when its incident closes."""
+        ok = self.store.resolve(alert_id, by, comment, now or clock.now())
+        if (
+            ok
+        ):  # notified once its incident closes: now, with its last alert, or at the next evaluation
+            try:
+                self._close_incidents(now or clock.now())
+            except Exception as exc:  # e.g. the dashboards' read-only role
+                log.info("incident of alert %d left for the next evaluation: %s", alert_id, exc)
+        return ok
 
     def flush(self, timeout_s: float = 30.0) -> bool:
         """Wait until the notifiers have delivered what they were given (or `timeout_s` passed)."""

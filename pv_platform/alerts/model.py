@@ -6,6 +6,10 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
+STICKY = (
+    "until_cleared"  # context flag: the alert resolves only when its rule shows the condition clear
+)
+
 
 class Severity(enum.IntEnum):
     INFO = 1

@@ -1,62 +1,50 @@
 """Real-time rules on the collector's readings: grid outage, equipment faults, over-temperature, communication
-loss, module hot spots and string faults. Pure state machine: feed readings, ask `evaluate(now)`."""
+loss, module hot spots and string faults. Pure state machine: feed readings, ask `evaluate(now)`.
+
+Every time decision is made on the platform clock that stamps the readings (`now` is passed in; holds are
+measured between reading stamps), so an accelerated run or a replay behaves as real time. Readings older
+than their device's silence limit at the time they arrive (history, replays, late batches) are not judged.
+"""
 
 from __future__ import annotations
 
 import statistics
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from pv_platform.alerts.limits import Thresholds, realtime_thresholds
 from pv_platform.alerts.model import AlertCandidate, Severity
 from pv_platform.plant import Plant
 from pv_platform.readings import Reading
-
-FAULT_STATE = 7
-EVENT_NAMES = {
-    0: "GROUND_FAULT", 1: "DC_OVER_VOLT", 2: "AC_DISCONNECT", 3: "DC_DISCONNECT", 4: "GRID_DISCONNECT",
-    5: "CABINET_OPEN", 6: "MANUAL_SHUTDOWN", 7: "OVER_TEMP", 8: "OVER_FREQUENCY", 9: "UNDER_FREQUENCY",
-    10: "AC_OVER_VOLT", 11: "AC_UNDER_VOLT", 12: "BLOWN_STRING_FUSE", 13: "UNDER_TEMP", 14: "MEMORY_LOSS",
-    15: "HW_TEST_FAILURE",
-}  # fmt: skip
+from pv_platform.vocabulary import InverterEvent, Metric, OperatingState, event_names
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    """Rule thresholds; every one can be overridden per site (plant file `alerts:`) or by settings."""
+def stale_limit_s(
+    t: Thresholds, device, speed: float = 1.0, cadence_s: float | None = None
+) -> float:
+    """Silence after which a device counts as lost [s of platform time]: k x its cadence when that is
+    longer than the site's limit (a device polled every 5 min is not lost after 1 min).
 
-    stale_after_s: float = 60.0  # no reading for this long: communication lost ...
-    stale_polls: float = (
-        3.0  # ... or for this many of the device's poll intervals, if that is longer
-    )
-    fault_hold_s: float = 10.0  # FAULT state held this long (debounce: one frame is not an outage)
-    grid_hold_s: float = 10.0  # grid out of band this long
-    over_temperature_c: float = 75.0  # inverter cabinet
-    module_over_temperature_c: float = 85.0  # a string's modules (model 160 temperature)
-    hot_spot_delta_c: float = 15.0  # a string's modules this much above the site's median string
-    string_current_fraction: float = (
-        0.5  # a string below this fraction of its peers' median current
-    )
-    min_efficiency: float = 0.90  # AC/DC below this while not clipping and above 10 % DC load ...
-    efficiency_hold_s: float = 300.0  # ... for this long: the inverter converts poorly
-    daylight_poa_wm2: float = 200.0  # rules that need sun judge only above this irradiance
-    frequency_hz: tuple[float, float] = (49.5, 50.5)
-    voltage_v: tuple[float, float] = (207.0, 253.0)
-
-
-def stale_limit_s(t: Thresholds, device) -> float:
-    """Silence after which a device counts as lost [s]: k x its poll interval when that is longer than
-    the site's limit (a device polled every 5 min is not lost after 1 min)."""
+    speed : platform seconds per wall second (a poll interval is wall time: in a 60x run a device polled
+        every 0.5 s reports every 30 platform seconds)
+    cadence_s : the device's observed time between readings [s], when known (push devices have no poll
+        interval)
+    """
     poll_s = device.config.get("poll_interval_s") if isinstance(device.config, dict) else None
-    return max(t.stale_after_s, t.stale_polls * float(poll_s)) if poll_s else t.stale_after_s
+    interval_s = max(float(poll_s or 0.0) * speed, cadence_s or 0.0)
+    return max(t.stale_after_s, t.stale_polls * interval_s)
 
 
 def communication_status(
-    t: Thresholds, device, now: datetime, *seen: datetime | None
+    t: Thresholds, device, now: datetime, *seen: datetime | None, speed: float = 1.0
 ) -> tuple[datetime | None, bool]:
     """The newest of the given reading times (stored, live, ...) and whether the device is within its
     communication limit at `now` (the dashboards' and the API's view of the `communication_lost` rule)."""
     last = max((s for s in seen if s), default=None)
-    return last, last is not None and (now - last).total_seconds() <= stale_limit_s(t, device)
+    return last, last is not None and (now - last).total_seconds() <= stale_limit_s(
+        t, device, speed
+    )
 
 
 @dataclass
@@ -73,37 +61,58 @@ class RealtimeRules:
 
     plant: Plant
     fleet: dict[str, float] = field(default_factory=dict)  # fleet-wide overrides (settings)
+    speed: float = 1.0  # platform seconds per wall second (accelerated runs: poll intervals scale)
     latest: dict[tuple[str, str, str], _Series] = field(default_factory=dict)
     last_seen: dict[tuple[str, str], datetime] = field(default_factory=dict)
     started: datetime | None = None
     poor_since: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    gaps: dict[tuple[str, str], deque] = field(default_factory=dict)  # recent [s] between readings
+    ignored_old: int = 0  # readings too old to judge (history, replays, late batches)
 
     def __post_init__(self) -> None:
-        from pv_platform.alerts.limits import realtime_thresholds
-
         self.thresholds = {s.id: realtime_thresholds(s, self.fleet) for s in self.plant.sites}
+        self.devices = {(s.id, d.id): d for s in self.plant.sites for d in s.devices}
 
-    def feed(self, readings: list[Reading]) -> None:
+    def limit_s(self, site_id: str, device_id: str) -> float:
+        """This device's silence limit now [s]: configured poll interval or observed cadence."""
+        gaps = self.gaps.get((site_id, device_id))
+        cadence = statistics.median(gaps) if gaps else None
+        t = self.thresholds.get(site_id) or Thresholds()
+        device = self.devices.get((site_id, device_id))
+        return stale_limit_s(t, device, self.speed, cadence) if device else t.stale_after_s
+
+    def feed(self, readings: list[Reading], now: datetime | None = None) -> None:
+        """Take a batch of readings; `now` (default: the platform clock) decides which are too old."""
+        if now is None:
+            from pv_platform import clock
+
+            now = clock.now()
+        if self.started is None:
+            self.started = now
         for r in readings:
             site_id, device_id, metric = r.entity.split(".")
+            if (now - r.ts).total_seconds() > self.limit_s(site_id, device_id):
+                self.ignored_old += 1  # history or a late batch: real-time rules judge the present
+                continue
             key = (site_id, device_id, metric)
+            last = self.last_seen.get((site_id, device_id))
+            if last is not None and r.ts > last:
+                self.gaps.setdefault((site_id, device_id), deque(maxlen=9)).append(
+                    (r.ts - last).total_seconds()
+                )
             prev = self.latest.get(key)
             same = prev is not None and self._same_condition(site_id, metric, prev.value, r.value)
             since = prev.since if same else r.ts
             self.latest[key] = _Series(r.value, r.ts, since)
-            self.last_seen[(site_id, device_id)] = max(
-                r.ts, self.last_seen.get((site_id, device_id), r.ts)
-            )
-            if self.started is None or r.ts < self.started:
-                self.started = r.ts
+            self.last_seen[(site_id, device_id)] = max(r.ts, last or r.ts)
 
     def _same_condition(self, site_id: str, metric: str, old: float, new: float) -> bool:
         t = self.thresholds.get(site_id) or Thresholds()
-        if metric == "operating_state":
-            return (old == FAULT_STATE) == (new == FAULT_STATE)
-        if metric == "grid_frequency":
+        if metric == Metric.OPERATING_STATE:
+            return (old == OperatingState.FAULT) == (new == OperatingState.FAULT)
+        if metric == Metric.GRID_FREQUENCY:
             return self._out(old, t.frequency_hz) == self._out(new, t.frequency_hz)
-        if metric == "grid_voltage":
+        if metric == Metric.GRID_VOLTAGE:
             return self._out(old, t.voltage_v) == self._out(new, t.voltage_v)
         return True
 
@@ -129,7 +138,7 @@ class RealtimeRules:
         values = [
             s.value
             for (sid, _, m), s in self.latest.items()
-            if sid == site.id and m == "poa_irradiance"
+            if sid == site.id and m == Metric.POA_IRRADIANCE
         ]
         return statistics.fmean(values) if values else None
 
@@ -140,7 +149,7 @@ class RealtimeRules:
             if seen is None:
                 continue
             silent_s = (now - seen).total_seconds()
-            if silent_s >= stale_limit_s(self.thresholds[site.id], device):
+            if silent_s >= self.limit_s(site.id, device.id):
                 out.append(
                     AlertCandidate(
                         "communication_lost", Severity.HIGH, site.id, device.id,
@@ -153,15 +162,14 @@ class RealtimeRules:
     def _equipment(self, site, now: datetime) -> list[AlertCandidate]:
         out, t = [], self.thresholds[site.id]
         for inv in site.inverters:
-            state = self._value(site.id, inv.id, "operating_state")
+            state = self._value(site.id, inv.id, Metric.OPERATING_STATE)
             if (
                 state is not None
-                and state.value == FAULT_STATE
+                and state.value == OperatingState.FAULT
                 and (state.ts - state.since).total_seconds() >= t.fault_hold_s
             ):
-                events = self._value(site.id, inv.id, "events")
-                bits = int(events.value) if events is not None else 0
-                names = [name for bit, name in EVENT_NAMES.items() if bits >> bit & 1]
+                events = self._value(site.id, inv.id, Metric.EVENTS)
+                names = event_names(events.value if events is not None else 0)
                 if (
                     "GRID_DISCONNECT" not in names or len(names) > 1
                 ):  # a grid trip is the grid rule's
@@ -172,7 +180,7 @@ class RealtimeRules:
                             now, context={"events": names, "since": state.since.isoformat()},
                         )
                     )  # fmt: skip
-            temp = self._value(site.id, inv.id, "cabinet_temperature")
+            temp = self._value(site.id, inv.id, Metric.CABINET_TEMPERATURE)
             if temp is not None and temp.value > t.over_temperature_c:
                 out.append(
                     AlertCandidate(
@@ -196,7 +204,10 @@ class RealtimeRules:
         """AC/DC when it has stayed below the limit for the hold time; None otherwise. Judged only above
         10 % DC load and below 98 % AC rating (clipping lowers the ratio on purpose)."""
         t, key = self.thresholds[site.id], (site.id, inv.id)
-        ac, dc = self._value(site.id, inv.id, "ac_power"), self._value(site.id, inv.id, "dc_power")
+        ac, dc = (
+            self._value(site.id, inv.id, Metric.AC_POWER),
+            self._value(site.id, inv.id, Metric.DC_POWER),
+        )
         judged = (
             ac is not None
             and dc is not None
@@ -217,8 +228,8 @@ class RealtimeRules:
         t = self.thresholds[site.id]
         for device in (d for d in site.devices if d.kind == "meter"):
             for metric, band, unit in (
-                ("grid_voltage", t.voltage_v, "V"),
-                ("grid_frequency", t.frequency_hz, "Hz"),
+                (Metric.GRID_VOLTAGE, t.voltage_v, "V"),
+                (Metric.GRID_FREQUENCY, t.frequency_hz, "Hz"),
             ):
                 s = self._value(site.id, device.id, metric)
                 if (
@@ -236,16 +247,16 @@ class RealtimeRules:
         if any(d.kind == "meter" for d in site.devices):
             return []  # the meter is the authority on the grid; inverter trips are the fault rule's
         poa = self._poa(site)
-        powers = [self._value(site.id, inv.id, "ac_power") for inv in site.inverters]
+        powers = [self._value(site.id, inv.id, Metric.AC_POWER) for inv in site.inverters]
         if (
             poa is not None
-            and poa > t.daylight_poa_wm2
+            and poa > t.sun_gate_poa_wm2
             and powers
             and all(p is not None and p.value <= 0 for p in powers)
         ):
-            events = [self._value(site.id, inv.id, "events") for inv in site.inverters]
+            events = [self._value(site.id, inv.id, Metric.EVENTS) for inv in site.inverters]
             if all(
-                e is not None and int(e.value) >> 4 & 1 for e in events
+                e is not None and int(e.value) & InverterEvent.GRID_DISCONNECT for e in events
             ):  # GRID_DISCONNECT on every inverter
                 return [
                     AlertCandidate(
@@ -258,19 +269,19 @@ class RealtimeRules:
     def _strings(self, site, now: datetime) -> list[AlertCandidate]:
         out, t = [], self.thresholds[site.id]
         poa = self._poa(site)
-        if poa is None or poa < t.daylight_poa_wm2:
+        if poa is None or poa < t.sun_gate_poa_wm2:
             return out
         currents, temps = {}, {}
         producing = {
             inv.id for inv in site.inverters
-            if (p := self._value(site.id, inv.id, "ac_power")) is not None and p.value > 0
-            and ((st := self._value(site.id, inv.id, "operating_state")) is None or st.value != FAULT_STATE)
+            if (p := self._value(site.id, inv.id, Metric.AC_POWER)) is not None and p.value > 0
+            and ((st := self._value(site.id, inv.id, Metric.OPERATING_STATE)) is None or st.value != OperatingState.FAULT)
         }  # fmt: skip  # a tripped inverter's strings are the fault rule's, not string faults
         for (sid, device_id, metric), s in self.latest.items():
             if sid != site.id or not metric.startswith("mppt") or device_id not in producing:
                 continue
             string, _, what = metric.partition("_")
-            if what == "dc_current":
+            if what == Metric.DC_CURRENT:
                 currents[(device_id, string)] = s.value
             elif what == "temperature":
                 temps[(device_id, string)] = s.value

@@ -13,6 +13,7 @@ from pv_platform.plant import Plant, load_plant
 from pv_platform.settings import get_settings
 from pv_platform.storage import Database
 from pv_platform.storage.kpis import KpiStore
+from pv_platform.storage.losses import LossStore
 from pv_platform.storage.plant import PlantStore
 from pv_platform.storage.telemetry import TelemetryStore
 
@@ -43,6 +44,15 @@ class KpiResource(dg.ConfigurableResource):
         return _database(self.database_url).kpis
 
 
+class LossResource(dg.ConfigurableResource):
+    """The loss analytics tables (soiling, degradation, waterfall)."""
+
+    database_url: str
+
+    def store(self) -> LossStore:
+        return _database(self.database_url).losses
+
+
 class PlantResource(dg.ConfigurableResource):
     """The plant file (sites, devices, limits) and the sites table it is mirrored to."""
 
@@ -65,11 +75,23 @@ class AlertResource(dg.ConfigurableResource):
         return alert_engine(_database(self.database_url).engine, get_settings())
 
 
+class ReportResource(dg.ConfigurableResource):
+    """What a report reads and writes: the KPI tables, the alerts, the `reports` table, and whatever a
+    loss-waterfall source reads (`pv_platform.reports.waterfall`), so the database itself."""
+
+    database_url: str
+
+    def database(self) -> Database:
+        return _database(self.database_url)
+
+
 def platform_resources(database_url: str, landing_dir: str, plant_file: str) -> dict:
     """Every resource the definitions use, for one database, landing folder and plant file."""
     return {
         "telemetry_store": TelemetryResource(database_url=database_url, landing_dir=landing_dir),
         "kpi_store": KpiResource(database_url=database_url),
+        "loss_store": LossResource(database_url=database_url),
         "plant": PlantResource(plant_file=plant_file, database_url=database_url),
         "alert_service": AlertResource(database_url=database_url),
+        "report_store": ReportResource(database_url=database_url),
     }

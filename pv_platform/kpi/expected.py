@@ -34,3 +34,35 @@ def expected_ac_power_w(
 def deviation_fraction(actual_kwh, expected_kwh):
     """(actual − expected) / expected [-]; NaN when nothing was expected."""
     return ratio(np.subtract(actual_kwh, expected_kwh), expected_kwh)
+
+
+def clipping_loss_w(
+    poa_wm2,
+    t_cell_c,
+    p_dc_stc_kw: float,
+    p_ac_kw: float,
+    gamma_pdc_per_c: float,
+    dc_loss_fraction: float = 0.03,
+    eta_inv_nom: float = ETA_INV_NOM,
+    eta_inv_ref: float = 0.9637,
+):
+    """AC power the model's inverter clips away [W]: the PVWatts inverter's output without its AC limit,
+    less the limit, where positive; the same DC model as `expected_ac_power_w`, so
+    expected + clipping loss is the unclipped expected power.
+
+    References
+    ----------
+    Dobos, A. P. (2014). PVWatts Version 5 Manual, NREL/TP-6A20-62641 (pvlib `inverter.pvwatts`).
+    """
+    p_dc_w = pvlib.pvsystem.pvwatts_dc(poa_wm2, t_cell_c, p_dc_stc_kw * 1000.0, gamma_pdc_per_c)
+    p_dc_w = np.clip(np.asarray(p_dc_w, dtype=float) * (1.0 - dc_loss_fraction), 0.0, None)
+    pdc0_w = p_ac_kw * 1000.0 / eta_inv_nom
+    zeta = p_dc_w / pdc0_w
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eta = (
+            eta_inv_nom
+            / eta_inv_ref
+            * (-0.0162 * zeta - np.where(zeta > 0, 0.0059 / zeta, 0.0) + 0.9858)
+        )
+    unclipped_w = np.clip(np.nan_to_num(eta * p_dc_w), 0.0, None)
+    return np.clip(unclipped_w - p_ac_kw * 1000.0, 0.0, None)

@@ -14,11 +14,12 @@ import pandas as pd
 
 from pv_platform.kpi.availability import CATEGORIES, category_codes
 from pv_platform.kpi.energy import clip_arrays
-from pv_platform.kpi.expected import expected_ac_power_w
+from pv_platform.kpi.expected import clipping_loss_w, expected_ac_power_w
 from pv_platform.kpi.periods import SITE_DEVICE, derive_ratios, site_rows
 from pv_platform.kpi.samples import SampleSet, as_sample_set
 from pv_platform.kpi.temperature import T_REF_IEC_C, cell_temperature_c
 from pv_platform.plant import Device, Plant, Site
+from pv_platform.vocabulary import Metric
 
 __all__ = ["EDGE_MARGIN", "HOURLY_METRICS", "SITE_DEVICE", "hourly_kpis", "hourly_kpis_range"]
 STEP_S = 60.0
@@ -27,10 +28,11 @@ MAX_GAP_S = 900.0
 # read this much either side of a range: a sample within MAX_GAP_S of an edge interpolates the edge
 EDGE_MARGIN = timedelta(seconds=MAX_GAP_S)
 HOURLY_METRICS = [
-    "ac_energy", "ac_power", "poa_irradiance", "module_temperature", "ambient_temperature", "wind_speed",
-    "export_energy", "import_energy", "grid_frequency", "grid_voltage", "power_factor",
+    Metric.AC_ENERGY, Metric.AC_POWER, Metric.POA_IRRADIANCE, Metric.MODULE_TEMPERATURE, Metric.AMBIENT_TEMPERATURE, Metric.WIND_SPEED,
+    Metric.EXPORT_ENERGY, Metric.IMPORT_ENERGY, Metric.GRID_FREQUENCY, Metric.GRID_VOLTAGE, Metric.POWER_FACTOR,
 ]  # fmt: skip
 FORCED = CATEGORIES.index("forced_outage")
+GRID_OUTAGE, PLANNED = CATEGORIES.index("grid_outage"), CATEGORIES.index("planned")
 GRID_COLUMNS = ("export_kwh", "import_kwh", "reactive_kvarh", "time_freq_out_s", "time_volt_out_s")
 
 
@@ -145,10 +147,10 @@ def _maintenance_mask(site: Site, device_id: str, minutes: pd.DatetimeIndex) -> 
 
 def _weather(grid: _Range, site: Site) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-minute POA [W/m^2] and cell temperature [°C], and POA insolation per hour [kWh/m^2]."""
-    poa = grid.site_mean(site.id, "poa_irradiance")
-    t_mod = grid.site_mean(site.id, "module_temperature")
-    t_amb = grid.site_mean(site.id, "ambient_temperature")
-    wind = grid.site_mean(site.id, "wind_speed")
+    poa = grid.site_mean(site.id, Metric.POA_IRRADIANCE)
+    t_mod = grid.site_mean(site.id, Metric.MODULE_TEMPERATURE)
+    t_amb = grid.site_mean(site.id, Metric.AMBIENT_TEMPERATURE)
+    wind = grid.site_mean(site.id, Metric.WIND_SPEED)
     g = np.nan_to_num(poa)
     from_module = np.asarray(cell_temperature_c(g, module_temperature_c=t_mod), dtype=float)
     from_ambient = np.asarray(
@@ -160,8 +162,8 @@ def _weather(grid: _Range, site: Site) -> tuple[np.ndarray, np.ndarray, np.ndarr
     t_cell = np.where(np.isnan(t_mod), from_ambient, from_module)
     # insolation: mean over the POA sensors of each sensor's own trapezoid integral
     per_sensor = []
-    for device_id in grid.devices_with(site.id, "poa_irradiance"):
-        mean, covered_s = grid.means(site.id, device_id, "poa_irradiance")
+    for device_id in grid.devices_with(site.id, Metric.POA_IRRADIANCE):
+        mean, covered_s = grid.means(site.id, device_id, Metric.POA_IRRADIANCE)
         wh = grid.per_hour(np.nan_to_num(mean * covered_s)) / 3600.0
         covered = grid.per_hour(covered_s)
         per_sensor.append(np.where(covered > 0, wh / 1000.0, np.nan))
@@ -178,19 +180,27 @@ def _grid(grid: _Range, site: Site) -> tuple[dict[str, np.ndarray], np.ndarray]:
     meters = [d.id for d in site.devices if d.kind == "meter"]
     if not meters:
         return parts, np.zeros(grid.n_min, bool)
-    for column, metric in (("export_kwh", "export_energy"), ("import_kwh", "import_energy")):
+    for column, metric in (
+        ("export_kwh", Metric.EXPORT_ENERGY),
+        ("import_kwh", Metric.IMPORT_ENERGY),
+    ):
         per_meter = [
             counter_energy_per_hour(grid.seconds(site.id, m, metric), grid) for m in meters
         ]
         parts[column] = np.nansum(np.vstack(per_meter), axis=0) / 1000.0 if per_meter else nan
-    freq, volt = grid.site_mean(site.id, "grid_frequency"), grid.site_mean(site.id, "grid_voltage")
+    freq, volt = (
+        grid.site_mean(site.id, Metric.GRID_FREQUENCY),
+        grid.site_mean(site.id, Metric.GRID_VOLTAGE),
+    )
     (f_lo, f_hi), (v_lo, v_hi) = site.grid.frequency_hz, site.grid.voltage_v
     f_out, v_out = (freq < f_lo) | (freq > f_hi), (volt < v_lo) | (volt > v_hi)
     parts["time_freq_out_s"] = grid.per_hour(f_out.astype(float)) * STEP_S
     parts["time_volt_out_s"] = grid.per_hour(v_out.astype(float)) * STEP_S
-    pf = grid.site_mean(site.id, "power_factor")
+    pf = grid.site_mean(site.id, Metric.POWER_FACTOR)
     power = [
-        grid.means(site.id, m, "ac_power")[0] for m in meters if grid.has(site.id, m, "ac_power")
+        grid.means(site.id, m, Metric.AC_POWER)[0]
+        for m in meters
+        if grid.has(site.id, m, Metric.AC_POWER)
     ]
     if power:
         stacked = np.vstack(power)
@@ -214,8 +224,8 @@ def _inverter(
 ) -> dict[str, object]:
     """The hourly columns of one inverter (arrays of n_hours, or one value for every hour)."""
     minute_h = STEP_S / 3600.0
-    energy_wh = counter_energy_per_hour(grid.seconds(site.id, inv.id, "ac_energy"), grid)
-    power = grid.means(site.id, inv.id, "ac_power")
+    energy_wh = counter_energy_per_hour(grid.seconds(site.id, inv.id, Metric.AC_ENERGY), grid)
+    power = grid.means(site.id, inv.id, Metric.AC_POWER)
     ac_w = power[0] if power is not None else np.full(grid.n_min, np.nan)
     if power is not None:  # no counter (or no counter step in an hour): integrate power
         power_wh = grid.per_hour(np.nan_to_num(power[0] * power[1])) / 3600.0
@@ -256,6 +266,7 @@ def _inverter(
             "energy_lost_kwh": grid.per_hour(np.where(cats == FORCED, np.nan_to_num(expected_w), 0.0)) * minute_h / 1000.0,
             "samples": grid.samples_per_hour(site.id, inv.id),
     }  # fmt: skip
+    columns.update(_loss_columns(grid, inv, poa, t_cell_model, expected_w, cats))
     per_hour = np.bincount(
         np.repeat(np.arange(grid.n_hours), PER_HOUR) * len(CATEGORIES) + cats,
         minlength=grid.n_hours * len(CATEGORIES),
@@ -263,6 +274,21 @@ def _inverter(
     for i, category in enumerate(CATEGORIES):
         columns[f"time_{category}_s"] = per_hour[:, i] * STEP_S
     return columns
+
+
+def _loss_columns(grid: _Range, inv: Device, poa, t_cell_model, expected_w, cats) -> dict:
+    """Per hour [kWh]: the expected energy of grid-outage and of planned minutes (as `energy_lost_kwh` is
+    that of forced-outage minutes), and the energy the model's inverter clips (the loss waterfall's parts)."""
+    to_kwh = STEP_S / 3600.0 / 1000.0
+    exp_w = np.nan_to_num(expected_w)
+    clip_w = clipping_loss_w(
+        np.nan_to_num(poa), t_cell_model, inv.p_dc_kw, inv.p_ac_kw, inv.gamma_pdc_per_c
+    )
+    return {
+        "energy_lost_grid_kwh": grid.per_hour(np.where(cats == GRID_OUTAGE, exp_w, 0.0)) * to_kwh,
+        "energy_lost_planned_kwh": grid.per_hour(np.where(cats == PLANNED, exp_w, 0.0)) * to_kwh,
+        "energy_clipped_kwh": grid.per_hour(np.where(np.isnan(poa), 0.0, clip_w)) * to_kwh,
+    }
 
 
 def _stack(parts: list[dict[str, object]], hours: pd.DatetimeIndex) -> pd.DataFrame:

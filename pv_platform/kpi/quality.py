@@ -14,29 +14,30 @@ import pandas as pd
 
 from pv_platform.kpi.hourly import MAX_GAP_S, PER_HOUR, STEP_S
 from pv_platform.kpi.periods import SITE_DEVICE
-from pv_platform.kpi.samples import SampleSet, as_sample_set
+from pv_platform.kpi.samples import SampleSet, as_sample_set, daylight_minutes
 from pv_platform.plant import Plant
+from pv_platform.vocabulary import Metric
 
 WARN, ERROR = "WARN", "ERROR"
 RANGES = {  # metric -> physically possible range
-    "poa_irradiance": (-5.0, 1600.0),
-    "ghi_irradiance": (-5.0, 1500.0),
-    "module_temperature": (-40.0, 100.0),
-    "ambient_temperature": (-50.0, 60.0),
-    "cabinet_temperature": (-40.0, 100.0),
-    "grid_frequency": (40.0, 70.0),
-    "ac_frequency": (40.0, 70.0),
+    Metric.POA_IRRADIANCE: (-5.0, 1600.0),
+    Metric.GHI_IRRADIANCE: (-5.0, 1500.0),
+    Metric.MODULE_TEMPERATURE: (-40.0, 100.0),
+    Metric.AMBIENT_TEMPERATURE: (-50.0, 60.0),
+    Metric.CABINET_TEMPERATURE: (-40.0, 100.0),
+    Metric.GRID_FREQUENCY: (40.0, 70.0),
+    Metric.AC_FREQUENCY: (40.0, 70.0),
 }
 POWER_OVER_RATING = 1.10  # AC power above 110 % of the rating is not physical
 COMPLETENESS_WARN, COMPLETENESS_ERROR = 0.90, 0.50  # fraction of the hour covered by samples
 FROZEN_MINUTES = 30
 NOT_FROZEN = {
-    "ac_energy",
-    "export_energy",
-    "import_energy",
-    "operating_state",
-    "events",
-    "power_factor",
+    Metric.AC_ENERGY,
+    Metric.EXPORT_ENERGY,
+    Metric.IMPORT_ENERGY,
+    Metric.OPERATING_STATE,
+    Metric.EVENTS,
+    Metric.POWER_FACTOR,
 }  # constant by nature
 PR_PLAUSIBLE = (0.5, 1.0)  # outside: WARN; outside PR_POSSIBLE: ERROR
 PR_POSSIBLE = (0.0, 1.2)
@@ -52,7 +53,7 @@ CHECK_NAMES = (
 
 
 # A value that is exactly 0 during a grid outage is data, not a broken sensor: the meter reads 0 Hz
-OUTAGE_ZERO = {"grid_frequency", "ac_frequency"}
+OUTAGE_ZERO = {Metric.GRID_FREQUENCY, Metric.AC_FREQUENCY}
 # the newest minutes of a running hour may not have been loaded yet: judged from this long ago
 INGEST_LAG_S = 300.0
 
@@ -123,7 +124,8 @@ def completeness(
 ) -> list[CheckOutcome]:
     """Fraction of each hour covered by each inverter's AC power and each POA sensor (gaps > 15 min
     uncovered). A running hour is judged on its minutes up to `now` less INGEST_LAG_S (the readings of
-    the last minutes may still be on their way); an hour with no such minute yet passes as not judged."""
+    the last minutes may still be on their way); an hour with no such minute yet passes as not judged.
+    Inverters are judged on daylight minutes only (a sleeping inverter legitimately sends nothing)."""
     judged = np.full(hours.n, PER_HOUR)
     if now is not None:
         minutes_done = (
@@ -131,24 +133,26 @@ def completeness(
         ).total_seconds() // STEP_S
         judged = np.clip(np.asarray(minutes_done, dtype=int), 0, PER_HOUR)
     covered_minutes = np.arange(PER_HOUR)[None, :] < judged[:, None]
-    expected = [(s.id, d.id, "ac_power") for s in plant.sites for d in s.inverters]
+    expected = [(s.id, d.id, Metric.AC_POWER) for s in plant.sites for d in s.inverters]
     expected += [
-        (s.id, d.id, "poa_irradiance")
+        (s.id, d.id, Metric.POA_IRRADIANCE)
         for s in plant.sites
         for d in s.devices
         if d.kind == "weather_station"
     ]
     coverage: dict[str, np.ndarray] = {}
+    day = daylight_minutes(series, plant, hours.start, end, STEP_S, MAX_GAP_S).reshape(
+        hours.n, PER_HOUR
+    )
     for key in expected:
         # the same grid as the hourly KPIs: the SampleSet then integrates each series once for both
+        mask = covered_minutes & day if key[2] == Metric.AC_POWER else covered_minutes
         means = series.step_means(key, hours.start, end, STEP_S, MAX_GAP_S)
-        if means is None:
-            coverage[".".join(key)] = np.zeros(hours.n)
-            continue
-        per_minute = means[1].reshape(hours.n, PER_HOUR)
-        coverage[".".join(key)] = np.where(covered_minutes, per_minute, 0.0).sum(axis=1) / (
-            np.maximum(judged, 1) * STEP_S
+        covered = 0.0 if means is None else means[1].reshape(hours.n, PER_HOUR)
+        share = np.where(mask, covered, 0.0).sum(axis=1) / (
+            np.maximum(mask.sum(axis=1), 1) * STEP_S
         )
+        coverage[".".join(key)] = np.where(mask.any(axis=1), share, 1.0)  # no daylight: not judged
     outcomes = []
     for h, hour in enumerate(hours.index):
         if judged[h] == 0:
@@ -159,21 +163,12 @@ def completeness(
         gaps = {k: round(float(v[h]), 3) for k, v in coverage.items() if v[h] < COMPLETENESS_WARN}
         worst = min((float(v[h]) for v in coverage.values()), default=1.0)
         detail = (
-            "every entity covered"
-            if not gaps
-            else f"coverage below {COMPLETENESS_WARN:.0%}: {gaps}"
+            f"coverage below {COMPLETENESS_WARN:.0%}: {gaps}" if gaps else "every entity covered"
         )
         severity = ERROR if worst < COMPLETENESS_ERROR else WARN
-        outcomes.append(
-            CheckOutcome(
-                hour,
-                "completeness",
-                not gaps,
-                severity,
-                detail,
-                {"worst_coverage": round(worst, 3), "minutes_judged": int(judged[h])},
-            )
-        )
+        metadata = {"worst_coverage": round(worst, 3), "minutes_judged": int(judged[h])}
+        metadata["entity_keys"] = sorted(gaps)
+        outcomes.append(CheckOutcome(hour, "completeness", not gaps, severity, detail, metadata))
     return outcomes
 
 
@@ -188,7 +183,7 @@ def physical_ranges(series: SampleSet, plant: Plant, hours: _Hours) -> list[Chec
             bad = (v < lo) | (v > hi)
             if metric in OUTAGE_ZERO:
                 bad &= v != 0.0
-        elif metric == "ac_power" and (site_id, device_id) in ratings:
+        elif metric == Metric.AC_POWER and (site_id, device_id) in ratings:
             bad = v > POWER_OVER_RATING * ratings[(site_id, device_id)]
         else:
             continue
@@ -202,7 +197,7 @@ def physical_ranges(series: SampleSet, plant: Plant, hours: _Hours) -> list[Chec
             not bad,
             ERROR,
             "all values physically possible" if not bad else f"impossible values: {bad}",
-            {"entities": len(bad)},
+            {"entities": len(bad), "entity_keys": sorted(bad)},
         )
         for hour, bad in zip(hours.index, per_hour, strict=True)
     ]
@@ -220,7 +215,7 @@ def frozen_values(
     )
     sunny = np.zeros(hours.n, bool)
     for key in series:
-        if key[2] == "poa_irradiance":
+        if key[2] == Metric.POA_IRRADIANCE:
             ts_us, poa = series.arrays(key)
             h = hours.of(ts_us)
             ok = (h >= 0) & (h < hours.n) & (poa > 100.0)
@@ -238,7 +233,7 @@ def frozen_values(
             & (last - first >= 2)
             & (v[first] != 0.0)
         )
-        if metric == "ac_power" and (site_id, device_id) in ratings:
+        if metric == Metric.AC_POWER and (site_id, device_id) in ratings:
             long &= v[first] < 0.98 * ratings[(site_id, device_id)]
         flagged = np.zeros(hours.n, int)
         for ha, hb in zip(hours.of(ts[first[long]]), hours.of(ts[last[long]]), strict=True):
@@ -258,7 +253,7 @@ def frozen_values(
             "no frozen values"
             if not bad
             else f"stuck for >= {FROZEN_MINUTES} min in daylight: {sorted(bad)}",
-            {"entities": len(bad)},
+            {"entities": len(bad), "entity_keys": sorted(bad)},
         )
         for hour, bad in zip(hours.index, per_hour, strict=True)
     ]

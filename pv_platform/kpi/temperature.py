@@ -68,7 +68,7 @@ def temperature_corrected_pr(energy_ac_kwh, reference_energy_kwh):
     return ratio(energy_ac_kwh, reference_energy_kwh)
 
 
-def typical_year_cell_temperature_c(
+def modelled_year_weather(
     latitude: float,
     longitude: float,
     altitude_m: float,
@@ -76,13 +76,12 @@ def typical_year_cell_temperature_c(
     azimuth_deg: float,
     year: int = 2023,
     ambient_mean_c: float | None = None,
-) -> float:
-    """Irradiance-weighted mean cell temperature of a modelled year [°C]: T_ref of NREL's weather-corrected
-    PR (Dierauf et al. 2013), computed once per site and stored.
+) -> pd.DataFrame:
+    """An hourly modelled year at a site (UTC index): `poa_wm2` [W/m^2] and `ambient_c` [°C].
 
-    The year is modelled hourly: pvlib clear sky (Ineichen with climatological Linke turbidity where
-    available, else simplified Solis), transposed to the plane of array, with an ambient temperature
-    that follows the season and the day (annual mean from latitude unless given) and 2 m/s wind.
+    pvlib clear sky (simplified Solis) transposed to the plane of array, with an ambient temperature
+    that follows the season and the day (annual mean from latitude unless given). No clouds: callers
+    that need real-sky energy scale it (`pv_platform.kpi.target`).
     """
     times = pd.date_range(
         f"{year}-01-01", f"{year + 1}-01-01", freq="1h", inclusive="left", tz="UTC"
@@ -103,6 +102,28 @@ def typical_year_cell_temperature_c(
     season = np.cos(2 * np.pi * (times.day_of_year - 200) / 365.25) * (1 if latitude >= 0 else -1)
     local_hour = (times.hour + longitude / 15.0) % 24
     ambient = mean_c + 8.0 * season + 4.0 * np.sin(2 * np.pi * (local_hour - 9.0) / 24.0)
-    t_cell = cell_temperature_c(poa, ambient_temperature_c=ambient, wind_speed_ms=2.0)
-    weights = poa.to_numpy()
+    return pd.DataFrame({"poa_wm2": poa.to_numpy(), "ambient_c": np.asarray(ambient)}, index=times)
+
+
+def typical_year_cell_temperature_c(
+    latitude: float,
+    longitude: float,
+    altitude_m: float,
+    tilt_deg: float,
+    azimuth_deg: float,
+    year: int = 2023,
+    ambient_mean_c: float | None = None,
+) -> float:
+    """Irradiance-weighted mean cell temperature of a modelled year [°C]: T_ref of NREL's weather-corrected
+    PR (Dierauf et al. 2013), computed once per site and stored.
+
+    The year is `modelled_year_weather` (clear sky, seasonal ambient) with 2 m/s wind.
+    """
+    wx = modelled_year_weather(
+        latitude, longitude, altitude_m, tilt_deg, azimuth_deg, year, ambient_mean_c
+    )
+    t_cell = cell_temperature_c(
+        wx["poa_wm2"], ambient_temperature_c=wx["ambient_c"], wind_speed_ms=2.0
+    )
+    weights = wx["poa_wm2"].to_numpy()
     return float(np.sum(weights * np.asarray(t_cell)) / np.sum(weights))

@@ -34,10 +34,12 @@ class AlertStore:
                 {"f": fingerprint},
             ).scalar()
 
-    def opened_since(self, since: datetime) -> int:
+    def opened_between(self, since: datetime, until: datetime) -> int:
+        """Alerts opened in [since, until] (the rate limit's window around an evaluated time)."""
         with self.engine.connect() as conn:
             return conn.execute(
-                sa.text("SELECT count(*) FROM alerts WHERE opened_at >= :t"), {"t": since}
+                sa.text("SELECT count(*) FROM alerts WHERE opened_at >= :a AND opened_at <= :b"),
+                {"a": since, "b": until},
             ).scalar()
 
     def open(
@@ -62,15 +64,28 @@ class AlertStore:
             ).mappings().one()  # fmt: skip
         return dict(row)
 
-    def touch(self, alert_id: int, ts: datetime, message: str, context: dict) -> None:
+    def touch(
+        self, alert_id: int, ts: datetime, message: str, context: dict, severity: str | None = None
+    ) -> None:
         with self.engine.begin() as conn:
             conn.execute(
                 sa.text(
                     "UPDATE alerts SET last_seen_at = :t, clear_since = NULL, count = count + 1, message = :m,"
-                    " context = CAST(:c AS jsonb) WHERE id = :id"
+                    " context = CAST(:c AS jsonb), severity = coalesce(:s, severity) WHERE id = :id"
                 ),
-                {"t": ts, "m": message, "c": json.dumps(context, default=str), "id": alert_id},
+                {"t": ts, "m": message, "c": json.dumps(context, default=str), "id": alert_id,
+                 "s": severity},
+            )  # fmt: skip
+
+    def get(self, alert_id: int) -> dict | None:
+        """One alert by id (None when unknown)."""
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(sa.text("SELECT * FROM alerts WHERE id = :id"), {"id": alert_id})
+                .mappings()
+                .first()
             )
+        return dict(row) if row else None
 
     def mark_clear(self, alert_id: int, ts: datetime) -> None:
         with self.engine.begin() as conn:
@@ -105,18 +120,47 @@ class AlertStore:
         state: str | None = None,
         site_id: str | None = None,
         severity: str | None = None,
-        limit: int = 200,
+        limit: int | None = 200,
+        offset: int = 0,
     ) -> pd.DataFrame:
-        where, params = [], {"limit": limit}
-        for column, value in (("state", state), ("site_id", site_id), ("severity", severity)):
-            if value:
-                where.append(f"{column} = :{column}")
-                params[column] = value
-        sql = (
-            "SELECT * FROM alerts"
-            + (" WHERE " + " AND ".join(where) if where else "")
-            + " ORDER BY opened_at DESC LIMIT :limit"
-        )
+        """Alerts newest first, filtered (severity in any case); `limit=None`: all of them."""
+        where, params = self._where(state, site_id, severity)
+        sql = f"SELECT * FROM alerts{where} ORDER BY opened_at DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT :limit OFFSET :offset"
+            params |= {"limit": limit, "offset": offset}
         with self.engine.connect() as conn:
             result = conn.execute(sa.text(sql), params)
             return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+    def count(
+        self, state: str | None = None, site_id: str | None = None, severity: str | None = None
+    ) -> int:
+        """How many alerts the same filters as `list` match (to say what a page leaves out)."""
+        where, params = self._where(state, site_id, severity)
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text(f"SELECT count(*) FROM alerts{where}"), params).scalar()
+
+    @staticmethod
+    def _where(state, site_id, severity) -> tuple[str, dict]:
+        where, params = [], {}
+        for column, value in (("state", state), ("site_id", site_id), ("severity", severity)):
+            if value:
+                where.append(f"{column} = :{column}")
+                params[column] = value.upper() if column == "severity" else value
+        return (" WHERE " + " AND ".join(where) if where else ""), params
+
+    def overlapping(self, site_id: str, start: datetime, end: datetime) -> pd.DataFrame:
+        """A site's alerts active at some time in [start, end): opened before `end` and not resolved
+        before `start`, oldest first."""
+        sql = (
+            "SELECT id, rule, severity, device_id, state, opened_at, resolved_at, message FROM alerts"
+            " WHERE site_id = :site AND opened_at < :end AND (resolved_at IS NULL OR resolved_at > :start)"
+            " ORDER BY opened_at, id"
+        )
+        with self.engine.connect() as conn:
+            result = conn.execute(sa.text(sql), {"site": site_id, "start": start, "end": end})
+            df = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+        for column in ("opened_at", "resolved_at"):
+            df[column] = pd.to_datetime(df[column], utc=True)
+        return df

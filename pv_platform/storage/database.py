@@ -11,8 +11,10 @@ import sqlalchemy as sa
 from pv_platform.storage.codecs import register_array_loaders
 from pv_platform.storage.dialect import Dialect, detect_dialect
 from pv_platform.storage.kpis import KpiStore
+from pv_platform.storage.losses import LossStore
 from pv_platform.storage.migrations import MigrationStore
 from pv_platform.storage.plant import PlantStore
+from pv_platform.storage.reports import ReportStore
 from pv_platform.storage.telemetry import TelemetryStore
 from pv_platform.storage.transfer import Binary, Transfer
 from pv_platform.storage.urls import sqlalchemy_url
@@ -25,6 +27,8 @@ class Database:
     plant : sites and devices of the plant file (`PlantStore`)
     telemetry : ingest of landing segments, samples, hourly rollups (`TelemetryStore`)
     kpis : KPI tables, their quality outcomes and coverage (`KpiStore`)
+    reports : monthly and yearly owner reports, PDF and HTML (`ReportStore`)
+    losses : soiling, degradation and the loss waterfall (`LossStore`)
     """
 
     def __init__(
@@ -47,6 +51,8 @@ class Database:
         self.plant = PlantStore(self)
         self.telemetry = TelemetryStore(self)
         self.kpis = KpiStore(self)
+        self.reports = ReportStore(self.engine)
+        self.losses = LossStore(self)
 
     def dispose(self) -> None:
         self.engine.dispose()

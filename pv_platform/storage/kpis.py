@@ -76,6 +76,13 @@ class KpiStore:
         params = {"start": start, "end": end, "site_id": site_id, "device_id": device_id}
         return self.db.transfer.read_kpis(self.db, table, params)
 
+    def has_rows(self, table: str) -> bool:
+        """Whether a KPI table has any row (the demo waits for its first daily KPIs)."""
+        if table not in KPI_TABLES:
+            raise ValueError(f"{table!r} is not a KPI table ({', '.join(KPI_TABLES)})")
+        with self.db.engine.connect() as conn:
+            return conn.execute(sa.text(f"SELECT EXISTS (SELECT 1 FROM {table})")).scalar()
+
     def period_sums(
         self,
         start: datetime,
@@ -154,6 +161,34 @@ class KpiStore:
             + (" AND site_id IN (:site, '*')" if site_id else "")
             + " ORDER BY period_start, site_id, check_name",
             {"s": start, "e": end, "site": site_id},
+        )
+        if not df.empty:
+            df["period_start"] = pd.to_datetime(df["period_start"], utc=True)
+        return df
+
+    def quality_failures(self, start: datetime, end: datetime, site_id: str) -> pd.DataFrame:
+        """Every failed check (WARN or ERROR) of a site's hours in [start, end): period_start, check_name,
+        severity, detail — what the History page marks on its charts."""
+        df = self.db.query_df(
+            "SELECT period_start, check_name, severity, detail FROM kpi_quality"
+            " WHERE period_start >= :s AND period_start < :e AND NOT passed AND site_id IN (:site, '*')"
+            " ORDER BY period_start, check_name",
+            {"s": start, "e": end, "site": site_id},
+        )
+        if not df.empty:
+            df["period_start"] = pd.to_datetime(df["period_start"], utc=True)
+        return df
+
+    def alerting_failures(self, start: datetime, end: datetime) -> pd.DataFrame:
+        """Failed checks of the hours in [start, end) that raise `data_quality` alerts: every ERROR
+        check, and the frozen-values check (a WARN for the rollups, but a stuck sensor to fix), with the
+        outcome's metadata (`entity_keys`: the entities that failed)."""
+        df = self.db.query_df(
+            "SELECT period_start, site_id, check_name, severity, detail, metadata FROM kpi_quality"
+            " WHERE period_start >= :s AND period_start < :e AND NOT passed"
+            " AND (severity = 'ERROR' OR check_name = 'frozen_values')"
+            " ORDER BY period_start, site_id, check_name",
+            {"s": start, "e": end},
         )
         if not df.empty:
             df["period_start"] = pd.to_datetime(df["period_start"], utc=True)

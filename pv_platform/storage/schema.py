@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pv_platform.analytics.waterfall import CAUSES
+
 # Each migration runs once, in order, recorded in schema_migrations. {samples_ddl} is dialect-specific.
 COMMON_V1 = """
 CREATE TABLE IF NOT EXISTS sites (
@@ -116,6 +118,7 @@ KPI_VALUE_COLUMNS = (
     "t_cell_x_insolation", "energy_expected_kwh", "energy_lost_kwh",
     "time_night_s", "time_no_data_s", "time_grid_outage_s", "time_planned_s", "time_operating_s",
     "time_forced_outage_s", "export_kwh", "import_kwh", "reactive_kvarh", "time_freq_out_s", "time_volt_out_s",
+    "energy_lost_grid_kwh", "energy_lost_planned_kwh", "energy_clipped_kwh",  # since migration 7
     # ratios derived from them
     "reference_yield_h", "final_yield_h", "pr", "pr_temp_iec", "pr_temp_nrel", "t_cell_mean_c",
     "expected_deviation", "capacity_factor_ac", "capacity_factor_dc", "availability_time",
@@ -220,6 +223,91 @@ CREATE TABLE IF NOT EXISTS telemetry_changes (
 CREATE INDEX IF NOT EXISTS telemetry_changes_unreported ON telemetry_changes (hour) WHERE reported_at IS NULL;
 """
 
+# Owner reports (monthly, yearly) per site: the PDF and its HTML twin, what they were made from, and
+# when they were e-mailed (once per period: a report regenerated after late data is not sent again).
+REPORTS_V7 = """
+CREATE TABLE IF NOT EXISTS reports (
+    site_id text NOT NULL,
+    grain text NOT NULL CHECK (grain IN ('monthly', 'yearly')),
+    period text NOT NULL,               -- site-local period: 2026-11 (monthly) or 2026 (yearly)
+    period_start timestamptz NOT NULL,  -- UTC instants of the site-local period's bounds
+    period_end timestamptz NOT NULL,
+    pdf bytea NOT NULL,
+    html text NOT NULL,
+    summary jsonb NOT NULL DEFAULT '{}',-- the headline figures shown in the report
+    generated_at timestamptz NOT NULL DEFAULT now(),
+    emailed_at timestamptz,
+    emailed_to text,
+    PRIMARY KEY (site_id, grain, period)
+);
+"""
+
+
+# The loss waterfall's parts in every KPI grain: expected energy of grid-outage and planned minutes, and
+# the energy the expected-power model clips (rows computed before are NULL until recomputed); and the loss
+# analytics: per device and site-local day the performance index, soiling ratio (with its band), cleaning
+# days (cleaning = 1), degradation factor and the waterfall [kWh]; per device the year-on-year rate.
+LOSS_DAILY_COLUMNS = (
+    "performance_index", "soiling_ratio", "soiling_ratio_low", "soiling_ratio_high", "cleaning",
+    "degradation_factor", "reference_kwh", "measured_kwh", *(f"{c}_kwh" for c in CAUSES),
+    "expected_available_kwh",
+)  # fmt: skip
+DEGRADATION_COLUMNS = (
+    "rate_pct_per_year", "ci_low_pct_per_year", "ci_high_pct_per_year", "n_slopes",
+    "soiling_loss_fraction", "soiling_rate_per_day",
+)  # fmt: skip
+_LOSS_VALUES = ",\n    ".join(f"{c} double precision" for c in LOSS_DAILY_COLUMNS)
+_DEGRADATION_VALUES = ",\n    ".join(f"{c} double precision" for c in DEGRADATION_COLUMNS)
+LOSSES_V8 = (
+    "\n".join(
+        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} double precision;"
+        for table in KPI_TABLES
+        for column in ("energy_lost_grid_kwh", "energy_lost_planned_kwh", "energy_clipped_kwh")
+    )
+    + f"""
+CREATE TABLE IF NOT EXISTS loss_daily (
+    site_id text NOT NULL,
+    device_id text NOT NULL,            -- '*' is the whole site
+    period_start timestamptz NOT NULL,  -- UTC instant of the site-local day start
+    {_LOSS_VALUES},
+    computed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (site_id, device_id, period_start)
+);
+CREATE TABLE IF NOT EXISTS degradation (
+    site_id text NOT NULL,
+    device_id text NOT NULL,
+    first_day timestamptz,              -- the performance index used: first and last day
+    last_day timestamptz,
+    {_DEGRADATION_VALUES},
+    computed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (site_id, device_id)
+);
+"""
+)
+
+
+# Incidents: alerts grouped by root cause (issue 17); each alert points to the incident it belongs to.
+INCIDENTS_V9 = """
+CREATE TABLE IF NOT EXISTS incidents (
+    id bigserial PRIMARY KEY,
+    site_id text NOT NULL,
+    scope text NOT NULL,                -- '*': the whole site (grid, weather station), else the device
+    cause_alert_id bigint NOT NULL,
+    cause_rule text NOT NULL,
+    cause_device text NOT NULL,
+    severity text NOT NULL,             -- the highest of its alerts
+    state text NOT NULL CHECK (state IN ('open', 'resolved')),
+    opened_at timestamptz NOT NULL,
+    resolved_at timestamptz,
+    notified_resolved_at timestamptz,   -- the one "resolved" notification went out
+    escalated_at timestamptz,           -- an unacknowledged CRITICAL incident was escalated
+    title text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incidents_site_state ON incidents (site_id, state, resolved_at);
+ALTER TABLE alerts ADD COLUMN IF NOT EXISTS incident_id bigint;
+CREATE INDEX IF NOT EXISTS alerts_incident ON alerts (incident_id);
+"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, COMMON_V1 + "{samples_ddl}"),
     (2, "{rollup_ddl}"),
@@ -227,6 +315,9 @@ MIGRATIONS: list[tuple[int, str]] = [
     (4, ALERTS_V4),
     (5, KPI_DST_FIX_V5),
     (6, QUALITY_PER_SITE_V6),
+    (7, REPORTS_V7),
+    (8, LOSSES_V8),
+    (9, INCIDENTS_V9),
 ]
 
 # -- the privilege model, applied by the owner on every `migrate` (idempotent, not a numbered migration) --

@@ -328,6 +328,14 @@ class TelemetryStore:
                 ([h for h, _ in changes], [c for _, c in changes]),
             )
 
+    def quarantine_counts(self, start: datetime, end: datetime) -> pd.DataFrame:
+        """Rejected inputs received in [start, end) per source: source, rejected, first_reason."""
+        return self.db.query_df(
+            "SELECT source, count(*) AS rejected, min(reason) AS first_reason FROM quarantine"
+            " WHERE received_at >= :s AND received_at < :e GROUP BY source ORDER BY source",
+            {"s": start, "e": end},
+        )
+
     def last_reading_per_device(self) -> dict[tuple[str, str], datetime]:
         """Newest sample time of each (site, device), from the last day of samples (index scans)."""
         df = self.db.query_df(

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from pv_platform import clock
+from pv_platform.analytics.hour_checks import mask_checks
 from pv_platform.defs.kpis.checks import (
     coverage_check_result,
     coverage_check_specs,
@@ -27,6 +28,7 @@ from pv_platform.kpi.periods import SITE_DEVICE, finish_periods
 from pv_platform.kpi.quality import run_checks
 from pv_platform.kpi.temperature import typical_year_cell_temperature_c
 from pv_platform.plant import Plant
+from pv_platform.vocabulary import Metric
 
 # a database outage fails the op; it is retried in the same run, and `hourly_kpis_sensor` requests the
 # hours again (later, with backoff) if the run fails anyway
@@ -121,7 +123,7 @@ def hourly_kpis(
     samples = telemetry_store.store().sample_set(
         window.start - EDGE_MARGIN,
         window.end + EDGE_MARGIN,
-        HOURLY_METRICS + ["cabinet_temperature"],
+        HOURLY_METRICS + [Metric.CABINET_TEMPERATURE],
     )
     rows = hourly_kpis_range(samples, model, window.start, window.end, _t_ref_by_site(plant, model))
     outcomes = [
@@ -134,7 +136,10 @@ def hourly_kpis(
             "detail": o.detail,
             "metadata": o.metadata,
         }
-        for o in run_checks(samples, rows, model, window.start, window.end, clock.now())
+        for o in [
+            *run_checks(samples, rows, model, window.start, window.end, clock.now()),
+            *mask_checks(samples, model, window.start, window.end),
+        ]
     ]
     # KPI rows and their check outcomes in one transaction: never one without the other
     written = kpi_store.store().replace(
@@ -187,6 +192,7 @@ def _rollup(
         "hours": len(present),
         "hours_expected": len(expected),
         "complete": not missing and end <= clock.now(),
+        "closed": end <= clock.now(),  # computed after the period ended: reports wait for this
     }
     if missing:
         context.log.warning(
@@ -206,47 +212,37 @@ def _rollup(
 _rollup_deps = [dg.AssetDep(hourly_kpis, partition_mapping=dg.AllPartitionMapping())]
 
 
-@dg.asset(
-    partitions_def=daily_by_site,
-    deps=_rollup_deps,
-    group_name="kpis",
-    kinds={"postgres", "pandas"},
-    check_specs=coverage_check_specs("daily_kpis"),
-    retry_policy=KPI_RETRY,
-)
-def daily_kpis(
-    context: dg.AssetExecutionContext, kpi_store: KpiResource, plant: PlantResource
-) -> dg.MaterializeResult:
-    """Site-local daily KPIs per inverter and site from the hourly parts → `kpi_daily`. Blocked by
-    failed ERROR checks on any of its hours."""
-    return _rollup(context, kpi_store, plant, "daily", "date")
+def rollup_asset(name: str, grain: str, dim: str, partitions_def, description: str):
+    """A site-local rollup asset (day, month or year × site) of the hourly parts → `kpi_<grain>`."""
+
+    @dg.asset(
+        name=name,
+        partitions_def=partitions_def,
+        deps=_rollup_deps,
+        group_name="kpis",
+        kinds={"postgres", "pandas"},
+        check_specs=coverage_check_specs(name),
+        retry_policy=KPI_RETRY,
+        description=description,
+    )
+    def _asset(
+        context: dg.AssetExecutionContext, kpi_store: KpiResource, plant: PlantResource
+    ) -> dg.MaterializeResult:
+        return _rollup(context, kpi_store, plant, grain, dim)
+
+    return _asset
 
 
-@dg.asset(
-    partitions_def=monthly_by_site,
-    deps=_rollup_deps,
-    group_name="kpis",
-    kinds={"postgres", "pandas"},
-    check_specs=coverage_check_specs("monthly_kpis"),
-    retry_policy=KPI_RETRY,
-)
-def monthly_kpis(
-    context: dg.AssetExecutionContext, kpi_store: KpiResource, plant: PlantResource
-) -> dg.MaterializeResult:
-    """Site-local monthly KPIs from the hourly parts → `kpi_monthly`."""
-    return _rollup(context, kpi_store, plant, "monthly", "month")
-
-
-@dg.asset(
-    partitions_def=yearly_by_site,
-    deps=_rollup_deps,
-    group_name="kpis",
-    kinds={"postgres", "pandas"},
-    check_specs=coverage_check_specs("yearly_kpis"),
-    retry_policy=KPI_RETRY,
-)
-def yearly_kpis(
-    context: dg.AssetExecutionContext, kpi_store: KpiResource, plant: PlantResource
-) -> dg.MaterializeResult:
-    """Site-local yearly KPIs from the hourly parts → `kpi_yearly`."""
-    return _rollup(context, kpi_store, plant, "yearly", "year")
+daily_kpis = rollup_asset(
+    "daily_kpis", "daily", "date", daily_by_site,
+    "Site-local daily KPIs per inverter and site from the hourly parts → `kpi_daily`. Blocked by"
+    " failed ERROR checks on any of its hours.",
+)  # fmt: skip
+monthly_kpis = rollup_asset(
+    "monthly_kpis", "monthly", "month", monthly_by_site,
+    "Site-local monthly KPIs from the hourly parts → `kpi_monthly`.",
+)  # fmt: skip
+yearly_kpis = rollup_asset(
+    "yearly_kpis", "yearly", "year", yearly_by_site,
+    "Site-local yearly KPIs from the hourly parts → `kpi_yearly`.",
+)  # fmt: skip

@@ -5,6 +5,7 @@ from datetime import datetime
 
 import dagster as dg
 
+from pv_platform.analytics.hour_checks import MASK_CHECK_NAMES
 from pv_platform.kpi.quality import CHECK_NAMES, ERROR
 from pv_platform.storage.kpis import KpiStore
 
@@ -12,6 +13,8 @@ from pv_platform.storage.kpis import KpiStore
 # rollup assets enforce it per site (storage `blocking_failures`); the Dagster checks themselves do not
 # block, so a bad hour never fails the run that computed the hour's KPIs and alerts.
 BLOCKING = {"physical_ranges", "future_timestamps", "pr_plausible", "completeness"}
+# the per-hour checks: kpi.quality's and the detectors' (pv_platform.analytics.hour_checks, WARN only)
+HOUR_CHECKS = CHECK_NAMES + MASK_CHECK_NAMES
 
 
 def hour_check_specs(asset_name: str) -> list[dg.AssetCheckSpec]:
@@ -23,7 +26,7 @@ def hour_check_specs(asset_name: str) -> list[dg.AssetCheckSpec]:
             description="per site and hour; "
             + ("ERROR blocks the site's rollups" if name in BLOCKING else "WARN only"),
         )
-        for name in CHECK_NAMES
+        for name in HOUR_CHECKS
     ]
 
 
@@ -31,7 +34,7 @@ def hour_check_results(outcomes: list[dict]) -> list[dg.AssetCheckResult]:
     """One asset check result per data-quality check from its outcomes over the site-hours: failed
     when any site-hour failed, as severe as the worst failure."""
     results = []
-    for name in CHECK_NAMES:
+    for name in HOUR_CHECKS:
         failed = [o for o in outcomes if o["check_name"] == name and not o["passed"]]
         worst = ERROR if any(o["severity"] == ERROR for o in failed) else "WARN"
         results.append(

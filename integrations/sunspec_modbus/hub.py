@@ -1,0 +1,191 @@
+"""One Modbus connection per bus, shared by every unit behind it (Home Assistant's `ModbusHub`).
+
+A bus is a TCP endpoint (an inverter or a gateway at host:port) or a serial line (RS-485 at its line
+settings). Two inverters on one RS-485 line, or behind one gateway, must not each open the port: a
+serial port opens once, and a gateway or a half-duplex line answers one request at a time. So every
+device of a bus reads through one `ModbusHub`: one pymodbus client, one `asyncio.Lock` held for a whole
+read (a model span split in chunks stays one snapshot), each unit's own timeout and retries applied to
+its own requests. A unit that times out fails only its own read; after it the hub resets a TCP
+connection (a late answer must not be taken for the next unit's) or keeps a serial line quiet a moment
+(the late answer arrives and is discarded). Hubs are made by a `HubRegistry` (one per collector) and
+closed when the last unit using them releases them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusException
+from pymodbus.framer import FramerType
+
+from integrations.sunspec_modbus.config import SunSpecModbusConfig
+from pv_platform.integration import UpdateFailed
+
+log = logging.getLogger(__name__)
+MAX_REGISTERS_PER_READ = 125  # Modbus limit for function code 3
+# After a unit timed out on a serial line, no request for this long: a late answer of a slow unit
+# arrives while nobody waits and is dropped, instead of being taken for the next unit's answer.
+SERIAL_QUIET_AFTER_TIMEOUT_S = 0.25
+
+
+@dataclass(frozen=True, slots=True)
+class Bus:
+    """What makes devices share a connection (`key`), and the line settings they must agree on."""
+
+    key: tuple[str, str | int, ...]
+    line_settings: tuple = ()
+
+    @property
+    def serial(self) -> bool:
+        return self.key[0] == "rtu"
+
+    @property
+    def where(self) -> str:
+        if self.serial:
+            baudrate, bytesize, parity, stopbits = self.line_settings
+            return f"{self.key[1]} (RTU {baudrate} {bytesize}{parity}{stopbits})"
+        return f"{self.key[1]}:{self.key[2]}"
+
+
+def bus_of(config: SunSpecModbusConfig) -> Bus:
+    """The bus a device is on: its TCP endpoint, or its serial port with the line settings."""
+    if config.serial_port:
+        settings = (config.baudrate, config.bytesize, config.parity, config.stopbits)
+        return Bus(("rtu", config.serial_port), settings)
+    return Bus(("tcp", (config.host or "").lower(), config.port))
+
+
+class ModbusHub:
+    """One pymodbus client for one bus; one request (or chunked read) at a time under a lock."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self.users = 0  # units running on this hub (reference count; the client closes at 0)
+        self.requests_total = 0
+        self._client: AsyncModbusTcpClient | AsyncModbusSerialClient | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None and self._client.connected
+
+    def acquire(self) -> ModbusHub:
+        """A unit starts using the hub."""
+        self.users += 1
+        return self
+
+    async def release(self) -> None:
+        """A unit stops using the hub; the last one closes the connection."""
+        self.users = max(0, self.users - 1)
+        if self.users == 0:
+            async with self._lock:
+                self._close()
+
+    def _close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def _make_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        if self.bus.serial:
+            baudrate, bytesize, parity, stopbits = self.bus.line_settings
+            return AsyncModbusSerialClient(
+                self.bus.key[1], framer=FramerType.RTU, baudrate=baudrate, bytesize=bytesize,
+                parity=parity, stopbits=stopbits, reconnect_delay=0,
+            )  # fmt: skip
+        return AsyncModbusTcpClient(self.bus.key[1], port=self.bus.key[2], reconnect_delay=0)
+
+    async def _connected_client(self) -> AsyncModbusTcpClient | AsyncModbusSerialClient:
+        if self._client is None:
+            self._client = self._make_client()
+        if not self._client.connected and not await self._client.connect():
+            self._close()
+            raise UpdateFailed(f"cannot connect to {self.bus.where}")
+        return self._client
+
+    async def read(
+        self, unit_id: int, address: int, count: int, *, timeout_s: float, retries: int
+    ) -> list[int]:
+        """Read `count` holding registers of one unit (in chunks the protocol allows), holding the bus
+        for the whole read. UpdateFailed names the bus and the unit; other units are not affected."""
+        async with self._lock:
+            client = await self._connected_client()
+            # this unit's own timeout and retries (pymodbus keeps them per client, we per unit)
+            client.ctx.comm_params.timeout_connect, client.ctx.retries = timeout_s, retries
+            regs: list[int] = []
+            try:
+                while count > 0:
+                    n = min(count, MAX_REGISTERS_PER_READ)
+                    self.requests_total += 1
+                    rr = await client.read_holding_registers(address, count=n, device_id=unit_id)
+                    if rr.isError():
+                        raise UpdateFailed(
+                            f"unit {unit_id} on {self.bus.where}: Modbus exception {rr}"
+                            f" reading {n} registers at {address}"
+                        )
+                    regs += rr.registers
+                    address, count = address + n, count - n
+            except ModbusException as exc:
+                await self._after_error()
+                raise UpdateFailed(
+                    f"unit {unit_id} on {self.bus.where}: Modbus error at {address}: {exc}"
+                ) from exc
+            return regs
+
+    async def _after_error(self) -> None:
+        """A unit did not answer (in time): make sure its late answer is never read as another's."""
+        if self.bus.serial:
+            await asyncio.sleep(SERIAL_QUIET_AFTER_TIMEOUT_S)
+        else:
+            self._close()  # a fresh connection; the next unit's read reconnects
+
+
+class HubRegistry:
+    """The hubs of one collector, one per bus; refuses two devices that disagree about a bus."""
+
+    def __init__(self) -> None:
+        self.hubs: dict[tuple, ModbusHub] = {}
+        self._users: dict[tuple, dict[str, SunSpecModbusConfig]] = {}
+
+    def hub_for(self, device: str, config: SunSpecModbusConfig) -> ModbusHub:
+        """The hub of `config`'s bus; ValueError naming both devices when they cannot share it."""
+        bus = bus_of(config)
+        check_shared_bus(self._users.setdefault(bus.key, {}), device, config)
+        self._users[bus.key][device] = config
+        hub = self.hubs.get(bus.key)
+        if hub is None:
+            hub = self.hubs[bus.key] = ModbusHub(bus)
+        return hub
+
+
+def check_shared_bus(
+    others: dict[str, SunSpecModbusConfig], device: str, config: SunSpecModbusConfig
+) -> None:
+    """ValueError when `device` cannot share its bus with `others` (device -> config on that bus):
+    different line settings on one serial port, or a unit id already taken."""
+    bus = bus_of(config)
+    for other, other_config in others.items():
+        other_bus = bus_of(other_config)
+        if other_bus.line_settings != bus.line_settings:
+            raise ValueError(
+                f"serial line {config.serial_port}: {other} is set to {other_bus.where} but"
+                f" {device} to {bus.where}; devices on one line must use the same baudrate,"
+                " bytesize, parity and stopbits"
+            )
+        if other_config.unit_id == config.unit_id:
+            raise ValueError(
+                f"{bus.where}: {other} and {device} both use unit_id {config.unit_id};"
+                " each device on one bus needs its own unit id"
+            )
+
+
+def check_plant_buses(devices: list[tuple[str, SunSpecModbusConfig]]) -> None:
+    """Every device of a plant file (`site.device`, config) can share its bus with the others."""
+    by_bus: dict[tuple, dict[str, SunSpecModbusConfig]] = {}
+    for device, config in devices:
+        on_bus = by_bus.setdefault(bus_of(config).key, {})
+        check_shared_bus(on_bus, device, config)
+        on_bus[device] = config

@@ -1,0 +1,159 @@
+"""Irradiance-sensor and clock detectors against the modelled sun (pvlib): a drifting, shaded or dirty
+POA sensor, and timestamps shifted against solar position.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pvlib
+
+CLEAR_VARIABILITY_MAX = (
+    1.3  # a day whose variability index is below this is clear (Stein et al. 2012)
+)
+MIN_CLEARSKY_WM2 = 200.0  # only judge the sensor when the modelled POA is above this
+DEVIATION_TOL = 0.07  # a clear-day sample more than 7 % off the modelled POA is suspect
+SHIFT_TOL_MIN = 20.0  # a day whose noon is this far from the solar noon has a shifted clock
+SHIFT_DAYS = (
+    7  # the noon offset is the median over this many days (clouds move a single day's centroid)
+)
+
+
+def solar_elevation_deg(index: pd.DatetimeIndex, latitude: float, longitude: float) -> np.ndarray:
+    """Solar elevation [°] at each timestamp, by the analytical model (Spencer declination, equation of
+    time): within about 1°, and fast enough for a year of minutes (pvlib `solar_zenith_analytical`)."""
+    utc = index.tz_convert("UTC") if index.tz is not None else index.tz_localize("UTC")
+    doy = utc.dayofyear.to_numpy()
+    decl = pvlib.solarposition.declination_spencer71(doy)
+    eot_min = pvlib.solarposition.equation_of_time_spencer71(doy)
+    hours = (utc.hour + utc.minute / 60.0 + utc.second / 3600.0).to_numpy()
+    hour_angle = np.radians(15.0 * (hours - 12.0) + longitude + eot_min / 4.0)
+    zenith = pvlib.solarposition.solar_zenith_analytical(np.radians(latitude), hour_angle, decl)
+    return 90.0 - np.degrees(zenith)
+
+
+def clearsky_poa_wm2(
+    index: pd.DatetimeIndex,
+    latitude: float,
+    longitude: float,
+    tilt_deg: float,
+    azimuth_deg: float,
+    altitude_m: float = 0.0,
+) -> pd.Series:
+    """Clear-sky plane-of-array irradiance [W/m^2] (pvlib simplified Solis, isotropic transposition), as
+    the platform's simulator models the sky."""
+    location = pvlib.location.Location(latitude, longitude, altitude=altitude_m)
+    solpos = location.get_solarposition(index, method="nrel_numpy")
+    clear = location.get_clearsky(index, model="simplified_solis", solar_position=solpos)
+    poa = pvlib.irradiance.get_total_irradiance(
+        tilt_deg, azimuth_deg, solpos["apparent_zenith"], solpos["azimuth"],
+        clear["dni"], clear["ghi"], clear["dhi"],
+    )["poa_global"]  # fmt: skip
+    return poa.fillna(0.0).clip(lower=0.0).rename("clearsky_poa_wm2")
+
+
+def _day_keys(index: pd.DatetimeIndex) -> np.ndarray:
+    return index.floor("D").as_unit("ns").asi8
+
+
+def variability_index(
+    poa_wm2: pd.Series, clearsky_wm2: pd.Series, smooth: str = "10min"
+) -> pd.Series:
+    """Per day, Σ|ΔPOA| / Σ|ΔPOA_clear| [-] over `smooth` means (so sensor noise does not count as
+    variability): about the sensor's scale on a clear day, well above 1 with clouds (Stein, Hansen, Ellis,
+    Chavez 2012, 'The variability index')."""
+    means = pd.DataFrame({"m": np.asarray(poa_wm2, float), "c": np.asarray(clearsky_wm2, float)},
+                         index=poa_wm2.index).resample(smooth).mean()  # fmt: skip
+    steps = means.diff().abs()
+    sums = steps.groupby(_day_keys(steps.index)).sum(min_count=1)
+    return (sums["m"] / sums["c"]).rename("variability_index")
+
+
+def clearsky_ratio_per_day(poa_wm2: pd.Series, clearsky_wm2: pd.Series) -> pd.DataFrame:
+    """Per day: the measured over the modelled POA insolation while the model is above
+    MIN_CLEARSKY_WM2 (`ratio` [-]), the variability index and whether the day was clear."""
+    meas, clear = np.asarray(poa_wm2, float), np.asarray(clearsky_wm2, float)
+    judged = clear > MIN_CLEARSKY_WM2
+    frame = pd.DataFrame(
+        {
+            "m": np.where(judged, meas, np.nan),
+            "c": np.where(judged & ~np.isnan(meas), clear, np.nan),
+        },
+        index=poa_wm2.index,
+    )
+    sums = frame.groupby(_day_keys(poa_wm2.index)).sum(min_count=1)
+    out = pd.DataFrame({"ratio": sums["m"] / sums["c"]})
+    out["variability_index"] = variability_index(poa_wm2, clearsky_wm2)
+    out["clear"] = out["variability_index"] < CLEAR_VARIABILITY_MAX * out["ratio"].clip(lower=1.0)
+    out.index = pd.to_datetime(out.index, utc=True)
+    return out
+
+
+def clearsky_deviation(
+    poa_wm2: pd.Series, clearsky_wm2: pd.Series, tol: float = DEVIATION_TOL
+) -> pd.Series:
+    """POA samples of clear days more than `tol` off the modelled clear-sky POA: a drifting or dirty
+    sensor (most of the day flagged) or a shaded one (the shaded hours flagged). Cloudy days are not
+    judged (their deviation is weather).
+
+    Parameters
+    ----------
+    poa_wm2 : Series
+        Measured plane-of-array irradiance on a regular grid [W/m^2].
+    clearsky_wm2 : Series
+        Modelled clear-sky POA on the same index (`clearsky_poa_wm2`) [W/m^2].
+    tol : float
+        Accepted relative deviation [-].
+
+    Returns
+    -------
+    Series of bool, same index as `poa_wm2`.
+    """
+    days = clearsky_ratio_per_day(poa_wm2, clearsky_wm2)
+    keys = _day_keys(poa_wm2.index)
+    clear_day = days["clear"].reindex(pd.to_datetime(keys, utc=True)).fillna(False).to_numpy(bool)
+    meas, clear = np.asarray(poa_wm2, float), np.asarray(clearsky_wm2, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        off = np.abs(meas / clear - 1.0) > tol
+    mask = clear_day & (clear > MIN_CLEARSKY_WM2) & off & ~np.isnan(meas)
+    return pd.Series(mask, index=poa_wm2.index, name="clearsky_deviation")
+
+
+def _centroid_h(values: np.ndarray, hours: np.ndarray, keys: np.ndarray) -> pd.Series:
+    """Per day, the time of day of the curve's centre of mass [h UTC]."""
+    w = np.clip(np.nan_to_num(values), 0.0, None)
+    frame = pd.DataFrame({"w": w, "wt": w * hours})
+    sums = frame.groupby(keys).sum()
+    return sums["wt"] / sums["w"].where(sums["w"] > 0)
+
+
+def noon_offset_min(
+    signal: pd.Series, clearsky_wm2: pd.Series, days: int = SHIFT_DAYS
+) -> pd.Series:
+    """Per day, how many minutes the signal's centre of mass (POA or AC power) lies after the modelled
+    clear-sky POA's, as the median over `days` days centred on it [min]. A logger that kept its summer
+    offset shows about +60 (pvanalytics `quality.time` compares solar noon the same way)."""
+    idx = signal.index
+    hours = ((idx - idx.floor("D")).total_seconds() / 3600.0).to_numpy()
+    keys = _day_keys(idx)
+    measured = _centroid_h(np.asarray(signal, float), hours, keys)
+    modelled = _centroid_h(np.asarray(clearsky_wm2, float), hours, keys)
+    offset = ((measured - modelled) * 60.0).rolling(days, center=True, min_periods=1).median()
+    offset.index = pd.to_datetime(offset.index, utc=True)
+    return offset.rename("noon_offset_min")
+
+
+def clock_shift(
+    signal: pd.Series, clearsky_wm2: pd.Series, tol_min: float = SHIFT_TOL_MIN
+) -> pd.Series:
+    """Samples of days whose timestamps are shifted against solar position by more than `tol_min`
+    minutes (`noon_offset_min`). Needs no irradiance sensor: AC power works as the signal.
+
+    Returns
+    -------
+    Series of bool, same index as `signal`.
+    """
+    offset = noon_offset_min(signal, clearsky_wm2)
+    keys = pd.to_datetime(_day_keys(signal.index), utc=True)
+    shifted = (offset.abs() > tol_min).reindex(keys).fillna(False).to_numpy(bool)
+    return pd.Series(shifted, index=signal.index, name="clock_shift")
