@@ -126,15 +126,15 @@ class Rows:
         values: np.ndarray,
     ) -> None:
         """Rows into `table` (entity_id, ts, value) with unnest arrays, a chunk per statement."""
-        ids = entity_ids.tolist()
-        # as ISO text, as the rows were always sent (the WASM server hangs on binary timestamp arrays)
+        # ids and times as text arrays: the WASM server of the tests hangs on binary int/timestamp arrays
+        ids = [str(i) for i in entity_ids.tolist()]
         utc = np.datetime_as_string(ts_us.astype("datetime64[us]"), unit="us", timezone="UTC")
         stamps = utc.tolist()
         numbers = values.tolist()
         for i in range(0, len(ids), UNNEST_CHUNK_ROWS):
             conn.exec_driver_sql(
                 f"INSERT INTO {table} (entity_id, ts, value)"
-                " SELECT * FROM unnest(%s::integer[], %s::timestamptz[], %s::double precision[])",
+                " SELECT * FROM unnest(%s::text[]::integer[], %s::timestamptz[], %s::double precision[])",
                 (
                     ids[i : i + UNNEST_CHUNK_ROWS],
                     stamps[i : i + UNNEST_CHUNK_ROWS],
