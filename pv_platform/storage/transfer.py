@@ -117,28 +117,23 @@ class Rows:
 
     copies: bool = False
 
-    def load_samples(
-        self,
-        conn: sa.Connection,
-        table: str,
-        entity_ids: np.ndarray,
-        ts_us: np.ndarray,
-        values: np.ndarray,
-    ) -> None:
-        """Rows into `table` (entity_id, ts, value) with unnest arrays, a chunk per statement."""
-        # ids and times as text arrays: the WASM server of the tests hangs on binary int/timestamp arrays
-        ids = [str(i) for i in entity_ids.tolist()]
-        utc = np.datetime_as_string(ts_us.astype("datetime64[us]"), unit="us", timezone="UTC")
-        stamps = utc.tolist()
-        numbers = values.tolist()
-        for i in range(0, len(ids), UNNEST_CHUNK_ROWS):
+    def load_staging(self, conn: sa.Connection, csv_body: str) -> None:
+        """A segment's CSV rows into the `staging` table (entity key, ts, value) with unnest arrays of
+        text, a chunk per statement (the WASM server of the tests hangs on other array parameters)."""
+        entities, stamps, values = [], [], []
+        for line in csv_body.splitlines():
+            entity, ts, value = line.split(",")
+            entities.append(entity)
+            stamps.append(ts)
+            values.append(float(value))
+        for i in range(0, len(values), UNNEST_CHUNK_ROWS):
             conn.exec_driver_sql(
-                f"INSERT INTO {table} (entity_id, ts, value)"
-                " SELECT * FROM unnest(%s::text[]::integer[], %s::timestamptz[], %s::double precision[])",
+                "INSERT INTO staging (entity, ts, value)"
+                " SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::double precision[])",
                 (
-                    ids[i : i + UNNEST_CHUNK_ROWS],
+                    entities[i : i + UNNEST_CHUNK_ROWS],
                     stamps[i : i + UNNEST_CHUNK_ROWS],
-                    numbers[i : i + UNNEST_CHUNK_ROWS],
+                    values[i : i + UNNEST_CHUNK_ROWS],
                 ),
             )
 
