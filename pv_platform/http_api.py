@@ -39,7 +39,7 @@ from pv_platform.export import (
     site_window,
 )
 from pv_platform.http_common import PREFIX, ApiError, Response
-from pv_platform.http_reports import ReportViews
+from pv_platform.http_reports import ReportViews, report_paths
 from pv_platform.storage import api_reads
 from pv_platform.storage.alerts import AlertStore
 from pv_platform.storage.schema import KPI_VALUE_COLUMNS
@@ -505,18 +505,7 @@ def openapi() -> dict:
                 _param("state", "query", "open, acknowledged or resolved", enum=["open", "acknowledged", "resolved"]),
                 _param("severity", "query", "CRITICAL ... INFO", enum=["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO"]),
                 *window[2:]]),
-            "/sites/{site}/reports": op("the site's stored monthly and yearly reports, newest first, with"
-                                        " links to their PDF and HTML", "reports:read", [
-                site, _param("grain", "query", "monthly or yearly (default both)", enum=["monthly", "yearly"])]),
-            "/sites/{site}/reports/{grain}/{file}": {"get": {
-                "summary": "one report as a download", "security": [{"bearer": ["reports:read"]}],
-                "parameters": [site, _param("grain", "path", "monthly or yearly", required=True,
-                                            enum=["monthly", "yearly"]),
-                               _param("file", "path", "<period>.pdf or <period>.html: 2026-11.pdf (monthly),"
-                                      " 2026.html (yearly)", required=True)],
-                "responses": {"200": {"description": "the report", "content": {
-                    "application/pdf": {"schema": {"type": "string", "format": "binary"}},
-                    "text/html": {"schema": {"type": "string"}}}}, **not_modified, **errors}}},
+            **report_paths(op, site, not_modified, errors),
             "/alerts/{id}/ack": {"post": {
                 "summary": "acknowledge an open alert, signed api:<token name>",
                 "security": [{"bearer": ["alerts:ack"]}],

@@ -128,9 +128,9 @@ def soiling_srr(
                      "clean_level": clean})  # fmt: skip
     frame = pd.DataFrame({"soiling_ratio": ratio, "ratio_low": low, "ratio_high": high}, index=days)
     weights = (
-        insolation_kwh_m2.reindex(days).fillna(0.0).to_numpy()
-        if insolation_kwh_m2 is not None
-        else np.ones(len(days))
+        np.ones(len(days))
+        if insolation_kwh_m2 is None
+        else insolation_kwh_m2.reindex(days).fillna(0.0).to_numpy()
     )
     mean_ratio = (
         float(np.average(ratio, weights=weights)) if weights.sum() > 0 else float(ratio.mean())
