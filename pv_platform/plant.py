@@ -26,9 +26,12 @@ from pv_platform.integration import load_integration
 
 DeviceKind = Literal["inverter", "weather_station", "meter", "string_combiner"]
 MAX_RATING_KW = 1_000_000.0  # 1 GW: larger than any single device
-# Without commissioning_date, readings up to this far back are accepted: two decades of history can
-# still be imported, while a device clock reset to 2000-01-01 (a common RTC default) is refused.
+# Without a plant file, readings up to this far back are accepted: two decades of history can still be
+# imported, while a device clock reset to 2000-01-01 (a common RTC default) is refused.
 DEFAULT_HISTORY_YEARS = 20
+# Without any commissioning_date in the plant file (and no PVP_KPI_START), the KPI partitions, and so
+# the readings accepted, start on 1 January this many years before the current year.
+UNCOMMISSIONED_HISTORY_YEARS = 1
 # zoneinfo knows these, but they are not a place: the host's zone, a placeholder, leap-second variants
 NOT_A_PLACE_TIMEZONES = {"Factory", "localtime", "posixrules"}
 
@@ -150,6 +153,10 @@ class AlertLimits(_StrictModel):
     expected_margin: float | None = Field(default=None, ge=0, lt=1)
     availability_min: float | None = Field(default=None, gt=0, le=1)
     min_insolation_kwh_m2: float | None = Field(default=None, ge=0)
+    model_uncertainty_wm2: float | None = Field(default=None, ge=0)
+    held_margin: float | None = Field(default=None, ge=0, lt=1)
+    held_hours: int | None = Field(default=None, ge=1)
+    quarantine_per_hour_max: float | None = Field(default=None, ge=0)
     string_outlier_fraction: float | None = Field(default=None, gt=0, lt=1)
     string_outlier_hours: int | None = Field(default=None, ge=1)
     soiling_loss_max: float | None = Field(default=None, gt=0, lt=1)
@@ -187,8 +194,8 @@ class Site(_StrictModel):
     altitude_m: float = Field(default=0.0, ge=-500, le=9000)
     commissioning_date: date | None = Field(
         default=None,
-        description="First day the site produced; older readings are quarantined"
-        f" (unset: {DEFAULT_HISTORY_YEARS} years back).",
+        description="First day the site produced (UTC midnight): older readings are quarantined,"
+        " and the KPI partitions start at the earliest site's (unset: 1 January of last year).",
     )
     timezone: str = "UTC"
     tilt_deg: float = Field(default=30.0, ge=0, le=90)
@@ -247,7 +254,8 @@ class Site(_StrictModel):
 
     def earliest_reading(self, now: datetime | None = None) -> datetime:
         """Oldest timestamp accepted from this site: its commissioning day (midnight UTC), else
-        DEFAULT_HISTORY_YEARS before `now`."""
+        DEFAULT_HISTORY_YEARS before `now`. (The ingest also refuses hours before the plant's
+        `kpi_start`: see `landing.TimeLimits.for_plant`.)"""
         if self.commissioning_date is not None:
             return datetime.combine(self.commissioning_date, time(), UTC)
         return default_earliest_reading(now)
@@ -294,6 +302,23 @@ class Plant(_StrictModel):
 
     def site(self, site_id: str) -> Site:
         return next(s for s in self.sites if s.id == site_id)
+
+    def kpi_start(self, override: str | None = None, now: datetime | None = None) -> datetime:
+        """First hour of the KPI partitions (UTC): `override` (PVP_KPI_START, `YYYY-MM-DD-HH:MM`) when
+        given, else the earliest site commissioning day (midnight UTC), else 1 January
+        UNCOMMISSIONED_HISTORY_YEARS before `now`'s year."""
+        return kpi_start(self, override, now)
+
+
+def kpi_start(plant: Plant | None, override: str | None = None, now: datetime | None = None):
+    """`Plant.kpi_start` for a plant or none (no plant file: the override or last year)."""
+    if override:
+        return datetime.strptime(override, "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
+    dates = [s.commissioning_date for s in plant.sites if s.commissioning_date] if plant else []
+    if dates:
+        return datetime.combine(min(dates), time(), UTC)
+    now = now or datetime.now(UTC)
+    return datetime(now.year - UNCOMMISSIONED_HISTORY_YEARS, 1, 1, tzinfo=UTC)
 
 
 def _location(loc: tuple[Any, ...], data: Any) -> str:

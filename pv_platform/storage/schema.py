@@ -285,6 +285,29 @@ CREATE TABLE IF NOT EXISTS degradation (
 """
 )
 
+
+# Incidents: alerts grouped by root cause (issue 17); each alert points to the incident it belongs to.
+INCIDENTS_V9 = """
+CREATE TABLE IF NOT EXISTS incidents (
+    id bigserial PRIMARY KEY,
+    site_id text NOT NULL,
+    scope text NOT NULL,                -- '*': the whole site (grid, weather station), else the device
+    cause_alert_id bigint NOT NULL,
+    cause_rule text NOT NULL,
+    cause_device text NOT NULL,
+    severity text NOT NULL,             -- the highest of its alerts
+    state text NOT NULL CHECK (state IN ('open', 'resolved')),
+    opened_at timestamptz NOT NULL,
+    resolved_at timestamptz,
+    notified_resolved_at timestamptz,   -- the one "resolved" notification went out
+    escalated_at timestamptz,           -- an unacknowledged CRITICAL incident was escalated
+    title text NOT NULL
+);
+CREATE INDEX IF NOT EXISTS incidents_site_state ON incidents (site_id, state, resolved_at);
+ALTER TABLE alerts ADD COLUMN IF NOT EXISTS incident_id bigint;
+CREATE INDEX IF NOT EXISTS alerts_incident ON alerts (incident_id);
+"""
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, COMMON_V1 + "{samples_ddl}"),
     (2, "{rollup_ddl}"),
@@ -294,6 +317,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     (6, QUALITY_PER_SITE_V6),
     (7, REPORTS_V7),
     (8, LOSSES_V8),
+    (9, INCIDENTS_V9),
 ]
 
 # -- the privilege model, applied by the owner on every `migrate` (idempotent, not a numbered migration) --
