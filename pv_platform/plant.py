@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from pv_platform.integration import load_integration
+from pv_platform.loader import load_integration
 from pv_platform.plant_blocks import (
     AlertLimits,
     GridLimits,

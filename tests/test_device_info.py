@@ -15,7 +15,7 @@ from integrations.simulator.modbus_server import serve_inverters
 from integrations.sunspec_modbus.coordinator import device_info
 from pv_platform.bus import parse_mqtt_url
 from pv_platform.collector import Collector
-from pv_platform.integration import DeviceInfo
+from pv_platform.coordinator import DeviceInfo
 from pv_platform.plant import parse_plant
 from pv_platform.services import free_port
 from pv_platform.settings import Settings

@@ -18,7 +18,7 @@ from integrations.sunspec_modbus.config import SunSpecModbusConfig
 from integrations.sunspec_modbus.coordinator import SunSpecCoordinator
 from integrations.sunspec_modbus.hub import HubRegistry
 from pv_platform.collector import Collector
-from pv_platform.integration import UpdateFailed
+from pv_platform.coordinator import UpdateFailed
 from pv_platform.plant import PlantFileError, parse_plant
 from pv_platform.services import free_port
 from pv_platform.settings import Settings

@@ -26,7 +26,7 @@ from integrations.simulator.scenarios import Fault, Scenario
 from integrations.sunspec_modbus.entities import INVERTER_ENTITIES
 from pv_platform import clock
 from pv_platform.bus import BrokerAddress
-from pv_platform.integration import wait_or_stop
+from pv_platform.coordinator import wait_or_stop
 from pv_platform.landing import SegmentWriter
 from pv_platform.plant import Plant
 from pv_platform.readings import entity_key

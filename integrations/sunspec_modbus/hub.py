@@ -22,7 +22,7 @@ from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerType
 
 from integrations.sunspec_modbus.config import SunSpecModbusConfig
-from pv_platform.integration import UpdateFailed
+from pv_platform.coordinator import UpdateFailed
 
 log = logging.getLogger(__name__)
 MAX_REGISTERS_PER_READ = 125  # Modbus limit for function code 3
