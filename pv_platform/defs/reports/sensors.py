@@ -10,7 +10,7 @@ import dagster as dg
 
 from pv_platform.defs.kpis.sensors import ACTIVE, MATERIALIZATION
 from pv_platform.defs.reports.jobs import REPORTS, monthly_report_job, yearly_report_job
-from pv_platform.settings import get_settings
+from pv_platform.defs.shape import SHAPE
 
 MAX_REQUESTS_PER_TICK = 20  # an upgrade with years of closed months: a few at a time
 REPORT_SETTLE_S = 3600.0  # a closed period still missing hours gets its report this long after
@@ -75,7 +75,7 @@ def due_reports(
 
 @dg.sensor(
     jobs=[monthly_report_job, yearly_report_job],
-    minimum_interval_seconds=get_settings().kpi_sensor_interval_s,
+    minimum_interval_seconds=SHAPE.kpi_sensor_interval_s,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def report_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
