@@ -119,6 +119,9 @@ def _per_hour_detail(
     return out
 
 
+MIN_JUDGED_MINUTES = 10  # daylight minutes an inverter-hour needs to be judged for completeness
+
+
 def completeness(
     series: SampleSet, plant: Plant, hours: _Hours, end: datetime, now: datetime | None = None
 ) -> list[CheckOutcome]:
@@ -152,7 +155,10 @@ def completeness(
         share = np.where(mask, covered, 0.0).sum(axis=1) / (
             np.maximum(mask.sum(axis=1), 1) * STEP_S
         )
-        coverage[".".join(key)] = np.where(mask.any(axis=1), share, 1.0)  # no daylight: not judged
+        # an inverter-hour with fewer than MIN_JUDGED_MINUTES of daylight is not judged: dusk, and the
+        # last minute of the data, which no POA sample after it tells apart from day
+        least = MIN_JUDGED_MINUTES if key[2] == Metric.AC_POWER else 1
+        coverage[".".join(key)] = np.where(mask.sum(axis=1) >= least, share, 1.0)
     outcomes = []
     for h, hour in enumerate(hours.index):
         if judged[h] == 0:
