@@ -226,3 +226,9 @@ def losses(url: str, site_id: str, device_id: str, start: datetime, end: datetim
 def degradation(url: str, site_id: str) -> pd.DataFrame:
     """The year-on-year degradation rows of a site's devices (`degradation`)."""
     return database(url).losses.read_degradation(site_id)
+
+
+@pn.cache(ttl=30, max_items=64)
+def quality_failures(url: str, site_id: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """The failed data-quality checks of a site's hours in [start, end) (`kpi_quality`)."""
+    return database(url).kpis.quality_failures(start, end, site_id)

@@ -163,8 +163,10 @@ class Settings(BaseSettings):
         ge=0,
         description="The running hour's KPIs are recomputed at most this often as its data arrives [s].",
     )
-    kpi_start: str = Field(
-        default="2025-01-01-00:00", description="First hour partition of the KPI assets (UTC)."
+    kpi_start: str | None = Field(
+        default=None,
+        description="First hour partition of the KPI assets (UTC, e.g. 2024-03-01-00:00). Unset: the"
+        " earliest site commissioning_date in the plant file (see `Plant.kpi_start`).",
     )
     influx_url: str | None = Field(
         default=None, description="InfluxDB 2 URL: copy every reading there too (optional sink)."

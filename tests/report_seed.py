@@ -16,6 +16,8 @@ START = datetime(2026, 10, 31, 23, tzinfo=UTC)  # 2026-11-01 00:00 in Zurich (UT
 END = datetime(2026, 11, 30, 23, tzinfo=UTC)
 OUTAGE = (datetime(2026, 11, 10, 10, tzinfo=UTC), datetime(2026, 11, 10, 13, tzinfo=UTC))
 EXPECTED_KWH = 36.0  # per inverter and daylight hour
+YEAR_START = datetime(2025, 12, 31, 23, tzinfo=UTC)  # 2026 in Zurich
+YEAR_END = datetime(2026, 12, 31, 23, tzinfo=UTC)
 MISSING_HOUR = datetime(2026, 11, 20, 3, tzinfo=UTC)  # a night hour without KPIs
 
 
@@ -57,6 +59,9 @@ def seed_november(db, plant, missing_hour: bool = True) -> dict[str, pd.DataFram
     monthly = aggregate(hourly, zones, "monthly")
     db.kpis.replace("kpi_daily", START, END, daily)
     db.kpis.replace("kpi_monthly", START, END, monthly)
+    yearly = aggregate(hourly, zones, "yearly")
+    db.kpis.replace("kpi_yearly", YEAR_START, YEAR_END, yearly)
+    db.kpis.replace_coverage("yearly", "testsite", YEAR_START, 8760, 719, [])
     db.kpis.replace_coverage("monthly", "testsite", START, 720, 719, [MISSING_HOUR])
     alerts = AlertStore(db.engine)
     trip = alerts.open(
@@ -69,4 +74,4 @@ def seed_november(db, plant, missing_hour: bool = True) -> dict[str, pd.DataFram
         "communication_lost:testsite:meter1", "communication_lost", "MEDIUM", "testsite", "meter1",
         "meter1 silent", {}, datetime(2026, 11, 29, 17, 30, tzinfo=UTC),
     )  # fmt: skip
-    return {"hourly": hourly, "daily": daily, "monthly": monthly}
+    return {"hourly": hourly, "daily": daily, "monthly": monthly, "yearly": yearly}

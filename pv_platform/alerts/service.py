@@ -18,7 +18,7 @@ from pv_platform.alerts.limits import fleet_from_settings
 from pv_platform.alerts.model import AlertCandidate, Severity
 from pv_platform.alerts.notifiers import notifiers_from_settings
 from pv_platform.alerts.realtime import RealtimeRules
-from pv_platform.integration import wait_or_stop
+from pv_platform.coordinator import wait_or_stop
 from pv_platform.storage import Database
 from pv_platform.storage.alerts import AlertStore
 from pv_platform.storage.incidents import IncidentStore

@@ -146,7 +146,7 @@ def completeness(
     )
     for key in expected:
         # the same grid as the hourly KPIs: the SampleSet then integrates each series once for both
-        mask = covered_minutes & day if key[2] == "ac_power" else covered_minutes
+        mask = covered_minutes & day if key[2] == Metric.AC_POWER else covered_minutes
         means = series.step_means(key, hours.start, end, STEP_S, MAX_GAP_S)
         covered = 0.0 if means is None else means[1].reshape(hours.n, PER_HOUR)
         share = np.where(mask, covered, 0.0).sum(axis=1) / (

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pv_platform.kpi.energy import step_means
+from pv_platform.vocabulary import Metric
 
 EntityKey = tuple[str, str, str]  # (site_id, device_id, metric)
 Arrays = tuple[np.ndarray, np.ndarray]  # (int64 µs since 1970-01-01 UTC, float64 values)
@@ -155,7 +156,7 @@ def daylight_minutes(
     known, bright = np.zeros(n, bool), np.zeros(n, bool)
     for site in plant.sites:
         for device in (d for d in site.devices if d.kind == "weather_station"):
-            key = (site.id, device.id, "poa_irradiance")
+            key = (site.id, device.id, Metric.POA_IRRADIANCE)
             means = series.step_means(key, start, end, step_s, max_gap_s)
             if means is not None:
                 known |= means[1] > 0

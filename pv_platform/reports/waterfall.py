@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 
 WaterfallSource = Callable[..., list[tuple[str, float]] | None]
 _SOURCES: list[WaterfallSource] = []
-# modules that register a source when imported (loss analytics add theirs here)
-WATERFALL_MODULES: tuple[str, ...] = ()
+# modules that register a source when imported: the loss analytics' daily waterfall (`loss_daily`)
+WATERFALL_MODULES: tuple[str, ...] = ("pv_platform.analytics.report_waterfall",)
 
 
 def register_waterfall_source(source: WaterfallSource) -> None:

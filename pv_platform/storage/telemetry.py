@@ -214,6 +214,20 @@ class TelemetryStore:
                 (now, now, pg_text(f"landing segment {segment_id} rejected: {reason}"[:2000])),
             )
 
+    def alert_unpartitioned_hours(self, message: str) -> None:
+        """Open (or count again) the HIGH `hours_outside_partitions` alert: hours were stored that no KPI
+        partition computes."""
+        now = datetime.now(UTC)
+        with self.db.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO alerts (fingerprint, rule, severity, site_id, device_id, state, opened_at,"
+                " last_seen_at, message, context) VALUES ('hours_outside_partitions:*:ingest',"
+                " 'hours_outside_partitions', 'HIGH', '*', 'ingest', 'open', %s, %s, %s, '{}')"
+                " ON CONFLICT (fingerprint) WHERE state <> 'resolved' DO UPDATE SET"
+                " count = alerts.count + 1, last_seen_at = EXCLUDED.last_seen_at, message = EXCLUDED.message",
+                (now, now, pg_text(message[:2000])),
+            )
+
     def refresh_rollup(self, start: datetime, end: datetime) -> None:
         """Materialize the hourly rollup for [start, end) now (TimescaleDB; a view needs nothing).
 

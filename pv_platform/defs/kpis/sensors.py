@@ -27,6 +27,7 @@ from pv_platform.defs.kpis.planning import (
     due_hours,
     due_periods,
     hour_key,
+    hour_of,
     hours_between,
 )
 from pv_platform.defs.partitions import HOUR_KEY_FORMAT
@@ -44,6 +45,8 @@ ACTIVE = [
 ]
 MATERIALIZATION = dg.DagsterEventType.ASSET_MATERIALIZATION
 OLD_HISTORY = timedelta(hours=48)  # hours older than this are history: their runs have priority 1
+# and up to a week per run: a month back-filled at once is 5 runs, not 16
+HISTORY_HOURS_PER_RUN = 168
 
 
 def running_hours(instance: dg.DagsterInstance) -> set[str]:
@@ -95,7 +98,8 @@ def hourly_kpis_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
                 **({"dagster/priority": "1"} if last < old else {}),
             },
         )
-        for first, last in contiguous_ranges(due)
+        for first, last in contiguous_ranges([k for k in due if k >= old])
+        + contiguous_ranges([k for k in due if k < old], HISTORY_HOURS_PER_RUN)
     ]
     retried = [k for k in due if book[k][0] > 1 and attempts.get(k, [0, 0, None])[2] == book[k][2]]
     if retried:
@@ -204,6 +208,10 @@ def kpi_rollup_sensor(context: dg.SensorEvaluationContext, plant: PlantResource)
     state = json.loads(context.cursor) if context.cursor else {"after": None, "pending": {}}
     pending, after, changed = _pending_after(instance, model, state)
     materialized, active = _period_states(instance, pending)
+    # a period with hours still in a queued or running hourly run waits for them (an imported year is
+    # computed hour ranges first, then each day, month and year once, not again after every range)
+    waiting = rollup_requests(model, [hour_of(k) for k in running_hours(instance)], tag="")
+    active |= {f"{r.job_name}:{r.partition_key}" for r in waiting}
     due, book, given_up = due_periods(pending, materialized, active, time.time())
     if given_up:
         context.log.error(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from pv_platform.http_common import PREFIX, ApiError, Response
+from pv_platform.http_api.common import PREFIX, ApiError, Response
 from pv_platform.reports.publish import report_filename
 from pv_platform.storage.reports import ReportStore
 
@@ -50,3 +50,26 @@ class ReportViews:
             "X-Content-Type-Options": "nosniff",
         }
         return Response(200, document, headers), False
+
+
+def report_paths(op, site: dict, not_modified: dict, errors: dict) -> dict:
+    """The OpenAPI paths of the reports (`op` makes a GET operation, `site` is the path parameter)."""
+
+    def param(name: str, where: str, description: str, required: bool = False, **schema) -> dict:
+        return {"name": name, "in": where, "required": required, "description": description,
+                "schema": schema or {"type": "string"}}  # fmt: skip
+
+    return {
+        "/sites/{site}/reports": op("the site's stored monthly and yearly reports, newest first, with"
+                                    " links to their PDF and HTML", "reports:read", [
+            site, param("grain", "query", "monthly or yearly (default both)", enum=["monthly", "yearly"])]),
+        "/sites/{site}/reports/{grain}/{file}": {"get": {
+            "summary": "one report as a download", "security": [{"bearer": ["reports:read"]}],
+            "parameters": [site, param("grain", "path", "monthly or yearly", required=True,
+                                        enum=["monthly", "yearly"]),
+                           param("file", "path", "<period>.pdf or <period>.html: 2026-11.pdf (monthly),"
+                                  " 2026.html (yearly)", required=True)],
+            "responses": {"200": {"description": "the report", "content": {
+                "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                "text/html": {"schema": {"type": "string"}}}}, **not_modified, **errors}}},
+    }  # fmt: skip
