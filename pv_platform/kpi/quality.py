@@ -343,13 +343,17 @@ def sun_and_power(kpis: pd.DataFrame, hours: _Hours) -> list[CheckOutcome]:
 
 
 def pr_plausible(kpis: pd.DataFrame, hours: _Hours) -> list[CheckOutcome]:
-    """PR of each inverter and site in a plausible band (hours with enough sun only)."""
+    """PR of each inverter and site in a plausible band (hours with enough sun and no missing data
+    only: across a gap energy and insolation cover different minutes, which `completeness` reports)."""
     lo, hi = PR_PLAUSIBLE
     odd_by_hour: dict[int, dict[str, float]] = {}  # by hour start [ns]
     impossible_hours: set[int] = set()
     if not kpis.empty:
+        covered = kpis["time_no_data_s"].fillna(0.0) == 0 if "time_no_data_s" in kpis else True
         judged = kpis[
-            (kpis["insolation_poa_kwh_m2"] >= MIN_INSOLATION_FOR_PR_KWH_M2) & kpis["pr"].notna()
+            (kpis["insolation_poa_kwh_m2"] >= MIN_INSOLATION_FOR_PR_KWH_M2)
+            & kpis["pr"].notna()
+            & covered
         ]
         odd = judged[(judged["pr"] < lo) | (judged["pr"] > hi)]
         for row in _rows(odd):
