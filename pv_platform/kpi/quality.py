@@ -30,26 +30,21 @@ RANGES = {  # metric -> physically possible range
 }
 POWER_OVER_RATING = 1.10  # AC power above 110 % of the rating is not physical
 COMPLETENESS_WARN, COMPLETENESS_ERROR = 0.90, 0.50  # fraction of the hour covered by samples
+# daylight minutes an inverter-hour needs to be judged for completeness: not dusk, nor the last minute
+# of the data (which no later POA sample tells apart from day)
+MIN_JUDGED_MINUTES = 10
 FROZEN_MINUTES = 30
-NOT_FROZEN = {
-    Metric.AC_ENERGY,
-    Metric.EXPORT_ENERGY,
-    Metric.IMPORT_ENERGY,
-    Metric.OPERATING_STATE,
-    Metric.EVENTS,
-    Metric.POWER_FACTOR,
-}  # constant by nature
+NOT_FROZEN = {  # constant by nature
+    Metric.AC_ENERGY, Metric.EXPORT_ENERGY, Metric.IMPORT_ENERGY, Metric.OPERATING_STATE,
+    Metric.EVENTS, Metric.POWER_FACTOR,
+}  # fmt: skip
 PR_PLAUSIBLE = (0.5, 1.0)  # outside: WARN; outside PR_POSSIBLE: ERROR
 PR_POSSIBLE = (0.0, 1.2)
 MIN_INSOLATION_FOR_PR_KWH_M2 = 0.1  # below this an hour's PR is too noisy to judge
 CHECK_NAMES = (
-    "completeness",
-    "physical_ranges",
-    "frozen_values",
-    "future_timestamps",
-    "sun_and_power",
+    "completeness", "physical_ranges", "frozen_values", "future_timestamps", "sun_and_power",
     "pr_plausible",
-)
+)  # fmt: skip
 
 
 # A value that is exactly 0 during a grid outage is data, not a broken sensor: the meter reads 0 Hz
@@ -119,9 +114,6 @@ def _per_hour_detail(
     return out
 
 
-MIN_JUDGED_MINUTES = 10  # daylight minutes an inverter-hour needs to be judged for completeness
-
-
 def completeness(
     series: SampleSet, plant: Plant, hours: _Hours, end: datetime, now: datetime | None = None
 ) -> list[CheckOutcome]:
@@ -155,9 +147,7 @@ def completeness(
         share = np.where(mask, covered, 0.0).sum(axis=1) / (
             np.maximum(mask.sum(axis=1), 1) * STEP_S
         )
-        # an inverter-hour with fewer than MIN_JUDGED_MINUTES of daylight is not judged: dusk, and the
-        # last minute of the data, which no POA sample after it tells apart from day
-        least = MIN_JUDGED_MINUTES if key[2] == Metric.AC_POWER else 1
+        least = MIN_JUDGED_MINUTES if key[2] == Metric.AC_POWER else 1  # see MIN_JUDGED_MINUTES
         coverage[".".join(key)] = np.where(mask.sum(axis=1) >= least, share, 1.0)
     outcomes = []
     for h, hour in enumerate(hours.index):
