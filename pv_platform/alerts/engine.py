@@ -65,7 +65,7 @@ class ProcessResult:
     suppressed: list[tuple[str, str]] = field(default_factory=list)  # (fingerprint, why)
 
 
-class AlertEngine:
+class AlertLifecycle:
     """Turns candidates into alert lifecycles in the `alerts` table."""
 
     def __init__(

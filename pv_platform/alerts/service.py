@@ -11,7 +11,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from pv_platform import clock
-from pv_platform.alerts.engine import AlertEngine, EnginePolicy
+from pv_platform.alerts.engine import AlertLifecycle, EnginePolicy
 from pv_platform.alerts.incidents import incident_costs
 from pv_platform.alerts.kpi_rules import source_devices
 from pv_platform.alerts.limits import fleet_from_settings
@@ -40,11 +40,11 @@ MIN_EVALUATE_WALL_S = 0.25  # ... but not more often than this in an accelerated
 
 def alert_engine(
     db_engine: sa.Engine, settings, loop: asyncio.AbstractEventLoop | None = None
-) -> AlertEngine:
+) -> AlertLifecycle:
     """The alert engine with every notifier the settings configure: built here for the collector's
     real-time rules, the Dagster KPI rules and the dashboards alike."""
     policy = EnginePolicy(escalate_after_s=settings.alert_escalate_after_s)
-    engine = AlertEngine(AlertStore(db_engine), policy, device_kinds(settings))
+    engine = AlertLifecycle(AlertStore(db_engine), policy, device_kinds(settings))
     for notifier in notifiers_from_settings(settings, loop):
         engine.register_callback(notifier)
     return engine

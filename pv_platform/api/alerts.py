@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 import pandas as pd
 
 from pv_platform import clock
-from pv_platform.alerts.engine import AlertEngine as _Engine
+from pv_platform.alerts.engine import AlertLifecycle as _Engine
 from pv_platform.alerts.kpi_rules import kpi_candidates
 from pv_platform.alerts.limits import fleet_from_settings, kpi_thresholds
 from pv_platform.alerts.model import AlertCandidate

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import sqlalchemy as sa
 
-from pv_platform.alerts.engine import AlertEngine
+from pv_platform.alerts.engine import AlertLifecycle
 from pv_platform.export import (
     KPI_TABLE,
     ExportError,
@@ -49,11 +49,11 @@ class Api(ReportViews):
         engine: sa.Engine,
         tokens: list[Token],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        alerts: AlertEngine | None = None,
+        alerts: AlertLifecycle | None = None,
     ) -> None:
         self.engine, self.tokens, self.now = engine, tokens, now
         # acknowledgements go through the alert engine: its callbacks and notifiers hear them
-        self.alerts = alerts or AlertEngine(AlertStore(engine))
+        self.alerts = alerts or AlertLifecycle(AlertStore(engine))
         self.routes: list[tuple[re.Pattern, str, str, Callable]] = [
             (re.compile(rf"^{PREFIX}/sites$"), "GET", "sites:read", self.get_sites),
             (
