@@ -17,7 +17,9 @@ BENCHES = [
     ("kpi", ["-m", "bench.kpi"]),
     ("dashboard", ["-m", "bench.dashboard"]),
     ("first_kpis", ["-m", "bench.first_kpis"]),
+    ("losses", ["-m", "bench.losses"]),
     ("ingest", ["-m", "bench.ingest"]),
+    ("alert_scores", ["-m", "bench.alert_scores"]),
 ]
 
 

@@ -36,7 +36,7 @@ def context() -> AppContext:
 
 
 def build(ctx: AppContext) -> pn.template.FastListTemplate:
-    """The app of one session: the five pages as tabs (the tab in the URL's `page=`), refreshed on timers."""
+    """The app of one session: the six pages as tabs (the tab in the URL's `page=`), refreshed on timers."""
     pages = (
         LivePage(ctx), HistoryPage(ctx), AlertsPage(ctx), DevicesPage(ctx), ReportsPage(ctx),
         LossesPage(ctx),

@@ -113,6 +113,15 @@ def alerts(url: str, state: str | None, site_id: str | None, severity: str | Non
     )
 
 
+@pn.cache(ttl=10, max_items=64)
+def incidents(url: str, plant_file: str, site_id: str | None) -> pd.DataFrame:
+    """Incidents with their symptoms, lost energy and revenue (`incident_report`)."""
+    from pv_platform import clock
+    from pv_platform.alerts.service import incident_report
+
+    return incident_report(database(url), plant(plant_file), clock.now(), None, site_id or None)
+
+
 @pn.cache(ttl=15)
 def device_history(url: str, plant_file: str) -> dict[tuple[str, str], dict]:
     """Per configured device: its newest stored reading and its time-based availability over 24 h."""
@@ -217,3 +226,9 @@ def losses(url: str, site_id: str, device_id: str, start: datetime, end: datetim
 def degradation(url: str, site_id: str) -> pd.DataFrame:
     """The year-on-year degradation rows of a site's devices (`degradation`)."""
     return database(url).losses.read_degradation(site_id)
+
+
+@pn.cache(ttl=30, max_items=64)
+def quality_failures(url: str, site_id: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """The failed data-quality checks of a site's hours in [start, end) (`kpi_quality`)."""
+    return database(url).kpis.quality_failures(start, end, site_id)

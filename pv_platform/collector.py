@@ -22,15 +22,10 @@ from pv_platform.bus import (
     live_payload,
     live_topic,
 )
+from pv_platform.coordinator import Coordinator, PushCoordinator, wait_or_stop
 from pv_platform.ha_discovery import discovery_messages
-from pv_platform.integration import (
-    Coordinator,
-    DeviceInfo,
-    PushCoordinator,
-    load_integration,
-    wait_or_stop,
-)
 from pv_platform.landing import SegmentWriter
+from pv_platform.loader import load_integration
 from pv_platform.metrics import CONTENT_TYPE, collector_metrics, render
 from pv_platform.plant import Plant
 from pv_platform.readings import Reading
@@ -236,7 +231,9 @@ class Collector:
                             self.coordinators, prefix, self.settings.ha_discovery_prefix
                         ):
                             await client.publish(topic, payload, qos=1, retain=True)
-                    told: dict[tuple[str, str], DeviceInfo] = {}  # identities published
+                    # what this connection told: (identity, number of entities) per device
+                    told = {(c.site_id, c.device_id): (None, len(c.descriptions))
+                            for c in self.coordinators}  # fmt: skip
                     while not stop.is_set():
                         for topic, payload in self._identity_messages(told):
                             await client.publish(topic, payload, qos=1, retain=True)
@@ -251,22 +248,21 @@ class Collector:
                 self._live.clear()
                 await wait_or_stop(stop, 2.0)
 
-    def _identity_messages(
-        self, told: dict[tuple[str, str], DeviceInfo]
-    ) -> list[tuple[str, bytes]]:
-        """Retained messages for each device whose identity is new or changed since `told`: its
+    def _identity_messages(self, told: dict[tuple[str, str], tuple]) -> list[tuple[str, bytes]]:
+        """Retained messages for each device whose identity or entities changed since `told`: its
         identity beside its live values (the Devices page) and, with HA discovery, its entities'
-        configs again (their `device` block now says what the device is)."""
+        configs again (their `device` block now says what the device is; entities that appeared at
+        run time, such as one per MPPT, get theirs)."""
         out: list[tuple[str, bytes]] = []
         prefix = self.settings.live_topic_prefix
         for c in self.coordinators:
-            key = (c.site_id, c.device_id)
-            if c.device_info is None or told.get(key) == c.device_info:
+            key, state = (c.site_id, c.device_id), (c.device_info, len(c.descriptions))
+            if told.get(key) == state:
                 continue
-            told[key] = c.device_info
-            out.append(
-                (device_info_topic(prefix, *key), device_info_payload(c.device_info.as_dict()))
-            )
+            told[key] = state
+            if c.device_info is not None:
+                info = device_info_payload(c.device_info.as_dict())
+                out.append((device_info_topic(prefix, *key), info))
             if self.settings.ha_discovery:
                 out += discovery_messages([c], prefix, self.settings.ha_discovery_prefix)
         return out

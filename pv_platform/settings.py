@@ -95,6 +95,13 @@ class Settings(BaseSettings):
     alert_webhook_url: str | None = Field(
         default=None, description="POST every alert change here as JSON."
     )
+    alert_escalation_webhook_url: str | None = Field(
+        default=None,
+        description="POST escalations here: open CRITICAL incidents nobody acknowledged in time.",
+    )
+    alert_escalate_after_s: float = Field(
+        default=1800.0, gt=0, description="Escalate an unacknowledged CRITICAL incident after [s]."
+    )
     alert_stale_after_s: float = Field(
         default=60.0, gt=0, description="No reading for this long: communication lost [s]."
     )
@@ -156,8 +163,10 @@ class Settings(BaseSettings):
         ge=0,
         description="The running hour's KPIs are recomputed at most this often as its data arrives [s].",
     )
-    kpi_start: str = Field(
-        default="2025-01-01-00:00", description="First hour partition of the KPI assets (UTC)."
+    kpi_start: str | None = Field(
+        default=None,
+        description="First hour partition of the KPI assets (UTC, e.g. 2024-03-01-00:00). Unset: the"
+        " earliest site commissioning_date in the plant file (see `Plant.kpi_start`).",
     )
     influx_url: str | None = Field(
         default=None, description="InfluxDB 2 URL: copy every reading there too (optional sink)."

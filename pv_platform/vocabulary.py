@@ -7,7 +7,14 @@ from __future__ import annotations
 import enum
 
 
-class Metric(enum.StrEnum):
+class _Word(enum.StrEnum):
+    """A word of the vocabulary: compares, hashes, formats and prints (also with `!r`) as its text."""
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
+class Metric(_Word):
     """The name of a measured quantity: the last part of an entity key `site.device.metric`."""
 
     AC_POWER = "ac_power"
@@ -34,7 +41,7 @@ class Metric(enum.StrEnum):
     GRID_VOLTAGE = "grid_voltage"
 
 
-class MpptMetric(enum.StrEnum):
+class MpptMetric(_Word):
     """Per-MPPT (string input) quantities; the metric is `mppt<id>_<suffix>` (`mppt_metric`)."""
 
     DC_CURRENT = "dc_current"
@@ -52,7 +59,7 @@ def mppt_metric(mppt_id: int, quantity: MpptMetric) -> str:
     return f"mppt{int(mppt_id)}_{quantity}"
 
 
-class Unit(enum.StrEnum):
+class Unit(_Word):
     """Units as stored with each entity."""
 
     WATT = "W"
@@ -67,7 +74,7 @@ class Unit(enum.StrEnum):
     NONE = ""
 
 
-class DeviceClass(enum.StrEnum):
+class DeviceClass(_Word):
     POWER = "power"
     ENERGY = "energy"
     IRRADIANCE = "irradiance"
@@ -80,7 +87,7 @@ class DeviceClass(enum.StrEnum):
     SPEED = "speed"
 
 
-class StateClass(enum.StrEnum):
+class StateClass(_Word):
     MEASUREMENT = "measurement"
     TOTAL_INCREASING = "total_increasing"
 

@@ -32,7 +32,7 @@ import psycopg
 import pytest
 
 from pv_platform.bus import parse_mqtt_url
-from pv_platform.demo import demo_plant
+from pv_platform.demo_plant import demo_plant
 from pv_platform.plant import dump_plant, load_plant, parse_plant
 from pv_platform.services import ensure_database, free_port, start_embedded_postgres
 from pv_platform.storage import Database

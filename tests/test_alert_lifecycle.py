@@ -65,7 +65,7 @@ def test_a_whole_day_outage_is_critical_through_dusk_until_the_inverter_produces
     )
     for sid in list_closed(landing):
         db.telemetry.ingest_segment(read_segment(segment_path(landing, sid)))
-    platform = platform_resources(
+    resources = platform_resources(
         database_url=pg_url, landing_dir=str(landing), plant_file=str(plant_file)
     )
     hours = [at(6) + timedelta(hours=h) for h in range(26)]  # 06:00 .. 07:00 next day
@@ -75,14 +75,14 @@ def test_a_whole_day_outage_is_critical_through_dusk_until_the_inverter_produces
     with dg.instance_for_test() as instance:
         for first, last in ((hours[0], hours[12]), (hours[13], hours[-1])):  # runs of <= 48 h
             dg.materialize(
-                [hourly_kpis], instance=instance, resources=platform, raise_on_error=False,
+                [hourly_kpis], instance=instance, resources=resources, raise_on_error=False,
                 tags={"dagster/asset_partition_range_start": f"{first:%Y-%m-%d-%H:%M}",
                       "dagster/asset_partition_range_end": f"{last:%Y-%m-%d-%H:%M}"},
             )  # fmt: skip
         for hour in hours:
             assert dg.materialize(
                 [alerts], partition_key=f"{hour:%Y-%m-%d-%H:%M}", instance=instance,
-                resources=platform,
+                resources=resources,
             ).success  # fmt: skip
             row = store.list().set_index("fingerprint").loc[fp]
             seen[hour.hour + 24 * (hour.day - DAY.day)] = (row["state"], row["severity"])

@@ -363,7 +363,7 @@ def test_kpi_alerts_asset_raises_underperformance_availability_and_data_quality(
     assert set(rows.index) == {
         "availability_drop:testsite:inv1",  # 30 minutes tripped in the 10:00 hour
         "underperformance:testsite:inv2",  # soiled from 11:00
-        "data_quality:testsite:*:physical_ranges",  # 4000 W/m2 at 12:30
+        "data_quality:testsite:wx1:physical_ranges",  # 4000 W/m2 at 12:30: the sensor's
     }, sorted(rows.index)
     assert rows.loc["availability_drop:testsite:inv1", "severity"] == "MEDIUM"
     # 30 tripped minutes on a minute grid: the minute where power falls still averages > 0, so 29 count
@@ -375,7 +375,7 @@ def test_kpi_alerts_asset_raises_underperformance_availability_and_data_quality(
     assert rows.loc["underperformance:testsite:inv2", "severity"] == "HIGH"
     assert (
         "testsite.wx1.poa_irradiance"
-        in rows.loc["data_quality:testsite:*:physical_ranges", "message"]
+        in rows.loc["data_quality:testsite:wx1:physical_ranges", "message"]
     )
     # the trip ended in the 10:00 hour: by 12:00 the availability alert is clear (resolved after the hold)
     assert rows.loc["availability_drop:testsite:inv1", "state"] in ("open", "resolved")

@@ -4,6 +4,7 @@ with a straight line fail the hours they are in, with and without an irradiance 
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 from integrations.simulator.devices import backfill_frames
 from integrations.simulator.scenarios import Scenario
 from pv_platform.analytics.hour_checks import MASK_CHECK_NAMES, mask_checks
+from pv_platform.kpi.hourly import hourly_kpis_range
 from pv_platform.plant import parse_plant
 from tests.conftest import demo_plant_dict
 
@@ -90,3 +92,36 @@ def test_stuck_frozen_and_interpolated_signals_fail_their_hours(day):
     blind = plant.model_copy(update={"sites": [site]})
     outcomes = mask_checks(_long(no_sensor, "testsite"), blind, DAY, DAY + timedelta(hours=24))
     assert _failed(outcomes)["stale_values"] == [21, 22]
+
+
+def test_clipping_hours_report_minutes_and_the_energy_lost(day):
+    # the same plant with 75 kW inverters behind 110 kWp: the simulator clips them around noon
+    plant, _ = day
+    site = plant.sites[0]
+    small = [
+        d.model_copy(update={"p_ac_kw": 75.0}) if d.kind == "inverter" else d for d in site.devices
+    ]
+    site = site.model_copy(update={"devices": small})
+    clipped_plant = plant.model_copy(update={"sites": [site]})
+    frames = backfill_frames(
+        site, 4, DAY - timedelta(minutes=15), DAY + timedelta(hours=24, minutes=15)
+    )
+    samples = _long(frames, "testsite")
+    outcomes = [
+        o
+        for o in mask_checks(samples, clipped_plant, DAY, DAY + timedelta(hours=24))
+        if o.name == "clipping"
+    ]
+    flagged = [o for o in outcomes if not o.passed]
+    assert 2 <= len(flagged) <= 8 and all(8 <= o.hour.hour <= 13 for o in flagged), [
+        (o.hour, o.detail) for o in flagged
+    ]
+    kpis = hourly_kpis_range(samples, clipped_plant, DAY, DAY + timedelta(hours=24)).set_index(
+        ["period_start", "device_id"]
+    )
+    for o in flagged:
+        kwh = float(re.search(r"'inv1.ac_power': '\d+ min, ([\d.]+) kWh'", o.detail).group(1))
+        model = kpis.loc[
+            (o.hour, "inv1"), "energy_clipped_kwh"
+        ]  # the model's own clipping of that hour
+        assert kwh == pytest.approx(model, rel=0.05, abs=0.05), (o.hour, o.detail, model)

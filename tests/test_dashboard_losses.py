@@ -44,6 +44,25 @@ def served(pg_admin_url, mqtt_url, tmp_path_factory):
     losses, degradation = analyse_site(daily, "testsite")
     db.losses.replace_daily("testsite", losses)
     db.losses.replace_degradation("testsite", degradation)
+    db.kpis.replace("kpi_daily", daily["period_start"].min(), today_utc(), daily)
+    # yesterday's detector outcomes as the hourly asset stores them: a power stuck at 21-22 h UTC, clipping at noon
+    noon = datetime.combine(today - timedelta(days=1), datetime.min.time(), UTC) + timedelta(
+        hours=12
+    )
+    flagged = {
+        noon: "clipping",
+        noon + timedelta(hours=9): "stale_values",
+        noon + timedelta(hours=10): "stale_values",
+    }
+    outcomes = [{"period_start": h, "site_id": "testsite", "check_name": c, "passed": False, "severity": "WARN",
+                 "detail": f"{c}: inv1.ac_power", "metadata": {}} for h, c in flagged.items()]  # fmt: skip
+    db.kpis.replace(
+        "kpi_hourly",
+        noon - timedelta(hours=12),
+        noon + timedelta(hours=12),
+        daily.iloc[:0],
+        quality=outcomes,
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PVP_")}
     env.update(PVP_DATABASE_URL=url, PVP_PLANT_FILE=str(tmp / "plant.yaml"), PVP_MQTT_URL=mqtt_url,
                PVP_LIVE_TOPIC_PREFIX=f"pvp/losstest/{os.getpid()}")  # fmt: skip
@@ -59,6 +78,19 @@ def served(pg_admin_url, mqtt_url, tmp_path_factory):
     proc.wait(10)
     db.dispose()
     drop_database(pg_admin_url, name)
+
+
+def today_utc() -> datetime:
+    return datetime.combine(datetime.now(UTC).date() + timedelta(days=1), datetime.min.time(), UTC)
+
+
+def test_history_marks_the_hours_with_failed_detector_checks(served, browser):
+    page = open_page(browser, f"{served['url']}?page=1&site=testsite&days=7&grain=day")
+    page.wait_for_selector("text=data-quality flags", timeout=30_000)
+    note = page.locator("text=data-quality flags").first.locator("xpath=..").inner_text()
+    assert "data-quality flags: stale_values 2 h, clipping 1 h" in note, note
+    page.wait_for_timeout(1500)
+    page.screenshot(path=str(SHOTS / "history-quality.png"))
 
 
 def test_the_losses_page_shows_the_stored_analytics(served, browser):

@@ -15,7 +15,7 @@ from integrations.simulator.modbus_server import serve_inverters
 from integrations.sunspec_modbus.coordinator import device_info
 from pv_platform.bus import parse_mqtt_url
 from pv_platform.collector import Collector
-from pv_platform.integration import DeviceInfo
+from pv_platform.coordinator import DeviceInfo
 from pv_platform.plant import parse_plant
 from pv_platform.services import free_port
 from pv_platform.settings import Settings
@@ -73,7 +73,12 @@ def test_the_collector_publishes_what_each_inverter_says_it_is(mqtt_url, tmp_pat
         collector = Collector(plant, settings, tmp_path / "landing", broker)
         stop = asyncio.Event()
         task = asyncio.create_task(collector.run(stop))
-        await asyncio.sleep(3.0)
+        polled = [c for c in collector.coordinators if c.device_id.startswith("inv")]
+        for _ in range(150):  # until both told who they are and their MPPT entities appeared
+            await asyncio.sleep(0.1)
+            if all(c.device_info and "mppt2_dc_current" in c.descriptions for c in polled):
+                break
+        await asyncio.sleep(2.5)  # the live-bus publisher looks once a second
         stop.set()
         await task
         for server in servers:
@@ -89,6 +94,11 @@ def test_the_collector_publishes_what_each_inverter_says_it_is(mqtt_url, tmp_pat
         assert retained[f"{prefix}/testsite/{inv}/info"] == {"device_info": told}
     assert by_id["wx1"].device_info is None  # an MQTT device does not say who it is
     assert f"{prefix}/testsite/wx1/info" not in retained
+    # entities that appeared at run time (one per MPPT of model 160) got their configs too
+    for inv in ("inv1", "inv2"):
+        for key in ("mppt1_dc_power", "mppt2_dc_current"):
+            config = retained[f"{discovery}/sensor/pvp_testsite_{inv}/{key}/config"]
+            assert config["device"]["serial_number"] == f"SIM-testsite-{inv}"
     device = retained[f"{discovery}/sensor/pvp_testsite_inv1/ac_power/config"]["device"]
     assert device == {
         "identifiers": ["pvp_testsite_inv1"], "name": "testsite inv1", "via_device": "pvp_testsite",

@@ -1,4 +1,4 @@
-"""The examples in the KPI layer's docstrings run and give what they say (numpydoc examples are code)."""
+"""The examples in the KPI layer's (and the vocabulary's) docstrings run and give what they say (numpydoc examples are code)."""
 
 import doctest
 import importlib
@@ -8,7 +8,9 @@ import pytest
 
 import pv_platform.kpi
 
-MODULES = sorted(m.name for m in pkgutil.iter_modules(pv_platform.kpi.__path__, "pv_platform.kpi."))
+MODULES = sorted(
+    m.name for m in pkgutil.iter_modules(pv_platform.kpi.__path__, "pv_platform.kpi.")
+) + ["pv_platform.vocabulary"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pv_platform.collector import Collector
-from pv_platform.integration import EntityDescription, PollingCoordinator
+from pv_platform.coordinator import EntityDescription, PollingCoordinator
 from pv_platform.landing import list_closed, read_segment, segment_path
 from pv_platform.plant import dump_plant, parse_plant
 from pv_platform.settings import Settings

@@ -41,7 +41,7 @@ PLANT = {
                         "integration": "sunspec_modbus",
                         "p_dc_kw": 110,
                         "p_ac_kw": 100,
-                        "config": {"host": "127.0.0.1", "port": 1502, "unit_id": 1},
+                        "config": {"host": "127.0.0.1", "port": 1502, "unit_id": i},
                     }
                     for i in (1, 2)
                 ),

@@ -95,3 +95,41 @@ def test_hourly_rollup_reads_only_the_partitions_of_its_range(db):
     assert (
         len(set(re.findall(r"samples_y\d{4}m\d{2}", everything))) >= 4
     )  # why the view is not used
+
+
+def test_a_row_stored_by_a_concurrent_load_makes_the_fast_copy_take_the_on_conflict_way(
+    db, landing
+):
+    """New data goes straight into `samples` with COPY; when another transaction stores one of its rows
+    after the look for stored rows (here: not yet committed, so the look cannot see it), the primary key
+    refuses the COPY and the segment is loaded through ON CONFLICT instead: every row once."""
+    import threading
+
+    import psycopg
+
+    writer = SegmentWriter(landing, max_rows=10, max_age_s=60)
+    (sid,) = writer.add(_readings(10))
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO entities (key, site_id, device_id, metric)"
+                             " VALUES ('s1.inv1.ac_power', 's1', 'inv1', 'ac_power')")  # fmt: skip
+        db.dialect.ensure_partitions(conn, T0, T0 + timedelta(hours=1))
+    url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    other = psycopg.connect(url)
+    other.execute(
+        "INSERT INTO samples (entity_id, ts, value) SELECT id, %s, -1 FROM entities", (T0,)
+    )  # row 0, uncommitted
+    result = {}
+    load = threading.Thread(
+        target=lambda: result.update(r=db.telemetry.ingest_segment(read_segment(segment_path(landing, sid))))
+    )  # fmt: skip
+    load.start()
+    load.join(1.5)
+    assert load.is_alive(), "the COPY waits for the other transaction's row"
+    other.commit()
+    other.close()
+    load.join(30)
+    assert result["r"].inserted == 9
+    assert scalar(db, "SELECT count(*) FROM samples") == 10
+    assert (
+        scalar(db, "SELECT value FROM samples WHERE ts = :t", {"t": T0}) == -1.0
+    )  # the first kept

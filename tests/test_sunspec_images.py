@@ -6,7 +6,8 @@ hand-worked expectations, and cross-checked point by point against pysunspec2 re
 Quirks they carry: a common model of 65 registers (no pad) in both; NaN for the DC values and
 temperatures Fronius does not support in its float model, DC per MPPT in model 160 instead; a
 second common model (the meter's) after SolarEdge's inverter model, and a meter model (203) we do
-not decode and must skip by its length; power factor in percent, as the SunSpec models define it."""
+not decode and must skip by its length; power factor in percent, as the SunSpec models define it (the
+platform keeps a fraction)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from integrations.sunspec_modbus.check import model_chain
 from integrations.sunspec_modbus.config import SunSpecModbusConfig
 from integrations.sunspec_modbus.coordinator import SunSpecCoordinator
 from integrations.sunspec_modbus.models import MODELS, decode_model
-from pv_platform.integration import DeviceInfo
+from pv_platform.coordinator import DeviceInfo
 from pv_platform.services import free_port, port_is_open
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sunspec"
@@ -171,7 +172,10 @@ def test_a_solaredge_inverter_with_its_meter_behind_it():
     assert values["ac_voltage_an"] == pytest.approx(231.6)  # 2316 x 10^-1 V
     assert values["ac_frequency"] == pytest.approx(50.012)  # 50012 x 10^-3 Hz
     assert values["ac_reactive_power"] == -512.0  # int16 0xFE00
-    assert values["power_factor"] == pytest.approx(99.77)  # percent: 9977 x 10^-2
+    # SunSpec's power factor is in percent (9977 x 10^-2 = 99.77 %); the platform's is a fraction
+    assert decoded[103]["PF"] == pytest.approx(99.77) and values["power_factor"] == pytest.approx(
+        0.9977
+    )
     assert values["ac_energy"] == 123456789.0  # acc32 [Wh]
     assert (values["dc_current"], values["dc_voltage"], values["dc_power"]) == pytest.approx(
         (22.51, 452.3, 10181.0)
@@ -197,6 +201,7 @@ def test_a_fronius_symo_in_float_mode():
     assert values["ac_power"] == pytest.approx(3358.0)
     assert values["ac_frequency"] == pytest.approx(49.99, abs=1e-5)  # float32
     assert values["dc_power"] == pytest.approx(3446.5)
+    assert values["power_factor"] == pytest.approx(0.9991)  # 99.91 % in the float model
     # not supported by Fronius in the float model (NaN): missing, never 0
     assert values["dc_current"] is None and values["dc_voltage"] is None
     assert values["cabinet_temperature"] is None

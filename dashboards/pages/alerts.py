@@ -1,4 +1,5 @@
-"""Alerts page: filter alerts; acknowledge or resolve the selected ones, signed with the login name."""
+"""Alerts page: incidents (alerts grouped by root cause, with their symptoms and lost energy); filter
+alerts; acknowledge or resolve the selected ones, signed with the login name."""
 
 from __future__ import annotations
 
@@ -13,8 +14,14 @@ from pv_platform.alerts.service import alert_engine
 
 COLUMNS = [
     "id", "severity", "state", "site_id", "device_id", "rule", "message", "opened_at", "count",
-    "acknowledged_by", "ack_comment", "resolved_by",
+    "acknowledged_by", "ack_comment", "resolved_by", "incident_id",
 ]  # fmt: skip
+INCIDENT_COLUMNS = {
+    "id": "incident", "severity": "severity", "state": "state", "site_id": "site", "scope": "scope",
+    "title": "cause", "opened_at": "start", "resolved_at": "end", "devices": "devices",
+    "lost_energy_kwh": "lost energy (kWh)", "lost_revenue": "lost revenue", "currency": "currency",
+    "symptoms": "symptoms",
+}  # fmt: skip
 
 
 class AlertsPage:
@@ -46,12 +53,19 @@ class AlertsPage:
             pd.DataFrame(), selectable="checkbox", disabled=True, pagination="local", page_size=20,
             height=520, name="alerts-table", show_index=False,
         )  # fmt: skip
+        self.incidents = pn.widgets.Tabulator(
+            pd.DataFrame(), disabled=True, pagination="local", page_size=10, height=300,
+            name="incidents-table", show_index=False,
+        )  # fmt: skip
         for w in (self.site, self.severity, self.state):
             w.param.watch(lambda *_: self.update(), "value")
         self.ack.on_click(lambda _: self.act("acknowledge"))
         self.resolve.on_click(lambda _: self.act("resolve"))
         self.layout = pn.Column(
             pn.Row(self.site, self.severity, self.state),
+            pn.pane.Markdown("### Incidents (one per root cause)"),
+            self.incidents,
+            pn.pane.Markdown("### Alerts"),
             self.table,
             pn.Row(
                 self.who,
@@ -82,6 +96,24 @@ class AlertsPage:
             "%Y-%m-%d %H:%M:%S"
         )
         self.table.value = shown.fillna("")
+        self.incidents.value = self.incident_rows()
+
+    def incident_rows(self) -> pd.DataFrame:
+        if not self.ctx.plant_file:
+            return pd.DataFrame(columns=list(INCIDENT_COLUMNS.values()))
+        site = None if self.site.value == "All" else self.site.value
+        rows = data.incidents(self.ctx.url, str(self.ctx.plant_file), site)
+        if self.state.value in ("open", "resolved") and not rows.empty:
+            rows = rows[rows["state"] == self.state.value]
+        elif self.state.value == "active" and not rows.empty:
+            rows = rows[rows["state"] == "open"]
+        shown = rows.reindex(columns=list(INCIDENT_COLUMNS)).rename(columns=INCIDENT_COLUMNS)
+        for column in ("start", "end"):
+            shown[column] = pd.to_datetime(shown[column], utc=True).dt.strftime("%Y-%m-%d %H:%M")
+        shown["devices"] = shown["devices"].map(
+            lambda d: ", ".join(sorted(d)) if isinstance(d, list) else ""
+        )
+        return shown.astype(object).fillna("")
 
     def act(self, action: str) -> None:
         selected = self.table.selected_dataframe

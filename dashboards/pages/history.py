@@ -32,6 +32,8 @@ from pv_platform.export import frame_bytes
 from pv_platform.kpi.periods import SITE_DEVICE, fleet_rows, total
 
 EMPTY = {"t": [], "a": [], "b": [], "c": [], "w": []}
+NO_BANDS = {"left": [], "right": [], "top": []}
+PERIOD_FREQ = {"hour": "h", "day": "D", "month": "M"}
 BAR_WIDTH_MS = {"hour": 3.0e6, "day": 6.5e7, "month": 2.0e9}
 TABLE_COLUMNS = {  # KPI column -> header with its unit (what the table and the downloads show)
     "energy_ac_kwh": "energy [kWh]", "energy_expected_kwh": "expected [kWh]",
@@ -90,6 +92,21 @@ def chart_data(rows: pd.DataFrame, tz: str, grain: str) -> dict[str, dict]:
     }  # fmt: skip
 
 
+def quality_bands(failures: pd.DataFrame, tz: str, grain: str, top: float) -> tuple[dict, str]:
+    """Grey bands over the periods holding a failed data-quality check (the detectors' masks, per hour in
+    `kpi_quality`), as quad columns in the site's local time, and a note counting flagged hours per check."""
+    if failures.empty:
+        return dict(NO_BANDS), ""
+    local = failures["period_start"].dt.tz_convert(tz).dt.tz_localize(None)
+    starts = local.dt.to_period(PERIOD_FREQ[grain]).dt.start_time.drop_duplicates().sort_values()
+    ends = (starts.dt.to_period(PERIOD_FREQ[grain]) + 1).dt.start_time
+    half = (ends.to_numpy() - starts.to_numpy()) / 2  # the bars are centred on their period's start
+    hours = failures.drop_duplicates(["period_start", "check_name"])["check_name"].value_counts()
+    note = " · **data-quality flags:** " + ", ".join(f"{name} {n} h" for name, n in hours.items())
+    bands = {"left": list(starts - half), "right": list(starts + half), "top": [top] * len(starts)}
+    return bands, note
+
+
 def table_rows(rows: pd.DataFrame, tz: str) -> pd.DataFrame:
     """The table's rows: site, local period, the KPI columns with units in their headers."""
     shown = rows.assign(period=rows["period_start"].dt.tz_convert(tz).dt.strftime("%Y-%m-%d %H:%M"))
@@ -102,7 +119,9 @@ def _charts(sources: dict[str, ColumnDataSource]) -> list:
     lines(pr, sources["pr"], (
         ("a", ACCENT, "PR"), ("b", "#ef6c00", "PR 25 °C"), ("c", "#6a1b9a", "PR NREL", "dashed"),
     ), "bottom_left")  # fmt: skip
-    energy = bar_figure("Energy: actual vs expected [kWh]", "kWh")
+    energy = bar_figure("Energy: actual vs expected [kWh]; grey: data-quality flags", "kWh")
+    energy.quad(left="left", right="right", bottom=0, top="top", source=sources["quality"],
+                color="#90a4ae", alpha=0.3, legend_label="data-quality flag")  # fmt: skip
     energy.vbar(x="t", top="a", width="w", source=sources["energy"], color=ACCENT, alpha=0.85,
                 legend_label="actual")  # fmt: skip
     energy.scatter("t", "b", source=sources["energy"], color="#ef6c00", size=7,
@@ -131,6 +150,7 @@ class HistoryPage:
         self.sources = {
             k: ColumnDataSource(dict(EMPTY)) for k in ("pr", "energy", "yield", "avail")
         }
+        self.sources["quality"] = ColumnDataSource(dict(NO_BANDS))
         pr, energy, sy, avail = _charts(self.sources)
         self.heatmap = pn.pane.Bokeh(sizing_mode="stretch_width")
         self.strings = pn.pane.Bokeh(sizing_mode="stretch_width")
@@ -264,8 +284,8 @@ class HistoryPage:
             self.note.object = (
                 f"No {label} KPIs for {escape(str(self.site.value))} in this range yet."
             )
-            for source in self.sources.values():
-                source.data = dict(EMPTY)
+            for key, source in self.sources.items():
+                source.data = dict(NO_BANDS if key == "quality" else EMPTY)
             self.table.value = self.shown = pd.DataFrame()
             return
         sites = f" of {per_site['site_id'].nunique()} sites" if per_site is not None else ""
@@ -275,6 +295,7 @@ class HistoryPage:
         )
         for key, columns in chart_data(rows, tz, grain).items():
             self.sources[key].data = columns
+        self.note.object += self._quality(rows, start, end, tz, grain, per_site is not None)
         if per_site is not None:  # fleet: one table row per site instead of heatmaps
             self.heatmap.visible = self.strings.visible = False
             rows = total(per_site).assign(period_start=rows["period_start"].min())
@@ -284,6 +305,17 @@ class HistoryPage:
             self.strings.object = self._string_heatmap(start, end)
         self._show_table(table_rows(rows, tz), grain)
         self.note.object += f" · page built in {(time.perf_counter() - t0) * 1000:.0f} ms"
+
+    def _quality(self, rows, start, end, tz: str, grain: str, fleet: bool) -> str:
+        """Mark the periods with failed data-quality checks on the energy chart (a site, not the fleet)."""
+        failures = (
+            pd.DataFrame()
+            if fleet
+            else data.quality_failures(self.ctx.url, self.site.value, start, end)
+        )
+        top = float(rows[["energy_ac_kwh", "energy_expected_kwh"]].max().max() or 1.0) * 1.05
+        self.sources["quality"].data, note = quality_bands(failures, tz, grain, top)
+        return note
 
     def _show_table(self, shown: pd.DataFrame, grain: str) -> None:
         self.table.formatters = {c: {"type": "money", "precision": 3} for c in shown.columns[2:]}

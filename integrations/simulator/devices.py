@@ -30,11 +30,12 @@ from integrations.sunspec_modbus.models import (
     INVERTER_THREE_PHASE_FLOAT,
     MPPT,
     NAMEPLATE,
+    PERCENT_POINTS,
     device_image,
 )
 from pv_platform import clock
 from pv_platform.bus import BrokerAddress
-from pv_platform.integration import wait_or_stop
+from pv_platform.coordinator import wait_or_stop
 from pv_platform.plant import Device, Site
 from pv_platform.vocabulary import Metric
 
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 # SunSpec point -> (scale-factor point, exponent). Chosen so a 300 kW inverter fits in int16.
 SCALE = {
     "A": ("A_SF", -1), "PhVphA": ("V_SF", -1), "W": ("W_SF", 1), "Hz": ("Hz_SF", -2),
-    "VAr": ("VAr_SF", 1), "PF": ("PF_SF", -3), "WH": ("WH_SF", 0), "DCA": ("DCA_SF", -2),
+    "VAr": ("VAr_SF", 1), "PF": ("PF_SF", -1), "WH": ("WH_SF", 0), "DCA": ("DCA_SF", -2),
     "DCV": ("DCV_SF", -1), "DCW": ("DCW_SF", 1), "TmpCab": ("Tmp_SF", -1),
 }  # fmt: skip
 POINT_OF = {d.key: d.source for d in INVERTER_ENTITIES}
@@ -167,8 +168,9 @@ class SimulatedInverter:
             if metric not in state:
                 continue
             sf_point, exp = SCALE.get(point, (None, 0))
-            raw[point] = round(state[metric] / 10.0**exp)
-            served[metric] = raw[point] * 10.0**exp
+            percent = 100.0 if point in PERCENT_POINTS else 1.0  # SunSpec "Pct": 0.99 is 99.0
+            raw[point] = round(state[metric] * percent / 10.0**exp)
+            served[metric] = raw[point] * 10.0**exp / percent
             if sf_point:
                 raw[sf_point] = exp
         raw.update(
@@ -183,11 +185,12 @@ class SimulatedInverter:
         for metric, point in POINT_OF.items():
             if metric not in state:
                 continue
-            value = float(np.float32(state[metric]))  # what a float32 register holds
+            percent = 100.0 if point in PERCENT_POINTS else 1.0  # SunSpec "Pct": 0.99 is 99.0
+            value = float(np.float32(state[metric] * percent))  # what a float32 register holds
             if point == "St":
                 value = float(int(state[metric]))
             raw[point] = value
-            served[metric] = value
+            served[metric] = value / percent
         return INVERTER_THREE_PHASE_FLOAT, raw, served
 
     def _mppt_points(self, state: dict[str, float]) -> tuple[dict, dict[str, float]]:

@@ -11,10 +11,11 @@ from integrations.sunspec_modbus.models import (
     BASE_ADDRESSES,
     END_MODEL_ID,
     MODELS,
+    PERCENT_POINTS,
     SUNS_MARKER,
     decode_model,
 )
-from pv_platform.integration import DeviceInfo, EntityDescription, PollingCoordinator, UpdateFailed
+from pv_platform.coordinator import DeviceInfo, EntityDescription, PollingCoordinator, UpdateFailed
 from pv_platform.vocabulary import (
     DeviceClass,
     MpptMetric,
@@ -46,8 +47,11 @@ def device_info(common: dict) -> DeviceInfo:
     )
 
 
-def _number(value) -> float | None:
-    return float(value) if isinstance(value, int | float) else None
+def _number(value, percent: bool = False) -> float | None:
+    """A decoded point as a reading (a percentage as a fraction); None when not a number."""
+    if not isinstance(value, int | float):
+        return None
+    return float(value) / 100.0 if percent else float(value)
 
 
 INVERTER_MODEL_IDS = (103, 113, 102, 112, 101, 111)
@@ -169,7 +173,7 @@ class SunSpecCoordinator(PollingCoordinator):
         data = await self._read_models(wanted)
         points = decode_model(MODELS[model_id], data[model_id])
         values: dict[str, float | None] = {
-            d.key: _number(points.get(d.source))
+            d.key: _number(points.get(d.source), percent=d.source in PERCENT_POINTS)
             for d in self.descriptions.values()
             if not d.key.startswith("mppt")
         }

@@ -26,6 +26,9 @@ NOT_IMPLEMENTED = {
     "bitfield32": 0xFFFFFFFF,
     "acc32": 0,
 }
+# Points SunSpec gives in percent (units "Pct": the power factor of models 101-103 and 111-113, e.g.
+# 99.77) that the platform keeps as a fraction (0.9977), as every other source of power_factor does.
+PERCENT_POINTS = frozenset({"PF"})
 TYPE_SIZE = {
     "int16": 1, "uint16": 1, "enum16": 1, "bitfield16": 1, "sunssf": 1,
     "int32": 2, "uint32": 2, "acc32": 2, "bitfield32": 2, "float32": 2, "pad": 1,

@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from pv_platform import clock
+from pv_platform.alerts.incidents import pick_incident, scope_of
 from pv_platform.alerts.model import STICKY, AlertCandidate, Severity
 from pv_platform.storage.alerts import AlertStore
+from pv_platform.storage.incidents import IncidentStore
 
 log = logging.getLogger(__name__)
-Callback = Callable[
-    [str, dict], object
-]  # (event: "opened" | "acknowledged" | "resolved", alert row) -> None or awaitable
+# (event, alert row) -> None or awaitable. Events: "opened" and "resolved" once per incident (the alert
+# that opened or closed it, with "incident"), "acknowledged" per alert, "escalated" per incident.
+Callback = Callable[[str, dict], object]
 UPDATE_EVERY = timedelta(
     minutes=10
 )  # an open alert's message gains an update line at most this often
@@ -49,6 +51,7 @@ class EnginePolicy:
     )  # after a resolve, per rule
     max_new_per_minute: int = 30  # global rate limit of newly opened alerts
     auto_resolve_after_s: float = 120.0  # condition clear this long: resolve by itself
+    escalate_after_s: float | None = None  # an unacknowledged CRITICAL incident this old: escalated
 
     def cooldown(self, rule: str) -> timedelta:
         return timedelta(seconds=self.cooldown_s.get(rule, self.cooldown_s.get("*", 0.0)))
@@ -65,9 +68,18 @@ class ProcessResult:
 class AlertEngine:
     """Turns candidates into alert lifecycles in the `alerts` table."""
 
-    def __init__(self, store: AlertStore, policy: EnginePolicy | None = None) -> None:
+    def __init__(
+        self,
+        store: AlertStore,
+        policy: EnginePolicy | None = None,
+        kinds: dict[tuple[str, str], str] | None = None,
+    ) -> None:
         self.store = store
+        self.incidents = IncidentStore(store.engine)
         self.policy = policy or EnginePolicy()
+        self.kinds = (
+            kinds or {}
+        )  # (site, device) -> kind: which alerts are a site's weather station's
         self.callbacks: list[Callback] = []
 
     def register_callback(self, callback: Callback) -> None:
@@ -117,7 +129,11 @@ class AlertEngine:
             )
             result.opened.append(alert)
             log.warning("alert opened: %s %s %s", c.severity.name, fp, c.message)
-            self._notify("opened", alert)
+            incident, new = self._group(alert, now)
+            if new:  # a symptom of an open incident is not notified again
+                self._notify(
+                    "opened", {**alert, "incident_id": incident["id"], "incident": incident}
+                )
         for fp, alert in active.items():
             if fp in seen or (rules is not None and alert["rule"] not in rules):
                 continue
@@ -135,8 +151,42 @@ class AlertEngine:
             ):
                 alert = {**alert, "state": "resolved", "resolved_at": now, "resolved_by": "auto"}
                 result.resolved.append(alert)
-                self._notify("resolved", alert)
+        self._close_incidents(now)
+        self._escalate(now)
         return result
+
+    def _group(self, alert: dict, now: datetime) -> tuple[dict, bool]:
+        """Put a new alert into the incident that explains it, or open one it causes (True)."""
+        found = pick_incident(alert, self.incidents.candidates(alert["site_id"], now), self.kinds)
+        if found is None:
+            return self.incidents.create(alert, scope_of(alert, self.kinds)), True
+        severity = max(Severity[found["severity"]], Severity[alert["severity"]]).name
+        self.incidents.attach(found, alert, severity)
+        log.info(
+            "alert %s joins incident %d (%s)", alert["fingerprint"], found["id"], found["title"]
+        )
+        return found, False
+
+    def _close_incidents(self, now: datetime) -> None:
+        """Close every incident whose alerts are all resolved (here or by hand) and notify it once."""
+        for incident in self.incidents.close_finished():
+            if self.incidents.mark_notified(incident["id"], "resolved", now):
+                cause = self.store.get(incident["cause_alert_id"]) or {}
+                self._notify(
+                    "resolved", {**cause, "incident_id": incident["id"], "incident": incident}
+                )
+
+    def _escalate(self, now: datetime) -> None:
+        """Notify ("escalated") each open CRITICAL incident nobody acknowledged in time, once."""
+        if self.policy.escalate_after_s is None:
+            return
+        for incident in self.incidents.due_escalation(now, self.policy.escalate_after_s):
+            if self.incidents.mark_notified(incident["id"], "escalated", now):
+                cause = self.store.get(incident["cause_alert_id"]) or {}
+                log.warning("incident %d escalated: %s", incident["id"], incident["title"])
+                self._notify(
+                    "escalated", {**cause, "incident_id": incident["id"], "incident": incident}
+                )
 
     def _update(self, alert: dict, c: AlertCandidate, now: datetime) -> None:
         """Still holding: last seen now; severity raised if the candidate's is higher (never lowered);
@@ -167,10 +217,15 @@ class AlertEngine:
     def resolve(
         self, alert_id: int, by: str, comment: str = "", now: datetime | None = None
     ) -> bool:
-        """Resolve an alert by hand; the callbacks hear ("resolved", alert)."""
+        """Resolve an alert by hand; the callbacks hear ("resolved", alert) when its incident closes."""
         ok = self.store.resolve(alert_id, by, comment, now or clock.now())
-        if ok:
-            self._notify("resolved", self.store.get(alert_id))
+        if (
+            ok
+        ):  # notified once its incident closes: now, with its last alert, or at the next evaluation
+            try:
+                self._close_incidents(now or clock.now())
+            except Exception as exc:  # e.g. the dashboards' read-only role
+                log.info("incident of alert %d left for the next evaluation: %s", alert_id, exc)
         return ok
 
     def flush(self, timeout_s: float = 30.0) -> bool:

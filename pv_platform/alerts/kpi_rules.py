@@ -20,7 +20,15 @@ class KpiThresholds:
     pr_min: float = 0.80  # PR below this ...
     expected_margin: float = 0.15  # ... and actual energy this far below expected: underperformance
     availability_min: float = 0.90  # time-based availability of an hour
-    min_insolation_kwh_m2: float = 0.2  # hours with less sun are not judged
+    min_insolation_kwh_m2: float = (
+        0.2  # hours with less sun are not judged (200 W/m2 mean over 1 h)
+    )
+    model_uncertainty_wm2: float = (
+        30.0  # the expected-power model's error band: margin + this / POA
+    )
+    held_margin: float = 0.08  # a smaller shortfall (plus the band) in each of ...
+    held_hours: int = 2  # ... this many judged hours running is underperformance too
+    quarantine_per_hour_max: float = 10.0  # rejected inputs of one device per hour
     string_outlier_fraction: float = 0.80  # a string's hourly mean current below this share of the
     string_outlier_hours: int = 3  # site's median string, in this many judged hours running
 
@@ -39,33 +47,137 @@ def kpi_candidates(
     ran = _ran_throughout(inverters, thresholds)
     for row, judged in zip(inverters.itertuples(), ran, strict=True):
         t = (thresholds or {}).get(row.site_id) or KpiThresholds()
+        band = model_band(row.insolation_poa_kwh_m2, t)
         if (
             judged
             and row.pr == row.pr
             and row.pr < t.pr_min
             and row.expected_deviation == row.expected_deviation
-            and row.expected_deviation < -t.expected_margin
+            and row.expected_deviation < -(t.expected_margin + band)
         ):
             out.append(
                 AlertCandidate(
                     "underperformance", Severity.HIGH, row.site_id, row.device_id,
                     f"{row.device_id}: PR {row.pr:.2f} < {t.pr_min:.2f} and {abs(row.expected_deviation):.0%} below expected"
-                    f" in the hour from {pd.Timestamp(row.period_start):%Y-%m-%d %H:%M} UTC",
+                    f" (limit {t.expected_margin + band:.0%}) in the hour from {pd.Timestamp(row.period_start):%Y-%m-%d %H:%M} UTC",
                     now, context={"pr": float(row.pr), "expected_deviation": float(row.expected_deviation), "hour": str(row.period_start)},
                 )
             )  # fmt: skip
         availability = row.availability_time
         if availability == availability and availability < t.availability_min:
             out.append(_availability_candidate(row, availability, now))
+    return out + data_quality_candidates(failed_checks, now)
+
+
+def data_quality_candidates(failed_checks: pd.DataFrame, now: datetime) -> list[AlertCandidate]:
+    """One `data_quality` alert per failed check and device whose entities it names (`entity_keys` in
+    the outcome's metadata: a frozen weather sensor is the weather station's alert), else per site."""
+    out = []
     for check in failed_checks.itertuples() if not failed_checks.empty else ():
-        out.append(
-            AlertCandidate(
-                "data_quality", Severity.MEDIUM, getattr(check, "site_id", "*"), "*",
-                f"{check.check_name} failed for {pd.Timestamp(check.period_start):%Y-%m-%d %H:%M} UTC: {check.detail}",
-                now, key=check.check_name, context={"hour": str(check.period_start)},
-            )
-        )  # fmt: skip
+        site_id = getattr(check, "site_id", "*")
+        keys = (getattr(check, "metadata", None) or {}).get("entity_keys") or []
+        devices = sorted({k.split(".")[1] for k in keys if k.count(".") == 2}) or ["*"]
+        hour = f"{pd.Timestamp(check.period_start):%Y-%m-%d %H:%M} UTC"
+        for device_id in devices:
+            mine = [k for k in keys if k.split(".")[1:2] == [device_id]]
+            out.append(
+                AlertCandidate(
+                    "data_quality", Severity.MEDIUM, site_id, device_id,
+                    f"{check.check_name} failed for {', '.join(mine) or site_id} in the hour from {hour}: {check.detail}",
+                    now, key=check.check_name, context={"hour": str(check.period_start), "entities": mine},
+                )
+            )  # fmt: skip
     return out
+
+
+def source_devices(plant) -> dict[str, tuple[str, str]]:
+    """Quarantine source (poll:<site>.<device>, mqtt:<topic>) -> (site, device)."""
+    devices = {f"poll:{s.id}.{d.id}": (s.id, d.id) for s in plant.sites for d in s.devices}
+    return devices | {
+        f"mqtt:{d.config['topic']}": (s.id, d.id)
+        for s in plant.sites
+        for d in s.devices
+        if isinstance(d.config, dict) and d.config.get("topic")
+    }
+
+
+def quarantine_rate_candidates(
+    counts: pd.DataFrame, plant, hours: float, now: datetime, thresholds=None
+) -> list[AlertCandidate]:
+    """`data_quality` (key `quarantine`) per device whose rejected inputs in the judged window exceed
+    `quarantine_per_hour_max` per hour (malformed payloads a device keeps sending).
+
+    counts : source, rejected, first_reason (`TelemetryStore.quarantine_counts`); hours : window [h]
+    """
+    devices, out = source_devices(plant), []
+    for row in counts.itertuples() if not counts.empty else ():
+        site_id, device_id = devices.get(row.source, ("*", "*"))
+        t = (thresholds or {}).get(site_id) or KpiThresholds()
+        if row.rejected > t.quarantine_per_hour_max * hours:
+            out.append(
+                AlertCandidate(
+                    "data_quality", Severity.MEDIUM, site_id, device_id,
+                    f"{row.rejected} inputs from {row.source} quarantined in {hours:g} h (limit"
+                    f" {t.quarantine_per_hour_max:g}/h), e.g. {row.first_reason}", now,
+                    key="quarantine" if device_id != "*" else f"quarantine:{row.source}",
+                    context={"source": row.source, "rejected": int(row.rejected)},
+                )
+            )  # fmt: skip
+    return out
+
+
+def model_band(insolation_kwh_m2: float, t: KpiThresholds, hours: float = 1.0) -> float:
+    """The expected-power model's uncertainty as a fraction of expected energy at this much sun [1]:
+    `model_uncertainty_wm2 / mean POA`. A fixed irradiance-like error (reflection, spectrum, sensor
+    offset) weighs more at low sun, so a dawn hour needs a larger shortfall to count.
+
+    insolation_kwh_m2 : POA insolation of the window [kWh/m2]; hours : the window's length [h]
+    """
+    poa_wm2 = insolation_kwh_m2 * 1000.0 / hours if insolation_kwh_m2 == insolation_kwh_m2 else 0.0
+    return t.model_uncertainty_wm2 / poa_wm2 if poa_wm2 > 0 else float("inf")
+
+
+def held_underperformance(
+    recent_rows: pd.DataFrame,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    thresholds: Mapping[str, KpiThresholds] | None = None,
+) -> list[AlertCandidate]:
+    """`underperformance` for a smaller shortfall held: each of an inverter's last `held_hours` judged
+    hours (ran throughout, enough sun), the newest in [start, end), below expected by more than
+    `held_margin` + the model band (an efficiency drop or soiling too small for one hour's limit)."""
+    if recent_rows.empty:
+        return []
+    rows = recent_rows[recent_rows["device_id"] != "*"]
+    rows = rows[_ran_throughout(rows, thresholds)].assign(
+        t=pd.to_datetime(rows["period_start"], utc=True)
+    )
+    out = []
+    for (site_id, device_id), part in rows[rows["t"] < pd.Timestamp(end)].groupby(
+        ["site_id", "device_id"]
+    ):
+        t = (thresholds or {}).get(site_id) or KpiThresholds()
+        last = part.sort_values("t").tail(t.held_hours)
+        if len(last) < t.held_hours or last["t"].iloc[-1] < pd.Timestamp(start):
+            continue
+        limits = [t.held_margin + model_band(i, t) for i in last["insolation_poa_kwh_m2"]]
+        deviations = last["expected_deviation"].tolist()
+        if all(d == d and d < -lim for d, lim in zip(deviations, limits, strict=True)):
+            out.append(
+                AlertCandidate(
+                    "underperformance", Severity.HIGH, site_id, device_id,
+                    f"{device_id}: {_span(deviations)} below expected in each of"
+                    f" its last {len(last)} judged hours (limit {max(limits):.0%} held), to {last['t'].iloc[-1]:%Y-%m-%d %H:%M} UTC",
+                    now, context={"expected_deviation": [round(float(d), 3) for d in deviations], "held": True},
+                )
+            )  # fmt: skip
+    return out
+
+
+def _span(deviations: list[float]) -> str:
+    low, high = f"{abs(max(deviations)):.0%}", f"{abs(min(deviations)):.0%}"
+    return low if low == high else f"{low} to {high}"
 
 
 def _availability_candidate(row, availability: float, now: datetime) -> AlertCandidate:
@@ -207,6 +319,8 @@ def hour_candidates(
     else:
         period = pd.to_datetime(recent_rows["period_start"], utc=True)
         rows = recent_rows[(period >= pd.Timestamp(start)) & (period < pd.Timestamp(end))]
-    return kpi_candidates(rows, failed_checks, end, thresholds) + string_outliers(
-        string_hours, recent_rows, end, thresholds
+    return (
+        kpi_candidates(rows, failed_checks, end, thresholds)
+        + held_underperformance(recent_rows, start, end, end, thresholds)
+        + string_outliers(string_hours, recent_rows, end, thresholds)
     )

@@ -29,13 +29,21 @@ class WebhookNotifier:
     """POST `{"event", "alert"}` as JSON; retries with exponential backoff in a background thread."""
 
     def __init__(
-        self, url: str, timeout_s: float = 5.0, retries: int = 4, backoff_s: float = 1.0
+        self,
+        url: str,
+        timeout_s: float = 5.0,
+        retries: int = 4,
+        backoff_s: float = 1.0,
+        events: set[str] | None = None,  # only these events (None: every one)
     ) -> None:
         self.url, self.timeout_s, self.retries, self.backoff_s = url, timeout_s, retries, backoff_s
+        self.events = events
         self.delivered = 0
         self._threads: list[threading.Thread] = []
 
     def __call__(self, event: str, alert: dict) -> None:
+        if self.events is not None and event not in self.events:
+            return
         thread = threading.Thread(target=self._send, args=(alert_json(event, alert),), daemon=True)
         self._threads = [t for t in self._threads if t.is_alive()] + [thread]
         thread.start()
@@ -116,4 +124,6 @@ def notifiers_from_settings(settings, loop: asyncio.AbstractEventLoop | None = N
         out.append(MqttNotifier(parse_mqtt_url(settings.mqtt_url), loop))
     if settings.alert_webhook_url:
         out.append(WebhookNotifier(settings.alert_webhook_url))
+    if settings.alert_escalation_webhook_url:  # the escalation target hears escalations only
+        out.append(WebhookNotifier(settings.alert_escalation_webhook_url, events={"escalated"}))
     return out

@@ -13,33 +13,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from pv_platform.alerts.limits import Thresholds, realtime_thresholds
 from pv_platform.alerts.model import AlertCandidate, Severity
 from pv_platform.plant import Plant
 from pv_platform.readings import Reading
 from pv_platform.vocabulary import InverterEvent, Metric, OperatingState, event_names
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """Rule thresholds; every one can be overridden per site (plant file `alerts:`) or by settings."""
-
-    stale_after_s: float = 60.0  # no reading for this long: communication lost ...
-    stale_polls: float = (
-        3.0  # ... or for this many of the device's poll intervals, if that is longer
-    )
-    fault_hold_s: float = 10.0  # FAULT state held this long (debounce: one frame is not an outage)
-    grid_hold_s: float = 10.0  # grid out of band this long
-    over_temperature_c: float = 75.0  # inverter cabinet
-    module_over_temperature_c: float = 85.0  # a string's modules (model 160 temperature)
-    hot_spot_delta_c: float = 15.0  # a string's modules this much above the site's median string
-    string_current_fraction: float = (
-        0.5  # a string below this fraction of its peers' median current
-    )
-    min_efficiency: float = 0.90  # AC/DC below this while not clipping and above 10 % DC load ...
-    efficiency_hold_s: float = 300.0  # ... for this long: the inverter converts poorly
-    sun_gate_poa_wm2: float = 200.0  # rules that need sun judge only above this irradiance
-    frequency_hz: tuple[float, float] = (49.5, 50.5)
-    voltage_v: tuple[float, float] = (207.0, 253.0)
 
 
 def stale_limit_s(
@@ -92,8 +70,6 @@ class RealtimeRules:
     ignored_old: int = 0  # readings too old to judge (history, replays, late batches)
 
     def __post_init__(self) -> None:
-        from pv_platform.alerts.limits import realtime_thresholds
-
         self.thresholds = {s.id: realtime_thresholds(s, self.fleet) for s in self.plant.sites}
         self.devices = {(s.id, d.id): d for s in self.plant.sites for d in s.devices}
 

@@ -7,17 +7,21 @@ import asyncio
 import logging
 from datetime import datetime
 
+import pandas as pd
 import sqlalchemy as sa
 
 from pv_platform import clock
-from pv_platform.alerts.engine import AlertEngine
+from pv_platform.alerts.engine import AlertEngine, EnginePolicy
+from pv_platform.alerts.incidents import incident_costs
+from pv_platform.alerts.kpi_rules import source_devices
 from pv_platform.alerts.limits import fleet_from_settings
 from pv_platform.alerts.model import AlertCandidate, Severity
 from pv_platform.alerts.notifiers import notifiers_from_settings
 from pv_platform.alerts.realtime import RealtimeRules
-from pv_platform.integration import wait_or_stop
+from pv_platform.coordinator import wait_or_stop
 from pv_platform.storage import Database
 from pv_platform.storage.alerts import AlertStore
+from pv_platform.storage.incidents import IncidentStore
 
 log = logging.getLogger(__name__)
 REALTIME_RULES = {
@@ -39,22 +43,50 @@ def alert_engine(
 ) -> AlertEngine:
     """The alert engine with every notifier the settings configure: built here for the collector's
     real-time rules, the Dagster KPI rules and the dashboards alike."""
-    engine = AlertEngine(AlertStore(db_engine))
+    policy = EnginePolicy(escalate_after_s=settings.alert_escalate_after_s)
+    engine = AlertEngine(AlertStore(db_engine), policy, device_kinds(settings))
     for notifier in notifiers_from_settings(settings, loop):
         engine.register_callback(notifier)
     return engine
 
 
+def incident_report(
+    db: Database, plant, now: datetime, state: str | None = None, site_id: str | None = None
+) -> pd.DataFrame:
+    """Incidents newest first with their affected devices, their symptoms ("rule device" of each
+    alert), lost energy [kWh] and, with a tariff, lost revenue: what the Alerts page and
+    `pvp alerts incidents` show."""
+    store = IncidentStore(db.engine)
+    incidents = store.list(state=state, site_id=site_id)
+    if incidents.empty:
+        return incidents.assign(symptoms=[], lost_energy_kwh=[], lost_revenue=[], currency=[])
+    members = store.symptoms(incidents["id"].tolist())
+    symptoms = members.groupby("incident_id").apply(
+        lambda m: "; ".join(f"{r.rule} {r.device_id} ({r.state})" for r in m.itertuples()),
+        include_groups=False,
+    )
+    incidents["symptoms"] = incidents["id"].map(symptoms).fillna("")
+    start = pd.to_datetime(incidents["opened_at"], utc=True).min() - pd.Timedelta(hours=1)
+    hourly = db.kpis.read("kpi_hourly", start.to_pydatetime(), now)
+    return incident_costs(incidents, hourly, plant, now)
+
+
+def device_kinds(settings) -> dict[tuple[str, str], str]:
+    """(site, device) -> kind from the plant file (which alerts are a weather station's: incidents);
+    empty when there is no readable plant file."""
+    from pv_platform.plant import load_plant
+
+    try:
+        plant = load_plant(settings.resolved_plant_file)
+    except (OSError, ValueError):
+        return {}
+    return {(s.id, d.id): d.kind for s in plant.sites for d in s.devices}
+
+
 def quarantine_candidates(flooding: dict[str, int], plant, now: datetime) -> list[AlertCandidate]:
     """One `quarantine_flood` candidate per source whose rejected inputs are being dropped by the
     quarantine rate limit (a device or gateway sending garbage in bulk): open once, resolved when it stops."""
-    devices = {f"poll:{s.id}.{d.id}": (s.id, d.id) for s in plant.sites for d in s.devices}
-    devices |= {
-        f"mqtt:{d.config['topic']}": (s.id, d.id)
-        for s in plant.sites
-        for d in s.devices
-        if isinstance(d.config, dict) and d.config.get("topic")
-    }
+    devices = source_devices(plant)
     return [
         AlertCandidate(
             "quarantine_flood",

@@ -2,32 +2,51 @@
 
 Hours are UTC and hold every site; days, months and years are site-local, so those are (period × site)
 partitions over the dynamic `sites` dimension. `end_offset=1`: the running hour, day, month and year are
-partitions too (live KPIs), not only closed ones. The first partition is `PVP_KPI_START`, one of the few
-settings that shape the definitions themselves and so are read when they load.
+partitions too (live KPIs), not only closed ones. The first hour is where the data starts: the plant
+file's earliest site commissioning day (`Plant.kpi_start`; `PVP_KPI_START` overrides it), read when the
+definitions load (reload the code location after changing it). Days, months and years start a day
+earlier: a site west of UTC is still in the day before at the first UTC hour.
 """
+
+from datetime import timedelta
 
 import dagster as dg
 
+from pv_platform.plant import PlantFileError, kpi_start, load_plant
 from pv_platform.settings import get_settings
 
 HOUR_KEY_FORMAT = "%Y-%m-%d-%H:%M"
-_start = get_settings().kpi_start
+
+
+def first_hour():
+    """The first hour partition (UTC) from the settings and the plant file (none: last year)."""
+    settings = get_settings()
+    try:
+        plant = load_plant(settings.resolved_plant_file)
+    except (PlantFileError, OSError):
+        plant = None  # no plant file yet: the code location still loads
+    return kpi_start(plant, settings.kpi_start)
+
+
+FIRST_HOUR = first_hour()
+_start = FIRST_HOUR.strftime(HOUR_KEY_FORMAT)
+_first_day = (FIRST_HOUR - timedelta(days=1)).strftime("%Y-%m-%d")
 
 hourly = dg.HourlyPartitionsDefinition(start_date=_start, timezone="UTC", end_offset=1)
 sites = dg.DynamicPartitionsDefinition(name="sites")
 daily_by_site = dg.MultiPartitionsDefinition(
-    {"date": dg.DailyPartitionsDefinition(start_date=_start[:10], end_offset=1), "site": sites}
+    {"date": dg.DailyPartitionsDefinition(start_date=_first_day, end_offset=1), "site": sites}
 )
 monthly_by_site = dg.MultiPartitionsDefinition(
     {
-        "month": dg.MonthlyPartitionsDefinition(start_date=_start[:8] + "01", end_offset=1),
+        "month": dg.MonthlyPartitionsDefinition(start_date=_first_day[:8] + "01", end_offset=1),
         "site": sites,
     }
 )
 yearly_by_site = dg.MultiPartitionsDefinition(
     {
         "year": dg.TimeWindowPartitionsDefinition(
-            cron_schedule="0 0 1 1 *", start=_start[:4], fmt="%Y", end_offset=1
+            cron_schedule="0 0 1 1 *", start=_first_day[:4], fmt="%Y", end_offset=1
         ),
         "site": sites,
     }

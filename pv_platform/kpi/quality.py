@@ -14,7 +14,7 @@ import pandas as pd
 
 from pv_platform.kpi.hourly import MAX_GAP_S, PER_HOUR, STEP_S
 from pv_platform.kpi.periods import SITE_DEVICE
-from pv_platform.kpi.samples import SampleSet, as_sample_set
+from pv_platform.kpi.samples import SampleSet, as_sample_set, daylight_minutes
 from pv_platform.plant import Plant
 from pv_platform.vocabulary import Metric
 
@@ -124,7 +124,8 @@ def completeness(
 ) -> list[CheckOutcome]:
     """Fraction of each hour covered by each inverter's AC power and each POA sensor (gaps > 15 min
     uncovered). A running hour is judged on its minutes up to `now` less INGEST_LAG_S (the readings of
-    the last minutes may still be on their way); an hour with no such minute yet passes as not judged."""
+    the last minutes may still be on their way); an hour with no such minute yet passes as not judged.
+    Inverters are judged on daylight minutes only (a sleeping inverter legitimately sends nothing)."""
     judged = np.full(hours.n, PER_HOUR)
     if now is not None:
         minutes_done = (
@@ -140,16 +141,18 @@ def completeness(
         if d.kind == "weather_station"
     ]
     coverage: dict[str, np.ndarray] = {}
+    day = daylight_minutes(series, plant, hours.start, end, STEP_S, MAX_GAP_S).reshape(
+        hours.n, PER_HOUR
+    )
     for key in expected:
         # the same grid as the hourly KPIs: the SampleSet then integrates each series once for both
+        mask = covered_minutes & day if key[2] == Metric.AC_POWER else covered_minutes
         means = series.step_means(key, hours.start, end, STEP_S, MAX_GAP_S)
-        if means is None:
-            coverage[".".join(key)] = np.zeros(hours.n)
-            continue
-        per_minute = means[1].reshape(hours.n, PER_HOUR)
-        coverage[".".join(key)] = np.where(covered_minutes, per_minute, 0.0).sum(axis=1) / (
-            np.maximum(judged, 1) * STEP_S
+        covered = 0.0 if means is None else means[1].reshape(hours.n, PER_HOUR)
+        share = np.where(mask, covered, 0.0).sum(axis=1) / (
+            np.maximum(mask.sum(axis=1), 1) * STEP_S
         )
+        coverage[".".join(key)] = np.where(mask.any(axis=1), share, 1.0)  # no daylight: not judged
     outcomes = []
     for h, hour in enumerate(hours.index):
         if judged[h] == 0:
@@ -160,21 +163,12 @@ def completeness(
         gaps = {k: round(float(v[h]), 3) for k, v in coverage.items() if v[h] < COMPLETENESS_WARN}
         worst = min((float(v[h]) for v in coverage.values()), default=1.0)
         detail = (
-            "every entity covered"
-            if not gaps
-            else f"coverage below {COMPLETENESS_WARN:.0%}: {gaps}"
+            f"coverage below {COMPLETENESS_WARN:.0%}: {gaps}" if gaps else "every entity covered"
         )
         severity = ERROR if worst < COMPLETENESS_ERROR else WARN
-        outcomes.append(
-            CheckOutcome(
-                hour,
-                "completeness",
-                not gaps,
-                severity,
-                detail,
-                {"worst_coverage": round(worst, 3), "minutes_judged": int(judged[h])},
-            )
-        )
+        metadata = {"worst_coverage": round(worst, 3), "minutes_judged": int(judged[h])}
+        metadata["entity_keys"] = sorted(gaps)
+        outcomes.append(CheckOutcome(hour, "completeness", not gaps, severity, detail, metadata))
     return outcomes
 
 
@@ -203,7 +197,7 @@ def physical_ranges(series: SampleSet, plant: Plant, hours: _Hours) -> list[Chec
             not bad,
             ERROR,
             "all values physically possible" if not bad else f"impossible values: {bad}",
-            {"entities": len(bad)},
+            {"entities": len(bad), "entity_keys": sorted(bad)},
         )
         for hour, bad in zip(hours.index, per_hour, strict=True)
     ]
@@ -259,7 +253,7 @@ def frozen_values(
             "no frozen values"
             if not bad
             else f"stuck for >= {FROZEN_MINUTES} min in daylight: {sorted(bad)}",
-            {"entities": len(bad)},
+            {"entities": len(bad), "entity_keys": sorted(bad)},
         )
         for hour, bad in zip(hours.index, per_hour, strict=True)
     ]

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from pv_platform.kpi.energy import step_means
+from pv_platform.vocabulary import Metric
 
 EntityKey = tuple[str, str, str]  # (site_id, device_id, metric)
 Arrays = tuple[np.ndarray, np.ndarray]  # (int64 µs since 1970-01-01 UTC, float64 values)
@@ -144,3 +145,20 @@ class SampleSet(Mapping[EntityKey, pd.Series]):
 def as_sample_set(samples: pd.DataFrame | SampleSet) -> SampleSet:
     """A SampleSet as is; long-format samples converted."""
     return samples if isinstance(samples, SampleSet) else SampleSet.from_frame(samples)
+
+
+def daylight_minutes(
+    series, plant, start: datetime, end: datetime, step_s: float, max_gap_s: float
+) -> np.ndarray:
+    """Per step of [start, end): daylight unless a POA sensor covers the step and none is at or above
+    its site's daylight threshold [W/m2] (a step no sensor covers says nothing about the night)."""
+    n = int(round((_us(end) - _us(start)) / 1e6 / step_s))
+    known, bright = np.zeros(n, bool), np.zeros(n, bool)
+    for site in plant.sites:
+        for device in (d for d in site.devices if d.kind == "weather_station"):
+            key = (site.id, device.id, Metric.POA_IRRADIANCE)
+            means = series.step_means(key, start, end, step_s, max_gap_s)
+            if means is not None:
+                known |= means[1] > 0
+                bright |= np.nan_to_num(means[0], nan=0.0) >= site.daylight_poa_wm2
+    return bright | ~known

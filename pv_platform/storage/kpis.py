@@ -166,6 +166,34 @@ class KpiStore:
             df["period_start"] = pd.to_datetime(df["period_start"], utc=True)
         return df
 
+    def quality_failures(self, start: datetime, end: datetime, site_id: str) -> pd.DataFrame:
+        """Every failed check (WARN or ERROR) of a site's hours in [start, end): period_start, check_name,
+        severity, detail — what the History page marks on its charts."""
+        df = self.db.query_df(
+            "SELECT period_start, check_name, severity, detail FROM kpi_quality"
+            " WHERE period_start >= :s AND period_start < :e AND NOT passed AND site_id IN (:site, '*')"
+            " ORDER BY period_start, check_name",
+            {"s": start, "e": end, "site": site_id},
+        )
+        if not df.empty:
+            df["period_start"] = pd.to_datetime(df["period_start"], utc=True)
+        return df
+
+    def alerting_failures(self, start: datetime, end: datetime) -> pd.DataFrame:
+        """Failed checks of the hours in [start, end) that raise `data_quality` alerts: every ERROR
+        check, and the frozen-values check (a WARN for the rollups, but a stuck sensor to fix), with the
+        outcome's metadata (`entity_keys`: the entities that failed)."""
+        df = self.db.query_df(
+            "SELECT period_start, site_id, check_name, severity, detail, metadata FROM kpi_quality"
+            " WHERE period_start >= :s AND period_start < :e AND NOT passed"
+            " AND (severity = 'ERROR' OR check_name = 'frozen_values')"
+            " ORDER BY period_start, site_id, check_name",
+            {"s": start, "e": end},
+        )
+        if not df.empty:
+            df["period_start"] = pd.to_datetime(df["period_start"], utc=True)
+        return df
+
     def hours(self, site_id: str, start: datetime, end: datetime) -> list[datetime]:
         """The UTC hours in [start, end) that have hourly KPI rows for the site."""
         with self.db.engine.connect() as conn:

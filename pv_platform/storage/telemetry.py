@@ -214,6 +214,20 @@ class TelemetryStore:
                 (now, now, pg_text(f"landing segment {segment_id} rejected: {reason}"[:2000])),
             )
 
+    def alert_unpartitioned_hours(self, message: str) -> None:
+        """Open (or count again) the HIGH `hours_outside_partitions` alert: hours were stored that no KPI
+        partition computes."""
+        now = datetime.now(UTC)
+        with self.db.engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO alerts (fingerprint, rule, severity, site_id, device_id, state, opened_at,"
+                " last_seen_at, message, context) VALUES ('hours_outside_partitions:*:ingest',"
+                " 'hours_outside_partitions', 'HIGH', '*', 'ingest', 'open', %s, %s, %s, '{}')"
+                " ON CONFLICT (fingerprint) WHERE state <> 'resolved' DO UPDATE SET"
+                " count = alerts.count + 1, last_seen_at = EXCLUDED.last_seen_at, message = EXCLUDED.message",
+                (now, now, pg_text(message[:2000])),
+            )
+
     def refresh_rollup(self, start: datetime, end: datetime) -> None:
         """Materialize the hourly rollup for [start, end) now (TimescaleDB; a view needs nothing).
 
@@ -313,6 +327,14 @@ class TelemetryStore:
                 " WHERE t.hour = c.hour AND t.changed_at = c.changed_at",
                 ([h for h, _ in changes], [c for _, c in changes]),
             )
+
+    def quarantine_counts(self, start: datetime, end: datetime) -> pd.DataFrame:
+        """Rejected inputs received in [start, end) per source: source, rejected, first_reason."""
+        return self.db.query_df(
+            "SELECT source, count(*) AS rejected, min(reason) AS first_reason FROM quarantine"
+            " WHERE received_at >= :s AND received_at < :e GROUP BY source ORDER BY source",
+            {"s": start, "e": end},
+        )
 
     def last_reading_per_device(self) -> dict[tuple[str, str], datetime]:
         """Newest sample time of each (site, device), from the last day of samples (index scans)."""

@@ -10,6 +10,7 @@ from pv_platform.alerts.kpi_rules import (
     STRING_CURRENT_LIKE,
     hour_candidates,
     kpi_cleared,
+    quarantine_rate_candidates,
 )
 from pv_platform.alerts.limits import fleet_from_settings, kpi_thresholds
 from pv_platform.defs.kpis.assets import HOURS_PER_RUN, KPI_RETRY, hourly_kpis
@@ -43,16 +44,22 @@ def alerts(
     window = context.partition_time_window
     fleet = fleet_from_settings(get_settings())
     limits = {site.id: kpi_thresholds(site, fleet) for site in plant.load().sites}
-    back = timedelta(hours=max((t.string_outlier_hours for t in limits.values()), default=1))
+    back = timedelta(
+        hours=max((max(t.string_outlier_hours, t.held_hours) for t in limits.values()), default=1)
+    )
     # every hour of the window is judged (a run over 48 back-filled hours judges 48), and the string
     # rule looks back `back` hours before its start
     kpis = kpi_store.store()
     recent = kpis.read("kpi_hourly", window.start - back, window.end)
-    failed = kpis.blocking_failures(window.start, window.end)
-    strings = telemetry_store.store().hourly_rollup(
+    failed = kpis.alerting_failures(window.start, window.end)
+    telemetry = telemetry_store.store()
+    strings = telemetry.hourly_rollup(
         window.start - back, window.end, metric_like=STRING_CURRENT_LIKE
     )
     candidates = hour_candidates(recent, strings, failed, window.start, window.end, limits)
+    hours = (window.end - window.start).total_seconds() / 3600.0
+    rejected = telemetry.quarantine_counts(window.start, window.end)
+    candidates += quarantine_rate_candidates(rejected, plant.load(), hours, window.end, limits)
     engine = alert_service.engine()  # with the notifiers: MQTT and webhook
     cleared = kpi_cleared(recent, limits, window.start)  # what a total-loss alert needs to resolve
     result = engine.process(candidates, min(window.end, clock.now()), KPI_RULES, cleared)

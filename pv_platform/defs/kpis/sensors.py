@@ -27,6 +27,7 @@ from pv_platform.defs.kpis.planning import (
     due_hours,
     due_periods,
     hour_key,
+    hour_of,
     hours_between,
 )
 from pv_platform.defs.partitions import HOUR_KEY_FORMAT
@@ -207,6 +208,10 @@ def kpi_rollup_sensor(context: dg.SensorEvaluationContext, plant: PlantResource)
     state = json.loads(context.cursor) if context.cursor else {"after": None, "pending": {}}
     pending, after, changed = _pending_after(instance, model, state)
     materialized, active = _period_states(instance, pending)
+    # a period with hours still in a queued or running hourly run waits for them (an imported year is
+    # computed hour ranges first, then each day, month and year once, not again after every range)
+    waiting = rollup_requests(model, [hour_of(k) for k in running_hours(instance)], tag="")
+    active |= {f"{r.job_name}:{r.partition_key}" for r in waiting}
     due, book, given_up = due_periods(pending, materialized, active, time.time())
     if given_up:
         context.log.error(

@@ -73,22 +73,26 @@ def report_changed_hours(context: dg.OpExecutionContext, store: TelemetryStore) 
     store.refresh_rollup(
         min(h for h, _ in changes), max(h for h, _ in changes) + timedelta(hours=1)
     )
-    valid = set(hourly.get_partition_keys())
+    first, last = hourly.get_first_partition_key(), hourly.get_last_partition_key()
     outside = []
     for hour, _ in changes:
         key = hour.astimezone(UTC).strftime(HOUR_KEY_FORMAT)
-        if key in valid:
+        if first <= key <= last:  # the keys sort as their hours do
             context.log_event(dg.AssetMaterialization("telemetry", partition=key))
         else:
             outside.append(key)
-    if outside:  # stored, but no KPI partition exists for them: say so loudly
-        context.log.error(
-            f"{len(outside)} loaded hour(s) lie outside the KPI partitions (PVP_KPI_START ="
-            f" {get_settings().kpi_start}): {outside[:5]}{' ...' if len(outside) > 5 else ''};"
-            " their KPIs are not computed"
-        )
     store.mark_reported(changes)
-    return len(changes) - len(outside)
+    if outside:  # stored, but no KPI partition exists for them: log, alert, fail the run
+        message = (
+            f"{len(outside)} loaded hour(s) lie outside the KPI partitions ({first} to {last}):"
+            f" {outside[:5]}{' ...' if len(outside) > 5 else ''}; their KPIs are not computed."
+            " Set the sites' commissioning_date in the plant file (the partitions start at the"
+            " earliest) and reload the code location, then run the hours' KPIs"
+        )
+        context.log.error(message)
+        store.alert_unpartitioned_hours(message)
+        raise dg.Failure(description=message, allow_retries=False)
+    return len(changes)
 
 
 # Ingest runs go ahead of KPI runs in the run queue: late KPIs are fine, a growing landing is not.

@@ -1,0 +1,332 @@
+"""Alert scoring harness (issue 17): run a scenario with known faults through the real platform and score
+the alerts against the ground truth.
+
+`python -m bench.alert_scores [NAME ...]` (scenario files in bench/scenarios/). Per scenario: the history
+before its live window is landed by the simulator's back-fill (KPI-rule faults sit there); the live
+window runs `pvp simulate` and `pvp collect` in accelerated time (real-time rules in the collector, on
+the clock they share); every landed segment is ingested; the Dagster assets `hourly_kpis` and
+`alerts` are materialized hour by hour (48-hour runs for weeks). Then:
+
+- recall per rule: expected (fault, rule) pairs found, an alert of that rule on the fault's device (any
+  device of the site for a site-level fault) opened from 5 min (KPI rules: 1 h, the hour they judge)
+  before the fault's start to 75 min after its end;
+- precision per rule: alerts that match a fault (an expected or allowed rule of the fault, same window) over
+  all alerts; incidents likewise (an incident is true when its cause matches a fault);
+- detection delay: opened_at - fault start, median per rule, real-time and KPI rules apart.
+Targets (issue 17): recall >= 0.95, precision >= 0.90, real-time median delay <= 2 min, KPI <= 30 min.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from bench.report import emit
+
+SCENARIOS = Path(__file__).parent / "scenarios"
+PVP = str(Path(sys.executable).parent / "pvp")
+BEFORE_KPI, BEFORE_REALTIME, AFTER = timedelta(hours=1), timedelta(minutes=5), timedelta(minutes=75)
+REALTIME = {"communication_lost", "equipment_fault", "over_temperature", "grid_outage", "string_fault",
+            "hot_spot", "low_efficiency", "quarantine_flood"}  # fmt: skip
+TARGETS = {"recall": 0.95, "precision": 0.90, "realtime_delay_min": 2.0, "kpi_delay_min": 30.0}
+
+
+@dataclass
+class Truth:
+    kind: str
+    site: str
+    device: str | None  # None: the whole site
+    start: datetime
+    end: datetime
+    expect: list[str]
+    allow: list[str] = field(default_factory=list)
+
+
+def load(path: Path) -> tuple[dict, dict, list[Truth]]:
+    """The scenario spec, the simulator's fault schedule and the ground truth."""
+    spec = yaml.safe_load(path.read_text())
+    faults, truths = [], []
+    for f in spec.get("faults") or []:
+        expect, allow = f.pop("expect"), f.pop("allow", [])
+        faults.append(f)
+        start, end = (pd.Timestamp(f[k]).to_pydatetime() for k in ("start", "end"))
+        truths.append(Truth(f["kind"], f["site"], f.get("device"), start, end, expect, allow))
+    return spec, {"faults": faults}, truths
+
+
+def plant_spec(spec: dict, ports) -> dict:
+    """Each site: its inverters on Modbus TCP (polled 4 times a second), a grid meter and a weather
+    station on MQTT topics of their own."""
+    tag = uuid.uuid4().hex[:6]
+    sites = []
+    for s in spec["sites"]:
+        devices = [
+            {"id": f"inv{i + 1}", "kind": "inverter", "integration": "sunspec_modbus", "p_dc_kw": 110.0,
+             "p_ac_kw": 100.0, "config": {"host": "127.0.0.1", "port": next(ports), "unit_id": 1,
+                                          "poll_interval_s": 0.25}}
+            for i in range(s["inverters"])
+        ]  # fmt: skip
+        devices += [
+            {"id": "meter1", "kind": "meter", "integration": "mqtt",
+             "config": {"topic": f"pvp/bench/{tag}/{s['id']}/meter1", "fields": {
+                 "ac_power": "p_w", "export_energy": "e_export_wh", "import_energy": "e_import_wh",
+                 "grid_frequency": "f_hz", "grid_voltage": "u_v", "power_factor": "pf"}}},
+            {"id": "wx1", "kind": "weather_station", "integration": "mqtt",
+             "config": {"topic": f"pvp/bench/{tag}/{s['id']}/wx1", "fields": {
+                 "poa_irradiance": "poa", "module_temperature": "t_mod", "ambient_temperature": "t_amb"}}},
+        ]  # fmt: skip
+        sites.append({"id": s["id"], "name": s["id"], "latitude": s["latitude"], "longitude": s["longitude"],
+                      "timezone": s["timezone"], "tilt_deg": 30, "azimuth_deg": 180, "devices": devices})  # fmt: skip
+    return {"sites": sites}
+
+
+def run_live(spec: dict, work: Path, env: dict) -> None:
+    """History up to the live window landed first (as `pvp simulate --backfill-hours` does, but before
+    the clock starts, so the live window is not spent back-filling), then the live window: the simulator,
+    and once it serves, the collector, on one accelerated clock."""
+    from integrations.simulator.runner import backfill_landing
+    from integrations.simulator.scenarios import load_scenario
+    from pv_platform.plant import load_plant
+
+    live0, live1 = (pd.Timestamp(spec["live"][k]).to_pydatetime() for k in ("start", "end"))
+    backfill_landing(load_plant(work / "plant.yaml"), work / "pvp" / "landing", 42,
+                     pd.Timestamp(spec["start"]).to_pydatetime(), live0, 60,
+                     load_scenario(work / "faults.yaml"))  # fmt: skip
+    speed = float(spec.get("speed", 60))
+    clock = ["--start", live0.isoformat(), "--speed", str(speed)]
+    procs = []
+    for name, args in (
+        ("simulate", ["simulate", *clock, "--scenario", str(work / "faults.yaml"),
+                      "--weather-interval", "0.25"]),
+        ("collect", ["collect", *clock]),
+    ):  # fmt: skip
+        if procs:  # the collector starts when the plant answers, as on site
+            _wait_log(work / "simulate.log", "serving", procs)
+        log = open(work / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+        procs.append(subprocess.Popen([PVP, *args], env=env, stdout=log, stderr=subprocess.STDOUT))
+    try:
+        anchor = _anchor(work, procs)
+        while time.time() < anchor + (live1 - live0).total_seconds() / speed:
+            assert all(p.poll() is None for p in procs), (work / "collect.log").read_text()[-2000:]
+            time.sleep(0.5)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            p.wait(60)
+
+
+def _wait_log(path: Path, text: str, procs, timeout_s: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while text not in path.read_text(errors="replace"):
+        assert all(p.poll() is None for p in procs) and time.monotonic() < deadline, (
+            path.read_text()
+        )
+        time.sleep(0.2)
+
+
+def _anchor(work: Path, procs, timeout_s: float = 120.0) -> float:
+    """The wall time at which the shared clock read the live window's start (printed by both)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for name in ("simulate", "collect"):
+            for line in (work / f"{name}.log").read_text(errors="replace").splitlines():
+                if "PVP_CLOCK_ANCHOR=" in line:
+                    return float(line.split("PVP_CLOCK_ANCHOR=")[1].rstrip(")"))
+        assert all(p.poll() is None for p in procs), "simulator or collector exited at start"
+        time.sleep(0.2)
+    raise TimeoutError("no accelerated clock after 120 s")
+
+
+def kpi_rules(db_url: str, work: Path, start: datetime, end: datetime, step_h: int) -> None:
+    """Ingest every segment, then the Dagster `hourly_kpis` and `alerts` assets over [start, end)."""
+    import dagster as dg
+
+    from pv_platform.defs.alerts.assets import alerts
+    from pv_platform.defs.kpis.assets import hourly_kpis
+    from pv_platform.defs.resources import platform_resources
+    from pv_platform.landing import list_closed, read_segment, segment_path
+    from pv_platform.storage import Database
+
+    landing = work / "pvp" / "landing"
+    db = Database(db_url)
+    for sid in list_closed(landing):
+        db.telemetry.ingest_segment(read_segment(segment_path(landing, sid)))
+    db.dispose()
+    resources = platform_resources(db_url, str(landing), str(work / "plant.yaml"))
+    fmt = "%Y-%m-%d-%H:%M"
+    with dg.instance_for_test() as instance:
+        t = start
+        while t < end:
+            last = min(t + timedelta(hours=48), end) - timedelta(hours=1)
+            dg.materialize([hourly_kpis], instance=instance, resources=resources, raise_on_error=False,
+                           tags={"dagster/asset_partition_range_start": f"{t:{fmt}}",
+                                 "dagster/asset_partition_range_end": f"{last:{fmt}}"})  # fmt: skip
+            t = last + timedelta(hours=1)
+        t = start
+        while t < end:
+            last = min(t + timedelta(hours=step_h), end) - timedelta(hours=1)
+            dg.materialize([alerts], instance=instance, resources=resources, raise_on_error=False,
+                           tags={"dagster/asset_partition_range_start": f"{t:{fmt}}",
+                                 "dagster/asset_partition_range_end": f"{last:{fmt}}"})  # fmt: skip
+            t = last + timedelta(hours=1)
+
+
+def matches(alert, truth: Truth, rules: list[str]) -> bool:
+    """Is `alert` one of `rules` on the truth's device (any device of its site for a site-level fault),
+    opened from 5 min (a KPI rule: 1 h, its judged hour) before the fault to 75 min after it?"""
+    if alert.rule not in rules or alert.site_id != truth.site:
+        return False
+    if truth.device is not None and alert.device_id not in (truth.device, "*"):
+        return False
+    opened = pd.Timestamp(alert.opened_at).to_pydatetime()
+    before = BEFORE_REALTIME if alert.rule in REALTIME else BEFORE_KPI
+    return truth.start - before <= opened <= truth.end + AFTER
+
+
+def score(alerts: pd.DataFrame, incidents: pd.DataFrame, truths: list[Truth]) -> dict:
+    """Recall, precision and delays per rule, and overall (see the module docstring)."""
+    rules = sorted({r for t in truths for r in t.expect} | set(alerts["rule"]))
+    per_rule = {
+        r: {"expected": 0, "found": 0, "alerts": 0, "true": 0, "delays_min": []} for r in rules
+    }
+    for t in truths:
+        for rule in t.expect:
+            found = [a for a in alerts.itertuples() if matches(a, t, [rule])]
+            per_rule[rule]["expected"] += 1
+            if found:
+                per_rule[rule]["found"] += 1
+                first = min(pd.Timestamp(a.opened_at).to_pydatetime() for a in found)
+                per_rule[rule]["delays_min"].append(
+                    max(0.0, (first - t.start).total_seconds() / 60)
+                )
+    for a in alerts.itertuples():
+        per_rule[a.rule]["alerts"] += 1
+        per_rule[a.rule]["true"] += any(matches(a, t, t.expect + t.allow) for t in truths)
+    causes = alerts.set_index("id")
+    true_incidents = sum(
+        any(matches(causes.loc[i.cause_alert_id], t, t.expect + t.allow) for t in truths)
+        for i in incidents.itertuples()
+    ) if not incidents.empty else 0  # fmt: skip
+    expected = sum(v["expected"] for v in per_rule.values())
+    delays = {kind: [d for r, v in per_rule.items() if (r in REALTIME) == (kind == "realtime")
+                     for d in v["delays_min"]] for kind in ("realtime", "kpi")}  # fmt: skip
+    return {
+        "per_rule": per_rule,
+        "recall": sum(v["found"] for v in per_rule.values()) / expected if expected else None,
+        "precision": sum(v["true"] for v in per_rule.values()) / len(alerts)
+        if len(alerts)
+        else 1.0,
+        "alerts": len(alerts),
+        "incidents": len(incidents),
+        "incident_precision": true_incidents / len(incidents) if len(incidents) else 1.0,
+        "realtime_delay_min": statistics.median(delays["realtime"]) if delays["realtime"] else None,
+        "kpi_delay_min": statistics.median(delays["kpi"]) if delays["kpi"] else None,
+    }
+
+
+def run_scenario(path: Path, admin_url: str, mqtt_url: str) -> dict:
+    from pv_platform.plant import dump_plant, parse_plant
+    from pv_platform.services import drop_database, ensure_database, free_port
+    from pv_platform.storage import Database
+    from pv_platform.storage.alerts import AlertStore
+    from pv_platform.storage.incidents import IncidentStore
+
+    spec, faults, truths = load(path)
+    work = Path(tempfile.mkdtemp(prefix=f"pvp-score-{path.stem}-"))
+    (work / "faults.yaml").write_text(yaml.safe_dump(faults))
+    dump_plant(
+        parse_plant(plant_spec(spec, iter(free_port() for _ in range(99)))), work / "plant.yaml"
+    )
+    name = f"pvp_score_{os.getpid()}_{path.stem}"
+    url = ensure_database(admin_url, name)
+    db = Database(url)
+    db.migrations.migrate()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PVP_")}
+    env |= {"PVP_DATA_DIR": str(work / "pvp"), "PVP_PLANT_FILE": str(work / "plant.yaml"),
+            "PVP_DATABASE_URL": url, "PVP_MQTT_URL": mqtt_url}  # fmt: skip
+    t0 = time.monotonic()
+    try:
+        run_live(spec, work, env)
+        start = pd.Timestamp(spec["start"]).to_pydatetime()
+        end = pd.Timestamp(spec["live"]["end"]).to_pydatetime().replace(minute=0)
+        kpi_rules(url, work, start, end, 1 if (end - start) <= timedelta(hours=24) else 48)
+        alerts, incidents = AlertStore(db.engine).list(limit=None), IncidentStore(db.engine).list()
+    finally:
+        db.dispose()
+        drop_database(admin_url, name)
+    result = score(alerts, incidents, truths) | {
+        "name": spec["name"],
+        "wall_s": time.monotonic() - t0,
+    }
+    result["listing"] = [f"{a.opened_at:%m-%d %H:%M} {a.rule} {a.site_id}/{a.device_id} incident {a.incident_id}"
+                         for a in alerts.sort_values("opened_at").itertuples()]  # fmt: skip
+    result["false_alarms"] = [f"{a.rule} {a.site_id}/{a.device_id} {a.opened_at:%H:%M}: {a.message[:90]}"
+                              for a in alerts.itertuples()
+                              if not any(matches(a, t, t.expect + t.allow) for t in truths)]  # fmt: skip
+    return result
+
+
+def report(r: dict) -> None:
+    print(
+        f"\n{r['name']}: {r['alerts']} alerts in {r['incidents']} incidents ({r['wall_s']:.0f} s)"
+    )
+    print(f"  {'rule':<20} {'found/expected':>14} {'true/alerts':>12} {'median delay':>13}")
+    for rule, v in r["per_rule"].items():
+        delay = f"{statistics.median(v['delays_min']):.1f} min" if v["delays_min"] else "—"
+        print(
+            f"  {rule:<20} {v['found']:>6}/{v['expected']:<7} {v['true']:>5}/{v['alerts']:<6} {delay:>13}"
+        )
+    fmt = lambda x, unit="": "—" if x is None else f"{x:.2f}{unit}"  # noqa: E731
+    print(f"  recall {fmt(r['recall'])}, precision {fmt(r['precision'])} (incidents"
+          f" {fmt(r['incident_precision'])}), median delay real-time {fmt(r['realtime_delay_min'], ' min')},"
+          f" KPI {fmt(r['kpi_delay_min'], ' min')}")  # fmt: skip
+    for line in r["false_alarms"]:
+        print(f"  false alarm: {line}")
+    for line in r["listing"]:
+        print(f"  alert: {line}")
+
+
+def main(names: list[str]) -> int:
+    from pv_platform.services import port_is_open, start_embedded_postgres
+
+    paths = [p for p in sorted(SCENARIOS.glob("*.yaml")) if not names or p.stem in names]
+    admin, server = os.environ.get("PVP_BENCH_ADMIN_URL"), None
+    if admin is None:
+        server = start_embedded_postgres(Path(tempfile.mkdtemp(prefix="pvp-score-pg-")) / "pg")
+        admin = server.get_uri()
+    mqtt = os.environ.get("PVP_BENCH_MQTT_URL", "mqtt://127.0.0.1:1883")
+    if not port_is_open("127.0.0.1", 1883) and "PVP_BENCH_MQTT_URL" not in os.environ:
+        raise SystemExit("an MQTT broker on 127.0.0.1:1883 (or PVP_BENCH_MQTT_URL) is needed")
+    try:
+        results = [run_scenario(p, admin, mqtt) for p in paths]
+    finally:
+        if server is not None:
+            server.cleanup()
+    for r in results:
+        report(r)
+        for key, target in TARGETS.items():
+            value = r[key]
+            if value is None:
+                continue
+            met = value >= target if key in ("recall", "precision") else value <= target
+            unit = "min" if "delay" in key else ""
+            emit("alert_scores", f"{r['name']}: {key}", value, unit, "target", target,
+                 f"{'>=' if unit == '' else '<='} {target:g}", met)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,120 @@
+"""Partitions start where the data starts: the plant file's commissioning dates decide the first KPI
+partition, older readings are quarantined with the reason, and a stored hour that no partition computes
+fails the ingest run, opens an alert and is logged (never silently skipped)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from pv_platform.defs.partitions import FIRST_HOUR
+from pv_platform.defs.resources import platform_resources
+from pv_platform.defs.telemetry.jobs import ingest_job
+from pv_platform.landing import SegmentWriter, TimeLimits, list_closed
+from pv_platform.plant import dump_plant, kpi_start, parse_plant
+from pv_platform.storage import Database
+from tests.conftest import demo_plant_dict, scalar
+
+
+def _plant(*dates: str | None):
+    data = demo_plant_dict([1502])
+    base = data["sites"][0]
+    sites = []
+    for i, date in enumerate(dates):
+        site = {**base, "id": f"s{i}", "devices": [dict(d) for d in base["devices"][:1]]}
+        if date:
+            site["commissioning_date"] = date
+        sites.append(site)
+    return parse_plant({"sites": sites}, "<test>")
+
+
+def test_the_first_partition_is_the_earliest_commissioning_day():
+    now = datetime(2026, 12, 2, tzinfo=UTC)
+    assert kpi_start(_plant("2023-05-10", "2021-07-01", None), None, now) == datetime(
+        2021, 7, 1, tzinfo=UTC
+    )
+    assert kpi_start(_plant(None), None, now) == datetime(2025, 1, 1, tzinfo=UTC)  # said in README
+    assert kpi_start(_plant("2021-07-01"), "2024-02-01-00:00", now) == datetime(
+        2024, 2, 1, tzinfo=UTC
+    )
+
+
+def test_the_code_location_partitions_start_at_the_plant_files_commissioning(tmp_path):
+    """What the code server loads: hourly from the day's midnight UTC, days/months/years one day before
+    (a site west of UTC is still in the previous local day at that hour)."""
+    plant_file = tmp_path / "plant.yaml"
+    dump_plant(_plant("2022-03-01", None), plant_file)
+    probe = (
+        "import json; from pv_platform.defs import partitions as p;"
+        "print(json.dumps([p.hourly.get_first_partition_key(),"
+        " p.daily_by_site.get_partitions_def_for_dimension('date').get_first_partition_key(),"
+        " p.monthly_by_site.get_partitions_def_for_dimension('month').get_first_partition_key(),"
+        " p.yearly_by_site.get_partitions_def_for_dimension('year').get_first_partition_key()]))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PVP_KPI_START"}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env={**env, "PVP_PLANT_FILE": str(plant_file)},
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert json.loads(out.stdout.splitlines()[-1]) == [
+        "2022-03-01-00:00",
+        "2022-02-28",
+        "2022-02-01",
+        "2022",
+    ]
+
+
+def test_readings_before_the_first_partition_are_quarantined_with_the_reason():
+    limits = TimeLimits.for_plant(_plant("2024-03-01", None))
+    assert "before 2024-03-01 (site s0 commissioning)" in limits.why_not(
+        "s0.inv1.ac_power", datetime(2024, 2, 29, 23, tzinfo=UTC)
+    )
+    # a site without commissioning_date: nothing before the first partition (the other site's day)
+    why = limits.why_not("s1.inv1.ac_power", datetime(2024, 2, 1, tzinfo=UTC))
+    assert "before 2024-03-01T00:00Z, the first KPI partition" in why
+    assert "give site s1 a commissioning_date" in why
+    assert limits.why_not("s1.inv1.ac_power", datetime(2024, 3, 1, 1, tzinfo=UTC)) is None
+
+
+def test_a_stored_hour_outside_the_partitions_fails_the_run_alerts_and_logs(
+    pg_url, landing, tmp_path
+):
+    """The plant file now says the site was commissioned in 2021, but the code location still has the
+    partitions it loaded before (from FIRST_HOUR): the hours are stored, and said loudly to be outside."""
+    assert datetime(2021, 7, 1, tzinfo=UTC) < FIRST_HOUR
+    plant_file = tmp_path / "plant.yaml"
+    dump_plant(_plant("2021-07-01"), plant_file)
+    Database(pg_url).migrations.migrate()
+    resources = platform_resources(
+        database_url=pg_url, landing_dir=str(landing), plant_file=str(plant_file)
+    )
+    writer = SegmentWriter(landing, max_rows=10_000, max_age_s=60)
+    writer.add_rows(["s0.inv1.ac_power,2021-07-01T10:30:00+00:00,5.0\n"], {})
+    writer.close()
+    config = {"ops": {"ingest_segments": {"config": {"segment_ids": list_closed(landing)}}}}
+    with dg.instance_for_test() as instance:
+        run = ingest_job.execute_in_process(
+            run_config=config, instance=instance, resources=resources, raise_on_error=False
+        )
+        assert not run.success
+        failure = next(e for e in run.all_events if e.is_step_failure)
+        assert "1 loaded hour(s) lie outside the KPI partitions" in str(failure.event_specific_data)
+        assert "2021-07-01-10:00" in str(failure.event_specific_data)
+        errors = [
+            r.user_message
+            for r in instance.all_logs(run.run_id)
+            if r.level >= 40 and "outside the KPI partitions" in r.user_message
+        ]
+        assert errors
+    db = Database(pg_url)
+    assert scalar(db, "SELECT count(*) FROM samples") == 1  # stored, not lost
+    assert scalar(db, "SELECT state FROM alerts WHERE rule = 'hours_outside_partitions'") == "open"
+    assert (
+        scalar(db, "SELECT severity FROM alerts WHERE rule = 'hours_outside_partitions'") == "HIGH"
+    )
+    db.dispose()
