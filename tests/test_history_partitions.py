@@ -26,7 +26,9 @@ def _plant(*dates: str | None):
     base = data["sites"][0]
     sites = []
     for i, date in enumerate(dates):
-        site = {**base, "id": f"s{i}", "devices": [dict(d) for d in base["devices"][:1]]}
+        inverter = dict(base["devices"][0])
+        inverter["config"] = {**inverter["config"], "unit_id": i + 1}  # one bus: a unit id each
+        site = {**base, "id": f"s{i}", "devices": [inverter]}
         if date:
             site["commissioning_date"] = date
         sites.append(site)

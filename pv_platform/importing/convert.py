@@ -174,7 +174,7 @@ def wide_block(
     bad_time = (why != "").to_numpy()
     for i in np.flatnonzero(bad_time):
         payload = ",".join(str(v) for v in frame.iloc[i].tolist())
-        block.rejected.append((line0 + i, payload, f"time {raw_time.iloc[i]!r} {why.iloc[i]}"))
+        block.rejected.append((line0 + i, payload, f"time {str(raw_time.iloc[i])!r} {why.iloc[i]}"))
     for col, target in targets.items():
         raw = frame[col]
         values, present, refused = _values(raw)
@@ -204,7 +204,7 @@ def long_block(frame: pd.DataFrame, line0: int, mapping: Mapping, plant, limits)
     bad_time = (why != "").to_numpy()
     for i in np.flatnonzero(bad_time):
         raw = frame[mapping.time.column].iloc[i]
-        block.rejected.append((line0 + i, payload(i), f"time {raw!r} {why.iloc[i]}"))
+        block.rejected.append((line0 + i, payload(i), f"time {str(raw)!r} {why.iloc[i]}"))
     for i in np.flatnonzero(refused & ~bad_time):
         reason = f"value {frame[spec.value].iloc[i]!r} is not a finite number"
         block.rejected.append((line0 + i, payload(i), reason))

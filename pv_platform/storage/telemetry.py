@@ -82,22 +82,22 @@ class TelemetryStore:
         """Insert the rows not yet in `samples`; returns how many.
 
         New data (nothing stored for these entities in [first, last], no two rows of one entity and
-        time) goes straight into `samples` with one binary COPY, as fast as a plain COPY; should a
-        concurrent load have stored one of them meanwhile, the primary key refuses it and the rows take
-        the other way. Anything else (a redelivery, an overlap) goes through a staging table and
-        `INSERT ... ON CONFLICT DO NOTHING`."""
+        time) goes straight into `samples` with one binary COPY (where the server takes COPY), as fast
+        as a plain COPY; should a concurrent load have stored one of them meanwhile, the primary key
+        refuses it and the rows take the other way. Anything else (a redelivery, an overlap) goes
+        through a staging table and `INSERT ... ON CONFLICT DO NOTHING`."""
         transfer = self.db.transfer
-        ids = np.unique(entity_ids).tolist()
-        stored = conn.exec_driver_sql(
-            "SELECT 1 FROM samples WHERE entity_id = ANY(%s::integer[]) AND ts >= %s AND ts <= %s"
-            " LIMIT 1",
-            (ids, first, last),
-        ).first()
-        if stored is None and not cols.has_duplicates():
+        if transfer.copies and not cols.has_duplicates():
+            stored = conn.exec_driver_sql(
+                "SELECT 1 FROM samples WHERE entity_id = ANY(%s::integer[]) AND ts >= %s"
+                " AND ts <= %s LIMIT 1",
+                (np.unique(entity_ids).tolist(), first, last),
+            ).first()
             try:
-                with conn.begin_nested():
-                    transfer.load_samples(conn, "samples", entity_ids, cols.ts_us, cols.values)
-                return len(cols)
+                if stored is None:
+                    with conn.begin_nested():
+                        transfer.load_samples(conn, "samples", entity_ids, cols.ts_us, cols.values)
+                    return len(cols)
             except (psycopg.errors.UniqueViolation, sa.exc.IntegrityError):
                 pass  # stored by a concurrent load since the look: take the other way
         conn.exec_driver_sql(
