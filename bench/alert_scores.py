@@ -2,8 +2,8 @@
 the alerts against the ground truth.
 
 `python -m bench.alert_scores [NAME ...]` (scenario files in bench/scenarios/). Per scenario: the history
-before its live window is landed by the simulator's back-fill (KPI-rule faults sit there); the live
-window runs `pvp simulate` and `pvp collect` in accelerated time (real-time rules in the collector, on
+before its live window is landed by `pvp simulate --backfill-hours` (KPI-rule faults sit there); the
+live window runs `pvp simulate` and `pvp collect` in accelerated time (real-time rules in the collector, on
 the clock they share); every landed segment is ingested; the Dagster assets `hourly_kpis` and
 `alerts` are materialized hour by hour (48-hour runs for weeks). Then:
 
@@ -93,27 +93,22 @@ def plant_spec(spec: dict, ports) -> dict:
 
 
 def run_live(spec: dict, work: Path, env: dict) -> None:
-    """History up to the live window landed first (as `pvp simulate --backfill-hours` does, but before
-    the clock starts, so the live window is not spent back-filling), then the live window: the simulator,
-    and once it serves, the collector, on one accelerated clock."""
-    from integrations.simulator.runner import backfill_landing
-    from integrations.simulator.scenarios import load_scenario
-    from pv_platform.plant import load_plant
-
+    """The history up to the live window by the simulator's own back-fill (its lifetime counters then
+    run on into the live window), then the live window: the simulator and, once it serves (as on site,
+    the plant answers before the collector starts), the collector, on one accelerated clock. The
+    back-fill takes simulated minutes of the window: scenarios start their real-time faults later."""
     live0, live1 = (pd.Timestamp(spec["live"][k]).to_pydatetime() for k in ("start", "end"))
-    backfill_landing(load_plant(work / "plant.yaml"), work / "pvp" / "landing", 42,
-                     pd.Timestamp(spec["start"]).to_pydatetime(), live0, 60,
-                     load_scenario(work / "faults.yaml"))  # fmt: skip
+    history_h = (live0 - pd.Timestamp(spec["start"]).to_pydatetime()).total_seconds() / 3600.0
     speed = float(spec.get("speed", 60))
     clock = ["--start", live0.isoformat(), "--speed", str(speed)]
     procs = []
     for name, args in (
         ("simulate", ["simulate", *clock, "--scenario", str(work / "faults.yaml"),
-                      "--weather-interval", "0.25"]),
+                      "--backfill-hours", f"{history_h:g}", "--weather-interval", "0.25"]),
         ("collect", ["collect", *clock]),
     ):  # fmt: skip
-        if procs:  # the collector starts when the plant answers, as on site
-            _wait_log(work / "simulate.log", "serving", procs)
+        if procs:
+            _wait_log(work / "simulate.log", "serving", procs, timeout_s=600.0)
         log = open(work / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
         procs.append(subprocess.Popen([PVP, *args], env=env, stdout=log, stderr=subprocess.STDOUT))
     try:

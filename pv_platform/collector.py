@@ -22,14 +22,10 @@ from pv_platform.bus import (
     live_payload,
     live_topic,
 )
+from pv_platform.coordinator import Coordinator, PushCoordinator, wait_or_stop
 from pv_platform.ha_discovery import discovery_messages
-from pv_platform.integration import (
-    Coordinator,
-    PushCoordinator,
-    load_integration,
-    wait_or_stop,
-)
 from pv_platform.landing import SegmentWriter
+from pv_platform.loader import load_integration
 from pv_platform.metrics import CONTENT_TYPE, collector_metrics, render
 from pv_platform.plant import Plant
 from pv_platform.readings import Reading

@@ -12,112 +12,22 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from pv_platform import clock
 from pv_platform.dashboard_server import login_configured, panel_command, panel_env
 from pv_platform.demo_history import HISTORY_STEP_S, History, history_window
+from pv_platform.demo_plant import demo_plant, sunniest_site
 from pv_platform.plant import dump_plant, load_plant, parse_plant
 from pv_platform.services import ensure_database, free_port, port_is_open, start_embedded_postgres
 from pv_platform.settings import Settings
 from pv_platform.storage import Database, redact, sqlalchemy_url
-from pv_platform.vocabulary import Metric
 
 log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parent.parent
 
 
 # Where the demo plant may stand: real places spread around the globe, so that one has the sun up now.
-DEMO_SITES = (
-    ("zurich", "Demo Plant Zurich", 47.37, 8.54, 410, "Europe/Zurich"),
-    ("delhi", "Demo Plant Delhi", 28.61, 77.21, 216, "Asia/Kolkata"),
-    ("sydney", "Demo Plant Sydney", -33.87, 151.21, 40, "Australia/Sydney"),
-    ("tokyo", "Demo Plant Tokyo", 35.68, 139.69, 40, "Asia/Tokyo"),
-    ("capetown", "Demo Plant Cape Town", -33.92, 18.42, 20, "Africa/Johannesburg"),
-    ("saopaulo", "Demo Plant Sao Paulo", -23.55, -46.63, 760, "America/Sao_Paulo"),
-    ("phoenix", "Demo Plant Phoenix", 33.45, -112.07, 331, "America/Phoenix"),
-    ("honolulu", "Demo Plant Honolulu", 21.31, -157.86, 5, "Pacific/Honolulu"),
-)
-
-
-def sunniest_site(when: datetime | None = None) -> tuple:
-    """The demo site with the sun highest in the sky at `when` (now), so live power is not a night-time 0."""
-    import pandas as pd
-    import pvlib
-
-    ts = pd.DatetimeIndex([pd.Timestamp(when or datetime.now(UTC))])
-
-    def elevation(site: tuple) -> float:
-        return float(
-            pvlib.solarposition.get_solarposition(ts, site[2], site[3])["apparent_elevation"].iloc[
-                0
-            ]
-        )
-
-    return max(DEMO_SITES, key=elevation)
-
-
-def demo_plant(inverter_ports: list[int], where: tuple = DEMO_SITES[0]) -> dict:
-    """The demo plant: one site, N SunSpec inverters on Modbus TCP, a weather station on MQTT."""
-    devices = [
-        {
-            "id": f"inv{i + 1}",
-            "name": f"Inverter {i + 1}",
-            "kind": "inverter",
-            "integration": "sunspec_modbus",
-            "p_dc_kw": 110.0,
-            "p_ac_kw": 100.0,
-            "gamma_pdc_per_c": -0.0037,
-            "config": {"host": "127.0.0.1", "port": port, "unit_id": 1, "poll_interval_s": 1.0},
-        }
-        for i, port in enumerate(inverter_ports)
-    ]
-    devices.append(
-        {
-            "id": "wx1",
-            "name": "Weather station",
-            "kind": "weather_station",
-            "integration": "mqtt",
-            "config": {
-                "topic": f"pvp/sim/{where[0]}/wx1",
-                "fields": {
-                    Metric.POA_IRRADIANCE: "poa",
-                    Metric.GHI_IRRADIANCE: "ghi",
-                    Metric.MODULE_TEMPERATURE: "t_mod",
-                    Metric.AMBIENT_TEMPERATURE: "t_amb",
-                    Metric.WIND_SPEED: "wind",
-                },
-            },
-        }
-    )
-    devices.append(
-        {
-            "id": "meter1",
-            "name": "Grid meter",
-            "kind": "meter",
-            "integration": "mqtt",
-            "config": {
-                "topic": f"pvp/sim/{where[0]}/meter1",
-                "fields": {
-                    Metric.AC_POWER: "p_w",
-                    Metric.EXPORT_ENERGY: "e_export_wh",
-                    Metric.IMPORT_ENERGY: "e_import_wh",
-                    Metric.GRID_FREQUENCY: "f_hz",
-                    Metric.GRID_VOLTAGE: "u_v",
-                    Metric.POWER_FACTOR: "pf",
-                },
-            },
-        }
-    )
-    site_id, name, latitude, longitude, altitude_m, timezone = where
-    site = {
-        "id": site_id, "name": name, "latitude": latitude, "longitude": longitude, "altitude_m": altitude_m,
-        "timezone": timezone, "tilt_deg": 30, "azimuth_deg": 180 if latitude >= 0 else 0, "devices": devices,
-    }  # fmt: skip
-    return {"sites": [site]}
-
-
 class Children:
     """Child processes, each in its own session so a signal reaches its whole tree."""
 
@@ -205,6 +115,165 @@ def demo_api_token(data_dir: Path, env: dict[str, str]) -> str:
     return f"a token with every scope in {token_txt}"
 
 
+def _databases(settings: Settings, data_dir: Path):
+    """(embedded server or None, telemetry database URL, Dagster storage URL)."""
+    pg_server = None
+    if settings.database_url:
+        admin_url = database_url = settings.database_url
+    else:
+        print(f"starting embedded PostgreSQL (data in {data_dir / 'pg'}) …", flush=True)
+        pg_server = start_embedded_postgres(data_dir / "pg")
+        admin_url = pg_server.get_uri()
+        database_url = ensure_database(admin_url, "pvp")
+    return (
+        pg_server,
+        database_url,
+        settings.dagster_database_url or ensure_database(admin_url, "dagster"),
+    )
+
+
+def _broker(settings: Settings, children: Children, env: dict, pvp: str) -> str | None:
+    """The MQTT URL: the configured broker, or an embedded one started here (None: it did not start)."""
+    if settings.mqtt_url:
+        return settings.mqtt_url
+    mqtt_port = free_port(1883)
+    children.start("broker", [pvp, "broker", "--port", str(mqtt_port)], env)
+    return f"mqtt://127.0.0.1:{mqtt_port}" if wait_for_port(mqtt_port, 20) else None
+
+
+def _plant_file(settings: Settings, data_dir: Path, inverters: int) -> Path:
+    """The configured plant file, or a demo plant written where the sun is highest now."""
+    if settings.plant_file:
+        return settings.plant_file.resolve()
+    plant_file = data_dir / "plant.yaml"
+    ports: list[int] = []
+    for i in range(inverters):
+        port = free_port(15020 + i)
+        while port in ports:
+            port = free_port()
+        ports.append(port)
+    where = sunniest_site()
+    print(f"demo plant: {where[1]} (the sun is highest there now)", flush=True)
+    dump_plant(parse_plant(demo_plant(ports, where), "<demo>"), plant_file)
+    return plant_file
+
+
+def _prepare(settings: Settings, database_url: str, plant_file: Path, data_dir: Path) -> Path:
+    """Migrate the database, mirror the plant, and give Dagster its home (returned)."""
+    db = Database(database_url)
+    db.migrations.migrate(settings.timescale_chunk_interval)
+    db.plant.sync(load_plant(plant_file))
+    db.dispose()
+    dagster_home = data_dir / "dagster_home"
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    return dagster_home
+
+
+def _write_demo_env(data_dir: Path, env: dict) -> Path:
+    """`demo.env`: how the Python API (get_settings) finds the running demo."""
+    demo_env = data_dir / "demo.env"
+    keys = ("PVP_DATABASE_URL", "PVP_MQTT_URL", "PVP_PLANT_FILE", "PVP_LANDING_DIR")
+    demo_env.write_text("".join(f"{k}={env[k]}\n" for k in keys))
+    return demo_env
+
+
+def _start_services(
+    children: Children, settings: Settings, env: dict, bin_dir: Path, simulate: list[str]
+) -> dict:
+    """Simulator, collector, Dagster daemon and webserver, metrics, API and Panel; their ports."""
+    pvp = str(bin_dir / "pvp")
+    ports = {"dagster": free_port(3000), "panel": free_port(5006), "metrics": free_port(9108),
+             "api": free_port(8100)}  # fmt: skip
+    children.start("simulator", simulate, env)
+    children.start("collector", [pvp, "collect"], env)
+    # the webserver and the daemon as two children (not `dagster dev`, which did not always pass a
+    # SIGTERM on): each stops on its own signal, and the reaper knows both process groups
+    workspace = str(REPO / "workspace.yaml")
+    children.start("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace], env)
+    children.start(
+        "dagster-webserver",
+        [str(bin_dir / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(ports["dagster"])],
+        env,
+    )  # fmt: skip
+    children.start("metrics", [pvp, "metrics", "--port", str(ports["metrics"])], env)
+    children.start("api", [pvp, "api", "--port", str(ports["api"])], env)
+    children.start(
+        "panel", panel_command(settings, "127.0.0.1", ports["panel"]), panel_env(settings, env)
+    )
+    return ports
+
+
+def _banner(
+    settings, data_dir, ports, env, api_token_file, mqtt_url, database_url, plant_file
+) -> str:
+    login = (
+        "  The dashboard asks for a login (PVP_DASHBOARD_USERS_FILE).\n"
+        if login_configured(settings)
+        else "  The dashboard runs open (no login) in demo mode; set PVP_DASHBOARD_USERS_FILE to require one.\n"
+    )
+    return (
+        f"\nPV Platform demo is starting (logs in {data_dir / 'logs'}/):\n"
+        f"  Dashboard (Panel):   http://127.0.0.1:{ports['panel']}/app\n"
+        f"  Dagster UI:          http://127.0.0.1:{ports['dagster']}\n"
+        f"  Metrics (Prometheus): http://127.0.0.1:{env['PVP_HEALTH_PORT']}/metrics (collector),"
+        f" http://127.0.0.1:{ports['metrics']}/metrics (ingest, KPIs)\n"
+        f"  HTTP API:            http://127.0.0.1:{ports['api']}/api/v1/openapi.json"
+        f" ({api_token_file})\n"
+        f"  MQTT broker:         {mqtt_url}   (live bus: {settings.live_topic_prefix}/#)\n"
+        f"  Telemetry database:  {redact(database_url)}\n"
+        f"  Plant file:          {plant_file}\n" + login + "Press Ctrl-C to stop everything.\n"
+    )
+
+
+def _stop_flag() -> dict:
+    """A flag Ctrl-C and SIGTERM set (instead of raising in the middle of a start)."""
+    stopping = {"flag": False}
+
+    def _stop(signum, frame) -> None:
+        stopping["flag"] = True
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    return stopping
+
+
+def _supervise(children: Children, history: History, window, env: dict, stopping: dict) -> int:
+    """Until Ctrl-C / SIGTERM (0) or a child's death (1); lands the history month when it is due."""
+    pvp, logs = env["PVP_BIN"], Path(env["PVP_DATA_DIR"]) / "logs"
+    while not stopping["flag"]:
+        dead = children.dead()
+        if dead:
+            print(f"stopped because {', '.join(dead)} exited; see {logs}/", flush=True)
+            return 1
+        if history.due():
+            start, end, _ = window
+            print(f"landing the last closed month: {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}"
+                  f" UTC, every {HISTORY_STEP_S // 60} min (its report follows)", flush=True)  # fmt: skip
+            children.start("history", history.command(pvp), env)
+        time.sleep(1)
+    return 0
+
+
+def _simulate_command(pvp: str, backfill_hours: float, window, scenario: Path | None) -> list[str]:
+    simulate = [pvp, "simulate", "--backfill-hours", str(backfill_hours)]
+    if window is not None:  # the recent back-fill ends where the demo decided: the month joins it
+        simulate += ["--backfill-end", window[2].isoformat()]
+    return simulate + (["--scenario", str(scenario.resolve())] if scenario else [])
+
+
+def _shutdown(children: Children, pg_server, reaper, groups_file: Path, demo_env: Path) -> None:
+    print("stopping …", flush=True)
+    demo_env.unlink(missing_ok=True)
+    children.stop_all()
+    if pg_server is not None:
+        pg_server.cleanup()
+    reaper.kill()  # a clean stop left it nothing to do
+    reaper.wait()
+    groups_file.unlink(missing_ok=True)
+    print("stopped.", flush=True)
+
+
 def run_demo(
     settings: Settings,
     inverters: int = 2,
@@ -212,56 +281,25 @@ def run_demo(
     scenario: Path | None = None,
     history_month: bool = True,
 ) -> int:
+    """Run the whole platform on embedded defaults until Ctrl-C; the exit code of the run."""
     data_dir = settings.data_dir.resolve()
-    (data_dir / "logs").mkdir(parents=True, exist_ok=True)
-    pg_server = None
-    if settings.database_url:
-        admin_url = settings.database_url
-        database_url = settings.database_url
-    else:
-        print(f"starting embedded PostgreSQL (data in {data_dir / 'pg'}) …", flush=True)
-        pg_server = start_embedded_postgres(data_dir / "pg")
-        admin_url = pg_server.get_uri()
-        database_url = ensure_database(admin_url, "pvp")
-    dagster_url = settings.dagster_database_url or ensure_database(admin_url, "dagster")
-
+    logs = data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    pg_server, database_url, dagster_url = _databases(settings, data_dir)
     groups_file, reaper = start_reaper(data_dir, data_dir / "pg" if pg_server is not None else None)
-    children = Children(data_dir / "logs", groups_file)
+    children = Children(logs, groups_file)
     env = dict(os.environ)
     bin_dir = Path(sys.executable).parent
+    pvp = str(bin_dir / "pvp")
     env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
-    if settings.mqtt_url:
-        mqtt_url = settings.mqtt_url
-    else:
-        mqtt_port = free_port(1883)
-        mqtt_url = f"mqtt://127.0.0.1:{mqtt_port}"
-        children.start("broker", [str(bin_dir / "pvp"), "broker", "--port", str(mqtt_port)], env)
-        if not wait_for_port(mqtt_port, 20):
-            children.stop_all()
-            print(f"the embedded MQTT broker did not start; see {data_dir / 'logs' / 'broker.log'}")
-            return 1
-
-    plant_file = settings.plant_file.resolve() if settings.plant_file else data_dir / "plant.yaml"
-    if not settings.plant_file:
-        ports: list[int] = []
-        for i in range(inverters):
-            port = free_port(15020 + i)
-            while port in ports:
-                port = free_port()
-            ports.append(port)
-        where = sunniest_site()
-        print(f"demo plant: {where[1]} (the sun is highest there now)", flush=True)
-        dump_plant(parse_plant(demo_plant(ports, where), "<demo>"), plant_file)
+    mqtt_url = _broker(settings, children, env, pvp)
+    if mqtt_url is None:
+        children.stop_all()
+        print(f"the embedded MQTT broker did not start; see {logs / 'broker.log'}")
+        return 1
+    plant_file = _plant_file(settings, data_dir, inverters)
     landing_dir = (settings.landing_dir or data_dir / "landing").resolve()
-
-    db = Database(database_url)
-    db.migrations.migrate(settings.timescale_chunk_interval)
-    db.plant.sync(load_plant(plant_file))
-    db.dispose()
-
-    dagster_home = data_dir / "dagster_home"
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "dagster.yaml", dagster_home / "dagster.yaml")
+    dagster_home = _prepare(settings, database_url, plant_file, data_dir)
     env.update(
         PVP_DATABASE_URL=database_url,
         PVP_MQTT_URL=mqtt_url,
@@ -274,96 +312,23 @@ def run_demo(
     # first KPIs fast: the sensors look often (a user's own settings win)
     env.setdefault("PVP_SENSOR_INTERVAL_S", "5")
     env.setdefault("PVP_KPI_SENSOR_INTERVAL_S", "5")
-    demo_env = (
-        data_dir / "demo.env"
-    )  # the Python API (get_settings) finds the running demo through it
-    demo_env.write_text(
-        "".join(
-            f"{k}={env[k]}\n"
-            for k in ("PVP_DATABASE_URL", "PVP_MQTT_URL", "PVP_PLANT_FILE", "PVP_LANDING_DIR")
-        )
-    )
-    dagster_port, panel_port = free_port(3000), free_port(5006)
+    demo_env = _write_demo_env(data_dir, env)
     # Prometheus endpoints: the collector's (its health port) and the ingest/KPI side's (`pvp metrics`)
     env.setdefault("PVP_HEALTH_PORT", str(free_port(8790)))
-    metrics_port = free_port(9108)
-    api_port = free_port(8100)
     api_token_file = demo_api_token(data_dir, env)
-    pvp = str(bin_dir / "pvp")
     now = clock.use_settings(settings).now()  # the simulator's clock (accelerated time too)
     zones = [site.timezone for site in load_plant(plant_file).sites]
     window = history_window(zones, now, backfill_hours) if history_month else None
     history = History(window, database_url)
-    simulate = [pvp, "simulate", "--backfill-hours", str(backfill_hours)]
-    if window is not None:  # the recent back-fill ends where the demo decided: the month joins it
-        simulate += ["--backfill-end", window[2].isoformat()]
-    children.start(
-        "simulator", simulate + (["--scenario", str(scenario.resolve())] if scenario else []), env
-    )
-    children.start("collector", [pvp, "collect"], env)
-    # the webserver and the daemon as two children (not `dagster dev`, which did not always pass a
-    # SIGTERM on): each stops on its own signal, and the reaper knows both process groups
-    workspace = str(REPO / "workspace.yaml")
-    children.start("dagster-daemon", [str(bin_dir / "dagster-daemon"), "run", "-w", workspace], env)
-    children.start(
-        "dagster-webserver",
-        [str(bin_dir / "dagster-webserver"), "-w", workspace, "-h", "127.0.0.1", "-p", str(dagster_port)],
-        env,
-    )  # fmt: skip
-    children.start("metrics", [pvp, "metrics", "--port", str(metrics_port)], env)
-    children.start("api", [pvp, "api", "--port", str(api_port)], env)
-    children.start(
-        "panel", panel_command(settings, "127.0.0.1", panel_port), panel_env(settings, env)
-    )
-
-    stopping = {"flag": False}
-
-    def _stop(signum, frame) -> None:
-        stopping["flag"] = True
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    simulate = _simulate_command(pvp, backfill_hours, window, scenario)
+    ports = _start_services(children, settings, env, bin_dir, simulate)
+    stopping = _stop_flag()
     print(
-        f"\nPV Platform demo is starting (logs in {data_dir / 'logs'}/):\n"
-        f"  Dashboard (Panel):   http://127.0.0.1:{panel_port}/app\n"
-        f"  Dagster UI:          http://127.0.0.1:{dagster_port}\n"
-        f"  Metrics (Prometheus): http://127.0.0.1:{env['PVP_HEALTH_PORT']}/metrics (collector),"
-        f" http://127.0.0.1:{metrics_port}/metrics (ingest, KPIs)\n"
-        f"  HTTP API:            http://127.0.0.1:{api_port}/api/v1/openapi.json"
-        f" ({api_token_file})\n"
-        f"  MQTT broker:         {mqtt_url}   (live bus: {settings.live_topic_prefix}/#)\n"
-        f"  Telemetry database:  {redact(database_url)}\n"
-        f"  Plant file:          {plant_file}\n"
-        + (
-            "  The dashboard asks for a login (PVP_DASHBOARD_USERS_FILE).\n"
-            if login_configured(settings)
-            else "  The dashboard runs open (no login) in demo mode; set PVP_DASHBOARD_USERS_FILE to require one.\n"
-        )
-        + "Press Ctrl-C to stop everything.\n",
+        _banner(settings, data_dir, ports, env, api_token_file, mqtt_url, database_url, plant_file),
         flush=True,
     )
-    if wait_for_port(panel_port, 60) and wait_for_port(dagster_port, 120):
+    if wait_for_port(ports["panel"], 60) and wait_for_port(ports["dagster"], 120):
         print("all services answer.", flush=True)
-    code = 0
-    while not stopping["flag"]:
-        dead = children.dead()
-        if dead:
-            print(f"stopped because {', '.join(dead)} exited; see {data_dir / 'logs'}/", flush=True)
-            code = 1
-            break
-        if history.due():
-            start, end, _ = window
-            print(f"landing the last closed month: {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}"
-                  f" UTC, every {HISTORY_STEP_S // 60} min (its report follows)", flush=True)  # fmt: skip
-            children.start("history", history.command(pvp), env)
-        time.sleep(1)
-    print("stopping …", flush=True)
-    demo_env.unlink(missing_ok=True)
-    children.stop_all()
-    if pg_server is not None:
-        pg_server.cleanup()
-    reaper.kill()  # a clean stop left it nothing to do
-    reaper.wait()
-    groups_file.unlink(missing_ok=True)
-    print("stopped.", flush=True)
+    code = _supervise(children, history, window, {**env, "PVP_BIN": pvp}, stopping)
+    _shutdown(children, pg_server, reaper, groups_file, demo_env)
     return code

@@ -12,7 +12,8 @@ import asyncio
 import sys
 from collections.abc import Callable
 
-from pv_platform.integration import UpdateFailed, load_integration
+from pv_platform.coordinator import UpdateFailed
+from pv_platform.loader import load_integration
 from pv_platform.plant import Plant, PlantFileError, load_plant
 from pv_platform.settings import Settings
 

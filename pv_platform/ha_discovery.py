@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from pv_platform.bus import live_topic
-from pv_platform.integration import Coordinator
+from pv_platform.coordinator import Coordinator
 from pv_platform.vocabulary import DeviceClass, StateClass
 
 # our device classes -> Home Assistant sensor device classes (None: HA has no such class)

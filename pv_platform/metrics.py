@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from pv_platform.integration import PollingCoordinator, PushCoordinator
+from pv_platform.coordinator import PollingCoordinator, PushCoordinator
 from pv_platform.storage.metrics import ingest_snapshot
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

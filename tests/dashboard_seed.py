@@ -8,7 +8,7 @@ from pathlib import Path
 
 from integrations.simulator.runner import backfill_landing
 from integrations.simulator.scenarios import Scenario
-from pv_platform.alerts import AlertCandidate, AlertEngine, Severity
+from pv_platform.alerts import AlertCandidate, AlertLifecycle, Severity
 from pv_platform.kpi.hourly import EDGE_MARGIN, HOURLY_METRICS, hourly_kpis_range
 from pv_platform.kpi.periods import aggregate
 from pv_platform.landing import list_closed, read_segment, segment_path
@@ -41,7 +41,7 @@ def seed(db: Database, plant: Plant, landing: Path, days: int = 3) -> tuple[date
         end + timedelta(days=1),
         aggregate(hourly, zones, "daily"),
     )
-    engine = AlertEngine(AlertStore(db.engine))
+    engine = AlertLifecycle(AlertStore(db.engine))
     site = plant.sites[0].id
     engine.process(
         [

@@ -20,7 +20,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from integrations.simulator.scenarios import Scenario
-from pv_platform.alerts.engine import AlertEngine, EnginePolicy
+from pv_platform.alerts.engine import AlertLifecycle, EnginePolicy
 from pv_platform.alerts.model import AlertCandidate, Severity
 from pv_platform.plant import dump_plant, parse_plant
 from pv_platform.services import free_port
@@ -107,7 +107,7 @@ def _candidate(message: str, ts: datetime, severity=Severity.MEDIUM) -> AlertCan
 
 
 def test_messages_keep_the_opening_text_and_severity_only_rises(db):
-    engine = AlertEngine(AlertStore(db.engine))
+    engine = AlertLifecycle(AlertStore(db.engine))
     t0 = at(10)
     engine.process([_candidate("availability 60% at 10:00", t0)], t0, {"availability_drop"})
     engine.process([_candidate("availability 50% at 10:05", t0 + timedelta(minutes=5))],
@@ -129,7 +129,7 @@ def test_messages_keep_the_opening_text_and_severity_only_rises(db):
 
 
 def test_the_rate_limit_counts_only_the_minute_before_the_evaluated_time(db):
-    engine = AlertEngine(AlertStore(db.engine), EnginePolicy(max_new_per_minute=3))
+    engine = AlertLifecycle(AlertStore(db.engine), EnginePolicy(max_new_per_minute=3))
     later = at(15)
     for i in range(5):  # five alerts opened at 15:00
         c = AlertCandidate("hot_spot", Severity.MEDIUM, "s", f"inv{i}", "hot", later)

@@ -11,7 +11,7 @@ import pytest
 
 from integrations.simulator.devices import backfill_frames
 from integrations.simulator.scenarios import Scenario
-from pv_platform.alerts import AlertCandidate, AlertEngine, RealtimeRules, Severity
+from pv_platform.alerts import AlertCandidate, AlertLifecycle, RealtimeRules, Severity
 from pv_platform.alerts.engine import EnginePolicy
 from pv_platform.plant import parse_plant
 from pv_platform.readings import Reading
@@ -40,7 +40,7 @@ def run(db, plant, start, end, scenario=None, policy=None, fleet=None, step_s=ST
                     )
                 )
     rules = RealtimeRules(plant, fleet or {})
-    engine = AlertEngine(AlertStore(db.engine), policy or EnginePolicy())
+    engine = AlertLifecycle(AlertStore(db.engine), policy or EnginePolicy())
     events = []
     engine.register_callback(lambda event, alert: events.append((event, alert["fingerprint"])))
     for ts in pd.date_range(start, end, freq=f"{step_s}s", inclusive="left"):
@@ -119,7 +119,7 @@ def test_each_fault_raises_its_alert_in_time_and_resolves(db, plant):
 
 def test_cooldown_rate_limit_and_lifecycle_survive_a_restart(db, plant):
     store = AlertStore(db.engine)
-    engine = AlertEngine(
+    engine = AlertLifecycle(
         store, EnginePolicy(cooldown_s={"*": 600.0}, max_new_per_minute=5, auto_resolve_after_s=60)
     )
     t0 = at(12)
@@ -143,7 +143,7 @@ def test_cooldown_rate_limit_and_lifecycle_survive_a_restart(db, plant):
     first, second = result.opened[0]["id"], result.opened[1]["id"]
     assert engine.acknowledge(first, "alice", "crew on the way")
     assert engine.resolve(second, "bob", "fuse replaced")
-    restarted = AlertEngine(AlertStore(db.engine))
+    restarted = AlertLifecycle(AlertStore(db.engine))
     rows = restarted.store.list().set_index("id")
     assert (
         rows.loc[first, "state"] == "acknowledged" and rows.loc[first, "acknowledged_by"] == "alice"
@@ -156,7 +156,7 @@ def test_cooldown_rate_limit_and_lifecycle_survive_a_restart(db, plant):
 
 
 def test_a_failing_callback_never_loses_the_alert(db):
-    engine = AlertEngine(AlertStore(db.engine))
+    engine = AlertLifecycle(AlertStore(db.engine))
     seen = []
 
     def broken(event, alert):
@@ -457,7 +457,7 @@ def _kpi_alerts(db, plant, landing, start: datetime, end: datetime) -> pd.DataFr
     ).to_frame()
     db.kpis.replace("kpi_hourly", start, end, hourly_kpis_range(samples, plant, start, end))
     limits = {site.id: kpi_thresholds(site) for site in plant.sites}
-    engine = AlertEngine(AlertStore(db.engine))
+    engine = AlertLifecycle(AlertStore(db.engine))
     back = timedelta(hours=3)
     for hour in pd.date_range(start, end, freq="1h", inclusive="left"):
         h0, h1 = hour.to_pydatetime(), (hour + pd.Timedelta(hours=1)).to_pydatetime()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pv_platform.alerts.engine import AlertEngine
+from pv_platform.alerts.engine import AlertLifecycle
 from pv_platform.alerts.model import AlertCandidate, Severity
 from pv_platform.plant import dump_plant, parse_plant
 from pv_platform.services import drop_database, ensure_database, free_port
@@ -31,7 +31,7 @@ def test_the_alerts_page_lists_incidents_with_their_symptoms(pg_admin_url, brows
     spec = demo_plant_dict([15020, 15021])
     spec["sites"][0] |= {"tariff_per_kwh": 0.2, "currency": "CHF"}
     dump_plant(parse_plant(spec), tmp_path / "plant.yaml")
-    engine = AlertEngine(AlertStore(db.engine), kinds={("testsite", "wx1"): "weather_station"})
+    engine = AlertLifecycle(AlertStore(db.engine), kinds={("testsite", "wx1"): "weather_station"})
 
     def c(rule, device, ts, severity=Severity.MEDIUM, key="", hour=None):
         context = {"hour": hour.isoformat()} if hour else {}

@@ -20,7 +20,7 @@ import paho.mqtt.publish as mqtt_publish
 import pytest
 
 from pv_platform.bus import device_info_payload, device_info_topic, live_payload, parse_mqtt_url
-from pv_platform.integration import DeviceInfo
+from pv_platform.coordinator import DeviceInfo
 from pv_platform.plant import dump_plant, parse_plant
 from pv_platform.services import drop_database, ensure_database, free_port, port_is_open
 from pv_platform.storage import Database

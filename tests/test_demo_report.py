@@ -33,7 +33,7 @@ def last_closed_month(timezone: str) -> str:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(2400)
+@pytest.mark.timeout(2700)
 def test_the_demo_shows_the_report_of_its_last_closed_month(tmp_path, browser):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PVP_")}
     env.update(PVP_DATA_DIR=str(tmp_path / "pvp"))

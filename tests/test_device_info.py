@@ -15,7 +15,7 @@ from integrations.simulator.modbus_server import serve_inverters
 from integrations.sunspec_modbus.coordinator import device_info
 from pv_platform.bus import parse_mqtt_url
 from pv_platform.collector import Collector
-from pv_platform.integration import DeviceInfo
+from pv_platform.coordinator import DeviceInfo
 from pv_platform.plant import parse_plant
 from pv_platform.services import free_port
 from pv_platform.settings import Settings
@@ -73,7 +73,12 @@ def test_the_collector_publishes_what_each_inverter_says_it_is(mqtt_url, tmp_pat
         collector = Collector(plant, settings, tmp_path / "landing", broker)
         stop = asyncio.Event()
         task = asyncio.create_task(collector.run(stop))
-        await asyncio.sleep(3.0)
+        polled = [c for c in collector.coordinators if c.device_id.startswith("inv")]
+        for _ in range(150):  # until both told who they are and their MPPT entities appeared
+            await asyncio.sleep(0.1)
+            if all(c.device_info and "mppt2_dc_current" in c.descriptions for c in polled):
+                break
+        await asyncio.sleep(2.5)  # the live-bus publisher looks once a second
         stop.set()
         await task
         for server in servers:

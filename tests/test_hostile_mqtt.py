@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pv_platform.collector import Collector
-from pv_platform.integration import EntityDescription, PollingCoordinator
+from pv_platform.coordinator import EntityDescription, PollingCoordinator
 from pv_platform.landing import list_closed, read_segment, segment_path
 from pv_platform.plant import dump_plant, parse_plant
 from pv_platform.settings import Settings
@@ -247,7 +247,7 @@ def test_quarantine_is_rate_limited_per_source_and_counts_what_it_dropped(mqtt_u
 def test_a_quarantine_flood_raises_one_alert_that_names_the_device(db, tmp_path):
     """Item 12's "alert once": while a source's rejects are being dropped by the rate limit, the
     collector's real-time rules hold one `quarantine_flood` alert for its device, however many arrive."""
-    from pv_platform.alerts.engine import AlertEngine
+    from pv_platform.alerts.engine import AlertLifecycle
     from pv_platform.alerts.service import quarantine_candidates
     from pv_platform.landing import SegmentWriter
     from pv_platform.storage.alerts import AlertStore
@@ -258,7 +258,7 @@ def test_a_quarantine_flood_raises_one_alert_that_names_the_device(db, tmp_path)
     for _ in range(25):
         writer.add_quarantine(f"mqtt:{topic}", b"{garbage", "not JSON")
     assert writer.flooding() == {f"mqtt:{topic}": 20}
-    engine = AlertEngine(AlertStore(db.engine))
+    engine = AlertLifecycle(AlertStore(db.engine))
     now = datetime.now(UTC)
     for minute in range(3):  # three evaluations while the flood goes on
         candidates = quarantine_candidates(

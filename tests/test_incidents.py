@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pandas as pd
 
-from pv_platform.alerts.engine import AlertEngine, EnginePolicy
+from pv_platform.alerts.engine import AlertLifecycle, EnginePolicy
 from pv_platform.alerts.incidents import incident_costs, lost_energy_kwh
 from pv_platform.alerts.model import AlertCandidate, Severity
 from pv_platform.alerts.notifiers import WebhookNotifier
@@ -38,7 +38,7 @@ class Engine:
     """The engine as the collector and Dagster drive it: each evaluation says what holds now."""
 
     def __init__(self, db, **policy) -> None:
-        self.engine = AlertEngine(AlertStore(db.engine), EnginePolicy(**policy), KINDS)
+        self.engine = AlertLifecycle(AlertStore(db.engine), EnginePolicy(**policy), KINDS)
         self.events: list[tuple[str, str]] = []
         self.engine.register_callback(lambda e, a: self.events.append((e, a.get("fingerprint"))))
 

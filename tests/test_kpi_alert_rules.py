@@ -155,3 +155,19 @@ def test_frozen_sensor_quarantine_flood_and_held_drop_through_the_alerts_asset(
     assert opened["underperformance:testsite:inv2"] == at(12), summary
     assert opened["data_quality:testsite:wx1:frozen_values"] == at(14), summary
     assert opened["data_quality:testsite:wx1:quarantine"] == at(16), summary
+
+
+def test_an_hour_with_missing_data_is_not_judged_for_plausible_pr():
+    """Across a collector restart energy (counter) and insolation cover different minutes: PR 1.6 then
+    says nothing about the plant (completeness reports the gap); in a covered hour it is an error."""
+    from pv_platform.kpi.quality import _Hours, pr_plausible
+
+    hours = _Hours(at(9), at(11))
+    rows = pd.DataFrame(
+        [{"site_id": "s", "device_id": "*", "period_start": pd.Timestamp(at(9)), "pr": 1.6,
+          "insolation_poa_kwh_m2": 0.7, "time_no_data_s": 840.0},
+         {"site_id": "s", "device_id": "*", "period_start": pd.Timestamp(at(10)), "pr": 1.6,
+          "insolation_poa_kwh_m2": 0.7, "time_no_data_s": 0.0}]
+    )  # fmt: skip
+    gap, covered = pr_plausible(rows, hours)
+    assert gap.passed and not covered.passed and covered.severity == "ERROR"

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pv_platform.alerts.engine import AlertEngine
+from pv_platform.alerts.engine import AlertLifecycle
 from pv_platform.alerts.loss_rules import LOSS_RULES, LossThresholds, loss_candidates
 from pv_platform.alerts.model import Severity
 from pv_platform.analytics.site_checks import Finding
@@ -78,7 +78,7 @@ def test_detector_findings_become_sensor_drift_and_clock_shift():
 
 
 def test_one_sites_evaluation_leaves_the_other_sites_alerts_open(db):
-    engine = AlertEngine(AlertStore(db.engine))
+    engine = AlertLifecycle(AlertStore(db.engine))
     soiled = loss_candidates(
         _site(cleaning_cost=80), _rows(ratio_last=0.94), [], LossThresholds(), NOW
     )

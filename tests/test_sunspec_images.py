@@ -27,7 +27,7 @@ from integrations.sunspec_modbus.check import model_chain
 from integrations.sunspec_modbus.config import SunSpecModbusConfig
 from integrations.sunspec_modbus.coordinator import SunSpecCoordinator
 from integrations.sunspec_modbus.models import MODELS, decode_model
-from pv_platform.integration import DeviceInfo
+from pv_platform.coordinator import DeviceInfo
 from pv_platform.services import free_port, port_is_open
 
 FIXTURES = Path(__file__).parent / "fixtures" / "sunspec"

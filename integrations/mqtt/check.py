@@ -13,7 +13,7 @@ from integrations.mqtt.config import MqttDeviceConfig
 from integrations.mqtt.entities import MQTT_ENTITIES
 from integrations.mqtt.payload import PayloadError, parse_payload
 from pv_platform.bus import parse_mqtt_url
-from pv_platform.integration import UpdateFailed
+from pv_platform.coordinator import UpdateFailed
 
 UNITS = {d.key: d.unit for d in MQTT_ENTITIES}
 

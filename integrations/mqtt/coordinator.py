@@ -21,7 +21,7 @@ from integrations.mqtt.entities import MQTT_ENTITIES
 from integrations.mqtt.payload import PayloadError, parse_payload
 from pv_platform import clock
 from pv_platform.bus import BrokerAddress
-from pv_platform.integration import PushCoordinator, wait_or_stop
+from pv_platform.coordinator import PushCoordinator, wait_or_stop
 
 log = logging.getLogger(__name__)
 # Close the landing segment once this many messages wait for their acknowledgement: brokers keep only a

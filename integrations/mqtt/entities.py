@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pv_platform.integration import EntityDescription
+from pv_platform.coordinator import EntityDescription
 from pv_platform.vocabulary import DeviceClass, Metric, StateClass, Unit
 
 D, S = DeviceClass, StateClass

@@ -9,7 +9,7 @@ from integrations.simulator.devices import SimulatedInverter
 from integrations.simulator.entities import SIMULATED_INVERTER_ENTITIES, SIMULATED_WEATHER_ENTITIES
 from integrations.simulator.physics import weather
 from pv_platform import clock
-from pv_platform.integration import PollingCoordinator, UpdateFailed
+from pv_platform.coordinator import PollingCoordinator, UpdateFailed
 from pv_platform.plant import Device, Site
 
 

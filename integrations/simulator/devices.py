@@ -35,7 +35,7 @@ from integrations.sunspec_modbus.models import (
 )
 from pv_platform import clock
 from pv_platform.bus import BrokerAddress
-from pv_platform.integration import wait_or_stop
+from pv_platform.coordinator import wait_or_stop
 from pv_platform.plant import Device, Site
 from pv_platform.vocabulary import Metric
 

@@ -26,7 +26,7 @@ from integrations.simulator.scenarios import Fault, Scenario
 from integrations.sunspec_modbus.entities import INVERTER_ENTITIES
 from pv_platform import clock
 from pv_platform.bus import BrokerAddress
-from pv_platform.integration import wait_or_stop
+from pv_platform.coordinator import wait_or_stop
 from pv_platform.landing import SegmentWriter
 from pv_platform.plant import Plant
 from pv_platform.readings import entity_key
@@ -130,6 +130,54 @@ class LivePayload:
         return json.dumps(json_payload(values, self.fields, ts)).encode()
 
 
+def _inverters(
+    plant: Plant, seed: int, counters: dict, scenario: Scenario | None
+) -> list[SimulatedInverter]:
+    """The plant's SunSpec inverters, simulated; a mixed fleet, as in real plants: every second
+    inverter speaks the float model 113 instead of 103."""
+    sunspec = [
+        (site, dev)
+        for site in plant.sites
+        for dev in site.devices
+        if dev.kind == "inverter" and dev.integration == "sunspec_modbus"
+    ]
+    return [
+        SimulatedInverter(
+            site, dev, seed, counters.get(entity_key(site.id, dev.id, Metric.AC_ENERGY), initial_energy_wh(dev)),
+            model_id=113 if i % 2 else 103,
+            faults=scenario.for_device(site.id, dev.id) if scenario else [],
+        )
+        for i, (site, dev) in enumerate(sunspec)
+    ]  # fmt: skip
+
+
+def _publishers(plant, inverters, seed, counters, scenario, broker, interval_s, stop) -> list:
+    """One publishing task per MQTT weather station and meter of the plant."""
+    tasks = []
+    for site in plant.sites:
+        site_inverters = [inv for inv in inverters if inv.site.id == site.id]
+        for dev in site.devices:
+            if dev.integration != "mqtt" or dev.kind not in ("weather_station", "meter"):
+                continue
+            faults = scenario.for_device(site.id, dev.id) if scenario else []
+            if dev.kind == "weather_station":
+                values = functools.partial(_weather_values, site, seed)
+            else:
+                values = SimulatedMeter(
+                    site, dev, site_inverters,
+                    counters.get(entity_key(site.id, dev.id, Metric.EXPORT_ENERGY), 5e7),
+                    counters.get(entity_key(site.id, dev.id, Metric.IMPORT_ENERGY), 5e5),
+                ).values  # fmt: skip
+            make = LivePayload(values, dev.config["fields"], faults)
+            label = f"{site.id}.{dev.id}"
+            tasks.append(
+                asyncio.create_task(
+                    publish_json(label, dev.config["topic"], make, broker, interval_s, stop)
+                )
+            )
+    return tasks
+
+
 async def run_simulator(
     plant: Plant,
     broker: BrokerAddress | None,
@@ -152,58 +200,15 @@ async def run_simulator(
         # from a whole hour: a partial first hour would fail its completeness check for nothing
         start = (end - timedelta(hours=backfill_hours)).replace(minute=0)
         counters = await asyncio.to_thread(
-            backfill_landing,
-            plant,
-            landing_dir,
-            seed,
-            start,
-            end,
-            60,
-            scenario,
+            backfill_landing, plant, landing_dir, seed, start, end, 60, scenario
         )
-    # a mixed fleet, as in real plants: every second inverter speaks the float model 113 instead of 103
-    sunspec = [
-        (site, dev)
-        for site in plant.sites
-        for dev in site.devices
-        if dev.kind == "inverter" and dev.integration == "sunspec_modbus"
-    ]
-    inverters = [
-        SimulatedInverter(
-            site, dev, seed, counters.get(entity_key(site.id, dev.id, Metric.AC_ENERGY), initial_energy_wh(dev)),
-            model_id=113 if i % 2 else 103,
-            faults=scenario.for_device(site.id, dev.id) if scenario else [],
-        )
-        for i, (site, dev) in enumerate(sunspec)
-    ]  # fmt: skip
+    inverters = _inverters(plant, seed, counters, scenario)
     servers, _ = await serve_inverters(inverters)
     tasks = []
     if broker is not None:
-        for site in plant.sites:
-            site_inverters = [inv for inv in inverters if inv.site.id == site.id]
-            for dev in site.devices:
-                if dev.integration != "mqtt":
-                    continue
-                topic, fields = dev.config["topic"], dev.config["fields"]
-                faults = scenario.for_device(site.id, dev.id) if scenario else []
-                if dev.kind == "weather_station":
-                    wx_values = functools.partial(_weather_values, site, seed)
-                    make = LivePayload(wx_values, fields, faults)
-                elif dev.kind == "meter":
-                    meter = SimulatedMeter(
-                        site, dev, site_inverters,
-                        counters.get(entity_key(site.id, dev.id, Metric.EXPORT_ENERGY), 5e7),
-                        counters.get(entity_key(site.id, dev.id, Metric.IMPORT_ENERGY), 5e5),
-                    )  # fmt: skip
-                    make = LivePayload(meter.values, fields, faults)
-                else:
-                    continue
-                label = f"{site.id}.{dev.id}"
-                tasks.append(
-                    asyncio.create_task(
-                        publish_json(label, topic, make, broker, weather_interval_s, stop)
-                    )
-                )
+        tasks = _publishers(
+            plant, inverters, seed, counters, scenario, broker, weather_interval_s, stop
+        )
     if ready is not None:
         ready.set()
     try:

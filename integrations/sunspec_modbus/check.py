@@ -9,7 +9,7 @@ from typing import Any
 from integrations.sunspec_modbus.config import SunSpecModbusConfig
 from integrations.sunspec_modbus.coordinator import SunSpecCoordinator
 from integrations.sunspec_modbus.models import MODELS
-from pv_platform.integration import UpdateFailed
+from pv_platform.coordinator import UpdateFailed
 
 
 def model_chain(models: dict[int, tuple[int, int]]) -> str:

@@ -15,7 +15,7 @@ from integrations.sunspec_modbus.models import (
     SUNS_MARKER,
     decode_model,
 )
-from pv_platform.integration import DeviceInfo, EntityDescription, PollingCoordinator, UpdateFailed
+from pv_platform.coordinator import DeviceInfo, EntityDescription, PollingCoordinator, UpdateFailed
 from pv_platform.vocabulary import (
     DeviceClass,
     MpptMetric,

@@ -5,10 +5,10 @@ settings). Two inverters on one RS-485 line, or behind one gateway, must not eac
 serial port opens once, and a gateway or a half-duplex line answers one request at a time. So every
 device of a bus reads through one `ModbusHub`: one pymodbus client, one `asyncio.Lock` held for a whole
 read (a model span split in chunks stays one snapshot), each unit's own timeout and retries applied to
-its own requests. A unit that times out fails only its own read; after it the hub resets a TCP
-connection (a late answer must not be taken for the next unit's) or keeps a serial line quiet a moment
-(the late answer arrives and is discarded). Hubs are made by a `HubRegistry` (one per collector) and
-closed when the last unit using them releases them.
+its own requests. A unit that times out or answers late fails only its own read (pymodbus matches an
+answer to its request by unit id on a serial line and by transaction id over TCP; after a failed read a
+TCP connection is opened afresh, as Home Assistant's `close_comm_on_error` does). Hubs are made by a
+`HubRegistry` (one per collector) and closed when the last unit using them releases them.
 """
 
 from __future__ import annotations
@@ -22,13 +22,10 @@ from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerType
 
 from integrations.sunspec_modbus.config import SunSpecModbusConfig
-from pv_platform.integration import UpdateFailed
+from pv_platform.coordinator import UpdateFailed
 
 log = logging.getLogger(__name__)
 MAX_REGISTERS_PER_READ = 125  # Modbus limit for function code 3
-# After a unit timed out on a serial line, no request for this long: a late answer of a slow unit
-# arrives while nobody waits and is dropped, instead of being taken for the next unit's answer.
-SERIAL_QUIET_AFTER_TIMEOUT_S = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,18 +126,12 @@ class ModbusHub:
                     regs += rr.registers
                     address, count = address + n, count - n
             except ModbusException as exc:
-                await self._after_error()
+                if not self.bus.serial:
+                    self._close()  # a fresh connection; the next unit's read reconnects
                 raise UpdateFailed(
                     f"unit {unit_id} on {self.bus.where}: Modbus error at {address}: {exc}"
                 ) from exc
             return regs
-
-    async def _after_error(self) -> None:
-        """A unit did not answer (in time): make sure its late answer is never read as another's."""
-        if self.bus.serial:
-            await asyncio.sleep(SERIAL_QUIET_AFTER_TIMEOUT_S)
-        else:
-            self._close()  # a fresh connection; the next unit's read reconnects
 
 
 class HubRegistry:

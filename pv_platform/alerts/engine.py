@@ -65,7 +65,7 @@ class ProcessResult:
     suppressed: list[tuple[str, str]] = field(default_factory=list)  # (fingerprint, why)
 
 
-class AlertEngine:
+class AlertLifecycle:
     """Turns candidates into alert lifecycles in the `alerts` table."""
 
     def __init__(
@@ -134,6 +134,16 @@ class AlertEngine:
                 self._notify(
                     "opened", {**alert, "incident_id": incident["id"], "incident": incident}
                 )
+        self._clear_absent(active, seen, now, rules, cleared, site_id, result)
+        self._close_incidents(now)
+        self._escalate(now)
+        return result
+
+    def _clear_absent(
+        self, active, seen, now, rules, cleared, site_id, result: ProcessResult
+    ) -> None:
+        """Active alerts of the judged rules (and site) that no candidate holds: mark clear, and resolve
+        those clear for the hold time; a sticky alert only once the rule saw its device again."""
         for fp, alert in active.items():
             if fp in seen or (rules is not None and alert["rule"] not in rules):
                 continue
@@ -151,9 +161,6 @@ class AlertEngine:
             ):
                 alert = {**alert, "state": "resolved", "resolved_at": now, "resolved_by": "auto"}
                 result.resolved.append(alert)
-        self._close_incidents(now)
-        self._escalate(now)
-        return result
 
     def _group(self, alert: dict, now: datetime) -> tuple[dict, bool]:
         """Put a new alert into the incident that explains it, or open one it causes (True)."""

@@ -11,14 +11,14 @@ import pandas as pd
 import sqlalchemy as sa
 
 from pv_platform import clock
-from pv_platform.alerts.engine import AlertEngine, EnginePolicy
+from pv_platform.alerts.engine import AlertLifecycle, EnginePolicy
 from pv_platform.alerts.incidents import incident_costs
 from pv_platform.alerts.kpi_rules import source_devices
 from pv_platform.alerts.limits import fleet_from_settings
 from pv_platform.alerts.model import AlertCandidate, Severity
 from pv_platform.alerts.notifiers import notifiers_from_settings
 from pv_platform.alerts.realtime import RealtimeRules
-from pv_platform.integration import wait_or_stop
+from pv_platform.coordinator import wait_or_stop
 from pv_platform.storage import Database
 from pv_platform.storage.alerts import AlertStore
 from pv_platform.storage.incidents import IncidentStore
@@ -40,11 +40,11 @@ MIN_EVALUATE_WALL_S = 0.25  # ... but not more often than this in an accelerated
 
 def alert_engine(
     db_engine: sa.Engine, settings, loop: asyncio.AbstractEventLoop | None = None
-) -> AlertEngine:
+) -> AlertLifecycle:
     """The alert engine with every notifier the settings configure: built here for the collector's
     real-time rules, the Dagster KPI rules and the dashboards alike."""
     policy = EnginePolicy(escalate_after_s=settings.alert_escalate_after_s)
-    engine = AlertEngine(AlertStore(db_engine), policy, device_kinds(settings))
+    engine = AlertLifecycle(AlertStore(db_engine), policy, device_kinds(settings))
     for notifier in notifiers_from_settings(settings, loop):
         engine.register_callback(notifier)
     return engine

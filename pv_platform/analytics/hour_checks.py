@@ -35,13 +35,27 @@ def _window(ts_us: np.ndarray, minutes: float, at_least: int) -> int:
     return max(at_least, int(np.ceil(minutes * 60.0 / max(step_s, 1e-3))))
 
 
+class _SunUp:
+    """Whether the sun is up at the site, on a one-minute grid computed once for all its signals."""
+
+    def __init__(self, site: Site, first_us: int, last_us: int) -> None:
+        self.first_us = first_us - first_us % 60_000_000
+        n = int((last_us - self.first_us) // 60_000_000) + 2
+        grid = pd.date_range(pd.Timestamp(self.first_us * 1000, tz="UTC"), periods=n, freq="1min")
+        self.up = solar_elevation_deg(grid, site.latitude, site.longitude) > 0
+
+    def at(self, ts_us: np.ndarray) -> np.ndarray:
+        i = np.clip((ts_us - self.first_us) // 60_000_000, 0, len(self.up) - 1)
+        return self.up[i]
+
+
 def _signal_flags(
-    site: Site, key, ts_us: np.ndarray, v: np.ndarray, limits: dict, meters: set
+    key, ts_us: np.ndarray, v: np.ndarray, limits: dict, meters: set, sun: _SunUp
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(stale, interpolated, sun up) masks of one signal's raw samples."""
     index = pd.DatetimeIndex(ts_us.astype("datetime64[us]")).tz_localize("UTC")
     x = pd.Series(v, index=index)
-    sun_up = solar_elevation_deg(index, site.latitude, site.longitude) > 0
+    sun_up = sun.at(ts_us)
     allowed = masks.constant_by_nature(key[2], x, sun_up, limits.get(key[1]))
     if key[1] in meters:  # a meter's night import (auxiliaries) is constant at its resolution
         allowed |= ~sun_up
@@ -59,11 +73,16 @@ def _site_problems(
     limits = {d.id: d.p_ac_kw * 1000.0 for d in site.inverters}
     meters = {d.id for d in site.devices if d.kind == "meter"}
     found = {name: [{} for _ in range(n)] for name in MASK_CHECK_NAMES}
-    for key in (k for k in series if k[0] == site.id and k[2] not in NOT_FROZEN):
+    keys = [k for k in series if k[0] == site.id and k[2] not in NOT_FROZEN]
+    stamps = [series.arrays(k)[0] for k in keys if len(series.arrays(k)[0])]
+    if not stamps:
+        return found
+    sun = _SunUp(site, min(int(t[0]) for t in stamps), max(int(t[-1]) for t in stamps))
+    for key in keys:
         ts_us, v = series.arrays(key)
         if len(v) < 3:
             continue
-        stale, line, sun_up = _signal_flags(site, key, ts_us, v, limits, meters)
+        stale, line, sun_up = _signal_flags(key, ts_us, v, limits, meters, sun)
         entity = f"{key[1]}.{key[2]}"
         for name, mask in (("stale_values", stale), ("interpolated_values", line)):
             hour = (ts_us[mask] - start.value // 1000) // 3_600_000_000
@@ -106,17 +125,16 @@ def _clipped_hours(
     poa = _site_minutes(series, site, Metric.POA_IRRADIANCE, start, n)
     lost_kwh = np.full(n, np.nan)
     if poa is not None:
-        g = np.nan_to_num(poa)
+        g = np.nan_to_num(poa[clipped])  # the model on the clipped minutes only
         t_mod = _site_minutes(series, site, Metric.MODULE_TEMPERATURE, start, n)
-        t_cell = (
-            np.asarray(cell_temperature_c(g, module_temperature_c=t_mod), float)
-            if t_mod is not None
-            else 25.0
-        )
-        t_cell = np.where(np.isnan(t_cell), 25.0, t_cell)
+        t_cell = np.full(len(g), 25.0)
+        if t_mod is not None:
+            t_cell = np.asarray(cell_temperature_c(g, module_temperature_c=t_mod[clipped]), float)
+            t_cell = np.where(np.isnan(t_cell), 25.0, t_cell)
         args = (g, t_cell, inv.p_dc_kw, inv.p_ac_kw, inv.gamma_pdc_per_c)
         unclipped = expected_ac_power_w(*args) + clipping_loss_w(*args)
-        lost_w = np.where(clipped, np.clip(unclipped - np.nan_to_num(power), 0.0, None), 0.0)
+        lost_w = np.zeros(len(clipped))
+        lost_w[clipped] = np.clip(unclipped - np.nan_to_num(power[clipped]), 0.0, None)
         lost_kwh = lost_w.reshape(n, 60).sum(axis=1) / 60.0 / 1000.0
     return {
         int(h): f"{int(minutes[h])} min"

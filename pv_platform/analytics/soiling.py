@@ -127,12 +127,18 @@ def soiling_srr(
                      "rate_low": s_low / clean if clean else 0.0, "rate_high": s_high / clean if clean else 0.0,
                      "clean_level": clean})  # fmt: skip
     frame = pd.DataFrame({"soiling_ratio": ratio, "ratio_low": low, "ratio_high": high}, index=days)
+    return SoilingResult(
+        frame, found, pd.DataFrame(rows), 1.0 - _mean_ratio(ratio, days, insolation_kwh_m2)
+    )
+
+
+def _mean_ratio(
+    ratio: np.ndarray, days: pd.DatetimeIndex, insolation_kwh_m2: pd.Series | None
+) -> float:
+    """The soiling ratio's mean over the days, weighted by insolation when given [-]."""
     weights = (
         np.ones(len(days))
         if insolation_kwh_m2 is None
         else insolation_kwh_m2.reindex(days).fillna(0.0).to_numpy()
     )
-    mean_ratio = (
-        float(np.average(ratio, weights=weights)) if weights.sum() > 0 else float(ratio.mean())
-    )
-    return SoilingResult(frame, found, pd.DataFrame(rows), 1.0 - mean_ratio)
+    return float(np.average(ratio, weights=weights)) if weights.sum() > 0 else float(ratio.mean())

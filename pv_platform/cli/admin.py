@@ -51,7 +51,7 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_integrations(args: argparse.Namespace) -> int:
-    from pv_platform.integration import discover, load_integration
+    from pv_platform.loader import discover, load_integration
 
     if args.action == "check":
         from pv_platform.device_check import check_device

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from pv_platform.alerts.engine import AlertEngine
+from pv_platform.alerts.engine import AlertLifecycle
 from pv_platform.alerts.service import alert_engine
 from pv_platform.plant import Plant, load_plant
 from pv_platform.settings import get_settings
@@ -71,7 +71,7 @@ class AlertResource(dg.ConfigurableResource):
 
     database_url: str
 
-    def engine(self) -> AlertEngine:
+    def engine(self) -> AlertLifecycle:
         return alert_engine(_database(self.database_url).engine, get_settings())
 
 

@@ -163,6 +163,31 @@ def _land(writer: SegmentWriter, block: Block, source: str, where: str, ids: Ite
     return written
 
 
+def _layout(mapping: Mapping, header: list[str], plant, report: Report) -> tuple[dict | None, int]:
+    """The wide layout's column targets (None for the long layout) and the rows per block; a column
+    the mapping needs and the file lacks is a MappingError."""
+    if mapping.layout == "wide":
+        targets = resolve_columns(mapping, header, plant)
+        report.ignored_columns = [
+            c for c in header if c not in targets and c != mapping.time.column
+        ]
+        return targets, max(1000, get_settings().import_block_readings // max(1, len(targets)))
+    missing = [c for c in (mapping.time.column, mapping.long.device, mapping.long.metric,
+                           mapping.long.value) if c not in header]  # fmt: skip
+    if missing:
+        raise MappingError(f"column(s) {missing} not in the file (it has {header[:20]})")
+    return None, get_settings().import_block_readings
+
+
+def _writer(landing_dir: Path, print_id: str) -> SegmentWriter:
+    """The import's own segment writer: it closes segments itself, and its quarantine is never limited
+    (every refused row of a file is recorded)."""
+    return SegmentWriter(
+        landing_dir, f"import-{print_id}", max_rows=10**9, max_age_s=1e12,
+        quarantine_burst=10**9, quarantine_per_s=1e9,
+    )  # fmt: skip
+
+
 def import_file(
     path: Path, mapping: Mapping, plant, landing_dir: Path | None, progress=None
 ) -> Report:
@@ -173,36 +198,14 @@ def import_file(
     header, total = header_and_rows(path, lines)
     report = Report(where="row" if _is_parquet(path) else "line")
     limits = Limits.of(TimeLimits.for_plant(plant))
-    if mapping.layout == "wide":
-        targets = resolve_columns(mapping, header, plant)
-        report.ignored_columns = [
-            c for c in header if c not in targets and c != mapping.time.column
-        ]
-        block_rows = max(1000, get_settings().import_block_readings // max(1, len(targets)))
-    else:
-        missing = [c for c in (mapping.time.column, mapping.long.device, mapping.long.metric,
-                               mapping.long.value) if c not in header]  # fmt: skip
-        if missing:
-            raise MappingError(f"column(s) {missing} not in the file (it has {header[:20]})")
-        block_rows = get_settings().import_block_readings
+    targets, block_rows = _layout(mapping, header, plant, report)
     state = StateFile(landing_dir, print_id, path) if landing_dir else None
     done = state.data["blocks_done"] if state else 0
     if state and state.data.get("complete"):
         report.skipped_rows = total
         return report
     report.skipped_rows = min(total, done * block_rows)
-    writer = (
-        SegmentWriter(
-            landing_dir,
-            f"import-{print_id}",
-            max_rows=10**9,
-            max_age_s=1e12,
-            quarantine_burst=10**9,
-            quarantine_per_s=1e9,
-        )  # fmt: skip
-        if landing_dir
-        else None
-    )
+    writer = _writer(landing_dir, print_id) if landing_dir else None
     if progress is not None:
         progress.reset(total=total)
         progress.update(report.skipped_rows)

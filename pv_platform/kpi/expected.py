@@ -10,6 +10,15 @@ from pv_platform.kpi.numeric import ratio
 ETA_INV_NOM = 0.96  # PVWatts nominal inverter efficiency [-]
 
 
+def array_dc_power_w(
+    poa_wm2, t_cell_c, p_dc_stc_kw: float, gamma_pdc_per_c: float, dc_loss_fraction: float
+):
+    """DC power of an array [W]: pvlib `pvwatts_dc` (P_0 · G/1000 · (1 + γ (T_cell − 25))) less
+    `dc_loss_fraction` (wiring, mismatch, soiling allowance), never negative."""
+    p_dc_w = pvlib.pvsystem.pvwatts_dc(poa_wm2, t_cell_c, p_dc_stc_kw * 1000.0, gamma_pdc_per_c)
+    return np.clip(np.asarray(p_dc_w, dtype=float) * (1.0 - dc_loss_fraction), 0.0, None)
+
+
 def expected_ac_power_w(
     poa_wm2,
     t_cell_c,
@@ -25,8 +34,7 @@ def expected_ac_power_w(
     mismatch, soiling allowance). AC: pvlib `inverter.pvwatts` with pdc0 = P_ac / η_nom, which clips
     at the AC rating.
     """
-    p_dc_w = pvlib.pvsystem.pvwatts_dc(poa_wm2, t_cell_c, p_dc_stc_kw * 1000.0, gamma_pdc_per_c)
-    p_dc_w = np.clip(np.asarray(p_dc_w, dtype=float) * (1.0 - dc_loss_fraction), 0.0, None)
+    p_dc_w = array_dc_power_w(poa_wm2, t_cell_c, p_dc_stc_kw, gamma_pdc_per_c, dc_loss_fraction)
     p_ac_w = pvlib.inverter.pvwatts(p_dc_w, p_ac_kw * 1000.0 / eta_inv_nom, eta_inv_nom)
     return np.clip(np.nan_to_num(np.asarray(p_ac_w, dtype=float)), 0.0, None)
 
@@ -54,8 +62,7 @@ def clipping_loss_w(
     ----------
     Dobos, A. P. (2014). PVWatts Version 5 Manual, NREL/TP-6A20-62641 (pvlib `inverter.pvwatts`).
     """
-    p_dc_w = pvlib.pvsystem.pvwatts_dc(poa_wm2, t_cell_c, p_dc_stc_kw * 1000.0, gamma_pdc_per_c)
-    p_dc_w = np.clip(np.asarray(p_dc_w, dtype=float) * (1.0 - dc_loss_fraction), 0.0, None)
+    p_dc_w = array_dc_power_w(poa_wm2, t_cell_c, p_dc_stc_kw, gamma_pdc_per_c, dc_loss_fraction)
     pdc0_w = p_ac_kw * 1000.0 / eta_inv_nom
     zeta = p_dc_w / pdc0_w
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -30,26 +30,21 @@ RANGES = {  # metric -> physically possible range
 }
 POWER_OVER_RATING = 1.10  # AC power above 110 % of the rating is not physical
 COMPLETENESS_WARN, COMPLETENESS_ERROR = 0.90, 0.50  # fraction of the hour covered by samples
+# daylight minutes an inverter-hour needs to be judged for completeness: not dusk, nor the last minute
+# of the data (which no later POA sample tells apart from day)
+MIN_JUDGED_MINUTES = 10
 FROZEN_MINUTES = 30
-NOT_FROZEN = {
-    Metric.AC_ENERGY,
-    Metric.EXPORT_ENERGY,
-    Metric.IMPORT_ENERGY,
-    Metric.OPERATING_STATE,
-    Metric.EVENTS,
-    Metric.POWER_FACTOR,
-}  # constant by nature
+NOT_FROZEN = {  # constant by nature
+    Metric.AC_ENERGY, Metric.EXPORT_ENERGY, Metric.IMPORT_ENERGY, Metric.OPERATING_STATE,
+    Metric.EVENTS, Metric.POWER_FACTOR,
+}  # fmt: skip
 PR_PLAUSIBLE = (0.5, 1.0)  # outside: WARN; outside PR_POSSIBLE: ERROR
 PR_POSSIBLE = (0.0, 1.2)
 MIN_INSOLATION_FOR_PR_KWH_M2 = 0.1  # below this an hour's PR is too noisy to judge
 CHECK_NAMES = (
-    "completeness",
-    "physical_ranges",
-    "frozen_values",
-    "future_timestamps",
-    "sun_and_power",
+    "completeness", "physical_ranges", "frozen_values", "future_timestamps", "sun_and_power",
     "pr_plausible",
-)
+)  # fmt: skip
 
 
 # A value that is exactly 0 during a grid outage is data, not a broken sensor: the meter reads 0 Hz
@@ -152,7 +147,8 @@ def completeness(
         share = np.where(mask, covered, 0.0).sum(axis=1) / (
             np.maximum(mask.sum(axis=1), 1) * STEP_S
         )
-        coverage[".".join(key)] = np.where(mask.any(axis=1), share, 1.0)  # no daylight: not judged
+        least = MIN_JUDGED_MINUTES if key[2] == Metric.AC_POWER else 1  # see MIN_JUDGED_MINUTES
+        coverage[".".join(key)] = np.where(mask.sum(axis=1) >= least, share, 1.0)
     outcomes = []
     for h, hour in enumerate(hours.index):
         if judged[h] == 0:
@@ -337,13 +333,17 @@ def sun_and_power(kpis: pd.DataFrame, hours: _Hours) -> list[CheckOutcome]:
 
 
 def pr_plausible(kpis: pd.DataFrame, hours: _Hours) -> list[CheckOutcome]:
-    """PR of each inverter and site in a plausible band (hours with enough sun only)."""
+    """PR of each inverter and site in a plausible band (hours with enough sun and no missing data
+    only: across a gap energy and insolation cover different minutes, which `completeness` reports)."""
     lo, hi = PR_PLAUSIBLE
     odd_by_hour: dict[int, dict[str, float]] = {}  # by hour start [ns]
     impossible_hours: set[int] = set()
     if not kpis.empty:
+        covered = kpis["time_no_data_s"].fillna(0.0) == 0 if "time_no_data_s" in kpis else True
         judged = kpis[
-            (kpis["insolation_poa_kwh_m2"] >= MIN_INSOLATION_FOR_PR_KWH_M2) & kpis["pr"].notna()
+            (kpis["insolation_poa_kwh_m2"] >= MIN_INSOLATION_FOR_PR_KWH_M2)
+            & kpis["pr"].notna()
+            & covered
         ]
         odd = judged[(judged["pr"] < lo) | (judged["pr"] > hi)]
         for row in _rows(odd):

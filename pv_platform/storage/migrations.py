@@ -9,11 +9,13 @@ import sqlalchemy as sa
 from psycopg import sql
 
 from pv_platform.storage.dialect import detect_dialect
-from pv_platform.storage.schema import (
+from pv_platform.storage.privileges import (
     ENSURE_PARTITIONS_FUNCTION,
-    MIGRATIONS,
     SECURE_SCHEMA,
     SIGN_ALERT_FUNCTION,
+)
+from pv_platform.storage.schema import (
+    MIGRATIONS,
 )
 from pv_platform.storage.urls import redact
 

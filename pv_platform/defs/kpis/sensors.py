@@ -32,6 +32,7 @@ from pv_platform.defs.kpis.planning import (
 )
 from pv_platform.defs.partitions import HOUR_KEY_FORMAT
 from pv_platform.defs.resources import PlantResource
+from pv_platform.defs.shape import SHAPE
 from pv_platform.kpi.calendar import periods_for_hours
 from pv_platform.settings import get_settings
 
@@ -65,7 +66,7 @@ def running_hours(instance: dg.DagsterInstance) -> set[str]:
 
 @dg.sensor(
     job=hourly_kpis_job,
-    minimum_interval_seconds=get_settings().kpi_sensor_interval_s,
+    minimum_interval_seconds=SHAPE.kpi_sensor_interval_s,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def hourly_kpis_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
@@ -194,7 +195,7 @@ def _site_reference_request(instance, plant) -> list[dg.RunRequest]:
 
 @dg.sensor(
     jobs=[daily_job, monthly_job, yearly_job, site_reference_job],
-    minimum_interval_seconds=get_settings().kpi_sensor_interval_s,
+    minimum_interval_seconds=SHAPE.kpi_sensor_interval_s,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def kpi_rollup_sensor(context: dg.SensorEvaluationContext, plant: PlantResource) -> dg.SensorResult:

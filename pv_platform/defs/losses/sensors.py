@@ -12,7 +12,7 @@ from pv_platform.defs.kpis.sensors import ACTIVE, MATERIALIZATION
 from pv_platform.defs.losses.assets import loss_analytics
 from pv_platform.defs.losses.jobs import loss_job
 from pv_platform.defs.partitions import daily_by_site
-from pv_platform.settings import get_settings
+from pv_platform.defs.shape import SHAPE
 
 
 def pending_sites(instance: dg.DagsterInstance, state: dict) -> tuple[dict[str, int], int | None]:
@@ -39,7 +39,7 @@ def pending_sites(instance: dg.DagsterInstance, state: dict) -> tuple[dict[str, 
 
 @dg.sensor(
     job=loss_job,
-    minimum_interval_seconds=max(get_settings().kpi_sensor_interval_s, 60),
+    minimum_interval_seconds=max(SHAPE.kpi_sensor_interval_s, 60),
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def loss_analytics_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:

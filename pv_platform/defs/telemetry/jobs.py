@@ -7,9 +7,9 @@ import dagster as dg
 from pv_platform import landing
 from pv_platform.defs.partitions import HOUR_KEY_FORMAT, hourly
 from pv_platform.defs.resources import PlantResource, TelemetryResource
+from pv_platform.defs.shape import SHAPE
 from pv_platform.kpi.hourly import EDGE_MARGIN
 from pv_platform.landing import archive, read_segment, segment_path
-from pv_platform.settings import get_settings
 from pv_platform.storage.telemetry import TelemetryStore
 
 
@@ -20,8 +20,8 @@ class IngestConfig(dg.Config):
 # A database outage fails the op; it is retried in the same run with growing delays (15, 30, 60, 120,
 # 240 s by default: a four-minute outage costs no run), and the segments wait in the landing meanwhile.
 INGEST_RETRY = dg.RetryPolicy(
-    max_retries=get_settings().ingest_retries,
-    delay=get_settings().ingest_retry_delay_s,
+    max_retries=SHAPE.ingest_retries,
+    delay=SHAPE.ingest_retry_delay_s,
     backoff=dg.Backoff.EXPONENTIAL,
 )
 

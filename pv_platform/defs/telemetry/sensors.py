@@ -6,6 +6,7 @@ import time
 import dagster as dg
 
 from pv_platform.defs.resources import TelemetryResource
+from pv_platform.defs.shape import SHAPE
 from pv_platform.defs.telemetry.jobs import ingest_job
 from pv_platform.landing import list_closed
 from pv_platform.settings import get_settings
@@ -15,7 +16,7 @@ RETRY_AFTER_S = 600  # a segment requested this long ago and still not archived 
 
 @dg.sensor(
     job=ingest_job,
-    minimum_interval_seconds=get_settings().sensor_interval_s,
+    minimum_interval_seconds=SHAPE.landing_sensor_interval_s,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def landing_sensor(

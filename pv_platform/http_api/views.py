@@ -1,151 +1,44 @@
-"""The HTTP API for integrators (`pvp api`): sites and devices, KPIs per grain, samples (downsampled on
-request) and alerts, as JSON under /api/v1, described by /api/v1/openapi.json; read-only but for
-acknowledging an alert (POST /alerts/{id}/ack, scope `alerts:ack`).
-
-Every request but the OpenAPI document needs `Authorization: Bearer <token>`; tokens are kept as SHA-256
-hashes in PVP_API_TOKENS_FILE, each with its scopes (`sites:read`, `kpis:read`, `samples:read`,
-`alerts:read`, `alerts:ack`, `reports:read`) and optionally the sites it may read. Pages are at most MAX_LIMIT rows, with an opaque
-cursor for the next; ranges are limited per kind. Responses carry an ETag (a repeated request with
-`If-None-Match` gets 304) and, for periods closed more than a day ago, `Cache-Control: max-age`.
-Refusals are JSON `{"error": ..., "status": ...}` naming the parameter at fault.
-"""
+"""The API's views: authentication, parameters, and one method per resource."""
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
 import logging
-import math
 import re
-import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import sqlalchemy as sa
 
-from pv_platform.alerts.engine import AlertEngine
+from pv_platform.alerts.engine import AlertLifecycle
 from pv_platform.export import (
-    KPI_HEADERS,
     KPI_TABLE,
     ExportError,
     parse_bucket,
     parse_time,
     site_window,
 )
-from pv_platform.http_common import PREFIX, ApiError, Response
-from pv_platform.http_reports import ReportViews, report_paths
+from pv_platform.http_api.common import PREFIX, ApiError, Response
+from pv_platform.http_api.limits import (
+    CLOSED_AFTER,
+    CLOSED_MAX_AGE_S,
+    DEFAULT_LIMIT,
+    KPI_UNITS,
+    MAX_COMMENT_CHARS,
+    MAX_LIMIT,
+    MAX_RANGE,
+)
+from pv_platform.http_api.openapi import openapi
+from pv_platform.http_api.paging import decode_cursor, encode_cursor, json_value
+from pv_platform.http_api.reports import ReportViews
+from pv_platform.http_api.tokens import Token, token_hash
 from pv_platform.storage import api_reads
 from pv_platform.storage.alerts import AlertStore
-from pv_platform.storage.schema import KPI_VALUE_COLUMNS
 
-log = logging.getLogger(__name__)
-SCOPES = ("sites:read", "kpis:read", "samples:read", "alerts:read", "alerts:ack", "reports:read")
-MAX_BODY_BYTES = 16_384  # a POST body (an acknowledgement's comment) at most
-MAX_COMMENT_CHARS = 2000
-DEFAULT_LIMIT = 1000
-MAX_LIMIT = 5000
-MAX_RANGE = {  # the longest range one request may ask for
-    "samples": timedelta(days=31),
-    "samples_bucketed": timedelta(days=366),
-    "hour": timedelta(days=366),
-    "day": timedelta(days=3660),
-    "month": timedelta(days=36600),
-    "year": timedelta(days=36600),
-}
-CLOSED_AFTER = timedelta(
-    days=1
-)  # a range that ended this long ago is cached (late data comes sooner)
-CLOSED_MAX_AGE_S = 86_400
-KPI_UNITS = {c: KPI_HEADERS[c].rsplit("[", 1)[1].rstrip("]") for c in KPI_VALUE_COLUMNS}
-
-
-# -- tokens ----------------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Token:
-    name: str
-    sha256: str
-    scopes: frozenset[str]
-    sites: frozenset[str] | None  # None: every site
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def new_token() -> str:
-    """A fresh random token (256 bits, URL-safe)."""
-    return "pvp_" + secrets.token_urlsafe(32)
-
-
-def load_tokens(path: Path) -> list[Token]:
-    """Tokens of a JSON file `{"tokens": [{"name", "sha256", "scopes": [...], "sites": [...]?}]}`;
-    a malformed entry is an error naming the file, the entry and the field."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: cannot read the API tokens ({exc})") from None
-    entries = data.get("tokens") if isinstance(data, dict) else None
-    if not isinstance(entries, list):
-        raise ValueError(f'{path}: expected {{"tokens": [...]}}')
-    tokens = []
-    for i, entry in enumerate(entries):
-        where = f"{path}: tokens[{i}]"
-        if not isinstance(entry, dict):
-            raise ValueError(f"{where}: not an object")
-        name, digest = entry.get("name"), entry.get("sha256")
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"{where}: 'name' must be a non-empty string")
-        if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
-            raise ValueError(f"{where} ({name}): 'sha256' must be 64 lowercase hex digits")
-        scopes = entry.get("scopes")
-        if not isinstance(scopes, list) or not scopes or any(s not in SCOPES for s in scopes):
-            raise ValueError(f"{where} ({name}): 'scopes' must list some of {', '.join(SCOPES)}")
-        sites = entry.get("sites")
-        if sites is not None and (
-            not isinstance(sites, list) or not all(isinstance(s, str) for s in sites)
-        ):
-            raise ValueError(f"{where} ({name}): 'sites' must be a list of site ids")
-        tokens.append(Token(name, digest, frozenset(scopes), frozenset(sites) if sites else None))
-    return tokens
-
-
-# -- cursors ---------------------------------------------------------------------------------------
-def _fingerprint(path: str, query: dict[str, list[str]]) -> str:
-    items = sorted((k, v) for k, vs in query.items() if k != "cursor" for v in vs)
-    return hashlib.sha256(json.dumps([path, items]).encode()).hexdigest()[:16]
-
-
-def encode_cursor(key: list, path: str, query: dict[str, list[str]]) -> str:
-    payload = json.dumps({"k": key, "q": _fingerprint(path, query)}, default=str)
-    return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
-
-
-def decode_cursor(text: str, path: str, query: dict[str, list[str]]) -> list:
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-        key, fingerprint = payload["k"], payload["q"]
-    except (ValueError, KeyError, TypeError):
-        raise ApiError(400, "cursor: not a cursor this API gave out") from None
-    if fingerprint != _fingerprint(path, query):
-        raise ApiError(400, "cursor: it belongs to another query (same path and parameters needed)")
-    return key
-
-
-# -- the API ---------------------------------------------------------------------------------------
-def _json_value(value):
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+log = logging.getLogger("pv_platform.http_api")
 
 
 class Api(ReportViews):
@@ -156,11 +49,11 @@ class Api(ReportViews):
         engine: sa.Engine,
         tokens: list[Token],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
-        alerts: AlertEngine | None = None,
+        alerts: AlertLifecycle | None = None,
     ) -> None:
         self.engine, self.tokens, self.now = engine, tokens, now
         # acknowledgements go through the alert engine: its callbacks and notifiers hear them
-        self.alerts = alerts or AlertEngine(AlertStore(engine))
+        self.alerts = alerts or AlertLifecycle(AlertStore(engine))
         self.routes: list[tuple[re.Pattern, str, str, Callable]] = [
             (re.compile(rf"^{PREFIX}/sites$"), "GET", "sites:read", self.get_sites),
             (
@@ -255,7 +148,7 @@ class Api(ReportViews):
         return token
 
     def _ok(self, body: dict, headers: dict[str, str], closed: bool) -> Response:
-        data = json.dumps(body, default=_json_value, separators=(",", ":")).encode()
+        data = json.dumps(body, default=json_value, separators=(",", ":")).encode()
         etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
         out = {
             "Content-Type": "application/json",
@@ -365,7 +258,7 @@ class Api(ReportViews):
         more, rows = len(rows) > limit, rows[:limit]
         next_cursor = (
             encode_cursor(
-                [_json_value(rows[-1]["period_start"]), rows[-1]["device_id"]], path, query
+                [json_value(rows[-1]["period_start"]), rows[-1]["device_id"]], path, query
             )
             if more
             else None
@@ -394,7 +287,7 @@ class Api(ReportViews):
         )
         more, rows = len(rows) > limit, rows[:limit]
         next_cursor = (
-            encode_cursor([_json_value(rows[-1]["ts"]), rows[-1]["entity_id"]], path, query)
+            encode_cursor([json_value(rows[-1]["ts"]), rows[-1]["entity_id"]], path, query)
             if more
             else None
         )
@@ -444,124 +337,3 @@ class Api(ReportViews):
         if not signed:  # acknowledged by someone else between the two statements
             raise ApiError(409, f"alert {alert_id} is no longer open")
         return {"data": api_reads.alert(self.engine, int(alert_id))}
-
-
-# -- OpenAPI ---------------------------------------------------------------------------------------
-def _param(name: str, where: str, description: str, required: bool = False, **schema) -> dict:
-    return {"name": name, "in": where, "required": required, "description": description,
-            "schema": schema or {"type": "string"}}  # fmt: skip
-
-
-def openapi() -> dict:
-    """The OpenAPI 3.1 document of this API."""
-    errors = {
-        str(code): {"description": text, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-        for code, text in ((400, "a parameter is wrong (the message names it)"), (401, "no or unknown token"),
-                           (403, "the token lacks the scope or the site"), (404, "no such site or resource"))
-    }  # fmt: skip
-    page = {"description": "a page of rows; next_cursor for the next (null: last page)",
-            "content": {"application/json": {"schema": {"type": "object"}}}}  # fmt: skip
-    not_modified = {"304": {"description": "not modified (If-None-Match matched the ETag)"}}
-    site = _param("site", "path", "site id", required=True)
-    window = [
-        _param("start", "query", "ISO 8601 date or time; without an offset the site's local time", required=True),
-        _param("end", "query", "exclusive, like start", required=True),
-        _param("limit", "query", f"rows per page (default {DEFAULT_LIMIT}, at most {MAX_LIMIT})",
-               type="integer", minimum=1, maximum=MAX_LIMIT),
-        _param("cursor", "query", "next_cursor of the previous page (same parameters)"),
-    ]  # fmt: skip
-
-    def op(summary: str, scope: str, params: list[dict]) -> dict:
-        return {"get": {"summary": summary, "security": [{"bearer": [scope]}], "parameters": params,
-                        "responses": {"200": page, **not_modified, **errors}}}  # fmt: skip
-
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "PV Platform API", "version": "1.0.0",
-                 "description": "Read-only access to sites, KPIs, samples and alerts. Ranges: samples"
-                 f" {MAX_RANGE['samples'].days} days ({MAX_RANGE['samples_bucketed'].days} with bucket),"
-                 f" hourly KPIs {MAX_RANGE['hour'].days} days. Periods closed a day ago are cacheable."},
-        "servers": [{"url": PREFIX}],
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "description": "scopes: " + ", ".join(SCOPES)}},
-            "schemas": {"Error": {"type": "object", "required": ["error", "status"],
-                                  "properties": {"error": {"type": "string"}, "status": {"type": "integer"}}}},
-        },
-        "paths": {
-            "/sites": op("sites the token may read", "sites:read", []),
-            "/sites/{site}/devices": op("devices of a site, with metrics and units", "sites:read", [site]),
-            "/sites/{site}/kpis": op("KPI rows of a site per period (units in `units`)", "kpis:read", [
-                site, _param("grain", "query", "hour, day, month or year (default day)",
-                             enum=list(KPI_TABLE)),
-                _param("device", "query", "an inverter, or * for the site total (default: all)"),
-                *window]),
-            "/sites/{site}/samples": op("samples of a site, raw or downsampled", "samples:read", [
-                site, _param("bucket", "query", "downsample: 1min, 15min, 1h ... (mean; last for counters)"),
-                _param("device", "query", "one device"),
-                _param("metric", "query", "a metric (repeatable)"), *window]),
-            "/alerts": op("alerts, newest first", "alerts:read", [
-                _param("site", "query", "one site"),
-                _param("state", "query", "open, acknowledged or resolved", enum=["open", "acknowledged", "resolved"]),
-                _param("severity", "query", "CRITICAL ... INFO", enum=["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO"]),
-                *window[2:]]),
-            **report_paths(op, site, not_modified, errors),
-            "/alerts/{id}/ack": {"post": {
-                "summary": "acknowledge an open alert, signed api:<token name>",
-                "security": [{"bearer": ["alerts:ack"]}],
-                "parameters": [_param("id", "path", "alert id", required=True, type="integer")],
-                "requestBody": {"required": False, "content": {"application/json": {"schema": {
-                    "type": "object", "properties": {"comment": {"type": "string", "maxLength": MAX_COMMENT_CHARS}},
-                    "additionalProperties": False}}}},
-                "responses": {"200": {"description": "the acknowledged alert"},
-                              "409": {"description": "the alert is not open"},
-                              "413": {"description": f"body over {MAX_BODY_BYTES} bytes"},
-                              "415": {"description": "body not application/json"}, **errors}}},
-        },
-    }  # fmt: skip
-
-
-# -- the server ------------------------------------------------------------------------------------
-class _Handler(BaseHTTPRequestHandler):
-    server: ApiServer
-    protocol_version = "HTTP/1.1"
-
-    def _serve(self) -> None:
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        try:
-            length = int(headers.get("content-length", "0") or 0)
-            if length > MAX_BODY_BYTES or length < 0:
-                raise ApiError(413, f"body: {length} bytes, at most {MAX_BODY_BYTES}")
-            body = self.rfile.read(length) if length else b""
-            response = self.server.api.handle(self.command, self.path, headers, body)
-        except ApiError as exc:  # refused before the body was read: the connection closes below
-            data = json.dumps({"error": exc.message, "status": exc.status}).encode()
-            response = Response(exc.status, data, {"Content-Type": "application/json"})
-        except ValueError:
-            data = json.dumps({"error": "Content-Length: not a number", "status": 400}).encode()
-            response = Response(400, data, {"Content-Type": "application/json"})
-        except Exception:  # a bug or the database down: 500 without details, logged here
-            log.exception("API request %s %s failed", self.command, self.path.split("?")[0])
-            body = json.dumps({"error": "internal error (logged)", "status": 500}).encode()
-            response = Response(500, body, {"Content-Type": "application/json"})
-        self.close_connection = True  # one request per connection: an unread body never lingers
-        self.send_response(response.status)
-        self.send_header("Connection", "close")
-        for key, value in response.headers.items():
-            self.send_header(key, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        self.end_headers()
-        self.wfile.write(response.body)
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve  # noqa: N815
-
-    def log_message(self, fmt: str, *args) -> None:  # the path only: a query could carry anything
-        log.info("%s %s %s", self.address_string(), self.command, self.path.split("?")[0])
-
-
-class ApiServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, address: tuple[str, int], api: Api) -> None:
-        super().__init__(address, _Handler)
-        self.api = api

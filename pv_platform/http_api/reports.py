@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from pv_platform.http_common import PREFIX, ApiError, Response
+from pv_platform.http_api.common import PREFIX, ApiError, Response
 from pv_platform.reports.publish import report_filename
 from pv_platform.storage.reports import ReportStore
 
