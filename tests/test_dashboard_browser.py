@@ -118,7 +118,10 @@ def test_each_page_shows_its_key_numbers(site, browser):
 
     page.goto(f"{site['url']}?page=2")  # Alerts
     page.wait_for_selector("text=inv2 in FAULT: GROUND_FAULT", timeout=30_000)
-    assert page.locator(".tabulator-row", has_text="no reading from meter1 for 75 s").count() == 1
+    assert (
+        page.locator(".tabulator-row:visible", has_text="no reading from meter1 for 75 s").count()
+        >= 1
+    )
     page.screenshot(path=str(SHOTS / "alerts.png"))
 
     page.goto(f"{site['url']}?page=3")  # Devices: five devices, each with its newest reading
@@ -199,7 +202,9 @@ def test_acknowledging_an_alert_in_the_page_changes_the_database(site, browser):
     store = AlertStore(site["db"].engine)
     target = store.list().set_index("rule").loc["string_fault"]
     page = open_page(browser, f"{site['url']}?page=2")
-    row = page.locator(".tabulator-row", has_text="inv1 mppt2: 1.2 A")
+    row = page.locator(
+        ".tabulator-row", has_text="inv1 mppt2: 1.2 A"
+    ).last  # the alerts table (the incidents table above lists it too)
     row.wait_for(timeout=30_000)
     row.locator("input[type='checkbox']").check()
     page.get_by_placeholder("who acts").fill("alice")
