@@ -385,7 +385,9 @@ def test_the_platform_as_it_runs(platform):
         os.environ.pop("PVP_DAGSTER_STORAGE_URL", None)
     assert {"landing_sensor", "hourly_kpis_sensor", "kpi_rollup_sensor"} <= names
     assert failed == [], failed[:3]
-    assert sum(r.status == dg.DagsterRunStatus.SUCCESS for r in runs) >= 5
+    # the back-fill and the live readings after each outage: at least 3 successful ingest runs (a quiet
+    # machine batches more segments per run: 4 runs where a loaded one makes 8)
+    assert sum(r.status == dg.DagsterRunStatus.SUCCESS for r in runs) >= 3
 
     # 7. the History page in Chromium shows the daily chart with data for Zurich
     from playwright.sync_api import sync_playwright
