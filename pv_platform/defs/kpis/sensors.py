@@ -135,14 +135,19 @@ def rollup_requests(plant, hours: list[datetime], tag: str) -> list[dg.RunReques
     return requests
 
 
+def materializations_after(instance, asset_key: dg.AssetKey, after: int | None, limit: int = 5000):
+    """The asset's materialization records after storage id `after` (a sensor's cursor), oldest first."""
+    return instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, after_storage_id=after),
+        limit=limit,
+        ascending=True,
+    ).records
+
+
 def _pending_after(instance, plant, state: dict) -> tuple[dict[str, list], int | None, int]:
     """The pending-period book updated with the hourly materializations since the cursor: (book, newest
     storage id read, how many hours changed)."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=hourly_kpis.key, after_storage_id=state["after"]),
-        limit=5000,
-        ascending=True,
-    ).records
+    records = materializations_after(instance, hourly_kpis.key, state["after"])
     pending: dict[str, list] = state["pending"]
     for record in records:
         partition = record.asset_materialization and record.asset_materialization.partition

@@ -8,7 +8,7 @@ import json
 import dagster as dg
 
 from pv_platform.defs.kpis.assets import daily_kpis
-from pv_platform.defs.kpis.sensors import ACTIVE, MATERIALIZATION
+from pv_platform.defs.kpis.sensors import ACTIVE, MATERIALIZATION, materializations_after
 from pv_platform.defs.losses.assets import loss_analytics
 from pv_platform.defs.losses.jobs import loss_job
 from pv_platform.defs.partitions import daily_by_site
@@ -18,11 +18,7 @@ from pv_platform.defs.shape import SHAPE
 def pending_sites(instance: dg.DagsterInstance, state: dict) -> tuple[dict[str, int], int | None]:
     """The book of sites whose daily KPIs changed (site -> newest daily storage id), updated with the
     daily_kpis materializations after the cursor, less the sites analysed since; and the new cursor."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=daily_kpis.key, after_storage_id=state["after"]),
-        limit=5000,
-        ascending=True,
-    ).records
+    records = materializations_after(instance, daily_kpis.key, state["after"])
     pending: dict[str, int] = state["pending"]
     for record in records:
         key = record.asset_materialization and record.asset_materialization.partition
