@@ -117,6 +117,7 @@ def test_a_trip_absorbs_its_availability_drop_and_a_frozen_station_its_pr_sympto
     opened = [fp for event, fp in e.events if event == "opened"]
     assert opened == [
         "equipment_fault:testsite:inv1",
+        "availability_drop:testsite:inv1",  # the late symptom reopened the closed trip incident
         "string_fault:testsite:inv2:mppt1",
         "data_quality:testsite:wx1:frozen_values",
     ]
@@ -197,3 +198,42 @@ def test_an_unacknowledged_critical_incident_is_escalated_once_to_the_escalation
     assert [(p["event"], p["alert"]["fingerprint"]) for p in _Hook.posts] == [
         ("escalated", "equipment_fault:testsite:inv1")
     ]
+
+
+def test_an_incident_reopened_by_a_late_symptom_is_notified_open_and_end_again(db):
+    """Once per opening and once per end, a reopening too: the receiver (a real HTTP server) hears the
+    trip open and end, the late KPI symptom reopen it, and the incident end again."""
+    _Hook.posts = []
+    server = HTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    e = Engine(db)
+    hook = WebhookNotifier(f"http://127.0.0.1:{server.server_port}/")
+    e.engine.register_callback(hook)
+    trip = c("equipment_fault", "inv1", at(12, 15), Severity.CRITICAL)
+    late = c(
+        "availability_drop", "inv1", at(13), hour=at(12)
+    )  # the 12:00 KPI hour, judged at 13:00
+    kpi = {"availability_drop"}
+    for now, holding, rules in [
+        (at(12, 15), [trip], None),
+        (at(12, 46), [], None),  # the trip ended at 12:45: clear ...
+        (at(12, 48), [], None),  # ... resolved; the incident ends
+        (at(13), [late], kpi),  # reopens it
+        (at(13, 1), [late], kpi),  # still holding: nothing new
+        (at(14), [], kpi),  # the 13:00 hour is fine: clear ...
+        (at(14, 3), [], kpi),  # ... resolved: the reopened incident ends again
+        (at(14, 10), [], kpi),  # nothing more
+    ]:
+        e.holds(now, *holding, rules=rules)
+        assert hook.flush(10)  # each delivered before the next (the receiver's order is the test's)
+    server.shutdown()
+    heard = [(p["event"], p["alert"]["fingerprint"], p["alert"]["incident"]["state"],
+              bool(p["alert"]["incident"].get("reopened"))) for p in _Hook.posts]  # fmt: skip
+    assert heard == [
+        ("opened", "equipment_fault:testsite:inv1", "open", False),
+        ("resolved", "equipment_fault:testsite:inv1", "resolved", False),
+        ("opened", "availability_drop:testsite:inv1", "open", True),
+        ("resolved", "equipment_fault:testsite:inv1", "resolved", False),
+    ]
+    incidents = IncidentStore(db.engine).list()
+    assert len(incidents) == 1 and incidents.iloc[0]["resolved_at"] == at(14, 3)

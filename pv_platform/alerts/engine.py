@@ -19,8 +19,10 @@ from pv_platform.storage.alerts import AlertStore
 from pv_platform.storage.incidents import IncidentStore
 
 log = logging.getLogger(__name__)
-# (event, alert row) -> None or awaitable. Events: "opened" and "resolved" once per incident (the alert
-# that opened or closed it, with "incident"), "acknowledged" per alert, "escalated" per incident.
+# (event, alert row) -> None or awaitable. Events: "opened" and "resolved" once per incident opening and
+# end (the alert that opened or closed it, with "incident"; a closed incident reopened by a late symptom
+# is "opened" again, its incident marked "reopened", and "resolved" again when it ends), "acknowledged"
+# per alert, "escalated" per incident.
 Callback = Callable[[str, dict], object]
 UPDATE_EVERY = timedelta(
     minutes=10
@@ -168,10 +170,13 @@ class AlertLifecycle:
         if found is None:
             return self.incidents.create(alert, scope_of(alert, self.kinds)), True
         severity = max(Severity[found["severity"]], Severity[alert["severity"]]).name
-        self.incidents.attach(found, alert, severity)
+        reopened = self.incidents.attach(found, alert, severity)
         log.info(
             "alert %s joins incident %d (%s)", alert["fingerprint"], found["id"], found["title"]
         )
+        if reopened is not None:  # its end went out: the reopening does too, and the next end
+            log.warning("incident %d reopened by %s", found["id"], alert["fingerprint"])
+            return {**reopened, "reopened": True}, True
         return found, False
 
     def _close_incidents(self, now: datetime) -> None:

@@ -47,21 +47,31 @@ class IncidentStore:
             )
         return dict(row)
 
-    def attach(self, incident: dict, alert: dict, severity: str) -> None:
+    def attach(self, incident: dict, alert: dict, severity: str) -> dict | None:
         """`alert` is a symptom of `incident`: linked; the incident open again if it had closed, with
-        the higher severity."""
+        the higher severity. Returns the incident when this reopened it (its end was notified: the
+        reopening is notified, and its next end again), else None."""
         with self.engine.begin() as conn:
             conn.execute(
                 sa.text("UPDATE alerts SET incident_id = :i WHERE id = :a"),
                 {"i": incident["id"], "a": alert["id"]},
             )
-            conn.execute(
-                sa.text(
-                    "UPDATE incidents SET state = 'open', resolved_at = NULL, severity = :sev"
-                    " WHERE id = :i"
-                ),
-                {"i": incident["id"], "sev": severity},
+            was = conn.execute(
+                sa.text("SELECT state FROM incidents WHERE id = :i FOR UPDATE"),
+                {"i": incident["id"]},
+            ).scalar_one()
+            row = (
+                conn.execute(
+                    sa.text(
+                        "UPDATE incidents SET state = 'open', resolved_at = NULL, severity = :sev,"
+                        " notified_resolved_at = NULL WHERE id = :i RETURNING *"
+                    ),
+                    {"i": incident["id"], "sev": severity},
+                )
+                .mappings()
+                .one()
             )
+        return dict(row) if was != "open" else None
 
     def close_finished(self) -> list[dict]:
         """Close every open incident none of whose alerts is active any more (it ended when the last
