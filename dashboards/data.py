@@ -3,7 +3,7 @@ one query serves every session and widget until its time-to-live passes."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -113,13 +113,31 @@ def alerts(url: str, state: str | None, site_id: str | None, severity: str | Non
     )
 
 
+def platform_clock():
+    """The platform clock the running simulator, collector and Dagster share (`<landing>/clock.json`
+    while they run accelerated), else the wall clock: every "now" and age the pages show."""
+    from pv_platform import clock
+
+    return clock.shared_clock(get_settings().resolved_landing_dir)
+
+
+def platform_now() -> datetime:
+    return platform_clock().now()
+
+
 @pn.cache(ttl=10, max_items=64)
 def incidents(url: str, plant_file: str, site_id: str | None) -> pd.DataFrame:
-    """Incidents with their symptoms, lost energy and revenue (`incident_report`)."""
-    from pv_platform import clock
+    """Incidents with their symptoms, lost energy and revenue (`incident_report`), and how long each
+    has been open (or was) on the platform clock: `open_for`."""
     from pv_platform.alerts.service import incident_report
 
-    return incident_report(database(url), plant(plant_file), clock.now(), None, site_id or None)
+    now = platform_now()
+    rows = incident_report(database(url), plant(plant_file), now, None, site_id or None)
+    if rows.empty:
+        return rows.assign(open_for=[])
+    end = pd.to_datetime(rows["resolved_at"], utc=True).fillna(pd.Timestamp(now))
+    seconds = (end - pd.to_datetime(rows["opened_at"], utc=True)).dt.total_seconds()
+    return rows.assign(open_for=seconds.map(age))
 
 
 @pn.cache(ttl=15)
@@ -127,7 +145,7 @@ def device_history(url: str, plant_file: str) -> dict[tuple[str, str], dict]:
     """Per configured device: its newest stored reading and its time-based availability over 24 h."""
     db, the_plant = database(url), plant(plant_file)
     last = db.telemetry.last_reading_per_device()
-    now = datetime.now(UTC)
+    now = platform_now()
     day = db.kpis.read("kpi_hourly", now - timedelta(hours=24), now)
     out = {}
     for site in the_plant.sites:
@@ -175,7 +193,7 @@ def devices(
                     "site": site.id, "device": d.id, "kind": d.kind, "integration": d.integration,
                     **identity_columns(identities.get((site.id, d.id), {})),
                     "last reading (UTC)": seen.strftime("%Y-%m-%d %H:%M:%S") if seen else "—",
-                    "age": _age(age_s), "communication": status,
+                    "age": age(age_s), "communication": status,
                     "availability 24 h": h["availability"],
                 }
             )  # fmt: skip
@@ -192,8 +210,9 @@ def identity_columns(info: dict[str, str]) -> dict[str, str]:
     }
 
 
-def _age(seconds: float | None) -> str:
-    if seconds is None:
+def age(seconds: float | None) -> str:
+    """A duration as the pages show it: s, min or h."""
+    if seconds is None or seconds != seconds:
         return "—"
     if seconds < 120:
         return f"{seconds:.0f} s"

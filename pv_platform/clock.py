@@ -114,6 +114,36 @@ def shared_anchor(folder: Path, start: datetime, speed: float) -> float:
     raise RuntimeError(f"cannot settle the shared clock in {path}")
 
 
+def _held_clock(path: Path) -> Clock | None:
+    """The accelerated clock described by a fresh `clock.json`, or None."""
+    try:
+        held = json.loads(path.read_text())
+        if time.time() - path.stat().st_mtime > STALE_AFTER_S:
+            return None
+        return Clock(
+            datetime.fromisoformat(held["start"]), float(held["speed"]), float(held["anchor"])
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+_followed: dict[str, tuple[float, Clock | None]] = {}
+
+
+def shared_clock(folder: Path | str) -> Clock:
+    """The platform clock as a process outside the run sees it (the dashboards): this process's own
+    when it is accelerated, else the one the running simulator, collector and Dagster share through
+    `folder/clock.json` while they keep it fresh, else the wall clock. Re-read at most once a second."""
+    if _clock.accelerated:
+        return _clock
+    key = str(folder)
+    read_at, held = _followed.get(key, (0.0, None))
+    if time.monotonic() - read_at > 1.0:
+        held = _held_clock(Path(folder) / CLOCK_FILE)
+        _followed[key] = (time.monotonic(), held)
+    return held or _clock
+
+
 def _keep_fresh(path: Path, anchor: float) -> None:
     while True:
         time.sleep(HEARTBEAT_S)

@@ -18,7 +18,7 @@ COLUMNS = [
 ]  # fmt: skip
 INCIDENT_COLUMNS = {
     "id": "incident", "severity": "severity", "state": "state", "site_id": "site", "scope": "scope",
-    "title": "cause", "opened_at": "start", "resolved_at": "end", "devices": "devices",
+    "title": "cause", "opened_at": "start", "resolved_at": "end", "open_for": "open for", "devices": "devices",
     "lost_energy_kwh": "lost energy (kWh)", "lost_revenue": "lost revenue", "currency": "currency",
     "symptoms": "symptoms",
 }  # fmt: skip

@@ -3,7 +3,7 @@ online or silent, its newest reading and availability."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pandas as pd
 import panel as pn
@@ -39,7 +39,7 @@ class DevicesPage:
             return
         identities = self.ctx.bus.state.identities() if self.ctx.bus is not None else {}
         rows = data.devices(
-            self.ctx.url, self.ctx.plant_file, self._live_seen(), datetime.now(UTC), identities
+            self.ctx.url, self.ctx.plant_file, self._live_seen(), data.platform_now(), identities
         )
         online = int((rows["communication"] == "online").sum()) if not rows.empty else 0
         self.note.object = f"{online} of {len(rows)} devices online · newest reading from the live bus or the database · availability over the last 24 h"

@@ -3,8 +3,9 @@ the newest alerts — pushed from the MQTT live bus, no database query for the l
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import timedelta
 from html import escape
 
 import numpy as np
@@ -138,14 +139,16 @@ class LivePage:
         self.pr.set(fmt(now.pr, ".1%"), "AC / (P₀ · G/1000)")
         self.export.set("—" if now.export_w is None else fmt_power(now.export_w), "at the meter")
         self.tiles.object = inverter_tiles(now.inverters)
-        if history:
+        clock, wall_now = data.platform_clock(), time.time()
+        now = clock.now()
+        if history:  # received at wall times: shown on the platform clock (an accelerated demo too)
             self.source.data = {
-                "t": [datetime.fromtimestamp(t, UTC) for t, _ in history],
+                "t": [now - timedelta(seconds=(wall_now - t) * clock.speed) for t, _ in history],
                 "kw": [w / 1000.0 for _, w in history],
             }
         state = "connected" if bus.state.connected else "reconnecting"
         self.status.object = (
-            f"Live bus {state} · {messages:,} messages · updated {datetime.now(UTC):%H:%M:%S} UTC"
+            f"Live bus {state} · {messages:,} messages · updated {now:%H:%M:%S} UTC"
         )
 
     def update_alerts(self) -> None:
@@ -156,7 +159,10 @@ class LivePage:
         if active.empty:
             self.alerts.object = "<i>No active alert.</i>"
             return
+        now = pd.Timestamp(data.platform_now())
         self.alerts.object = "<br>".join(
-            f"{severity_badge(r.severity)} {pd.Timestamp(r.opened_at):%H:%M} {escape(str(r.message))}"
+            f"{severity_badge(r.severity)} {pd.Timestamp(r.opened_at):%H:%M}"
+            f" ({data.age((now - pd.Timestamp(r.opened_at)).total_seconds())} ago)"
+            f" {escape(str(r.message))}"
             for r in active.itertuples()
         )
