@@ -161,7 +161,8 @@ class Settings(BaseSettings):
     kpi_live_interval_s: float = Field(
         default=300.0,
         ge=0,
-        description="The running hour's KPIs are recomputed at most this often as its data arrives [s].",
+        description="The running hour's KPIs and KPI alerts are recomputed at most this often as its data"
+        " arrives [s of platform time; at least 10 wall s apart].",
     )
     kpi_start: str | None = Field(
         default=None,

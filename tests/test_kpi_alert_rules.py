@@ -91,8 +91,8 @@ def test_a_sleeping_inverter_at_night_is_not_missing_data():
 def test_frozen_sensor_quarantine_flood_and_held_drop_through_the_alerts_asset(
     db, pg_url, tmp_path
 ):
-    """A simulated day through the hourly KPIs and the `alerts` asset: inv2 converts 12 % less from
-    10:00 to 12:00, wx1's irradiance freezes from 13:00 to 14:00 and its gateway sends 40 malformed
+    """A simulated day through the hourly KPIs and the `alerts` asset (hour by hour, each judging its
+    15-minute windows as they close): inv2 converts 12 % less from 10:00 to 12:00, wx1's irradiance freezes from 13:00 to 14:00 and its gateway sends 40 malformed
     payloads at 15:10. Expected: underperformance for inv2 (held), data_quality for wx1 (frozen_values,
     quarantine), nothing else from the healthy dawn (04:00-06:00) to dusk."""
     import dagster as dg
@@ -151,8 +151,10 @@ def test_frozen_sensor_quarantine_flood_and_held_drop_through_the_alerts_asset(
         # the weather station's fault, not a second cause (incidents group it under the station)
         "data_quality:testsite:*:pr_plausible",
     }, summary
-    # judged after the 11:00 hour (the second hour of the drop), frozen in the 13:00 hour, flood at 15:00
-    assert opened["underperformance:testsite:inv2"] == at(12), summary
+    # the drop's second 15-minute window closes at 10:30 (held over 2 windows; then held by hysteresis,
+    # one alert to its end), frozen in the 13:00 hour, flood at 15:00
+    assert opened["underperformance:testsite:inv2"] == at(10, 30), summary
+    assert len(rows) == 4, summary
     assert opened["data_quality:testsite:wx1:frozen_values"] == at(14), summary
     assert opened["data_quality:testsite:wx1:quarantine"] == at(16), summary
 
@@ -171,3 +173,42 @@ def test_an_hour_with_missing_data_is_not_judged_for_plausible_pr():
     )  # fmt: skip
     gap, covered = pr_plausible(rows, hours)
     assert gap.passed and not covered.passed and covered.severity == "ERROR"
+
+
+def test_fifteen_minute_windows_add_up_to_the_hour_and_judge_a_drop_within_two_windows(
+    db, tmp_path
+):
+    """The window KPIs (`hourly_kpis_range(window_min=15)`) of an hour add up to its hourly row; an
+    inverter converting 25 % less from 10:05 is `underperformance` when the 10:30 window closes (one
+    window short by more than 15 % + band, PR < 0.8; the 10:00 window is only partly short), and the
+    healthy inverters never are."""
+    from integrations.simulator.runner import backfill_landing
+    from pv_platform.alerts.window_rules import judged_windows, window_candidates, window_ends
+    from pv_platform.kpi.hourly import EDGE_MARGIN, HOURLY_METRICS, hourly_kpis_range
+    from pv_platform.landing import list_closed, read_segment, segment_path
+
+    plant = parse_plant(demo_plant_dict([15020, 15021, 15022]))
+    scenario = Scenario.model_validate({"faults": [
+        {"kind": "efficiency_drop", "device": "inv2", "loss": 0.25, "start": at(10, 5), "end": at(12)},
+    ]})  # fmt: skip
+    landing = tmp_path / "landing"
+    backfill_landing(plant, landing, 4, at(8, 30), at(11, 30), 60, scenario)
+    for sid in list_closed(landing):
+        db.telemetry.ingest_segment(read_segment(segment_path(landing, sid)))
+    samples = db.telemetry.sample_set(at(9) - EDGE_MARGIN, at(11) + EDGE_MARGIN, HOURLY_METRICS)
+    hourly = hourly_kpis_range(samples, plant, at(9), at(11))
+    quarters = hourly_kpis_range(samples, plant, at(9), at(11), window_min=15)
+    assert set(quarters["period_h"]) == {0.25}
+    for column in ("energy_ac_kwh", "energy_expected_kwh", "insolation_poa_kwh_m2"):
+        summed = quarters.groupby(["device_id", quarters["period_start"].dt.floor("h")])[
+            column
+        ].sum()
+        by_hour = hourly.set_index(["device_id", "period_start"])[column]
+        assert (summed - by_hour).abs().max() < 1e-6 * max(1.0, by_hour.abs().max()), column
+    windows = judged_windows(quarters)
+    fired = {
+        t: sorted(c.fingerprint for c in window_candidates(windows, pd.DataFrame(), t, 15))
+        for t in window_ends(at(9), at(11), 15)
+    }
+    assert all(v == [] for t, v in fired.items() if t <= at(10, 15)), fired
+    assert fired[at(10, 30)] == ["underperformance:testsite:inv2"], fired

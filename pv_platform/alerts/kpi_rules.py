@@ -31,6 +31,14 @@ class KpiThresholds:
     quarantine_per_hour_max: float = 10.0  # rejected inputs of one device per hour
     string_outlier_fraction: float = 0.80  # a string's hourly mean current below this share of the
     string_outlier_hours: int = 3  # site's median string, in this many judged hours running
+    # the same rules on sub-hourly windows (`window_rules`): judged as each window closes
+    window_min: int = 15  # window length [min] (a divisor of 60; 60: hourly rules only)
+    window_hold: int = 1  # the full shortfall (margin + band) in this many windows running ...
+    window_held: int = 2  # ... or the held shortfall (held_margin + band) in this many
+    string_outlier_windows: int = 2  # a string below the fraction in this many windows running
+    window_min_samples: int = (
+        3  # an inverter's window with fewer samples is not judged (sparse data)
+    )
 
 
 def kpi_candidates(

@@ -37,14 +37,23 @@ GRID_COLUMNS = ("export_kwh", "import_kwh", "reactive_kvarh", "time_freq_out_s",
 
 
 class _Range:
-    """Samples of a range by (site, device, metric), and the minute/hour grid of [start, end)."""
+    """Samples of a range by (site, device, metric), and the minute/window grid of [start, end): windows
+    of an hour (the stored KPIs), or shorter (`window_min`: the KPI alert rules' 15-minute windows; the
+    "hour" names below then mean one window)."""
 
-    def __init__(self, samples: pd.DataFrame | SampleSet, start: datetime, end: datetime) -> None:
+    def __init__(
+        self,
+        samples: pd.DataFrame | SampleSet,
+        start: datetime,
+        end: datetime,
+        window_min: int = PER_HOUR,
+    ) -> None:
         self.start, self.end = pd.Timestamp(start), pd.Timestamp(end)
-        self.n_hours = int(round((self.end - self.start).total_seconds() / 3600.0))
-        self.n_min = self.n_hours * PER_HOUR
+        self.per, self.window_s = window_min, window_min * STEP_S
+        self.n_hours = int(round((self.end - self.start).total_seconds() / self.window_s))
+        self.n_min = self.n_hours * self.per
         self.minutes = self.start + pd.to_timedelta(np.arange(self.n_min) * STEP_S, unit="s")
-        self.hours = self.start + pd.to_timedelta(np.arange(self.n_hours), unit="h")
+        self.hours = self.start + pd.to_timedelta(np.arange(self.n_hours) * self.window_s, unit="s")
         self.samples = as_sample_set(samples)
 
     def seconds(self, site_id: str, device_id: str, metric: str):
@@ -67,17 +76,17 @@ class _Range:
 
     def per_hour(self, minute_values: np.ndarray) -> np.ndarray:
         """Sum of per-minute values in each hour (NaN minutes ignored)."""
-        return np.nansum(minute_values.reshape(self.n_hours, PER_HOUR), axis=1)
+        return np.nansum(minute_values.reshape(self.n_hours, self.per), axis=1)
 
     def any_per_hour(self, minute_mask: np.ndarray) -> np.ndarray:
-        return minute_mask.reshape(self.n_hours, PER_HOUR).any(axis=1)
+        return minute_mask.reshape(self.n_hours, self.per).any(axis=1)
 
     def samples_per_hour(self, site_id: str, device_id: str) -> np.ndarray:
         counts = np.zeros(self.n_hours, int)
         start_us = self.start.value // 1000
         for s, d, m in self.samples:
             if s == site_id and d == device_id:
-                hour = (self.samples.arrays((s, d, m))[0] - start_us) // 3_600_000_000
+                hour = (self.samples.arrays((s, d, m))[0] - start_us) // int(self.window_s * 1e6)
                 counts += np.bincount(
                     hour[(hour >= 0) & (hour < self.n_hours)], minlength=self.n_hours
                 )
@@ -105,8 +114,9 @@ def counter_energy_per_hour(
     out = np.full(grid.n_hours, np.nan)
     if found is None:
         return out
-    t_s, v = clip_arrays(found[0], found[1], 0.0, grid.n_hours * 3600.0, MAX_GAP_S)
-    bounds = np.arange(1, grid.n_hours) * 3600.0
+    window_s = grid.window_s
+    t_s, v = clip_arrays(found[0], found[1], 0.0, grid.n_hours * window_s, MAX_GAP_S)
+    bounds = np.arange(1, grid.n_hours) * window_s
     inside = (bounds > t_s[0]) & (bounds < t_s[-1]) if len(t_s) else np.zeros(0, bool)
     bounds = bounds[inside]
     pos = np.searchsorted(t_s, bounds)
@@ -121,10 +131,10 @@ def counter_energy_per_hour(
     points_t, points_v = points_t[order], points_v[order]
     if len(points_t) < 2:
         return out
-    start_hour = np.floor(points_t[:-1] / 3600.0).astype(
+    start_hour = np.floor(points_t[:-1] / window_s).astype(
         int
     )  # a point on a boundary starts that hour
-    end_hour = np.ceil(points_t[1:] / 3600.0).astype(int) - 1  # ...and ends the previous one
+    end_hour = np.ceil(points_t[1:] / window_s).astype(int) - 1  # ...and ends the previous one
     same = start_hour == end_hour
     diffs = np.diff(points_v)
     keep = same & (diffs >= 0) & (start_hour >= 0) & (start_hour < grid.n_hours)
@@ -254,7 +264,7 @@ def _inverter(
 
     energy_kwh = energy_wh / 1000.0
     columns = {
-            "site_id": site.id, "device_id": inv.id, "period_h": 1.0,
+            "site_id": site.id, "device_id": inv.id, "period_h": grid.window_s / 3600.0,
             "p_dc_kw": inv.p_dc_kw, "p_ac_kw": inv.p_ac_kw,
             "energy_ac_kwh": energy_kwh,
             "insolation_poa_kwh_m2": insolation,
@@ -268,7 +278,7 @@ def _inverter(
     }  # fmt: skip
     columns.update(_loss_columns(grid, inv, poa, t_cell_model, expected_w, cats))
     per_hour = np.bincount(
-        np.repeat(np.arange(grid.n_hours), PER_HOUR) * len(CATEGORIES) + cats,
+        np.repeat(np.arange(grid.n_hours), grid.per) * len(CATEGORIES) + cats,
         minlength=grid.n_hours * len(CATEGORIES),
     ).reshape(grid.n_hours, len(CATEGORIES))
     for i, category in enumerate(CATEGORIES):
@@ -309,14 +319,17 @@ def hourly_kpis_range(
     start: datetime,
     end: datetime,
     t_ref_nrel_c: dict[str, float] | None = None,
+    window_min: int = PER_HOUR,
 ) -> pd.DataFrame:
     """One row per inverter and one per site (`device_id == '*'`) for every whole UTC hour in [start, end).
 
     samples : a SampleSet, or long format (site_id, device_id, metric, ts, value), covering the range
         plus EDGE_MARGIN either side
     t_ref_nrel_c : per site, the typical-year irradiance-weighted cell temperature [°C] for NREL's PR'
+    window_min : rows per window of this many minutes instead (a divisor of 60: the KPI alert rules'
+        15-minute windows; `period_h` says the window's length), not stored
     """
-    grid = _Range(samples, start, end)
+    grid = _Range(samples, start, end, window_min)
     if grid.n_hours <= 0:
         return pd.DataFrame()
     t_ref = t_ref_nrel_c or {}

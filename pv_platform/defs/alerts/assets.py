@@ -1,8 +1,10 @@
-"""The `alerts` asset: the KPI alert rules judged on every hour whose KPIs were computed."""
+"""The `alerts` asset: the KPI alert rules judged on every hour whose KPIs were computed, and on the
+closed 15-minute windows of each hour (the running hour's too, as its data arrive)."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
+import pandas as pd
 
 from pv_platform import clock
 from pv_platform.alerts.kpi_rules import (
@@ -13,6 +15,13 @@ from pv_platform.alerts.kpi_rules import (
     quarantine_rate_candidates,
 )
 from pv_platform.alerts.limits import fleet_from_settings, kpi_thresholds
+from pv_platform.alerts.window_rules import (
+    WINDOW_RULES,
+    judged_windows,
+    string_window_means,
+    window_candidates,
+    window_ends,
+)
 from pv_platform.defs.kpis.assets import HOURS_PER_RUN, KPI_RETRY, hourly_kpis
 from pv_platform.defs.partitions import hourly
 from pv_platform.defs.resources import (
@@ -21,7 +30,67 @@ from pv_platform.defs.resources import (
     PlantResource,
     TelemetryResource,
 )
+from pv_platform.kpi.hourly import EDGE_MARGIN, HOURLY_METRICS, hourly_kpis_range
 from pv_platform.settings import get_settings
+from pv_platform.vocabulary import MpptMetric, mppt_metric
+
+MAX_MPPT = 12  # string inputs read per inverter for the window string rule
+
+
+def _windows(telemetry, plant, limits: dict, start: datetime, end: datetime, now):
+    """(window length [min], window ends closed in (start, end] by `now`, judged window KPI rows,
+    string means) for the sub-hourly rules: window KPIs from the telemetry, reaching back over the
+    longest hold, not stored. No windows when the rules are hourly (`window_min` 60)."""
+    window_min = min((t.window_min for t in limits.values()), default=60)
+    step_s = window_min * 60
+    closed_end = min(end, datetime.fromtimestamp(now.timestamp() // step_s * step_s, tz=UTC))
+    if window_min >= 60 or closed_end <= start:
+        return window_min, [], pd.DataFrame(), pd.DataFrame()
+    holds = max(
+        max(t.window_hold, t.window_held, t.string_outlier_windows) for t in limits.values()
+    )
+    first = start - holds * timedelta(seconds=step_s)
+    samples = telemetry.sample_set(first - EDGE_MARGIN, closed_end + EDGE_MARGIN, HOURLY_METRICS)
+    rows = hourly_kpis_range(samples, plant, first, closed_end, window_min=window_min)
+    strings = telemetry.sample_set(
+        first, closed_end, [mppt_metric(i, MpptMetric.DC_CURRENT) for i in range(1, MAX_MPPT + 1)]
+    )
+    grid = pd.date_range(first, closed_end, freq=f"{window_min}min", inclusive="left")
+    means = string_window_means(strings, grid, window_min)
+    ends = window_ends(start, closed_end, window_min)
+    return window_min, ends, judged_windows(rows, limits), means
+
+
+def _judge_windows(engine, done, limits, window_min, ends, windows, means) -> tuple[list, list]:
+    """Each closed window but the last judged at its end, as it would have been live (an earlier run
+    of the running hour judged those up to `done`: skipped): (alerts opened, the last window's
+    candidates, judged with the hourly rules)."""
+    opened = []
+
+    def judged_at(t: datetime) -> list:
+        active = frozenset(engine.store.active())  # open alerts hold by hysteresis
+        return window_candidates(windows, means, t, window_min, limits, active)
+
+    for t in ends[:-1]:
+        if done is None or t > done:
+            opened += engine.process(judged_at(t), t, WINDOW_RULES).opened
+    return opened, judged_at(ends[-1]) if ends else []
+
+
+def _evaluated_to(context: dg.AssetExecutionContext) -> datetime | None:
+    """How far the previous run of this (one) hour judged it: its `evaluated_to` (the running hour is
+    run again as its data arrive)."""
+    if len(context.partition_keys) != 1:
+        return None
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=context.asset_key, asset_partitions=[context.partition_key]
+        ),
+        limit=1,
+    ).records
+    found = records[0].asset_materialization if records else None
+    value = found.metadata.get("evaluated_to") if found else None
+    return datetime.fromisoformat(value.value) if value else None
 
 
 @dg.asset(
@@ -57,22 +126,29 @@ def alerts(
         window.start - back, window.end, metric_like=STRING_CURRENT_LIKE
     )
     candidates = hour_candidates(recent, strings, failed, window.start, window.end, limits)
+    now = min(window.end, clock.now())
+    found = _windows(telemetry, plant.load(), limits, window.start, window.end, now)
     hours = (window.end - window.start).total_seconds() / 3600.0
     rejected = telemetry.quarantine_counts(window.start, window.end)
     candidates += quarantine_rate_candidates(rejected, plant.load(), hours, window.end, limits)
     engine = alert_service.engine()  # with the notifiers: MQTT and webhook
     cleared = kpi_cleared(recent, limits, window.start)  # what a total-loss alert needs to resolve
-    result = engine.process(candidates, min(window.end, clock.now()), KPI_RULES, cleared)
+    # each closed window judged at its end (a back-filled range as it would have been live); the
+    # hourly rules at the end of the run
+    opened, last = _judge_windows(engine, _evaluated_to(context), limits, *found)
+    result = engine.process(candidates + last, now, KPI_RULES, cleared)
+    opened += result.opened
     if not engine.flush(timeout_s=30.0):  # the run process exits next: deliver first
         context.log.warning("some alert notifications were still under way after 30 s")
     return dg.MaterializeResult(
         metadata={
-            "opened": len(result.opened),
+            "opened": len(opened),
+            "evaluated_to": now.isoformat(),
             "still_active": result.updated,
             "resolved": len(result.resolved),
             "suppressed": len(result.suppressed),
             "opened_alerts": dg.MetadataValue.md(
-                "\n".join(f"- {a['severity']} {a['message']}" for a in result.opened) or "none"
+                "\n".join(f"- {a['severity']} {a['message']}" for a in opened) or "none"
             ),
         }
     )

@@ -1,0 +1,243 @@
+"""KPI alert rules on sub-hourly windows (15 minutes by default): `underperformance`,
+`availability_drop` and `string_outlier` judged as each window closes, not once its hour is over (the
+hourly rules of `kpi_rules` detected a fault 1.5-2 h after it began). The same gates as the hourly
+rules: the minimum irradiance (mean POA of the window), the expected-power model's uncertainty band,
+no downtime of any kind in a judged window, and a shortfall held for N windows. Pure functions; the
+Dagster `alerts` asset feeds them window KPI rows (`hourly_kpis_range(..., window_min=15)`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+import numpy as np
+import pandas as pd
+
+from pv_platform.alerts.kpi_rules import (
+    DOWNTIME_COLUMNS,
+    KpiThresholds,
+    _availability_candidate,
+    model_band,
+)
+from pv_platform.alerts.model import AlertCandidate, Severity
+
+WINDOW_RULES = {"underperformance", "availability_drop", "string_outlier"}
+
+
+def _limits(thresholds: Mapping[str, KpiThresholds] | None, site_id: str) -> KpiThresholds:
+    return (thresholds or {}).get(site_id) or KpiThresholds()
+
+
+def judged_windows(
+    rows: pd.DataFrame, thresholds: Mapping[str, KpiThresholds] | None = None
+) -> pd.DataFrame:
+    """The inverter windows a performance rule may judge, with `t` (window start), `band` (the model's
+    uncertainty as a fraction of expected energy) and `judged`: no downtime of any kind, a mean POA of at
+    least the site's minimum (`min_insolation_kwh_m2` per hour: 0.2 = 200 W/m2) and enough samples.
+
+    rows : window KPI rows (inverters and sites), `period_h` the window's length [h]
+    """
+    if rows.empty:
+        return rows.assign(t=[], band=[], judged=[])
+    inv = rows[rows["device_id"] != "*"]
+    limits = inv["site_id"].map(lambda s: _limits(thresholds, s))
+    mean_poa_kwh_m2_h = inv["insolation_poa_kwh_m2"] / inv["period_h"]
+    downtime_s = inv[DOWNTIME_COLUMNS].fillna(1.0).sum(axis=1)
+    judged = (
+        (downtime_s == 0)
+        & (mean_poa_kwh_m2_h >= limits.map(lambda t: t.min_insolation_kwh_m2))
+        & (inv["samples"] >= limits.map(lambda t: t.window_min_samples))
+    )
+    band = [
+        model_band(i, t, h)
+        for i, t, h in zip(inv["insolation_poa_kwh_m2"], limits, inv["period_h"], strict=True)
+    ]
+    return inv.assign(t=pd.to_datetime(inv["period_start"], utc=True), band=band, judged=judged)
+
+
+def _held(part: pd.DataFrame, n: int, margin: float, end: pd.Timestamp) -> bool:
+    """The last `n` windows before `end` all judged and below expected by more than margin + band."""
+    last = part[part["t"] < end].sort_values("t").tail(n)
+    return (
+        len(last) == n
+        and bool(last["judged"].all())
+        and bool((last["expected_deviation"] < -(margin + last["band"])).all())
+    )
+
+
+def underperformance_windows(
+    windows: pd.DataFrame,
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    thresholds=None,
+    open_fps: frozenset[str] = frozenset(),
+) -> list[AlertCandidate]:
+    """`underperformance` of each inverter whose newest window closed in [start, end) and whose last
+    `window_hold` windows fell short by more than `expected_margin` + band (with PR below `pr_min`), or
+    its last `window_held` by more than `held_margin` + band. A window any downtime touches is not judged
+    and breaks the run (that is availability's). Hysteresis: an open alert (its fingerprint in
+    `open_fps`) holds while the newest window is judged and short by more than half `held_margin` +
+    band, so a drop near the limit does not open and resolve by turns."""
+    out = []
+    for (site_id, device_id), part in windows.groupby(["site_id", "device_id"]):
+        t, end_t = _limits(thresholds, site_id), pd.Timestamp(end)
+        closed = part[part["t"] < end_t].sort_values("t")
+        if closed.empty or closed["t"].iloc[-1] < pd.Timestamp(start):
+            continue
+        full = _held(part, t.window_hold, t.expected_margin, end_t) and bool(
+            (closed.tail(t.window_hold)["pr"] < t.pr_min).all()
+        )
+        held = _held(part, t.window_held, t.held_margin, end_t)
+        still = f"underperformance:{site_id}:{device_id}" in open_fps and _held(
+            part, 1, t.held_margin / 2, end_t
+        )
+        if not (full or held or still):
+            continue
+        n, margin = (
+            (t.window_hold, t.expected_margin) if full
+            else (t.window_held, t.held_margin) if held else (1, t.held_margin / 2)
+        )  # fmt: skip
+        last = closed.tail(n)
+        low, high = (f"{abs(last['expected_deviation'].agg(f)):.0%}" for f in ("max", "min"))
+        out.append(
+            AlertCandidate(
+                "underperformance", Severity.HIGH, site_id, device_id,
+                f"{device_id}: {low if low == high else f'{low} to {high}'} below expected in each of its"
+                f" last {n} {t.window_min}-minute windows (limit {margin + float(last['band'].max()):.0%}),"
+                f" to {closed['t'].iloc[-1] + pd.Timedelta(minutes=t.window_min):%Y-%m-%d %H:%M} UTC",
+                now, context={"hour": str(last["t"].iloc[0]), "window_min": t.window_min,
+                              "expected_deviation": [round(float(d), 3) for d in last["expected_deviation"]]},
+            )
+        )  # fmt: skip
+    return out
+
+
+def availability_windows(
+    windows: pd.DataFrame, start: datetime, end: datetime, now: datetime, thresholds=None
+) -> list[AlertCandidate]:
+    """`availability_drop` (MEDIUM) per inverter window in [start, end) below `availability_min`: a
+    stopped inverter is seen within one window. A total loss is CRITICAL once a whole hour shows it
+    (the hourly rule); one window of it is a drop."""
+    out: dict[str, AlertCandidate] = {}
+    inside = windows[(windows["t"] >= pd.Timestamp(start)) & (windows["t"] < pd.Timestamp(end))]
+    for row in inside.sort_values("t").itertuples():
+        a = row.availability_time
+        if a == a and a < _limits(thresholds, row.site_id).availability_min:
+            candidate = _availability_candidate(row, a, now)
+            if candidate.severity != Severity.MEDIUM:
+                candidate = AlertCandidate(
+                    "availability_drop", Severity.MEDIUM, row.site_id, row.device_id,
+                    f"{row.device_id}: no production in the {row.period_h * 60:.0f} minutes from"
+                    f" {pd.Timestamp(row.period_start):%Y-%m-%d %H:%M} UTC", now,
+                    context={"availability": 0.0, "hour": str(row.period_start)},
+                )  # fmt: skip
+            out[candidate.fingerprint] = candidate  # the newest window's text
+    return list(out.values())
+
+
+def string_window_means(samples, windows: pd.DatetimeIndex, window_min: int) -> pd.DataFrame:
+    """Mean current of each string entity in each window: site_id, device_id, metric, bucket,
+    avg_value [A] (time-weighted, on the KPI maths' one-minute grid; NaN-free rows only).
+
+    samples : a SampleSet of the `mpptN_dc_current` entities over the windows
+    """
+    from pv_platform.kpi.hourly import MAX_GAP_S, STEP_S
+
+    rows = []
+    if len(windows) == 0:
+        return pd.DataFrame(columns=["site_id", "device_id", "metric", "bucket", "avg_value"])
+    start, end = windows[0], windows[-1] + pd.Timedelta(minutes=window_min)
+    for key in samples:
+        found = samples.step_means(key, start, end, STEP_S, MAX_GAP_S)
+        if found is None:
+            continue
+        means = found[0].reshape(len(windows), window_min)
+        with np.errstate(invalid="ignore"):
+            per_window = np.nanmean(np.where(np.isnan(means), np.nan, means), axis=1)
+        for bucket, value in zip(windows, per_window, strict=True):
+            if value == value:
+                rows.append((*key, bucket, float(value)))
+    return pd.DataFrame(rows, columns=["site_id", "device_id", "metric", "bucket", "avg_value"])
+
+
+def string_outlier_windows(
+    strings: pd.DataFrame,
+    windows: pd.DataFrame,
+    start,
+    end,
+    now,
+    thresholds=None,
+    open_fps: frozenset[str] = frozenset(),
+) -> list[AlertCandidate]:
+    """`string_outlier` for a string whose mean current stayed below `string_outlier_fraction` of the
+    site's median string in each of its last `string_outlier_windows` judged windows, the newest in
+    [start, end) (persistent shading, soiling or degradation of one string). Hysteresis: an open alert
+    holds while its newest judged window stays below halfway between the fraction and 1."""
+    if strings.empty or windows.empty:
+        return []
+    ok = windows[windows["judged"]][["site_id", "device_id", "t"]].rename(columns={"t": "bucket"})
+    frame = strings.assign(bucket=pd.to_datetime(strings["bucket"], utc=True)).merge(
+        ok, on=["site_id", "device_id", "bucket"]
+    )
+    frame = frame[frame["bucket"] < pd.Timestamp(end)]
+    if frame.empty:
+        return []
+    median = frame.groupby(["site_id", "bucket"])["avg_value"].transform("median")
+    peers = frame.groupby(["site_id", "bucket"])["avg_value"].transform("size")
+    frame = frame.assign(ratio=frame["avg_value"] / median)[(peers >= 3) & (median > 0)]
+    out = []
+    for (site_id, device_id, metric), part in frame.groupby(["site_id", "device_id", "metric"]):
+        t = _limits(thresholds, site_id)
+        last = part.sort_values("bucket").tail(t.string_outlier_windows)
+        if len(last) < t.string_outlier_windows or last["bucket"].iloc[-1] < pd.Timestamp(start):
+            continue
+        string = metric.removesuffix("_dc_current")
+        still = f"string_outlier:{site_id}:{device_id}:{string}" in open_fps and (
+            0.05 < float(last["ratio"].iloc[-1]) < (1.0 + t.string_outlier_fraction) / 2
+        )
+        if still or (
+            (last["ratio"] < t.string_outlier_fraction).all() and (last["ratio"] > 0.05).all()
+        ):
+            out.append(
+                AlertCandidate(
+                    "string_outlier", Severity.MEDIUM, site_id, device_id,
+                    f"{device_id} {string}: {last['ratio'].mean():.0%} of the median string current over its"
+                    f" last {len(last)} judged {t.window_min}-minute windows (limit {t.string_outlier_fraction:.0%})",
+                    now, key=string, context={"hour": str(last["bucket"].iloc[0]),
+                                              "ratios": [round(float(x), 3) for x in last["ratio"]]},
+                )
+            )  # fmt: skip
+    return out
+
+
+def window_ends(start: datetime, end: datetime, window_min: int) -> list[datetime]:
+    """The ends of the windows that close in (start, end]."""
+    step = pd.Timedelta(minutes=window_min)
+    ends = pd.date_range(pd.Timestamp(start) + step, pd.Timestamp(end), freq=step)
+    return [e.to_pydatetime() for e in ends]
+
+
+def window_candidates(
+    windows: pd.DataFrame,
+    strings: pd.DataFrame,
+    end: datetime,
+    window_min: int,
+    thresholds: Mapping[str, KpiThresholds] | None = None,
+    open_fps: frozenset[str] = frozenset(),
+) -> list[AlertCandidate]:
+    """The candidates that hold when the window ending at `end` closes: a replayed or back-filled range
+    is judged window by window as it would have been live, each alert opened when its evidence was
+    complete.
+
+    windows : `judged_windows` of window KPI rows from far enough back for the holds
+    strings : `string_window_means`; open_fps : fingerprints of the open alerts (hysteresis)
+    """
+    if windows.empty:
+        return []
+    start = end - timedelta(minutes=window_min)
+    return (
+        availability_windows(windows, start, end, end, thresholds)
+        + underperformance_windows(windows, start, end, end, thresholds, open_fps)
+        + string_outlier_windows(strings, windows, start, end, end, thresholds, open_fps)
+    )
