@@ -54,11 +54,11 @@ class Truth:
     allow: list[str] = field(default_factory=list)
 
 
-def load(path: Path) -> tuple[dict, dict, list[Truth]]:
-    """The scenario spec, the simulator's fault schedule and the ground truth."""
-    spec = yaml.safe_load(path.read_text())
+def load(source: Path | dict) -> tuple[dict, dict, list[Truth]]:
+    """The scenario spec (a file or a generated spec), the simulator's fault schedule and the truth."""
+    spec = yaml.safe_load(source.read_text()) if isinstance(source, Path) else source
     faults, truths = [], []
-    for f in spec.get("faults") or []:
+    for f in [dict(f) for f in spec.get("faults") or []]:
         expect, allow = f.pop("expect"), f.pop("allow", [])
         faults.append(f)
         start, end = (pd.Timestamp(f[k]).to_pydatetime() for k in ("start", "end"))
@@ -112,7 +112,9 @@ def run_live(spec: dict, work: Path, env: dict) -> None:
         log = open(work / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
         procs.append(subprocess.Popen([PVP, *args], env=env, stdout=log, stderr=subprocess.STDOUT))
     try:
-        anchor = _anchor(work, procs)
+        anchor = (
+            float(env["PVP_CLOCK_ANCHOR"]) if "PVP_CLOCK_ANCHOR" in env else _anchor(work, procs)
+        )
         while time.time() < anchor + (live1 - live0).total_seconds() / speed:
             assert all(p.poll() is None for p in procs), (work / "collect.log").read_text()[-2000:]
             time.sleep(0.5)
@@ -232,39 +234,46 @@ def score(alerts: pd.DataFrame, incidents: pd.DataFrame, truths: list[Truth]) ->
     }
 
 
-def run_scenario(path: Path, admin_url: str, mqtt_url: str) -> dict:
+def run_scenario(source: Path | dict, admin_url: str, mqtt_url: str, daemon: bool = True) -> dict:
+    """Score one scenario. daemon: through the real `dagster-daemon` (bench.alert_daemon: what users
+    run); else the KPI rules by `dg.materialize` after the live window (fast, in-process)."""
     from pv_platform.plant import dump_plant, parse_plant
     from pv_platform.services import drop_database, ensure_database, free_port
     from pv_platform.storage import Database
     from pv_platform.storage.alerts import AlertStore
     from pv_platform.storage.incidents import IncidentStore
 
-    spec, faults, truths = load(path)
-    work = Path(tempfile.mkdtemp(prefix=f"pvp-score-{path.stem}-"))
+    spec, faults, truths = load(source)
+    stem = source.stem if isinstance(source, Path) else f"seed{abs(hash(spec['name'])) % 10**6}"
+    work = Path(tempfile.mkdtemp(prefix=f"pvp-score-{stem}-"))
     (work / "faults.yaml").write_text(yaml.safe_dump(faults))
     dump_plant(
         parse_plant(plant_spec(spec, iter(free_port() for _ in range(99)))), work / "plant.yaml"
     )
-    name = f"pvp_score_{os.getpid()}_{path.stem}"
+    name = f"pvp_score_{os.getpid()}_{stem}"
     url = ensure_database(admin_url, name)
     db = Database(url)
     db.migrations.migrate()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PVP_")}
     env |= {"PVP_DATA_DIR": str(work / "pvp"), "PVP_PLANT_FILE": str(work / "plant.yaml"),
             "PVP_DATABASE_URL": url, "PVP_MQTT_URL": mqtt_url}  # fmt: skip
-    t0 = time.monotonic()
+    t0, runs = time.monotonic(), {}
+    start = pd.Timestamp(spec["start"]).to_pydatetime()
+    end = pd.Timestamp(spec["live"]["end"]).to_pydatetime().replace(minute=0)
     try:
-        run_live(spec, work, env)
-        start = pd.Timestamp(spec["start"]).to_pydatetime()
-        end = pd.Timestamp(spec["live"]["end"]).to_pydatetime().replace(minute=0)
-        kpi_rules(url, work, start, end, 1 if (end - start) <= timedelta(hours=24) else 48)
+        if daemon:
+            runs = _through_daemon(spec, work, env, admin_url, name, url, end)
+        else:
+            run_live(spec, work, env)
+            kpi_rules(url, work, start, end, 1 if (end - start) <= timedelta(hours=24) else 48)
         alerts, incidents = AlertStore(db.engine).list(limit=None), IncidentStore(db.engine).list()
     finally:
         db.dispose()
         drop_database(admin_url, name)
     result = score(alerts, incidents, truths) | {
-        "name": spec["name"],
+        "name": spec["name"] + (" [daemon]" if daemon else " [in-process]"),
         "wall_s": time.monotonic() - t0,
+        "runs": runs,
     }
     result["listing"] = [f"{a.opened_at:%m-%d %H:%M} {a.rule} {a.site_id}/{a.device_id} incident {a.incident_id}"
                          for a in alerts.sort_values("opened_at").itertuples()]  # fmt: skip
@@ -272,6 +281,24 @@ def run_scenario(path: Path, admin_url: str, mqtt_url: str) -> dict:
                               for a in alerts.itertuples()
                               if not any(matches(a, t, t.expect + t.allow) for t in truths)]  # fmt: skip
     return result
+
+
+def _through_daemon(spec, work: Path, env: dict, admin_url: str, name: str, url: str, end) -> dict:
+    """The live window with the daemon running, then until it has computed the last hour."""
+    from bench.alert_daemon import daemon_env, start_daemon, stop_daemon, wait_settled
+    from pv_platform.services import drop_database, ensure_database
+
+    dagster_url = ensure_database(admin_url, f"{name}_dagster")
+    env = daemon_env(env, work, dagster_url, spec)
+    subprocess.run([PVP, "migrate"], env=env, check=True, capture_output=True, timeout=120)
+    daemon = start_daemon(env, work)
+    try:
+        run_live(spec, work, env)
+        return wait_settled(url, dagster_url, end - timedelta(hours=1), daemon)
+    finally:
+        stop_daemon(daemon)
+        time.sleep(1)
+        drop_database(admin_url, f"{name}_dagster")
 
 
 def report(r: dict) -> None:
@@ -292,12 +319,30 @@ def report(r: dict) -> None:
         print(f"  false alarm: {line}")
     for line in r["listing"]:
         print(f"  alert: {line}")
+    if r.get("runs"):
+        print(f"  Dagster runs: {r['runs']}")
 
 
-def main(names: list[str]) -> int:
+def main(args: list[str]) -> int:
+    """`python -m bench.alert_scores [--in-process] [--seeds N,M,...] [NAME ...]`: the named scenario
+    files (default: all) and randomized fault days of the given seeds (default: 3 fresh ones, printed),
+    through the daemon unless --in-process."""
+    from bench.fault_days import fault_day
     from pv_platform.services import port_is_open, start_embedded_postgres
 
-    paths = [p for p in sorted(SCENARIOS.glob("*.yaml")) if not names or p.stem in names]
+    daemon = "--in-process" not in args
+    seeds = [int(time.time()) % 100000 + i for i in range(3)]
+    names = [a for a in args if not a.startswith("--")]
+    if "--seeds" in args:
+        given = args[args.index("--seeds") + 1]
+        seeds, names = [int(x) for x in given.split(",") if x], [n for n in names if n != given]
+    sources: list[Path | dict] = [
+        p for p in sorted(SCENARIOS.glob("*.yaml")) if not names or p.stem in names
+    ]
+    sources += [fault_day(seed) for seed in seeds]
+    print(
+        f"scenarios: {[s.stem if isinstance(s, Path) else s['name'] for s in sources]}", flush=True
+    )
     admin, server = os.environ.get("PVP_BENCH_ADMIN_URL"), None
     if admin is None:
         server = start_embedded_postgres(Path(tempfile.mkdtemp(prefix="pvp-score-pg-")) / "pg")
@@ -305,13 +350,15 @@ def main(names: list[str]) -> int:
     mqtt = os.environ.get("PVP_BENCH_MQTT_URL", "mqtt://127.0.0.1:1883")
     if not port_is_open("127.0.0.1", 1883) and "PVP_BENCH_MQTT_URL" not in os.environ:
         raise SystemExit("an MQTT broker on 127.0.0.1:1883 (or PVP_BENCH_MQTT_URL) is needed")
+    results = []
     try:
-        results = [run_scenario(p, admin, mqtt) for p in paths]
+        for source in sources:
+            results.append(run_scenario(source, admin, mqtt, daemon))
+            report(results[-1])  # as each finishes
     finally:
         if server is not None:
             server.cleanup()
     for r in results:
-        report(r)
         for key, target in TARGETS.items():
             value = r[key]
             if value is None:
