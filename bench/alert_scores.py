@@ -325,8 +325,8 @@ def report(r: dict) -> None:
 
 def main(args: list[str]) -> int:
     """`python -m bench.alert_scores [--in-process] [--seeds N,M,...] [NAME ...]`: the named scenario
-    files (default: all) and randomized fault days of the given seeds (default: 3 fresh ones, printed),
-    through the daemon unless --in-process."""
+    files (default: all, or none with --seeds) and randomized fault days of the given seeds (default: 3
+    fresh ones, printed), through the daemon unless --in-process."""
     from bench.fault_days import fault_day
     from pv_platform.services import port_is_open, start_embedded_postgres
 
@@ -336,9 +336,8 @@ def main(args: list[str]) -> int:
     if "--seeds" in args:
         given = args[args.index("--seeds") + 1]
         seeds, names = [int(x) for x in given.split(",") if x], [n for n in names if n != given]
-    sources: list[Path | dict] = [
-        p for p in sorted(SCENARIOS.glob("*.yaml")) if not names or p.stem in names
-    ]
+    files = sorted(SCENARIOS.glob("*.yaml")) if names or "--seeds" not in args else []
+    sources: list[Path | dict] = [p for p in files if not names or p.stem in names]
     sources += [fault_day(seed) for seed in seeds]
     print(
         f"scenarios: {[s.stem if isinstance(s, Path) else s['name'] for s in sources]}", flush=True
