@@ -212,3 +212,9 @@ def test_fifteen_minute_windows_add_up_to_the_hour_and_judge_a_drop_within_two_w
     }
     assert all(v == [] for t, v in fired.items() if t <= at(10, 15)), fired
     assert fired[at(10, 30)] == ["underperformance:testsite:inv2"], fired
+    # every inverter short alike (an irradiance sensor reading 30 % high): the site's data-quality
+    # finding, not three underperformances
+    inverters = windows["device_id"] != "*"
+    alike = windows.assign(expected_deviation=windows["expected_deviation"].where(~inverters, -0.3))
+    found = window_candidates(alike, pd.DataFrame(), at(10, 30), 15)
+    assert sorted(c.fingerprint for c in found) == ["data_quality:testsite:*:common_mode"], found

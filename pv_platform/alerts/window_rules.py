@@ -211,6 +211,31 @@ def string_outlier_windows(
     return out
 
 
+def common_mode(
+    windows: pd.DataFrame, start: datetime, end: datetime, now: datetime, thresholds=None
+) -> list[AlertCandidate]:
+    """`data_quality` (key `common_mode`, site-level) for a site of at least 3 inverters all of which
+    fell short by more than `held_margin` + band in the window [start, end): when every inverter is
+    short alike, the expected-power model's input is the suspect (an irradiance sensor reading high,
+    frozen at noon), or a site-wide loss; not one inverter's underperformance."""
+    newest = windows[(windows["t"] >= pd.Timestamp(start)) & (windows["t"] < pd.Timestamp(end))]
+    out = []
+    for site_id, part in newest.groupby("site_id"):
+        t = _limits(thresholds, site_id)
+        short = part["judged"] & (part["expected_deviation"] < -(t.held_margin + part["band"]))
+        if len(part) >= 3 and bool(short.all()):
+            out.append(
+                AlertCandidate(
+                    "data_quality", Severity.MEDIUM, site_id, "*",
+                    f"every inverter of {site_id} {abs(part['expected_deviation'].max()):.0%} or more below"
+                    f" expected in the {t.window_min} minutes from {pd.Timestamp(start):%Y-%m-%d %H:%M} UTC: the"
+                    " irradiance sensor reads high (or a site-wide loss: soiling, snow, shading)",
+                    now, key="common_mode", context={"hour": str(pd.Timestamp(start))},
+                )
+            )  # fmt: skip
+    return out
+
+
 def window_ends(start: datetime, end: datetime, window_min: int) -> list[datetime]:
     """The ends of the windows that close in (start, end]."""
     step = pd.Timedelta(minutes=window_min)
@@ -236,8 +261,15 @@ def window_candidates(
     if windows.empty:
         return []
     start = end - timedelta(minutes=window_min)
+    common = common_mode(windows, start, end, end, thresholds)
+    sites = {c.site_id for c in common}  # their inverters' shortfalls are the site's finding
     return (
         availability_windows(windows, start, end, end, thresholds)
-        + underperformance_windows(windows, start, end, end, thresholds, open_fps)
+        + [
+            c
+            for c in underperformance_windows(windows, start, end, end, thresholds, open_fps)
+            if c.site_id not in sites
+        ]
         + string_outlier_windows(strings, windows, start, end, end, thresholds, open_fps)
+        + common
     )
