@@ -208,7 +208,11 @@ def string_outlier_windows(
                                               "ratios": [round(float(x), 3) for x in last["ratio"]]},
                 )
             )  # fmt: skip
-    return out
+    # every string of an inverter low is the inverter's shortfall (underperformance), not its strings'
+    strings_of = frame.groupby(["site_id", "device_id"])["metric"].nunique()
+    flagged = pd.Series([(c.site_id, c.device_id) for c in out], dtype=object).value_counts()
+    whole = {k for k, n in flagged.items() if n >= 2 and n == strings_of.get(k, 0)}
+    return [c for c in out if (c.site_id, c.device_id) not in whole]
 
 
 def common_mode(
