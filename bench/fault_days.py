@@ -29,7 +29,8 @@ def _kpi_fault(kind: str, rng: random.Random, device: str, start: datetime) -> d
     hours = timedelta(minutes=rng.randint(90, 150))
     if kind == "efficiency_drop":
         return {"kind": kind, "device": device, "loss": round(rng.uniform(0.12, 0.25), 2),
-                "start": start, "end": start + hours, "expect": ["underperformance"]}  # fmt: skip
+                "start": start, "end": start + hours, "expect": ["underperformance"],
+                "allow": ["low_efficiency"]}  # fmt: skip
     if kind == "string_degradation":
         return {"kind": kind, "device": device, "mppt": rng.randint(1, 2),
                 "loss": round(rng.uniform(0.3, 0.5), 2), "start": start, "end": start + hours,
