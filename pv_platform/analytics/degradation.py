@@ -65,28 +65,33 @@ class DegradationResult:
     slopes_pct_per_year: pd.Series
 
 
-def year_on_year_slopes(pi: pd.Series, recenter: bool = True) -> pd.Series:
-    """Per day, the slope to the same day a year earlier [%/year], as `100 (PI_t − PI_{t−1y}) / Δt`
-    with PI normalised by the median of its first year; the earlier day is matched within 8 days.
+def year_on_year_slopes(pi: pd.Series, recenter: bool = True, lag_years: int = 1) -> pd.Series:
+    """Per day, the slope to the same day `lag_years` earlier [%/year], as
+    `100 (PI_t − PI_{t−k}) / Δt` with PI normalised by the median of its first year; the earlier day is
+    matched within 8 days.
 
     Parameters
     ----------
     pi : Series
         Daily performance index [-] (gaps allowed), DatetimeIndex.
+    recenter : bool
+        Normalise by the first year's median (RdTools' `recenter`).
+    lag_years : int
+        Whole years between the two days of a slope (1: the classic year-on-year slope).
     """
     pi = pi.dropna().sort_index()
     if pi.empty:
         return pd.Series(dtype=float, name="yoy_pct_per_year")
     renorm = float(pi[: pi.index[0] + pd.Timedelta(days=364)].median()) if recenter else 1.0
     frame = pd.DataFrame({"dt": pi.index, "pi": pi.to_numpy() / renorm})
-    earlier = frame.assign(dt_next_year=frame["dt"] + pd.DateOffset(years=1)).sort_values(
-        "dt_next_year"
+    earlier = frame.assign(dt_later=frame["dt"] + pd.DateOffset(years=lag_years)).sort_values(
+        "dt_later"
     )
     matched = pd.merge_asof(
         frame,
         earlier.rename(columns={"dt": "dt_before", "pi": "pi_before"}),
         left_on="dt",
-        right_on="dt_next_year",
+        right_on="dt_later",
         tolerance=LAG_TOLERANCE,
         direction="nearest",
     ).dropna(subset=["pi_before"])
@@ -97,11 +102,26 @@ def year_on_year_slopes(pi: pd.Series, recenter: bool = True) -> pd.Series:
     )
 
 
+def multi_year_slopes(pi: pd.Series) -> pd.Series:
+    """The year-on-year slopes of every whole-year lag the index spans (1, 2, … years), pooled
+    [%/year] (RdTools `degradation_year_on_year(multi_yoy=True)`): a k-year slope has 1/k of a 1-year
+    slope's noise, so three years of 1 % daily noise give a rate about 20 % closer to the truth
+    (tests/test_analytics_soiling_degradation.py)."""
+    pi = pi.dropna().sort_index()
+    if pi.empty:
+        return pd.Series(dtype=float, name="yoy_pct_per_year")
+    span = (pi.index[-1] - pi.index[0]) / pd.Timedelta(days=365)
+    lags = range(1, max(int(np.floor(span + 8 / 365)), 1) + 1)
+    parts = [year_on_year_slopes(pi, lag_years=k) for k in lags]
+    return pd.concat([p for p in parts if len(p)] or parts[:1]).rename("yoy_pct_per_year")
+
+
 def degradation_year_on_year(
-    pi: pd.Series, confidence_level: float = 68.2, seed: int = 0
+    pi: pd.Series, confidence_level: float = 68.2, seed: int = 0, multi_yoy: bool = True
 ) -> DegradationResult:
-    """Degradation rate [%/year, negative for a loss]: the median of the year-on-year slopes, with a
-    bootstrap confidence interval of the median (resampling the slopes, BOOTSTRAP_REPS times).
+    """Degradation rate [%/year, negative for a loss]: the median of the year-on-year slopes (of every
+    whole-year lag with `multi_yoy`), with a bootstrap confidence interval of the median (resampling the
+    slopes, BOOTSTRAP_REPS times).
 
     Parameters
     ----------
@@ -111,6 +131,8 @@ def degradation_year_on_year(
         Width of the interval [%] (68.2: one sigma, as RdTools).
     seed : int
         Seed of the bootstrap (results are reproducible).
+    multi_yoy : bool
+        Pool the slopes of 1, 2, … year lags (`multi_year_slopes`); only 1-year slopes when False.
 
     Raises
     ------
@@ -123,7 +145,7 @@ def degradation_year_on_year(
         raise ValueError(
             f"year-on-year degradation needs {MIN_YEARS:g} years of performance index; got {span_years:.2f}"
         )
-    slopes = year_on_year_slopes(pi)
+    slopes = multi_year_slopes(pi) if multi_yoy else year_on_year_slopes(pi)
     if slopes.empty:
         raise ValueError("no day has a performance index a year before it (within 8 days)")
     values = slopes.to_numpy()
