@@ -30,7 +30,7 @@ def performance_index(daily: pd.DataFrame) -> pd.Series:
     ----------
     daily : DataFrame
         Daily KPI rows of one device (`kpi_daily` columns) with `period_start`; `energy_clipped_kwh`
-        is used when present.
+        and `energy_curtailed_kwh` are used when present (a day losing over 1 % to either is left out).
 
     Returns
     -------
@@ -47,9 +47,10 @@ def performance_index(daily: pd.DataFrame) -> pd.Series:
         & (d["time_no_data_s"].fillna(0) <= 900)
         & pi.between(*PI_BOUNDS)
     )
-    if "energy_clipped_kwh" in d:
-        expected = d["energy_expected_kwh"].astype(float)
-        keep &= ~(d["energy_clipped_kwh"].fillna(0) > MAX_CLIPPED_FRACTION * expected)
+    expected = d["energy_expected_kwh"].astype(float) if "energy_expected_kwh" in d else None
+    for lost in ("energy_clipped_kwh", "energy_curtailed_kwh"):  # a held-back day is no performance
+        if lost in d and expected is not None:
+            keep &= ~(d[lost].fillna(0) > MAX_CLIPPED_FRACTION * expected)
     out = pd.Series(pi[keep].to_numpy(), index=pd.DatetimeIndex(d.loc[keep, "period_start"]))
     return out.rename("performance_index")
 
