@@ -147,34 +147,39 @@ def _errors_pct_per_year(years: int, soiling_per_day: float, rd_pct: float = -0.
 
 
 def test_year_on_year_at_one_percent_noise_without_soiling():
-    """Pooling the 1-, 2- and 3-year slopes (multi_yoy) at 1 % daily noise, seeds 1-10, −0.7 %/y:
-    4 years: worst error 0.050 %/y, mean 0.027 (1-year slopes only: 0.087, 0.038) — within 0.1;
-    3 years: worst 0.108, mean 0.053 (1-year slopes only: 0.144, 0.062) — the target is missed by one seed
+    """Pooling the 1-, 2-, … year slopes (multi_yoy) at 1 % daily noise, seeds 1-10, −0.7 %/y:
+    4 years: worst error 0.050 %/y, mean 0.025 (1-year slopes only: 0.087, 0.038) — within 0.1;
+    3 years: worst 0.116, mean 0.054 (1-year slopes only: 0.144, 0.062) — the target is missed by one seed
     of ten; 0.1 %/y needs 4 years at this noise (or ≤ 0.5 % noise at 3 years, tested above)."""
     four = _errors_pct_per_year(4, 0.0)
     assert four.max() <= 0.1, four.round(3)
     three = _errors_pct_per_year(3, 0.0)
-    assert three.max() <= 0.11 and three.mean() <= 0.06, three.round(3)
+    assert three.max() <= 0.12 and three.mean() <= 0.06, three.round(3)
     assert (three <= 0.1).sum() >= 9, three.round(3)
 
 
 def test_year_on_year_at_one_percent_noise_with_soiling():
     """Soiling 0.15 %/day (up to 9 % before a cleaning), cleanings every 20-60 days, 1 % noise, outages:
     the error of the SRR soiling correction dominates and 0.1 %/y is NOT reached for every seed. Measured
-    over seeds 1-10, −0.7 %/y: 3 years worst 0.140 %/y, mean 0.076 (7 of 10 within 0.1); 4 years worst
-    0.128, mean 0.059 (9 of 10 within 0.1). At 0.5 % noise every seed is within 0.1 (tested above)."""
+    over seeds 1-10, −0.7 %/y: 3 years worst 0.146 %/y, mean 0.075 (6 of 10 within 0.1); 4 years worst
+    0.127, mean 0.059 (8 of 10 within 0.1). At 0.5 % noise every seed is within 0.1 (tested above)."""
     three = _errors_pct_per_year(3, 0.0015)
     assert three.max() <= 0.15 and three.mean() <= 0.08, three.round(3)
     four = _errors_pct_per_year(4, 0.0015)
-    assert four.max() <= 0.13 and four.mean() <= 0.06 and (four <= 0.1).sum() >= 9, four.round(3)
+    assert four.max() <= 0.13 and four.mean() <= 0.06 and (four <= 0.1).sum() >= 8, four.round(3)
 
 
 def test_multi_year_slopes_by_hand():
-    # PI 1.0, 0.99, 0.98 on 1 March of 2022-2024 (first-year median 1): 1-year slopes −1 %/y (365 days)
-    # and −365/366 %/y (2024 is a leap year), the 2-year slope 100 · (0.98 − 1.0) / (731/365 years)
-    # = −0.99863 %/y, which is the median of the three
-    days = pd.to_datetime(["2022-03-01", "2023-03-01", "2024-03-01"], utc=True)
-    pi = pd.Series([1.0, 0.99, 0.98], index=days)
+    # PI 1.0, 0.99, 0.98, 0.97 on 1 March of 2022-2025 (first-year median 1), 3 years: 1-year slopes
+    # −1 %/y (365 days), −365/366 %/y (to 2024, a leap year), −1 %/y; 2-year slopes 100 · (−0.02) /
+    # (731/365 years) = −0.99863 %/y twice; no 3-year slope (it would cover one day of the year, not a
+    # whole year of seasons). The median of the five is −730/731 %/y.
+    days = pd.to_datetime(["2022-03-01", "2023-03-01", "2024-03-01", "2025-03-01"], utc=True)
+    pi = pd.Series([1.0, 0.99, 0.98, 0.97], index=days)
     slopes = multi_year_slopes(pi)
-    assert sorted(slopes.tolist()) == pytest.approx([-1.0, -2.0 * 365 / 731, -365 / 366])
-    assert degradation_year_on_year(pi).rate_pct_per_year == pytest.approx(-2.0 * 365 / 731)
+    assert sorted(slopes.tolist()) == pytest.approx(
+        [-1.0, -1.0, -730 / 731, -730 / 731, -365 / 366]
+    )
+    assert degradation_year_on_year(pi).rate_pct_per_year == pytest.approx(-730 / 731)
+    # two years: the 2-year lag covers one day only, so 1-year slopes alone (−1 and −365/366 %/y)
+    assert sorted(multi_year_slopes(pi.iloc[:3]).tolist()) == pytest.approx([-1.0, -365 / 366])
