@@ -170,16 +170,16 @@ def test_year_on_year_at_one_percent_noise_with_soiling():
 
 
 def test_multi_year_slopes_by_hand():
-    # PI 1.0, 0.99, 0.98, 0.97 on 1 March of 2022-2025 (first-year median 1), 3 years: 1-year slopes
-    # −1 %/y (365 days), −365/366 %/y (to 2024, a leap year), −1 %/y; 2-year slopes 100 · (−0.02) /
-    # (731/365 years) = −0.99863 %/y twice; no 3-year slope (it would cover one day of the year, not a
-    # whole year of seasons). The median of the five is −730/731 %/y.
-    days = pd.to_datetime(["2022-03-01", "2023-03-01", "2024-03-01", "2025-03-01"], utc=True)
-    pi = pd.Series([1.0, 0.99, 0.98, 0.97], index=days)
+    # PI = 1 − 0.01 · t [years] on the 1st of each month, 2022-01 to 2024-12: every slope, 1 or 2 years
+    # long, is 100 · (−0.01 · Δt) / (renorm · Δt) = −1/renorm %/y, renorm the median of the first year's
+    # twelve values. 24 one-year slopes and 12 two-year slopes (in all twelve months: they count).
+    days = pd.date_range("2022-01-01", "2024-12-01", freq="MS", tz="UTC")
+    t_years = ((days - days[0]) / pd.Timedelta(days=365)).to_numpy()
+    pi = pd.Series(1.0 - 0.01 * t_years, index=days)
+    renorm = float(np.median(pi.iloc[:12]))
     slopes = multi_year_slopes(pi)
-    assert sorted(slopes.tolist()) == pytest.approx(
-        [-1.0, -1.0, -730 / 731, -730 / 731, -365 / 366]
-    )
-    assert degradation_year_on_year(pi).rate_pct_per_year == pytest.approx(-730 / 731)
-    # two years: the 2-year lag covers one day only, so 1-year slopes alone (−1 and −365/366 %/y)
-    assert sorted(multi_year_slopes(pi.iloc[:3]).tolist()) == pytest.approx([-1.0, -365 / 366])
+    assert len(slopes) == 24 + 12
+    assert slopes.to_numpy() == pytest.approx(np.full(36, -1.0 / renorm))
+    assert degradation_year_on_year(pi).rate_pct_per_year == pytest.approx(-1.0 / renorm)
+    # up to 2024-03 the 2-year slopes fall in three months only (one season): left out, 15 one-year ones
+    assert len(multi_year_slopes(pi[:"2024-03-01"])) == 15

@@ -93,17 +93,28 @@ def test_the_daemon_runs_the_loss_analytics_after_telemetry_lands(
     try:
 
         def analysed() -> bool:
-            daily = db.kpis.read("kpi_daily", yesterday - timedelta(hours=2), today, "testsite")
-            losses = db.losses.read_daily(yesterday - timedelta(hours=2), today, "testsite")
-            if daily.empty or losses.empty:
+            """Yesterday's waterfall is stored for both inverters and the site, from the day's final
+            KPIs (the curtailment in both tables agrees)."""
+            daily = db.kpis.read(
+                "kpi_daily", yesterday - timedelta(hours=2), today - timedelta(hours=2), "testsite"
+            )
+            losses = db.losses.read_daily(
+                yesterday - timedelta(hours=2), today - timedelta(hours=2), "testsite"
+            )
+            if len(losses) != 3 or len(daily) != 3:
                 return False
-            # the analytics ran after the day's KPIs were final (both inverters and the site)
-            return len(losses) == 3 and losses["computed_at"].min() > daily["computed_at"].max()
+            kpi = daily.set_index("device_id")["energy_curtailed_kwh"].astype(float)
+            loss = losses.set_index("device_id")["curtailment_kwh"].astype(float)
+            return bool(kpi["inv1"] > 1.0 and np.allclose(kpi.sort_index(), loss.sort_index()))
 
         wait_for(analysed, timeout_s=900, every_s=5, what="the loss analytics of the landed day",
                  progress=lambda: (tmp_path / "daemon.log").read_text()[-2000:])  # fmt: skip
-        daily = db.kpis.read("kpi_daily", yesterday - timedelta(hours=2), today, "testsite")
-        losses = db.losses.read_daily(yesterday - timedelta(hours=2), today, "testsite")
+        daily = db.kpis.read(
+            "kpi_daily", yesterday - timedelta(hours=2), today - timedelta(hours=2), "testsite"
+        )
+        losses = db.losses.read_daily(
+            yesterday - timedelta(hours=2), today - timedelta(hours=2), "testsite"
+        )
         daily, losses = daily.set_index("device_id"), losses.set_index("device_id")
         for device in ("inv1", "inv2"):
             curtailed = daily.loc[device, "energy_curtailed_kwh"]

@@ -310,10 +310,27 @@ CREATE INDEX IF NOT EXISTS alerts_incident ON alerts (incident_id);
 """
 
 # Curtailment in every KPI grain: the expected energy an active-power limit held back (rows computed before
-# are NULL until recomputed, which the loss waterfall counts as 0).
-CURTAILMENT_V10 = "\n".join(
-    f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS energy_curtailed_kwh double precision;"
-    for table in KPI_TABLES
+# are NULL until recomputed, which the loss waterfall counts as 0); and the site-level detectors' latest
+# findings per device (POA against the clear sky, clock against the sun), for the Quality page.
+CURTAILMENT_V10 = (
+    "\n".join(
+        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS energy_curtailed_kwh double precision;"
+        for table in KPI_TABLES
+    )
+    + """
+CREATE TABLE IF NOT EXISTS quality_findings (
+    site_id text NOT NULL,
+    device_id text NOT NULL,            -- '*': the whole site (the clock)
+    check_name text NOT NULL,           -- irradiance_clearsky, clock_shift
+    passed boolean NOT NULL,
+    detail text NOT NULL,
+    metadata jsonb NOT NULL DEFAULT '{}',
+    window_start timestamptz NOT NULL,  -- the telemetry judged
+    window_end timestamptz NOT NULL,
+    computed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (site_id, device_id, check_name)
+);
+"""
 )
 
 MIGRATIONS: list[tuple[int, str]] = [
