@@ -13,10 +13,11 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 import panel as pn
-from bokeh.models import ColumnDataSource, FactorRange, HoverTool
+from bokeh.models import ColumnDataSource, HoverTool
+from bokeh.plotting import figure
 
 from dashboards import data
-from dashboards.common import AppContext, bar_figure, card, link_days
+from dashboards.common import AppContext, card, link_days
 from dashboards.pages.history import local_midnight
 from pv_platform.analytics.hour_checks import MASK_CHECK_NAMES
 from pv_platform.kpi.quality import CHECK_NAMES
@@ -76,7 +77,7 @@ class QualityPage:
         )
         self.days = pn.widgets.IntInput(name="Last days", value=7, start=1, end=366, width=120)
         self.summary, self.note = pn.Row(), pn.pane.Markdown("", name="quality-note")
-        self.chart = pn.pane.Bokeh(bar_figure("Hours flagged by each check", "check"))
+        self.chart = pn.pane.Bokeh(self._chart(hour_states(pd.DataFrame(), pd.DataFrame()), "UTC"))
         self.table = pn.widgets.Tabulator(
             pd.DataFrame(), disabled=True, show_index=False, height=320, name="quality-table"
         )
@@ -162,11 +163,12 @@ class QualityPage:
     def _chart(self, states: pd.DataFrame, tz: str):
         present = set(states["check_name"])
         checks = [c for c in CHECK_ORDER if c in present] + sorted(present - set(CHECK_ORDER))
-        fig = bar_figure(
-            "Hours flagged by each check (green: passed, orange: WARN, red: ERROR)", ""
-        )
-        fig.height = 60 + 28 * max(len(checks), 1)
-        fig.y_range = FactorRange(*(checks or ["—"]))
+        fig = figure(
+            height=60 + 28 * max(len(checks), 1), x_axis_type="datetime", y_range=checks or ["—"],
+            title="Hours flagged by each check (green: passed, orange: WARN, red: ERROR)",
+            toolbar_location="right", tools="pan,xwheel_zoom,box_zoom,reset,save",
+            sizing_mode="stretch_width",
+        )  # fmt: skip
         if states.empty:
             return fig
         src = ColumnDataSource({
