@@ -10,6 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from integrations.mqtt.config import MqttDeviceConfig
+from integrations.mqtt.entities import MQTT_ENTITIES
+from integrations.mqtt.payload import parse_payload
 from integrations.simulator.devices import SimulatedInverter, backfill_frames
 from integrations.simulator.scenarios import Scenario
 from integrations.sunspec_modbus.config import SunSpecModbusConfig
@@ -258,3 +261,15 @@ def test_a_curtailment_episode_in_the_history_and_the_kpis():
     assert site_row["energy_curtailed_kwh"] == pytest.approx(
         kpis.loc[(pd.Timestamp(at(12)), "inv1"), "energy_curtailed_kwh"] * 2
     )
+
+
+def test_a_limit_published_over_mqtt_is_the_same_metric():
+    """A plant controller publishing its export limit over MQTT: the field maps onto
+    `active_power_limit_pct` (a known metric, unit %), parsed as a number like every other field."""
+    config = MqttDeviceConfig.model_validate(
+        {"topic": "plant/ppc", "fields": {"active_power_limit_pct": "ctrl.limit", "ac_power": "p"}}
+    )
+    values, _ = parse_payload(b'{"ctrl": {"limit": 60.5}, "p": 41000}', config.fields, None)
+    assert values == {"active_power_limit_pct": 60.5, "ac_power": 41000.0}
+    unit = {d.key: d.unit for d in MQTT_ENTITIES}["active_power_limit_pct"]
+    assert unit == "%"
