@@ -32,7 +32,7 @@ from tests.loss_seed import daily_kpis as seeded_daily_kpis
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 
 def _stop(daemon: subprocess.Popen) -> None:
@@ -107,7 +107,7 @@ def test_the_daemon_runs_the_loss_analytics_after_telemetry_lands(
             loss = losses.set_index("device_id")["curtailment_kwh"].astype(float)
             return bool(kpi["inv1"] > 1.0 and np.allclose(kpi.sort_index(), loss.sort_index()))
 
-        wait_for(analysed, timeout_s=900, every_s=5, what="the loss analytics of the landed day",
+        wait_for(analysed, timeout_s=1800, every_s=5, what="the loss analytics of the landed day",
                  progress=lambda: (tmp_path / "daemon.log").read_text()[-2000:])  # fmt: skip
         daily = db.kpis.read(
             "kpi_daily", yesterday - timedelta(hours=2), today - timedelta(hours=2), "testsite"
