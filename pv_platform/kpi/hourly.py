@@ -38,17 +38,9 @@ GRID_COLUMNS = ("export_kwh", "import_kwh", "reactive_kvarh", "time_freq_out_s",
 
 
 class _Range:
-    """Samples of a range by (site, device, metric), and the minute/window grid of [start, end): windows
-    of an hour (the stored KPIs), or shorter (`window_min`: the KPI alert rules' 15-minute windows; the
-    "hour" names below then mean one window)."""
+    """Samples by (site, device, metric); minute and hour grid of [start, end) (or `window_min` windows)."""
 
-    def __init__(
-        self,
-        samples: pd.DataFrame | SampleSet,
-        start: datetime,
-        end: datetime,
-        window_min: int = PER_HOUR,
-    ) -> None:
+    def __init__(self, samples, start: datetime, end: datetime, window_min: int = PER_HOUR) -> None:
         self.start, self.end = pd.Timestamp(start), pd.Timestamp(end)
         self.per, self.window_s = window_min, window_min * STEP_S
         self.n_hours = int(round((self.end - self.start).total_seconds() / self.window_s))
@@ -132,9 +124,7 @@ def counter_energy_per_hour(
     points_t, points_v = points_t[order], points_v[order]
     if len(points_t) < 2:
         return out
-    start_hour = np.floor(points_t[:-1] / window_s).astype(
-        int
-    )  # a point on a boundary starts that hour
+    start_hour = np.floor(points_t[:-1] / window_s).astype(int)  # a boundary point starts its hour
     end_hour = np.ceil(points_t[1:] / window_s).astype(int) - 1  # ...and ends the previous one
     same = start_hour == end_hour
     diffs = np.diff(points_v)
@@ -366,8 +356,7 @@ def hourly_kpis_range(
     samples : a SampleSet, or long format (site_id, device_id, metric, ts, value), covering the range
         plus EDGE_MARGIN either side
     t_ref_nrel_c : per site, the typical-year irradiance-weighted cell temperature [°C] for NREL's PR'
-    window_min : rows per window of this many minutes instead (a divisor of 60: the KPI alert rules'
-        15-minute windows; `period_h` says the window's length), not stored
+    window_min : rows per window of this many minutes (divides 60; the alert rules' 15), not stored
     """
     grid = _Range(samples, start, end, window_min)
     if grid.n_hours <= 0:
