@@ -11,8 +11,19 @@ from pv_platform.defs.kpis.assets import daily_kpis
 from pv_platform.defs.kpis.sensors import ACTIVE, MATERIALIZATION, materializations_after
 from pv_platform.defs.losses.assets import loss_analytics
 from pv_platform.defs.losses.jobs import loss_job
-from pv_platform.defs.partitions import daily_by_site
 from pv_platform.defs.shape import SHAPE
+
+
+def sites_of(event: dg.AssetMaterialization | None) -> list[str]:
+    """The sites a daily_kpis materialization computed: its `sites` metadata (site -> state; a day
+    partition covers many sites), or the site of an old 'date|site' partition key."""
+    if event is None:
+        return []
+    states = event.metadata.get("sites")
+    if isinstance(getattr(states, "value", None), dict):
+        return sorted(states.value)
+    key = event.partition
+    return [key.split("|", 1)[1]] if isinstance(key, str) and "|" in key else []
 
 
 def pending_sites(instance: dg.DagsterInstance, state: dict) -> tuple[dict[str, int], int | None]:
@@ -21,9 +32,7 @@ def pending_sites(instance: dg.DagsterInstance, state: dict) -> tuple[dict[str, 
     records = materializations_after(instance, daily_kpis.key, state["after"])
     pending: dict[str, int] = state["pending"]
     for record in records:
-        key = record.asset_materialization and record.asset_materialization.partition
-        if isinstance(key, str) and "|" in key:
-            site_id = daily_by_site.get_partition_key_from_str(key).keys_by_dimension["site"]
+        for site_id in sites_of(record.asset_materialization):
             pending[site_id] = max(pending.get(site_id, -1), record.storage_id)
     if pending:
         done = instance.get_latest_storage_id_by_partition(
