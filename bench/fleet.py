@@ -54,16 +54,18 @@ TICK_LIMIT_S = 10.0
 ADVISED_PARTITIONS = 100_000
 
 
-def fleet_plant(sites: int, step_s: int) -> dict:
-    """`sites` sites round-robin over ZONES, each with INVERTERS inverters and a weather station."""
-    devices = [
+def _devices(site: int, step_s: int) -> list[dict]:
+    wx = {"poa_irradiance": "poa", "module_temperature": "t_mod", "ambient_temperature": "t_amb"}
+    return [
         {"id": f"inv{j:02d}", "kind": "inverter", "integration": "simulator", "p_dc_kw": 110.0,
          "p_ac_kw": 100.0, "config": {"poll_interval_s": step_s}}
         for j in range(1, INVERTERS + 1)
     ] + [{"id": "wx1", "kind": "weather_station", "integration": "mqtt",
-          "config": {"topic": "pvp/fleet/wx1", "fields": {
-              "poa_irradiance": "poa", "module_temperature": "t_mod", "ambient_temperature": "t_amb",
-          }}}]  # fmt: skip
+          "config": {"topic": f"pvp/fleet/{site}/wx1", "fields": wx}}]  # fmt: skip
+
+
+def fleet_plant(sites: int, step_s: int) -> dict:
+    """`sites` sites round-robin over ZONES, each with INVERTERS inverters and a weather station."""
     return {
         "sites": [
             {
@@ -73,7 +75,7 @@ def fleet_plant(sites: int, step_s: int) -> dict:
                 "longitude": ZONES[i % 6][2] + (i % 5) * 0.1,
                 "timezone": ZONES[i % 6][0],
                 "commissioning_date": "2026-01-01",
-                "devices": devices,
+                "devices": _devices(i, step_s),
             }  # fmt: skip
             for i in range(sites)
         ]
@@ -174,10 +176,12 @@ def tick_all(defs, instance, resources, cursors: dict, at: datetime) -> dict[str
         with dg.partition_loading_context(dynamic_partitions_store=instance):
             result, took[sensor.name] = timed(sensor.evaluate_tick, ctx)
         cursors[sensor.name] = result.cursor
+        for request in result.dynamic_partitions_requests or []:  # as the daemon does
+            instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
         took[f"{sensor.name} requests"] = len(result.run_requests or [])
     for schedule in repo.schedule_defs:
         ctx = dg.build_schedule_context(
-            instance=instance, resources=resources, scheduled_execution_time=at
+            instance=instance, resources=resources, scheduled_execution_time=at, repository_def=repo
         )
         result, took[schedule.name] = timed(schedule.evaluate_tick, ctx)
         took[f"{schedule.name} requests"] = len(result.run_requests or [])
@@ -332,10 +336,16 @@ def main() -> int:
         for k, v in out.items():
             print(f"  {k}: {v:,.1f}" if isinstance(v, float) else f"  {k}: {v:,}", flush=True)
         cursors: dict = {}
+        # the sites as the rollup sensor's first tick registers them (the loss sensor may tick first)
+        instance.add_dynamic_partitions("sites", [s.id for s in plant.sites])
         at = datetime(2026, 6, 21, 22, 20, tzinfo=UTC)  # Zurich's 21 June just closed
         first = tick_all(defs, instance, resources, cursors, at)
+        # steady state: the live hour's telemetry lands, an earlier hour is recomputed
         instance.report_runless_asset_event(
-            dg.AssetMaterialization("hourly_kpis", partition="2026-06-23-12:00")
+            dg.AssetMaterialization("telemetry", partition="2026-06-23-12:00")
+        )
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization("hourly_kpis", partition="2026-06-23-11:00")
         )
         steady = tick_all(defs, instance, resources, cursors, at + timedelta(hours=1))
     for name, took in first.items():
