@@ -2,7 +2,7 @@
 whole database. All of them share one `Database` per URL and process; none migrates (`pvp migrate`
 does): a schema that is behind fails with the command to run."""
 
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import dagster as dg
@@ -23,6 +23,12 @@ def _database(url: str) -> Database:
     db = Database(url)
     db.migrations.check()
     return db
+
+
+@lru_cache(maxsize=4)
+def _plant_of(path: str, mtime_ns: int, size: int) -> Plant:
+    """The parsed plant file of one version (path, modification time, size) of the file."""
+    return load_plant(Path(path))
 
 
 class TelemetryResource(dg.ConfigurableResource):
@@ -60,7 +66,14 @@ class PlantResource(dg.ConfigurableResource):
     database_url: str
 
     def load(self) -> Plant:
-        return load_plant(Path(self.plant_file))
+        """The plant file, parsed again only when it changed (a 1,000-site file takes seconds to
+        validate, and every sensor tick and run reads it). Treat the result as read-only."""
+        path = Path(self.plant_file)
+        try:
+            stat = path.stat()
+        except OSError:
+            return load_plant(path)  # its error names the file
+        return _plant_of(str(path), stat.st_mtime_ns, stat.st_size)
 
     def store(self) -> PlantStore:
         return _database(self.database_url).plant
