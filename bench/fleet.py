@@ -23,6 +23,7 @@ Usage: python -m bench.fleet [--sites 1000] [--step-s 60] [--history-days 365] [
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import subprocess
 import sys
@@ -233,6 +234,7 @@ def _prepare(args, tmp: Path) -> tuple[str, dict, object]:
         url = args.database_url
     else:
         server = start_embedded_postgres(tmp / "pg")
+        atexit.register(server.cleanup)  # stopped when the bench ends, however it ends
         url = ensure_database(server.get_uri(), "bench")
     t0 = time.perf_counter()
     plant = parse_plant(fleet_plant(args.sites, args.step_s), "<bench>")

