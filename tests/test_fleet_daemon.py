@@ -120,7 +120,11 @@ def test_each_sites_local_day_is_computed_in_one_run_per_period(pg_admin_url, pg
                 assert status == "SUCCESS", (name, status)
             by_job[name] = by_job.get(name, 0) + 1
         # one run for the four local days of all three sites, one for June, one for 2024
-        assert (by_job["daily_kpis_job"], by_job["monthly_kpis_job"], by_job["yearly_kpis_job"]) == (
+        assert (
+            by_job["daily_kpis_job"],
+            by_job["monthly_kpis_job"],
+            by_job["yearly_kpis_job"],
+        ) == (
             1,
             1,
             1,
