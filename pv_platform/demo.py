@@ -19,7 +19,13 @@ from pv_platform.dashboard_server import login_configured, panel_command, panel_
 from pv_platform.demo_history import HISTORY_STEP_S, History, history_window
 from pv_platform.demo_plant import demo_plant, sunniest_site
 from pv_platform.plant import dump_plant, load_plant, parse_plant
-from pv_platform.services import ensure_database, free_port, port_is_open, start_embedded_postgres
+from pv_platform.services import (
+    ensure_database,
+    free_port,
+    mqtt_broker_answers,
+    port_is_open,
+    start_embedded_postgres,
+)
 from pv_platform.settings import Settings
 from pv_platform.storage import Database, redact, sqlalchemy_url
 
@@ -74,10 +80,11 @@ class Children:
             p.wait()
 
 
-def wait_for_port(port: int, timeout_s: float) -> bool:
+def wait_for_port(port: int, timeout_s: float, answers=port_is_open) -> bool:
+    """True once `answers("127.0.0.1", port)` (default: a TCP connect) within `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if port_is_open("127.0.0.1", port):
+        if answers("127.0.0.1", port):
             return True
         time.sleep(0.5)
     return False
@@ -138,7 +145,11 @@ def _broker(settings: Settings, children: Children, env: dict, pvp: str) -> str 
         return settings.mqtt_url
     mqtt_port = free_port(1883)
     children.start("broker", [pvp, "broker", "--port", str(mqtt_port)], env)
-    return f"mqtt://127.0.0.1:{mqtt_port}" if wait_for_port(mqtt_port, 20) else None
+    return (
+        f"mqtt://127.0.0.1:{mqtt_port}"
+        if wait_for_port(mqtt_port, 20, mqtt_broker_answers)
+        else None
+    )
 
 
 def _plant_file(settings: Settings, data_dir: Path, inverters: int) -> Path:

@@ -21,6 +21,29 @@ def port_is_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
     return False
 
 
+def mqtt_broker_answers(host: str, port: int, timeout_s: float = 1.0) -> bool:
+    """True when an MQTT broker on (host, port) accepts a CONNECT (3.1.1, anonymous) with a CONNACK.
+
+    A bare TCP probe makes the broker log "No data to decode MQTT packet" as an error on every start;
+    this is a complete, polite session: CONNECT, CONNACK, DISCONNECT.
+    """
+    client_id = b"pvp-probe"
+    variable = (
+        b"\x00\x04MQTT\x04\x02\x00\x0a"  # protocol name, level 4, clean session, keepalive 10 s
+    )
+    payload = len(client_id).to_bytes(2, "big") + client_id
+    connect = bytes([0x10, len(variable) + len(payload)]) + variable + payload
+    with (
+        contextlib.suppress(OSError),
+        socket.create_connection((host, port), timeout=timeout_s) as s,
+    ):
+        s.sendall(connect)
+        connack = s.recv(4)
+        s.sendall(b"\xe0\x00")  # DISCONNECT
+        return connack[:2] == b"\x20\x02" and connack[3:4] == b"\x00"
+    return False
+
+
 def free_port(preferred: int | None = None, host: str = "127.0.0.1") -> int:
     """`preferred` when nobody listens there, else a free port the OS picks."""
     if preferred:

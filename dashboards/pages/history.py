@@ -65,6 +65,28 @@ def incomplete_note(rows: pd.DataFrame, tz: str, grain: str) -> str:
     return " · **⚠ incomplete:** " + ", ".join(items[:8]) + (" …" if len(items) > 8 else "")
 
 
+def pending_rollups_note(rows: pd.DataFrame, hours: pd.DataFrame, tz: str, grain: str) -> str:
+    """A badge for local days/months whose hours are computed but whose roll-up is not (yet): the cards
+    sum the hours, so without it they disagree with the bars while Dagster catches up."""
+    if grain == "hour" or hours.empty:
+        return ""
+    freq = {"day": "D", "month": "M"}[grain]
+    fmt_ = "%Y-%m-%d" if grain == "day" else "%Y-%m"
+
+    def periods(frame: pd.DataFrame) -> set[str]:
+        local = pd.to_datetime(frame["period_start"], utc=True).dt.tz_convert(tz)
+        return set(local.dt.tz_localize(None).dt.to_period(freq).dt.strftime(fmt_))
+
+    pending = sorted(periods(hours) - (periods(rows) if not rows.empty else set()))
+    if not pending:
+        return ""
+    shown = ", ".join(pending[:6]) + (" …" if len(pending) > 6 else "")
+    return (
+        f" · **⏳ {len(pending)} {grain}(s) not rolled up yet** ({shown}): the cards sum their hours,"
+        " the charts and table show them once Dagster has computed them"
+    )
+
+
 def summary_cards(totals: dict) -> list:
     return [
         card("Energy", fmt(totals.get("energy_ac_kwh"), ",.1f", " kWh"), "hist-energy"),
@@ -253,13 +275,13 @@ class HistoryPage:
         return start.tz_convert(UTC).to_pydatetime(), end.tz_convert(UTC).to_pydatetime(), tz
 
     def _read(self, grain: str, start: datetime, end: datetime):
-        """(rows, per-site rows for the fleet or None, range totals, grain shown)."""
+        """(rows, per-site rows for the fleet or None, range totals, grain shown, hourly rows or None)."""
         url = self.ctx.url
         if self.site.value == FLEET:  # every site's own rows, summed per period; hours are too many
             grain = "day" if grain == "hour" else grain
             per_site = data.fleet(url, grain, start, end)
             rows = fleet_rows(per_site)
-            return rows, per_site, data.period_total(rows), grain
+            return rows, per_site, data.period_total(rows), grain, None
         device = self.device.value or SITE_DEVICE
         rows = data.with_coverage(
             data.kpis(url, grain, self.site.value, device, start, end),
@@ -268,7 +290,7 @@ class HistoryPage:
         hours = (
             rows if grain == "hour" else data.kpis(url, "hour", self.site.value, device, start, end)
         )
-        return rows, None, data.period_total(hours), grain
+        return rows, None, data.period_total(hours), grain, hours
 
     def update(self) -> None:
         if not self.ctx.url or not self.site.value:
@@ -276,13 +298,14 @@ class HistoryPage:
             return
         start, end, tz = self.window()
         t0 = time.perf_counter()
-        rows, per_site, totals, grain = self._read(self.grain.value, start, end)
+        rows, per_site, totals, grain, hours = self._read(self.grain.value, start, end)
         self.query_s = time.perf_counter() - t0
         self.summary.objects = summary_cards(totals)
         label = {"hour": "hourly", "day": "daily", "month": "monthly"}[grain]
+        pending = "" if hours is None else pending_rollups_note(rows, hours, tz, grain)
         if rows.empty:
             self.note.object = (
-                f"No {label} KPIs for {escape(str(self.site.value))} in this range yet."
+                f"No {label} KPIs for {escape(str(self.site.value))} in this range yet." + pending
             )
             for key, source in self.sources.items():
                 source.data = dict(NO_BANDS if key == "quality" else EMPTY)
@@ -292,6 +315,7 @@ class HistoryPage:
         self.note.object = (
             f"{len(rows):,} {label} rows{sites} · times in {tz} · read in {self.query_s * 1000:.0f} ms"
             + incomplete_note(rows, tz, grain)
+            + pending
         )
         for key, columns in chart_data(rows, tz, grain).items():
             self.sources[key].data = columns

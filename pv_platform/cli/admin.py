@@ -84,6 +84,17 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return serve_until_stopped(server, db)
 
 
+def _plant_or_none(settings):
+    """The plant file, or None (said on stderr) when it cannot be read: the API still serves the rest."""
+    from pv_platform.plant import PlantFileError, load_plant
+
+    try:
+        return load_plant(settings.resolved_plant_file)
+    except (PlantFileError, OSError) as exc:
+        print(f"warning: no plant file ({exc}): /incidents and /losses answer 503", file=sys.stderr)
+        return None
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     from pv_platform.http_api import Api, ApiServer, load_tokens
     from pv_platform.storage import Database
@@ -106,7 +117,9 @@ def cmd_api(args: argparse.Namespace) -> int:
     from pv_platform.alerts.service import alert_engine
 
     alerts = alert_engine(db.engine, settings)  # acknowledgements reach the notifiers
-    server = ApiServer((args.address, args.port), Api(db.engine, tokens, alerts=alerts))
+    plant = _plant_or_none(settings)  # incidents' lost energy needs each site's inverters
+    api = Api(db.engine, tokens, alerts=alerts, db=db, plant=plant)
+    server = ApiServer((args.address, args.port), api)
     print(
         f"API on http://{args.address}:{server.server_address[1]}/api/v1 ({len(tokens)} token(s))",
         flush=True,

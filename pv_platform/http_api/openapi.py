@@ -52,7 +52,7 @@ def openapi() -> dict:
     return {
         "openapi": "3.1.0",
         "info": {"title": "PV Platform API", "version": "1.0.0",
-                 "description": "Read-only access to sites, KPIs, samples and alerts. Ranges: samples"
+                 "description": "Read-only access to sites, KPIs, samples, losses, alerts and incidents. Ranges: samples"
                  f" {MAX_RANGE['samples'].days} days ({MAX_RANGE['samples_bucketed'].days} with bucket),"
                  f" hourly KPIs {MAX_RANGE['hour'].days} days. Periods closed a day ago are cacheable."},
         "servers": [{"url": PREFIX}],
@@ -85,6 +85,14 @@ def _paths(op, site: dict, window: list[dict], not_modified: dict, errors: dict)
             _param("state", "query", "open, acknowledged or resolved", enum=["open", "acknowledged", "resolved"]),
             _param("severity", "query", "CRITICAL ... INFO", enum=["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO"]),
             *window[2:]]),
+        "/incidents": op("incidents (alerts grouped by root cause) newest first, with devices, symptoms,"
+                         " lost energy [kWh] and, with a tariff, lost revenue", "alerts:read", [
+            _param("site", "query", "one site"),
+            _param("state", "query", "open or resolved", enum=["open", "resolved"]), window[2]]),
+        "/sites/{site}/losses": op("the loss waterfall per site-local period: reference energy, each cause"
+                                   " [kWh] (they add up to reference - measured), measured energy", "kpis:read", [
+            site, _param("grain", "query", "day, month or year (default day)", enum=["day", "month", "year"]),
+            _param("device", "query", "an inverter, or * for the site (default: all)"), *window[:2]]),
         **report_paths(op, site, not_modified, errors),
         "/alerts/{id}/ack": {"post": {
             "summary": "acknowledge an open alert, signed api:<token name>",

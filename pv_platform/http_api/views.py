@@ -21,6 +21,7 @@ from pv_platform.export import (
     parse_time,
     site_window,
 )
+from pv_platform.http_api.analytics import AnalyticsViews
 from pv_platform.http_api.common import PREFIX, ApiError, Response
 from pv_platform.http_api.limits import (
     CLOSED_AFTER,
@@ -41,7 +42,7 @@ from pv_platform.storage.alerts import AlertStore
 log = logging.getLogger("pv_platform.http_api")
 
 
-class Api(ReportViews):
+class Api(ReportViews, AnalyticsViews):
     """Request handling, independent of the HTTP server: `handle(method, target, headers)`."""
 
     def __init__(
@@ -50,8 +51,12 @@ class Api(ReportViews):
         tokens: list[Token],
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         alerts: AlertLifecycle | None = None,
+        db=None,
+        plant=None,
     ) -> None:
+        """`db` (a `Database` on `engine`) and `plant` serve the losses and incidents (503 without)."""
         self.engine, self.tokens, self.now = engine, tokens, now
+        self.db, self.plant = db, plant
         # acknowledgements go through the alert engine: its callbacks and notifiers hear them
         self.alerts = alerts or AlertLifecycle(AlertStore(engine))
         self.routes: list[tuple[re.Pattern, str, str, Callable]] = [
@@ -70,6 +75,13 @@ class Api(ReportViews):
                 self.get_samples,
             ),
             (re.compile(rf"^{PREFIX}/alerts$"), "GET", "alerts:read", self.get_alerts),
+            (re.compile(rf"^{PREFIX}/incidents$"), "GET", "alerts:read", self.get_incidents),
+            (
+                re.compile(rf"^{PREFIX}/sites/([^/]+)/losses$"),
+                "GET",
+                "kpis:read",
+                self.get_losses,
+            ),
             (
                 re.compile(rf"^{PREFIX}/sites/([^/]+)/reports$"),
                 "GET",
