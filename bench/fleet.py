@@ -214,7 +214,7 @@ def history_page_s(env: dict, sites: int, days: int, tmp: Path) -> tuple[float, 
                 loads = []
                 for _ in range(3):
                     t0 = time.perf_counter()
-                    page.goto(f"{base}?page=1&site=fleet&days={span}&grain=day")
+                    page.goto(f"{base}?page=1&site=fleet&days={span}&grain=day", timeout=300_000)
                     page.wait_for_selector(f"text=rows of {sites} sites", timeout=180_000)
                     loads.append(time.perf_counter() - t0)
                 best[span] = min(loads)

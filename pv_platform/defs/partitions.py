@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from pv_platform.plant import PlantFileError, kpi_start, load_plant
+from pv_platform.plant import PlantFileError, kpi_start, load_plant_cached
 from pv_platform.settings import get_settings
 
 HOUR_KEY_FORMAT = "%Y-%m-%d-%H:%M"
@@ -25,7 +25,7 @@ def first_hour():
     """The first hour partition (UTC) from the settings and the plant file (none: last year)."""
     settings = get_settings()
     try:
-        plant = load_plant(settings.resolved_plant_file)
+        plant = load_plant_cached(settings.resolved_plant_file)  # primes the sensors' copy
     except (PlantFileError, OSError):
         plant = None  # no plant file yet: the code location still loads
     return kpi_start(plant, settings.kpi_start)

@@ -2,14 +2,13 @@
 whole database. All of them share one `Database` per URL and process; none migrates (`pvp migrate`
 does): a schema that is behind fails with the command to run."""
 
-from functools import cache, lru_cache
-from pathlib import Path
+from functools import cache
 
 import dagster as dg
 
 from pv_platform.alerts.engine import AlertLifecycle
 from pv_platform.alerts.service import alert_engine
-from pv_platform.plant import Plant, load_plant
+from pv_platform.plant import Plant, load_plant_cached
 from pv_platform.settings import get_settings
 from pv_platform.storage import Database
 from pv_platform.storage.kpis import KpiStore
@@ -23,12 +22,6 @@ def _database(url: str) -> Database:
     db = Database(url)
     db.migrations.check()
     return db
-
-
-@lru_cache(maxsize=4)
-def _plant_of(path: str, mtime_ns: int, size: int) -> Plant:
-    """The parsed plant file of one version (path, modification time, size) of the file."""
-    return load_plant(Path(path))
 
 
 class TelemetryResource(dg.ConfigurableResource):
@@ -66,14 +59,8 @@ class PlantResource(dg.ConfigurableResource):
     database_url: str
 
     def load(self) -> Plant:
-        """The plant file, parsed again only when it changed (a 1,000-site file takes seconds to
-        validate, and every sensor tick and run reads it). Treat the result as read-only."""
-        path = Path(self.plant_file)
-        try:
-            stat = path.stat()
-        except OSError:
-            return load_plant(path)  # its error names the file
-        return _plant_of(str(path), stat.st_mtime_ns, stat.st_size)
+        """The plant file, parsed again only when it changed (`load_plant_cached`)."""
+        return load_plant_cached(self.plant_file)
 
     def store(self) -> PlantStore:
         return _database(self.database_url).plant
