@@ -35,6 +35,16 @@ def context() -> AppContext:
     )
 
 
+SYSTEM_FONTS = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
+
+
+# Panel's Fast design links Open Sans from fonts.googleapis.com on every page (panel 1.9 keeps it in
+# the class's private `_resources`; a subclass cannot replace it, as resources resolve by class name).
+# Plant networks are often offline and a dashboard must not call out: the font entry is emptied and the
+# template uses the system fonts (tests/test_dashboard_browser.py asserts no request leaves 127.0.0.1).
+pn.theme.Fast._resources = {**pn.theme.Fast._resources, "font": {}}
+
+
 def build(ctx: AppContext) -> pn.template.FastListTemplate:
     """The app of one session: the six pages as tabs (the tab in the URL's `page=`), refreshed on timers."""
     pages = (
@@ -73,6 +83,7 @@ def build(ctx: AppContext) -> pn.template.FastListTemplate:
     return pn.template.FastListTemplate(
         title=TITLE, main=[tabs], sidebar=sidebar, header_background=ACCENT,
         accent_base_color=ACCENT, sidebar_width=260,
+        font=SYSTEM_FONTS, font_url="",  # nothing from the internet (see the Fast design above)
     )  # fmt: skip
 
 

@@ -15,6 +15,7 @@ import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import paho.mqtt.publish as mqtt_publish
 import pytest
@@ -78,8 +79,14 @@ def site(pg_admin_url, mqtt_url, tmp_path_factory):
     drop_database(pg_admin_url, name)
 
 
-def open_page(browser, url: str):
+def open_page(browser, url: str, hosts: set | None = None):
+    """A page at `url`; `hosts` collects the host name of every request the page makes."""
     page = browser.new_page(viewport={"width": 1440, "height": 900})
+    if hosts is not None:
+        page.on(
+            "request",
+            lambda r: hosts.add(urlsplit(r.url).hostname) if r.url.startswith("http") else None,
+        )  # data: and blob: URLs load nothing
     page.goto(url)
     page.wait_for_selector("text=PV Platform", timeout=30_000)
     return page
@@ -105,7 +112,10 @@ def test_each_page_shows_its_key_numbers(site, browser):
     energy_kwh = hours["energy_ac_kwh"].sum()
     assert energy_kwh > 100  # three days of a 300-kWp plant
 
-    page = open_page(browser, f"{site['url']}?page=1")  # History: the last 7 local days by day
+    hosts: set = set()
+    page = open_page(
+        browser, f"{site['url']}?page=1", hosts
+    )  # History: the last 7 local days by day
     page.wait_for_selector("text=daily rows", timeout=30_000)
     assert text_of(page, "[data-kpi='hist-energy']") == f"{energy_kwh:,.1f} kWh"
     pr = db.kpis.read(
@@ -135,6 +145,7 @@ def test_each_page_shows_its_key_numbers(site, browser):
     assert set(last) == {f"{newest:%Y-%m-%d %H:%M:%S}"}
     page.screenshot(path=str(SHOTS / "devices.png"))
     page.close()
+    assert hosts == {"127.0.0.1"}  # nothing from the internet (a plant's network often has none)
 
 
 def test_the_devices_page_shows_what_each_device_says_it_is(site, browser):
