@@ -1,4 +1,5 @@
-"""PV Platform operator dashboard: Live, History, Alerts, Devices and Losses pages in one `panel serve` app.
+"""PV Platform operator dashboard: Live, History, Alerts, Devices, Reports, Losses and Quality pages in one
+`panel serve` app.
 
 Live values come from the server-level MQTT live-bus subscriber and are pushed to each browser over
 Panel's websocket (no database query for them); everything else reads the storage module through the
@@ -19,10 +20,11 @@ from dashboards.pages.devices import DevicesPage
 from dashboards.pages.history import HistoryPage
 from dashboards.pages.live import LivePage
 from dashboards.pages.losses import LossesPage
+from dashboards.pages.quality import QualityPage
 from dashboards.pages.reports import ReportsPage
 from pv_platform.settings import get_settings
 
-PAGES = ["Live", "History", "Alerts", "Devices", "Reports", "Losses"]
+PAGES = ["Live", "History", "Alerts", "Devices", "Reports", "Losses", "Quality"]
 
 
 def context() -> AppContext:
@@ -46,18 +48,18 @@ pn.theme.Fast._resources = {**pn.theme.Fast._resources, "font": {}}
 
 
 def build(ctx: AppContext) -> pn.template.FastListTemplate:
-    """The app of one session: the six pages as tabs (the tab in the URL's `page=`), refreshed on timers."""
+    """The app of one session: the seven pages as tabs (the tab in the URL's `page=`), refreshed on timers."""
     pages = (
         LivePage(ctx), HistoryPage(ctx), AlertsPage(ctx), DevicesPage(ctx), ReportsPage(ctx),
-        LossesPage(ctx),
+        LossesPage(ctx), QualityPage(ctx),
     )  # fmt: skip
-    live, history, alerts, devices, reports, losses = pages
+    live, history, alerts, devices, reports, losses, quality = pages
     tabs = pn.Tabs(*(p.layout for p in pages), dynamic=False, name="pages")
     if pn.state.location:
         pn.state.location.sync(tabs, {"active": "page"})
     for refresh in (
         live.update, live.update_alerts, history.update, alerts.update, devices.update,
-        reports.update, losses.update,
+        reports.update, losses.update, quality.update,
     ):  # fmt: skip
         refresh()
     callbacks = [
@@ -66,6 +68,7 @@ def build(ctx: AppContext) -> pn.template.FastListTemplate:
         pn.state.add_periodic_callback(alerts.update, period=15_000),
         pn.state.add_periodic_callback(devices.update, period=15_000),
         pn.state.add_periodic_callback(reports.update, period=60_000),
+        pn.state.add_periodic_callback(quality.update, period=60_000),
     ]
     pn.state.on_session_destroyed(lambda _ctx: [cb.stop() for cb in callbacks])
     access = (

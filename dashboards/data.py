@@ -232,3 +232,15 @@ def degradation(url: str, site_id: str) -> pd.DataFrame:
 def quality_failures(url: str, site_id: str, start: datetime, end: datetime) -> pd.DataFrame:
     """The failed data-quality checks of a site's hours in [start, end) (`kpi_quality`)."""
     return database(url).kpis.quality_failures(start, end, site_id)
+
+
+@pn.cache(ttl=30, max_items=64)
+def quality_outcomes(url: str, site_id: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """Every data-quality outcome of a site's hours in [start, end) (`kpi_quality`)."""
+    return database(url).kpis.quality_outcomes(start, end, site_id)
+
+
+@pn.cache(ttl=30, max_items=64)
+def quality_findings(url: str, site_id: str) -> pd.DataFrame:
+    """The site-level detectors' latest findings per device (`quality_findings`)."""
+    return database(url).losses.read_findings(site_id)

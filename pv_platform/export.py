@@ -56,6 +56,7 @@ KPI_HEADERS: dict[str, str] = {
     "energy_lost_grid_kwh": "energy_lost_grid [kWh]",
     "energy_lost_planned_kwh": "energy_lost_planned [kWh]",
     "energy_clipped_kwh": "energy_clipped [kWh]",
+    "energy_curtailed_kwh": "energy_curtailed [kWh]",
     "time_night_s": "time_night [s]",
     "time_no_data_s": "time_no_data [s]",
     "time_grid_outage_s": "time_grid_outage [s]",

@@ -14,7 +14,7 @@ HA_DEVICE_CLASS = {
     DeviceClass.POWER: "power", DeviceClass.ENERGY: "energy", DeviceClass.IRRADIANCE: "irradiance",
     DeviceClass.TEMPERATURE: "temperature", DeviceClass.VOLTAGE: "voltage", DeviceClass.CURRENT: "current",
     DeviceClass.FREQUENCY: "frequency", DeviceClass.POWER_FACTOR: "power_factor", DeviceClass.ENUM: None,
-    DeviceClass.SPEED: "wind_speed",
+    DeviceClass.SPEED: "wind_speed", DeviceClass.SETPOINT: None,
 }  # fmt: skip
 HA_UNITS = {"W/m2": "W/m²", "degC": "°C"}  # spellings HA expects
 

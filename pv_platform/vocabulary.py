@@ -39,6 +39,10 @@ class Metric(_Word):
     IMPORT_ENERGY = "import_energy"
     GRID_FREQUENCY = "grid_frequency"
     GRID_VOLTAGE = "grid_voltage"
+    # the active-power limit in force, % of the inverter's rating (SunSpec model 123 WMaxLimPct while
+    # WMaxLim_Ena; 100 when no limit is enabled): a plant controller's export limit or a grid operator's
+    # curtailment order
+    ACTIVE_POWER_LIMIT_PCT = "active_power_limit_pct"
 
 
 class MpptMetric(_Word):
@@ -71,6 +75,7 @@ class Unit(_Word):
     CELSIUS = "°C"
     WATT_PER_M2 = "W/m²"
     METRE_PER_SECOND = "m/s"
+    PERCENT = "%"
     NONE = ""
 
 
@@ -85,6 +90,7 @@ class DeviceClass(_Word):
     POWER_FACTOR = "power_factor"
     ENUM = "enum"
     SPEED = "speed"
+    SETPOINT = "setpoint"  # a control value the device reports (no Home Assistant device class)
 
 
 class StateClass(_Word):

@@ -9,6 +9,7 @@ import pytest
 
 from pv_platform.analytics.degradation import (
     degradation_year_on_year,
+    multi_year_slopes,
     performance_index,
     year_on_year_slopes,
 )
@@ -132,3 +133,53 @@ def test_performance_index_keeps_only_sunny_available_unclipped_days():
     pi = performance_index(daily)
     assert pi.index.tolist() == [days[0], days[3]]
     assert pi.tolist() == pytest.approx([0.8, 0.8])
+
+
+def _errors_pct_per_year(years: int, soiling_per_day: float, rd_pct: float = -0.7) -> np.ndarray:
+    """|recovered − true| rate [%/year] over seeds 1-10 at 1 % daily noise (soiling divided out by SRR)."""
+    errors = []
+    for seed in range(1, 11):
+        pi, _, _ = _synthetic(rd_pct, years, soiling_per_day, seed=seed, noise=0.01)
+        if soiling_per_day:
+            pi = pi / soiling_srr(pi).ratio["soiling_ratio"].reindex(pi.index)
+        errors.append(abs(degradation_year_on_year(pi).rate_pct_per_year - rd_pct))
+    return np.array(errors)
+
+
+def test_year_on_year_at_one_percent_noise_without_soiling():
+    """Pooling the 1-, 2-, … year slopes (multi_yoy) at 1 % daily noise, seeds 1-10, −0.7 %/y:
+    4 years: worst error 0.050 %/y, mean 0.025 (1-year slopes only: 0.087, 0.038) — within 0.1;
+    3 years: worst 0.116, mean 0.054 (1-year slopes only: 0.144, 0.062) — the target is missed by one seed
+    of ten; 0.1 %/y needs 4 years at this noise (or ≤ 0.5 % noise at 3 years, tested above)."""
+    four = _errors_pct_per_year(4, 0.0)
+    assert four.max() <= 0.1, four.round(3)
+    three = _errors_pct_per_year(3, 0.0)
+    assert three.max() <= 0.12 and three.mean() <= 0.06, three.round(3)
+    assert (three <= 0.1).sum() >= 9, three.round(3)
+
+
+def test_year_on_year_at_one_percent_noise_with_soiling():
+    """Soiling 0.15 %/day (up to 9 % before a cleaning), cleanings every 20-60 days, 1 % noise, outages:
+    the error of the SRR soiling correction dominates and 0.1 %/y is NOT reached for every seed. Measured
+    over seeds 1-10, −0.7 %/y: 3 years worst 0.146 %/y, mean 0.075 (6 of 10 within 0.1); 4 years worst
+    0.127, mean 0.059 (8 of 10 within 0.1). At 0.5 % noise every seed is within 0.1 (tested above)."""
+    three = _errors_pct_per_year(3, 0.0015)
+    assert three.max() <= 0.15 and three.mean() <= 0.08, three.round(3)
+    four = _errors_pct_per_year(4, 0.0015)
+    assert four.max() <= 0.13 and four.mean() <= 0.06 and (four <= 0.1).sum() >= 8, four.round(3)
+
+
+def test_multi_year_slopes_by_hand():
+    # PI = 1 − 0.01 · t [years] on the 1st of each month, 2022-01 to 2024-12: every slope, 1 or 2 years
+    # long, is 100 · (−0.01 · Δt) / (renorm · Δt) = −1/renorm %/y, renorm the median of the first year's
+    # twelve values. 24 one-year slopes and 12 two-year slopes (in all twelve months: they count).
+    days = pd.date_range("2022-01-01", "2024-12-01", freq="MS", tz="UTC")
+    t_years = ((days - days[0]) / pd.Timedelta(days=365)).to_numpy()
+    pi = pd.Series(1.0 - 0.01 * t_years, index=days)
+    renorm = float(np.median(pi.iloc[:12]))
+    slopes = multi_year_slopes(pi)
+    assert len(slopes) == 24 + 12
+    assert slopes.to_numpy() == pytest.approx(np.full(36, -1.0 / renorm))
+    assert degradation_year_on_year(pi).rate_pct_per_year == pytest.approx(-1.0 / renorm)
+    # up to 2024-03 the 2-year slopes fall in three months only (one season): left out, 15 one-year ones
+    assert len(multi_year_slopes(pi[:"2024-03-01"])) == 15

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from pv_platform.analytics.losses import analyse_site
+from pv_platform.analytics.site_checks import Finding
 from pv_platform.plant import dump_plant, parse_plant
 from pv_platform.services import drop_database, ensure_database, free_port
 from pv_platform.storage import Database
@@ -55,7 +56,21 @@ def served(pg_admin_url, mqtt_url, tmp_path_factory):
         noon + timedelta(hours=10): "stale_values",
     }
     outcomes = [{"period_start": h, "site_id": "testsite", "check_name": c, "passed": False, "severity": "WARN",
-                 "detail": f"{c}: inv1.ac_power", "metadata": {}} for h, c in flagged.items()]  # fmt: skip
+                 "detail": f"{c}: inv1.ac_power", "metadata": {"entity_keys": ["testsite.inv1.ac_power"]}}
+                for h, c in flagged.items()]  # fmt: skip
+    # every other check of the day's 24 hours passed (what the Quality page counts as judged)
+    for hour in (noon - timedelta(hours=12) + timedelta(hours=i) for i in range(24)):
+        for check in ("stale_values", "interpolated_values", "clipping", "completeness"):
+            if flagged.get(hour) != check:
+                outcomes.append({"period_start": hour, "site_id": "testsite", "check_name": check,
+                                 "passed": True, "severity": "WARN", "detail": "ok", "metadata": {}})  # fmt: skip
+    # the loss analytics' sensor checks: wx1's POA reads 91 % of the clear sky, the clock is right
+    findings = [
+        Finding("irradiance_clearsky", "testsite", "wx1", False,
+                "wx1 reads 91.0% of the clear-sky POA on 5 clear days (more than 5% off: drifting, dirty or shaded)"),
+        Finding("clock_shift", "testsite", "*", True, "noon +3 min from the solar noon"),
+    ]  # fmt: skip
+    db.losses.replace_findings("testsite", findings, noon - timedelta(days=14), noon)
     db.kpis.replace(
         "kpi_hourly",
         noon - timedelta(hours=12),
@@ -121,3 +136,31 @@ def test_the_losses_page_shows_the_stored_analytics(served, browser):
     ].sum()  # the last 30 local days
     assert text_of(page, "[data-kpi='loss-soiling']", 30_000) == f"{expected:,.0f} kWh"
     assert page.locator("text=inv2").count() >= 1
+
+
+def test_the_quality_page_shows_the_masks_per_device_and_hour(served, browser):
+    """The seeded day: 24 hours judged by four checks, inv1's AC power stale at 21-22 h UTC and clipped at
+    noon (3 hours flagged), wx1's POA sensor failing the clear-sky check; filtered to inv2 nothing is
+    flagged (inv1's flags are not inv2's)."""
+    page = open_page(browser, f"{served['url']}?page=6&site=testsite&days=7")
+    assert text_of(page, "[data-kpi='q-judged']", 30_000) == "24"
+    assert text_of(page, "[data-kpi='q-flagged']") == "3"
+    assert text_of(page, "[data-kpi='q-stale']") == "2 h"
+    assert text_of(page, "[data-kpi='q-clipping']") == "1 h"
+    assert text_of(page, "[data-kpi='q-interpolated']") == "0 h"
+    assert text_of(page, "[data-kpi='q-sensors']") == "1"
+    table = page.locator("[name='quality-table'], .tabulator").first
+    table.wait_for(timeout=30_000)
+    page.wait_for_selector("text=ac_power", timeout=30_000)
+    rows = page.locator(".tabulator-row").all_inner_texts()
+    flagged = [r for r in rows if "ac_power" in r]
+    assert len(flagged) == 3 and all("inv1" in r for r in flagged), rows
+    assert sum("stale_values" in r for r in flagged) == 2
+    assert any("POA vs clear sky" in r and "FAILED" in r and "91.0%" in r for r in rows), rows
+    assert any("clock vs sun" in r and "passed" in r for r in rows), rows
+    page.wait_for_timeout(1500)
+    assert page.locator("canvas").count() >= 1  # the check × hour chart drew
+    page.screenshot(path=str(SHOTS / "quality.png"), full_page=True)
+    page.goto(f"{served['url']}?page=6&site=testsite&device=inv2&days=7")
+    assert text_of(page, "[data-kpi='q-flagged']", 30_000) == "0"
+    assert text_of(page, "[data-kpi='q-judged']") == "24"

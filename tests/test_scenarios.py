@@ -10,6 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from integrations.mqtt.config import MqttDeviceConfig
+from integrations.mqtt.entities import MQTT_ENTITIES
+from integrations.mqtt.payload import parse_payload
 from integrations.simulator.devices import SimulatedInverter, backfill_frames
 from integrations.simulator.scenarios import Scenario
 from integrations.sunspec_modbus.config import SunSpecModbusConfig
@@ -212,3 +215,61 @@ def test_live_faults_reach_the_modbus_client():
     assert readings == [] and not coordinator.available
     assert "exception" in coordinator.last_error.lower()
     assert np.isfinite(coordinator.next_delay_s())
+
+
+def test_a_curtailment_episode_in_the_history_and_the_kpis():
+    """A plant controller's export limit of 40 % (40 kW of each 100 kW inverter) 12:00-14:00 UTC: the
+    history reports the limit (100 % outside the episode) and AC power held at 40 kW; the hourly KPIs
+    price it as curtailment, not clipping: hour 12 loses its expected energy − 40 kWh exactly; hour 13
+    the same less its last minute, which the minute grid's trapezoid spans from a 40 % to a 100 % sample
+    (a 70 kW limit, above the expected power: (70 − 40) kW · 1 min = 0.5 kWh less)."""
+    plant = parse_plant(demo_plant_dict([15020, 15021]))
+    site = plant.sites[0]
+    scenario = Scenario.model_validate(
+        {"faults": [{"kind": "curtailment", "limit_pct": 40, "start": at(12), "end": at(14)}]}
+    )
+    frames = backfill_frames(
+        site, 9, DAY + timedelta(hours=4), DAY + timedelta(hours=16), scenario=scenario
+    )
+    inv1 = frames["inv1"]
+    episode = (inv1.index >= at(12)) & (inv1.index < at(14))
+    assert (inv1.loc[episode, "active_power_limit_pct"] == 40.0).all()
+    assert (inv1.loc[~episode, "active_power_limit_pct"] == 100.0).all()
+    assert inv1.loc[episode, "ac_power"].max() == pytest.approx(40_000.0)
+    assert inv1.loc[inv1.index.hour == 10, "ac_power"].max() > 60_000.0  # unlimited, it makes more
+    rows = [
+        (site.id, device_id, metric, ts, value)
+        for device_id, frame in frames.items()
+        for metric in frame.columns
+        for ts, value in frame[metric].items()
+    ]
+    samples = pd.DataFrame(rows, columns=["site_id", "device_id", "metric", "ts", "value"])
+    kpis = hourly_kpis_range(samples, plant, at(5), at(15)).set_index(["period_start", "device_id"])
+    for device in ("inv1", "inv2"):
+        noon = kpis.loc[(pd.Timestamp(at(12)), device)]
+        assert noon["energy_curtailed_kwh"] == pytest.approx(noon["energy_expected_kwh"] - 40.0)
+        after = kpis.loc[(pd.Timestamp(at(13)), device)]
+        assert after["energy_curtailed_kwh"] == pytest.approx(
+            after["energy_expected_kwh"] - 40.0 - 0.5
+        )
+        assert noon["energy_clipped_kwh"] == 0.0
+    others = kpis[
+        ~kpis.index.get_level_values(0).isin([pd.Timestamp(at(12)), pd.Timestamp(at(13))])
+    ]
+    assert others["energy_curtailed_kwh"].max() == 0.0
+    site_row = kpis.loc[(pd.Timestamp(at(12)), "*")]
+    assert site_row["energy_curtailed_kwh"] == pytest.approx(
+        kpis.loc[(pd.Timestamp(at(12)), "inv1"), "energy_curtailed_kwh"] * 2
+    )
+
+
+def test_a_limit_published_over_mqtt_is_the_same_metric():
+    """A plant controller publishing its export limit over MQTT: the field maps onto
+    `active_power_limit_pct` (a known metric, unit %), parsed as a number like every other field."""
+    config = MqttDeviceConfig.model_validate(
+        {"topic": "plant/ppc", "fields": {"active_power_limit_pct": "ctrl.limit", "ac_power": "p"}}
+    )
+    values, _ = parse_payload(b'{"ctrl": {"limit": 60.5}, "p": 41000}', config.fields, None)
+    assert values == {"active_power_limit_pct": 60.5, "ac_power": 41000.0}
+    unit = {d.key: d.unit for d in MQTT_ENTITIES}["active_power_limit_pct"]
+    assert unit == "%"

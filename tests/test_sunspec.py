@@ -7,11 +7,13 @@ import asyncio
 import contextlib
 import math
 import threading
+from datetime import timedelta
 
 import pytest
 import sunspec2.modbus.client as pysunspec
 
 from integrations.simulator.runner import run_simulator
+from integrations.simulator.scenarios import Fault, Scenario
 from integrations.sunspec_modbus.config import SunSpecModbusConfig
 from integrations.sunspec_modbus.coordinator import SunSpecCoordinator
 from integrations.sunspec_modbus.models import (
@@ -20,6 +22,7 @@ from integrations.sunspec_modbus.models import (
     decode_model,
     encode_model,
 )
+from pv_platform import clock
 from pv_platform.plant import parse_plant
 from pv_platform.services import free_port
 from pv_platform.vocabulary import event_names
@@ -27,7 +30,7 @@ from tests.conftest import demo_plant_dict
 
 
 @contextlib.contextmanager
-def simulator_in_thread(plant):
+def simulator_in_thread(plant, scenario=None):
     """The plant's simulated devices served from an event loop in a background thread, for the
     synchronous clients under test (the served image stays constant: one update an hour)."""
     loop, ready, holder = asyncio.new_event_loop(), threading.Event(), {}
@@ -39,7 +42,14 @@ def simulator_in_thread(plant):
             holder["stop"] = asyncio.Event()
             started = asyncio.Event()
             task = asyncio.create_task(
-                run_simulator(plant, None, holder["stop"], update_interval_s=3600, ready=started)
+                run_simulator(
+                    plant,
+                    None,
+                    holder["stop"],
+                    update_interval_s=3600,
+                    ready=started,
+                    scenario=scenario,
+                )  # fmt: skip
             )
             await started.wait()
             ready.set()
@@ -150,6 +160,40 @@ def test_pysunspec2_and_our_client_read_the_same_values(served_plant):
                     )
     assert {1, 120, 103, 113, 160} <= seen_models
     assert repeats_compared == 2 * 2  # two MPPT blocks of model 160 on each inverter
+
+
+def test_a_plant_controllers_limit_is_served_as_model_123_and_read_by_both_clients():
+    """A curtailment episode (a plant controller's export limit of 5 % of the 100 kW rating, around now):
+    the simulator serves immediate controls (123) with WMaxLimPct 50 × 10^-1 = 5.0 % enabled and holds
+    AC power at or below 5 kW; pysunspec2 and our decoder agree on every point of 123, and our
+    coordinator reports the limit as `active_power_limit_pct`."""
+    now = clock.now()
+    scenario = Scenario(
+        faults=[Fault(kind="curtailment", limit_pct=5.0, start=now - timedelta(hours=1),
+                      end=now + timedelta(hours=1))]
+    )  # fmt: skip
+    with simulator_in_thread(parse_plant(demo_plant_dict([free_port()])), scenario) as plant:
+        device = plant.sites[0].inverters[0]
+        ours, theirs = _ours(device), _theirs(device)
+        coordinator = SunSpecCoordinator(
+            "testsite", device.id, SunSpecModbusConfig.model_validate(device.config)
+        )
+
+        async def poll():
+            try:
+                return await coordinator._async_update()
+            finally:
+                await coordinator.async_close()
+
+        values = asyncio.run(poll())
+    assert ours[123]["WMaxLimPct"] == pytest.approx(5.0) and ours[123]["WMaxLim_Ena"] == 1
+    for name, value in theirs[123].items():
+        if MODELS[123].offsets()[name][1].type != "sunssf":
+            assert _same(ours[123].get(name), value), (name, ours[123].get(name), value)
+    assert values["active_power_limit_pct"] == pytest.approx(5.0)
+    assert (
+        0.0 <= values["ac_power"] <= 5000.0
+    )  # W in 10 W steps (W_SF 1): held at the limit or below
 
 
 def test_sentinels_are_missing_not_zero_and_scale_factors_apply():

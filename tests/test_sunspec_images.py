@@ -183,6 +183,7 @@ def test_a_solaredge_inverter_with_its_meter_behind_it():
     assert values["cabinet_temperature"] is None  # 0x8000: SolarEdge fills only the heat sink
     assert decoded[103]["TmpSnk"] == pytest.approx(45.12)
     assert values["operating_state"] == 4.0 and coordinator.operating_state == "MPPT"
+    assert "active_power_limit_pct" not in values  # no model 123: no limit is known, none reported
     assert assert_agree(decoded, reference) == 6 + 31  # common; 103 less its scale factors
 
 
@@ -213,5 +214,10 @@ def test_a_fronius_symo_in_float_mode():
         pytest.approx((2.72, 438.0, 1191.0))
     )
     assert decoded[120]["WRtg"] == 10000.0 and decoded[120]["ARtg"] == pytest.approx(16.04)
-    # points less scale factors and pads: common 6, 113: 31, 120: 16, 160: 3 + 2 MPPT x 10
-    assert assert_agree(decoded, reference) == 6 + 31 + 16 + 3 + 2 * 10
+    # immediate controls (123): WMaxLimPct 6000 x 10^-2 = 60.00 % of WMax, enabled (WMaxLim_Ena 1): the
+    # active-power limit in force, which the loss waterfall uses to price curtailment
+    assert decoded[123]["WMaxLimPct"] == pytest.approx(60.0) and decoded[123]["WMaxLim_Ena"] == 1
+    assert values["active_power_limit_pct"] == pytest.approx(60.0)
+    assert coordinator.descriptions["active_power_limit_pct"].unit == "%"
+    # points less scale factors and pads: common 6, 113: 31, 120: 16, 123: 21, 160: 3 + 2 MPPT x 10
+    assert assert_agree(decoded, reference) == 6 + 31 + 16 + 21 + 3 + 2 * 10

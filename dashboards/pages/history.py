@@ -32,7 +32,13 @@ from pv_platform.export import frame_bytes
 from pv_platform.kpi.periods import SITE_DEVICE, fleet_rows, total
 
 EMPTY = {"t": [], "a": [], "b": [], "c": [], "w": []}
-NO_BANDS = {"left": [], "right": [], "top": []}
+NO_BANDS = {"left": [], "right": [], "top": [], "colour": [], "mask": []}
+MASK_COLOURS = {  # a shaded span per period and detector family
+    "stale": "#c62828", "interpolated": "#6a1b9a", "clipping": "#8d6e63", "incomplete": "#90a4ae",
+    "other": "#546e7a",
+}  # fmt: skip
+MASK_OF = {"stale_values": "stale", "frozen_values": "stale", "interpolated_values": "interpolated",
+           "clipping": "clipping", "completeness": "incomplete"}  # fmt: skip
 PERIOD_FREQ = {"hour": "h", "day": "D", "month": "M"}
 BAR_WIDTH_MS = {"hour": 3.0e6, "day": 6.5e7, "month": 2.0e9}
 TABLE_COLUMNS = {  # KPI column -> header with its unit (what the table and the downloads show)
@@ -115,17 +121,24 @@ def chart_data(rows: pd.DataFrame, tz: str, grain: str) -> dict[str, dict]:
 
 
 def quality_bands(failures: pd.DataFrame, tz: str, grain: str, top: float) -> tuple[dict, str]:
-    """Grey bands over the periods holding a failed data-quality check (the detectors' masks, per hour in
-    `kpi_quality`), as quad columns in the site's local time, and a note counting flagged hours per check."""
+    """Shaded spans over the periods holding a failed data-quality check (the detectors' masks, per hour
+    in `kpi_quality`), one per period and detector family (stale, interpolated, clipping, incomplete,
+    other) in its colour, as quad columns in the site's local time; and a note counting flagged hours
+    per check."""
     if failures.empty:
         return dict(NO_BANDS), ""
     local = failures["period_start"].dt.tz_convert(tz).dt.tz_localize(None)
-    starts = local.dt.to_period(PERIOD_FREQ[grain]).dt.start_time.drop_duplicates().sort_values()
-    ends = (starts.dt.to_period(PERIOD_FREQ[grain]) + 1).dt.start_time
-    half = (ends.to_numpy() - starts.to_numpy()) / 2  # the bars are centred on their period's start
+    periods = pd.DataFrame({
+        "start": local.dt.to_period(PERIOD_FREQ[grain]).dt.start_time,
+        "mask": failures["check_name"].map(MASK_OF).fillna("other"),
+    }).drop_duplicates().sort_values(["start", "mask"])  # fmt: skip
+    ends = (periods["start"].dt.to_period(PERIOD_FREQ[grain]) + 1).dt.start_time
+    half = (ends.to_numpy() - periods["start"].to_numpy()) / 2  # bars are centred on their period
     hours = failures.drop_duplicates(["period_start", "check_name"])["check_name"].value_counts()
     note = " · **data-quality flags:** " + ", ".join(f"{name} {n} h" for name, n in hours.items())
-    bands = {"left": list(starts - half), "right": list(starts + half), "top": [top] * len(starts)}
+    bands = {"left": list(periods["start"] - half), "right": list(periods["start"] + half),
+             "top": [top] * len(periods), "colour": list(periods["mask"].map(MASK_COLOURS)),
+             "mask": list(periods["mask"])}  # fmt: skip
     return bands, note
 
 
@@ -141,9 +154,9 @@ def _charts(sources: dict[str, ColumnDataSource]) -> list:
     lines(pr, sources["pr"], (
         ("a", ACCENT, "PR"), ("b", "#ef6c00", "PR 25 °C"), ("c", "#6a1b9a", "PR NREL", "dashed"),
     ), "bottom_left")  # fmt: skip
-    energy = bar_figure("Energy: actual vs expected [kWh]; grey: data-quality flags", "kWh")
+    energy = bar_figure("Energy: actual vs expected [kWh]; shaded: data-quality masks", "kWh")
     energy.quad(left="left", right="right", bottom=0, top="top", source=sources["quality"],
-                color="#90a4ae", alpha=0.3, legend_label="data-quality flag")  # fmt: skip
+                color="colour", alpha=0.25, legend_field="mask")  # fmt: skip
     energy.vbar(x="t", top="a", width="w", source=sources["energy"], color=ACCENT, alpha=0.85,
                 legend_label="actual")  # fmt: skip
     energy.scatter("t", "b", source=sources["energy"], color="#ef6c00", size=7,

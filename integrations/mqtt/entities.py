@@ -30,5 +30,8 @@ MQTT_ENTITIES: tuple[EntityDescription, ...] = (
     EntityDescription(key=Metric.GRID_FREQUENCY, unit=Unit.HERTZ, device_class=D.FREQUENCY),
     EntityDescription(key=Metric.GRID_VOLTAGE, unit=Unit.VOLT, device_class=D.VOLTAGE),
     EntityDescription(key=Metric.POWER_FACTOR, unit=Unit.NONE, device_class=D.POWER_FACTOR),
+    EntityDescription(
+        key=Metric.ACTIVE_POWER_LIMIT_PCT, unit=Unit.PERCENT, device_class=D.SETPOINT
+    ),
 )
 KNOWN_METRICS = {d.key for d in MQTT_ENTITIES}

@@ -13,19 +13,21 @@ import pandas as pd
 from pymodbus.constants import ExcCodes
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from integrations.simulator.physics import energy_wh, epoch_s, inverter_output, weather
+from integrations.simulator.physics import energy_wh, epoch_s, weather
 from integrations.simulator.scenarios import (
     FAULT_COLUMNS,
     Fault,
     Scenario,
-    apply_to_inverter,
     apply_to_series_device,
+    controls_points,
     grid_outage_mask,
+    inverter_with_faults,
 )
 from integrations.sunspec_modbus.config import SunSpecModbusConfig
 from integrations.sunspec_modbus.entities import INVERTER_ENTITIES
 from integrations.sunspec_modbus.models import (
     COMMON,
+    CONTROLS,
     INVERTER_THREE_PHASE,
     INVERTER_THREE_PHASE_FLOAT,
     MPPT,
@@ -116,9 +118,7 @@ class SimulatedInverter:
             return
         ts = pd.Timestamp(now or clock.now())
         wx = wx if wx is not None else weather(self.site, pd.DatetimeIndex([ts]), self.seed)
-        frame = apply_to_inverter(
-            inverter_output(self.device, wx, self.seed, self.site.id), self.faults, MPPTS
-        )
+        frame = inverter_with_faults(self.device, wx, self.seed, self.site.id, self.faults, MPPTS)
         frame = frame.join(mppt_columns(frame, wx[Metric.MODULE_TEMPERATURE].to_numpy()))
         state = {
             k: float(v) for k, v in frame.iloc[0].items() if isinstance(v, int | float | np.number)
@@ -155,9 +155,11 @@ class SimulatedInverter:
             "VARtg": round(self.device.p_ac_kw * 100),
             "VARtg_SF": 1,
         }
-        self.registers = device_image(
-            [(COMMON, common), (NAMEPLATE, nameplate), (inverter_model, raw), (MPPT, mppt)]
-        )
+        models = [(COMMON, common), (NAMEPLATE, nameplate), (inverter_model, raw), (MPPT, mppt)]
+        if Metric.ACTIVE_POWER_LIMIT_PCT in state:  # a plant controller sets the limit: model 123
+            models.insert(2, (CONTROLS, controls_points(state[Metric.ACTIVE_POWER_LIMIT_PCT])))
+            served[Metric.ACTIVE_POWER_LIMIT_PCT] = round(state[Metric.ACTIVE_POWER_LIMIT_PCT], 1)
+        self.registers = device_image(models)
         self.served = served
 
     @staticmethod
@@ -366,7 +368,7 @@ def backfill_frames(
     for device in site.devices:
         faults = scenario.for_device(site.id, device.id) if scenario else []
         if device.kind == "inverter":
-            out = apply_to_inverter(inverter_output(device, wx, seed, site.id), faults, MPPTS)
+            out = inverter_with_faults(device, wx, seed, site.id, faults, MPPTS)
             out[Metric.AC_ENERGY] = energy_wh(out[Metric.AC_POWER], initial_energy_wh(device))
             out = out.join(mppt_columns(out, wx[Metric.MODULE_TEMPERATURE].to_numpy()))
             out = out.drop(columns=[c for c in out.columns if c.startswith(FAULT_COLUMNS)])

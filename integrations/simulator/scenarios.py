@@ -14,6 +14,9 @@ faults:
   - {kind: string_degradation, device: inv1, mppt: 2, loss: 0.35, start: ..., end: ...}  # one string
   - {kind: modbus_garbage, device: inv1, start: ..., end: ...}   # answers with random registers
   - {kind: modbus_slow, device: inv1, delay_s: 5, start: ..., end: ...}  # answers after delay_s
+  - {kind: curtailment, limit_pct: 60, start: ..., end: ...}  # plant controller's export limit (all
+    # inverters, or one with device:): AC held at limit_pct of the rating, reported as SunSpec model
+    # 123 WMaxLimPct (100 outside the episodes)
 ```
 """
 
@@ -28,13 +31,16 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from integrations.simulator.physics import inverter_output
+from pv_platform.plant import Device
 from pv_platform.vocabulary import InverterEvent, Metric, OperatingState, event_bits
 
 FaultKind = Literal[
     "inverter_trip", "string_disconnect", "hot_spot", "soiling_ramp", "grid_outage",
     "device_silent", "frozen_sensor", "malformed_payloads", "efficiency_drop", "string_degradation",
-    "modbus_garbage", "modbus_slow",
+    "modbus_garbage", "modbus_slow", "curtailment",
 ]  # fmt: skip
+SITE_WIDE = ("grid_outage", "curtailment")  # kinds that may leave out the device: every inverter
 FAULT_COLUMNS = (
     "lost_mppt",
     "hot_spot_mppt",
@@ -67,12 +73,13 @@ class Fault(BaseModel):
     every: int = Field(default=3, ge=1)
     loss: float = Field(default=0.3, ge=0, le=1)
     delay_s: float = Field(default=5.0, ge=0, le=120)
+    limit_pct: float = Field(default=60.0, ge=0, le=100)
 
     @model_validator(mode="after")
     def _complete(self) -> Fault:
         if self.start.tzinfo is None or (self.end is not None and self.end.tzinfo is None):
             raise ValueError("fault start/end need a time zone (e.g. 2026-06-21T10:00:00Z)")
-        if self.kind != "grid_outage" and self.device is None:
+        if self.kind not in SITE_WIDE and self.device is None:
             raise ValueError(f"a {self.kind} fault needs a device")
         if (
             self.kind in ("string_disconnect", "hot_spot", "string_degradation")
@@ -118,17 +125,46 @@ def load_scenario(path: Path | str) -> Scenario:
     return Scenario.model_validate(yaml.safe_load(Path(path).read_text()) or {})
 
 
+def curtail(frame: pd.DataFrame, fault: Fault, m: np.ndarray, p_ac_w: float) -> None:
+    """Hold AC power at `limit_pct` of the rating while the fault is active (DC follows: the inverter
+    leaves its maximum power point), and report the limit (100 % outside every episode)."""
+    if Metric.ACTIVE_POWER_LIMIT_PCT not in frame:
+        frame[Metric.ACTIVE_POWER_LIMIT_PCT] = 100.0
+    frame.loc[m, Metric.ACTIVE_POWER_LIMIT_PCT] = fault.limit_pct
+    limit_w = fault.limit_pct / 100.0 * p_ac_w
+    ac = frame[Metric.AC_POWER].to_numpy(dtype=float)
+    factor = np.where(m & (ac > limit_w), limit_w / np.where(ac > 0, ac, 1.0), 1.0)
+    for column in (Metric.AC_POWER, Metric.AC_CURRENT, Metric.DC_POWER, Metric.DC_CURRENT):
+        frame[column] = frame[column] * factor
+
+
+def controls_points(limit_pct: float) -> dict[str, int]:
+    """Raw model 123 points of an active-power limit [% of WMax]: WMaxLimPct in 0.1 % (scale factor
+    −1), enabled below 100 % (at 100 % the limit is released, WMaxLim_Ena 0)."""
+    return {"WMaxLimPct": round(limit_pct * 10), "WMaxLimPct_SF": -1, "WMaxLim_Ena": int(limit_pct < 100.0),
+            "Conn": 1, "OutPFSet_Ena": 0, "VArPct_Ena": 0, "OutPFSet_SF": -3, "VArPct_SF": 0}  # fmt: skip
+
+
 def apply_to_inverter(
-    frame: pd.DataFrame, faults: list[Fault], mppts: int, start_energy_wh: float | None = None
+    frame: pd.DataFrame,
+    faults: list[Fault],
+    mppts: int,
+    start_energy_wh: float | None = None,
+    p_ac_w: float | None = None,
 ) -> pd.DataFrame:
     """An inverter's electrical frame (one row per instant) with its faults applied.
 
     Power-changing faults act before the energy counter is integrated; pass `start_energy_wh` to rebuild
-    `ac_energy` afterwards (back-fill), or leave it to the caller (live).
+    `ac_energy` afterwards (back-fill), or leave it to the caller (live). `p_ac_w`, the AC rating [W], is
+    needed by curtailment (a limit in % of it).
     """
     frame = frame.copy()
     index = pd.DatetimeIndex(frame.index)
     frame[Metric.EVENTS] = frame.get(Metric.EVENTS, 0.0)
+    if p_ac_w is not None and any(f.kind == "curtailment" for f in faults):
+        frame[Metric.ACTIVE_POWER_LIMIT_PCT] = (
+            100.0  # a plant controller: the limit always reported
+        )
     for fault in faults:
         m = fault.mask(index)
         if not m.any():
@@ -166,6 +202,8 @@ def apply_to_inverter(
         elif fault.kind == "frozen_sensor" and fault.metric in frame:
             first = int(np.argmax(m))
             frame.loc[m, fault.metric] = frame[fault.metric].iloc[first]
+        elif fault.kind == "curtailment" and p_ac_w is not None:
+            curtail(frame, fault, m, p_ac_w)
     return frame
 
 
@@ -191,3 +229,12 @@ def grid_outage_mask(faults: list[Fault], index: pd.DatetimeIndex) -> np.ndarray
         if fault.kind == "grid_outage":
             out |= fault.mask(index)
     return out
+
+
+def inverter_with_faults(
+    inverter: Device, wx: pd.DataFrame, seed: int, site_id: str, faults: list[Fault], mppts: int
+) -> pd.DataFrame:
+    """An inverter's electrical frame from the site weather (`physics.inverter_output`) with its faults
+    applied (`apply_to_inverter`, which needs its AC rating for curtailment)."""
+    frame = inverter_output(inverter, wx, seed, site_id)
+    return apply_to_inverter(frame, faults, mppts, p_ac_w=inverter.p_ac_kw * 1000.0)

@@ -13,11 +13,13 @@ from integrations.sunspec_modbus.models import (
     MODELS,
     PERCENT_POINTS,
     SUNS_MARKER,
+    WMAXLIM_ENABLED,
     decode_model,
 )
 from pv_platform.coordinator import DeviceInfo, EntityDescription, PollingCoordinator, UpdateFailed
 from pv_platform.vocabulary import (
     DeviceClass,
+    Metric,
     MpptMetric,
     OperatingState,
     Unit,
@@ -57,6 +59,29 @@ def _number(value, percent: bool = False) -> float | None:
 INVERTER_MODEL_IDS = (103, 113, 102, 112, 101, 111)
 MPPT_MODEL_ID = 160
 NAMEPLATE_MODEL_ID = 120
+CONTROLS_MODEL_ID = 123
+LIMIT_ENTITY = EntityDescription(
+    key=Metric.ACTIVE_POWER_LIMIT_PCT,
+    unit=Unit.PERCENT,
+    device_class=DeviceClass.SETPOINT,
+    source="WMaxLimPct",
+)
+
+
+def power_limit_pct(controls: dict) -> float | None:
+    """The active-power limit in force [% of WMax] from a decoded model 123: WMaxLimPct while
+    WMaxLim_Ena is ENABLED, 100 while it is not (the inverter may run at its rating); None when the
+    device does not implement the point (or its scale factor).
+
+    >>> power_limit_pct({"WMaxLimPct": 60.0, "WMaxLim_Ena": 1}), power_limit_pct({"WMaxLimPct": 60.0, "WMaxLim_Ena": 0})
+    (60.0, 100.0)
+    """
+    enabled = controls.get("WMaxLim_Ena")
+    if enabled is None:
+        return None
+    if enabled != WMAXLIM_ENABLED:
+        return 100.0
+    return _number(controls.get("WMaxLimPct"))
 
 
 class SunSpecCoordinator(PollingCoordinator):
@@ -169,13 +194,13 @@ class SunSpecCoordinator(PollingCoordinator):
         model_id = next((m for m in INVERTER_MODEL_IDS if m in self.models), None)
         if model_id is None:
             raise UpdateFailed(f"no inverter model (101-103, 111-113) among {sorted(self.models)}")
-        wanted = [model_id] + ([MPPT_MODEL_ID] if MPPT_MODEL_ID in self.models else [])
-        data = await self._read_models(wanted)
+        extra = [m for m in (MPPT_MODEL_ID, CONTROLS_MODEL_ID) if m in self.models]
+        data = await self._read_models([model_id, *extra])
         points = decode_model(MODELS[model_id], data[model_id])
         values: dict[str, float | None] = {
             d.key: _number(points.get(d.source), percent=d.source in PERCENT_POINTS)
             for d in self.descriptions.values()
-            if not d.key.startswith("mppt")
+            if not d.key.startswith("mppt") and d.key != Metric.ACTIVE_POWER_LIMIT_PCT
         }
         self.operating_state = OperatingState.name_of(points.get("St"))
         self.events = event_names(points.get("Evt1"))
@@ -183,6 +208,10 @@ class SunSpecCoordinator(PollingCoordinator):
             values.update(
                 self._mppt_values(decode_model(MODELS[MPPT_MODEL_ID], data[MPPT_MODEL_ID]))
             )
+        if CONTROLS_MODEL_ID in data:  # model 123: the entity appears with the model
+            self.descriptions.setdefault(LIMIT_ENTITY.key, LIMIT_ENTITY)
+            controls = decode_model(MODELS[CONTROLS_MODEL_ID], data[CONTROLS_MODEL_ID])
+            values[Metric.ACTIVE_POWER_LIMIT_PCT] = power_limit_pct(controls)
         return values
 
     def _mppt_values(self, mppt: dict) -> dict[str, float | None]:

@@ -190,6 +190,40 @@ NAMEPLATE = Model(
     ),
 )
 
+# Immediate inverter controls (model 123, length 24): the active-power limit WMaxLimPct [% of WMax] is in
+# force while WMaxLim_Ena is 1 (ENABLED); the platform only reads it (curtailment in the loss waterfall).
+CONTROLS = Model(
+    123,
+    "controls",
+    (
+        Point("Conn_WinTms", "uint16"),
+        Point("Conn_RvrtTms", "uint16"),
+        Point("Conn", "enum16"),
+        Point("WMaxLimPct", "uint16", sf="WMaxLimPct_SF"),
+        Point("WMaxLimPct_WinTms", "uint16"),
+        Point("WMaxLimPct_RvrtTms", "uint16"),
+        Point("WMaxLimPct_RmpTms", "uint16"),
+        Point("WMaxLim_Ena", "enum16"),
+        Point("OutPFSet", "int16", sf="OutPFSet_SF"),
+        Point("OutPFSet_WinTms", "uint16"),
+        Point("OutPFSet_RvrtTms", "uint16"),
+        Point("OutPFSet_RmpTms", "uint16"),
+        Point("OutPFSet_Ena", "enum16"),
+        Point("VArWMaxPct", "int16", sf="VArPct_SF"),
+        Point("VArMaxPct", "int16", sf="VArPct_SF"),
+        Point("VArAvalPct", "int16", sf="VArPct_SF"),
+        Point("VArPct_WinTms", "uint16"),
+        Point("VArPct_RvrtTms", "uint16"),
+        Point("VArPct_RmpTms", "uint16"),
+        Point("VArPct_Mod", "enum16"),
+        Point("VArPct_Ena", "enum16"),
+        Point("WMaxLimPct_SF", "sunssf"),
+        Point("OutPFSet_SF", "sunssf"),
+        Point("VArPct_SF", "sunssf"),
+    ),
+)
+WMAXLIM_ENABLED = 1
+
 MPPT = Model(
     160,
     "mppt",
@@ -225,7 +259,7 @@ INVERTER_THREE_PHASE_FLOAT = _float_inverter(113, "inverter_three_phase_float")
 MODELS: dict[int, Model] = {
     m.id: m
     for m in (
-        COMMON, NAMEPLATE, MPPT,
+        COMMON, NAMEPLATE, CONTROLS, MPPT,
         INVERTER_SINGLE_PHASE, INVERTER_SPLIT_PHASE, INVERTER_THREE_PHASE,
         INVERTER_SINGLE_PHASE_FLOAT, INVERTER_SPLIT_PHASE_FLOAT, INVERTER_THREE_PHASE_FLOAT,
     )

@@ -160,6 +160,7 @@ def mask_checks(
         for name in MASK_CHECK_NAMES:
             for hour, problems in zip(hours, found[name], strict=True):
                 detail = f"{text[name]}: {problems}" if problems else f"no {name.replace('_', ' ')}"
+                keys = sorted({f"{site.id}.{e.removesuffix(' (night)')}" for e in problems})
                 out.append(CheckOutcome(hour, name, not problems, WARN, detail,
-                                        {"entities": len(problems)}, site.id))  # fmt: skip
+                                        {"entities": len(problems), "entity_keys": keys}, site.id))  # fmt: skip
     return out

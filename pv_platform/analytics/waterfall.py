@@ -8,7 +8,8 @@ Order (shared/DESIGN.md, 'Loss attribution'):
 2. `clipping` — what the model's inverter clips at its AC rating;
 3. availability by IEC TS 63019 category — `forced_outage`, `grid_outage`, `planned`: the expected energy
    of those minutes;
-4. `curtailment` — expected above a known setpoint (0 when no setpoint is known);
+4. `curtailment` — what an active-power limit held back (`energy_curtailed_kwh`: expected − actual while
+   the limit, `Metric.ACTIVE_POWER_LIMIT_PCT`, is below the expected power; 0 when no limit is reported);
 5. `soiling` — (1 − soiling ratio) of the expected energy still available;
 6. `degradation` — the cumulative year-on-year rate since commissioning applied to what is left;
 7. `unexplained` — the remainder (mismatch, wiring, model error): shown, never hidden.
@@ -36,7 +37,6 @@ def loss_waterfall(
     rows: pd.DataFrame,
     soiling_ratio: pd.Series | np.ndarray | float = 1.0,
     degradation_factor: pd.Series | np.ndarray | float = 1.0,
-    curtailed_kwh: pd.Series | np.ndarray | float = 0.0,
 ) -> pd.DataFrame:
     """Loss of each cause [kWh] for KPI rows of one grain (usually daily rows per inverter).
 
@@ -45,10 +45,10 @@ def loss_waterfall(
     rows : DataFrame
         KPI rows with `ref_energy_stc_kwh`, `ref_energy_iec_kwh`, `energy_expected_kwh`,
         `energy_clipped_kwh`, `energy_lost_kwh` (forced outage), `energy_lost_grid_kwh`,
-        `energy_lost_planned_kwh`, `energy_ac_kwh` (missing loss parts count as 0).
+        `energy_lost_planned_kwh`, `energy_curtailed_kwh`, `energy_ac_kwh` (missing loss parts count
+        as 0).
     soiling_ratio : per row or one value, [-] (1: clean)
     degradation_factor : per row or one value, 1 + rate·age [-] (`degradation_factor`)
-    curtailed_kwh : per row or one value, expected energy above a setpoint [kWh]
 
     Returns
     -------
@@ -62,7 +62,8 @@ def loss_waterfall(
                ("grid_outage", "energy_lost_grid_kwh"), ("planned", "energy_lost_planned_kwh"))}  # fmt: skip
     sr = np.broadcast_to(np.asarray(soiling_ratio, float), e_ref.shape)
     deg = np.broadcast_to(np.asarray(degradation_factor, float), e_ref.shape)
-    available = expected - sum(outages.values()) - np.asarray(curtailed_kwh, float)
+    curtailed = _col(rows, "energy_curtailed_kwh")
+    available = expected - sum(outages.values()) - curtailed
     soiling = (1.0 - sr) * available
     degradation = (1.0 - deg) * (available - soiling)
     losses = {
@@ -70,7 +71,7 @@ def loss_waterfall(
         "irradiance": ref_temp - (expected + clipped),
         "clipping": clipped,
         **outages,
-        "curtailment": np.broadcast_to(np.asarray(curtailed_kwh, float), e_ref.shape),
+        "curtailment": curtailed,
         "soiling": soiling,
         "degradation": degradation,
     }

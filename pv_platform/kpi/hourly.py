@@ -30,6 +30,7 @@ EDGE_MARGIN = timedelta(seconds=MAX_GAP_S)
 HOURLY_METRICS = [
     Metric.AC_ENERGY, Metric.AC_POWER, Metric.POA_IRRADIANCE, Metric.MODULE_TEMPERATURE, Metric.AMBIENT_TEMPERATURE, Metric.WIND_SPEED,
     Metric.EXPORT_ENERGY, Metric.IMPORT_ENERGY, Metric.GRID_FREQUENCY, Metric.GRID_VOLTAGE, Metric.POWER_FACTOR,
+    Metric.ACTIVE_POWER_LIMIT_PCT,
 ]  # fmt: skip
 FORCED = CATEGORIES.index("forced_outage")
 GRID_OUTAGE, PLANNED = CATEGORIES.index("grid_outage"), CATEGORIES.index("planned")
@@ -267,6 +268,10 @@ def _inverter(
             "samples": grid.samples_per_hour(site.id, inv.id),
     }  # fmt: skip
     columns.update(_loss_columns(grid, inv, poa, t_cell_model, expected_w, cats))
+    limit = grid.means(site.id, inv.id, Metric.ACTIVE_POWER_LIMIT_PCT)
+    columns["energy_curtailed_kwh"] = grid.per_hour(
+        curtailed_w(expected_w, ac_w, limit[0] if limit else None, inv.p_ac_kw, cats)
+    ) * (minute_h / 1000.0)
     per_hour = np.bincount(
         np.repeat(np.arange(grid.n_hours), PER_HOUR) * len(CATEGORIES) + cats,
         minlength=grid.n_hours * len(CATEGORIES),
@@ -289,6 +294,41 @@ def _loss_columns(grid: _Range, inv: Device, poa, t_cell_model, expected_w, cats
         "energy_lost_planned_kwh": grid.per_hour(np.where(cats == PLANNED, exp_w, 0.0)) * to_kwh,
         "energy_clipped_kwh": grid.per_hour(np.where(np.isnan(poa), 0.0, clip_w)) * to_kwh,
     }
+
+
+def curtailed_w(
+    expected_w: np.ndarray,
+    ac_w: np.ndarray,
+    limit_pct: np.ndarray | None,
+    p_ac_kw: float,
+    cats: np.ndarray | None = None,
+) -> np.ndarray:
+    """Power held back by an active-power limit [W] per minute: expected (unconstrained, already at most
+    the AC rating) minus actual power while the limit is below the expected power, never more than
+    expected − limit (what an inverter below its limit lost was not the setpoint's doing) nor below 0;
+    0 with no limit known, and in outage minutes (the outage categories own those).
+
+    Parameters
+    ----------
+    expected_w : expected AC power [W] (NaN: unknown, counts 0)
+    ac_w : actual AC power [W] (NaN: taken as the limit)
+    limit_pct : active-power limit [% of the AC rating], or None when the inverter reports none
+    p_ac_kw : AC rating [kW]
+    cats : availability category code per minute (`category_codes`), optional
+
+    >>> curtailed_w(np.array([800.0, 800.0, 500.0]), np.array([600.0, 550.0, 500.0]),
+    ...             np.array([60.0, 60.0, 60.0]), 1.0).tolist()
+    [200.0, 200.0, 0.0]
+    """
+    exp = np.nan_to_num(np.asarray(expected_w, float))
+    if limit_pct is None:
+        return np.zeros(len(exp))
+    limit_w = np.asarray(limit_pct, float) / 100.0 * p_ac_kw * 1000.0
+    held = np.where(np.isnan(ac_w), limit_w, np.maximum(limit_w, np.nan_to_num(ac_w)))
+    out = np.where(np.isfinite(limit_w) & (limit_w < exp), np.clip(exp - held, 0.0, None), 0.0)
+    if cats is not None:
+        out = np.where(np.isin(cats, (FORCED, GRID_OUTAGE, PLANNED)), 0.0, out)
+    return out
 
 
 def _stack(parts: list[dict[str, object]], hours: pd.DatetimeIndex) -> pd.DataFrame:

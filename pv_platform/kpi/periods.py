@@ -23,7 +23,7 @@ SITE_DEVICE = "*"
 ADDITIVE = (
     "energy_ac_kwh", "insolation_poa_kwh_m2", "ref_energy_stc_kwh", "ref_energy_iec_kwh", "ref_energy_nrel_kwh",
     "t_cell_x_insolation", "energy_expected_kwh", "energy_lost_kwh",
-    "energy_lost_grid_kwh", "energy_lost_planned_kwh", "energy_clipped_kwh",
+    "energy_lost_grid_kwh", "energy_lost_planned_kwh", "energy_clipped_kwh", "energy_curtailed_kwh",
     "time_night_s", "time_no_data_s", "time_grid_outage_s", "time_planned_s", "time_operating_s",
     "time_forced_outage_s", "export_kwh", "import_kwh", "reactive_kvarh", "time_freq_out_s",
     "time_volt_out_s", "samples",

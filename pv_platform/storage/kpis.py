@@ -179,6 +179,20 @@ class KpiStore:
             df["period_start"] = pd.to_datetime(df["period_start"], utc=True)
         return df
 
+    def quality_outcomes(self, start: datetime, end: datetime, site_id: str) -> pd.DataFrame:
+        """Every check outcome, passed or not, of a site's hours in [start, end): period_start,
+        check_name, passed, severity, detail, metadata (`entity_keys`: the entities that failed) — what
+        the Quality page shows."""
+        df = self.db.query_df(
+            "SELECT period_start, check_name, passed, severity, detail, metadata FROM kpi_quality"
+            " WHERE period_start >= :s AND period_start < :e AND site_id IN (:site, '*')"
+            " ORDER BY period_start, check_name",
+            {"s": start, "e": end, "site": site_id},
+        )
+        if not df.empty:
+            df["period_start"] = pd.to_datetime(df["period_start"], utc=True)
+        return df
+
     def alerting_failures(self, start: datetime, end: datetime) -> pd.DataFrame:
         """Failed checks of the hours in [start, end) that raise `data_quality` alerts: every ERROR
         check, and the frozen-values check (a WARN for the rollups, but a stuck sensor to fix), with the

@@ -1,8 +1,10 @@
 """Loss analytics tables: `loss_daily` (soiling ratio, performance index and the loss waterfall per device
-and site-local day) and `degradation` (the year-on-year rate per device)."""
+and site-local day), `degradation` (the year-on-year rate per device) and `quality_findings` (the
+site-level detectors' latest finding per device)."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -88,3 +90,35 @@ class LossStore:
             if column in df:
                 df[column] = df[column].astype(float)
         return df
+
+    def replace_findings(
+        self, site_id: str, findings: list, window_start: datetime, window_end: datetime
+    ) -> int:
+        """One site's detector findings (`analytics.site_checks.Finding`) over [window_start,
+        window_end), replacing the site's earlier ones."""
+        rows = [
+            {"site_id": site_id, "device_id": f.device_id, "check_name": f.check, "passed": f.passed,
+             "detail": f.detail, "metadata": json.dumps(f.metadata), "ws": window_start, "we": window_end}
+            for f in findings
+            if f.site_id == site_id
+        ]  # fmt: skip
+        with self.db.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM quality_findings WHERE site_id = :s"), {"s": site_id})
+            if rows:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO quality_findings (site_id, device_id, check_name, passed, detail,"
+                        " metadata, window_start, window_end) VALUES (:site_id, :device_id,"
+                        " :check_name, :passed, :detail, CAST(:metadata AS jsonb), :ws, :we)"
+                    ),
+                    rows,
+                )
+        return len(rows)
+
+    def read_findings(self, site_id: str) -> pd.DataFrame:
+        """The site's detector findings: device_id, check_name, passed, detail, metadata, window."""
+        return self.db.query_df(
+            "SELECT device_id, check_name, passed, detail, metadata, window_start, window_end"
+            " FROM quality_findings WHERE site_id = :s ORDER BY check_name, device_id",
+            {"s": site_id},
+        )

@@ -118,7 +118,8 @@ KPI_VALUE_COLUMNS = (
     "t_cell_x_insolation", "energy_expected_kwh", "energy_lost_kwh",
     "time_night_s", "time_no_data_s", "time_grid_outage_s", "time_planned_s", "time_operating_s",
     "time_forced_outage_s", "export_kwh", "import_kwh", "reactive_kvarh", "time_freq_out_s", "time_volt_out_s",
-    "energy_lost_grid_kwh", "energy_lost_planned_kwh", "energy_clipped_kwh",  # since migration 7
+    "energy_lost_grid_kwh", "energy_lost_planned_kwh", "energy_clipped_kwh",  # since migration 8
+    "energy_curtailed_kwh",  # since migration 10
     # ratios derived from them
     "reference_yield_h", "final_yield_h", "pr", "pr_temp_iec", "pr_temp_nrel", "t_cell_mean_c",
     "expected_deviation", "capacity_factor_ac", "capacity_factor_dc", "availability_time",
@@ -308,6 +309,30 @@ ALTER TABLE alerts ADD COLUMN IF NOT EXISTS incident_id bigint;
 CREATE INDEX IF NOT EXISTS alerts_incident ON alerts (incident_id);
 """
 
+# Curtailment in every KPI grain: the expected energy an active-power limit held back (rows computed before
+# are NULL until recomputed, which the loss waterfall counts as 0); and the site-level detectors' latest
+# findings per device (POA against the clear sky, clock against the sun), for the Quality page.
+CURTAILMENT_V10 = (
+    "\n".join(
+        f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS energy_curtailed_kwh double precision;"
+        for table in KPI_TABLES
+    )
+    + """
+CREATE TABLE IF NOT EXISTS quality_findings (
+    site_id text NOT NULL,
+    device_id text NOT NULL,            -- '*': the whole site (the clock)
+    check_name text NOT NULL,           -- irradiance_clearsky, clock_shift
+    passed boolean NOT NULL,
+    detail text NOT NULL,
+    metadata jsonb NOT NULL DEFAULT '{}',
+    window_start timestamptz NOT NULL,  -- the telemetry judged
+    window_end timestamptz NOT NULL,
+    computed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (site_id, device_id, check_name)
+);
+"""
+)
+
 MIGRATIONS: list[tuple[int, str]] = [
     (1, COMMON_V1 + "{samples_ddl}"),
     (2, "{rollup_ddl}"),
@@ -318,4 +343,5 @@ MIGRATIONS: list[tuple[int, str]] = [
     (7, REPORTS_V7),
     (8, LOSSES_V8),
     (9, INCIDENTS_V9),
+    (10, CURTAILMENT_V10),
 ]

@@ -100,6 +100,7 @@ def loss_analytics(
         start, end, [Metric.POA_IRRADIANCE, Metric.AC_POWER], site_id
     )
     findings = site_findings(samples, site, start, end)
+    store.replace_findings(site_id, findings, start, end)
     thresholds = loss_thresholds(site, fleet_from_settings(get_settings()))
     engine = alert_service.engine()
     alerts = engine.process(
