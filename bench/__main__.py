@@ -20,6 +20,7 @@ BENCHES = [
     ("losses", ["-m", "bench.losses"]),
     ("ingest", ["-m", "bench.ingest"]),
     ("alert_scores", ["-m", "bench.alert_scores"]),
+    ("fleet", ["-m", "bench.fleet"]),
 ]
 
 

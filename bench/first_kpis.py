@@ -1,7 +1,7 @@
 """How soon a new user sees KPIs: `pvp demo` on a fresh data folder (embedded PostgreSQL, broker,
 simulator back-filling 24 h, collector, Dagster daemon + webserver, Panel), timed from launch to the first
 `kpi_daily` row and to the History page in headless Chromium showing the daily chart with data; beside it,
-the same hours materialized in one process (hourly range + each local day) on the same data, after the demo.
+the same hours materialized in one process (hourly range + the local days as one range) on the same data, after the demo.
 
 Target: the first daily KPI on screen within 90 s on a 2-core machine.
 
@@ -64,6 +64,23 @@ def chart_has_data(dash_url: str, timeout_s: float) -> float:
     return time.monotonic() - t0
 
 
+def run_counts(data_dir: Path) -> dict[str, int]:
+    """Dagster runs so far per job (the demo's Dagster storage is the `dagster` database)."""
+    url = f"postgresql://postgres@/dagster?host={data_dir / 'pg'}"
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        return dict(conn.execute("SELECT pipeline_name, count(*) FROM runs GROUP BY 1 ORDER BY 1"))
+
+
+def all_days_computed(url: str) -> bool:
+    """Every local day with hourly KPIs has its daily row, no run queued or running is left to wait for."""
+    with psycopg.connect(url, connect_timeout=2) as conn:
+        days, hours = conn.execute(
+            "SELECT (SELECT count(*) FROM kpi_daily WHERE device_id = '*'),"
+            " (SELECT count(*) FROM kpi_hourly WHERE device_id = '*')"
+        ).fetchone()
+    return hours >= 24 * 30 and days >= hours // 24
+
+
 def in_process_seconds(data_dir: Path) -> float:
     """The same hours and days materialized in this process (no daemon, no run launches)."""
     import dagster as dg
@@ -102,12 +119,11 @@ def in_process_seconds(data_dir: Path) -> float:
             tags={"dagster/asset_partition_range_start": f"{first:{fmt}}",
                   "dagster/asset_partition_range_end": f"{last:{fmt}}"},
         )  # fmt: skip
-        instance.add_dynamic_partitions("sites", [site.id])
-        for day in days:
-            dg.materialize(
-                [daily_kpis], instance=instance, resources=platform,
-                partition_key=dg.MultiPartitionKey({"date": day, "site": site.id}),
-            )  # fmt: skip
+        dg.materialize(
+            [daily_kpis], instance=instance, resources=platform,
+            tags={"dagster/asset_partition_range_start": min(days),
+                  "dagster/asset_partition_range_end": max(days)},
+        )  # fmt: skip
     took = time.perf_counter() - t0
     server.cleanup()
     return took
@@ -143,6 +159,13 @@ def main() -> int:
             hours = conn.execute("SELECT count(DISTINCT period_start) FROM kpi_hourly").fetchone()[
                 0
             ]
+        runs_at_first = run_counts(data_dir)
+        try:
+            _wait(lambda: all_days_computed(url), 600, "every day of the demo's month", every_s=2)
+            month_done = time.monotonic() - t0
+        except TimeoutError:
+            month_done = float("nan")
+        runs_at_month = run_counts(data_dir)
     finally:
         demo.send_signal(signal.SIGINT)
         demo.wait(90)
@@ -152,8 +175,17 @@ def main() -> int:
         f"first kpi_daily row after {first_daily:.1f} s; History chart with data after {on_screen:.1f} s"
     )
     print(f"the same {hours} hours + their days materialized in one process: {in_process:.1f} s")
+    print(
+        f"Dagster runs when the first daily KPI showed: {sum(runs_at_first.values())} {runs_at_first}"
+    )
+    print(
+        f"every day of the month computed after {month_done:.0f} s, Dagster runs by then:"
+        f" {sum(runs_at_month.values())} {runs_at_month}"
+    )
     emit("first_kpis", "first daily KPI on screen after `pvp demo`", on_screen, "s",
          "target", TARGET_S, f"<= {TARGET_S:.0f} s", on_screen <= TARGET_S)  # fmt: skip
+    emit("first_kpis", "Dagster runs until the demo month's days are computed",
+         sum(runs_at_month.values()), "", "before (per site-day runs)", 75, "informational", True)  # fmt: skip
     emit("first_kpis", "first kpi_daily row / in-process materialization", first_daily, "s",
          "in-process (same hours)", in_process, "informational", True)  # fmt: skip
     return 0

@@ -230,30 +230,26 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
         )
         result = kpi_rollup_sensor(ctx)
         keys = {
-            (r.asset_selection[0].to_user_string(), str(r.partition_key))
+            (r.job_name, str(r.partition_key), json.dumps(r.run_config))
             for r in result.run_requests
-            if r.asset_selection
         }
-        # and, the site being new, its reference temperature (NREL T_ref) as an asset of its own
-        assert [r.job_name for r in result.run_requests if not r.asset_selection] == [
-            "site_reference_job"
-        ]
+        # and, the site being new, its reference temperature (NREL T_ref) as an asset of its own;
+        # one run per period, for every site (no `sites` config: the plant's one site is all of them)
+        every_site = json.dumps({"ops": {"daily_kpis": {"config": {"sites": []}}}})
         assert keys == {
-            ("daily_kpis", "2026-06-21|testsite"),
-            ("monthly_kpis", "2026-06-01|testsite"),
-            ("yearly_kpis", "testsite|2026"),
+            ("site_reference_job", "None", "{}"),
+            ("daily_kpis_job", "2026-06-21", every_site),
+            ("monthly_kpis_job", "2026-06-01", every_site.replace("daily", "monthly")),
+            ("yearly_kpis_job", "2026", every_site.replace("daily", "yearly")),
         }
-        instance.add_dynamic_partitions("sites", ["testsite"])
-        for asset in ("daily_kpis", "monthly_kpis", "yearly_kpis"):
-            request = next(
-                r
-                for r in result.run_requests
-                if r.asset_selection and r.asset_selection[0].to_user_string() == asset
-            )
+        for request in result.run_requests:
+            if request.job_name == "site_reference_job":
+                continue
             assert job_defs.execute_in_process(
                 instance=_current(instance),
                 partition_key=request.partition_key,
-                asset_selection=request.asset_selection,
+                asset_selection=[dg.AssetKey(request.job_name.removesuffix("_job"))],
+                run_config=request.run_config,
             ).success
         local_day = (datetime(2026, 6, 20, 22, tzinfo=UTC), datetime(2026, 6, 21, 22, tzinfo=UTC))
         day = db.kpis.read("kpi_daily", *local_day).set_index("device_id")
@@ -320,10 +316,10 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
                 cursor=result.cursor,
             )
         )
-        assert {str(r.partition_key) for r in again.run_requests if r.asset_selection} == {
-            "2026-06-21|testsite",
-            "2026-06-01|testsite",
-            "testsite|2026",
+        assert {str(r.partition_key) for r in again.run_requests if r.partition_key} == {
+            "2026-06-21",
+            "2026-06-01",
+            "2026",
         }
 
         # an impossible value makes an hour fail an ERROR check; the day is then blocked, with the reason
@@ -355,6 +351,7 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
         assert "testsite.wx1.poa_irradiance" in physical.description
 
         def blocked_by_error_check(asset, partition_key: str) -> bool:
+            """The site is left out of the period (its rows kept) and the ERROR check says why."""
             run = dg.materialize(
                 [asset],
                 partition_key=partition_key,
@@ -362,9 +359,17 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
                 resources=platform,
                 raise_on_error=False,
             )
-            failure = next(e for e in run.all_events if e.event_type_value == "STEP_FAILURE")
-            return not run.success and "failed with ERROR" in str(
-                failure.event_specific_data.error.message
+            check = next(
+                e for e in run.get_asset_check_evaluations() if e.check_name == "hours_not_blocked"
+            )
+            states = run.asset_materializations_for_node(asset.op.name)[0].metadata["sites"].value
+            return (
+                run.success
+                and not check.passed
+                and check.severity == dg.AssetCheckSeverity.ERROR
+                and "failed with ERROR" in check.description
+                and "testsite" in check.description
+                and states == {"testsite": "blocked"}
             )
 
         def closing(schedule, at: datetime) -> list[str]:
@@ -378,18 +383,16 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
                 [] if isinstance(result, dg.SkipReason) else [str(r.partition_key) for r in result]
             )
 
-        assert blocked_by_error_check(daily_kpis, "2026-06-21|testsite")
+        assert blocked_by_error_check(daily_kpis, "2026-06-21")
         # the calendar schedule closes the local day after local midnight (00:20 Zurich = 22:20 UTC in summer)
         daily = kpi_calendar_schedule
-        assert closing(daily, datetime(2026, 6, 21, 22, 20, tzinfo=UTC)) == ["2026-06-21|testsite"]
-        assert closing(daily, datetime(2026, 6, 30, 22, 20, tzinfo=UTC)) == ["2026-06-30|testsite"]
+        assert closing(daily, datetime(2026, 6, 21, 22, 20, tzinfo=UTC)) == ["2026-06-21"]
+        assert closing(daily, datetime(2026, 6, 30, 22, 20, tzinfo=UTC)) == ["2026-06-30"]
         # the monthly schedule closes June at 00:40 local on July 1st (22:40 UTC on June 30th) and
         # nothing on any other hour or day
         monthly = kpi_monthly_schedule
-        assert closing(monthly, datetime(2026, 6, 30, 22, 40, tzinfo=UTC)) == [
-            "2026-06-01|testsite"
-        ]
+        assert closing(monthly, datetime(2026, 6, 30, 22, 40, tzinfo=UTC)) == ["2026-06-01"]
         assert closing(monthly, datetime(2026, 6, 30, 23, 40, tzinfo=UTC)) == []
         assert closing(monthly, datetime(2026, 6, 21, 22, 40, tzinfo=UTC)) == []
         # ...and the month holding the hour that failed its ERROR check is blocked like the day
-        assert blocked_by_error_check(monthly_kpis, "2026-06-01|testsite")
+        assert blocked_by_error_check(monthly_kpis, "2026-06-01")

@@ -54,9 +54,8 @@ def test_the_code_location_partitions_start_at_the_plant_files_commissioning(tmp
     probe = (
         "import json; from pv_platform.defs import partitions as p;"
         "print(json.dumps([p.hourly.get_first_partition_key(),"
-        " p.daily_by_site.get_partitions_def_for_dimension('date').get_first_partition_key(),"
-        " p.monthly_by_site.get_partitions_def_for_dimension('month').get_first_partition_key(),"
-        " p.yearly_by_site.get_partitions_def_for_dimension('year').get_first_partition_key()]))"
+        " p.daily.get_first_partition_key(), p.monthly.get_first_partition_key(),"
+        " p.yearly.get_first_partition_key()]))"
     )
     env = {k: v for k, v in os.environ.items() if k != "PVP_KPI_START"}
     out = subprocess.run(

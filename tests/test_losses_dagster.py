@@ -78,9 +78,8 @@ def test_daily_kpis_change_then_the_sensor_runs_the_sites_loss_analytics(
         assert _tick(instance, defs).run_requests == []  # no daily KPIs materialized yet
         cursor = _tick(instance, defs).cursor
         day = f"{today - timedelta(days=2):%Y-%m-%d}"
-        key = dg.MultiPartitionKey({"date": day, "site": "testsite"})
         assert dg.materialize(
-            [daily_kpis], partition_key=key, instance=_current(instance), resources=platform
+            [daily_kpis], partition_key=day, instance=_current(instance), resources=platform
         ).success
 
         result = _tick(instance, defs, cursor)

@@ -3,13 +3,12 @@ whole database. All of them share one `Database` per URL and process; none migra
 does): a schema that is behind fails with the command to run."""
 
 from functools import cache
-from pathlib import Path
 
 import dagster as dg
 
 from pv_platform.alerts.engine import AlertLifecycle
 from pv_platform.alerts.service import alert_engine
-from pv_platform.plant import Plant, load_plant
+from pv_platform.plant import Plant, load_plant_cached
 from pv_platform.settings import get_settings
 from pv_platform.storage import Database
 from pv_platform.storage.kpis import KpiStore
@@ -60,7 +59,8 @@ class PlantResource(dg.ConfigurableResource):
     database_url: str
 
     def load(self) -> Plant:
-        return load_plant(Path(self.plant_file))
+        """The plant file, parsed again only when it changed (`load_plant_cached`)."""
+        return load_plant_cached(self.plant_file)
 
     def store(self) -> PlantStore:
         return _database(self.database_url).plant

@@ -222,6 +222,48 @@ class KpiStore:
                 )
             ]
 
+    def hours_by_site(
+        self, site_ids: list[str], start: datetime, end: datetime
+    ) -> dict[str, list[datetime]]:
+        """The UTC hours in [start, end) that have hourly KPI rows, per site (one query for many sites)."""
+        found: dict[str, list[datetime]] = {s: [] for s in site_ids}
+        with self.db.engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT DISTINCT site_id, period_start FROM kpi_hourly WHERE site_id = ANY(:sites)"
+                    " AND period_start >= :s AND period_start < :e ORDER BY 1, 2"
+                ),
+                {"sites": list(site_ids), "s": start, "e": end},
+            )
+            for site_id, hour in rows:
+                found[site_id].append(hour)
+        return found
+
+    def replace_coverages(self, grain: str, entries: list[dict]) -> None:
+        """`replace_coverage` for many sites' periods in one transaction: dicts with site_id,
+        period_start, hours_expected, hours_present, missing (list of datetimes)."""
+        if not entries:
+            return
+        with self.db.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO kpi_coverage (grain, site_id, period_start, hours_expected, hours_present, missing)"
+                    " VALUES (:g, :site_id, :period_start, :hours_expected, :hours_present,"
+                    " CAST(:m AS jsonb)) ON CONFLICT (grain, site_id, period_start) DO UPDATE SET"
+                    " hours_expected = EXCLUDED.hours_expected, hours_present = EXCLUDED.hours_present,"
+                    " missing = EXCLUDED.missing, computed_at = now()"
+                ),
+                [
+                    {
+                        **{k: e[k] for k in ("site_id", "period_start", "hours_expected")},
+                        "hours_present": e["hours_present"],
+                        "g": grain,
+                        "m": json.dumps([m.isoformat() for m in e["missing"][:100]]),
+                    }
+                    for e in entries
+                ],
+            )
+
     def replace_coverage(
         self,
         grain: str,

@@ -1,9 +1,10 @@
 """KPI assets: Dagster only wires; the maths is in pv_platform.kpi, the SQL in pv_platform.storage.
 
-Hourly KPIs cover every site in one UTC-hour partition. Days, months and years are site-local, so those
-assets are partitioned by (period × site); `kpi_rollup_sensor` maps each recomputed hour to the local
-day, month and year of every site (a partition mapping cannot: it knows one time zone) and the calendar
-schedules close each period after local midnight.
+Hourly KPIs cover every site in one UTC-hour partition. Days, months and years are site-local and
+partitioned by time only: a run of day 2026-06-21 computes that local day for each of its sites, each
+over its own UTC window (`rollup`). `kpi_rollup_sensor` maps each recomputed hour to the local day,
+month and year of every site (a partition mapping cannot: it knows one time zone) and asks for one run
+per period with the sites it touched; the calendar schedules close each period after local midnight.
 """
 
 import dagster as dg
@@ -13,18 +14,18 @@ import pandas as pd
 from pv_platform import clock
 from pv_platform.analytics.hour_checks import mask_checks
 from pv_platform.defs.kpis.checks import (
+    blocking_check_result,
     coverage_check_result,
     coverage_check_specs,
-    fail_if_blocked,
     hour_check_results,
     hour_check_specs,
 )
-from pv_platform.defs.partitions import daily_by_site, hourly, monthly_by_site, yearly_by_site
+from pv_platform.defs.kpis.rollup import PeriodRollup, rollup_period
+from pv_platform.defs.partitions import daily, hourly, monthly, yearly
 from pv_platform.defs.resources import KpiResource, PlantResource, TelemetryResource
 from pv_platform.defs.telemetry.assets import telemetry
-from pv_platform.kpi.calendar import expected_hours, local_window
 from pv_platform.kpi.hourly import EDGE_MARGIN, HOURLY_METRICS, hourly_kpis_range
-from pv_platform.kpi.periods import SITE_DEVICE, finish_periods
+from pv_platform.kpi.periods import SITE_DEVICE
 from pv_platform.kpi.quality import run_checks
 from pv_platform.kpi.temperature import typical_year_cell_temperature_c
 from pv_platform.plant import Plant
@@ -34,6 +35,7 @@ from pv_platform.vocabulary import Metric
 # hours again (later, with backoff) if the run fails anyway
 KPI_RETRY = dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL)
 HOURS_PER_RUN = dg.BackfillPolicy.multi_run(max_partitions_per_run=48)
+DAYS_PER_RUN = 31  # a back-filled month of days is one run
 HEADLINE = (
     "energy_ac_kwh",
     "pr",
@@ -162,58 +164,80 @@ def _site_figures(rows: pd.DataFrame) -> dict[str, float]:
     return figures
 
 
+class RollupConfig(dg.Config):
+    """Which sites a rollup (or report) run covers: none named means every site of the plant file. The
+    Launchpad's run config, so one site's days can be back-filled from the UI."""
+
+    sites: list[str] = []
+
+
+def selected_zones(config: RollupConfig, plant: PlantResource) -> dict[str, str]:
+    """site id -> time zone of the run's sites; a site the plant file lacks fails the run, naming it."""
+    model = plant.load()
+    zones = {s.id: s.timezone for s in model.sites}
+    unknown = sorted(set(config.sites) - set(zones))
+    if unknown:
+        raise dg.Failure(f"sites {unknown} are not in the plant file {plant.plant_file}")
+    return {s: zones[s] for s in config.sites} if config.sites else zones
+
+
+def _rollup_metadata(done: list[tuple[str, PeriodRollup]]) -> dict:
+    """The materialization's metadata: per-site state of the newest period (`sites`: JSON, what the
+    report and loss sensors read), counts, missing hours and a one-site run's headline figures."""
+    newest = done[-1][1]
+    metadata: dict = {
+        "sites": dg.MetadataValue.json(newest.states),
+        "site_count": len(newest.states),
+        "periods": len(done),
+        "rows": sum(r.rows for _, r in done),
+        "hours": sum(r.hours_present for _, r in done),
+        "hours_expected": sum(r.hours_expected for _, r in done),
+    }
+    missing = [
+        f"- {key} {site_id}: {h:%Y-%m-%d %H:%M} UTC"
+        for key, r in done
+        for site_id, hours in sorted(r.missing.items())
+        for h in hours
+    ]
+    if missing:
+        metadata["missing_hours"] = dg.MetadataValue.md("\n".join(missing[:50]))
+    if len(newest.states) == 1 and newest.site_rows:
+        metadata.update(_site_figures(pd.concat(newest.site_rows)))
+    return metadata
+
+
 def _rollup(
     context: dg.AssetExecutionContext,
     kpi_store: KpiResource,
-    plant: PlantResource,
+    zones: dict[str, str],
     grain: str,
-    dim: str,
 ) -> dg.MaterializeResult:
-    key = context.partition_key.keys_by_dimension
-    site_id, period_key = key["site"], key[dim]
-    try:
-        site = plant.load().site(site_id)
-    except StopIteration:
-        raise dg.Failure(f"site {site_id!r} is not in the plant file {plant.plant_file}") from None
-    start, end = local_window(period_key, grain, site.timezone)
-    store = kpi_store.store()
-    fail_if_blocked(store, start, end, site_id)
-    zones = {site_id: site.timezone}
-    rows = finish_periods(store.period_sums(start, end, zones, grain, site_id), zones, grain)
-    written = store.replace(f"kpi_{grain}", start, end, rows, [site_id])
-    expected = expected_hours(start, end, clock.now())
-    present = set(store.hours(site_id, start, end))
-    missing = [h for h in expected if h not in present]
-    store.replace_coverage(
-        grain, site_id, start, len(expected), len(expected) - len(missing), missing
-    )
-    metadata: dict = {
-        "rows": written,
-        "hours": len(present),
-        "hours_expected": len(expected),
-        "complete": not missing and end <= clock.now(),
-        "closed": end <= clock.now(),  # computed after the period ended: reports wait for this
-    }
-    if missing:
-        context.log.warning(
-            f"{site_id} {period_key}: computed from {len(expected) - len(missing)} of"
-            f" {len(expected)} hours; missing {[f'{h:%Y-%m-%d %H:%M}' for h in missing[:10]]}"
-            " (they are re-run by hourly_kpis_sensor; this period is recomputed when they land)"
-        )
-        metadata["missing_hours"] = dg.MetadataValue.md(
-            "\n".join(f"- {h:%Y-%m-%d %H:%M} UTC" for h in missing[:50])
-        )
-    metadata.update(_site_figures(rows))
+    """Each partition of the run (a range for back-filled days) for every selected site."""
+    store, now = kpi_store.store(), clock.now()
+    done = [(k, rollup_period(store, k, grain, zones, now)) for k in context.partition_keys]
+    for key, result in done:
+        for site_id, hours in sorted(result.missing.items())[:20]:
+            context.log.warning(
+                f"{site_id} {key}: {len(hours)} hour(s) missing, e.g."
+                f" {[f'{h:%Y-%m-%d %H:%M}' for h in hours[:5]]} (re-run by hourly_kpis_sensor;"
+                " the period is recomputed when they land)"
+            )
+    blocked = [line for _, r in done for line in r.blocked]
+    if blocked:
+        context.log.error(f"{len(blocked)} hour check(s) failed with ERROR: {blocked[:5]}")
+    missing = sum(len(h) for _, r in done for h in r.missing.values())
+    expected = sum(r.hours_expected for _, r in done)
     return dg.MaterializeResult(
-        metadata=metadata, check_results=[coverage_check_result(len(missing), len(expected))]
+        metadata=_rollup_metadata(done),
+        check_results=[coverage_check_result(missing, expected), blocking_check_result(blocked)],
     )
 
 
 _rollup_deps = [dg.AssetDep(hourly_kpis, partition_mapping=dg.AllPartitionMapping())]
 
 
-def rollup_asset(name: str, grain: str, dim: str, partitions_def, description: str):
-    """A site-local rollup asset (day, month or year × site) of the hourly parts → `kpi_<grain>`."""
+def rollup_asset(name: str, grain: str, partitions_def, description: str, backfill_policy=None):
+    """A site-local rollup asset (day, month or year; every selected site) of the hourly parts."""
 
     @dg.asset(
         name=name,
@@ -223,26 +247,32 @@ def rollup_asset(name: str, grain: str, dim: str, partitions_def, description: s
         kinds={"postgres", "pandas"},
         check_specs=coverage_check_specs(name),
         retry_policy=KPI_RETRY,
+        backfill_policy=backfill_policy,
         description=description,
     )
     def _asset(
-        context: dg.AssetExecutionContext, kpi_store: KpiResource, plant: PlantResource
+        context: dg.AssetExecutionContext,
+        config: RollupConfig,
+        kpi_store: KpiResource,
+        plant: PlantResource,
     ) -> dg.MaterializeResult:
-        return _rollup(context, kpi_store, plant, grain, dim)
+        return _rollup(context, kpi_store, selected_zones(config, plant), grain)
 
     return _asset
 
 
 daily_kpis = rollup_asset(
-    "daily_kpis", "daily", "date", daily_by_site,
-    "Site-local daily KPIs per inverter and site from the hourly parts → `kpi_daily`. Blocked by"
-    " failed ERROR checks on any of its hours.",
+    "daily_kpis", "daily", daily,
+    "Site-local daily KPIs per inverter and site from the hourly parts → `kpi_daily`: partition"
+    " 2026-06-21 is that local day at every site (run config `sites` narrows it). A site whose hours"
+    " failed an ERROR check is left out (check `hours_not_blocked`).",
+    dg.BackfillPolicy.multi_run(max_partitions_per_run=DAYS_PER_RUN),
 )  # fmt: skip
 monthly_kpis = rollup_asset(
-    "monthly_kpis", "monthly", "month", monthly_by_site,
-    "Site-local monthly KPIs from the hourly parts → `kpi_monthly`.",
+    "monthly_kpis", "monthly", monthly,
+    "Site-local monthly KPIs from the hourly parts → `kpi_monthly` (every site, or run config `sites`).",
 )  # fmt: skip
 yearly_kpis = rollup_asset(
-    "yearly_kpis", "yearly", "year", yearly_by_site,
-    "Site-local yearly KPIs from the hourly parts → `kpi_yearly`.",
+    "yearly_kpis", "yearly", yearly,
+    "Site-local yearly KPIs from the hourly parts → `kpi_yearly` (every site, or run config `sites`).",
 )  # fmt: skip

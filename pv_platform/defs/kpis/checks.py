@@ -1,13 +1,10 @@
 """Asset checks of the KPI assets: the data-quality checks of each hour (computed in
 `pv_platform.kpi.quality`, reported here) and the coverage check of each day, month and year."""
 
-from datetime import datetime
-
 import dagster as dg
 
 from pv_platform.analytics.hour_checks import MASK_CHECK_NAMES
 from pv_platform.kpi.quality import CHECK_NAMES, ERROR
-from pv_platform.storage.kpis import KpiStore
 
 # Checks whose failure (ERROR) keeps that site's hours out of its daily, monthly and yearly KPIs. The
 # rollup assets enforce it per site (storage `blocking_failures`); the Dagster checks themselves do not
@@ -68,7 +65,13 @@ def coverage_check_specs(asset_name: str) -> list[dg.AssetCheckSpec]:
             asset=asset_name,
             description="every hour of the period so far has hourly KPIs (a missing hour: WARN,"
             " the period is shown as incomplete and recomputed when the hour lands)",
-        )
+        ),
+        dg.AssetCheckSpec(
+            "hours_not_blocked",
+            asset=asset_name,
+            description="no site's hours failed an ERROR check (such a site is left out of the"
+            " period, named here)",
+        ),
     ]
 
 
@@ -86,21 +89,20 @@ def coverage_check_result(missing: int, expected: int) -> dg.AssetCheckResult:
     )
 
 
-def fail_if_blocked(store: KpiStore, start: datetime, end: datetime, site_id: str) -> None:
-    """A Failure (not retried: the data decides) when ERROR checks of the hours block the rollup."""
-    blocked = store.blocking_failures(start, end, site_id)
-    if not blocked.empty:
-        lines = [
-            f"{r.period_start:%Y-%m-%d %H:%M} UTC {r.check_name}: {r.detail}"
-            for r in blocked.itertuples()
-        ]
-        raise dg.Failure(
-            allow_retries=False,  # the data decides, not a passing fault
-            description=f"{len(blocked)} hour check(s) failed with ERROR; fix the data or re-run"
-            " those hours first",
-            metadata={
-                "blocking_checks": dg.MetadataValue.md(
-                    "\n".join(f"- {line}" for line in lines[:50])
-                )
-            },
-        )
+def blocking_check_result(blocked: list[str]) -> dg.AssetCheckResult:
+    """ERROR when failed ERROR checks of some site's hours kept it out of the period (its rows are
+    left as they were; the other sites are computed): fix the data or re-run those hours first."""
+    return dg.AssetCheckResult(
+        check_name="hours_not_blocked",
+        passed=not blocked,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(
+            f"{len(blocked)} hour check(s) failed with ERROR; fix the data or re-run those hours"
+            f" first: {'; '.join(blocked[:5])}"
+            if blocked
+            else "no ERROR check failed in the period's hours"
+        ),
+        metadata={
+            "blocking_checks": dg.MetadataValue.md("\n".join(f"- {line}" for line in blocked[:50]))
+        },
+    )

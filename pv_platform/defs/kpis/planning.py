@@ -107,7 +107,8 @@ def due_periods(
 ) -> tuple[list[str], dict[str, list], list[str]]:
     """Which periods to request now: (due, new pending book, given up).
 
-    pending : period -> [trigger, requested_for, last request time [s], attempts, materialized then];
+    pending : period -> [trigger, requested_for, last request time [s], attempts, materialized then,
+        *anything the caller keeps with it (carried along unchanged)];
         `trigger` is the storage id of the newest hourly materialization in the period, `requested_for`
         the trigger the latest request was made for (a run reads every hour up to it), and the last
         the period's newest materialization when that request was made (done needs a newer one)
@@ -117,12 +118,14 @@ def due_periods(
     failed is requested again after RETRY_BASE_S, doubling, at most MAX_ATTEMPTS times per trigger.
     """
     due, book, given_up = [], {}, []
-    for period, (trigger, requested_for, last_s, attempts, seen) in pending.items():
+    for period, entry in pending.items():
+        trigger, requested_for, last_s, attempts, seen = entry[:5]
+        extra = list(entry[5:])  # the caller's (the sites the period is wanted for)
         newest = materialized.get(period, -1)
         if newest > max(trigger, seen) and requested_for >= trigger:
             continue
         if period in active:
-            book[period] = [trigger, requested_for, last_s, attempts, seen]
+            book[period] = [trigger, requested_for, last_s, attempts, seen, *extra]
             continue
         if requested_for < trigger:
             attempts = 0  # new hours since the last request: not a failure
@@ -131,8 +134,8 @@ def due_periods(
             continue
         wait = retry_delay_s(attempts)
         if now_s - last_s < wait:
-            book[period] = [trigger, requested_for, last_s, attempts, seen]
+            book[period] = [trigger, requested_for, last_s, attempts, seen, *extra]
             continue
         due.append(period)
-        book[period] = [trigger, trigger, now_s, attempts + 1, newest]
+        book[period] = [trigger, trigger, now_s, attempts + 1, newest, *extra]
     return sorted(due), book, given_up

@@ -1,5 +1,6 @@
 """The calendar schedules: close each site-local day and month shortly after it ends in the site's own
-time zone (sites span zones, so the crons run hourly and pick the sites whose period just ended)."""
+time zone (sites span zones, so the crons run hourly and pick the sites whose period just ended: one run
+per period for all of them)."""
 
 from datetime import datetime
 
@@ -7,21 +8,27 @@ import dagster as dg
 
 from pv_platform.defs.kpis.assets import daily_kpis, monthly_kpis
 from pv_platform.defs.kpis.jobs import daily_job, monthly_job
+from pv_platform.defs.kpis.rollup import sites_by_zone
 from pv_platform.defs.kpis.sensors import rollup_request
 from pv_platform.defs.resources import PlantResource
 from pv_platform.kpi.calendar import closed_period
 
 
 def closing_requests(plant, now: datetime, dim: str) -> list[dg.RunRequest]:
-    """Run requests for the periods ("date" or "month") that ended in the past hour in each site's own
-    time (`kpi.calendar.closed_period`: DST changes that skip local midnight included)."""
+    """One run request per period ("date" or "month") that ended in the past hour in some site's own
+    time (`kpi.calendar.closed_period`: DST changes that skip local midnight included), for the sites
+    whose period it was."""
     asset = {"date": daily_kpis, "month": monthly_kpis}[dim]
-    requests = []
-    for site in plant.sites:
-        period = closed_period(now, site.timezone, dim)
+    closed: dict[str, list[str]] = {}
+    for tz, site_ids in sites_by_zone({s.id: s.timezone for s in plant.sites}).items():
+        period = closed_period(now, tz, dim)
         if period:
-            requests.append(rollup_request(asset, dim, period, site.id, "close"))
-    return requests
+            closed.setdefault(period, []).extend(site_ids)
+    everyone = {s.id for s in plant.sites}
+    return [
+        rollup_request(asset, [period], sorted(site_ids), f"close:{now:%Y-%m-%dT%H}", everyone)
+        for period, site_ids in sorted(closed.items())
+    ]
 
 
 @dg.schedule(

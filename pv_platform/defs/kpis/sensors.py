@@ -1,18 +1,19 @@
 """The sensors that keep KPIs current: `hourly_kpis_sensor` requests the hours whose telemetry is newer
-than their KPIs, `kpi_rollup_sensor` the site-local days, months and years that contain recomputed hours
-(and registers the plant's sites). Both decide afresh on each tick from the instance's storage ids
+than their KPIs, `kpi_rollup_sensor` the site-local days, months and years that contain recomputed hours — one run per
+period (consecutive days together) for all the sites it touched, not one per site — and registers the
+plant's sites. Both decide afresh on each tick from the instance's storage ids
 (`planning`), so a daemon that was down, or a database outage, leaves nothing behind."""
 
 from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import dagster as dg
 
 from pv_platform import clock
-from pv_platform.defs.kpis.assets import hourly_kpis, site_reference_temperatures
+from pv_platform.defs.kpis.assets import DAYS_PER_RUN, hourly_kpis, site_reference_temperatures
 from pv_platform.defs.kpis.jobs import (
     ROLLUPS,
     daily_job,
@@ -30,7 +31,7 @@ from pv_platform.defs.kpis.planning import (
     hour_of,
     hours_between,
 )
-from pv_platform.defs.partitions import HOUR_KEY_FORMAT
+from pv_platform.defs.kpis.rollup import sites_by_zone
 from pv_platform.defs.resources import PlantResource
 from pv_platform.defs.shape import SHAPE
 from pv_platform.kpi.calendar import periods_for_hours
@@ -116,26 +117,77 @@ def hourly_kpis_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     return dg.SensorResult(run_requests=runs, cursor=json.dumps(book), skip_reason=skip)
 
 
-def rollup_request(asset, dim: str, period: str, site_id: str, tag: str) -> dg.RunRequest:
-    """A run of one (period, site) partition of a rollup asset; the run key makes it once per tag."""
+def describe_sites(site_ids: list[str]) -> str:
+    """A run tag naming a run's sites: all of them, or the first few and how many."""
+    if not site_ids:
+        return "all"
+    head = ",".join(site_ids[:5])
+    return head if len(site_ids) <= 5 else f"{head},… ({len(site_ids)} sites)"
+
+
+def rollup_request(
+    asset, periods: list[str], site_ids: list[str], tag: str, all_sites: set[str] | None = None
+) -> dg.RunRequest:
+    """One run of a rollup asset over consecutive periods (one partition, or a range of days) for the
+    given sites (all of them: no `sites` config, so the run covers every site of the plant file)."""
     job = next(j for a, _, j in ROLLUPS if a is asset)
+    chosen = [] if all_sites is not None and set(site_ids) >= all_sites else sorted(site_ids)
+    first, last = periods[0], periods[-1]
+    span = first if first == last else f"{first}...{last}"
+    tags = {"pvp/sites": describe_sites(chosen)}
+    if first != last:
+        tags |= {RANGE_START: first, RANGE_END: last}
     return dg.RunRequest(
-        run_key=f"{asset.key.to_user_string()}:{dg.MultiPartitionKey({dim: period, 'site': site_id})}:{tag}",
+        run_key=f"{asset.key.to_user_string()}:{span}:{len(chosen) or 'all'}:{tag}",
         job_name=job.name,  # the sensor targets several jobs: each request names its own
-        asset_selection=[asset.key],
-        partition_key=dg.MultiPartitionKey({dim: period, "site": site_id}),
+        partition_key=first if first == last else None,
+        run_config={"ops": {asset.key.path[-1]: {"config": {"sites": chosen}}}},
+        tags=tags,
     )
 
 
-def rollup_requests(plant, hours: list[datetime], tag: str) -> list[dg.RunRequest]:
-    """One run request per (asset, site, period) touched by the hours."""
-    requests = []
-    for site in plant.sites:
-        keys = periods_for_hours(hours, site.timezone)
-        for asset, dim, _ in ROLLUPS:
-            for period in sorted(keys[dim]):
-                requests.append(rollup_request(asset, dim, period, site.id, tag))
-    return requests
+def periods_touched(zones: dict[str, str], hours: list[datetime]) -> dict[str, set[str]]:
+    """'<job>:<period>' -> the sites whose local day, month or year holds one of the hours (sites are
+    taken a time zone at a time: a fleet has far fewer zones than sites)."""
+    touched: dict[str, set[str]] = {}
+    for tz, site_ids in sites_by_zone(zones).items():
+        keys = periods_for_hours(hours, tz)
+        for _, dim, job in ROLLUPS:
+            for period in keys[dim]:
+                touched.setdefault(f"{job.name}:{period}", set()).update(site_ids)
+    return touched
+
+
+def grouped_requests(
+    due: list[str], book: dict[str, list], all_sites: set[str], tag: str
+) -> list[dg.RunRequest]:
+    """The due '<job>:<period>' keys as run requests: consecutive days together (up to DAYS_PER_RUN
+    a run), each month and year alone (the report sensor reads each one's per-site states)."""
+    by_job: dict[str, list[str]] = {}
+    for key in sorted(due):
+        job_name, period = key.split(":", 1)
+        by_job.setdefault(job_name, []).append(period)
+    runs = []
+    for asset, dim, job in ROLLUPS:
+        periods = by_job.get(job.name, [])
+        groups = day_ranges(periods, DAYS_PER_RUN) if dim == "date" else [[p] for p in periods]
+        for group in groups:
+            sites = set().union(*(book[f"{job.name}:{p}"][5] for p in group))
+            runs.append(rollup_request(asset, group, sorted(sites), tag, all_sites))
+    return runs
+
+
+def day_ranges(days: list[str], longest: int) -> list[list[str]]:
+    """Sorted day keys (YYYY-MM-DD) as runs of consecutive days, each at most `longest` long."""
+    groups: list[list[str]] = []
+    for day in sorted(days):
+        if groups and len(groups[-1]) < longest:
+            previous = datetime.strptime(groups[-1][-1], "%Y-%m-%d")
+            if datetime.strptime(day, "%Y-%m-%d") - previous == timedelta(days=1):
+                groups[-1].append(day)
+                continue
+        groups.append([day])
+    return groups
 
 
 def materializations_after(instance, asset_key: dg.AssetKey, after: int | None, limit: int = 5000):
@@ -147,23 +199,39 @@ def materializations_after(instance, asset_key: dg.AssetKey, after: int | None, 
     ).records
 
 
-def _pending_after(instance, plant, state: dict) -> tuple[dict[str, list], int | None, int]:
-    """The pending-period book updated with the hourly materializations since the cursor: (book, newest
-    storage id read, how many hours changed)."""
+def _pending_after(instance, zones, state: dict) -> tuple[dict[str, list], int | None, int]:
+    """The pending-period book ('<job>:<period>' -> [trigger, requested_for, last request time,
+    attempts, materialized then, sites]) updated with the hourly materializations since the cursor:
+    (book, newest storage id read, how many hours changed)."""
     records = materializations_after(instance, hourly_kpis.key, state["after"])
-    pending: dict[str, list] = state["pending"]
+    by_hour: dict[datetime, int] = {}
     for record in records:
         partition = record.asset_materialization and record.asset_materialization.partition
-        if not partition:
-            continue
-        hour = datetime.strptime(partition, HOUR_KEY_FORMAT).replace(tzinfo=UTC)
-        for request in rollup_requests(plant, [hour], tag=""):
-            period = f"{request.job_name}:{request.partition_key}"
-            entry = pending.get(period, [-1, -1, 0.0, 0, -1])
-            entry[0] = max(entry[0], record.storage_id)
+        if partition:
+            by_hour[hour_of(partition)] = record.storage_id  # ascending: the newest wins
+    # (a cursor of the old per-site partitions has 5-long entries keyed 'job:period|site': dropped)
+    pending = {k: v for k, v in state["pending"].items() if len(v) == 6 and "|" not in k}
+    for hour, storage_id in by_hour.items():
+        for period, site_ids in periods_touched(zones, [hour]).items():
+            entry = pending.get(period, [-1, -1, 0.0, 0, -1, []])
+            entry[0] = max(entry[0], storage_id)
+            entry[5] = sorted(set(entry[5]) | site_ids)
             pending[period] = entry
     after = records[-1].storage_id if records else state["after"]
     return pending, after, len(records)
+
+
+def _run_periods(run) -> list[str]:
+    """The partition keys a run covers (its partition, or every key of its range)."""
+    tags = run.tags
+    if RANGE_START in tags and RANGE_END in tags:
+        first, last = tags[RANGE_START], tags[RANGE_END]
+        if run.job_name == daily_job.name:
+            days = (datetime.fromisoformat(last) - datetime.fromisoformat(first)).days
+            start = datetime.fromisoformat(first)
+            return [f"{start + timedelta(days=i):%Y-%m-%d}" for i in range(days + 1)]
+        return [first, last]
+    return [tags["dagster/partition"]] if "dagster/partition" in tags else []
 
 
 def _period_states(instance, pending: dict[str, list]) -> tuple[dict[str, int], set[str]]:
@@ -178,9 +246,10 @@ def _period_states(instance, pending: dict[str, list]) -> tuple[dict[str, int], 
             materialized.update({f"{job.name}:{pk}": sid for pk, sid in ids.items()})
     jobs = {job.name for _, _, job in ROLLUPS}
     active = {
-        f"{run.job_name}:{run.tags.get('dagster/partition')}"
+        f"{run.job_name}:{period}"
         for run in instance.get_runs(filters=dg.RunsFilter(statuses=ACTIVE))
         if run.job_name in jobs
+        for period in _run_periods(run)
     }
     return materialized, active
 
@@ -212,31 +281,25 @@ def kpi_rollup_sensor(context: dg.SensorEvaluationContext, plant: PlantResource)
     again with a growing delay). Registers the plant's sites as partitions, and requests their reference
     temperatures when new sites appear."""
     model, instance = plant.load(), context.instance
+    zones = {s.id: s.timezone for s in model.sites}
     known = set(instance.get_dynamic_partitions("sites"))
     new_sites = [s.id for s in model.sites if s.id not in known]
     state = json.loads(context.cursor) if context.cursor else {"after": None, "pending": {}}
-    pending, after, changed = _pending_after(instance, model, state)
+    pending, after, changed = _pending_after(instance, zones, state)
     materialized, active = _period_states(instance, pending)
     # a period with hours still in a queued or running hourly run waits for them (an imported year is
     # computed hour ranges first, then each day, month and year once, not again after every range)
-    waiting = rollup_requests(model, [hour_of(k) for k in running_hours(instance)], tag="")
-    active |= {f"{r.job_name}:{r.partition_key}" for r in waiting}
+    active |= set(periods_touched(zones, [hour_of(k) for k in running_hours(instance)]))
     due, book, given_up = due_periods(pending, materialized, active, time.time())
     if given_up:
         context.log.error(
             f"{len(given_up)} period(s) failed {MAX_ATTEMPTS} times and are left until their hours"
             f" change again: {given_up[:5]}"
         )
-    runs = _site_reference_request(instance, model)
-    for period in due:
-        job_name, pk = period.split(":", 1)
-        asset, dim = next((a, d) for a, d, j in ROLLUPS if j.name == job_name)
-        parts = dict(zip(sorted([dim, "site"]), pk.split("|"), strict=True))
-        runs.append(
-            rollup_request(asset, dim, parts[dim], parts["site"], f"{after}:{int(time.time())}")
-        )
+    tag = f"{after}:{int(time.time())}"
+    runs = _site_reference_request(instance, model) + grouped_requests(due, book, set(zones), tag)
     if due:
-        context.log.info(f"{changed} hour(s) changed → {len(due)} rollup run(s)")
+        context.log.info(f"{changed} hour(s) changed → {len(due)} period(s) in {len(runs)} run(s)")
     return dg.SensorResult(
         run_requests=runs,
         cursor=json.dumps({"after": after, "pending": book}),

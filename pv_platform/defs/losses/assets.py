@@ -47,12 +47,8 @@ def _check_results(findings) -> list[dg.AssetCheckResult]:
 @dg.asset(
     partitions_def=sites,
     deps=[
-        dg.AssetDep(
-            daily_kpis,
-            partition_mapping=dg.MultiToSingleDimensionPartitionMapping(
-                partition_dimension_name="site"
-            ),
-        )
+        # every site's analysis reads its whole daily history (day partitions hold every site)
+        dg.AssetDep(daily_kpis, partition_mapping=dg.AllPartitionMapping())
     ],
     group_name="losses",
     kinds={"postgres", "pandas"},

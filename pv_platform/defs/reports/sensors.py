@@ -1,5 +1,7 @@
 """`report_sensor`: a site's monthly (yearly) report is made once the period's KPIs have been computed
-after the period closed, and made again whenever those KPIs are recomputed (late data)."""
+after the period closed, and made again whenever those KPIs are recomputed (late data). It reads each
+KPI materialization's per-site states (`sites` metadata of the time-only partitions) after its cursor
+and keeps only the sites still waiting, so its cursor stays small for a 1,000-site fleet."""
 
 from __future__ import annotations
 
@@ -9,7 +11,14 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
-from pv_platform.defs.kpis.sensors import ACTIVE, MATERIALIZATION, RANGE_END, RANGE_START
+from pv_platform.defs.kpis.rollup import BLOCKED, CLOSED, COMPLETE, OPEN
+from pv_platform.defs.kpis.sensors import (
+    ACTIVE,
+    RANGE_END,
+    RANGE_START,
+    describe_sites,
+    materializations_after,
+)
 from pv_platform.defs.partitions import HOUR_KEY_FORMAT
 from pv_platform.defs.reports.jobs import REPORTS, monthly_report_job, yearly_report_job
 from pv_platform.defs.resources import PlantResource
@@ -17,6 +26,7 @@ from pv_platform.defs.shape import SHAPE
 from pv_platform.kpi.calendar import local_window
 
 MAX_REQUESTS_PER_TICK = 20  # an upgrade with years of closed months: a few at a time
+EARLIEST, LATEST = "Etc/GMT-14", "Etc/GMT+12"  # the first and the last time zone on Earth (UTC±)
 REPORT_SETTLE_S = 3600.0  # a closed period still missing hours gets its report this long after
 ROLLUP_GRAIN = {
     "daily_kpis_job": "daily",
@@ -26,91 +36,99 @@ ROLLUP_GRAIN = {
 GRAIN = {"monthly_kpis": "monthly", "yearly_kpis": "yearly"}
 
 
-def _state(instance: dg.DagsterInstance, kpi_key: dg.AssetKey, partition: str) -> str:
-    """'ready' when the partition's newest KPI materialization was computed after its period ended and
-    from every hour (`closed`, `complete` metadata), or was closed but incomplete REPORT_SETTLE_S ago
-    (hours that never came: the report says which); 'wait' when closed but hours may still come;
-    'running' when its period had not ended."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=kpi_key, asset_partitions=[partition]), limit=1
-    ).records
-    if not records or records[0].asset_materialization is None:
-        return "running"
-    metadata = records[0].asset_materialization.metadata
-
-    def flag(name: str) -> bool:
-        return bool(metadata.get(name) and metadata[name].value)
-
-    if not (flag("closed") or flag("complete")):
-        return "running"
-    if flag("complete") or time.time() - records[0].timestamp > REPORT_SETTLE_S:
-        return "ready"
-    return "wait"
-
-
-def pending_kpi_windows(instance: dg.DagsterInstance, zones: dict[str, str]) -> list[tuple]:
-    """(site or None for every site, UTC start, UTC end) of each queued or running KPI run: an hourly
-    range (every site), or a site's local day, month or year."""
+def pending_kpi_windows(instance: dg.DagsterInstance) -> list[tuple[datetime, datetime]]:
+    """The UTC (start, end) of each queued or running KPI run: an hourly range, or a day, month or year
+    (range) in the earliest to the latest time zone (UTC+14 .. UTC-12: whichever sites it covers)."""
     windows = []
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=ACTIVE), limit=500):
         tags = run.tags
         if run.job_name == "hourly_kpis_job" and RANGE_START in tags:
             start = datetime.strptime(tags[RANGE_START], HOUR_KEY_FORMAT).replace(tzinfo=UTC)
             end = datetime.strptime(tags[RANGE_END], HOUR_KEY_FORMAT).replace(tzinfo=UTC)
-            windows.append((None, start, end + timedelta(hours=1)))
-        elif run.job_name in ROLLUP_GRAIN and "|" in tags.get("dagster/partition", ""):
-            period, site_id = tags["dagster/partition"].split(
-                "|", 1
-            )  # dimensions sorted: period first
-            if site_id in zones:
-                start, end = local_window(period, ROLLUP_GRAIN[run.job_name], zones[site_id])
-                windows.append((site_id, start, end))
+            windows.append((start, end + timedelta(hours=1)))
+        elif run.job_name in ROLLUP_GRAIN:
+            first = tags.get(RANGE_START, tags.get("dagster/partition"))
+            last = tags.get(RANGE_END, first)
+            if first and "|" not in first:  # (a run of the old per-site partitions: not waited for)
+                grain = ROLLUP_GRAIN[run.job_name]
+                windows.append(
+                    (local_window(first, grain, EARLIEST)[0], local_window(last, grain, LATEST)[1])
+                )
     return windows
 
 
-def _overlaps(windows: list[tuple], site_id: str, start: datetime, end: datetime) -> bool:
-    return any((s is None or s == site_id) and a < end and b > start for s, a, b in windows)
+def _overlaps(windows: list[tuple], start: datetime, end: datetime) -> bool:
+    return any(a < end and b > start for a, b in windows)
+
+
+def _read_new(instance, kpi_name: str, after: int | None, book: dict) -> int | None:
+    """Add the per-site states of the KPI materializations after `after` to `book` (period -> site ->
+    [KPI storage id, its time [s], state]); the newest storage id read."""
+    records = materializations_after(instance, dg.AssetKey(kpi_name), after)
+    for record in records:
+        event = record.asset_materialization
+        states = event.metadata.get("sites") if event else None
+        if event is None or not isinstance(getattr(states, "value", None), dict):
+            continue  # (a materialization of the old per-site partitions)
+        period = book.setdefault(event.partition, {})
+        for site_id, state in states.value.items():
+            period[site_id] = [record.storage_id, record.timestamp, state]
+    return records[-1].storage_id if records else after
+
+
+def ready_sites(
+    sites: dict[str, list], period: str, grain: str, zones: dict[str, str],
+    windows: list[tuple], now_s: float,
+) -> list[str]:  # fmt: skip
+    """The sites whose report of `period` is due now, taken out of `sites` (site -> [KPI id, time,
+    state]): computed after the period closed from every hour (`complete`), or closed but incomplete
+    REPORT_SETTLE_S ago (hours that never came: the report says which), and no KPI run under way over
+    the site's period. A running period (`open`), a blocked one or a site gone from the plant file is
+    dropped (a later materialization brings it back); a closed one that may still get hours waits."""
+    ready = []
+    for site_id, (_, at_s, state) in sorted(sites.items()):
+        if site_id not in zones or state in (OPEN, BLOCKED):
+            del sites[site_id]
+            continue
+        if _overlaps(windows, *local_window(period, grain, zones[site_id])):
+            continue
+        if state == COMPLETE or (state == CLOSED and now_s - at_s > REPORT_SETTLE_S):
+            ready.append(site_id)
+            del sites[site_id]
+    return ready
 
 
 def due_reports(
-    instance: dg.DagsterInstance, report, kpi_name: str, job, checked: dict[str, int],
-    pending: list[tuple], zones: dict[str, str],
+    instance, report, kpi_name: str, job, state: dict, zones: dict[str, str], windows: list[tuple],
+    room: int,
 ) -> list[dg.RunRequest]:  # fmt: skip
-    """Report runs for partitions whose newest closed KPIs are newer than their newest report and
-    whose period has no KPI run still queued or running (`pending`: its days may still be on their
-    way). `checked` (partition -> KPI storage id found not closed) is updated in place."""
-    kpi_key = dg.AssetKey(kpi_name)
-    kpi_ids = instance.get_latest_storage_id_by_partition(kpi_key, MATERIALIZATION)
-    report_ids = instance.get_latest_storage_id_by_partition(report.key, MATERIALIZATION)
+    """At most `room` report runs: one per period with sites ready, for those sites. `state` (the
+    cursor's part for this grain: {"after": storage id, "book": ...}) is updated in place."""
+    state["after"] = _read_new(instance, kpi_name, state.get("after"), state.setdefault("book", {}))
     active = {
         run.tags.get("dagster/partition")
         for run in instance.get_runs(filters=dg.RunsFilter(job_name=job.name, statuses=ACTIVE))
     }
     requests = []
-    for partition, kpi_id in sorted(kpi_ids.items()):
-        if report_ids.get(partition, -1) > kpi_id or checked.get(partition) == kpi_id:
+    for period, sites in sorted(state["book"].items()):
+        if len(requests) >= room:
+            break
+        if period in active:
             continue
-        if partition in active:
-            continue
-        period, site_id = partition.split("|", 1)
-        if site_id not in zones:
-            continue
-        bounds = local_window(period, GRAIN[kpi_name], zones[site_id])
-        if _overlaps(pending, site_id, *bounds):
-            continue
-        state = _state(instance, kpi_key, partition)
-        if state != "ready":
-            if state == "running":
-                checked[partition] = kpi_id  # a running period's KPIs: looked at once
-            continue
-        requests.append(
-            dg.RunRequest(
-                run_key=f"{report.key.to_user_string()}:{partition}:{kpi_id}",
-                job_name=job.name,
-                asset_selection=[report.key],
-                partition_key=partition,
+        newest = max((v[0] for v in sites.values()), default=0)
+        ready = ready_sites(sites, period, GRAIN[kpi_name], zones, windows, time.time())
+        if ready:
+            chosen = [] if set(ready) >= set(zones) else ready
+            requests.append(
+                dg.RunRequest(
+                    run_key=f"{report.key.to_user_string()}:{period}:{newest}:{','.join(chosen)}",
+                    job_name=job.name,
+                    partition_key=period,
+                    run_config={"ops": {report.key.path[-1]: {"config": {"sites": chosen}}}},
+                    tags={"pvp/sites": describe_sites(chosen)},
+                )
             )
-        )
+    state["book"] = {p: sites for p, sites in state["book"].items() if sites}
     return requests
 
 
@@ -120,22 +138,25 @@ def due_reports(
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def report_sensor(context: dg.SensorEvaluationContext, plant: PlantResource) -> dg.SensorResult:
-    """Request the monthly and yearly report of every (period, site) whose KPIs were computed after the
-    period closed, from all its hours (or an hour after, if some never came), and are newer than its
-    report, and whose period has no KPI run queued or running (its hours or days may still be on their
-    way; runs of other periods, the live hour's, do not hold it up). One request per KPI materialization
-    (run key): a failed report run is tried again when the period's KPIs change, or from the UI."""
+    """Request the monthly and yearly reports of every site whose period KPIs were computed after the
+    period closed, from all its hours (or an hour after, if some never came), and whose period has no
+    KPI run queued or running (its hours or days may still be on their way; runs of other periods, the
+    live hour's, do not hold it up): one run per period for the sites ready in it. Once per KPI
+    materialization: a failed report run is tried again when the period's KPIs change, or from the UI."""
     state = json.loads(context.cursor) if context.cursor else {}
+    if any("after" not in v for v in state.values()):
+        state = {}  # the cursor of the old per-site partitions
     zones = {site.id: site.timezone for site in plant.load().sites}
-    pending = pending_kpi_windows(context.instance, zones)
+    windows = pending_kpi_windows(context.instance)
     runs: list[dg.RunRequest] = []
     for report, kpi_name, _, job in REPORTS:
-        checked = state.setdefault(kpi_name, {})
-        runs += due_reports(context.instance, report, kpi_name, job, checked, pending, zones)
+        room = MAX_REQUESTS_PER_TICK - len(runs)
+        mine = state.setdefault(kpi_name, {})
+        runs += due_reports(context.instance, report, kpi_name, job, mine, zones, windows, room)
     if runs:
-        context.log.info(f"{len(runs)} report(s) due: {[r.partition_key for r in runs[:5]]}")
+        context.log.info(f"{len(runs)} report run(s) due: {[r.partition_key for r in runs[:5]]}")
     return dg.SensorResult(
-        run_requests=runs[:MAX_REQUESTS_PER_TICK],
+        run_requests=runs,
         cursor=json.dumps(state),
         skip_reason=None if runs else dg.SkipReason("every closed period has its newest report"),
     )
