@@ -93,6 +93,42 @@ def _evaluated_to(context: dg.AssetExecutionContext) -> datetime | None:
     return datetime.fromisoformat(value.value) if value else None
 
 
+def _between(rows: pd.DataFrame, start, end: datetime, column: str = "period_start"):
+    """The rows whose `column` is in [start, end) (start None: from the first)."""
+    if rows.empty:
+        return rows
+    t = pd.to_datetime(rows[column], utc=True)
+    keep = t < pd.Timestamp(end)
+    return rows[keep & (t >= pd.Timestamp(start))] if start is not None else rows[keep]
+
+
+def _judge_hours(engine, done, window, now, inputs, found, extra) -> tuple[list, dict]:
+    """Hour by hour, as it would have been live: the hour's closed windows, then at the hour's end its
+    hourly rules with its last window (a range run judged every window first and the hours after, so a
+    fault's window alert was resolved before its hour re-opened it: two alerts for one fault).
+    (alerts opened, counts of updated, resolved and suppressed)."""
+    recent, strings, failed, limits = inputs
+    window_min, ends, windows, means = found
+    opened, counts = [], {"updated": 0, "resolved": 0, "suppressed": 0}
+    starts = pd.date_range(window.start, window.end, freq="h", inclusive="left")
+    for h0 in (t.to_pydatetime() for t in starts):
+        h1 = min(h0 + timedelta(hours=1), window.end)
+        mine = [t for t in ends if h0 < t <= h1]
+        got, last = _judge_windows(engine, done, limits, window_min, mine, windows, means)
+        upto, hour_failed = _between(recent, None, h1), _between(failed, h0, h1)
+        hour_strings = _between(strings, None, h1, "bucket")
+        candidates = hour_candidates(upto, hour_strings, hour_failed, h0, h1, limits) + last
+        if h1 >= window.end:
+            candidates += extra  # quarantine rates over the whole window, at its end
+        cleared = kpi_cleared(upto, limits, h0)  # what a total-loss alert needs to resolve
+        result = engine.process(candidates, min(h1, now), KPI_RULES, cleared)
+        opened += got + result.opened
+        counts["updated"] = result.updated
+        counts["resolved"] += len(result.resolved)
+        counts["suppressed"] += len(result.suppressed)
+    return opened, counts
+
+
 @dg.asset(
     partitions_def=hourly,
     deps=[hourly_kpis],
@@ -125,28 +161,23 @@ def alerts(
     strings = telemetry.hourly_rollup(
         window.start - back, window.end, metric_like=STRING_CURRENT_LIKE
     )
-    candidates = hour_candidates(recent, strings, failed, window.start, window.end, limits)
     now = min(window.end, clock.now())
     found = _windows(telemetry, plant.load(), limits, window.start, window.end, now)
     hours = (window.end - window.start).total_seconds() / 3600.0
     rejected = telemetry.quarantine_counts(window.start, window.end)
-    candidates += quarantine_rate_candidates(rejected, plant.load(), hours, window.end, limits)
+    extra = quarantine_rate_candidates(rejected, plant.load(), hours, window.end, limits)
     engine = alert_service.engine()  # with the notifiers: MQTT and webhook
-    cleared = kpi_cleared(recent, limits, window.start)  # what a total-loss alert needs to resolve
-    # each closed window judged at its end (a back-filled range as it would have been live); the
-    # hourly rules at the end of the run
-    opened, last = _judge_windows(engine, _evaluated_to(context), limits, *found)
-    result = engine.process(candidates + last, now, KPI_RULES, cleared)
-    opened += result.opened
+    inputs = (recent, strings, failed, limits)
+    opened, result = _judge_hours(engine, _evaluated_to(context), window, now, inputs, found, extra)
     if not engine.flush(timeout_s=30.0):  # the run process exits next: deliver first
         context.log.warning("some alert notifications were still under way after 30 s")
     return dg.MaterializeResult(
         metadata={
             "opened": len(opened),
             "evaluated_to": now.isoformat(),
-            "still_active": result.updated,
-            "resolved": len(result.resolved),
-            "suppressed": len(result.suppressed),
+            "still_active": result["updated"],
+            "resolved": result["resolved"],
+            "suppressed": result["suppressed"],
             "opened_alerts": dg.MetadataValue.md(
                 "\n".join(f"- {a['severity']} {a['message']}" for a in opened) or "none"
             ),
