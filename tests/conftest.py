@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -24,6 +26,7 @@ from pv_platform.services import (
     start_embedded_postgres,
 )
 from pv_platform.storage import Database
+from pv_platform.storage.urls import sqlalchemy_url
 
 
 @pytest.fixture(scope="session")
@@ -302,3 +305,48 @@ def smtp_server():
     controller.start()
     yield port, received
     controller.stop()
+
+
+REPO_DIR = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+
+
+def daemon_env(
+    tmp_path: Path, pg_url: str, dagster_url: str, plant_file: Path, landing: Path
+) -> dict:
+    """The environment of a `dagster-daemon` of this repository on its own Dagster database and home
+    (5-s sensors, partitions from the plant file), the telemetry database migrated."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO_DIR / "dagster.yaml", home / "dagster.yaml")
+    env = {k: v for k, v in os.environ.items() if k != "PVP_KPI_START"}
+    env.update(
+        PVP_DATABASE_URL=pg_url, PVP_PLANT_FILE=str(plant_file), PVP_LANDING_DIR=str(landing),
+        PVP_DAGSTER_STORAGE_URL=sqlalchemy_url(dagster_url, "psycopg2"), DAGSTER_HOME=str(home),
+        PVP_SENSOR_INTERVAL_S="5", PVP_KPI_SENSOR_INTERVAL_S="5",
+    )  # fmt: skip
+    subprocess.run(
+        [VENV_BIN / "pvp", "migrate"], env=env, check=True, capture_output=True, timeout=120
+    )
+    return env
+
+
+def start_daemon(env: dict, tmp_path: Path):
+    """(the daemon in its own process group, its log file `<tmp_path>/daemon.log`)."""
+    log = (tmp_path / "daemon.log").open("w")  # noqa: SIM115 - closed by stop_daemon
+    daemon = subprocess.Popen(
+        [VENV_BIN / "dagster-daemon", "run", "-w", REPO_DIR / "workspace.yaml"], env=env,
+        cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    return daemon, log
+
+
+def stop_daemon(daemon: subprocess.Popen, log) -> None:
+    """SIGTERM to the daemon's group (SIGKILL after 60 s), then its log closed."""
+    os.killpg(daemon.pid, signal.SIGTERM)
+    try:
+        daemon.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(daemon.pid, signal.SIGKILL)
+        daemon.wait(10)
+    log.close()

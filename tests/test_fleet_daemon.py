@@ -6,10 +6,6 @@ against that site's hours in its own local window."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -24,8 +20,7 @@ from integrations.simulator.runner import backfill_landing
 from pv_platform.plant import dump_plant, parse_plant
 from pv_platform.services import drop_database, ensure_database
 from pv_platform.storage import Database
-from pv_platform.storage.urls import sqlalchemy_url
-from tests.conftest import scalar, wait_for
+from tests.conftest import daemon_env, scalar, start_daemon, stop_daemon, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -67,22 +62,9 @@ def test_each_sites_local_day_is_computed_in_one_run_per_period(pg_admin_url, pg
     plant, plant_file, landing = _plant(), tmp_path / "plant.yaml", tmp_path / "landing"
     dump_plant(plant, plant_file)
     landing.mkdir()
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    env = {k: v for k, v in os.environ.items() if k != "PVP_KPI_START"}
-    env.update(
-        PVP_DATABASE_URL=pg_url, PVP_PLANT_FILE=str(plant_file), PVP_LANDING_DIR=str(landing),
-        PVP_DAGSTER_STORAGE_URL=sqlalchemy_url(dagster_url, "psycopg2"), DAGSTER_HOME=str(home),
-        PVP_SENSOR_INTERVAL_S="5", PVP_KPI_SENSOR_INTERVAL_S="5",
-    )  # fmt: skip
-    subprocess.run([BIN / "pvp", "migrate"], env=env, check=True, capture_output=True, timeout=120)
+    env = daemon_env(tmp_path, pg_url, dagster_url, plant_file, landing)
     backfill_landing(plant, landing, seed=11, start=START, end=END, step_s=120)
-    log = (tmp_path / "daemon.log").open("w")  # noqa: SIM115 - the daemon's, closed after it stops
-    daemon = subprocess.Popen(
-        [BIN / "dagster-daemon", "run", "-w", REPO / "workspace.yaml"], env=env, cwd=tmp_path,
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    daemon, log = start_daemon(env, tmp_path)
     db = Database(pg_url)
     try:
         # every site's four touched local days (14 .. 17 June) and its month and year
@@ -136,13 +118,7 @@ def test_each_sites_local_day_is_computed_in_one_run_per_period(pg_admin_url, pg
             "dagster/asset_partition_range_end": "2024-06-17",
         }
     finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
-            daemon.wait(10)
-        log.close()
+        stop_daemon(daemon, log)
         db.dispose()
         time.sleep(1)
         drop_database(pg_admin_url, dagster_db)

@@ -6,9 +6,6 @@ month and year. The site was commissioned in 2024, before any default partition 
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -24,8 +21,7 @@ from integrations.simulator.devices import backfill_frames
 from pv_platform.plant import dump_plant, parse_plant
 from pv_platform.services import drop_database, ensure_database
 from pv_platform.storage import Database
-from pv_platform.storage.urls import sqlalchemy_url
-from tests.conftest import scalar, wait_for
+from tests.conftest import daemon_env, scalar, start_daemon, stop_daemon, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -92,18 +88,9 @@ def test_history_imported_while_the_daemon_was_down_is_computed_by_itself(
     dagster_url = ensure_database(pg_admin_url, dagster_db)
     plant_file, landing = tmp_path / "plant.yaml", tmp_path / "landing"
     dump_plant(parse_plant(PLANT, "<test>"), plant_file)
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    env = {k: v for k, v in os.environ.items() if k != "PVP_KPI_START"}
-    env.update(
-        PVP_DATABASE_URL=pg_url, PVP_PLANT_FILE=str(plant_file), PVP_LANDING_DIR=str(landing),
-        PVP_DAGSTER_STORAGE_URL=sqlalchemy_url(dagster_url, "psycopg2"), DAGSTER_HOME=str(home),
-        PVP_SENSOR_INTERVAL_S="5", PVP_KPI_SENSOR_INTERVAL_S="5",
-    )  # fmt: skip
+    env = daemon_env(tmp_path, pg_url, dagster_url, plant_file, landing)
     csv = tmp_path / "scada.csv"
     table = scada_export(csv)
-    subprocess.run([BIN / "pvp", "migrate"], env=env, check=True, capture_output=True, timeout=120)
     mapping = tmp_path / "mapping.yaml"
     mapping.write_text(
         f"site: hist\ntime: {{column: Zeit, zone: {ZONE}, format: '%d.%m.%Y %H:%M'}}\ncolumns:\n"
@@ -124,11 +111,7 @@ def test_history_imported_while_the_daemon_was_down_is_computed_by_itself(
     assert f"{len(table):,} file rows read, {readings:,} readings landed" in out.stdout
     assert "0 rows/cells refused" in out.stdout
     assert "rows/s" in out.stderr  # the progress bar's rate
-    log = (tmp_path / "daemon.log").open("w")  # noqa: SIM115 - the daemon's, closed after it stops
-    daemon = subprocess.Popen(
-        [BIN / "dagster-daemon", "run", "-w", REPO / "workspace.yaml"], env=env, cwd=tmp_path,
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    daemon, log = start_daemon(env, tmp_path)
     db = Database(pg_url)
     try:
         days = "SELECT count(*) FROM kpi_daily WHERE device_id = '*' AND computed_at IS NOT NULL"
@@ -177,13 +160,7 @@ def test_history_imported_while_the_daemon_was_down_is_computed_by_itself(
             1,
         )
     finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
-            daemon.wait(10)
-        log.close()
+        stop_daemon(daemon, log)
         db.dispose()
         time.sleep(1)
         drop_database(pg_admin_url, dagster_db)

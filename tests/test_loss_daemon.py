@@ -6,10 +6,6 @@ the degradation over the site's 800 earlier days."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -26,22 +22,12 @@ from pv_platform.analytics.waterfall import CAUSES
 from pv_platform.plant import dump_plant
 from pv_platform.services import drop_database, ensure_database
 from pv_platform.storage import Database
-from pv_platform.storage.urls import sqlalchemy_url
-from tests.conftest import wait_for
+from tests.conftest import daemon_env, start_daemon, stop_daemon, wait_for
 from tests.loss_seed import daily_kpis as seeded_daily_kpis
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
-
-
-def _stop(daemon: subprocess.Popen) -> None:
-    os.killpg(daemon.pid, signal.SIGTERM)
-    try:
-        daemon.wait(60)
-    except subprocess.TimeoutExpired:
-        os.killpg(daemon.pid, signal.SIGKILL)
-        daemon.wait(10)
 
 
 def test_the_daemon_runs_the_loss_analytics_after_telemetry_lands(
@@ -52,16 +38,7 @@ def test_the_daemon_runs_the_loss_analytics_after_telemetry_lands(
     plant.sites[0].tariff_per_kwh = 0.1
     plant_file = tmp_path / "plant.yaml"
     dump_plant(plant, plant_file)
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    env = {k: v for k, v in os.environ.items() if k != "PVP_KPI_START"}
-    env.update(
-        PVP_DATABASE_URL=pg_url, PVP_PLANT_FILE=str(plant_file), PVP_LANDING_DIR=str(landing),
-        PVP_DAGSTER_STORAGE_URL=sqlalchemy_url(dagster_url, "psycopg2"), DAGSTER_HOME=str(home),
-        PVP_SENSOR_INTERVAL_S="5", PVP_KPI_SENSOR_INTERVAL_S="5",
-    )  # fmt: skip
-    subprocess.run([BIN / "pvp", "migrate"], env=env, check=True, capture_output=True, timeout=120)
+    env = daemon_env(tmp_path, pg_url, dagster_url, plant_file, landing)
     db = Database(pg_url)
     # 800 earlier days (2.2 years, −0.6 %/y, soiling, cleanings) as the rollups would have left them
     history, truth = seeded_daily_kpis(
@@ -84,11 +61,7 @@ def test_the_daemon_runs_the_loss_analytics_after_telemetry_lands(
         plant, landing, seed=3, start=today - timedelta(days=2, hours=2), end=today, step_s=60,
         scenario=scenario,
     )  # fmt: skip
-    log = (tmp_path / "daemon.log").open("w")  # noqa: SIM115 - the daemon's, closed after it stops
-    daemon = subprocess.Popen(
-        [BIN / "dagster-daemon", "run", "-w", REPO / "workspace.yaml"], env=env, cwd=tmp_path,
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    daemon, log = start_daemon(env, tmp_path)
     yesterday = today - timedelta(days=1)
     try:
 
@@ -135,8 +108,7 @@ def test_the_daemon_runs_the_loss_analytics_after_telemetry_lands(
             assert np.isfinite(rate) and abs(rate - truth["rd_pct"]) <= 0.1, (device, rate)
         time.sleep(15)  # the runs under way finish; then count them
     finally:
-        _stop(daemon)
-        log.close()
+        stop_daemon(daemon, log)
     try:
         with psycopg.connect(dagster_url) as conn:
             runs = conn.execute(
