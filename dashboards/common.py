@@ -48,6 +48,14 @@ class AppContext:
         return data.plant(self.plant_file) if self.plant_file else None
 
 
+def site_select(plant: Plant | None) -> tuple[list[str], pn.widgets.Select]:
+    """(the plant's site ids, a site picker showing the first): the pages' common first widget."""
+    sites = [s.id for s in plant.sites] if plant else []
+    return sites, pn.widgets.Select(
+        name="Site", options=sites, value=sites[0] if sites else None, width=180
+    )
+
+
 def link_days(text: str) -> tuple[int | None, str]:
     """The `days=` of a deep link as a day count in 1..MAX_LINK_DAYS and a note for the operator when
     it was not that (too large, zero, not a number): never an exception."""

@@ -17,7 +17,7 @@ from bokeh.models import ColumnDataSource, FactorRange, NumeralTickFormatter
 from bokeh.plotting import figure
 
 from dashboards import data
-from dashboards.common import ACCENT, AppContext, bar_figure, card, fmt, link_days
+from dashboards.common import ACCENT, AppContext, bar_figure, card, fmt, link_days, site_select
 from dashboards.pages.history import local_midnight
 from pv_platform.analytics.waterfall import CAUSES, roll_up
 from pv_platform.kpi.periods import SITE_DEVICE
@@ -63,11 +63,7 @@ def trend_band(pi: pd.Series, rate: float, low: float, high: float) -> pd.DataFr
 class LossesPage:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
-        plant = ctx.plant()
-        sites = [s.id for s in plant.sites] if plant else []
-        self.site = pn.widgets.Select(
-            name="Site", options=sites, value=sites[0] if sites else None, width=180
-        )
+        sites, self.site = site_select(ctx.plant())
         self.device = pn.widgets.Select(
             name="Device", options=self._devices(self.site.value), width=180
         )

@@ -17,7 +17,7 @@ from bokeh.models import ColumnDataSource, HoverTool
 from bokeh.plotting import figure
 
 from dashboards import data
-from dashboards.common import AppContext, card, link_days
+from dashboards.common import AppContext, card, link_days, site_select
 from dashboards.pages.history import local_midnight
 from pv_platform.analytics.hour_checks import MASK_CHECK_NAMES
 from pv_platform.kpi.quality import CHECK_NAMES
@@ -67,11 +67,7 @@ def hour_states(outcomes: pd.DataFrame, flagged: pd.DataFrame) -> pd.DataFrame:
 class QualityPage:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
-        plant = ctx.plant()
-        sites = [s.id for s in plant.sites] if plant else []
-        self.site = pn.widgets.Select(
-            name="Site", options=sites, value=sites[0] if sites else None, width=180
-        )
+        sites, self.site = site_select(ctx.plant())
         self.device = pn.widgets.Select(
             name="Device", options=self._devices(self.site.value), width=180
         )

@@ -9,7 +9,7 @@ import pandas as pd
 import panel as pn
 
 from dashboards import data
-from dashboards.common import AppContext
+from dashboards.common import AppContext, site_select
 from pv_platform.reports.publish import report_filename
 
 
@@ -38,11 +38,7 @@ def report_table(rows: pd.DataFrame) -> pd.DataFrame:
 class ReportsPage:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
-        plant = ctx.plant()
-        sites = [s.id for s in plant.sites] if plant else []
-        self.site = pn.widgets.Select(
-            name="Site", options=sites, value=sites[0] if sites else None, width=180
-        )
+        sites, self.site = site_select(ctx.plant())
         self.report = pn.widgets.Select(name="Report", options={}, width=220)
         self.note = pn.pane.Markdown("", name="reports-note")
         self.table = pn.widgets.Tabulator(
