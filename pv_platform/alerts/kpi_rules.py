@@ -268,6 +268,15 @@ def _judged_hours(
     )
 
 
+def string_ratios(frame: pd.DataFrame) -> pd.DataFrame:
+    """The string rows with `ratio`: each string's mean current [A] over the median of its site's
+    strings in the same bucket (hour or window); only buckets with at least 3 strings and a positive
+    median are kept (fewer peers make no median to judge against)."""
+    median = frame.groupby(["site_id", "bucket"])["avg_value"].transform("median")
+    peers = frame.groupby(["site_id", "bucket"])["avg_value"].transform("size")
+    return frame.assign(ratio=frame["avg_value"] / median)[(peers >= 3) & (median > 0)]
+
+
 def string_outliers(
     string_hours: pd.DataFrame,
     hour_rows: pd.DataFrame,
@@ -290,9 +299,7 @@ def string_outliers(
     )
     if frame.empty:
         return []
-    median = frame.groupby(["site_id", "bucket"])["avg_value"].transform("median")
-    peers = frame.groupby(["site_id", "bucket"])["avg_value"].transform("size")
-    frame = frame.assign(ratio=frame["avg_value"] / median)[(peers >= 3) & (median > 0)]
+    frame = string_ratios(frame)
     out = []
     for (site_id, device_id, metric), part in frame.groupby(["site_id", "device_id", "metric"]):
         t = (thresholds or {}).get(site_id) or KpiThresholds()

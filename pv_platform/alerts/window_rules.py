@@ -18,6 +18,7 @@ from pv_platform.alerts.kpi_rules import (
     KpiThresholds,
     _availability_candidate,
     model_band,
+    string_ratios,
 )
 from pv_platform.alerts.model import AlertCandidate, Severity
 
@@ -183,9 +184,7 @@ def string_outlier_windows(
     frame = frame[frame["bucket"] < pd.Timestamp(end)]
     if frame.empty:
         return []
-    median = frame.groupby(["site_id", "bucket"])["avg_value"].transform("median")
-    peers = frame.groupby(["site_id", "bucket"])["avg_value"].transform("size")
-    frame = frame.assign(ratio=frame["avg_value"] / median)[(peers >= 3) & (median > 0)]
+    frame = string_ratios(frame)
     out = []
     for (site_id, device_id, metric), part in frame.groupby(["site_id", "device_id", "metric"]):
         t = _limits(thresholds, site_id)
