@@ -42,11 +42,9 @@ class AnalyticsViews:
         rows = self._storage().losses.read_daily(start, end, site_id, device)
         if not rows.empty and grain != "day":
             rows = roll_up(rows, {site_id: site["timezone"]}, LOSS_GRAINS[grain])
-        columns = [
-            c for c in ("device_id", "period_start", "reference_kwh", *LOSS_UNITS) if c in rows
-        ]
+        columns = [c for c in ("device_id", "period_start", *LOSS_UNITS) if c in rows]
         body = {"site": site_id, "grain": grain, "start": start, "end": end, "units": LOSS_UNITS,
-                "causes": list(CAUSES), "data": _records(rows.loc[:, list(dict.fromkeys(columns))])}  # fmt: skip
+                "causes": list(CAUSES), "data": _records(rows.loc[:, columns])}  # fmt: skip
         return body, self._closed(end)
 
     def get_incidents(self, token, path: str, query: dict):
