@@ -13,6 +13,7 @@ import time
 import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -350,3 +351,34 @@ def stop_daemon(daemon: subprocess.Popen, log) -> None:
         os.killpg(daemon.pid, signal.SIGKILL)
         daemon.wait(10)
     log.close()
+
+
+def backfills(instance) -> list:
+    """The platform's history backfills (hourly KPIs, then their days, months, years), newest first."""
+    from dagster._core.execution.backfill import BulkActionStatus
+
+    from pv_platform.defs.kpis.backfills import history_backfills
+
+    return history_backfills(instance, list(BulkActionStatus))
+
+
+KPI_JOBS = (
+    "hourly_kpis_job",
+    "daily_kpis_job",
+    "monthly_kpis_job",
+    "yearly_kpis_job",
+    "__ASSET_JOB",
+)
+
+
+def kpi_runs(dagster_url: str) -> dict[str, tuple[str, str, str]]:
+    """run id -> (its job, its backfill id or '', status) of the runs of a Dagster database that
+    compute KPIs: the KPI jobs' and the backfills' (not ingest, reports, loss analytics)."""
+    with psycopg.connect(dagster_url) as conn:
+        rows = conn.execute(
+            "SELECT r.run_id, r.pipeline_name, coalesce(t.value, ''), r.status FROM runs r"
+            " LEFT JOIN run_tags t ON t.run_id = r.run_id AND t.key = 'dagster/backfill'"
+            " WHERE r.pipeline_name = ANY(%s)",
+            (list(KPI_JOBS),),
+        ).fetchall()
+    return {run_id: (job, backfill, status) for run_id, job, backfill, status in rows}

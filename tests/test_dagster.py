@@ -11,6 +11,7 @@ import pytest
 
 from integrations.simulator.devices import backfill_frames
 from integrations.simulator.runner import backfill_landing
+from pv_platform import clock
 from pv_platform.definitions import build_definitions
 from pv_platform.defs.kpis.assets import hourly_kpis, monthly_kpis
 from pv_platform.defs.resources import platform_resources
@@ -36,6 +37,7 @@ def test_definitions_load():
     assert {s.name for s in repo.sensor_defs} == {
         "landing_sensor",
         "hourly_kpis_sensor",
+        "history_backfill_sensor",
         "kpi_rollup_sensor",
         "report_sensor",
         "loss_analytics_sensor",
@@ -65,12 +67,22 @@ def hourly_tick(instance, test_defs, cursor=None) -> tuple[set[str], str]:
     from pv_platform.defs.kpis.sensors import RANGE_END, RANGE_START, hourly_kpis_sensor
 
     ctx = dg.build_sensor_context(instance=_current(instance), definitions=test_defs, cursor=cursor)
-    result = hourly_kpis_sensor(ctx)
-    keys = {
-        k
-        for r in result.run_requests
-        for k in hours_between(r.tags[RANGE_START], r.tags[RANGE_END])
-    }
+    # on the day after NOON's: its hours are recent, this sensor's (older ones are history, handed
+    # to a backfill by `history_backfill_sensor`: tests/test_import_daemon.py)
+    clock.set_clock(datetime(2026, 6, 22, 6, tzinfo=UTC))
+    try:
+        result = hourly_kpis_sensor(ctx)
+    finally:
+        clock.set_clock()
+    keys = set()
+    for r in result.run_requests:
+        if r.asset_graph_subset is not None:  # history (older than 48 h): one backfill
+            subset = r.asset_graph_subset.partitions_subsets_by_asset_key[
+                dg.AssetKey("hourly_kpis")
+            ]
+            keys.update(subset.get_partition_keys())
+        else:
+            keys.update(hours_between(r.tags[RANGE_START], r.tags[RANGE_END]))
     return keys, result.cursor
 
 

@@ -1,7 +1,7 @@
 """A plant of sites in three time zones under the real `dagster-daemon` (the project's dagster.yaml and
-workspace): nobody launches a run. Two UTC days of history land; the landing sensor ingests, the hourly
-sensor computes the hours, and the rollup sensor computes every site's own local days in one run per
-period (the days together in one range run), not one run per site and day. Each site's day is checked
+workspace): nobody launches a run. Two UTC days of history land; the landing sensor ingests, the history
+sensor hands the hours to one backfill, which computes them and then every site's own local days in
+one run per period (the days together in one range run), not one run per site and day. Each site's day is checked
 against that site's hours in its own local window."""
 
 from __future__ import annotations
@@ -9,18 +9,21 @@ from __future__ import annotations
 import sys
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import psycopg
+import dagster as dg
 import pytest
+from dagster._core.execution.backfill import BulkActionStatus
 
 from integrations.simulator.runner import backfill_landing
+from pv_platform.defs.kpis.sensors import RANGE_END, RANGE_START
 from pv_platform.plant import dump_plant, parse_plant
 from pv_platform.services import drop_database, ensure_database
 from pv_platform.storage import Database
-from tests.conftest import daemon_env, scalar, start_daemon, stop_daemon, wait_for
+from tests.conftest import backfills, daemon_env, scalar, start_daemon, stop_daemon, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -56,7 +59,9 @@ def _local_day(day: str, tz: str) -> tuple[datetime, datetime]:
     return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)
 
 
-def test_each_sites_local_day_is_computed_in_one_run_per_period(pg_admin_url, pg_url, tmp_path):
+def test_each_sites_local_day_is_computed_in_one_run_per_period(
+    pg_admin_url, pg_url, tmp_path, monkeypatch
+):
     dagster_db = f"pvp_dagster_{uuid.uuid4().hex[:8]}"
     dagster_url = ensure_database(pg_admin_url, dagster_db)
     plant, plant_file, landing = _plant(), tmp_path / "plant.yaml", tmp_path / "landing"
@@ -66,6 +71,8 @@ def test_each_sites_local_day_is_computed_in_one_run_per_period(pg_admin_url, pg
     backfill_landing(plant, landing, seed=11, start=START, end=END, step_s=120)
     daemon, log = start_daemon(env, tmp_path)
     db = Database(pg_url)
+    monkeypatch.setenv("PVP_DAGSTER_STORAGE_URL", env["PVP_DAGSTER_STORAGE_URL"])  # dagster.yaml's
+    instance = dg.DagsterInstance.from_config(env["DAGSTER_HOME"])
     try:
         # every site's four touched local days (14 .. 17 June) and its month and year
         wait_for(
@@ -86,38 +93,30 @@ def test_each_sites_local_day_is_computed_in_one_run_per_period(pg_admin_url, pg
             assert rows["energy_ac_kwh"].iloc[0] > 100.0  # a sunny June day of a 100 kW inverter
             coverage = db.kpis.coverage("daily", start, end, site_id)
             assert coverage[["hours_expected", "hours_present"]].values.tolist() == [[24, 24]]
-        with psycopg.connect(dagster_url) as conn:
-            runs = conn.execute(
-                "SELECT pipeline_name, status, run_body FROM runs ORDER BY create_timestamp"
-            ).fetchall()
-            tags = dict(
-                conn.execute(
-                    "SELECT key, value FROM run_tags t JOIN runs r ON r.run_id = t.run_id"
-                    " WHERE r.pipeline_name = 'daily_kpis_job' AND r.status = 'SUCCESS'"
-                    " AND key LIKE 'dagster/asset_partition%'"
-                ).fetchall()
+        # the two days are history: one backfill (made by history_backfill_sensor) computed them
+        done = backfills(instance)[0]
+        assert done.status == BulkActionStatus.COMPLETED_SUCCESS
+        ok = [
+            run
+            for run in instance.get_runs(
+                filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS])
             )
-        by_job: dict[str, int] = {}
-        for name, status, _ in runs:
-            # (a run the daemon could not start - a gRPC deadline on a loaded machine - is failed and
-            # requested again by the sensor: only successful runs count)
-            if status == "SUCCESS":
-                by_job[name] = by_job.get(name, 0) + 1
-        # one run for the four local days of all three sites, one for June, one for 2024
-        assert (
-            by_job["daily_kpis_job"],
-            by_job["monthly_kpis_job"],
-            by_job["yearly_kpis_job"],
-        ) == (
-            1,
-            1,
-            1,
-        ), by_job
-        assert tags == {
-            "dagster/asset_partition_range_start": "2024-06-14",
-            "dagster/asset_partition_range_end": "2024-06-17",
-        }
+            if run.job_name != "ingest_job"
+        ]
+        assert {run.tags.get("dagster/backfill") for run in ok} == {done.backfill_id}
+        by_assets = Counter(tuple(sorted(k.path[-1] for k in run.asset_selection)) for run in ok)
+        # the 48 hours in one run, one run for the four local days of all three sites, one for
+        # June, one for 2024
+        assert by_assets == {
+            ("alerts", "hourly_kpis"): 1,
+            ("daily_kpis",): 1,
+            ("monthly_kpis",): 1,
+            ("yearly_kpis",): 1,
+        }, by_assets
+        day_run = next(run for run in ok if run.asset_selection == {dg.AssetKey("daily_kpis")})
+        assert (day_run.tags[RANGE_START], day_run.tags[RANGE_END]) == ("2024-06-14", "2024-06-17")
     finally:
+        instance.dispose()
         stop_daemon(daemon, log)
         db.dispose()
         time.sleep(1)

@@ -25,7 +25,7 @@ import pandas as pd
 
 from pv_platform.importing.convert import Block, Limits, long_block, resolve_columns, wide_block
 from pv_platform.importing.mapping import Mapping, MappingError
-from pv_platform.landing import SegmentWriter, TimeLimits
+from pv_platform.landing import SegmentWriter, TimeLimits, list_closed
 from pv_platform.settings import get_settings
 
 SEGMENT_ROWS = 50_000  # readings per landing segment (bigger segments ingest faster)
@@ -147,6 +147,30 @@ class StateFile:
         tmp = self.path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.data), encoding="utf-8")
         os.replace(tmp, self.path)
+
+
+IMPORT_QUIET_S = (
+    300.0  # an unfinished import whose state file has not changed for this long stopped
+)
+
+
+def imports_landing(landing_dir: Path, now_s: float | None = None) -> list[str]:
+    """What of an import is still on its way into `samples`: its closed segments waiting for ingest,
+    and imports still writing (state file not complete, changed within IMPORT_QUIET_S). The KPI
+    sensor waits for none of them to be left before it hands the history to one backfill.
+    An import stopped half-way (Ctrl-C) does not hold history up: re-running it lands the rest."""
+    now_s = time.time() if now_s is None else now_s
+    waiting = [sid for sid in list_closed(landing_dir) if "-import-" in sid]
+    writing = []
+    for state in sorted((Path(landing_dir) / STATE_DIR).glob("*.json")):
+        try:
+            done = json.loads(state.read_text(encoding="utf-8")).get("complete", False)
+            recent = now_s - state.stat().st_mtime < IMPORT_QUIET_S
+        except (OSError, ValueError):
+            continue  # being replaced, or not one of ours
+        if not done and recent:
+            writing.append(state.stem)
+    return [f"import {s} still landing" for s in writing] + [f"segment {s}" for s in waiting]
 
 
 def _land(writer: SegmentWriter, block: Block, source: str, where: str, ids: Iterator[str]) -> int:

@@ -34,7 +34,9 @@ from pv_platform.vocabulary import Metric
 # a database outage fails the op; it is retried in the same run, and `hourly_kpis_sensor` requests the
 # hours again (later, with backoff) if the run fails anyway
 KPI_RETRY = dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL)
-HOURS_PER_RUN = dg.BackfillPolicy.multi_run(max_partitions_per_run=48)
+# a backfill (history: an import, the demo's month) computes up to a week of hours per run, so a year
+# is 53 runs; the sensor's own runs of recent hours are up to 48 hours (planning.MAX_HOURS_PER_RUN)
+HOURS_PER_RUN = dg.BackfillPolicy.multi_run(max_partitions_per_run=168)
 DAYS_PER_RUN = 31  # a back-filled month of days is one run
 HEADLINE = (
     "energy_ac_kwh",

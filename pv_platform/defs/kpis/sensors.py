@@ -14,6 +14,10 @@ import dagster as dg
 
 from pv_platform import clock
 from pv_platform.defs.kpis.assets import DAYS_PER_RUN, hourly_kpis, site_reference_temperatures
+from pv_platform.defs.kpis.backfills import (
+    history_runs,
+    hours_in_progress,
+)
 from pv_platform.defs.kpis.jobs import (
     ROLLUPS,
     daily_job,
@@ -47,14 +51,13 @@ ACTIVE = [
 ]
 MATERIALIZATION = dg.DagsterEventType.ASSET_MATERIALIZATION
 OLD_HISTORY = timedelta(hours=48)  # hours older than this are history: their runs have priority 1
-# and up to a week per run: a month back-filled at once is 5 runs, not 16
-HISTORY_HOURS_PER_RUN = 168
 LIVE_MIN_WALL_S = 10.0  # the running hour's KPI and alert runs never closer together than this
 
 
 def running_hours(instance: dg.DagsterInstance) -> set[str]:
-    """Hours covered by queued or running KPI runs (their partition or partition range tags)."""
-    hours: set[str] = set()
+    """Hours covered by queued or running KPI runs (their partition or partition range tags) or by a
+    history backfill in progress."""
+    hours = hours_in_progress(instance, hourly_kpis.key)
     for run in instance.get_runs(
         filters=dg.RunsFilter(job_name=hourly_kpis_job.name, statuses=ACTIVE)
     ):
@@ -72,11 +75,17 @@ def running_hours(instance: dg.DagsterInstance) -> set[str]:
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def hourly_kpis_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    """Request hourly KPI (and KPI alert) runs for every hour whose telemetry is newer than its KPIs."""
+    """Request hourly KPI (and KPI alert) runs for every recent hour (the last OLD_HISTORY) whose
+    telemetry is newer than its KPIs; older hours are history, for `history_backfill_sensor`."""
     instance = context.instance
-    telemetry = instance.get_latest_storage_id_by_partition(
-        dg.AssetKey("telemetry"), MATERIALIZATION
-    )
+    old = hour_key(clock.now() - OLD_HISTORY)
+    telemetry = {
+        k: v
+        for k, v in instance.get_latest_storage_id_by_partition(
+            dg.AssetKey("telemetry"), MATERIALIZATION
+        ).items()
+        if k >= old
+    }
     computed = instance.get_latest_storage_id_by_partition(hourly_kpis.key, MATERIALIZATION)
     attempts = json.loads(context.cursor) if context.cursor else {}
     open_hour = hour_key(clock.now().replace(minute=0, second=0, microsecond=0))
@@ -91,7 +100,6 @@ def hourly_kpis_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         # at least LIVE_MIN_WALL_S wall seconds apart
         max(LIVE_MIN_WALL_S, clock.wall_s(get_settings().kpi_live_interval_s)),
     )
-    old = hour_key(clock.now() - OLD_HISTORY)
     runs = [
         dg.RunRequest(
             run_key=f"hourly:{first}:{last}:{int(time.time())}",
@@ -99,12 +107,9 @@ def hourly_kpis_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
                 RANGE_START: first,
                 RANGE_END: last,
                 "pvp/hours": str(len(hours_between(first, last))),
-                # history landed later (the demo's month, an import) queues behind recent hours
-                **({"dagster/priority": "1"} if last < old else {}),
             },
         )
-        for first, last in contiguous_ranges([k for k in due if k >= old])
-        + contiguous_ranges([k for k in due if k < old], HISTORY_HOURS_PER_RUN)
+        for first, last in contiguous_ranges(due)
     ]
     retried = [k for k in due if book[k][0] > 1 and attempts.get(k, [0, 0, None])[2] == book[k][2]]
     if retried:
@@ -112,7 +117,9 @@ def hourly_kpis_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
             f"re-requesting {len(retried)} hour(s) whose KPI run failed: {retried[:5]}"
         )
     skip = (
-        None if runs else dg.SkipReason("every hour's KPIs are computed from its newest telemetry")
+        None
+        if runs
+        else dg.SkipReason("every recent hour's KPIs are computed from its newest telemetry")
     )
     return dg.SensorResult(run_requests=runs, cursor=json.dumps(book), skip_reason=skip)
 
@@ -205,7 +212,10 @@ def _pending_after(instance, zones, state: dict) -> tuple[dict[str, list], int |
     (book, newest storage id read, how many hours changed)."""
     records = materializations_after(instance, hourly_kpis.key, state["after"])
     by_hour: dict[datetime, int] = {}
+    backfilled = history_runs(instance, {r.run_id for r in records})
     for record in records:
+        if record.run_id in backfilled:
+            continue  # a history backfill computes the periods of its hours itself
         partition = record.asset_materialization and record.asset_materialization.partition
         if partition:
             by_hour[hour_of(partition)] = record.storage_id  # ascending: the newest wins

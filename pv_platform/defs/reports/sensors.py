@@ -11,6 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
+from pv_platform.defs.kpis.assets import hourly_kpis
+from pv_platform.defs.kpis.backfills import IN_PROGRESS, history_backfills, target_keys
+from pv_platform.defs.kpis.jobs import ROLLUPS
 from pv_platform.defs.kpis.rollup import BLOCKED, CLOSED, COMPLETE, OPEN
 from pv_platform.defs.kpis.sensors import (
     ACTIVE,
@@ -53,6 +56,29 @@ def pending_kpi_windows(instance: dg.DagsterInstance) -> list[tuple[datetime, da
                 grain = ROLLUP_GRAIN[run.job_name]
                 windows.append(
                     (local_window(first, grain, EARLIEST)[0], local_window(last, grain, LATEST)[1])
+                )
+    return windows + backfill_windows(instance)
+
+
+def backfill_windows(instance: dg.DagsterInstance) -> list[tuple[datetime, datetime]]:
+    """The UTC span of each history backfill in progress: from its first hour (or day, month or year
+    in the earliest zone) to its last (in the latest zone), whether or not a run of it is under way."""
+    windows = []
+    for backfill in history_backfills(instance, IN_PROGRESS):
+        hours = target_keys(backfill, hourly_kpis.key)
+        if hours:
+            start = datetime.strptime(min(hours), HOUR_KEY_FORMAT).replace(tzinfo=UTC)
+            end = datetime.strptime(max(hours), HOUR_KEY_FORMAT).replace(tzinfo=UTC)
+            windows.append((start, end + timedelta(hours=1)))
+        for asset, _, job in ROLLUPS:
+            periods = target_keys(backfill, asset.key)
+            if periods:
+                grain = ROLLUP_GRAIN[job.name]
+                windows.append(
+                    (
+                        local_window(min(periods), grain, EARLIEST)[0],
+                        local_window(max(periods), grain, LATEST)[1],
+                    )
                 )
     return windows
 
