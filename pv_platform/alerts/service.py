@@ -66,10 +66,10 @@ def incident_report(
     if incidents.empty:
         return incidents.assign(symptoms=[], lost_energy_kwh=[], lost_revenue=[], currency=[])
     members = store.symptoms(incidents["id"].tolist())
-    symptoms = members.groupby("incident_id").apply(
-        lambda m: "; ".join(f"{r.rule} {r.device_id} ({r.state})" for r in m.itertuples()),
-        include_groups=False,
-    )
+    symptoms = {  # a dict: no incident of the page with alerts left is an empty mapping, not an error
+        incident_id: "; ".join(f"{r.rule} {r.device_id} ({r.state})" for r in m.itertuples())
+        for incident_id, m in members.groupby("incident_id")
+    }
     incidents["symptoms"] = incidents["id"].map(symptoms).fillna("")
     start = pd.to_datetime(incidents["opened_at"], utc=True).min() - pd.Timedelta(hours=1)
     hourly = db.kpis.read("kpi_hourly", start.to_pydatetime(), now)
