@@ -22,6 +22,7 @@ from dashboards.pages.live import LivePage
 from dashboards.pages.losses import LossesPage
 from dashboards.pages.quality import QualityPage
 from dashboards.pages.reports import ReportsPage
+from dashboards.sessions import add_session_timers
 from pv_platform.settings import get_settings
 
 PAGES = ["Live", "History", "Alerts", "Devices", "Reports", "Losses", "Quality"]
@@ -62,15 +63,10 @@ def build(ctx: AppContext) -> pn.template.FastListTemplate:
         reports.update, losses.update, quality.update,
     ):  # fmt: skip
         refresh()
-    callbacks = [
-        pn.state.add_periodic_callback(live.update, period=250),
-        pn.state.add_periodic_callback(live.update_alerts, period=10_000),
-        pn.state.add_periodic_callback(alerts.update, period=15_000),
-        pn.state.add_periodic_callback(devices.update, period=15_000),
-        pn.state.add_periodic_callback(reports.update, period=60_000),
-        pn.state.add_periodic_callback(quality.update, period=60_000),
-    ]
-    pn.state.on_session_destroyed(lambda _ctx: [cb.stop() for cb in callbacks])
+    add_session_timers([
+        (live.update, 250), (live.update_alerts, 10_000), (alerts.update, 15_000),
+        (devices.update, 15_000), (reports.update, 60_000), (quality.update, 60_000),
+    ])  # fmt: skip
     access = (
         f"Signed in as **{escape(pn.state.user)}** · [log out](./logout)"
         if pn.state.user

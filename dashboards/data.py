@@ -3,7 +3,8 @@ one query serves every session and widget until its time-to-live passes."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
@@ -123,6 +124,12 @@ def platform_clock():
 
 def platform_now() -> datetime:
     return platform_clock().now()
+
+
+def platform_today(timezone: str) -> date:
+    """Today's date in `timezone` (an IANA name) on the platform clock: the last day of the pages'
+    default ranges (a site ahead of UTC is already in tomorrow)."""
+    return platform_now().astimezone(ZoneInfo(timezone)).date()
 
 
 @pn.cache(ttl=10, max_items=64)

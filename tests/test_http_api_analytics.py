@@ -5,6 +5,7 @@ up to reference - measured, and an incident's lost energy equals expected - actu
 
 from __future__ import annotations
 
+import subprocess
 from datetime import UTC, datetime, timedelta
 
 import pandas as pd
@@ -15,7 +16,7 @@ from pv_platform.analytics.waterfall import CAUSES
 from pv_platform.storage.incidents import IncidentStore
 from tests.conftest import scalar
 from tests.test_export import history  # noqa: F401 (fixture)
-from tests.test_http_api import api, call  # noqa: F401 (fixture)
+from tests.test_http_api import PVP, api, call  # noqa: F401 (fixture)
 
 ZURICH_DAYS = [datetime(2026, 6, 28, 22, tzinfo=UTC) + timedelta(days=d) for d in range(3)]
 
@@ -119,3 +120,58 @@ def test_an_incident_carries_its_lost_energy_and_revenue(api):  # noqa: F811
     assert (status, body["error"]) == (400, "state: 'closed' is not one of open, resolved")
     status, _, body = call(api, "/incidents", token="kpis")
     assert (status, body["error"]) == (403, "token 'kpi-reader' lacks the scope 'alerts:read'")
+
+
+def test_incidents_limit_reaches_past_the_old_cap_of_200(api):  # noqa: F811
+    """`GET /incidents?limit=500` gave 200 of 300 incidents: the report read them with the store's
+    default limit. Now the request's limit reaches the SQL; `pvp alerts incidents` too, and it says what
+    its page leaves out."""
+    db = api["db"]
+    # 300 incidents of testsite, one a minute from 06:01 UTC, each opened by its own alert (as the
+    # engine opens them: `IncidentStore.create` links the cause)
+    with db.engine.begin() as conn:
+        alerts = conn.execute(sa.text(
+            "INSERT INTO alerts (fingerprint, rule, severity, site_id, device_id, state, opened_at,"
+            " last_seen_at, message) SELECT 'inverter_fault:testsite:inv1:' || n, 'inverter_fault',"
+            " 'HIGH', 'testsite', 'inv1', 'resolved', :t + n * interval '1 minute',"
+            " :t + n * interval '1 minute', 'incident ' || n FROM generate_series(1, 300) AS n"
+            " RETURNING *"), {"t": datetime(2026, 6, 29, 6, tzinfo=UTC)}).mappings().all()  # fmt: skip
+    store = IncidentStore(db.engine)
+    for alert in alerts:
+        store.create(dict(alert), "inv1")
+    status, _, body = call(api, "/incidents", limit=500)
+    assert status == 200, body
+    titles = [r["title"] for r in body["data"]]
+    assert titles == [f"incident {n}" for n in range(300, 0, -1)]  # all 300, newest first
+    status, _, body = call(api, "/incidents", limit=250, site="testsite")
+    assert [r["title"] for r in body["data"]][-1] == "incident 51" and len(body["data"]) == 250
+
+    def run(*args):  # the CLI as an operator runs it, on the same database (the reader role)
+        return subprocess.run([PVP, "alerts", "incidents", *args], env=api["env"],
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    done = run("--limit", "500")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("incident ") == 300 and "more with --limit" not in done.stdout
+    done = run("--limit", "20")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("incident ") == 20
+    assert "-- the newest 20 of 300 incidents shown; more with --limit" in done.stdout
+
+
+def test_an_incident_without_alerts_is_listed_and_a_view_error_is_not_a_400(api):  # noqa: F811
+    """An incident whose alerts are gone (deleted by hand) made the report's symptom mapping raise
+    ValueError, which the server answered as 400 'Content-Length: not a number'. Now the incident is
+    listed with no symptoms; a view's own error would be a 500, logged."""
+    db = api["db"]
+    with db.engine.begin() as conn:
+        conn.execute(sa.text(
+            "INSERT INTO incidents (site_id, scope, cause_alert_id, cause_rule, cause_device, severity,"
+            " state, opened_at, title) VALUES ('testsite', 'inv1', 999999, 'string_fault', 'inv1',"
+            " 'HIGH', 'open', :t, 'orphan incident')"), {"t": datetime(2026, 6, 29, 6, tzinfo=UTC)})  # fmt: skip
+    status, _, body = call(api, "/incidents")
+    assert status == 200, body
+    [row] = body["data"]
+    assert (row["title"], row["symptoms"], row["devices"]) == ("orphan incident", "", [])
+    status, _, body = call(api, "/incidents", headers={"Content-Length": "lots"})
+    assert (status, body["error"]) == (400, "Content-Length: not a number")  # still refused by name

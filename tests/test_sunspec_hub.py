@@ -6,10 +6,13 @@ answer fails only itself."""
 from __future__ import annotations
 
 import asyncio
+import struct
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pymodbus.framer import FramerRTU
 
 from integrations.simulator.devices import SimulatedInverter
 from integrations.simulator.modbus_server import serve_inverters
@@ -250,34 +253,120 @@ def test_conflicting_line_settings_on_one_serial_port_name_both_devices():
     )
 
 
+class LateRtuPeer:
+    """The far end of an RS-485 line (the served end of a pty pair), answering Modbus RTU reads of
+    holding registers (function 3) from each unit's register image, one request at a time; no mock of
+    the client. The `late` unit answers on purpose after the client gave up: its answer is held back
+    and goes out on the line with the next answer of another unit, in the same write (two frames
+    that close together reach the master in one read, as a USB RS-485 adapter's latency timer
+    delivers them), or with `alone=True` on its own as soon as the next request arrives. Deterministic:
+    what the client reads depends on the order of requests, not on timing."""
+
+    def __init__(self, port: str, images: dict[int, list[int]], late: int, alone: bool = False):
+        import serial  # pyserial, as pymodbus uses
+
+        self.line = serial.Serial(port, 19200, timeout=0.01)
+        self.images, self.late, self.alone = images, late, alone
+        self.held: list[bytes] = []
+        self.requests: list[tuple[int, int, int]] = []  # (unit, address, count) as received
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    @staticmethod
+    def frame(body: bytes) -> bytes:
+        return body + FramerRTU.compute_CRC(body).to_bytes(2, "big")
+
+    def _answer(self, unit: int, address: int, count: int) -> bytes:
+        image = self.images[unit]
+        if not 40000 <= address <= address + count <= 40000 + len(image):
+            return self.frame(bytes([unit, 0x83, 0x02]))  # exception: illegal data address
+        regs = image[address - 40000 : address - 40000 + count]
+        body = bytes([unit, 3, 2 * count]) + b"".join(r.to_bytes(2, "big") for r in regs)
+        return self.frame(body)
+
+    def _serve(self) -> None:
+        buffer = b""
+        while not self.stop.is_set():
+            buffer += self.line.read(64)
+            while len(buffer) >= 8:  # a read request: unit, 3, address, count, CRC
+                request, buffer = buffer[:8], buffer[8:]
+                assert self.frame(request[:6]) == request, request.hex()
+                unit, address, count = request[0], *struct.unpack(">HH", request[2:6])
+                self.requests.append((unit, address, count))
+                if self.alone and self.held:
+                    self.line.write(self.held.pop(0))
+                    time.sleep(0.005)
+                if unit not in self.images:
+                    continue  # nobody at this address: the client times out
+                answer = self._answer(unit, address, count)
+                time.sleep(TURNAROUND_S)
+                if unit == self.late:
+                    self.held.append(answer)
+                    continue
+                late, self.held = b"".join(self.held), []
+                self.line.write(late + answer)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+        self.line.close()
+
+
 def test_a_unit_answering_late_on_a_serial_line_does_not_fail_the_other(serial_line, tmp_path):
-    """Unit 1 answers 2 s after the request, its timeout is 0.5 s: its late answers come while unit 2
-    is being read, and are never taken for unit 2's."""
+    """Unit 1 always answers after its 0.5 s timeout, its late answer arriving in one read with unit 2's
+    answer: unit 2's answer was thrown away with it (pymodbus 3.16's RTU framer consumes the whole
+    read after the first frame) and unit 2 timed out. Now the hub's framer takes one frame at a time
+    and drops the stranger's; unit 2 reads every value, unit 1 fails alone."""
     served_end, client_end = serial_line
     rtu = {"baudrate": 19200, "poll_interval_s": 0.3, "timeout_s": 0.5, "retries": 0}
     client = parse_plant(
         plant_on_one_bus([{**rtu, "serial_port": client_end, "unit_id": u} for u in (1, 2)])
     )
-    server = parse_plant(
-        plant_on_one_bus([{**rtu, "serial_port": served_end, "unit_id": u} for u in (1, 2)])
-    )
-    now = datetime.now(UTC)
-    slow = Fault(kind="modbus_slow", device="inv1", start=now - timedelta(hours=1), delay_s=2.0)
-    inverters = simulated(server, {"inv1", "inv2"}, faults={"inv1": [slow]})
-
-    async def go():
-        servers, _ = await serve_inverters(inverters)
-        try:
-            return await collect_for(client, 5.0, tmp_path)
-        finally:
-            for s in servers:
-                await s.shutdown()
-
-    collector, readings = asyncio.run(go())
+    inverters = simulated(client, {"inv1", "inv2"})
+    images = {inv.config.unit_id: [*inv.modbus_device().simdata[0].values] for inv in inverters}
+    peer = LateRtuPeer(served_end, images, late=1)
+    try:
+        collector, readings = asyncio.run(collect_for(client, 5.0, tmp_path))
+    finally:
+        peer.close()
     inv1, inv2 = collector.coordinators
     assert not inv1.available and inv1.failures_total >= 2 and "unit 1" in inv1.last_error
     assert inv2.available and inv2.failures_total == 0, inv2.last_error
     assert_served(readings, inverters[1:])
+    assert not any(r.entity.startswith("testsite.inv1.") for r in readings)
+    units = [u for u, _, _ in peer.requests]
+    assert units.count(1) >= 2 and units.count(2) >= 6, units
+
+
+def test_a_late_answer_to_another_request_of_the_same_unit_is_dropped(serial_line):
+    """Unit 1's late answer to a read of 2 registers arrives while the hub waits for its answer to a
+    read of 4 elsewhere: same unit, same function, but not this request's answer. It was returned as
+    the 4 registers (2 values, of the wrong address); now it is dropped and the read fails."""
+    served_end, client_end = serial_line
+    image = [0x5375, 0x6E53, *range(100, 200)]
+    peer = LateRtuPeer(served_end, {1: image}, late=1, alone=True)
+    config = SunSpecModbusConfig(serial_port=client_end, baudrate=19200, unit_id=1)
+
+    async def go():
+        hub = HubRegistry().hub_for("testsite.inv1", config)
+        hub.acquire()
+        outcomes = []
+        for address, count in ((40000, 2), (40010, 4)):
+            try:
+                outcomes.append(await hub.read(1, address, count, timeout_s=0.4, retries=0))
+            except UpdateFailed as exc:
+                outcomes.append(str(exc))
+        await hub.release()
+        return outcomes
+
+    try:
+        first, second = asyncio.run(go())
+    finally:
+        peer.close()
+    assert peer.requests == [(1, 40000, 2), (1, 40010, 4)]
+    assert first.startswith(f"unit 1 on {client_end}"), first  # its answer came too late
+    assert isinstance(second, str) and second.startswith(f"unit 1 on {client_end}"), second
 
 
 def test_each_unit_keeps_its_own_timeout_on_a_shared_hub():

@@ -9,7 +9,6 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 from html import escape
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 import panel as pn
@@ -261,9 +260,10 @@ class HistoryPage:
         return plant.sites[0] if site_id in (None, FLEET) else plant.site(site_id)
 
     def _today(self, site_id: str | None):
-        """Today's date in the site's own time zone (a site ahead of UTC is already in tomorrow)."""
+        """Today's date in the site's own time zone on the platform clock (a site ahead of UTC is
+        already in tomorrow)."""
         site = self._site(site_id)
-        return datetime.now(ZoneInfo(site.timezone) if site else UTC).date()
+        return data.platform_today(site.timezone if site else "UTC")
 
     def _devices(self, site_id: str | None) -> dict[str, str]:
         plant = self.ctx.plant()

@@ -6,7 +6,7 @@ and `degradation` (the `loss_analytics` asset); deep links ?page=5&site=…&devi
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from html import escape
 from zoneinfo import ZoneInfo
 
@@ -115,9 +115,7 @@ class LossesPage:
             self.note.object = "No database or plant file configured."
             return
         site = plant.site(self.site.value)
-        today = datetime.now(
-            ZoneInfo(site.timezone)
-        ).date()  # the last N local days, today included
+        today = data.platform_today(site.timezone)  # the last N local days, today included
         start = local_midnight(today - timedelta(days=int(self.days.value) - 1), site.timezone)
         end = local_midnight(today + timedelta(days=1), site.timezone)
         rows = data.losses(self.ctx.url, site.id, self.device.value, start, end)

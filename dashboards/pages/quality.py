@@ -7,9 +7,8 @@ links ?page=6&site=…&device=…&days=…"""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 from html import escape
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 import panel as pn
@@ -121,7 +120,7 @@ class QualityPage:
             self.note.object = "No database or plant file configured."
             return
         site = plant.site(self.site.value)
-        today = datetime.now(ZoneInfo(site.timezone)).date()
+        today = data.platform_today(site.timezone)
         start = local_midnight(today - timedelta(days=int(self.days.value) - 1), site.timezone)
         end = local_midnight(today + timedelta(days=1), site.timezone)
         outcomes = data.quality_outcomes(self.ctx.url, site.id, start, end)

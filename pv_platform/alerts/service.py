@@ -51,20 +51,25 @@ def alert_engine(
 
 
 def incident_report(
-    db: Database, plant, now: datetime, state: str | None = None, site_id: str | None = None
+    db: Database,
+    plant,
+    now: datetime,
+    state: str | None = None,
+    site_id: str | None = None,
+    limit: int = 200,
 ) -> pd.DataFrame:
-    """Incidents newest first with their affected devices, their symptoms ("rule device" of each
-    alert), lost energy [kWh] and, with a tariff, lost revenue: what the Alerts page and
-    `pvp alerts incidents` show."""
+    """The newest `limit` incidents, newest first, with their affected devices, their symptoms ("rule
+    device" of each alert), lost energy [kWh] and, with a tariff, lost revenue: what the Alerts page,
+    `GET /incidents` and `pvp alerts incidents` show."""
     store = IncidentStore(db.engine)
-    incidents = store.list(state=state, site_id=site_id)
+    incidents = store.list(state=state, site_id=site_id, limit=limit)
     if incidents.empty:
         return incidents.assign(symptoms=[], lost_energy_kwh=[], lost_revenue=[], currency=[])
     members = store.symptoms(incidents["id"].tolist())
-    symptoms = members.groupby("incident_id").apply(
-        lambda m: "; ".join(f"{r.rule} {r.device_id} ({r.state})" for r in m.itertuples()),
-        include_groups=False,
-    )
+    symptoms = {  # a dict: no incident of the page with alerts left is an empty mapping, not an error
+        incident_id: "; ".join(f"{r.rule} {r.device_id} ({r.state})" for r in m.itertuples())
+        for incident_id, m in members.groupby("incident_id")
+    }
     incidents["symptoms"] = incidents["id"].map(symptoms).fillna("")
     start = pd.to_datetime(incidents["opened_at"], utc=True).min() - pd.Timedelta(hours=1)
     hourly = db.kpis.read("kpi_hourly", start.to_pydatetime(), now)

@@ -71,9 +71,11 @@ def _list_incidents(db, settings, args: argparse.Namespace) -> int:
     from pv_platform.alerts.service import incident_report
     from pv_platform.clock import now
     from pv_platform.plant import load_plant
+    from pv_platform.storage.incidents import IncidentStore
 
     state = {"open": "open", "resolved": "resolved"}.get(args.state or "")
-    report = incident_report(db, load_plant(settings.resolved_plant_file), now(), state, args.site)
+    plant = load_plant(settings.resolved_plant_file)
+    report = incident_report(db, plant, now(), state, args.site, args.limit)
     if report.empty:
         print("no incidents")
     for i in report.itertuples():
@@ -88,6 +90,9 @@ def _list_incidents(db, settings, args: argparse.Namespace) -> int:
             f" {i.title} | devices {', '.join(sorted(i.devices))} | lost {i.lost_energy_kwh:.1f} kWh{money}"
         )
         print(f"{'':>7}symptoms: {i.symptoms}")
+    total = IncidentStore(db.engine).count(state, args.site)
+    if len(report) < total:
+        print(f"-- the newest {len(report)} of {total} incidents shown; more with --limit")
     return 0
 
 
@@ -122,6 +127,8 @@ def add_parsers(sub) -> None:
     p.add_argument(
         "--severity", type=str.upper, choices=["CRITICAL", "HIGH", "MEDIUM", "LOW", "INFO"]
     )
-    p.add_argument("--limit", type=int, default=200, help="alerts per page (newest first)")
+    p.add_argument(
+        "--limit", type=int, default=200, help="alerts (or incidents) per page, newest first"
+    )
     p.add_argument("--offset", type=int, default=0, help="skip this many (the next page)")
     p.set_defaults(func=cmd_alerts)

@@ -59,7 +59,7 @@ class AnalyticsViews:
         limit = self._limit(query)
         db = self._storage()
         sites = [site] if site else (sorted(token.sites) if token.sites is not None else [None])
-        frames = [incident_report(db, self.plant, self.now(), state, s) for s in sites]
+        frames = [incident_report(db, self.plant, self.now(), state, s, limit) for s in sites]
         rows = pd.concat([f for f in frames if not f.empty] or frames[:1], ignore_index=True)
         if not rows.empty:
             rows = rows.sort_values(["opened_at", "id"], ascending=False).head(limit)

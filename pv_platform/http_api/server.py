@@ -20,7 +20,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         headers = {k.lower(): v for k, v in self.headers.items()}
         try:
-            length = int(headers.get("content-length", "0") or 0)
+            try:
+                length = int(headers.get("content-length", "0") or 0)
+            except ValueError:  # only this: a ValueError of a view is a bug (500 below), not a 400
+                raise ApiError(400, "Content-Length: not a number") from None
             if length > MAX_BODY_BYTES or length < 0:
                 raise ApiError(413, f"body: {length} bytes, at most {MAX_BODY_BYTES}")
             body = self.rfile.read(length) if length else b""
@@ -28,9 +31,6 @@ class _Handler(BaseHTTPRequestHandler):
         except ApiError as exc:  # refused before the body was read: the connection closes below
             data = json.dumps({"error": exc.message, "status": exc.status}).encode()
             response = Response(exc.status, data, {"Content-Type": "application/json"})
-        except ValueError:
-            data = json.dumps({"error": "Content-Length: not a number", "status": 400}).encode()
-            response = Response(400, data, {"Content-Type": "application/json"})
         except Exception:  # a bug or the database down: 500 without details, logged here
             log.exception("API request %s %s failed", self.command, self.path.split("?")[0])
             body = json.dumps({"error": "internal error (logged)", "status": 500}).encode()

@@ -131,6 +131,13 @@ class IncidentStore:
             )
             return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
+    def count(self, state: str | None = None, site_id: str | None = None) -> int:
+        """How many incidents the same filters as `list` match (to say what a page leaves out)."""
+        where = [f"{c} = :{c}" for c, v in (("state", state), ("site_id", site_id)) if v]
+        sql = "SELECT count(*) FROM incidents" + (" WHERE " + " AND ".join(where) if where else "")
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text(sql), {"state": state, "site_id": site_id}).scalar()
+
     def symptoms(self, incident_ids: list[int]) -> pd.DataFrame:
         """The alerts of the given incidents, oldest first."""
         with self.engine.connect() as conn:
