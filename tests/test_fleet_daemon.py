@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
-from dagster._core.execution.backfill import BulkActionStatus
+from dagster._core.execution.backfill import BULK_ACTION_TERMINAL_STATUSES, BulkActionStatus
 
 from integrations.simulator.runner import backfill_landing
 from pv_platform.defs.kpis.sensors import RANGE_END, RANGE_START
@@ -94,8 +94,15 @@ def test_each_sites_local_day_is_computed_in_one_run_per_period(
             coverage = db.kpis.coverage("daily", start, end, site_id)
             assert coverage[["hours_expected", "hours_present"]].values.tolist() == [[24, 24]]
         # the two days are history: one backfill (made by history_backfill_sensor) computed them
-        done = backfills(instance)[0]
-        assert done.status == BulkActionStatus.COMPLETED_SUCCESS
+        # (the backfill daemon marks it complete on its next iteration, every 30 s)
+        done = wait_for(
+            lambda: next(
+                (b for b in backfills(instance)[:1] if b.status in BULK_ACTION_TERMINAL_STATUSES),
+                None,
+            ),
+            timeout_s=120, every_s=2, what="the backfill's end",
+        )  # fmt: skip
+        assert done.status == BulkActionStatus.COMPLETED_SUCCESS, done.status
         ok = [
             run
             for run in instance.get_runs(
