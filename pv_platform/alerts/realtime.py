@@ -67,6 +67,7 @@ class RealtimeRules:
     started: datetime | None = None
     poor_since: dict[tuple[str, str], datetime] = field(default_factory=dict)
     gaps: dict[tuple[str, str], deque] = field(default_factory=dict)  # recent [s] between readings
+    back_at: dict[tuple[str, str], datetime] = field(default_factory=dict)  # when back from silence
     ignored_old: int = 0  # readings too old to judge (history, replays, late batches)
 
     def __post_init__(self) -> None:
@@ -96,6 +97,10 @@ class RealtimeRules:
                 continue
             key = (site_id, device_id, metric)
             last = self.last_seen.get((site_id, device_id))
+            if last is not None and (r.ts - last).total_seconds() > self.limit_s(
+                site_id, device_id
+            ):
+                self.back_at[(site_id, device_id)] = r.ts  # its first answer after a silence
             if last is not None and r.ts > last:
                 self.gaps.setdefault((site_id, device_id), deque(maxlen=9)).append(
                     (r.ts - last).total_seconds()
@@ -266,7 +271,20 @@ class RealtimeRules:
                 ]  # fmt: skip
         return []
 
+    def _settled(self, site_id: str, device_id: str, ts: datetime, now: datetime) -> bool:
+        """Is a device's reading stamped `ts` fit to compare with its peers at `now`: fresh (within
+        the device's silence limit: a silent device's last values are history) and not among its first
+        answers after a silence (for one silence limit: a gateway may first hand over the register
+        image it held through the silence)?"""
+        limit_s = self.limit_s(site_id, device_id)
+        back = self.back_at.get((site_id, device_id))
+        return (now - ts).total_seconds() <= limit_s and (
+            back is None or (now - back).total_seconds() > limit_s
+        )
+
     def _strings(self, site, now: datetime) -> list[AlertCandidate]:
+        """`string_fault` and `hot_spot`: each string against the median string of the site's producing
+        inverters, on settled readings only (`_settled`)."""
         out, t = [], self.thresholds[site.id]
         poa = self._poa(site)
         if poa is None or poa < t.sun_gate_poa_wm2:
@@ -279,6 +297,8 @@ class RealtimeRules:
         }  # fmt: skip  # a tripped inverter's strings are the fault rule's, not string faults
         for (sid, device_id, metric), s in self.latest.items():
             if sid != site.id or not metric.startswith("mppt") or device_id not in producing:
+                continue
+            if not self._settled(site.id, device_id, s.ts, now):
                 continue
             string, _, what = metric.partition("_")
             if what == Metric.DC_CURRENT:
