@@ -566,3 +566,15 @@ def test_a_device_back_from_silence_is_no_hot_spot_its_stale_or_first_values_are
     t = at(12, 22)
     feed(t, {"inv1": (60.0, 30.0), "inv2": (30.0, 30.0), "inv3": (30.0, 30.0)})
     assert hot(t) == {"inv1 mppt1"}
+
+
+def test_an_accelerated_run_does_not_take_a_busy_machine_for_silent_devices():
+    """At 60x one second of a starved collector is a silent minute of every device: the silence limit
+    is at least STALL_WALL_S of wall time (120 platform seconds at 60x); at real time it stays 60 s."""
+    from pv_platform.alerts.limits import Thresholds
+    from pv_platform.alerts.realtime import stale_limit_s
+
+    inverter = parse_plant(demo_plant_dict([15020])).sites[0].devices[0]  # polled every 0.5 s
+    assert stale_limit_s(Thresholds(), inverter, speed=1.0) == 60.0
+    assert stale_limit_s(Thresholds(), inverter, speed=60.0) == 120.0
+    assert stale_limit_s(Thresholds(), inverter, speed=60.0, cadence_s=60.0) == 180.0

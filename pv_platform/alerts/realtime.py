@@ -19,12 +19,17 @@ from pv_platform.plant import Plant
 from pv_platform.readings import Reading
 from pv_platform.vocabulary import InverterEvent, Metric, OperatingState, event_names
 
+# a busy machine can hold a process up this long [s of wall time]; nothing at real time (< 60 s), but an
+# accelerated run multiplies it (60x: 1 s of a starved collector is a "silent" minute of every device)
+STALL_WALL_S = 2.0
+
 
 def stale_limit_s(
     t: Thresholds, device, speed: float = 1.0, cadence_s: float | None = None
 ) -> float:
     """Silence after which a device counts as lost [s of platform time]: k x its cadence when that is
-    longer than the site's limit (a device polled every 5 min is not lost after 1 min).
+    longer than the site's limit (a device polled every 5 min is not lost after 1 min), and in an
+    accelerated run at least STALL_WALL_S of wall time.
 
     speed : platform seconds per wall second (a poll interval is wall time: in a 60x run a device polled
         every 0.5 s reports every 30 platform seconds)
@@ -33,7 +38,7 @@ def stale_limit_s(
     """
     poll_s = device.config.get("poll_interval_s") if isinstance(device.config, dict) else None
     interval_s = max(float(poll_s or 0.0) * speed, cadence_s or 0.0)
-    return max(t.stale_after_s, t.stale_polls * interval_s)
+    return max(t.stale_after_s, t.stale_polls * interval_s, STALL_WALL_S * speed)
 
 
 def communication_status(
