@@ -4,8 +4,9 @@ the alerts against the ground truth.
 `python -m bench.alert_scores [NAME ...]` (scenario files in bench/scenarios/). Per scenario: the live
 window runs `pvp simulate` and `pvp collect` in accelerated time (real-time rules in the collector, on
 the clock they share), from a little before its start; the history up to the collector's first reading
-is landed by `pvp simulate --history-only` (KPI-rule faults sit there); every landed segment is ingested; the Dagster assets `hourly_kpis` and
-`alerts` are materialized hour by hour (48-hour runs for weeks). Then:
+is landed as by `pvp simulate --history-only` (KPI-rule faults sit there); every landed segment is
+ingested; the Dagster assets `hourly_kpis` and `alerts` are materialized hour by hour (48-hour runs
+for weeks). Then:
 
 - recall per rule: expected (fault, rule) pairs found, an alert of that rule on the fault's device (any
   device of the site for a site-level fault) opened from 5 min (KPI rules: 1 h, the hour they judge)
@@ -99,8 +100,8 @@ def run_live(spec: dict, work: Path, env: dict, then=None) -> None:
     """The live window, then the history before it, with neither a gap nor an overlap between them:
     the simulator and, once it serves (as on site, the plant answers before the collector starts), the
     collector on one accelerated clock, which reads the live window's start at PVP_CLOCK_ANCHOR (set
-    ahead: both are up before it); the history is then landed by `pvp simulate --history-only` from the
-    scenario's start to the moment the collector started (its counters ending where the live ones
+    ahead: both are up before it); the history is then landed (as by `pvp simulate --history-only`)
+    from the scenario's start to the moment the collector started (its counters ending where the live ones
     start), before anything reads the landing: `then()` (the daemon's start) runs after it. (Before,
     the simulator back-filled up to the clock's "now" and served only when that was done, and the
     collector started after it: the simulated minutes in between were neither history nor live.)"""
@@ -126,10 +127,7 @@ def run_live(spec: dict, work: Path, env: dict, then=None) -> None:
     try:
         running = _wait_log(work / "collect.log", "collector running", procs, timeout_s=600.0)
         live_from = live0 + timedelta(seconds=(running - anchor) * speed)
-        history = [PVP, "simulate", "--history-only", str(spec["start"]),
-                   live_from.replace(microsecond=0).isoformat(), "--history-step-s", "60",
-                   "--scenario", str(work / "faults.yaml")]  # fmt: skip
-        subprocess.run(history, env=env, check=True, capture_output=True, timeout=600)
+        _land_history(work, pd.Timestamp(spec["start"]).to_pydatetime(), live_from, procs)
         (work / "live_from.txt").write_text(live_from.isoformat())
         faults = yaml.safe_load((work / "faults.yaml").read_text())["faults"]
         live = [pd.Timestamp(f["start"]) for f in faults if f["kind"] in LIVE_KINDS]
@@ -145,6 +143,34 @@ def run_live(spec: dict, work: Path, env: dict, then=None) -> None:
             p.send_signal(signal.SIGTERM)
         for p in procs:
             p.wait(60)
+
+
+def _land_history(work: Path, start: datetime, end: datetime, procs) -> None:
+    """The history [start, end) at a 60-s step, as `pvp simulate --history-only` lands it, but with
+    its lifetime counters ending where the collector's first readings of them start (the simulator
+    ran, and counted energy, before the collector read it: ending at the simulator's initial values
+    put that energy into one hour, PR 1.23)."""
+    from integrations.simulator.runner import COUNTERS, backfill_landing
+    from integrations.simulator.scenarios import load_scenario
+    from pv_platform.landing import list_closed, read_segment, segment_path
+    from pv_platform.plant import load_plant
+
+    plant, landing = load_plant(work / "plant.yaml"), work / "pvp" / "landing"
+    wanted = {f"{s.id}.{d.id}.{c}" for s in plant.sites for d in s.devices for c in COUNTERS
+              if d.kind in ("inverter", "meter") and (c == "ac_energy") == (d.kind == "inverter")}  # fmt: skip
+    first: dict[str, tuple[str, float]] = {}
+    deadline = time.monotonic() + 120.0
+    while set(first) < wanted and time.monotonic() < deadline:
+        assert all(p.poll() is None for p in procs), "simulator or collector exited at start"
+        time.sleep(1.0)
+        for sid in list_closed(landing):
+            for line in read_segment(segment_path(landing, sid)).body.splitlines():
+                entity, ts, value = line.split(",", 2)
+                if entity in wanted and (entity not in first or ts < first[entity][0]):
+                    first[entity] = (ts, float(value))
+    ends = {k: v for k, (_, v) in first.items()}
+    backfill_landing(plant, landing, 42, start, end, 60, load_scenario(work / "faults.yaml"),
+                     counters_end_at_start=True, counters_end_at=ends)  # fmt: skip
 
 
 def _wait_log(path: Path, text: str, procs, timeout_s: float = 120.0) -> float:
