@@ -228,16 +228,18 @@ def _minutes(key: tuple, start: datetime, values: list[float]) -> pd.DataFrame:
 
 
 def test_a_frozen_sensor_is_found_on_the_fifteen_minute_windows_never_at_night():
-    """A POA sensor stuck at 612.5 W/m² from 10:06 is flagged when the 10:45 window closes (30 min
+    """A POA sensor stuck at 692.5 W/m² from 10:06 is flagged when the 10:45 window closes (30 min
     held, 2 windows), not at the hour's end; the same sensor flat at -2 W/m² (its night offset) and a
     module temperature flat at night raise nothing; a silent sensor is not frozen; AC power held at
-    the rating is clipping; an energy counter that does not move is no frozen value."""
+    the rating is clipping; an energy counter that does not move is no frozen value, nor is a
+    temperature in whole degrees that moves a degree at a time."""
     from pv_platform.alerts.window_rules import frozen_windows
     from pv_platform.kpi.samples import SampleSet
 
     plant = parse_plant(demo_plant_dict([15020]))
     site = "testsite"
-    poa = [600.0 + 0.5 * i for i in range(26)] + [612.5] * 60  # 09:41..11:06, stuck from 10:06
+    poa = [600.0 + 3.7 * i for i in range(26)]  # 09:41..10:06, then stuck to 11:06
+    poa += [poa[-1]] * 60
     day = pd.concat([
         _minutes((site, "wx1", "poa_irradiance"), at(9, 41), poa),
         _minutes((site, "inv1", "ac_power"), at(9, 41), [100_000.0] * 86),  # clipping at the rating
@@ -251,7 +253,7 @@ def test_a_frozen_sensor_is_found_on_the_fifteen_minute_windows_never_at_night()
     ]
     assert found[0].context["entities"] == ["testsite.wx1.poa_irradiance"]
     assert found[0].context["hour"] == str(pd.Timestamp(at(10, 6)))
-    assert "612.5" in found[0].message
+    assert "692.5" in found[0].message
     # silent since 10:50: nothing in the newest window, so no frozen value (communication's concern)
     silent = SampleSet.from_frame(day[pd.to_datetime(day["ts"]) < at(10, 50)])
     assert frozen_windows(silent, plant, at(11, 15), 15) == []
@@ -261,10 +263,12 @@ def test_a_frozen_sensor_is_found_on_the_fifteen_minute_windows_never_at_night()
         _minutes((site, "wx1", "module_temperature"), at(0), [11.5] * 90),
     ]))  # fmt: skip
     assert frozen_windows(night, plant, at(1, 15), 15) == []
-    # in daylight the same flat module temperature is frozen
+    # in daylight the same flat module temperature is frozen; a cabinet temperature read in whole
+    # degrees (SunSpec model 103) that moves a degree at a time is flat for long stretches by nature
     sunny = SampleSet.from_frame(pd.concat([
         _minutes((site, "wx1", "poa_irradiance"), at(10), [700.0 + i for i in range(90)]),
         _minutes((site, "wx1", "module_temperature"), at(10), [41.5] * 90),
+        _minutes((site, "inv1", "cabinet_temperature"), at(10), [39.0, 40.0, 40.0] + [41.0] * 87),
     ]))  # fmt: skip
     found = frozen_windows(sunny, plant, at(11, 0), 15)
     assert [c.context["entities"] for c in found] == [["testsite.wx1.module_temperature"]]

@@ -21,6 +21,7 @@ from pv_platform.alerts.kpi_rules import (
     string_ratios,
 )
 from pv_platform.alerts.model import AlertCandidate, Severity
+from pv_platform.kpi.samples import moves_at_resolution
 from pv_platform.vocabulary import Metric
 
 WINDOW_RULES = {"underperformance", "availability_drop", "string_outlier"}
@@ -255,7 +256,8 @@ def frozen_windows(
     measurement stuck at one non-zero value for `frozen_windows` windows (30 min) up to `end`, still
     reporting in the newest window (a silent device is not frozen), while its site had sun in that
     window (a POA sample above 100 W/m2: at night idle signals are legitimately flat). AC power held
-    at 98 % of the rating or more is clipping; counters, states and set-points are constant by nature.
+    at 98 % of the rating or more is clipping; counters, states and set-points are constant by nature,
+    and a signal moving by single steps of a coarse resolution is flat for long stretches by nature.
 
     samples : a SampleSet reaching back at least `frozen_windows` windows before `end`
     """
@@ -270,6 +272,8 @@ def frozen_windows(
         if key[2] == Metric.POA_IRRADIANCE and bool((v[ts >= newest_us] > SUN_WM2).any()):
             sunny.add(key[0])
         if key[2] in NOT_FROZEN or len(v) < 3 or ts[-1] < newest_us or v[-1] == 0.0:
+            continue
+        if moves_at_resolution(v):  # whole degrees: flat for long stretches by nature
             continue
         changed = np.flatnonzero(v != v[-1])
         first = changed[-1] + 1 if len(changed) else 0  # the newest run of one value starts here

@@ -14,7 +14,7 @@ import pandas as pd
 
 from pv_platform.kpi.hourly import MAX_GAP_S, PER_HOUR, STEP_S
 from pv_platform.kpi.periods import SITE_DEVICE
-from pv_platform.kpi.samples import SampleSet, as_sample_set, daylight_minutes
+from pv_platform.kpi.samples import SampleSet, as_sample_set, daylight_minutes, moves_at_resolution
 from pv_platform.plant import Plant
 from pv_platform.vocabulary import Metric
 
@@ -203,7 +203,8 @@ def frozen_values(
     series: SampleSet, hours: _Hours, plant: Plant | None = None
 ) -> list[CheckOutcome]:
     """A non-zero measurement stuck at one value for FROZEN_MINUTES or more in an hour with sun (> 100 W/m²).
-    AC power held at the inverter's rating is clipping, not a frozen value."""
+    AC power held at the inverter's rating is clipping, not a frozen value; a signal that moves by
+    single steps of a coarse resolution is flat by nature (`moves_at_resolution`)."""
     ratings = (
         {(s.id, d.id): d.p_ac_kw * 1000.0 for s in plant.sites for d in s.inverters}
         if plant
@@ -219,7 +220,7 @@ def frozen_values(
     problems: dict[str, np.ndarray] = {}
     for site_id, device_id, metric in series:
         ts, v = series.arrays((site_id, device_id, metric))
-        if metric in NOT_FROZEN or len(v) < 3:
+        if metric in NOT_FROZEN or len(v) < 3 or moves_at_resolution(v):
             continue
         run_id = np.cumsum(np.concatenate([[True], v[1:] != v[:-1]]))
         first = np.flatnonzero(np.concatenate([[True], run_id[1:] != run_id[:-1]]))
