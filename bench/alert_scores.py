@@ -164,7 +164,7 @@ def _land_history(work: Path, start: datetime, end: datetime, procs) -> None:
         assert all(p.poll() is None for p in procs), "simulator or collector exited at start"
         time.sleep(1.0)
         for sid in list_closed(landing):
-            for line in read_segment(segment_path(landing, sid)).body.splitlines():
+            for line in read_segment(segment_path(landing, sid)).csv_body.splitlines():
                 entity, ts, value = line.split(",", 2)
                 if entity in wanted and (entity not in first or ts < first[entity][0]):
                     first[entity] = (ts, float(value))
