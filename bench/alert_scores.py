@@ -235,6 +235,18 @@ def matches(alert, truth: Truth, rules: list[str]) -> bool:
     return truth.start - before <= opened and evidence <= truth.end + AFTER
 
 
+def _after(alert, live1: pd.Timestamp) -> bool:
+    """Is a finding about the time after the plant was switched off (evidence from the live end on,
+    or an hourly KPI finding opened after it about the hour the plant was switched off in)?"""
+    evidence = _evidence(alert)
+    if evidence is None:
+        return pd.Timestamp(alert.opened_at) >= live1
+    partial = alert.rule not in REALTIME and pd.Timestamp(alert.opened_at) > live1
+    return pd.Timestamp(evidence) >= live1 or (
+        partial and pd.Timestamp(evidence) + pd.Timedelta(hours=1) > live1
+    )
+
+
 def _evidence(alert) -> datetime | None:
     """When a KPI alert's evidence starts (its judged hour or window), else None."""
     hour = (getattr(alert, "context", None) or {}).get("hour")
@@ -320,7 +332,7 @@ def run_scenario(source: Path | dict, admin_url: str, mqtt_url: str, daemon: boo
         # the plant is switched off at the live window's end while the platform runs on: findings
         # about the time after it (missing data) are the harness's, not alarms
         live1 = pd.Timestamp(spec["live"]["end"])
-        after = [(_evidence(a) or a.opened_at) >= live1 for a in alerts.itertuples()]
+        after = [_after(a, live1) for a in alerts.itertuples()]
         alerts = alerts[[not x for x in after]]
     finally:
         db.dispose()
