@@ -273,10 +273,10 @@ def frozen_windows(
             sunny.add(key[0])
         if key[2] in NOT_FROZEN or len(v) < 3 or ts[-1] < newest_us or v[-1] == 0.0:
             continue
-        if moves_at_resolution(v):  # whole degrees: flat for long stretches by nature
-            continue
         changed = np.flatnonzero(v != v[-1])
         first = changed[-1] + 1 if len(changed) else 0  # the newest run of one value starts here
+        if moves_at_resolution(v[ts >= ts[first] - 1_800_000_000]):  # the run and 30 min before
+            continue  # whole degrees: flat for long stretches by nature
         held_min = (end_us - ts[first]) / 60e6
         t = _limits(thresholds, key[0])
         clipping = key[2] == Metric.AC_POWER and v[-1] >= 0.98 * ratings.get(key[:2], np.inf)

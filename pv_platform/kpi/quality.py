@@ -220,7 +220,7 @@ def frozen_values(
     problems: dict[str, np.ndarray] = {}
     for site_id, device_id, metric in series:
         ts, v = series.arrays((site_id, device_id, metric))
-        if metric in NOT_FROZEN or len(v) < 3 or moves_at_resolution(v):
+        if metric in NOT_FROZEN or len(v) < 3:
             continue
         run_id = np.cumsum(np.concatenate([[True], v[1:] != v[:-1]]))
         first = np.flatnonzero(np.concatenate([[True], run_id[1:] != run_id[:-1]]))
@@ -232,6 +232,9 @@ def frozen_values(
         )
         if metric == Metric.AC_POWER and (site_id, device_id) in ratings:
             long &= v[first] < 0.98 * ratings[(site_id, device_id)]
+        for i in np.flatnonzero(long):  # the resolution of the run and the half hour before it
+            near = (ts >= ts[first[i]] - 1_800_000_000) & (ts <= ts[last[i]])
+            long[i] = not moves_at_resolution(v[near])
         flagged = np.zeros(hours.n, int)
         for ha, hb in zip(hours.of(ts[first[long]]), hours.of(ts[last[long]]), strict=True):
             ha, hb = max(ha, 0), min(hb, hours.n - 1)
