@@ -20,7 +20,7 @@ import psycopg
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-STARTUP_S = 150.0
+STARTUP_S = 120.0
 ACTIVE = "('QUEUED', 'NOT_STARTED', 'STARTING', 'STARTED', 'CANCELING')"
 
 
@@ -40,8 +40,8 @@ def daemon_env(env: dict, work: Path, dagster_url: str, spec: dict) -> dict:
         "PVP_KPI_SENSOR_INTERVAL_S": "5",
         "PVP_CLOCK_START": live0.isoformat(),
         "PVP_CLOCK_SPEED": str(float(spec.get("speed", 60))),
-        # the live window starts STARTUP_S from now: the daemon loads and the simulator back-fills the
-        # history first (on a busy machine 50 s took 50 simulated minutes of the window at 60x)
+        # the live window starts STARTUP_S from now; the simulator and the collector are up before it
+        # (the live data then start earlier) and the daemon starts once the history is landed
         "PVP_CLOCK_ANCHOR": f"{time.time() + STARTUP_S:.3f}",
     }
 

@@ -1,11 +1,12 @@
 """Alert scoring harness (issue 17): run a scenario with known faults through the real platform and score
 the alerts against the ground truth.
 
-`python -m bench.alert_scores [NAME ...]` (scenario files in bench/scenarios/). Per scenario: the history
-before its live window is landed by `pvp simulate --backfill-hours` (KPI-rule faults sit there); the
-live window runs `pvp simulate` and `pvp collect` in accelerated time (real-time rules in the collector, on
-the clock they share); every landed segment is ingested; the Dagster assets `hourly_kpis` and
-`alerts` are materialized hour by hour (48-hour runs for weeks). Then:
+`python -m bench.alert_scores [NAME ...]` (scenario files in bench/scenarios/). Per scenario: the live
+window runs `pvp simulate` and `pvp collect` in accelerated time (real-time rules in the collector, on
+the clock they share), from a little before its start; the history up to the collector's first reading
+is landed as by `pvp simulate --history-only` (KPI-rule faults sit there); every landed segment is
+ingested; the Dagster assets `hourly_kpis` and `alerts` are materialized hour by hour (48-hour runs
+for weeks). Then:
 
 - recall per rule: expected (fault, rule) pairs found, an alert of that rule on the fault's device (any
   device of the site for a site-level fault) opened from 5 min (KPI rules: 1 h, the hour they judge)
@@ -40,6 +41,9 @@ PVP = str(Path(sys.executable).parent / "pvp")
 BEFORE_KPI, BEFORE_REALTIME, AFTER = timedelta(hours=1), timedelta(minutes=5), timedelta(minutes=75)
 REALTIME = {"communication_lost", "equipment_fault", "over_temperature", "grid_outage", "string_fault",
             "hot_spot", "low_efficiency", "quarantine_flood"}  # fmt: skip
+LEAD_S = 120.0  # the clock reads the live start this long after the launch (both routes)
+LIVE_KINDS = {"inverter_trip", "modbus_garbage", "grid_outage", "string_disconnect", "hot_spot",
+              "device_silent", "malformed_payloads"}  # fmt: skip
 TARGETS = {"recall": 0.95, "precision": 0.90, "realtime_delay_min": 2.0, "kpi_delay_min": 30.0}
 
 
@@ -92,19 +96,28 @@ def plant_spec(spec: dict, ports) -> dict:
     return {"sites": sites}
 
 
-def run_live(spec: dict, work: Path, env: dict) -> None:
-    """The history up to the live window by the simulator's own back-fill (its lifetime counters then
-    run on into the live window), then the live window: the simulator and, once it serves (as on site,
-    the plant answers before the collector starts), the collector, on one accelerated clock. The
-    back-fill takes simulated minutes of the window: scenarios start their real-time faults later."""
+def run_live(spec: dict, work: Path, env: dict, then=None) -> None:
+    """The live window, then the history before it, with neither a gap nor an overlap between them:
+    the simulator and, once it serves (as on site, the plant answers before the collector starts), the
+    collector on one accelerated clock, which reads the live window's start at PVP_CLOCK_ANCHOR (set
+    ahead: both are up before it); the history is then landed (as by `pvp simulate --history-only`)
+    from the scenario's start to the moment the collector started (its counters ending where the live ones
+    start), before anything reads the landing: `then()` (the daemon's start) runs after it. (Before,
+    the simulator back-filled up to the clock's "now" and served only when that was done, and the
+    collector started after it: the simulated minutes in between were neither history nor live.)"""
     live0, live1 = (pd.Timestamp(spec["live"][k]).to_pydatetime() for k in ("start", "end"))
-    history_h = (live0 - pd.Timestamp(spec["start"]).to_pydatetime()).total_seconds() / 3600.0
     speed = float(spec.get("speed", 60))
+    env = (
+        env
+        if "PVP_CLOCK_ANCHOR" in env
+        else env | {"PVP_CLOCK_ANCHOR": f"{time.time() + LEAD_S:.3f}"}
+    )
+    anchor = float(env["PVP_CLOCK_ANCHOR"])
     clock = ["--start", live0.isoformat(), "--speed", str(speed)]
     procs = []
     for name, args in (
         ("simulate", ["simulate", *clock, "--scenario", str(work / "faults.yaml"),
-                      "--backfill-hours", f"{history_h:g}", "--weather-interval", "0.25"]),
+                      "--weather-interval", "0.25"]),
         ("collect", ["collect", *clock]),
     ):  # fmt: skip
         if procs:
@@ -112,9 +125,16 @@ def run_live(spec: dict, work: Path, env: dict) -> None:
         log = open(work / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
         procs.append(subprocess.Popen([PVP, *args], env=env, stdout=log, stderr=subprocess.STDOUT))
     try:
-        anchor = (
-            float(env["PVP_CLOCK_ANCHOR"]) if "PVP_CLOCK_ANCHOR" in env else _anchor(work, procs)
-        )
+        running = _wait_log(work / "collect.log", "collector running", procs, timeout_s=600.0)
+        live_from = live0 + timedelta(seconds=(running - anchor) * speed)
+        _land_history(work, pd.Timestamp(spec["start"]).to_pydatetime(), live_from, procs)
+        (work / "live_from.txt").write_text(live_from.isoformat())
+        faults = yaml.safe_load((work / "faults.yaml").read_text())["faults"]
+        live = [pd.Timestamp(f["start"]) for f in faults if f["kind"] in LIVE_KINDS]
+        if live and live_from >= min(live):
+            print(f"warning: the live run began at {live_from:%H:%M}, after a real-time fault")
+        if then is not None:
+            then()
         while time.time() < anchor + (live1 - live0).total_seconds() / speed:
             assert all(p.poll() is None for p in procs), (work / "collect.log").read_text()[-2000:]
             time.sleep(0.5)
@@ -125,26 +145,46 @@ def run_live(spec: dict, work: Path, env: dict) -> None:
             p.wait(60)
 
 
-def _wait_log(path: Path, text: str, procs, timeout_s: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while text not in path.read_text(errors="replace"):
-        assert all(p.poll() is None for p in procs) and time.monotonic() < deadline, (
-            path.read_text()
-        )
-        time.sleep(0.2)
+def _land_history(work: Path, start: datetime, end: datetime, procs) -> None:
+    """The history [start, end) at a 60-s step, as `pvp simulate --history-only` lands it, but with
+    its lifetime counters ending where the collector's first readings of them start (the simulator
+    ran, and counted energy, before the collector read it: ending at the simulator's initial values
+    put that energy into one hour, PR 1.23)."""
+    from integrations.simulator.runner import COUNTERS, backfill_landing
+    from integrations.simulator.scenarios import load_scenario
+    from pv_platform.landing import list_closed, read_segment, segment_path
+    from pv_platform.plant import load_plant
 
-
-def _anchor(work: Path, procs, timeout_s: float = 120.0) -> float:
-    """The wall time at which the shared clock read the live window's start (printed by both)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for name in ("simulate", "collect"):
-            for line in (work / f"{name}.log").read_text(errors="replace").splitlines():
-                if "PVP_CLOCK_ANCHOR=" in line:
-                    return float(line.split("PVP_CLOCK_ANCHOR=")[1].rstrip(")"))
+    plant, landing = load_plant(work / "plant.yaml"), work / "pvp" / "landing"
+    wanted = {f"{s.id}.{d.id}.{c}" for s in plant.sites for d in s.devices for c in COUNTERS
+              if d.kind in ("inverter", "meter") and (c == "ac_energy") == (d.kind == "inverter")}  # fmt: skip
+    first: dict[str, tuple[str, float]] = {}
+    deadline = time.monotonic() + 120.0
+    while set(first) < wanted and time.monotonic() < deadline:
         assert all(p.poll() is None for p in procs), "simulator or collector exited at start"
+        time.sleep(1.0)
+        for sid in list_closed(landing):
+            for line in read_segment(segment_path(landing, sid)).csv_body.splitlines():
+                entity, ts, value = line.split(",", 2)
+                if entity in wanted and (entity not in first or ts < first[entity][0]):
+                    first[entity] = (ts, float(value))
+    ends = {k: v for k, (_, v) in first.items()}
+    backfill_landing(plant, landing, 42, start, end, 60, load_scenario(work / "faults.yaml"),
+                     counters_end_at_start=True, counters_end_at=ends)  # fmt: skip
+
+
+def _wait_log(path: Path, text: str, procs, timeout_s: float = 120.0) -> float:
+    """Until `text` is in the log: the wall time [Unix s] its line was logged at (the log's local
+    time stamp, else now)."""
+    deadline = time.monotonic() + timeout_s
+    while text not in (found := path.read_text(errors="replace")):
+        assert all(p.poll() is None for p in procs) and time.monotonic() < deadline, found
         time.sleep(0.2)
-    raise TimeoutError("no accelerated clock after 120 s")
+    line = next(x for x in found.splitlines() if text in x)
+    try:
+        return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    except ValueError:
+        return time.time()
 
 
 def kpi_rules(db_url: str, work: Path, start: datetime, end: datetime, step_h: int) -> None:
@@ -193,6 +233,18 @@ def matches(alert, truth: Truth, rules: list[str]) -> bool:
     # a KPI alert about an hour of the fault judged late (the hour re-run) is still about the fault
     evidence = min(opened, _evidence(alert) or opened)
     return truth.start - before <= opened and evidence <= truth.end + AFTER
+
+
+def _after(alert, live1: pd.Timestamp) -> bool:
+    """Is a finding about the time after the plant was switched off (evidence from the live end on,
+    or an hourly KPI finding opened after it about the hour the plant was switched off in)?"""
+    evidence = _evidence(alert)
+    if evidence is None:
+        return pd.Timestamp(alert.opened_at) >= live1
+    partial = alert.rule not in REALTIME and pd.Timestamp(alert.opened_at) > live1
+    return pd.Timestamp(evidence) >= live1 or (
+        partial and pd.Timestamp(evidence) + pd.Timedelta(hours=1) > live1
+    )
 
 
 def _evidence(alert) -> datetime | None:
@@ -280,7 +332,7 @@ def run_scenario(source: Path | dict, admin_url: str, mqtt_url: str, daemon: boo
         # the plant is switched off at the live window's end while the platform runs on: findings
         # about the time after it (missing data) are the harness's, not alarms
         live1 = pd.Timestamp(spec["live"]["end"])
-        after = [(_evidence(a) or a.opened_at) >= live1 for a in alerts.itertuples()]
+        after = [_after(a, live1) for a in alerts.itertuples()]
         alerts = alerts[[not x for x in after]]
     finally:
         db.dispose()
@@ -290,7 +342,8 @@ def run_scenario(source: Path | dict, admin_url: str, mqtt_url: str, daemon: boo
         "wall_s": time.monotonic() - t0,
         "runs": runs,
     }
-    result["listing"] = [f"{a.opened_at:%m-%d %H:%M} {a.rule} {a.site_id}/{a.device_id} incident {a.incident_id}"
+    result["listing"] = [f"{a.opened_at:%m-%d %H:%M} {a.rule} {a.site_id}/{a.device_id} incident {a.incident_id}:"
+                         f" {a.message.splitlines()[0][:110]}"
                          for a in alerts.sort_values("opened_at").itertuples()]  # fmt: skip
     result["false_alarms"] = [f"{a.rule} {a.site_id}/{a.device_id} {a.opened_at:%H:%M}: {a.message[:90]}"
                               for a in alerts.itertuples()
@@ -299,19 +352,21 @@ def run_scenario(source: Path | dict, admin_url: str, mqtt_url: str, daemon: boo
 
 
 def _through_daemon(spec, work: Path, env: dict, admin_url: str, name: str, url: str, end) -> dict:
-    """The live window with the daemon running, then until it has computed the last hour."""
+    """The live window with the daemon started once the history before it is landed (so it never
+    judges an hour whose older part is still to come), then until it has computed the last hour."""
     from bench.alert_daemon import daemon_env, start_daemon, stop_daemon, wait_settled
     from pv_platform.services import drop_database, ensure_database
 
     dagster_url = ensure_database(admin_url, f"{name}_dagster")
     env = daemon_env(env, work, dagster_url, spec)
     subprocess.run([PVP, "migrate"], env=env, check=True, capture_output=True, timeout=120)
-    daemon = start_daemon(env, work)
+    daemons: list[subprocess.Popen] = []
     try:
-        run_live(spec, work, env)
-        return wait_settled(url, dagster_url, end - timedelta(hours=1), daemon)
+        run_live(spec, work, env, then=lambda: daemons.append(start_daemon(env, work)))
+        return wait_settled(url, dagster_url, end - timedelta(hours=1), daemons[0])
     finally:
-        stop_daemon(daemon)
+        for daemon in daemons:
+            stop_daemon(daemon)
         time.sleep(1)
         drop_database(admin_url, f"{name}_dagster")
 

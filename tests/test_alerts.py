@@ -525,3 +525,56 @@ def test_communication_loss_waits_k_poll_intervals_for_slowly_polled_devices():
     assert lost(61) == {"inv2"}
     assert lost(359) == {"inv2"}
     assert lost(361) == {"inv1", "inv2"}
+
+
+def test_a_device_back_from_silence_is_no_hot_spot_its_stale_or_first_values_are_not_judged():
+    """inv3 falls silent at 12:00 with its strings at 50 °C; a cloud cools every module to 30 °C;
+    inv3's last values are history, not a hot spot while it is silent, and the first answer after the
+    silence (the gateway's held image: 50 °C) is not judged either. A real hot spot (inv1 mppt1 at
+    60 °C while the others read 30 °C) is still seen at once."""
+    rules = RealtimeRules(parse_plant(demo_plant_dict([15020, 15021, 15022])))
+
+    def feed(t: datetime, devices: dict[str, tuple[float, float]]) -> None:
+        readings = [Reading(entity="testsite.wx1.poa_irradiance", ts=t, value=800.0)]
+        for device_id, temps in devices.items():
+            readings.append(Reading(entity=f"testsite.{device_id}.ac_power", ts=t, value=50_000.0))
+            for i, temp in enumerate(temps, start=1):
+                readings += [
+                    Reading(entity=f"testsite.{device_id}.mppt{i}_temperature", ts=t, value=temp),
+                    Reading(entity=f"testsite.{device_id}.mppt{i}_dc_current", ts=t, value=9.0),
+                ]
+        rules.feed(readings, t)
+
+    def hot(t: datetime) -> set[str]:
+        return {f"{c.device_id} {c.key}" for c in rules.evaluate(t) if c.rule == "hot_spot"}
+
+    all_at = lambda c: {d: (c, c) for d in ("inv1", "inv2", "inv3")}  # noqa: E731
+    for s in range(0, 60, 10):
+        feed(at(12) + timedelta(seconds=s), all_at(50.0))
+    assert hot(at(12, 1)) == set()
+    for s in range(60, 20 * 60, 10):  # inv3 silent for 19 minutes, the others cool down to 30 °C
+        t, temp = at(12) + timedelta(seconds=s), max(30.0, 50.0 - 20.0 * (s - 60) / 600)
+        feed(t, {"inv1": (temp, temp), "inv2": (temp, temp)})
+        assert hot(t) == set(), t
+    t = at(12, 20)
+    feed(t, {"inv1": (30.0, 30.0), "inv2": (30.0, 30.0), "inv3": (50.0, 50.0)})  # held image
+    assert hot(t) == set()
+    for s in range(10, 120, 10):
+        t = at(12, 20) + timedelta(seconds=s)
+        feed(t, all_at(30.0))
+        assert hot(t) == set(), t
+    t = at(12, 22)
+    feed(t, {"inv1": (60.0, 30.0), "inv2": (30.0, 30.0), "inv3": (30.0, 30.0)})
+    assert hot(t) == {"inv1 mppt1"}
+
+
+def test_an_accelerated_run_does_not_take_a_busy_machine_for_silent_devices():
+    """At 60x one second of a starved collector is a silent minute of every device: the silence limit
+    is at least STALL_WALL_S of wall time (120 platform seconds at 60x); at real time it stays 60 s."""
+    from pv_platform.alerts.limits import Thresholds
+    from pv_platform.alerts.realtime import stale_limit_s
+
+    inverter = parse_plant(demo_plant_dict([15020])).sites[0].devices[0]  # polled every 0.5 s
+    assert stale_limit_s(Thresholds(), inverter, speed=1.0) == 60.0
+    assert stale_limit_s(Thresholds(), inverter, speed=60.0) == 120.0
+    assert stale_limit_s(Thresholds(), inverter, speed=60.0, cadence_s=60.0) == 180.0

@@ -152,11 +152,12 @@ def test_frozen_sensor_quarantine_flood_and_held_drop_through_the_alerts_asset(
         "data_quality:testsite:*:pr_plausible",
     }, summary
     # the drop's second 15-minute window closes at 10:30 (held over 2 windows; then held by hysteresis,
-    # one alert to its end), frozen in the 13:00 hour, flood at 15:00
+    # one alert to its end), frozen when the 13:30 window closes (30 min stuck), the flood when the
+    # 15:15 window closes (the hour up to it over the limit), not at their hours' ends
     assert opened["underperformance:testsite:inv2"] == at(10, 30), summary
     assert len(rows) == 4, summary
-    assert opened["data_quality:testsite:wx1:frozen_values"] == at(14), summary
-    assert opened["data_quality:testsite:wx1:quarantine"] == at(16), summary
+    assert opened["data_quality:testsite:wx1:frozen_values"] == at(13, 30), summary
+    assert opened["data_quality:testsite:wx1:quarantine"] == at(15, 15), summary
 
 
 def test_an_hour_with_missing_data_is_not_judged_for_plausible_pr():
@@ -218,3 +219,56 @@ def test_fifteen_minute_windows_add_up_to_the_hour_and_judge_a_drop_within_two_w
     alike = windows.assign(expected_deviation=windows["expected_deviation"].where(~inverters, -0.3))
     found = window_candidates(alike, pd.DataFrame(), at(10, 30), 15)
     assert sorted(c.fingerprint for c in found) == ["data_quality:testsite:*:common_mode"], found
+
+
+def _minutes(key: tuple, start: datetime, values: list[float]) -> pd.DataFrame:
+    """One sample a minute from `start` for entity `key` (site, device, metric)."""
+    ts = [start + timedelta(minutes=i) for i in range(len(values))]
+    return pd.DataFrame({"site_id": key[0], "device_id": key[1], "metric": key[2], "ts": ts, "value": values})  # fmt: skip
+
+
+def test_a_frozen_sensor_is_found_on_the_fifteen_minute_windows_never_at_night():
+    """A POA sensor stuck at 692.5 W/m² from 10:06 is flagged when the 10:45 window closes (30 min
+    held, 2 windows), not at the hour's end; the same sensor flat at -2 W/m² (its night offset) and a
+    module temperature flat at night raise nothing; a silent sensor is not frozen; AC power held at
+    the rating is clipping; an energy counter that does not move is no frozen value, nor is a
+    temperature in whole degrees that moves a degree at a time."""
+    from pv_platform.alerts.window_rules import frozen_windows
+    from pv_platform.kpi.samples import SampleSet
+
+    plant = parse_plant(demo_plant_dict([15020]))
+    site = "testsite"
+    poa = [600.0 + 3.7 * i for i in range(26)]  # 09:41..10:06, then stuck to 11:06
+    poa += [poa[-1]] * 60
+    day = pd.concat([
+        _minutes((site, "wx1", "poa_irradiance"), at(9, 41), poa),
+        _minutes((site, "inv1", "ac_power"), at(9, 41), [100_000.0] * 86),  # clipping at the rating
+        _minutes((site, "inv1", "ac_energy"), at(9, 41), [5e6] * 86),  # a counter (tripped inverter)
+    ])  # fmt: skip
+    samples = SampleSet.from_frame(day)
+    assert frozen_windows(samples, plant, at(10, 30), 15) == []  # 23 min: not yet
+    found = frozen_windows(samples, plant, at(10, 45), 15)
+    assert [(c.rule, c.device_id, c.key) for c in found] == [
+        ("data_quality", "wx1", "frozen_values")
+    ]
+    assert found[0].context["entities"] == ["testsite.wx1.poa_irradiance"]
+    assert found[0].context["hour"] == str(pd.Timestamp(at(10, 6)))
+    assert "692.5" in found[0].message
+    # silent since 10:50: nothing in the newest window, so no frozen value (communication's concern)
+    silent = SampleSet.from_frame(day[pd.to_datetime(day["ts"]) < at(10, 50)])
+    assert frozen_windows(silent, plant, at(11, 15), 15) == []
+    # at night: the irradiance sensor's offset and the module temperature are flat, legitimately
+    night = SampleSet.from_frame(pd.concat([
+        _minutes((site, "wx1", "poa_irradiance"), at(0), [-2.0] * 90),
+        _minutes((site, "wx1", "module_temperature"), at(0), [11.5] * 90),
+    ]))  # fmt: skip
+    assert frozen_windows(night, plant, at(1, 15), 15) == []
+    # in daylight the same flat module temperature is frozen; a cabinet temperature read in whole
+    # degrees (SunSpec model 103) that moves a degree at a time is flat for long stretches by nature
+    sunny = SampleSet.from_frame(pd.concat([
+        _minutes((site, "wx1", "poa_irradiance"), at(10), [700.0 + i for i in range(90)]),
+        _minutes((site, "wx1", "module_temperature"), at(10), [41.5] * 90),
+        _minutes((site, "inv1", "cabinet_temperature"), at(10), [39.0, 40.0, 40.0] + [41.0] * 87),
+    ]))  # fmt: skip
+    found = frozen_windows(sunny, plant, at(11, 0), 15)
+    assert [c.context["entities"] for c in found] == [["testsite.wx1.module_temperature"]]

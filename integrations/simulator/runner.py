@@ -6,6 +6,7 @@ import asyncio
 import functools
 import json
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -60,23 +61,29 @@ def backfill_landing(
     step_s: int = 60,
     scenario: Scenario | None = None,
     counters_end_at_start: bool = False,
+    counters_end_at: Mapping[str, float] | None = None,
 ) -> dict[str, float]:
     """Write history [start, end) straight into landing segments; returns each inverter's final counter [Wh].
 
     Rows are written as CSV directly (no per-row validation): the values come from the model, not a device.
     `counters_end_at_start`: lifetime counters are shifted to end where a history written from `end`
     starts (older history added before newer, e.g. the demo's month: no counter goes backwards).
+    `counters_end_at`: entity key -> the value [Wh] a counter's history ends at (where the live
+    readings of a simulator that ran before anyone read it start).
     """
     writer = SegmentWriter(landing_dir, writer_name="backfill", max_rows=50_000, max_age_s=1e9)
     counters: dict[str, float] = {}
     rows = 0
     for site in plant.sites:
         for device_id, frame in backfill_frames(site, seed, start, end, step_s, scenario).items():
-            if counters_end_at_start:
+            if counters_end_at_start or counters_end_at:
                 frame = frame.copy()
                 for counter in COUNTERS:
                     if counter in frame and len(frame):
-                        frame[counter] -= frame[counter].iloc[-1] - frame[counter].iloc[0]
+                        end_wh = (counters_end_at or {}).get(
+                            entity_key(site.id, device_id, counter), frame[counter].iloc[0]
+                        )
+                        frame[counter] += end_wh - frame[counter].iloc[-1]
             iso = [ts.isoformat() for ts in frame.index]
             for metric in frame.columns:
                 key = entity_key(site.id, device_id, metric)

@@ -36,6 +36,7 @@ class KpiThresholds:
     window_hold: int = 1  # the full shortfall (margin + band) in this many windows running ...
     window_held: int = 2  # ... or the held shortfall (held_margin + band) in this many
     string_outlier_windows: int = 2  # a string below the fraction in this many windows running
+    frozen_windows: int = 2  # a measurement stuck at one value this many windows long (in daylight)
     window_min_samples: int = (
         3  # an inverter's window with fewer samples is not judged (sparse data)
     )

@@ -19,12 +19,17 @@ from pv_platform.plant import Plant
 from pv_platform.readings import Reading
 from pv_platform.vocabulary import InverterEvent, Metric, OperatingState, event_names
 
+# a busy machine can hold a process up this long [s of wall time]; nothing at real time (< 60 s), but an
+# accelerated run multiplies it (60x: 1 s of a starved collector is a "silent" minute of every device)
+STALL_WALL_S = 2.0
+
 
 def stale_limit_s(
     t: Thresholds, device, speed: float = 1.0, cadence_s: float | None = None
 ) -> float:
     """Silence after which a device counts as lost [s of platform time]: k x its cadence when that is
-    longer than the site's limit (a device polled every 5 min is not lost after 1 min).
+    longer than the site's limit (a device polled every 5 min is not lost after 1 min), and in an
+    accelerated run at least STALL_WALL_S of wall time.
 
     speed : platform seconds per wall second (a poll interval is wall time: in a 60x run a device polled
         every 0.5 s reports every 30 platform seconds)
@@ -33,7 +38,7 @@ def stale_limit_s(
     """
     poll_s = device.config.get("poll_interval_s") if isinstance(device.config, dict) else None
     interval_s = max(float(poll_s or 0.0) * speed, cadence_s or 0.0)
-    return max(t.stale_after_s, t.stale_polls * interval_s)
+    return max(t.stale_after_s, t.stale_polls * interval_s, STALL_WALL_S * speed)
 
 
 def communication_status(
@@ -67,6 +72,7 @@ class RealtimeRules:
     started: datetime | None = None
     poor_since: dict[tuple[str, str], datetime] = field(default_factory=dict)
     gaps: dict[tuple[str, str], deque] = field(default_factory=dict)  # recent [s] between readings
+    back_at: dict[tuple[str, str], datetime] = field(default_factory=dict)  # when back from silence
     ignored_old: int = 0  # readings too old to judge (history, replays, late batches)
 
     def __post_init__(self) -> None:
@@ -96,6 +102,10 @@ class RealtimeRules:
                 continue
             key = (site_id, device_id, metric)
             last = self.last_seen.get((site_id, device_id))
+            if last is not None and (r.ts - last).total_seconds() > self.limit_s(
+                site_id, device_id
+            ):
+                self.back_at[(site_id, device_id)] = r.ts  # its first answer after a silence
             if last is not None and r.ts > last:
                 self.gaps.setdefault((site_id, device_id), deque(maxlen=9)).append(
                     (r.ts - last).total_seconds()
@@ -266,7 +276,20 @@ class RealtimeRules:
                 ]  # fmt: skip
         return []
 
+    def _settled(self, site_id: str, device_id: str, ts: datetime, now: datetime) -> bool:
+        """Is a device's reading stamped `ts` fit to compare with its peers at `now`: fresh (within
+        the device's silence limit: a silent device's last values are history) and not among its first
+        answers after a silence (for one silence limit: a gateway may first hand over the register
+        image it held through the silence)?"""
+        limit_s = self.limit_s(site_id, device_id)
+        back = self.back_at.get((site_id, device_id))
+        return (now - ts).total_seconds() <= limit_s and (
+            back is None or (now - back).total_seconds() > limit_s
+        )
+
     def _strings(self, site, now: datetime) -> list[AlertCandidate]:
+        """`string_fault` and `hot_spot`: each string against the median string of the site's producing
+        inverters, on settled readings only (`_settled`)."""
         out, t = [], self.thresholds[site.id]
         poa = self._poa(site)
         if poa is None or poa < t.sun_gate_poa_wm2:
@@ -279,6 +302,8 @@ class RealtimeRules:
         }  # fmt: skip  # a tripped inverter's strings are the fault rule's, not string faults
         for (sid, device_id, metric), s in self.latest.items():
             if sid != site.id or not metric.startswith("mppt") or device_id not in producing:
+                continue
+            if not self._settled(site.id, device_id, s.ts, now):
                 continue
             string, _, what = metric.partition("_")
             if what == Metric.DC_CURRENT:

@@ -21,6 +21,8 @@ from pv_platform.alerts.kpi_rules import (
     string_ratios,
 )
 from pv_platform.alerts.model import AlertCandidate, Severity
+from pv_platform.kpi.samples import moves_at_resolution
+from pv_platform.vocabulary import Metric
 
 WINDOW_RULES = {"underperformance", "availability_drop", "string_outlier"}
 
@@ -236,6 +238,67 @@ def common_mode(
                     now, key="common_mode", context={"hour": str(pd.Timestamp(start))},
                 )
             )  # fmt: skip
+    return out
+
+
+# constant by nature (counters, states, set-points): never "frozen"
+NOT_FROZEN = {
+    Metric.AC_ENERGY, Metric.EXPORT_ENERGY, Metric.IMPORT_ENERGY, Metric.OPERATING_STATE,
+    Metric.EVENTS, Metric.POWER_FACTOR, Metric.ACTIVE_POWER_LIMIT_PCT,
+}  # fmt: skip
+SUN_WM2 = 100.0  # a window with a POA sample above this has sun: measurements should vary
+
+
+def frozen_windows(
+    samples, plant, end: datetime, window_min: int, thresholds=None
+) -> list[AlertCandidate]:
+    """`data_quality` (key `frozen_values`, per device) when the window ending at `end` closes: a
+    measurement stuck at one non-zero value for `frozen_windows` windows (30 min) up to `end`, still
+    reporting in the newest window (a silent device is not frozen), while its site had sun in that
+    window (a POA sample above 100 W/m2: at night idle signals are legitimately flat). AC power held
+    at 98 % of the rating or more is clipping; counters, states and set-points are constant by nature,
+    and a signal moving by single steps of a coarse resolution is flat for long stretches by nature.
+
+    samples : a SampleSet reaching back at least `frozen_windows` windows before `end`
+    """
+    end_us = pd.Timestamp(end).value // 1000
+    newest_us = end_us - window_min * 60_000_000
+    ratings = {(s.id, d.id): d.p_ac_kw * 1000.0 for s in plant.sites for d in s.inverters}
+    sunny, stuck = set(), {}
+    for key in samples:
+        ts, v = samples.arrays(key)
+        keep = ts < end_us
+        ts, v = ts[keep], v[keep]
+        if key[2] == Metric.POA_IRRADIANCE and bool((v[ts >= newest_us] > SUN_WM2).any()):
+            sunny.add(key[0])
+        if key[2] in NOT_FROZEN or len(v) < 3 or ts[-1] < newest_us or v[-1] == 0.0:
+            continue
+        changed = np.flatnonzero(v != v[-1])
+        first = changed[-1] + 1 if len(changed) else 0  # the newest run of one value starts here
+        if moves_at_resolution(v[ts >= ts[first] - 1_800_000_000]):  # the run and 30 min before
+            continue  # whole degrees: flat for long stretches by nature
+        held_min = (end_us - ts[first]) / 60e6
+        t = _limits(thresholds, key[0])
+        clipping = key[2] == Metric.AC_POWER and v[-1] >= 0.98 * ratings.get(key[:2], np.inf)
+        if len(v) - first >= 3 and held_min >= t.frozen_windows * window_min and not clipping:
+            stuck.setdefault(key[:2], []).append(
+                (key, float(v[-1]), pd.Timestamp(ts[first], unit="us", tz="UTC"))
+            )
+    out = []
+    for (site_id, device_id), found in sorted(stuck.items()):
+        if site_id not in sunny:
+            continue
+        since = min(f[2] for f in found)
+        names = ", ".join(f"{k[2]} at {v:g}" for k, v, _ in found)
+        out.append(
+            AlertCandidate(
+                "data_quality", Severity.MEDIUM, site_id, device_id,
+                f"{device_id}: {names} unchanged since {since:%Y-%m-%d %H:%M} UTC in daylight (frozen"
+                f" sensor: at least {_limits(thresholds, site_id).frozen_windows * window_min} min)",
+                end, key="frozen_values",
+                context={"hour": str(since), "entities": [".".join(k) for k, _, _ in found]},
+            )
+        )  # fmt: skip
     return out
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from pv_platform.kpi.hourly import MAX_GAP_S, PER_HOUR, STEP_S
 from pv_platform.kpi.periods import SITE_DEVICE
-from pv_platform.kpi.samples import SampleSet, as_sample_set, daylight_minutes
+from pv_platform.kpi.samples import SampleSet, as_sample_set, daylight_minutes, moves_at_resolution
 from pv_platform.plant import Plant
 from pv_platform.vocabulary import Metric
 
@@ -203,7 +203,8 @@ def frozen_values(
     series: SampleSet, hours: _Hours, plant: Plant | None = None
 ) -> list[CheckOutcome]:
     """A non-zero measurement stuck at one value for FROZEN_MINUTES or more in an hour with sun (> 100 W/m²).
-    AC power held at the inverter's rating is clipping, not a frozen value."""
+    AC power held at the inverter's rating is clipping, not a frozen value; a signal that moves by
+    single steps of a coarse resolution is flat by nature (`moves_at_resolution`)."""
     ratings = (
         {(s.id, d.id): d.p_ac_kw * 1000.0 for s in plant.sites for d in s.inverters}
         if plant
@@ -231,6 +232,9 @@ def frozen_values(
         )
         if metric == Metric.AC_POWER and (site_id, device_id) in ratings:
             long &= v[first] < 0.98 * ratings[(site_id, device_id)]
+        for i in np.flatnonzero(long):  # the resolution of the run and the half hour before it
+            near = (ts >= ts[first[i]] - 1_800_000_000) & (ts <= ts[last[i]])
+            long[i] = not moves_at_resolution(v[near])
         flagged = np.zeros(hours.n, int)
         for ha, hb in zip(hours.of(ts[first[long]]), hours.of(ts[last[long]]), strict=True):
             ha, hb = max(ha, 0), min(hb, hours.n - 1)

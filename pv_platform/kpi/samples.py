@@ -162,3 +162,24 @@ def daylight_minutes(
                 known |= means[1] > 0
                 bright |= np.nan_to_num(means[0], nan=0.0) >= site.daylight_poa_wm2
     return bright | ~known
+
+
+def moves_at_resolution(values: np.ndarray) -> bool:
+    """Does a signal move by single steps of a coarse resolution (a cabinet temperature read in whole
+    degrees): every value on the grid of its smallest change, most changes one step (no change at all:
+    whole numbers)? Such a signal is flat for long stretches by nature; a stuck value says nothing.
+
+    >>> moves_at_resolution(np.array([41.0, 41.0, 42.0, 42.0, 42.0, 43.0, 42.0]))
+    True
+    >>> moves_at_resolution(np.array([600.0, 600.5, 601.25, 601.5, 601.5, 601.5]))
+    False
+    >>> moves_at_resolution(np.array([44.0] * 60)), moves_at_resolution(np.array([950.218] * 60))
+    (True, False)
+    """
+    steps = np.abs(np.diff(values))
+    steps = steps[steps > 0]
+    if len(steps) == 0:  # no step seen: whole numbers are a coarse resolution's
+        return bool(len(values) and np.all(values == np.round(values)))
+    quantum = steps.min()
+    on_grid = np.allclose(values / quantum, np.round(values / quantum), rtol=0.0, atol=1e-6)
+    return bool(on_grid and np.median(steps) <= 1.5 * quantum)

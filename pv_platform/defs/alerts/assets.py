@@ -17,6 +17,7 @@ from pv_platform.alerts.kpi_rules import (
 from pv_platform.alerts.limits import fleet_from_settings, kpi_thresholds
 from pv_platform.alerts.window_rules import (
     WINDOW_RULES,
+    frozen_windows,
     judged_windows,
     string_window_means,
     window_candidates,
@@ -39,15 +40,17 @@ MAX_MPPT = 12  # string inputs read per inverter for the window string rule
 
 def _windows(telemetry, plant, limits: dict, start: datetime, end: datetime, now):
     """(window length [min], window ends closed in (start, end] by `now`, judged window KPI rows,
-    string means) for the sub-hourly rules: window KPIs from the telemetry, reaching back over the
-    longest hold, not stored. No windows when the rules are hourly (`window_min` 60)."""
+    string means, data-quality candidates by window end: frozen values, and quarantine rates over the
+    hour up to each window's end) for the sub-hourly rules: window KPIs from the telemetry, reaching
+    back over the longest hold, not stored. No windows when the rules are hourly (`window_min` 60)."""
     window_min = min((t.window_min for t in limits.values()), default=60)
     step_s = window_min * 60
     closed_end = min(end, datetime.fromtimestamp(now.timestamp() // step_s * step_s, tz=UTC))
     if window_min >= 60 or closed_end <= start:
-        return window_min, [], pd.DataFrame(), pd.DataFrame()
+        return window_min, [], pd.DataFrame(), pd.DataFrame(), {}
     holds = max(
-        max(t.window_hold, t.window_held, t.string_outlier_windows) for t in limits.values()
+        max(t.window_hold, t.window_held, t.string_outlier_windows, t.frozen_windows)
+        for t in limits.values()
     )
     first = start - holds * timedelta(seconds=step_s)
     samples = telemetry.sample_set(first - EDGE_MARGIN, closed_end + EDGE_MARGIN, HOURLY_METRICS)
@@ -58,18 +61,25 @@ def _windows(telemetry, plant, limits: dict, start: datetime, end: datetime, now
     grid = pd.date_range(first, closed_end, freq=f"{window_min}min", inclusive="left")
     means = string_window_means(strings, grid, window_min)
     ends = window_ends(start, closed_end, window_min)
-    return window_min, ends, judged_windows(rows, limits), means
+    quality = {
+        t: frozen_windows(samples, plant, t, window_min, limits)
+        + quarantine_rate_candidates(
+            telemetry.quarantine_counts(t - timedelta(hours=1), t), plant, 1.0, t, limits
+        )
+        for t in ends
+    }
+    return window_min, ends, judged_windows(rows, limits), means, quality
 
 
-def _judge_windows(engine, done, limits, window_min, ends, windows, means) -> tuple[list, list]:
+def _judge_windows(engine, done, limits, found, ends) -> tuple[list, list]:
     """Each closed window but the last judged at its end, as it would have been live (an earlier run
     of the running hour judged those up to `done`: skipped): (alerts opened, the last window's
     candidates, judged with the hourly rules)."""
-    opened = []
+    opened, (window_min, _, windows, means, quality) = [], found
 
     def judged_at(t: datetime) -> list:
         active = frozenset(engine.store.active())  # open alerts hold by hysteresis
-        return window_candidates(windows, means, t, window_min, limits, active)
+        return window_candidates(windows, means, t, window_min, limits, active) + quality.get(t, [])
 
     for t in ends[:-1]:
         if done is None or t > done:
@@ -108,13 +118,13 @@ def _judge_hours(engine, done, window, now, inputs, found, extra) -> tuple[list,
     fault's window alert was resolved before its hour re-opened it: two alerts for one fault).
     (alerts opened, counts of updated, resolved and suppressed)."""
     recent, strings, failed, limits = inputs
-    window_min, ends, windows, means = found
+    ends = found[1]
     opened, counts = [], {"updated": 0, "resolved": 0, "suppressed": 0}
     starts = pd.date_range(window.start, window.end, freq="h", inclusive="left")
     for h0 in (t.to_pydatetime() for t in starts):
         h1 = min(h0 + timedelta(hours=1), window.end)
         mine = [t for t in ends if h0 < t <= h1]
-        got, last = _judge_windows(engine, done, limits, window_min, mine, windows, means)
+        got, last = _judge_windows(engine, done, limits, found, mine)
         upto, hour_failed = _between(recent, None, h1), _between(failed, h0, h1)
         hour_strings = _between(strings, None, h1, "bucket")
         candidates = hour_candidates(upto, hour_strings, hour_failed, h0, h1, limits) + last
