@@ -9,7 +9,6 @@ import time
 
 import dagster as dg
 
-from pv_platform import clock
 from pv_platform.defs.alerts.assets import alerts
 from pv_platform.defs.kpis.assets import hourly_kpis
 from pv_platform.defs.kpis.backfills import (
@@ -19,12 +18,12 @@ from pv_platform.defs.kpis.backfills import (
     still_canceled,
 )
 from pv_platform.defs.kpis.jobs import ROLLUPS
-from pv_platform.defs.kpis.planning import due_hours, hour_key, hour_of
+from pv_platform.defs.kpis.planning import due_hours, hour_of
 from pv_platform.defs.kpis.sensors import (
     MATERIALIZATION,
-    OLD_HISTORY,
     periods_touched,
     running_hours,
+    telemetry_ids,
 )
 from pv_platform.defs.partitions import hourly
 from pv_platform.defs.resources import PlantResource, TelemetryResource
@@ -67,14 +66,7 @@ def history_backfill_sensor(
     one backfill, not one per ingest run). A failed backfill's hours are handed over again with the
     same growing delay as failed runs; a cancelled one's only when their telemetry changes."""
     instance = context.instance
-    old = hour_key(clock.now() - OLD_HISTORY)
-    telemetry = {
-        k: v
-        for k, v in instance.get_latest_storage_id_by_partition(
-            dg.AssetKey("telemetry"), MATERIALIZATION
-        ).items()
-        if k < old
-    }
+    telemetry = telemetry_ids(instance, history=True)
     computed = instance.get_latest_storage_id_by_partition(hourly_kpis.key, MATERIALIZATION)
     state = json.loads(context.cursor) if context.cursor else {}
     attempts, (seen, changed_s) = state.get("book", {}), state.get("settle", [-1, 0.0])

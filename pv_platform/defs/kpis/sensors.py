@@ -69,6 +69,14 @@ def running_hours(instance: dg.DagsterInstance) -> set[str]:
     return hours
 
 
+def telemetry_ids(instance: dg.DagsterInstance, history: bool) -> dict[str, int]:
+    """The newest `telemetry` storage id per hour partition: of the hours older than OLD_HISTORY on the
+    platform clock (history: `history_backfill_sensor`) or of the later ones (`hourly_kpis_sensor`)."""
+    old = hour_key(clock.now() - OLD_HISTORY)
+    ids = instance.get_latest_storage_id_by_partition(dg.AssetKey("telemetry"), MATERIALIZATION)
+    return {k: v for k, v in ids.items() if (k < old) == history}
+
+
 @dg.sensor(
     job=hourly_kpis_job,
     minimum_interval_seconds=SHAPE.kpi_sensor_interval_s,
@@ -78,14 +86,7 @@ def hourly_kpis_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     """Request hourly KPI (and KPI alert) runs for every recent hour (the last OLD_HISTORY) whose
     telemetry is newer than its KPIs; older hours are history, for `history_backfill_sensor`."""
     instance = context.instance
-    old = hour_key(clock.now() - OLD_HISTORY)
-    telemetry = {
-        k: v
-        for k, v in instance.get_latest_storage_id_by_partition(
-            dg.AssetKey("telemetry"), MATERIALIZATION
-        ).items()
-        if k >= old
-    }
+    telemetry = telemetry_ids(instance, history=False)
     computed = instance.get_latest_storage_id_by_partition(hourly_kpis.key, MATERIALIZATION)
     attempts = json.loads(context.cursor) if context.cursor else {}
     open_hour = hour_key(clock.now().replace(minute=0, second=0, microsecond=0))
