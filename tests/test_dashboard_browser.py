@@ -51,6 +51,15 @@ def serve(env: dict, port: int, extra: list[str] | None = None) -> subprocess.Po
     return proc
 
 
+def stop_server(proc: subprocess.Popen) -> None:
+    """Stop a `serve`d dashboard: SIGTERM, SIGKILL after 30 s."""
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @pytest.fixture(scope="module")
 def site(pg_admin_url, mqtt_url, tmp_path_factory):
     """A seeded database, a plant file and the dashboard served on them (open, as in the demo)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import threading
 import time
 import urllib.request
@@ -28,7 +27,7 @@ from pv_platform.services import drop_database, ensure_database, free_port
 from pv_platform.storage import Database
 from pv_platform.storage.alerts import AlertStore
 from tests.conftest import CHROMIUM, demo_plant_dict
-from tests.test_dashboard_browser import SHOTS, open_page, serve, text_of
+from tests.test_dashboard_browser import SHOTS, open_page, serve, stop_server, text_of
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
 OPENED = datetime(2026, 6, 21, 12, 0, tzinfo=UTC)
@@ -39,6 +38,24 @@ def _keep_clock(path: Path, stop: threading.Event) -> None:
     """As a running simulator does: keep the clock file fresh (a stale one belongs to nobody)."""
     while not stop.wait(HEARTBEAT_S):
         os.utime(path)
+
+
+def _clocked_server(tmp_path: Path, url: str, start: datetime, speed: float, port_base: int):
+    """`pvp dashboard` on the database `url` and a shared clock reading `start` now and running `speed`
+    times fast, written and kept fresh as `pvp simulate` does: (process, port, event that stops the
+    clock's heartbeat)."""
+    landing = tmp_path / "data" / "landing"
+    landing.mkdir(parents=True)
+    clock_file = landing / CLOCK_FILE
+    clock_file.write_text(json.dumps({"start": start.isoformat(), "speed": speed,
+                                      "anchor": time.time()}))  # fmt: skip
+    stop = threading.Event()
+    threading.Thread(target=_keep_clock, args=(clock_file, stop), daemon=True).start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PVP_")}
+    env.update(PVP_DATABASE_URL=url, PVP_PLANT_FILE=str(tmp_path / "plant.yaml"),
+               PVP_DATA_DIR=str(tmp_path / "data"))  # fmt: skip
+    port = free_port(port_base)
+    return serve(env, port), port, stop
 
 
 def _minutes(text: str, pattern: str) -> int:
@@ -59,18 +76,8 @@ def test_live_and_alerts_pages_show_ages_on_the_shared_platform_clock(
     fault = AlertCandidate("string_fault", Severity.HIGH, "testsite", "inv2",
                            "string_fault on inv2", OPENED, "mppt1")  # fmt: skip
     AlertLifecycle(AlertStore(db.engine)).process([fault], OPENED, set())
-    landing = tmp_path / "data" / "landing"
-    landing.mkdir(parents=True)
-    clock_file = landing / CLOCK_FILE  # speed 1, so the ages do not run away while the page loads
-    clock_file.write_text(json.dumps({"start": SIMULATED_NOW.isoformat(), "speed": 1.0,
-                                      "anchor": time.time()}))  # fmt: skip
-    stop = threading.Event()
-    threading.Thread(target=_keep_clock, args=(clock_file, stop), daemon=True).start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PVP_")}
-    env.update(PVP_DATABASE_URL=url, PVP_PLANT_FILE=str(tmp_path / "plant.yaml"),
-               PVP_DATA_DIR=str(tmp_path / "data"))  # fmt: skip
-    port = free_port(5350)
-    proc = serve(env, port)
+    # speed 1, so the ages do not run away while the page loads
+    proc, port, stop = _clocked_server(tmp_path, url, SIMULATED_NOW, 1.0, 5350)
     try:
         # the first session imports every page's modules: ~30 s on a loaded 2-core machine
         urllib.request.urlopen(f"http://127.0.0.1:{port}/app", timeout=180).read()
@@ -89,8 +96,7 @@ def test_live_and_alerts_pages_show_ages_on_the_shared_platform_clock(
         page.close()
     finally:
         stop.set()
-        proc.terminate()
-        proc.wait(10)
+        stop_server(proc)
         db.dispose()
         drop_database(pg_admin_url, name)
 
@@ -137,18 +143,7 @@ def test_history_losses_and_quality_ranges_end_on_the_platform_clock_date(
     db.kpis.replace(
         "kpi_hourly", hours[0], hours[-1] + timedelta(hours=1), no_kpis, quality=outcomes
     )
-    landing = tmp_path / "data" / "landing"
-    landing.mkdir(parents=True)
-    clock_file = landing / CLOCK_FILE
-    clock_file.write_text(json.dumps({"start": SHIFTED_NOW.isoformat(), "speed": 60.0,
-                                      "anchor": time.time()}))  # fmt: skip
-    stop = threading.Event()
-    threading.Thread(target=_keep_clock, args=(clock_file, stop), daemon=True).start()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PVP_")}
-    env.update(PVP_DATABASE_URL=url, PVP_PLANT_FILE=str(tmp_path / "plant.yaml"),
-               PVP_DATA_DIR=str(tmp_path / "data"))  # fmt: skip
-    port = free_port(5360)
-    proc = serve(env, port)
+    proc, port, stop = _clocked_server(tmp_path, url, SHIFTED_NOW, 60.0, 5360)
     try:
         base = f"http://127.0.0.1:{port}/app"
         # the first session imports every page's modules: 40 s on a loaded 2-core machine
@@ -179,10 +174,6 @@ def test_history_losses_and_quality_ranges_end_on_the_platform_clock_date(
         page.close()
     finally:
         stop.set()
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
         db.dispose()
         drop_database(pg_admin_url, name)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import threading
 import time
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ from pv_platform.plant import dump_plant, parse_plant
 from pv_platform.services import drop_database, ensure_database, free_port
 from pv_platform.storage import Database
 from tests.conftest import CHROMIUM, demo_plant_dict
-from tests.test_dashboard_browser import REPO, publish, serve
+from tests.test_dashboard_browser import REPO, publish, serve, stop_server
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
 
@@ -73,10 +72,6 @@ def test_closing_the_live_page_leaves_no_traceback_in_the_server_log(
     finally:
         stop.set()
         publisher.join(5)
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
         db.dispose()
         drop_database(pg_admin_url, name)
