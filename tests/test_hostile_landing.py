@@ -24,13 +24,19 @@ from pv_platform.readings import Reading
 from pv_platform.storage import Database
 
 pytestmark = pytest.mark.hostile
-NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def _now() -> datetime:
+    """The wall clock when a test writes its rows (not when the module was collected: a long suite
+    would turn "an hour ahead" into the past)."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def _good(writer: SegmentWriter, device: str, count: int) -> str:
+    now = _now()
     writer.add(
         [
-            Reading(entity=f"hs.{device}.ac_power", ts=NOW - timedelta(minutes=i), value=float(i))
+            Reading(entity=f"hs.{device}.ac_power", ts=now - timedelta(minutes=i), value=float(i))
             for i in range(count)
         ]
     )
@@ -66,6 +72,7 @@ def _ingest(platform: dict, segment_ids: list[str]) -> dg.ExecuteInProcessResult
 
 
 def test_unreadable_segments_are_rejected_and_the_rest_of_the_batch_loads(platform):
+    now = _now()
     landing = Path(platform["telemetry_store"].landing_dir)
     writer = SegmentWriter(landing, max_rows=10_000, max_age_s=3600)
     ids = {name: _good(writer, name, 5) for name in
@@ -79,7 +86,7 @@ def test_unreadable_segments_are_rejected_and_the_rest_of_the_batch_loads(platfo
     old = segment_path(landing, "00000000000000000001-old-1-000001")
     old.write_text(
         "#meta " + json.dumps({"entities": {}, "quarantine": [], "writer": "old"}) + "\n"
-        + "".join(f"hs.old.ac_power,{(NOW - timedelta(minutes=i)).isoformat()},{i}.0\n" for i in range(4))
+        + "".join(f"hs.old.ac_power,{(now - timedelta(minutes=i)).isoformat()},{i}.0\n" for i in range(4))
     )  # fmt: skip
 
     result = _ingest(platform, sorted([*ids.values(), old.name[:-4]]))
@@ -119,19 +126,20 @@ def test_unreadable_segments_are_rejected_and_the_rest_of_the_batch_loads(platfo
 
 
 def test_rows_with_non_finite_values_or_absurd_times_are_quarantined_one_by_one(platform):
+    now = _now()
     landing = Path(platform["telemetry_store"].landing_dir)
     writer = SegmentWriter(landing, max_rows=10_000, max_age_s=3600)
     good = [
-        f"hs.inv1.ac_power,{(NOW - timedelta(minutes=i)).isoformat()},{i}.0\n" for i in range(3)
+        f"hs.inv1.ac_power,{(now - timedelta(minutes=i)).isoformat()},{i}.0\n" for i in range(3)
     ]
     bad = {
         "hs.inv1.ac_power,2999-01-01T00:00:00+00:00,1.0\n": "in the future",
-        f"hs.inv1.ac_power,{(NOW + timedelta(hours=1)).isoformat()},1.0\n": "in the future",
+        f"hs.inv1.ac_power,{(now + timedelta(hours=1)).isoformat()},1.0\n": "in the future",
         "hs.inv1.ac_power,2024-02-29T23:00:00+00:00,1.0\n": "before 2024-03-01 (site hs commissioning)",
         "other.inv1.ac_power,1990-06-01T00:00:00+00:00,1.0\n": "before",  # default window: 30 years
-        f"hs.inv1.ac_power,{(NOW - timedelta(hours=1)).isoformat()},nan\n": "not a finite number",
-        f"hs.inv1.ac_power,{(NOW - timedelta(hours=2)).isoformat()},inf\n": "not a finite number",
-        f"hs.inv1.ac_power,{(NOW - timedelta(hours=3)).isoformat()},-inf\n": "not a finite number",
+        f"hs.inv1.ac_power,{(now - timedelta(hours=1)).isoformat()},nan\n": "not a finite number",
+        f"hs.inv1.ac_power,{(now - timedelta(hours=2)).isoformat()},inf\n": "not a finite number",
+        f"hs.inv1.ac_power,{(now - timedelta(hours=3)).isoformat()},-inf\n": "not a finite number",
     }
     writer.add_rows([good[0], *bad, *good[1:]], {})
     (segment_id,) = writer.close()
@@ -163,9 +171,10 @@ def test_rows_with_non_finite_values_or_absurd_times_are_quarantined_one_by_one(
 def test_any_damage_to_a_segment_is_a_segment_error_never_a_crash_or_bad_rows(tmp_path, data):
     """Cut, flip or insert bytes anywhere in a real segment: reading it gives SegmentError (checksum)
     or, for an old segment without checksum, only rows that are entity,ts,value with finite values."""
+    now = _now()
     landing = tmp_path / f"l{data.draw(st.integers(0, 10**9))}"
     writer = SegmentWriter(landing, max_age_s=3600)
-    writer.add([Reading(entity="hs.inv1.ac_power", ts=NOW - timedelta(seconds=i), value=i / 3)
+    writer.add([Reading(entity="hs.inv1.ac_power", ts=now - timedelta(seconds=i), value=i / 3)
                 for i in range(5)])  # fmt: skip
     path = segment_path(landing, writer.close()[0])
     raw = path.read_bytes()
