@@ -138,14 +138,17 @@ class Rows:
             )
 
     def write_kpis(self, conn: sa.Connection, table: str, rows: pd.DataFrame, columns: list[str]):
-        """KPI rows with one executemany INSERT."""
-        conn.execute(
-            sa.text(
-                f"INSERT INTO {table} ({', '.join(columns)})"
-                f" VALUES ({', '.join(f':{c}' for c in columns)})"
-            ),
-            records(rows.loc[:, columns]),
-        )
+        """KPI rows as multi-row INSERTs, a chunk per statement (psycopg's executemany pipelines its
+        statements, and the WASM server of the tests lost sync in pipeline mode under load: "cannot
+        exit pipeline mode while busy")."""
+        values = records(rows.loc[:, columns])
+        row = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        for i in range(0, len(values), UNNEST_CHUNK_ROWS // 5):
+            chunk = values[i : i + UNNEST_CHUNK_ROWS // 5]
+            conn.exec_driver_sql(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * len(chunk))}",
+                tuple(v for r in chunk for v in (r[c] for c in columns)),
+            )
 
     def read_kpis(self, db: Database, table: str, params: dict[str, Any]) -> pd.DataFrame:
         """KPI rows one row object each."""
