@@ -327,10 +327,18 @@ def window_candidates(
     if windows.empty:
         return []
     start = end - timedelta(minutes=window_min)
+    newest = windows[(windows["t"] >= pd.Timestamp(start)) & (windows["t"] < pd.Timestamp(end))]
+    floor = newest["site_id"].map(lambda s: _limits(thresholds, s).availability_min)
+    low = newest[newest["availability_time"] < floor]
+    stopped = availability_windows(low, start, end, end, thresholds) if len(low) else []
+    if not newest["judged"].any():
+        # the performance rules judge only a run of judged windows ending in this one (the nights
+        # of a back-filled range: two thirds of its windows in winter): nothing more to find
+        return stopped
     common = common_mode(windows, start, end, end, thresholds)
     sites = {c.site_id for c in common}  # their inverters' shortfalls are the site's finding
     return (
-        availability_windows(windows, start, end, end, thresholds)
+        stopped
         + [
             c
             for c in underperformance_windows(windows, start, end, end, thresholds, open_fps)

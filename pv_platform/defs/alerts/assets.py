@@ -39,7 +39,8 @@ MAX_MPPT = 12  # string inputs read per inverter for the window string rule
 
 
 def _windows(telemetry, plant, limits: dict, start: datetime, end: datetime, now):
-    """(window length [min], window ends closed in (start, end] by `now`, judged window KPI rows,
+    """(window length [min], how far the holds reach back, window ends closed in (start, end] by
+    `now`, judged window KPI rows,
     string means, data-quality candidates by window end: frozen values, and quarantine rates over the
     hour up to each window's end) for the sub-hourly rules: window KPIs from the telemetry, reaching
     back over the longest hold, not stored. No windows when the rules are hourly (`window_min` 60)."""
@@ -47,12 +48,13 @@ def _windows(telemetry, plant, limits: dict, start: datetime, end: datetime, now
     step_s = window_min * 60
     closed_end = min(end, datetime.fromtimestamp(now.timestamp() // step_s * step_s, tz=UTC))
     if window_min >= 60 or closed_end <= start:
-        return window_min, [], pd.DataFrame(), pd.DataFrame(), {}
+        return window_min, timedelta(0), [], pd.DataFrame(), pd.DataFrame(), {}
     holds = max(
         max(t.window_hold, t.window_held, t.string_outlier_windows, t.frozen_windows)
         for t in limits.values()
     )
-    first = start - holds * timedelta(seconds=step_s)
+    lead = holds * timedelta(seconds=step_s)
+    first = start - lead
     samples = telemetry.sample_set(first - EDGE_MARGIN, closed_end + EDGE_MARGIN, HOURLY_METRICS)
     rows = hourly_kpis_range(samples, plant, first, closed_end, window_min=window_min)
     strings = telemetry.sample_set(
@@ -68,14 +70,18 @@ def _windows(telemetry, plant, limits: dict, start: datetime, end: datetime, now
         )
         for t in ends
     }
-    return window_min, ends, judged_windows(rows, limits), means, quality
+    return window_min, lead, ends, judged_windows(rows, limits), means, quality
 
 
-def _judge_windows(engine, done, limits, found, ends) -> tuple[list, list]:
-    """Each closed window but the last judged at its end, as it would have been live (an earlier run
-    of the running hour judged those up to `done`: skipped): (alerts opened, the last window's
+def _judge_windows(engine, done, limits, found, ends, hour: datetime) -> tuple[list, list]:
+    """Each closed window of the hour starting at `hour` but the last judged at its end, as it would
+    have been live (an earlier run of the running hour judged those up to `done`: skipped), on the
+    windows a run of that one hour sees (from `lead` before it: a range run judges alike, and each
+    window's rules look at a few rows, not the whole range's): (alerts opened, the last window's
     candidates, judged with the hourly rules)."""
-    opened, (window_min, _, windows, means, quality) = [], found
+    opened, (window_min, lead, _, windows, means, quality) = [], found
+    seen = hour - lead, hour + timedelta(hours=1)
+    windows, means = _between(windows, *seen, "t"), _between(means, *seen, "bucket")
 
     def judged_at(t: datetime) -> list:
         active = frozenset(engine.store.active())  # open alerts hold by hysteresis
@@ -117,16 +123,17 @@ def _judge_hours(engine, done, window, now, inputs, found, extra) -> tuple[list,
     hourly rules with its last window (a range run judged every window first and the hours after, so a
     fault's window alert was resolved before its hour re-opened it: two alerts for one fault).
     (alerts opened, counts of updated, resolved and suppressed)."""
-    recent, strings, failed, limits = inputs
-    ends = found[1]
+    recent, strings, failed, limits, back = inputs
+    ends = found[2]
     opened, counts = [], {"updated": 0, "resolved": 0, "suppressed": 0}
     starts = pd.date_range(window.start, window.end, freq="h", inclusive="left")
     for h0 in (t.to_pydatetime() for t in starts):
         h1 = min(h0 + timedelta(hours=1), window.end)
         mine = [t for t in ends if h0 < t <= h1]
-        got, last = _judge_windows(engine, done, limits, found, mine)
-        upto, hour_failed = _between(recent, None, h1), _between(failed, h0, h1)
-        hour_strings = _between(strings, None, h1, "bucket")
+        got, last = _judge_windows(engine, done, limits, found, mine, h0)
+        # what a run of this one hour reads: from `back` before it
+        upto, hour_failed = _between(recent, h0 - back, h1), _between(failed, h0, h1)
+        hour_strings = _between(strings, h0 - back, h1, "bucket")
         candidates = hour_candidates(upto, hour_strings, hour_failed, h0, h1, limits) + last
         if h1 >= window.end:
             candidates += extra  # quarantine rates over the whole window, at its end
@@ -177,7 +184,7 @@ def alerts(
     rejected = telemetry.quarantine_counts(window.start, window.end)
     extra = quarantine_rate_candidates(rejected, plant.load(), hours, window.end, limits)
     engine = alert_service.engine()  # with the notifiers: MQTT and webhook
-    inputs = (recent, strings, failed, limits)
+    inputs = (recent, strings, failed, limits, back)
     opened, result = _judge_hours(engine, _evaluated_to(context), window, now, inputs, found, extra)
     if not engine.flush(timeout_s=30.0):  # the run process exits next: deliver first
         context.log.warning("some alert notifications were still under way after 30 s")
