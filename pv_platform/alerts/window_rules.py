@@ -58,9 +58,10 @@ def judged_windows(
     return inv.assign(t=pd.to_datetime(inv["period_start"], utc=True), band=band, judged=judged)
 
 
-def _held(part: pd.DataFrame, n: int, margin: float, end: pd.Timestamp) -> bool:
-    """The last `n` windows before `end` all judged and below expected by more than margin + band."""
-    last = part[part["t"] < end].sort_values("t").tail(n)
+def _held(closed: pd.DataFrame, n: int, margin: float) -> bool:
+    """The last `n` of the `closed` windows (in time order) all judged and below expected by more
+    than margin + band."""
+    last = closed.tail(n)
     return (
         len(last) == n
         and bool(last["judged"].all())
@@ -88,12 +89,12 @@ def underperformance_windows(
         closed = part[part["t"] < end_t].sort_values("t")
         if closed.empty or closed["t"].iloc[-1] < pd.Timestamp(start):
             continue
-        full = _held(part, t.window_hold, t.expected_margin, end_t) and bool(
+        full = _held(closed, t.window_hold, t.expected_margin) and bool(
             (closed.tail(t.window_hold)["pr"] < t.pr_min).all()
         )
-        held = _held(part, t.window_held, t.held_margin, end_t)
+        held = _held(closed, t.window_held, t.held_margin)
         still = f"underperformance:{site_id}:{device_id}" in open_fps and _held(
-            part, 1, t.held_margin / 2, end_t
+            closed, 1, t.held_margin / 2
         )
         if not (full or held or still):
             continue
