@@ -272,3 +272,76 @@ def test_a_frozen_sensor_is_found_on_the_fifteen_minute_windows_never_at_night()
     ]))  # fmt: skip
     found = frozen_windows(sunny, plant, at(11, 0), 15)
     assert [c.context["entities"] for c in found] == [["testsite.wx1.module_temperature"]]
+
+
+def _random_windows(seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DatetimeIndex]:
+    """A day of judged 15-minute windows of two sites (four and three inverters, some rows
+    missing), with shortfalls, outages and three strings per inverter, some of them low."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    ts = pd.date_range(at(0), periods=4 * 24, freq="15min")
+    rows, strings = [], []
+    for site, device in [
+        *(("a", f"inv{i}") for i in range(1, 5)),
+        *(("b", f"inv{i}") for i in (1, 2, 3)),
+    ]:
+        for t in ts[rng.random(len(ts)) > 0.05]:
+            rows.append({
+                "site_id": site, "device_id": device, "period_start": t, "t": t, "period_h": 0.25,
+                "expected_deviation": rng.uniform(-0.5, 0.1), "band": rng.uniform(0.02, 0.1),
+                "pr": rng.uniform(0.6, 0.95), "judged": rng.random() < 0.7,
+                "availability_time": rng.choice([np.nan, 1.0, rng.uniform(0, 1)], p=[0.2, 0.77, 0.03]),
+                "time_forced_outage_s": rng.choice([0.0, 300.0]),
+            })  # fmt: skip
+            strings += [
+                {"site_id": site, "device_id": device, "metric": f"mppt{m}_dc_current", "bucket": t,
+                 "avg_value": 8.0 + rng.normal() if rng.random() < 0.6 else rng.uniform(0, 8)}
+                for m in (1, 2, 3) if rng.random() < 0.9
+            ]  # fmt: skip
+    return pd.DataFrame(rows), pd.DataFrame(strings), ts
+
+
+def test_a_range_judges_each_window_as_a_run_of_its_hour_alone_would():
+    """The alerts asset judges a back-filled range with one `WindowJudge`, seeing for each hour the
+    rows from the holds' reach before it: every window's candidates (all four rules, hysteresis on
+    random open alerts) equal those of a judge given only what a run of that one hour reads."""
+    import random
+
+    from pv_platform.alerts.window_rules import WindowJudge
+
+    limits = {
+        "a": KpiThresholds(),
+        "b": KpiThresholds(window_hold=2, window_held=3, string_outlier_windows=3),
+    }
+    lead = timedelta(minutes=15 * 3)
+    rules = set()
+    for seed in range(2):
+        windows, strings, ts = _random_windows(seed)
+        judge, pick = WindowJudge(windows, strings, 15, limits), random.Random(seed)
+        devices = sorted(set(zip(windows["site_id"], windows["device_id"], strict=True)))
+        for end in (t.to_pydatetime() for t in ts[1:]):
+            hour = (end - timedelta(minutes=1)).replace(minute=0)
+            open_fps = frozenset(
+                fp for s, d in devices
+                for fp in (f"underperformance:{s}:{d}", *(f"string_outlier:{s}:{d}:mppt{m}" for m in (1, 2, 3)))
+                if pick.random() < 0.3
+            )  # fmt: skip
+            alone = WindowJudge(
+                windows[(windows["t"] >= hour - lead) & (windows["t"] < hour + timedelta(hours=1))],
+                strings[(strings["bucket"] >= hour - lead) & (strings["bucket"] < hour + timedelta(hours=1))],
+                15, limits,
+            )  # fmt: skip
+            want = alone.candidates(end, open_fps)
+            got = judge.candidates(end, open_fps, since=hour - lead)
+            assert [(c.fingerprint, c.message, c.context) for c in got] == [
+                (c.fingerprint, c.message, c.context) for c in want
+            ], end
+            rules |= {c.rule + (f":{c.key}" if c.key == "common_mode" else "") for c in got}
+    # every rule was exercised
+    assert rules == {
+        "availability_drop",
+        "underperformance",
+        "string_outlier",
+        "data_quality:common_mode",
+    }

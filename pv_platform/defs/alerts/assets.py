@@ -17,10 +17,10 @@ from pv_platform.alerts.kpi_rules import (
 from pv_platform.alerts.limits import fleet_from_settings, kpi_thresholds
 from pv_platform.alerts.window_rules import (
     WINDOW_RULES,
+    WindowJudge,
     frozen_windows,
     judged_windows,
     string_window_means,
-    window_candidates,
     window_ends,
 )
 from pv_platform.defs.kpis.assets import HOURS_PER_RUN, KPI_RETRY, hourly_kpis
@@ -40,15 +40,15 @@ MAX_MPPT = 12  # string inputs read per inverter for the window string rule
 
 def _windows(telemetry, plant, limits: dict, start: datetime, end: datetime, now):
     """(window length [min], how far the holds reach back, window ends closed in (start, end] by
-    `now`, judged window KPI rows,
-    string means, data-quality candidates by window end: frozen values, and quarantine rates over the
-    hour up to each window's end) for the sub-hourly rules: window KPIs from the telemetry, reaching
+    `now`, the `WindowJudge` of the judged window KPI rows and string means, data-quality candidates
+    by window end: frozen values, and quarantine rates over the hour up to each window's end) for
+    the sub-hourly rules: window KPIs from the telemetry, reaching
     back over the longest hold, not stored. No windows when the rules are hourly (`window_min` 60)."""
     window_min = min((t.window_min for t in limits.values()), default=60)
     step_s = window_min * 60
     closed_end = min(end, datetime.fromtimestamp(now.timestamp() // step_s * step_s, tz=UTC))
     if window_min >= 60 or closed_end <= start:
-        return window_min, timedelta(0), [], pd.DataFrame(), pd.DataFrame(), {}
+        return window_min, timedelta(0), [], WindowJudge(pd.DataFrame(), pd.DataFrame(), 60), {}
     holds = max(
         max(t.window_hold, t.window_held, t.string_outlier_windows, t.frozen_windows)
         for t in limits.values()
@@ -70,22 +70,25 @@ def _windows(telemetry, plant, limits: dict, start: datetime, end: datetime, now
         )
         for t in ends
     }
-    return window_min, lead, ends, judged_windows(rows, limits), means, quality
+    return (
+        window_min,
+        lead,
+        ends,
+        WindowJudge(judged_windows(rows, limits), means, window_min, limits),
+        quality,
+    )
 
 
-def _judge_windows(engine, done, limits, found, ends, hour: datetime) -> tuple[list, list]:
+def _judge_windows(engine, done, found, ends, hour: datetime) -> tuple[list, list]:
     """Each closed window of the hour starting at `hour` but the last judged at its end, as it would
     have been live (an earlier run of the running hour judged those up to `done`: skipped), on the
-    windows a run of that one hour sees (from `lead` before it: a range run judges alike, and each
-    window's rules look at a few rows, not the whole range's): (alerts opened, the last window's
+    windows a run of that one hour sees (from `lead` before it: a range run judges alike): (alerts opened, the last window's
     candidates, judged with the hourly rules)."""
-    opened, (window_min, lead, _, windows, means, quality) = [], found
-    seen = hour - lead, hour + timedelta(hours=1)
-    windows, means = _between(windows, *seen, "t"), _between(means, *seen, "bucket")
+    opened, (_, lead, _, judge, quality) = [], found
 
     def judged_at(t: datetime) -> list:
         active = frozenset(engine.store.active())  # open alerts hold by hysteresis
-        return window_candidates(windows, means, t, window_min, limits, active) + quality.get(t, [])
+        return judge.candidates(t, active, since=hour - lead) + quality.get(t, [])
 
     for t in ends[:-1]:
         if done is None or t > done:
@@ -130,7 +133,7 @@ def _judge_hours(engine, done, window, now, inputs, found, extra) -> tuple[list,
     for h0 in (t.to_pydatetime() for t in starts):
         h1 = min(h0 + timedelta(hours=1), window.end)
         mine = [t for t in ends if h0 < t <= h1]
-        got, last = _judge_windows(engine, done, limits, found, mine, h0)
+        got, last = _judge_windows(engine, done, found, mine, h0)
         # what a run of this one hour reads: from `back` before it
         upto, hour_failed = _between(recent, h0 - back, h1), _between(failed, h0, h1)
         hour_strings = _between(strings, h0 - back, h1, "bucket")
