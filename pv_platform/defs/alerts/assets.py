@@ -35,6 +35,7 @@ from pv_platform.kpi.hourly import EDGE_MARGIN, HOURLY_METRICS, hourly_kpis_rang
 from pv_platform.settings import get_settings
 from pv_platform.vocabulary import MpptMetric, mppt_metric
 
+HOUR = timedelta(hours=1)
 MAX_MPPT = 12  # string inputs read per inverter for the window string rule
 
 
@@ -63,10 +64,17 @@ def _windows(telemetry, plant, limits: dict, start: datetime, end: datetime, now
     grid = pd.date_range(first, closed_end, freq=f"{window_min}min", inclusive="left")
     means = string_window_means(strings, grid, window_min)
     ends = window_ends(start, closed_end, window_min)
+    # rejected inputs are rare (and history's were received when it was imported): one look at the
+    # whole range first, not one query per window for nothing
+    rejected = bool(ends) and not telemetry.quarantine_counts(ends[0] - HOUR, ends[-1]).empty
     quality = {
         t: frozen_windows(samples, plant, t, window_min, limits)
-        + quarantine_rate_candidates(
-            telemetry.quarantine_counts(t - timedelta(hours=1), t), plant, 1.0, t, limits
+        + (
+            quarantine_rate_candidates(
+                telemetry.quarantine_counts(t - HOUR, t), plant, 1.0, t, limits
+            )
+            if rejected
+            else []
         )
         for t in ends
     }
