@@ -221,6 +221,8 @@ def kpi_cleared(
     rows = hour_rows[(hour_rows["device_id"] != "*") & hour_rows["availability_time"].notna()]
     if start is not None:
         rows = rows[pd.to_datetime(rows["period_start"], utc=True) >= pd.Timestamp(start)]
+    if rows.empty:  # night, or no data: no evidence
+        return set()
     latest = rows.sort_values("period_start").groupby(["site_id", "device_id"]).tail(1)
     return {
         f"availability_drop:{r.site_id}:{r.device_id}"
@@ -335,6 +337,10 @@ def hour_candidates(
     else:
         period = pd.to_datetime(recent_rows["period_start"], utc=True)
         rows = recent_rows[(period >= pd.Timestamp(start)) & (period < pd.Timestamp(end))]
+        inverters = recent_rows[recent_rows["device_id"] != "*"]
+        if not _ran_throughout(inverters, thresholds).any():
+            # no judged hour within reach (a night): the held and string rules have nothing to judge
+            return kpi_candidates(rows, failed_checks, end, thresholds)
     return (
         kpi_candidates(rows, failed_checks, end, thresholds)
         + held_underperformance(recent_rows, start, end, end, thresholds)
