@@ -19,6 +19,7 @@ BENCHES = [
     ("first_kpis", ["-m", "bench.first_kpis"]),
     ("losses", ["-m", "bench.losses"]),
     ("ingest", ["-m", "bench.ingest"]),
+    ("history", ["-m", "bench.history"]),
     ("alert_scores", ["-m", "bench.alert_scores"]),
     ("fleet", ["-m", "bench.fleet"]),
 ]
