@@ -272,6 +272,28 @@ def test_a_frozen_sensor_is_found_on_the_fifteen_minute_windows_never_at_night()
     ]))  # fmt: skip
     found = frozen_windows(sunny, plant, at(11, 0), 15)
     assert [c.context["entities"] for c in found] == [["testsite.wx1.module_temperature"]]
+    # two inverters' cabinet temperatures (0.1 degree steps) flat together from 10:20 (both clipping
+    # in the same weather): the plant's physics, no alert; inv2's moving on while inv1's stays flat:
+    # inv1's sensor
+    plant = parse_plant(demo_plant_dict([15020, 15021]))
+    rising = [round(40.0 + 0.37 * i, 1) for i in range(20)]  # warming by 0.3-0.4 degree a minute
+    both = [
+        _minutes((site, "wx1", "poa_irradiance"), at(10), [700.0 + i for i in range(90)]),
+        _minutes((site, "inv1", "cabinet_temperature"), at(10), rising + [rising[-1] + 0.1] * 70),
+    ]
+    together = both + [
+        _minutes((site, "inv2", "cabinet_temperature"), at(10), rising + [rising[-1] + 0.1] * 70)
+    ]
+    assert frozen_windows(SampleSet.from_frame(pd.concat(together)), plant, at(11, 0), 15) == []
+    apart = both + [
+        _minutes(
+            (site, "inv2", "cabinet_temperature"),
+            at(10),
+            [round(40.0 + 0.37 * i, 1) for i in range(90)],
+        )
+    ]
+    found = frozen_windows(SampleSet.from_frame(pd.concat(apart)), plant, at(11, 0), 15)
+    assert [c.context["entities"] for c in found] == [["testsite.inv1.cabinet_temperature"]]
 
 
 def _random_windows(seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DatetimeIndex]:

@@ -124,13 +124,16 @@ def frozen_windows(
     window (a POA sample above 100 W/m2: at night idle signals are legitimately flat). AC power held
     at 98 % of the rating or more is clipping; counters, states and set-points are constant by nature,
     and a signal moving by single steps of a coarse resolution is flat for long stretches by nature.
+    Where other devices of the site measure the same quantity, one of them must have moved in the
+    second half of the stuck stretch: every inverter's cabinet temperature flat together (the same
+    weather, all clipping at noon, 0.1 degree steps) is the plant's physics, not a sensor's fault.
 
     samples : a SampleSet reaching back at least `frozen_windows` windows before `end`
     """
     end_us = pd.Timestamp(end).value // 1000
     newest_us = end_us - window_min * 60_000_000
     ratings = {(s.id, d.id): d.p_ac_kw * 1000.0 for s in plant.sites for d in s.inverters}
-    sunny, stuck = set(), {}
+    sunny, stuck, flat_since = set(), {}, {}
     for key in samples:
         ts, v = samples.arrays(key)
         keep = ts < end_us
@@ -141,6 +144,7 @@ def frozen_windows(
             continue
         changed = np.flatnonzero(v != v[-1])
         first = changed[-1] + 1 if len(changed) else 0  # the newest run of one value starts here
+        flat_since[key] = int(ts[first])
         if moves_at_resolution(v[ts >= ts[first] - 1_800_000_000]):  # the run and 30 min before
             continue  # whole degrees: flat for long stretches by nature
         held_min = (end_us - ts[first]) / 60e6
@@ -150,6 +154,11 @@ def frozen_windows(
             stuck.setdefault(key[:2], []).append(
                 (key, float(v[-1]), pd.Timestamp(ts[first], unit="us", tz="UTC"))
             )
+    stuck = {
+        device: kept
+        for device, found in stuck.items()
+        if (kept := [f for f in found if _alone_flat(f[0], flat_since, end_us)])
+    }
     out = []
     for (site_id, device_id), found in sorted(stuck.items()):
         if site_id not in sunny:
@@ -166,6 +175,15 @@ def frozen_windows(
             )
         )  # fmt: skip
     return out
+
+
+def _alone_flat(key: tuple, flat_since: dict[tuple, int], end_us: int) -> bool:
+    """Whether the stuck `key` (site, device, metric) is flat alone: no other device of its site
+    measures its metric, or one of them last changed in the second half of the stretch `key` has
+    been flat (`flat_since`: when each signal's newest run of one value began [us])."""
+    since = flat_since[key]
+    peers = [t for k, t in flat_since.items() if k[0] == key[0] and k[2] == key[2] and k != key]
+    return not peers or any(t > since + (end_us - since) // 2 for t in peers)
 
 
 def window_ends(start: datetime, end: datetime, window_min: int) -> list[datetime]:
