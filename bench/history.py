@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from bench.alert_daemon import start_daemon, stop_daemon
 from bench.ingest import bench_plant, history_csv
 from bench.report import emit
 from pv_platform.plant import dump_plant
@@ -94,11 +94,7 @@ def run(folder: Path, url: str, dagster_url: str, days: int, inverters: int) -> 
         "--column=POA W/m2=wx1.poa_irradiance:W/m2",
         "--column=T_mod C=wx1.module_temperature",
     ]
-    log = (folder / "daemon.log").open("w")
-    daemon = subprocess.Popen(
-        [BIN / "dagster-daemon", "run", "-w", REPO / "workspace.yaml"], env=env, cwd=folder,
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    daemon = start_daemon(env, folder)
     db = Database(url, pool_size=1)
     marks: dict[str, float] = {}
     try:
@@ -130,12 +126,7 @@ def run(folder: Path, url: str, dagster_url: str, days: int, inverters: int) -> 
         alerts = _count(db, "SELECT count(*) FROM alerts")
     finally:
         db.dispose()
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
-        log.close()
+        stop_daemon(daemon)
     return {"file_rows": file_rows, "readings": readings, "alerts": alerts, **marks,
             "runs": _runs(env)}  # fmt: skip
 

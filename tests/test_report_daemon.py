@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -22,7 +20,7 @@ from pv_platform.defs.resources import platform_resources
 from pv_platform.plant import dump_plant
 from pv_platform.services import drop_database, ensure_database
 from pv_platform.storage import sqlalchemy_url
-from tests.conftest import wait_for
+from tests.conftest import start_daemon, stop_daemon, wait_for
 from tests.report_seed import END, START, seed_november
 from tests.test_reports import _plant, pdf_pages
 
@@ -71,11 +69,7 @@ def test_daemon_makes_and_mails_the_report_of_a_closed_month(
                 [monthly_kpis], partition_key=month, resources=resources, instance=instance,
             )  # fmt: skip
             assert result.success
-    log = open(tmp_path / "daemon.log", "wb")  # noqa: SIM115 - closed below
-    daemon = subprocess.Popen(
-        [str(BIN / "dagster-daemon"), "run", "-w", str(REPO / "workspace.yaml")],
-        env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    daemon, log = start_daemon(env, tmp_path)
     try:
         wait_for(lambda: received, 240, "the report e-mail", every_s=2,
                  progress=lambda: (tmp_path / "daemon.log").read_text()[-2000:])  # fmt: skip
@@ -90,13 +84,7 @@ def test_daemon_makes_and_mails_the_report_of_a_closed_month(
         time.sleep(10)  # more ticks: nothing more is sent, and the running month gets no report
         assert len(received) == 1 and len(db.reports.list(["testsite"])) == 1
     finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(daemon.pid, signal.SIGKILL)
-            daemon.wait()
-        log.close()
+        stop_daemon(daemon, log)
     assert "s3cret-pw" not in (tmp_path / "daemon.log").read_text()
     with dg.DagsterInstance.get() as instance:
         runs = instance.get_runs(filters=dg.RunsFilter(job_name="monthly_report_job"))
