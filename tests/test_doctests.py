@@ -1,4 +1,4 @@
-"""The examples in the KPI layer's (and the vocabulary's) docstrings run and give what they say (numpydoc examples are code)."""
+"""The examples in the KPI layer's (and the vocabulary's and the partitions') docstrings run and give what they say (numpydoc examples are code)."""
 
 import doctest
 import importlib
@@ -10,7 +10,7 @@ import pv_platform.kpi
 
 MODULES = sorted(
     m.name for m in pkgutil.iter_modules(pv_platform.kpi.__path__, "pv_platform.kpi.")
-) + ["pv_platform.vocabulary"]
+) + ["pv_platform.vocabulary", "pv_platform.defs.partitions"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -21,17 +21,36 @@ from pv_platform.settings import get_settings
 HOUR_KEY_FORMAT = "%Y-%m-%d-%H:%M"
 
 
+def _plant():
+    """The plant file's plant (primes the sensors' copy), or None (no plant file yet: the code
+    location still loads)."""
+    try:
+        return load_plant_cached(get_settings().resolved_plant_file)
+    except (PlantFileError, OSError):
+        return None
+
+
 def first_hour():
     """The first hour partition (UTC) from the settings and the plant file (none: last year)."""
-    settings = get_settings()
-    try:
-        plant = load_plant_cached(settings.resolved_plant_file)  # primes the sensors' copy
-    except (PlantFileError, OSError):
-        plant = None  # no plant file yet: the code location still loads
-    return kpi_start(plant, settings.kpi_start)
+    return kpi_start(_plant(), get_settings().kpi_start)
+
+
+def history_hours_per_run(inverters: int) -> int:
+    """Hours of history one backfill run computes: a month (744 h) of a site of up to 20 inverters,
+    so an imported year is 12 runs (each run pays its process start, 20-60 s on 2 busy cores, and
+    waits behind the live runs for a slot: the demo's month in 168-h runs spent more time waiting
+    than computing), and proportionally fewer hours for a larger plant so that a run reads about
+    the same number of samples (at least a day).
+
+    >>> history_hours_per_run(5), history_hours_per_run(20), history_hours_per_run(200)
+    (744, 744, 74)
+    """
+    return max(24, min(744, 744 * 20 // max(inverters, 1)))
 
 
 FIRST_HOUR = first_hour()
+_PLANT = _plant()
+INVERTERS = sum(len(s.inverters) for s in _PLANT.sites) if _PLANT else 0
 _start = FIRST_HOUR.strftime(HOUR_KEY_FORMAT)
 _first_day = (FIRST_HOUR - timedelta(days=1)).strftime("%Y-%m-%d")
 

@@ -21,7 +21,14 @@ from pv_platform.defs.kpis.checks import (
     hour_check_specs,
 )
 from pv_platform.defs.kpis.rollup import PeriodRollup, rollup_period
-from pv_platform.defs.partitions import daily, hourly, monthly, yearly
+from pv_platform.defs.partitions import (
+    INVERTERS,
+    daily,
+    history_hours_per_run,
+    hourly,
+    monthly,
+    yearly,
+)
 from pv_platform.defs.resources import KpiResource, PlantResource, TelemetryResource
 from pv_platform.defs.telemetry.assets import telemetry
 from pv_platform.kpi.hourly import EDGE_MARGIN, HOURLY_METRICS, hourly_kpis_range
@@ -34,9 +41,10 @@ from pv_platform.vocabulary import Metric
 # a database outage fails the op; it is retried in the same run, and `hourly_kpis_sensor` requests the
 # hours again (later, with backoff) if the run fails anyway
 KPI_RETRY = dg.RetryPolicy(max_retries=3, delay=10, backoff=dg.Backoff.EXPONENTIAL)
-# a backfill (history: an import, the demo's month) computes up to a week of hours per run, so a year
-# is 53 runs; the sensor's own runs of recent hours are up to 48 hours (planning.MAX_HOURS_PER_RUN)
-HOURS_PER_RUN = dg.BackfillPolicy.multi_run(max_partitions_per_run=168)
+# a backfill (history: an import, the demo's month) computes up to a month of hours per run (fewer for
+# a plant of more than 20 inverters: `history_hours_per_run`); the sensor's own runs of recent hours
+# are up to 48 hours (planning.MAX_HOURS_PER_RUN)
+HOURS_PER_RUN = dg.BackfillPolicy.multi_run(max_partitions_per_run=history_hours_per_run(INVERTERS))
 DAYS_PER_RUN = 31  # a back-filled month of days is one run
 HEADLINE = (
     "energy_ac_kwh",
