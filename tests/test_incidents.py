@@ -126,6 +126,36 @@ def test_a_trip_absorbs_its_availability_drop_and_a_frozen_station_its_pr_sympto
     ]
 
 
+def test_a_failed_weather_station_absorbs_only_what_its_sun_explains(db):
+    """wx1 silent from 10:00 (a site-level cause): inv2's PR shortfall is its symptom, but a trip of
+    inv1 during it is the trip's own incident with its availability drop, and a string's share of its
+    peers' current (no sun in it) and a device's own frozen sensor are causes of their own."""
+    e = Engine(db)
+    station = c("communication_lost", "wx1", at(10), Severity.HIGH)
+    e.holds(at(10), station)
+    trip = c("equipment_fault", "inv1", at(10, 20), Severity.CRITICAL)
+    e.holds(at(10, 20), station, trip)
+    symptoms = [
+        c("underperformance", "inv2", at(11), Severity.HIGH, hour=at(10)),
+        c("availability_drop", "inv1", at(11), hour=at(10)),
+        c("string_outlier", "inv2", at(11), key="mppt2", hour=at(10)),
+        c("data_quality", "inv2", at(11), key="frozen_values", hour=at(10)),
+    ]
+    e.holds(at(11), station, trip, *symptoms)
+    assert _incidents(db) == {
+        "communication_lost:testsite:wx1": [
+            "communication_lost:testsite:wx1",
+            "underperformance:testsite:inv2",
+        ],
+        "equipment_fault:testsite:inv1": [
+            "availability_drop:testsite:inv1",
+            "equipment_fault:testsite:inv1",
+        ],
+        "string_outlier:testsite:inv2:mppt2": ["string_outlier:testsite:inv2:mppt2"],
+        "data_quality:testsite:inv2:frozen_values": ["data_quality:testsite:inv2:frozen_values"],
+    }
+
+
 def test_lost_energy_and_revenue_of_an_incident():
     # hand-worked: incident 10:30-11:15 on inv1. Hour 10: expected 50, actual 20 kWh -> 30 x 0.5 h = 15;
     # hour 11: expected 60, actual 0 -> 60 x 0.25 = 15; inv2 (not affected) ignored. 30 kWh x 0.20 = 6.00

@@ -23,8 +23,10 @@ DEVICE_EXPLAINS: dict[str, set[str]] = {
     "over_temperature": {"underperformance", "low_efficiency"},
     "underperformance": {"low_efficiency", "string_outlier"},
 }  # fmt: skip
-# what a failed weather station explains anywhere on its site: the expected-power model runs on its sun
-WEATHER_EXPLAINS = {"underperformance", "availability_drop", "string_outlier", "data_quality"}
+# what a failed weather station explains on its site's inverters: the expected-power model and the
+# daylight test run on its sun (not a string's share of its peers' current, nor a device's own data);
+# and every site-level finding (an implausible site PR, every inverter short alike)
+WEATHER_EXPLAINS = {"underperformance", "availability_drop"}
 WEATHER_CAUSES = {"communication_lost", "data_quality", "quarantine_flood"}
 # a symptom's evidence may start this long before its cause opened (a KPI hour starts before the trip)
 LEAD = timedelta(hours=1)
@@ -63,7 +65,10 @@ def explains(incident: Mapping, alert: Mapping, kinds: Mapping[tuple[str, str], 
         if cause == "grid_outage":
             return True  # no inverter produces into a dead grid; every symptom follows
         if kinds.get((incident["site_id"], incident["cause_device"])) == "weather_station":
-            return rule in WEATHER_EXPLAINS or alert["device_id"] == incident["cause_device"]
+            return rule in WEATHER_EXPLAINS or alert["device_id"] in (
+                SITE,
+                incident["cause_device"],
+            )
         return alert["device_id"] == SITE  # a site-level finding explains only site-level ones
     return alert["device_id"] == incident["scope"] and rule in DEVICE_EXPLAINS.get(cause, set())
 
@@ -71,9 +76,15 @@ def explains(incident: Mapping, alert: Mapping, kinds: Mapping[tuple[str, str], 
 def pick_incident(
     alert: Mapping, incidents: list[Mapping], kinds: Mapping[tuple[str, str], str]
 ) -> Mapping | None:
-    """The incident that absorbs `alert`: a site-level cause first, then the device's own; None when
-    the alert is a cause of its own."""
-    ranked = sorted(incidents, key=lambda i: (i["scope"] != SITE, i["opened_at"]))
+    """The incident that absorbs `alert`: a grid outage first (nothing produces into a dead grid),
+    then the device's own cause, then another site-level cause (a weather station: a trip during its
+    failure is the trip's); None when the alert is a cause of its own."""
+
+    def rank(incident: Mapping) -> tuple:
+        grid = incident["scope"] == SITE and incident["cause_rule"] == "grid_outage"
+        return (0 if grid else 1 if incident["scope"] != SITE else 2, incident["opened_at"])
+
+    ranked = sorted(incidents, key=rank)
     return next((i for i in ranked if explains(i, alert, kinds)), None)
 
 
