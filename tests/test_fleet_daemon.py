@@ -108,9 +108,10 @@ def test_each_sites_local_day_is_computed_in_one_run_per_period(
             for run in instance.get_runs(
                 filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.SUCCESS])
             )
-            # not the ingest runs, the loss analytics that follow a site's changed days, nor the
-            # calendar schedule closing a site's real (2026) day when the test crosses its midnight
-            if run.job_name not in ("ingest_job", "loss_job")
+            # not the ingest runs, each new site's reference temperature, the loss analytics that
+            # follow a site's changed days, nor the calendar schedule closing a site's real (2026) day
+            # when the test crosses its midnight
+            if run.job_name not in ("ingest_job", "site_reference_job", "loss_job")
             and "dagster/schedule_name" not in run.tags
         ]
         assert {run.tags.get("dagster/backfill") for run in ok} == {done.backfill_id}
