@@ -282,3 +282,27 @@ def test_thread_safety_of_rendering(db):
     for t in threads:
         t.join()
     assert len(out) == 3 and all(pdf_pages(pdf)[0][0] == pdf_pages(out[0])[0][0] for pdf in out)
+
+
+def test_a_report_waits_only_for_the_runs_that_make_its_numbers():
+    """November's report waits while an hourly, daily or monthly run over November is pending, not
+    for a run of the running year (the demo's live data keep one queued: November's report never
+    came); the year's report waits for that one too."""
+    from pv_platform.defs.reports.sensors import ready_sites
+
+    zones = {"capetown": "Africa/Johannesburg"}
+    year = (datetime(2025, 12, 31, 10, tzinfo=UTC), datetime(2027, 1, 1, 12, tzinfo=UTC), "yearly")
+    hours = (
+        datetime(2026, 11, 30, 20, tzinfo=UTC),
+        datetime(2026, 11, 30, 21, tzinfo=UTC),
+        "hourly",
+    )
+
+    def ready(period: str, grain: str, windows: list) -> list[str]:
+        book = {"capetown": [1, 0.0, "complete"]}
+        return ready_sites(book, period, grain, zones, windows, 1e10)
+
+    assert ready("2026-11-01", "monthly", [year]) == ["capetown"]
+    assert ready("2026-11-01", "monthly", [year, hours]) == []
+    assert ready("2026", "yearly", [year]) == []
+    assert ready("2026", "yearly", []) == ["capetown"]

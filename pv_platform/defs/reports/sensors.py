@@ -39,37 +39,51 @@ ROLLUP_GRAIN = {
 GRAIN = {"monthly_kpis": "monthly", "yearly_kpis": "yearly"}
 
 
-def pending_kpi_windows(instance: dg.DagsterInstance) -> list[tuple[datetime, datetime]]:
-    """The UTC (start, end) of each queued or running KPI run: an hourly range, or a day, month or year
-    (range) in the earliest to the latest time zone (UTC+14 .. UTC-12: whichever sites it covers)."""
+# the KPI grains a report's numbers are made of: a yearly run does not change a month's report (the
+# demo's live data keep a run of the running year queued almost always: it held November's back)
+FEEDS = {
+    "monthly": {"hourly", "daily", "monthly"},
+    "yearly": {"hourly", "daily", "monthly", "yearly"},
+}
+
+
+def pending_kpi_windows(instance: dg.DagsterInstance) -> list[tuple[datetime, datetime, str]]:
+    """The UTC (start, end, grain) of each queued or running KPI run: an hourly range, or a day, month
+    or year (range) in the earliest to the latest time zone (UTC+14 .. UTC-12: whichever sites it
+    covers)."""
     windows = []
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=ACTIVE), limit=500):
         tags = run.tags
         if run.job_name == "hourly_kpis_job" and RANGE_START in tags:
             start = datetime.strptime(tags[RANGE_START], HOUR_KEY_FORMAT).replace(tzinfo=UTC)
             end = datetime.strptime(tags[RANGE_END], HOUR_KEY_FORMAT).replace(tzinfo=UTC)
-            windows.append((start, end + timedelta(hours=1)))
+            windows.append((start, end + timedelta(hours=1), "hourly"))
         elif run.job_name in ROLLUP_GRAIN:
             first = tags.get(RANGE_START, tags.get("dagster/partition"))
             last = tags.get(RANGE_END, first)
             if first and "|" not in first:  # (a run of the old per-site partitions: not waited for)
                 grain = ROLLUP_GRAIN[run.job_name]
                 windows.append(
-                    (local_window(first, grain, EARLIEST)[0], local_window(last, grain, LATEST)[1])
+                    (
+                        local_window(first, grain, EARLIEST)[0],
+                        local_window(last, grain, LATEST)[1],
+                        grain,
+                    )
                 )
     return windows + backfill_windows(instance)
 
 
-def backfill_windows(instance: dg.DagsterInstance) -> list[tuple[datetime, datetime]]:
-    """The UTC span of each history backfill in progress: from its first hour (or day, month or year
-    in the earliest zone) to its last (in the latest zone), whether or not a run of it is under way."""
+def backfill_windows(instance: dg.DagsterInstance) -> list[tuple[datetime, datetime, str]]:
+    """The UTC span and grain of each history backfill's hours, days, months and years while it is in
+    progress: from its first (day, month or year in the earliest zone) to its last (in the latest
+    zone), whether or not a run of it is under way."""
     windows = []
     for backfill in history_backfills(instance, IN_PROGRESS):
         hours = target_keys(backfill, hourly_kpis.key)
         if hours:
             start = datetime.strptime(min(hours), HOUR_KEY_FORMAT).replace(tzinfo=UTC)
             end = datetime.strptime(max(hours), HOUR_KEY_FORMAT).replace(tzinfo=UTC)
-            windows.append((start, end + timedelta(hours=1)))
+            windows.append((start, end + timedelta(hours=1), "hourly"))
         for asset, _, job in ROLLUPS:
             periods = target_keys(backfill, asset.key)
             if periods:
@@ -78,13 +92,15 @@ def backfill_windows(instance: dg.DagsterInstance) -> list[tuple[datetime, datet
                     (
                         local_window(min(periods), grain, EARLIEST)[0],
                         local_window(max(periods), grain, LATEST)[1],
+                        grain,
                     )
                 )
     return windows
 
 
-def _overlaps(windows: list[tuple], start: datetime, end: datetime) -> bool:
-    return any(a < end and b > start for a, b in windows)
+def _overlaps(windows: list[tuple], start: datetime, end: datetime, grain: str) -> bool:
+    """Whether a pending run of a grain that feeds a `grain` report overlaps [start, end)."""
+    return any(a < end and b > start for a, b, g in windows if g in FEEDS[grain])
 
 
 def _read_new(instance, kpi_name: str, after: int | None, book: dict) -> int | None:
@@ -116,7 +132,7 @@ def ready_sites(
         if site_id not in zones or state in (OPEN, BLOCKED):
             del sites[site_id]
             continue
-        if _overlaps(windows, *local_window(period, grain, zones[site_id])):
+        if _overlaps(windows, *local_window(period, grain, zones[site_id]), grain):
             continue
         if state == COMPLETE or (state == CLOSED and now_s - at_s > REPORT_SETTLE_S):
             ready.append(site_id)
@@ -181,8 +197,14 @@ def report_sensor(context: dg.SensorEvaluationContext, plant: PlantResource) -> 
         runs += due_reports(context.instance, report, kpi_name, job, mine, zones, windows, room)
     if runs:
         context.log.info(f"{len(runs)} report run(s) due: {[r.partition_key for r in runs[:5]]}")
+    waiting = sorted(p for v in state.values() for p in v.get("book", {}))
+    why = (
+        f"{len(waiting)} period(s) wait for their KPIs ({', '.join(waiting[:3])})"
+        if waiting
+        else "every closed period has its newest report"
+    )
     return dg.SensorResult(
         run_requests=runs,
         cursor=json.dumps(state),
-        skip_reason=None if runs else dg.SkipReason("every closed period has its newest report"),
+        skip_reason=None if runs else dg.SkipReason(why),
     )
