@@ -30,11 +30,6 @@ def _plant():
         return None
 
 
-def first_hour():
-    """The first hour partition (UTC) from the settings and the plant file (none: last year)."""
-    return kpi_start(_plant(), get_settings().kpi_start)
-
-
 def history_hours_per_run(inverters: int) -> int:
     """Hours of history one backfill run computes: a month (744 h) of a site of up to 20 inverters,
     so an imported year is 12 runs (each run pays its process start, 20-60 s on 2 busy cores, and
@@ -48,8 +43,9 @@ def history_hours_per_run(inverters: int) -> int:
     return max(24, min(744, 744 * 20 // max(inverters, 1)))
 
 
-FIRST_HOUR = first_hour()
 _PLANT = _plant()
+# the first hour partition (UTC) from the settings and the plant file (none: last year)
+FIRST_HOUR = kpi_start(_PLANT, get_settings().kpi_start)
 INVERTERS = sum(len(s.inverters) for s in _PLANT.sites) if _PLANT else 0
 _start = FIRST_HOUR.strftime(HOUR_KEY_FORMAT)
 _first_day = (FIRST_HOUR - timedelta(days=1)).strftime("%Y-%m-%d")

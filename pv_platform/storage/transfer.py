@@ -143,8 +143,9 @@ class Rows:
         exit pipeline mode while busy")."""
         values = records(rows.loc[:, columns])
         row = "(" + ", ".join(["%s"] * len(columns)) + ")"
-        for i in range(0, len(values), UNNEST_CHUNK_ROWS // 5):
-            chunk = values[i : i + UNNEST_CHUNK_ROWS // 5]
+        step = UNNEST_CHUNK_ROWS // 5  # ~20 values a row: about as many values per statement
+        for i in range(0, len(values), step):
+            chunk = values[i : i + step]
             conn.exec_driver_sql(
                 f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([row] * len(chunk))}",
                 tuple(v for r in chunk for v in (r[c] for c in columns)),

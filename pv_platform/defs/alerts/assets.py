@@ -43,8 +43,8 @@ def _windows(telemetry, plant, limits: dict, start: datetime, end: datetime, now
     """(window length [min], how far the holds reach back, window ends closed in (start, end] by
     `now`, the `WindowJudge` of the judged window KPI rows and string means, data-quality candidates
     by window end: frozen values, and quarantine rates over the hour up to each window's end) for
-    the sub-hourly rules: window KPIs from the telemetry, reaching
-    back over the longest hold, not stored. No windows when the rules are hourly (`window_min` 60)."""
+    the sub-hourly rules: window KPIs from the telemetry, reaching back over the longest hold, not
+    stored. No windows when the rules are hourly (`window_min` 60)."""
     window_min = min((t.window_min for t in limits.values()), default=60)
     step_s = window_min * 60
     closed_end = min(end, datetime.fromtimestamp(now.timestamp() // step_s * step_s, tz=UTC))
@@ -90,8 +90,8 @@ def _windows(telemetry, plant, limits: dict, start: datetime, end: datetime, now
 def _judge_windows(engine, done, found, ends, hour: datetime) -> tuple[list, list]:
     """Each closed window of the hour starting at `hour` but the last judged at its end, as it would
     have been live (an earlier run of the running hour judged those up to `done`: skipped), on the
-    windows a run of that one hour sees (from `lead` before it: a range run judges alike): (alerts opened, the last window's
-    candidates, judged with the hourly rules)."""
+    windows a run of that one hour sees (from `lead` before it: a range run judges alike): (alerts
+    opened, the last window's candidates, judged with the hourly rules)."""
     opened, (_, lead, _, judge, quality) = [], found
 
     def judged_at(t: datetime) -> list:
@@ -120,13 +120,12 @@ def _evaluated_to(context: dg.AssetExecutionContext) -> datetime | None:
     return datetime.fromisoformat(value.value) if value else None
 
 
-def _between(rows: pd.DataFrame, start, end: datetime, column: str = "period_start"):
-    """The rows whose `column` is in [start, end) (start None: from the first)."""
+def _between(rows: pd.DataFrame, start: datetime, end: datetime, column: str = "period_start"):
+    """The rows whose `column` is in [start, end)."""
     if rows.empty:
         return rows
     t = pd.to_datetime(rows[column], utc=True)
-    keep = t < pd.Timestamp(end)
-    return rows[keep & (t >= pd.Timestamp(start))] if start is not None else rows[keep]
+    return rows[(t >= pd.Timestamp(start)) & (t < pd.Timestamp(end))]
 
 
 def _judge_hours(engine, done, window, now, inputs, found, extra) -> tuple[list, dict]:
