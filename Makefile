@@ -27,7 +27,7 @@ demo: setup
 	$(BIN)/pvp demo
 
 test: setup $(CHROMIUM)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=30
 
 bench: setup $(CHROMIUM)
 	$(BIN)/python -m bench

@@ -184,7 +184,8 @@ def test_fifteen_minute_windows_add_up_to_the_hour_and_judge_a_drop_within_two_w
     window short by more than 15 % + band, PR < 0.8; the 10:00 window is only partly short), and the
     healthy inverters never are."""
     from integrations.simulator.runner import backfill_landing
-    from pv_platform.alerts.window_rules import judged_windows, window_candidates, window_ends
+    from pv_platform.alerts.window_judge import window_candidates
+    from pv_platform.alerts.window_rules import judged_windows, window_ends
     from pv_platform.kpi.hourly import EDGE_MARGIN, HOURLY_METRICS, hourly_kpis_range
     from pv_platform.landing import list_closed, read_segment, segment_path
 
@@ -330,7 +331,7 @@ def test_a_range_judges_each_window_as_a_run_of_its_hour_alone_would():
     random open alerts) equal those of a judge given only what a run of that one hour reads."""
     import random
 
-    from pv_platform.alerts.window_rules import WindowJudge
+    from pv_platform.alerts.window_judge import WindowJudge
 
     limits = {
         "a": KpiThresholds(),

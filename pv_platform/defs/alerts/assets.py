@@ -15,9 +15,9 @@ from pv_platform.alerts.kpi_rules import (
     quarantine_rate_candidates,
 )
 from pv_platform.alerts.limits import fleet_from_settings, kpi_thresholds
+from pv_platform.alerts.window_judge import WindowJudge
 from pv_platform.alerts.window_rules import (
     WINDOW_RULES,
-    WindowJudge,
     frozen_windows,
     judged_windows,
     string_window_means,
