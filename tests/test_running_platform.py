@@ -72,10 +72,13 @@ def test_due_hours_new_late_failed_running_and_live():
     # an hour in a queued or running run is never requested twice
     due, _ = due_hours(late, computed, {H.format(3)}, {}, 5000.0, open_hour, 300.0)
     assert H.format(3) not in due
-    # the open hour, computed a minute ago and changed since: waits for the live interval
-    live = {**telemetry, H.format(4): 50}
+    # the open hour, computed a minute ago: its request is remembered while it is up to date...
     book5 = {H.format(4): [1, 1000.0, 13]}
-    due, _ = due_hours(live, {H.format(4): 30}, set(), book5, 1060.0, open_hour, 300.0)
+    due, book6 = due_hours(telemetry, {H.format(4): 30}, set(), book5, 1030.0, open_hour, 300.0)
+    assert H.format(4) not in due and book6[H.format(4)] == [1, 1000.0, 13]
+    # ...so, changed since by every ingest, it waits for the live interval (not a run per ingest)
+    live = {**telemetry, H.format(4): 50}
+    due, _ = due_hours(live, {H.format(4): 30}, set(), book6, 1060.0, open_hour, 300.0)
     assert H.format(4) not in due
     due, _ = due_hours(live, {H.format(4): 30}, set(), book5, 1300.0, open_hour, 300.0)
     assert H.format(4) in due

@@ -74,8 +74,10 @@ def due_hours(
     book: dict[str, list] = {}
     due: list[str] = []
     for key, telemetry_id in telemetry.items():
-        if computed.get(key, -1) > telemetry_id:
-            continue  # computed from its newest telemetry
+        if computed.get(key, -1) > telemetry_id:  # computed from its newest telemetry
+            if key >= open_hour and key in attempts:
+                book[key] = attempts[key]  # its last request paces the next live run
+            continue
         previous = attempts.get(key)
         if key in running:
             if previous:
