@@ -78,7 +78,10 @@ def test_cell_temperature_equals_pvlib():
         cell_temperature_c(poa, ambient_temperature_c=t_amb, wind_speed_ms=wind), expected
     )
     # hand check of the module model: T_cell = T_mod + G/1000 * deltaT = 50 + 0.8 * 3 = 52.4 (deltaT 3 °C)
-    assert SAPM_DEFAULT["deltaT"] == 3
+    assert (
+        pvlib.temperature.TEMPERATURE_MODEL_PARAMETERS["sapm"]["open_rack_glass_glass"]
+        == SAPM_DEFAULT
+    )
     assert float(np.asarray(cell_temperature_c(800.0, module_temperature_c=50.0))) == pytest.approx(
         52.4
     )

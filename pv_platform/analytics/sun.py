@@ -1,12 +1,13 @@
 """Irradiance-sensor and clock detectors against the modelled sun (pvlib): a drifting, shaded or dirty
 POA sensor, and timestamps shifted against solar position.
-"""
+
+pvlib is imported inside the functions that use it: a Dagster run that computes no KPI (most are
+ingest runs) does not load it and scipy (1.5-3 s of each run's start)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pvlib
 
 CLEAR_VARIABILITY_MAX = (
     1.3  # a day whose variability index is below this is clear (Stein et al. 2012)
@@ -22,6 +23,8 @@ SHIFT_DAYS = (
 def solar_elevation_deg(index: pd.DatetimeIndex, latitude: float, longitude: float) -> np.ndarray:
     """Solar elevation [°] at each timestamp, by the analytical model (Spencer declination, equation of
     time): within about 1°, and fast enough for a year of minutes (pvlib `solar_zenith_analytical`)."""
+    import pvlib
+
     utc = index.tz_convert("UTC") if index.tz is not None else index.tz_localize("UTC")
     doy = utc.dayofyear.to_numpy()
     decl = pvlib.solarposition.declination_spencer71(doy)
@@ -42,6 +45,8 @@ def clearsky_poa_wm2(
 ) -> pd.Series:
     """Clear-sky plane-of-array irradiance [W/m^2] (pvlib simplified Solis, isotropic transposition), as
     the platform's simulator models the sky."""
+    import pvlib
+
     location = pvlib.location.Location(latitude, longitude, altitude=altitude_m)
     solpos = location.get_solarposition(index, method="nrel_numpy")
     clear = location.get_clearsky(index, model="simplified_solis", solar_position=solpos)

@@ -1,9 +1,11 @@
-"""Expected AC power from pvlib (PVWatts DC with temperature, PVWatts inverter with clipping)."""
+"""Expected AC power from pvlib (PVWatts DC with temperature, PVWatts inverter with clipping).
+
+pvlib is imported inside the functions that use it: a Dagster run that computes no KPI (most are
+ingest runs) does not load it and scipy (1.5-3 s of each run's start)."""
 
 from __future__ import annotations
 
 import numpy as np
-import pvlib
 
 from pv_platform.kpi.numeric import ratio
 
@@ -15,6 +17,8 @@ def array_dc_power_w(
 ):
     """DC power of an array [W]: pvlib `pvwatts_dc` (P_0 · G/1000 · (1 + γ (T_cell − 25))) less
     `dc_loss_fraction` (wiring, mismatch, soiling allowance), never negative."""
+    import pvlib
+
     p_dc_w = pvlib.pvsystem.pvwatts_dc(poa_wm2, t_cell_c, p_dc_stc_kw * 1000.0, gamma_pdc_per_c)
     return np.clip(np.asarray(p_dc_w, dtype=float) * (1.0 - dc_loss_fraction), 0.0, None)
 
@@ -34,6 +38,8 @@ def expected_ac_power_w(
     mismatch, soiling allowance). AC: pvlib `inverter.pvwatts` with pdc0 = P_ac / η_nom, which clips
     at the AC rating.
     """
+    import pvlib
+
     p_dc_w = array_dc_power_w(poa_wm2, t_cell_c, p_dc_stc_kw, gamma_pdc_per_c, dc_loss_fraction)
     p_ac_w = pvlib.inverter.pvwatts(p_dc_w, p_ac_kw * 1000.0 / eta_inv_nom, eta_inv_nom)
     return np.clip(np.nan_to_num(np.asarray(p_ac_w, dtype=float)), 0.0, None)
