@@ -84,6 +84,21 @@ def test_due_hours_new_late_failed_running_and_live():
     assert H.format(4) in due
 
 
+def test_the_running_hour_yields_its_slot_while_other_runs_wait():
+    from pv_platform.clock import set_clock
+    from pv_platform.defs.kpis.sensors import LIVE_YIELD_WALL_S, live_interval_wall_s
+
+    assert live_interval_wall_s(0) == live_interval_wall_s(2) == 300.0  # real time: 5 min anyway
+    set_clock(datetime(2026, 10, 26, 3, tzinfo=UTC), 20.0)  # the acceptance run's 20x
+    try:
+        assert live_interval_wall_s(0) == 15.0  # 300 platform s
+        assert live_interval_wall_s(1) == LIVE_YIELD_WALL_S == 120.0  # a rollup waits: let it go
+        set_clock(datetime(2026, 10, 26, 3, tzinfo=UTC), 600.0)
+        assert live_interval_wall_s(0) == 10.0  # never closer than LIVE_MIN_WALL_S
+    finally:
+        set_clock()
+
+
 # -- data quality per site, the running hour, grid outages ----------------------------------------
 
 T0 = datetime(2026, 6, 21, 10, tzinfo=UTC)

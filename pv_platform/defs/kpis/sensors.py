@@ -52,6 +52,10 @@ ACTIVE = [
 MATERIALIZATION = dg.DagsterEventType.ASSET_MATERIALIZATION
 OLD_HISTORY = timedelta(hours=48)  # hours older than this are history: their runs have priority 1
 LIVE_MIN_WALL_S = 10.0  # the running hour's KPI and alert runs never closer together than this
+# ... and while other runs wait for a slot (rollups, a history backfill, a report), at most every
+# LIVE_YIELD_WALL_S: at 20x the live interval is 15 wall s, about what a run costs to start on 2 cores,
+# so back-to-back live runs held the second slot and the queue behind them never moved
+LIVE_YIELD_WALL_S = 120.0
 
 
 def running_hours(instance: dg.DagsterInstance) -> set[str]:
@@ -77,6 +81,21 @@ def telemetry_ids(instance: dg.DagsterInstance, history: bool) -> dict[str, int]
     return {k: v for k, v in ids.items() if (k < old) == history}
 
 
+def others_waiting(instance: dg.DagsterInstance) -> int:
+    """Queued runs that are neither ingest nor the running hour's: rollups, a history backfill's, a
+    report (they wait for a slot the live runs would otherwise take)."""
+    queued = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED]))
+    return sum(r.job_name not in (hourly_kpis_job.name, "ingest_job") for r in queued)
+
+
+def live_interval_wall_s(waiting: int) -> float:
+    """How long the running hour waits between KPI runs [wall s]: the live interval in platform seconds
+    (an accelerated run judges its running hour as often in simulated time), at least LIVE_MIN_WALL_S,
+    and at least LIVE_YIELD_WALL_S while `waiting` other runs wait for a slot."""
+    floor = LIVE_YIELD_WALL_S if waiting else LIVE_MIN_WALL_S
+    return max(floor, clock.wall_s(get_settings().kpi_live_interval_s))
+
+
 @dg.sensor(
     job=hourly_kpis_job,
     minimum_interval_seconds=SHAPE.kpi_sensor_interval_s,
@@ -97,9 +116,7 @@ def hourly_kpis_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         attempts,
         time.time(),
         open_hour,
-        # platform seconds (an accelerated run judges its running hour as often in simulated time),
-        # at least LIVE_MIN_WALL_S wall seconds apart
-        max(LIVE_MIN_WALL_S, clock.wall_s(get_settings().kpi_live_interval_s)),
+        live_interval_wall_s(others_waiting(instance)),
     )
     runs = [
         dg.RunRequest(
