@@ -165,3 +165,23 @@ def test_old_readings_are_not_judged_and_the_start_raises_nothing():
     assert rules.evaluate(now + timedelta(seconds=59)) == []
     lost = {c.device_id for c in rules.evaluate(now + timedelta(seconds=61))}
     assert lost == {"inv1", "inv2", "meter1", "wx1"}
+
+
+def test_a_device_never_read_gets_a_start_up_grace_in_wall_seconds():
+    """Processes started side by side come up seconds apart: at 30x the simulator's 2-s start was a
+    'silent' minute of every inverter. A device never read is judged after max(limit, 10 wall s)."""
+    plant = parse_plant(demo_plant_dict([15020, 15021]))
+    fast, real = RealtimeRules(plant, speed=30.0), RealtimeRules(plant)
+    fast.evaluate(START)
+    real.evaluate(START)
+    fast.feed(
+        [Reading(entity="testsite.inv1.ac_power", ts=START + timedelta(seconds=30), value=1.0)],
+        START,
+    )
+    # at 30x: 10 wall s = 300 platform s for inv2, never read; inv1, read, has its 60-s limit
+    lost = lambda rules, s: {c.device_id for c in rules.evaluate(START + timedelta(seconds=s))}  # noqa: E731
+    assert "inv2" not in lost(fast, 299) and "inv2" in lost(fast, 301)
+    limit_s = fast.limit_s("testsite", "inv1")
+    assert limit_s < 300 and "inv1" in lost(fast, 30 + limit_s + 1)
+    # real time: the grace (10 s) is inside the 60-s limit, nothing changes
+    assert "inv2" not in lost(real, 59) and "inv2" in lost(real, 61)

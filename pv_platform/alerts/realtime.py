@@ -22,6 +22,10 @@ from pv_platform.vocabulary import InverterEvent, Metric, OperatingState, event_
 # a busy machine can hold a process up this long [s of wall time]; nothing at real time (< 60 s), but an
 # accelerated run multiplies it (60x: 1 s of a starved collector is a "silent" minute of every device)
 STALL_WALL_S = 2.0
+# a device never read since the rules started gets this long [s of wall time] more: processes started
+# side by side (the collector, a simulator, a gateway) come up a few wall seconds apart, which a 30x run
+# turns into minutes of "silence" (nothing at real time: 10 s < the 60-s limit)
+STARTUP_WALL_S = 10.0
 
 
 def stale_limit_s(
@@ -155,11 +159,14 @@ class RealtimeRules:
     def _communication(self, site, now: datetime) -> list[AlertCandidate]:
         out = []
         for device in site.devices:
-            seen = self.last_seen.get((site.id, device.id)) or self.started
+            seen = self.last_seen.get((site.id, device.id))
+            limit_s = self.limit_s(site.id, device.id)
+            if seen is None:  # never read: silent since the rules started, after a start-up grace
+                seen, limit_s = self.started, max(limit_s, STARTUP_WALL_S * self.speed)
             if seen is None:
                 continue
             silent_s = (now - seen).total_seconds()
-            if silent_s >= self.limit_s(site.id, device.id):
+            if silent_s >= limit_s:
                 out.append(
                     AlertCandidate(
                         "communication_lost", Severity.HIGH, site.id, device.id,
