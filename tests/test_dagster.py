@@ -408,3 +408,65 @@ def test_late_data_recomputes_the_hour_and_its_local_day_month_year(platform, pl
         assert closing(monthly, datetime(2026, 6, 21, 22, 40, tzinfo=UTC)) == []
         # ...and the month holding the hour that failed its ERROR check is blocked like the day
         assert blocked_by_error_check(monthly_kpis, "2026-06-01")
+
+
+def test_a_history_backfill_that_fails_before_its_days_leaves_them_to_the_rollup_sensor(
+    platform, plant, landing
+):
+    """A database outage can fail a history backfill after its hours (Dagster's backfill daemon fails
+    it when the code location cannot load): its days, month and year were never computed. While it
+    runs they are its own; once it failed, the rollup sensor requests them."""
+    from dagster._core.execution.backfill import BulkActionStatus, PartitionBackfill
+
+    from pv_platform.defs.kpis.history import history_backfill
+    from pv_platform.defs.kpis.sensors import RANGE_END, RANGE_START, kpi_rollup_sensor
+
+    test_defs = build_definitions(platform)
+    with dg.instance_for_test() as instance:
+        test_defs.get_implicit_global_asset_job_def()  # resolved while this instance is current
+        backfill_landing(plant, landing, seed=6, start=datetime(2026, 6, 20, 21, 30, tzinfo=UTC),
+                         end=datetime(2026, 6, 21, 22, 30, tzinfo=UTC))  # fmt: skip
+        run_config = {"ops": {"ingest_segments": {"config": {"segment_ids": list_closed(landing)}}}}
+        assert ingest_job.execute_in_process(
+            run_config=run_config, instance=_current(instance), resources=platform
+        ).success
+        hours = [f"2026-06-{d}-{h:02d}:00" for d, h in [(20, 22), (20, 23)]] + [
+            f"2026-06-21-{h:02d}:00" for h in range(22)
+        ]
+        request = history_backfill(hours, {"testsite": "Europe/Zurich"}, 1)
+        backfill = PartitionBackfill.from_asset_graph_subset(
+            backfill_id="histfail", backfill_timestamp=0.0, tags=request.tags,
+            dynamic_partitions_store=instance, asset_graph_subset=request.asset_graph_subset,
+            title=None, description=None, run_config=None,
+        )  # fmt: skip
+        instance.add_backfill(backfill)
+        tags = {**request.tags, "dagster/backfill": "histfail", RANGE_START: hours[0],
+                RANGE_END: hours[-1]}  # fmt: skip
+        assert dg.materialize(
+            [hourly_kpis], instance=_current(instance), resources=platform, tags=tags
+        ).success
+
+        def tick(cursor=None):
+            context = dg.build_sensor_context(
+                instance=_current(instance), resources=platform, definitions=test_defs,
+                cursor=cursor,
+            )  # fmt: skip
+            result = kpi_rollup_sensor(context)
+            periods = {
+                (r.job_name, str(r.partition_key))
+                for r in result.run_requests
+                if r.job_name != "site_reference_job"
+            }
+            return periods, result.cursor
+
+        running, cursor = tick()
+        assert running == set()  # the backfill's own, while it runs
+        assert json.loads(cursor)["deferred"]["histfail"][1] == [[hours[0], hours[-1]]]
+        instance.update_backfill(backfill.with_status(BulkActionStatus.FAILED))
+        failed, cursor = tick(cursor)
+        assert failed == {
+            ("daily_kpis_job", "2026-06-21"),
+            ("monthly_kpis_job", "2026-06-01"),
+            ("yearly_kpis_job", "2026"),
+        }
+        assert json.loads(cursor)["deferred"] == {}  # handed over once

@@ -16,10 +16,13 @@ Dagster's public API: pinned to dagster 1.13.27, and covered by tests/test_impor
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
 
 import dagster as dg
 from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
 from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
+
+from pv_platform.defs.kpis.planning import hour_of, hours_between
 
 HISTORY_TAG = "pvp/backfill"  # on the backfill and every run it launches
 HISTORY = "history"
@@ -38,14 +41,30 @@ def history_backfills(instance: dg.DagsterInstance, statuses: list) -> list:
     return [b for b in found if b.tags.get(HISTORY_TAG) == HISTORY and b.is_asset_backfill]
 
 
-def history_runs(instance: dg.DagsterInstance, run_ids: set[str]) -> set[str]:
-    """Those of `run_ids` that a history backfill launched."""
+def history_runs(instance: dg.DagsterInstance, run_ids: set[str]) -> dict[str, str]:
+    """Those of `run_ids` that a history backfill launched -> that backfill's id."""
     if not run_ids:
-        return set()
+        return {}
     runs = instance.get_runs(
         filters=dg.RunsFilter(run_ids=sorted(run_ids), tags={HISTORY_TAG: HISTORY})
     )
-    return {run.run_id for run in runs}
+    return {run.run_id: run.tags.get("dagster/backfill", "") for run in runs}
+
+
+def backfill_outcomes(instance: dg.DagsterInstance, backfill_ids: Iterable[str]) -> dict[str, str]:
+    """Each backfill's end: "failed" (it stopped short: a run failed, or the daemon could not load the
+    code location during a database outage), "done" (completed, cancelled or gone) or "running"."""
+    failed = {BulkActionStatus.FAILED, BulkActionStatus.COMPLETED_FAILED, BulkActionStatus.FAILING}
+    outcomes = {}
+    for backfill_id in backfill_ids:
+        backfill = instance.get_backfill(backfill_id)
+        if backfill is not None and backfill.status in failed:
+            outcomes[backfill_id] = "failed"
+        elif backfill is None or backfill.status not in IN_PROGRESS:
+            outcomes[backfill_id] = "done"
+        else:
+            outcomes[backfill_id] = "running"
+    return outcomes
 
 
 def target_keys(backfill, asset_key: dg.AssetKey) -> list[str]:
@@ -94,3 +113,47 @@ def history_request(
         partitions_subsets_by_asset_key={k: s for k, s in subsets.items() if not s.is_empty}
     )
     return dg.RunRequest.for_asset_graph_subset(subset, tags={HISTORY_TAG: HISTORY, **tags})
+
+
+def released_hours(instance, deferred: dict[str, list]) -> dict[datetime, int]:
+    """The hours of history backfills that failed (their periods are the rollup sensor's now), taken
+    out of `deferred` (backfill id -> [newest storage id, hour keys]) with those of backfills that
+    ended otherwise; hours of running backfills stay."""
+    released: dict[datetime, int] = {}
+    for backfill_id, outcome in backfill_outcomes(instance, list(deferred)).items():
+        if outcome == "running":
+            continue
+        storage_id, keys = deferred.pop(backfill_id)
+        if outcome == "failed":
+            released.update(dict.fromkeys(map(hour_of, keys), storage_id))
+    return released
+
+
+def hour_spans(keys) -> list[list[str]]:
+    """Hour keys as [first, last] spans of consecutive hours (a cursor holds a year as a few spans).
+
+    >>> hour_spans(["2024-06-15-01:00", "2024-06-15-00:00", "2024-06-15-03:00"])
+    [['2024-06-15-00:00', '2024-06-15-01:00'], ['2024-06-15-03:00', '2024-06-15-03:00']]
+    """
+    spans: list[list[str]] = []
+    previous = None
+    for key in sorted(keys):
+        hour = hour_of(key)
+        if previous is not None and hour - previous == timedelta(hours=1):
+            spans[-1][1] = key
+        else:
+            spans.append([key, key])
+        previous = hour
+    return spans
+
+
+def deferred_from(state: dict) -> dict[str, list]:
+    """The cursor's deferred backfill hours: backfill id -> [newest storage id, set of hour keys]."""
+    return {
+        backfill_id: [storage_id, {k for a, b in spans for k in hours_between(a, b)}]
+        for backfill_id, (storage_id, spans) in state.get("deferred", {}).items()
+    }
+
+
+def deferred_to(deferred: dict[str, list]) -> dict[str, list]:
+    return {b: [storage_id, hour_spans(keys)] for b, (storage_id, keys) in deferred.items()}

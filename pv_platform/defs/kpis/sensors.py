@@ -15,8 +15,11 @@ import dagster as dg
 from pv_platform import clock
 from pv_platform.defs.kpis.assets import DAYS_PER_RUN, hourly_kpis, site_reference_temperatures
 from pv_platform.defs.kpis.backfills import (
+    deferred_from,
+    deferred_to,
     history_runs,
     hours_in_progress,
+    released_hours,
 )
 from pv_platform.defs.kpis.jobs import (
     ROLLUPS,
@@ -227,15 +230,22 @@ def materializations_after(instance, asset_key: dg.AssetKey, after: int | None, 
 def _pending_after(instance, zones, state: dict) -> tuple[dict[str, list], int | None, int]:
     """The pending-period book ('<job>:<period>' -> [trigger, requested_for, last request time,
     attempts, materialized then, sites]) updated with the hourly materializations since the cursor:
-    (book, newest storage id read, how many hours changed)."""
+    (book, newest storage id read, how many hours changed). The hours a history backfill computed
+    are its own (it computes their periods) unless it fails before their periods: then they are
+    this sensor's (`state["deferred"]` holds them meanwhile)."""
     records = materializations_after(instance, hourly_kpis.key, state["after"])
-    by_hour: dict[datetime, int] = {}
+    deferred = deferred_from(state)
+    by_hour = released_hours(instance, deferred)
     backfilled = history_runs(instance, {r.run_id for r in records})
     for record in records:
-        if record.run_id in backfilled:
-            continue  # a history backfill computes the periods of its hours itself
         partition = record.asset_materialization and record.asset_materialization.partition
-        if partition:
+        if not partition:
+            continue
+        if record.run_id in backfilled:  # its backfill's until the backfill ends
+            entry = deferred.setdefault(backfilled[record.run_id], [-1, set()])
+            entry[0] = max(entry[0], record.storage_id)
+            entry[1].add(partition)
+        else:
             by_hour[hour_of(partition)] = record.storage_id  # ascending: the newest wins
     # (a cursor of the old per-site partitions has 5-long entries keyed 'job:period|site': dropped)
     pending = {k: v for k, v in state["pending"].items() if len(v) == 6 and "|" not in k}
@@ -246,6 +256,7 @@ def _pending_after(instance, zones, state: dict) -> tuple[dict[str, list], int |
             entry[5] = sorted(set(entry[5]) | site_ids)
             pending[period] = entry
     after = records[-1].storage_id if records else state["after"]
+    state["deferred"] = deferred_to(deferred)
     return pending, after, len(records)
 
 
@@ -330,7 +341,7 @@ def kpi_rollup_sensor(context: dg.SensorEvaluationContext, plant: PlantResource)
         context.log.info(f"{changed} hour(s) changed → {len(due)} period(s) in {len(runs)} run(s)")
     return dg.SensorResult(
         run_requests=runs,
-        cursor=json.dumps({"after": after, "pending": book}),
+        cursor=json.dumps({"after": after, "pending": book, "deferred": state["deferred"]}),
         dynamic_partitions_requests=[dg.AddDynamicPartitionsRequest("sites", new_sites)]
         if new_sites
         else [],
