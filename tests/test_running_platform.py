@@ -42,13 +42,13 @@ def test_contiguous_hours_become_one_range_of_at_most_48():
 
 
 def test_due_hours_new_late_failed_running_and_live():
-    telemetry = {H.format(1): 10, H.format(2): 11, H.format(3): 12, H.format(4): 13}
+    telemetry = {H.format(1): 10, H.format(2): 11, H.format(3): 12, H.format(5): 13}
     computed = {H.format(1): 20}  # hour 1 computed after its telemetry
-    open_hour = H.format(4)
-    # first tick: 2, 3 and the open hour 4 are due; 1 is up to date
+    open_hour = H.format(5)
+    # first tick: 2, 3 and the open hour 5 are due; 1 is up to date
     due, book = due_hours(telemetry, computed, set(), {}, 1000.0, open_hour, 300.0)
-    assert due == [H.format(2), H.format(3), H.format(4)]
-    # the run for 2-4 failed (nothing computed, same telemetry): not again before the retry delay...
+    assert due == [H.format(2), H.format(3), H.format(5)]
+    # the runs failed (nothing computed, same telemetry): not again before the retry delay...
     due, book2 = due_hours(
         telemetry, computed, set(), book, 1000.0 + RETRY_BASE_S - 1, open_hour, 300.0
     )
@@ -73,15 +73,26 @@ def test_due_hours_new_late_failed_running_and_live():
     due, _ = due_hours(late, computed, {H.format(3)}, {}, 5000.0, open_hour, 300.0)
     assert H.format(3) not in due
     # the open hour, computed a minute ago: its request is remembered while it is up to date...
-    book5 = {H.format(4): [1, 1000.0, 13]}
-    due, book6 = due_hours(telemetry, {H.format(4): 30}, set(), book5, 1030.0, open_hour, 300.0)
-    assert H.format(4) not in due and book6[H.format(4)] == [1, 1000.0, 13]
+    book5 = {H.format(5): [1, 1000.0, 13]}
+    due, book6 = due_hours(telemetry, {H.format(5): 30}, set(), book5, 1030.0, open_hour, 300.0)
+    assert H.format(5) not in due and book6[H.format(5)] == [1, 1000.0, 13]
     # ...so, changed since by every ingest, it waits for the live interval (not a run per ingest)
-    live = {**telemetry, H.format(4): 50}
-    due, _ = due_hours(live, {H.format(4): 30}, set(), book6, 1060.0, open_hour, 300.0)
-    assert H.format(4) not in due
-    due, _ = due_hours(live, {H.format(4): 30}, set(), book5, 1300.0, open_hour, 300.0)
-    assert H.format(4) in due
+    live = {**telemetry, H.format(5): 50}
+    due, _ = due_hours(live, {H.format(5): 30}, set(), book6, 1060.0, open_hour, 300.0)
+    assert H.format(5) not in due
+    due, _ = due_hours(live, {H.format(5): 30}, set(), book5, 1300.0, open_hour, 300.0)
+    assert H.format(5) in due
+    # the hour before the running one, which the running hour's first 15 minutes touch (the KPIs
+    # interpolate across the edge): paced alike, not a run per ingest for those 15 minutes
+    edge = {H.format(4): 60}
+    due, book7 = due_hours(edge, {H.format(4): 70}, set(), {H.format(4): [1, 900.0, 12]}, 950.0,
+                           open_hour, 300.0)  # fmt: skip
+    assert due == [] and book7[H.format(4)] == [1, 900.0, 12]
+    edge = {H.format(4): 80}
+    assert due_hours(edge, {H.format(4): 70}, set(), book7, 1100.0, open_hour, 300.0)[0] == []
+    assert due_hours(edge, {H.format(4): 70}, set(), book7, 1201.0, open_hour, 300.0)[0] == [
+        H.format(4)
+    ]
 
 
 def test_the_running_hour_yields_its_slot_while_other_runs_wait():

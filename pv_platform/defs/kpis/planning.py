@@ -69,13 +69,16 @@ def due_hours(
 
     telemetry, computed : newest storage id per hour partition of `telemetry` and of `hourly_kpis`
     running : hours in a queued or running KPI run
-    open_hour : key of the hour the platform clock is in (it and later hours change with every ingest)
+    open_hour : key of the hour the platform clock is in: it, later hours and the hour before it
+        change with every ingest (the running hour's first 15 minutes touch the hour before: the
+        KPIs interpolate across the edge), so they wait `live_interval_s` between runs
     """
     book: dict[str, list] = {}
     due: list[str] = []
+    live_from = hour_key(hour_of(open_hour) - timedelta(hours=1))
     for key, telemetry_id in telemetry.items():
         if computed.get(key, -1) > telemetry_id:  # computed from its newest telemetry
-            if key >= open_hour and key in attempts:
+            if key >= live_from and key in attempts:
                 book[key] = attempts[key]  # its last request paces the next live run
             continue
         previous = attempts.get(key)
@@ -91,7 +94,7 @@ def due_hours(
                 wait = retry_delay_s(max(1, n))
             else:
                 n = 0  # new data since: not a failure
-            if key >= open_hour:
+            if key >= live_from:
                 wait = max(wait, live_interval_s)
             if now_s - last_s < wait:
                 book[key] = previous
