@@ -8,13 +8,15 @@ monthly_report_job = dg.define_asset_job(
     "monthly_report_job",
     selection=[monthly_report],
     executor_def=dg.in_process_executor,
-    tags={"dagster/priority": "-1"},  # after the KPI runs (5) and rollups (0): reports can wait
+    # the rollups' priority (0), first come first served with them: `report_sensor` asks only once the
+    # period's KPIs are final; at -1 a live plant's rollups, queued one after another, kept it waiting
+    tags={"dagster/priority": "0"},
 )
 yearly_report_job = dg.define_asset_job(
     "yearly_report_job",
     selection=[yearly_report],
     executor_def=dg.in_process_executor,
-    tags={"dagster/priority": "-1"},
+    tags={"dagster/priority": "0"},
 )
 # (report asset, the KPI asset it is made from, partition dimension, job)
 REPORTS = (
