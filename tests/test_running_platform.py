@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from pv_platform.defs.kpis.planning import (
+    NO_OPEN_HOUR,
     RETRY_BASE_S,
     contiguous_ranges,
     due_hours,
@@ -93,6 +94,9 @@ def test_due_hours_new_late_failed_running_and_live():
     assert due_hours(edge, {H.format(4): 70}, set(), book7, 1201.0, open_hour, 300.0)[0] == [
         H.format(4)
     ]
+    # history (the history sensor's call): no hour is live, every changed one is due at once
+    history = due_hours(edge, {H.format(4): 70}, set(), book7, 950.0, NO_OPEN_HOUR, 0.0)
+    assert history[0] == [H.format(4)]
 
 
 def test_the_running_hour_yields_its_slot_while_other_runs_wait():

@@ -18,7 +18,7 @@ from pv_platform.defs.kpis.backfills import (
     still_canceled,
 )
 from pv_platform.defs.kpis.jobs import ROLLUPS
-from pv_platform.defs.kpis.planning import due_hours, hour_of
+from pv_platform.defs.kpis.planning import NO_OPEN_HOUR, due_hours, hour_of
 from pv_platform.defs.kpis.sensors import (
     MATERIALIZATION,
     periods_touched,
@@ -77,7 +77,9 @@ def history_backfill_sensor(
     cursor = {"book": attempts, "settle": [seen, changed_s], "held": state.get("held", 0)}
     settle_s = HISTORY_SETTLE_TICKS * SHAPE.kpi_sensor_interval_s
     held = canceled_hours(instance, hourly_kpis.key)
-    due, book = due_hours(telemetry, computed, running_hours(instance), attempts, now_s, "~", 0.0)
+    due, book = due_hours(
+        telemetry, computed, running_hours(instance), attempts, now_s, NO_OPEN_HOUR, 0.0
+    )
     left = still_canceled(due, held, telemetry)
     notes = [
         f"{len(left)} history hour(s) of a cancelled backfill stay uncomputed until their telemetry"

@@ -17,6 +17,9 @@ from datetime import UTC, datetime, timedelta
 from pv_platform.defs.partitions import HOUR_KEY_FORMAT
 
 MAX_HOURS_PER_RUN = 48
+NO_OPEN_HOUR = (
+    "~"  # `due_hours`' open hour for history: sorts after every hour key, so none is live
+)
 RETRY_BASE_S, RETRY_MAX_S = 30.0, 600.0
 MAX_ATTEMPTS = 6  # failed runs per change of a period, before it waits for its hours to change
 
@@ -75,7 +78,11 @@ def due_hours(
     """
     book: dict[str, list] = {}
     due: list[str] = []
-    live_from = hour_key(hour_of(open_hour) - timedelta(hours=1))
+    live_from = (
+        open_hour
+        if open_hour == NO_OPEN_HOUR
+        else hour_key(hour_of(open_hour) - timedelta(hours=1))
+    )
     for key, telemetry_id in telemetry.items():
         if computed.get(key, -1) > telemetry_id:  # computed from its newest telemetry
             if key >= live_from and key in attempts:
