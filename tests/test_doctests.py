@@ -10,7 +10,7 @@ import pv_platform.kpi
 
 MODULES = sorted(
     m.name for m in pkgutil.iter_modules(pv_platform.kpi.__path__, "pv_platform.kpi.")
-) + ["pv_platform.vocabulary", "pv_platform.defs.partitions", "pv_platform.defs.kpis.backfills"]
+) + ["pv_platform.vocabulary", "pv_platform.defs.partitions"]
 
 
 @pytest.mark.parametrize("name", MODULES)

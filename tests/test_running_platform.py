@@ -40,6 +40,12 @@ def test_contiguous_hours_become_one_range_of_at_most_48():
         ("2026-10-20-00:00", "2026-10-21-23:00"),
         ("2026-10-22-00:00", "2026-10-23-23:00"),
     ]
+    # unbounded (a cursor's record of a backfill's hours): one range per run of consecutive hours
+    assert contiguous_ranges(day + keys, longest=None) == [
+        ("2026-10-20-00:00", "2026-10-23-23:00"),
+        ("2026-10-24-23:00", H.format(3)),
+        (H.format(5), H.format(6)),
+    ]
 
 
 def test_due_hours_new_late_failed_running_and_live():

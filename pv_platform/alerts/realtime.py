@@ -163,8 +163,6 @@ class RealtimeRules:
             limit_s = self.limit_s(site.id, device.id)
             if seen is None:  # never read: silent since the rules started, after a start-up grace
                 seen, limit_s = self.started, max(limit_s, STARTUP_WALL_S * self.speed)
-            if seen is None:
-                continue
             silent_s = (now - seen).total_seconds()
             if silent_s >= limit_s:
                 out.append(

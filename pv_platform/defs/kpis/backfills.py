@@ -16,13 +16,13 @@ Dagster's public API: pinned to dagster 1.13.27, and covered by tests/test_impor
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import dagster as dg
 from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
 from dagster._core.execution.backfill import BulkActionsFilter, BulkActionStatus
 
-from pv_platform.defs.kpis.planning import hour_of, hours_between
+from pv_platform.defs.kpis.planning import contiguous_ranges, hour_of, hours_between
 
 HISTORY_TAG = "pvp/backfill"  # on the backfill and every run it launches
 HISTORY = "history"
@@ -129,24 +129,6 @@ def released_hours(instance, deferred: dict[str, list]) -> dict[datetime, int]:
     return released
 
 
-def hour_spans(keys) -> list[list[str]]:
-    """Hour keys as [first, last] spans of consecutive hours (a cursor holds a year as a few spans).
-
-    >>> hour_spans(["2024-06-15-01:00", "2024-06-15-00:00", "2024-06-15-03:00"])
-    [['2024-06-15-00:00', '2024-06-15-01:00'], ['2024-06-15-03:00', '2024-06-15-03:00']]
-    """
-    spans: list[list[str]] = []
-    previous = None
-    for key in sorted(keys):
-        hour = hour_of(key)
-        if previous is not None and hour - previous == timedelta(hours=1):
-            spans[-1][1] = key
-        else:
-            spans.append([key, key])
-        previous = hour
-    return spans
-
-
 def deferred_from(state: dict) -> dict[str, list]:
     """The cursor's deferred backfill hours: backfill id -> [newest storage id, set of hour keys]."""
     return {
@@ -156,4 +138,8 @@ def deferred_from(state: dict) -> dict[str, list]:
 
 
 def deferred_to(deferred: dict[str, list]) -> dict[str, list]:
-    return {b: [storage_id, hour_spans(keys)] for b, (storage_id, keys) in deferred.items()}
+    """`deferred_from`'s inverse for the cursor: each backfill's hours as (first, last) ranges."""
+    return {
+        b: [storage_id, contiguous_ranges(keys, longest=None)]
+        for b, (storage_id, keys) in deferred.items()
+    }

@@ -44,17 +44,22 @@ def hours_between(first: str, last: str) -> list[str]:
     return [hour_key(a + timedelta(hours=i)) for i in range(int((b - a) / timedelta(hours=1)) + 1)]
 
 
-def contiguous_ranges(keys: list[str], longest: int = MAX_HOURS_PER_RUN) -> list[tuple[str, str]]:
-    """Sorted hour keys as (first, last) ranges of consecutive hours, each at most `longest` hours."""
+def contiguous_ranges(keys, longest: int | None = MAX_HOURS_PER_RUN) -> list[tuple[str, str]]:
+    """Sorted hour keys as (first, last) ranges of consecutive hours, each at most `longest` hours
+    (None: as long as they run; a sensor cursor holds a year of hours as a few ranges)."""
     ranges: list[tuple[str, str]] = []
+    length = 0  # of the newest range [h]
+    previous = None
     for key in sorted(keys):
-        if ranges:
-            first, last = ranges[-1]
-            joins = hour_of(key) - hour_of(last) == timedelta(hours=1)
-            if joins and len(hours_between(first, key)) <= longest:
-                ranges[-1] = (first, key)
-                continue
-        ranges.append((key, key))
+        hour = hour_of(key)
+        joins = previous is not None and hour - previous == timedelta(hours=1)
+        if joins and (longest is None or length < longest):
+            ranges[-1] = (ranges[-1][0], key)
+            length += 1
+        else:
+            ranges.append((key, key))
+            length = 1
+        previous = hour
     return ranges
 
 

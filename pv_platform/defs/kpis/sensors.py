@@ -41,6 +41,7 @@ from pv_platform.defs.kpis.planning import (
 from pv_platform.defs.kpis.rollup import sites_by_zone
 from pv_platform.defs.resources import PlantResource
 from pv_platform.defs.shape import SHAPE
+from pv_platform.defs.telemetry.jobs import ingest_job
 from pv_platform.kpi.calendar import periods_for_hours
 from pv_platform.settings import get_settings
 
@@ -88,7 +89,7 @@ def others_waiting(instance: dg.DagsterInstance) -> int:
     """Queued runs that are neither ingest nor the running hour's: rollups, a history backfill's, a
     report (they wait for a slot the live runs would otherwise take)."""
     queued = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.QUEUED]))
-    return sum(r.job_name not in (hourly_kpis_job.name, "ingest_job") for r in queued)
+    return sum(r.job_name not in (hourly_kpis_job.name, ingest_job.name) for r in queued)
 
 
 def live_interval_wall_s(waiting: int) -> float:
@@ -227,12 +228,12 @@ def materializations_after(instance, asset_key: dg.AssetKey, after: int | None, 
     ).records
 
 
-def _pending_after(instance, zones, state: dict) -> tuple[dict[str, list], int | None, int]:
+def _pending_after(instance, zones, state: dict) -> tuple[dict[str, list], int | None, int, dict]:
     """The pending-period book ('<job>:<period>' -> [trigger, requested_for, last request time,
     attempts, materialized then, sites]) updated with the hourly materializations since the cursor:
-    (book, newest storage id read, how many hours changed). The hours a history backfill computed
-    are its own (it computes their periods) unless it fails before their periods: then they are
-    this sensor's (`state["deferred"]` holds them meanwhile)."""
+    (book, newest storage id read, how many hours changed, deferred hours for the cursor). The hours
+    a history backfill computed are its own (it computes their periods) unless it fails before their
+    periods: then they are this sensor's (deferred meanwhile)."""
     records = materializations_after(instance, hourly_kpis.key, state["after"])
     deferred = deferred_from(state)
     by_hour = released_hours(instance, deferred)
@@ -256,8 +257,7 @@ def _pending_after(instance, zones, state: dict) -> tuple[dict[str, list], int |
             entry[5] = sorted(set(entry[5]) | site_ids)
             pending[period] = entry
     after = records[-1].storage_id if records else state["after"]
-    state["deferred"] = deferred_to(deferred)
-    return pending, after, len(records)
+    return pending, after, len(records), deferred_to(deferred)
 
 
 def _run_periods(run) -> list[str]:
@@ -324,7 +324,7 @@ def kpi_rollup_sensor(context: dg.SensorEvaluationContext, plant: PlantResource)
     known = set(instance.get_dynamic_partitions("sites"))
     new_sites = [s.id for s in model.sites if s.id not in known]
     state = json.loads(context.cursor) if context.cursor else {"after": None, "pending": {}}
-    pending, after, changed = _pending_after(instance, zones, state)
+    pending, after, changed, deferred = _pending_after(instance, zones, state)
     materialized, active = _period_states(instance, pending)
     # a period with hours still in a queued or running hourly run waits for them (an imported year is
     # computed hour ranges first, then each day, month and year once, not again after every range)
@@ -341,7 +341,7 @@ def kpi_rollup_sensor(context: dg.SensorEvaluationContext, plant: PlantResource)
         context.log.info(f"{changed} hour(s) changed → {len(due)} period(s) in {len(runs)} run(s)")
     return dg.SensorResult(
         run_requests=runs,
-        cursor=json.dumps({"after": after, "pending": book, "deferred": state["deferred"]}),
+        cursor=json.dumps({"after": after, "pending": book, "deferred": deferred}),
         dynamic_partitions_requests=[dg.AddDynamicPartitionsRequest("sites", new_sites)]
         if new_sites
         else [],
