@@ -19,7 +19,10 @@ import pytest
 from dagster._core.execution.backfill import BULK_ACTION_TERMINAL_STATUSES, BulkActionStatus
 
 from integrations.simulator.runner import backfill_landing
+from pv_platform.defs.kpis.jobs import site_reference_job
 from pv_platform.defs.kpis.sensors import RANGE_END, RANGE_START
+from pv_platform.defs.losses.jobs import loss_job
+from pv_platform.defs.telemetry.jobs import ingest_job
 from pv_platform.plant import dump_plant, parse_plant
 from pv_platform.services import drop_database, ensure_database
 from pv_platform.storage import Database
@@ -111,7 +114,7 @@ def test_each_sites_local_day_is_computed_in_one_run_per_period(
             # not the ingest runs, each new site's reference temperature, the loss analytics that
             # follow a site's changed days, nor the calendar schedule closing a site's real (2026) day
             # when the test crosses its midnight
-            if run.job_name not in ("ingest_job", "site_reference_job", "loss_job")
+            if run.job_name not in (ingest_job.name, site_reference_job.name, loss_job.name)
             and "dagster/schedule_name" not in run.tags
         ]
         assert {run.tags.get("dagster/backfill") for run in ok} == {done.backfill_id}
