@@ -445,7 +445,8 @@ def test_threshold_errors_name_the_file_the_site_and_the_field():
 def _kpi_alerts(db, plant, landing, start: datetime, end: datetime) -> pd.DataFrame:
     """The KPI path the `alerts` asset wires, hour by hour: ingest, hourly KPIs, then the KPI rules over the
     stored rows and string rollups through the engine (the asset itself is exercised in the test below)."""
-    from pv_platform.alerts.kpi_rules import KPI_RULES, STRING_CURRENT_LIKE, hour_candidates
+    from pv_platform.alerts.hour_judge import hour_candidates
+    from pv_platform.alerts.kpi_rules import KPI_RULES, STRING_CURRENT_LIKE
     from pv_platform.alerts.limits import kpi_thresholds
     from pv_platform.kpi.hourly import EDGE_MARGIN, HOURLY_METRICS, hourly_kpis_range
     from pv_platform.landing import list_closed, read_segment, segment_path

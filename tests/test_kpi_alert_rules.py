@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from integrations.simulator.scenarios import Scenario
+from pv_platform.alerts.hour_judge import held_underperformance
 from pv_platform.alerts.kpi_rules import (
     KpiThresholds,
-    held_underperformance,
     kpi_candidates,
     model_band,
 )
@@ -368,3 +368,52 @@ def test_a_range_judges_each_window_as_a_run_of_its_hour_alone_would():
         "string_outlier",
         "data_quality:common_mode",
     }
+
+
+def test_the_range_judge_finds_what_each_hour_judged_alone_finds():
+    """`HourJudge` judges a range's rows once; each hour must get exactly the candidates and cleared
+    alerts `hour_candidates` and `kpi_cleared` give that hour on its own slice (from `back` before it).
+    Random rows over two days of three inverters: shortfalls of every size, downtime, night, gaps, a
+    failed check, sites with their own thresholds; the held rule fires in many hours."""
+    import numpy as np
+
+    from pv_platform.alerts.hour_judge import HourJudge, hour_candidates
+    from pv_platform.alerts.kpi_rules import kpi_cleared
+
+    rng = np.random.default_rng(7)
+    rows = []
+    for h in range(48):
+        for site, device in (("s", "inv1"), ("s", "inv2"), ("t", "inv1")):
+            if rng.random() < 0.08:
+                continue  # a missing hour
+            sun = max(0.0, np.sin((h % 24 - 5) / 14 * np.pi)) * rng.uniform(0.6, 1.0)
+            row = _hour(h, sun, rng.uniform(0.55, 0.9), rng.uniform(-0.3, 0.02), device)
+            row["site_id"] = site
+            if rng.random() < 0.15:
+                row |= {"time_forced_outage_s": 600.0, "availability_time": rng.choice([0.0, 0.5])}
+            if sun == 0.0:
+                row["availability_time"] = float("nan")
+            rows.append(row)
+    # a held shortfall split by a night: the evening hour is out of the morning's reach (`back`)
+    rows += [_hour(16, 0.9, 0.86, -0.12, "inv3"), _hour(32, 0.9, 0.86, -0.12, "inv3")]
+    recent = pd.DataFrame(rows)
+    failed = pd.DataFrame(
+        [{"site_id": "s", "period_start": at(30), "check_name": "completeness", "detail": "x"}]
+    )
+    limits = {"t": KpiThresholds(held_hours=3, held_margin=0.05, availability_min=0.6)}
+    back, empty = timedelta(hours=3), pd.DataFrame()
+    judge = HourJudge(recent, empty, failed, back, limits)
+
+    def seen(candidates):
+        return sorted((c.rule, c.site_id, c.device_id, c.message, c.ts) for c in candidates)
+
+    period, held = pd.to_datetime(recent["period_start"], utc=True), 0
+    for h in range(48):
+        h0, h1 = at(h), at(h) + timedelta(hours=1)
+        upto = recent[(period >= pd.Timestamp(h0 - back)) & (period < pd.Timestamp(h1))]
+        mine = failed[failed["period_start"] == h0] if h == 30 else empty
+        alone = hour_candidates(upto, empty, mine, h0, h1, limits)
+        assert seen(judge.candidates(h0, h1)) == seen(alone), h
+        assert judge.cleared(h0) == kpi_cleared(upto, limits, h0), h
+        held += sum(1 for c in alone if c.context.get("held"))
+    assert held >= 5  # the held rule was exercised, not only the one-hour rules

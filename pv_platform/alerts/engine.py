@@ -83,6 +83,15 @@ class AlertLifecycle:
             kinds or {}
         )  # (site, device) -> kind: which alerts are a site's weather station's
         self.callbacks: list[Callback] = []
+        self._active_after: frozenset[str] | None = None  # as the last `process` left them
+
+    def active_fingerprints(self) -> frozenset[str]:
+        """Fingerprints of the active alerts: as this engine's last `process` left them (a range run
+        asks at each of its thousands of windows; the next `process` reads the table again), else
+        read from the table."""
+        if self._active_after is None:
+            return frozenset(self.store.active())
+        return self._active_after
 
     def register_callback(self, callback: Callback) -> None:
         """Called with ("opened" | "resolved", alert) for every change; sync or async, failures are logged."""
@@ -137,8 +146,16 @@ class AlertLifecycle:
                     "opened", {**alert, "incident_id": incident["id"], "incident": incident}
                 )
         self._clear_absent(active, seen, now, rules, cleared, site_id, result)
-        self._close_incidents(now)
-        self._escalate(now)
+        resolved = {a["fingerprint"] for a in result.resolved}
+        if resolved or self._active_after != frozenset(active):
+            # an alert was resolved here or elsewhere since the last call (the first call: maybe):
+            # its incident may have ended (a range run makes thousands of calls that change nothing)
+            self._close_incidents(now)
+        if active or result.opened:  # else every open incident had only resolved alerts: closed
+            self._escalate(now)
+        self._active_after = frozenset(
+            (set(active) - resolved) | {a["fingerprint"] for a in result.opened}
+        )
         return result
 
     def _clear_absent(

@@ -4,9 +4,10 @@ from failed ERROR checks. Pure functions; the Dagster `alerts` asset feeds them 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 
+import numpy as np
 import pandas as pd
 
 from pv_platform.alerts.model import STICKY, AlertCandidate, Severity
@@ -50,32 +51,60 @@ def kpi_candidates(
 ) -> list[AlertCandidate]:
     """Candidates from one or more hours of `kpi_hourly` rows (inverters only) and failed ERROR checks.
     thresholds: per site id (sites not in it use the defaults)."""
-    out: list[AlertCandidate] = []
-    inverters = hour_rows[hour_rows["device_id"] != "*"] if not hour_rows.empty else hour_rows
-    # underperformance is judged only on hours the inverter ran throughout: downtime is availability's
-    ran = _ran_throughout(inverters, thresholds)
-    for row, judged in zip(inverters.itertuples(), ran, strict=True):
-        t = (thresholds or {}).get(row.site_id) or KpiThresholds()
-        band = model_band(row.insolation_poa_kwh_m2, t)
-        if (
-            judged
-            and row.pr == row.pr
-            and row.pr < t.pr_min
-            and row.expected_deviation == row.expected_deviation
-            and row.expected_deviation < -(t.expected_margin + band)
-        ):
-            out.append(
-                AlertCandidate(
-                    "underperformance", Severity.HIGH, row.site_id, row.device_id,
-                    f"{row.device_id}: PR {row.pr:.2f} < {t.pr_min:.2f} and {abs(row.expected_deviation):.0%} below expected"
-                    f" (limit {t.expected_margin + band:.0%}) in the hour from {pd.Timestamp(row.period_start):%Y-%m-%d %H:%M} UTC",
-                    now, context={"pr": float(row.pr), "expected_deviation": float(row.expected_deviation), "hour": str(row.period_start)},
-                )
-            )  # fmt: skip
-        availability = row.availability_time
-        if availability == availability and availability < t.availability_min:
-            out.append(_availability_candidate(row, availability, now))
+    flagged, short = flagged_hours(hour_rows, thresholds)
+    out = [
+        c
+        for row, is_short in zip(flagged.itertuples(), short, strict=True)
+        for c in row_candidates(row, is_short, now, thresholds)
+    ]
     return out + data_quality_candidates(failed_checks, now)
+
+
+def flagged_hours(
+    hour_rows: pd.DataFrame, thresholds: Mapping[str, KpiThresholds] | None
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """(the inverter rows with an underperformance or availability finding, whether each is
+    underperformance): judged on every row at once, so that only these rows are built into
+    candidates. Underperformance is judged only on hours the inverter ran throughout (downtime is
+    availability's): PR below `pr_min` and below expected by more than the margin + model band."""
+    if hour_rows.empty:
+        return hour_rows, np.zeros(0, bool)
+    inverters = hour_rows[hour_rows["device_id"] != "*"]
+    ran = ran_throughout(inverters, thresholds).to_numpy(dtype=bool)
+    site = site_limits(inverters, thresholds)
+    with np.errstate(divide="ignore", invalid="ignore"):  # NaN compares False
+        band = site["model_uncertainty_wm2"] / mean_poa_wm2(inverters["insolation_poa_kwh_m2"], 1.0)
+        deviation = inverters["expected_deviation"].to_numpy(dtype=float)
+        short = (
+            ran
+            & (inverters["pr"].to_numpy(dtype=float) < site["pr_min"])
+            & (deviation < -(site["expected_margin"] + band))
+        )
+        low = inverters["availability_time"].to_numpy(dtype=float) < site["availability_min"]
+    return inverters[short | low], short[short | low]
+
+
+def row_candidates(
+    row, short: bool, now: datetime, thresholds: Mapping[str, KpiThresholds] | None
+) -> list[AlertCandidate]:
+    """The candidates of one row `flagged_hours` found: underperformance (when `short`) and an
+    availability drop (availability below the limit)."""
+    out = []
+    t = (thresholds or {}).get(row.site_id) or KpiThresholds()
+    band = model_band(row.insolation_poa_kwh_m2, t)
+    if short:
+        out.append(
+            AlertCandidate(
+                "underperformance", Severity.HIGH, row.site_id, row.device_id,
+                f"{row.device_id}: PR {row.pr:.2f} < {t.pr_min:.2f} and {abs(row.expected_deviation):.0%} below expected"
+                f" (limit {t.expected_margin + band:.0%}) in the hour from {pd.Timestamp(row.period_start):%Y-%m-%d %H:%M} UTC",
+                now, context={"pr": float(row.pr), "expected_deviation": float(row.expected_deviation), "hour": str(row.period_start)},
+            )
+        )  # fmt: skip
+    availability = row.availability_time
+    if availability == availability and availability < t.availability_min:
+        out.append(_availability_candidate(row, availability, now))
+    return out
 
 
 def data_quality_candidates(failed_checks: pd.DataFrame, now: datetime) -> list[AlertCandidate]:
@@ -146,47 +175,23 @@ def model_band(insolation_kwh_m2: float, t: KpiThresholds, hours: float = 1.0) -
     return t.model_uncertainty_wm2 / poa_wm2 if poa_wm2 > 0 else float("inf")
 
 
-def held_underperformance(
-    recent_rows: pd.DataFrame,
-    start: datetime,
-    end: datetime,
-    now: datetime,
-    thresholds: Mapping[str, KpiThresholds] | None = None,
-) -> list[AlertCandidate]:
-    """`underperformance` for a smaller shortfall held: each of an inverter's last `held_hours` judged
-    hours (ran throughout, enough sun), the newest in [start, end), below expected by more than
-    `held_margin` + the model band (an efficiency drop or soiling too small for one hour's limit)."""
-    if recent_rows.empty:
-        return []
-    rows = recent_rows[recent_rows["device_id"] != "*"]
-    rows = rows[_ran_throughout(rows, thresholds)].assign(
-        t=pd.to_datetime(rows["period_start"], utc=True)
-    )
-    out = []
-    for (site_id, device_id), part in rows[rows["t"] < pd.Timestamp(end)].groupby(
-        ["site_id", "device_id"]
-    ):
-        t = (thresholds or {}).get(site_id) or KpiThresholds()
-        last = part.sort_values("t").tail(t.held_hours)
-        if len(last) < t.held_hours or last["t"].iloc[-1] < pd.Timestamp(start):
-            continue
-        limits = [t.held_margin + model_band(i, t) for i in last["insolation_poa_kwh_m2"]]
-        deviations = last["expected_deviation"].tolist()
-        if all(d == d and d < -lim for d, lim in zip(deviations, limits, strict=True)):
-            out.append(
-                AlertCandidate(
-                    "underperformance", Severity.HIGH, site_id, device_id,
-                    f"{device_id}: {_span(deviations)} below expected in each of"
-                    f" its last {len(last)} judged hours (limit {max(limits):.0%} held), to {last['t'].iloc[-1]:%Y-%m-%d %H:%M} UTC",
-                    now, context={"expected_deviation": [round(float(d), 3) for d in deviations], "held": True},
-                )
-            )  # fmt: skip
-    return out
+def site_limits(
+    rows: pd.DataFrame, thresholds: Mapping[str, KpiThresholds] | None
+) -> dict[str, np.ndarray]:
+    """Each `KpiThresholds` field as an array over `rows`, by the row's site."""
+    by_site = {s: (thresholds or {}).get(s) or KpiThresholds() for s in rows["site_id"].unique()}
+    sites = rows["site_id"].to_numpy()
+    return {
+        f.name: np.array([getattr(by_site[s], f.name) for s in sites], dtype=float)
+        for f in fields(KpiThresholds)
+    }
 
 
-def _span(deviations: list[float]) -> str:
-    low, high = f"{abs(max(deviations)):.0%}", f"{abs(min(deviations)):.0%}"
-    return low if low == high else f"{low} to {high}"
+def mean_poa_wm2(insolation_kwh_m2: pd.Series, hours: float) -> np.ndarray:
+    """Mean POA irradiance [W/m2] of windows `hours` long; 0 where unknown or not positive (divided
+    by, a model band of infinity: never judged), as `model_band`."""
+    poa_wm2 = insolation_kwh_m2.to_numpy(dtype=float) * 1000.0 / hours
+    return np.where(poa_wm2 > 0, poa_wm2, 0.0)
 
 
 def _availability_candidate(row, availability: float, now: datetime) -> AlertCandidate:
@@ -223,7 +228,9 @@ def kpi_cleared(
         rows = rows[pd.to_datetime(rows["period_start"], utc=True) >= pd.Timestamp(start)]
     if rows.empty:  # night, or no data: no evidence
         return set()
-    latest = rows.sort_values("period_start").groupby(["site_id", "device_id"]).tail(1)
+    latest = rows.sort_values("period_start", kind="stable").drop_duplicates(
+        ["site_id", "device_id"], keep="last"
+    )
     return {
         f"availability_drop:{r.site_id}:{r.device_id}"
         for r in latest.itertuples()
@@ -240,16 +247,30 @@ DOWNTIME_COLUMNS = [
 ]
 
 
-def _ran_throughout(
+RAN_THROUGHOUT = "ran_throughout"  # the column `with_ran_throughout` adds
+
+
+def with_ran_throughout(
     rows: pd.DataFrame, thresholds: Mapping[str, KpiThresholds] | None
-) -> pd.Series:
+) -> pd.DataFrame:
+    """`rows` with the column `ran_throughout` (see `ran_throughout`), which the rules then read
+    instead of computing it again: a range run judges each of its hours on overlapping slices."""
+    return rows.assign(**{RAN_THROUGHOUT: ran_throughout(rows, thresholds)})
+
+
+def ran_throughout(rows: pd.DataFrame, thresholds: Mapping[str, KpiThresholds] | None) -> pd.Series:
     """Per inverter-hour row: no downtime of any kind (a missing part counts as downtime) and at least
     the site's minimum insolation (missing insolation: not judged)."""
     if rows.empty:
         return pd.Series(dtype=bool)
+    if RAN_THROUGHOUT in rows.columns:
+        return rows[RAN_THROUGHOUT]
     downtime_s = rows[DOWNTIME_COLUMNS].fillna(1.0).sum(axis=1)
     min_sun = rows["site_id"].map(
-        lambda s: ((thresholds or {}).get(s) or KpiThresholds()).min_insolation_kwh_m2
+        {
+            s: ((thresholds or {}).get(s) or KpiThresholds()).min_insolation_kwh_m2
+            for s in rows["site_id"].unique()
+        }
     )
     return (downtime_s == 0) & (rows["insolation_poa_kwh_m2"] >= min_sun)
 
@@ -261,7 +282,7 @@ def _judged_hours(
     if hour_rows.empty:
         return pd.DataFrame(columns=["site_id", "device_id", "bucket"])
     rows = hour_rows[hour_rows["device_id"] != "*"]
-    ok = rows[_ran_throughout(rows, thresholds)]
+    ok = rows[ran_throughout(rows, thresholds)]
     return pd.DataFrame(
         {
             "site_id": ok["site_id"],
@@ -320,29 +341,3 @@ def string_outliers(
                 )
             )  # fmt: skip
     return out
-
-
-def hour_candidates(
-    recent_rows: pd.DataFrame,
-    string_hours: pd.DataFrame,
-    failed_checks: pd.DataFrame,
-    start: datetime,
-    end: datetime,
-    thresholds: Mapping[str, KpiThresholds] | None = None,
-) -> list[AlertCandidate]:
-    """Every KPI candidate for the hour(s) [start, end): `recent_rows` and `string_hours` reach back far
-    enough for the persistent-string rule; the other rules judge only [start, end)."""
-    if recent_rows.empty:
-        rows = recent_rows
-    else:
-        period = pd.to_datetime(recent_rows["period_start"], utc=True)
-        rows = recent_rows[(period >= pd.Timestamp(start)) & (period < pd.Timestamp(end))]
-        inverters = recent_rows[recent_rows["device_id"] != "*"]
-        if not _ran_throughout(inverters, thresholds).any():
-            # no judged hour within reach (a night): the held and string rules have nothing to judge
-            return kpi_candidates(rows, failed_checks, end, thresholds)
-    return (
-        kpi_candidates(rows, failed_checks, end, thresholds)
-        + held_underperformance(recent_rows, start, end, end, thresholds)
-        + string_outliers(string_hours, recent_rows, end, thresholds)
-    )

@@ -135,16 +135,18 @@ def frozen_windows(
     sunny, stuck, flat_since = set(), {}, {}
     for key in samples:
         ts, v = samples.arrays(key)
-        keep = ts < end_us
-        ts, v = ts[keep], v[keep]
-        if key[2] == Metric.POA_IRRADIANCE and bool((v[ts >= newest_us] > SUN_WM2).any()):
+        # the samples before `end`, as views (a month's run asks at each of its 2,976 window ends)
+        n, newest = (int(i) for i in np.searchsorted(ts, [end_us, newest_us]))
+        ts, v = ts[:n], v[:n]
+        if key[2] == Metric.POA_IRRADIANCE and bool((v[newest:] > SUN_WM2).any()):
             sunny.add(key[0])
-        if key[2] in NOT_FROZEN or len(v) < 3 or ts[-1] < newest_us or v[-1] == 0.0:
+        if key[2] in NOT_FROZEN or n < 3 or ts[-1] < newest_us or v[-1] == 0.0:
             continue
-        changed = np.flatnonzero(v != v[-1])
-        first = changed[-1] + 1 if len(changed) else 0  # the newest run of one value starts here
+        first = int(samples.run_starts(key)[n - 1])  # the newest run of one value starts here
         flat_since[key] = int(ts[first])
-        if moves_at_resolution(v[ts >= ts[first] - 1_800_000_000]):  # the run and 30 min before
+        if moves_at_resolution(
+            v[np.searchsorted(ts, ts[first] - 1_800_000_000) :]
+        ):  # the run, 30 min back
             continue  # whole degrees: flat for long stretches by nature
         held_min = (end_us - ts[first]) / 60e6
         t = _limits(thresholds, key[0])

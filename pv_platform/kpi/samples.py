@@ -45,6 +45,7 @@ class SampleSet(Mapping[EntityKey, pd.Series]):
         }
         self._series: dict[EntityKey, pd.Series] = {}
         self._means: dict[tuple, Arrays] = {}
+        self._runs: dict[EntityKey, np.ndarray] = {}
 
     @classmethod
     def from_columns(
@@ -117,6 +118,15 @@ class SampleSet(Mapping[EntityKey, pd.Series]):
 
     def arrays(self, key: EntityKey) -> Arrays | None:
         return self._arrays.get(key)
+
+    def run_starts(self, key: EntityKey) -> np.ndarray:
+        """For each sample of an entity, the index where its run of one repeated value begins
+        (computed once per entity: the frozen-value rule asks at every window end)."""
+        if key not in self._runs:
+            v = self._arrays[key][1]
+            begins = np.concatenate([[True], v[1:] != v[:-1]]) if len(v) else np.zeros(0, bool)
+            self._runs[key] = np.maximum.accumulate(np.where(begins, np.arange(len(v)), 0))
+        return self._runs[key]
 
     def seconds(self, key: EntityKey, origin: datetime) -> tuple[np.ndarray, np.ndarray] | None:
         """(seconds from origin [s], values) of an entity, None when it has no samples."""

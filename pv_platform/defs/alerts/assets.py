@@ -1,17 +1,17 @@
 """The `alerts` asset: the KPI alert rules judged on every hour whose KPIs were computed, and on the
 closed 15-minute windows of each hour (the running hour's too, as its data arrive)."""
 
+from bisect import bisect_right
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pandas as pd
 
 from pv_platform import clock
+from pv_platform.alerts.hour_judge import HourJudge
 from pv_platform.alerts.kpi_rules import (
     KPI_RULES,
     STRING_CURRENT_LIKE,
-    hour_candidates,
-    kpi_cleared,
     quarantine_rate_candidates,
 )
 from pv_platform.alerts.limits import fleet_from_settings, kpi_thresholds
@@ -95,7 +95,7 @@ def _judge_windows(engine, done, found, ends, hour: datetime) -> tuple[list, lis
     opened, (_, lead, _, judge, quality) = [], found
 
     def judged_at(t: datetime) -> list:
-        active = frozenset(engine.store.active())  # open alerts hold by hysteresis
+        active = engine.active_fingerprints()  # open alerts hold by hysteresis
         return judge.candidates(t, active, since=hour - lead) + quality.get(t, [])
 
     for t in ends[:-1]:
@@ -120,34 +120,22 @@ def _evaluated_to(context: dg.AssetExecutionContext) -> datetime | None:
     return datetime.fromisoformat(value.value) if value else None
 
 
-def _between(rows: pd.DataFrame, start: datetime, end: datetime, column: str = "period_start"):
-    """The rows whose `column` is in [start, end)."""
-    if rows.empty:
-        return rows
-    t = pd.to_datetime(rows[column], utc=True)
-    return rows[(t >= pd.Timestamp(start)) & (t < pd.Timestamp(end))]
-
-
 def _judge_hours(engine, done, window, now, inputs, found, extra) -> tuple[list, dict]:
     """Hour by hour, as it would have been live: the hour's closed windows, then at the hour's end its
     hourly rules with its last window (a range run judged every window first and the hours after, so a
     fault's window alert was resolved before its hour re-opened it: two alerts for one fault).
     (alerts opened, counts of updated, resolved and suppressed)."""
-    recent, strings, failed, limits, back = inputs
-    ends = found[2]
+    judge, ends = HourJudge(*inputs), found[2]
     opened, counts = [], {"updated": 0, "resolved": 0, "suppressed": 0}
     starts = pd.date_range(window.start, window.end, freq="h", inclusive="left")
     for h0 in (t.to_pydatetime() for t in starts):
         h1 = min(h0 + timedelta(hours=1), window.end)
-        mine = [t for t in ends if h0 < t <= h1]
+        mine = ends[bisect_right(ends, h0) : bisect_right(ends, h1)]  # the windows in (h0, h1]
         got, last = _judge_windows(engine, done, found, mine, h0)
-        # what a run of this one hour reads: from `back` before it
-        upto, hour_failed = _between(recent, h0 - back, h1), _between(failed, h0, h1)
-        hour_strings = _between(strings, h0 - back, h1, "bucket")
-        candidates = hour_candidates(upto, hour_strings, hour_failed, h0, h1, limits) + last
+        candidates = judge.candidates(h0, h1) + last
         if h1 >= window.end:
             candidates += extra  # quarantine rates over the whole window, at its end
-        cleared = kpi_cleared(upto, limits, h0)  # what a total-loss alert needs to resolve
+        cleared = judge.cleared(h0)  # what a total-loss alert needs to resolve
         result = engine.process(candidates, min(h1, now), KPI_RULES, cleared)
         opened += got + result.opened
         counts["updated"] = result.updated
@@ -194,7 +182,7 @@ def alerts(
     rejected = telemetry.quarantine_counts(window.start, window.end)
     extra = quarantine_rate_candidates(rejected, plant.load(), hours, window.end, limits)
     engine = alert_service.engine()  # with the notifiers: MQTT and webhook
-    inputs = (recent, strings, failed, limits, back)
+    inputs = (recent, strings, failed, back, limits)
     opened, result = _judge_hours(engine, _evaluated_to(context), window, now, inputs, found, extra)
     if not engine.flush(timeout_s=30.0):  # the run process exits next: deliver first
         context.log.warning("some alert notifications were still under way after 30 s")
