@@ -295,6 +295,18 @@ def test_a_frozen_sensor_is_found_on_the_fifteen_minute_windows_never_at_night()
     ]
     found = frozen_windows(SampleSet.from_frame(pd.concat(apart)), plant, at(11, 0), 15)
     assert [c.context["entities"] for c in found] == [["testsite.inv1.cabinet_temperature"]]
+    # the hourly frozen_values check (which raises data_quality alerts too) judges peers alike: seed
+    # 7373's two healthy inverters' cabinet temperatures, flat together, were alerts from the hour
+    from pv_platform.kpi.quality import _Hours, frozen_values
+
+    def hourly(frames) -> set[str]:
+        outcomes = frozen_values(
+            SampleSet.from_frame(pd.concat(frames)), _Hours(at(10), at(12)), plant
+        )
+        return {k for o in outcomes for k in o.metadata["entity_keys"]}
+
+    assert hourly(together) == set()
+    assert hourly(apart) == {"testsite.inv1.cabinet_temperature"}
 
 
 def _random_windows(seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DatetimeIndex]:

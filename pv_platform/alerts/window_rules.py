@@ -20,7 +20,7 @@ from pv_platform.alerts.kpi_rules import (
     model_band,
 )
 from pv_platform.alerts.model import AlertCandidate, Severity
-from pv_platform.kpi.samples import moves_at_resolution
+from pv_platform.kpi.samples import moves_at_resolution, peers_held_still
 from pv_platform.vocabulary import Metric
 
 EPOCH = pd.Timestamp(0, tz="UTC")
@@ -123,16 +123,16 @@ def frozen_windows(
     window (a POA sample above 100 W/m2: at night idle signals are legitimately flat). AC power held
     at 98 % of the rating or more is clipping; counters, states and set-points are constant by nature,
     and a signal moving by single steps of a coarse resolution is flat for long stretches by nature.
-    Where other devices of the site measure the same quantity, one of them must have moved in the
-    second half of the stuck stretch: every inverter's cabinet temperature flat together (the same
-    weather, all clipping at noon, 0.1 degree steps) is the plant's physics, not a sensor's fault.
+    Where other devices of the site measure the same quantity and reported in the second half of the
+    stuck stretch, one of them must have moved there (`peers_held_still`): every inverter's cabinet
+    temperature flat together (the same weather, all clipping at noon) is the plant's physics.
 
     samples : a SampleSet reaching back at least `frozen_windows` windows before `end`
     """
     end_us = pd.Timestamp(end).value // 1000
     newest_us = end_us - window_min * 60_000_000
     ratings = {(s.id, d.id): d.p_ac_kw * 1000.0 for s in plant.sites for d in s.inverters}
-    sunny, stuck, flat_since = set(), {}, {}
+    sunny, stuck = set(), {}
     for key in samples:
         ts, v = samples.arrays(key)
         # the samples before `end`, as views (a month's run asks at each of its 2,976 window ends)
@@ -143,48 +143,36 @@ def frozen_windows(
         if key[2] in NOT_FROZEN or n < 3 or ts[-1] < newest_us or v[-1] == 0.0:
             continue
         first = int(samples.run_starts(key)[n - 1])  # the newest run of one value starts here
-        flat_since[key] = int(ts[first])
-        if moves_at_resolution(
-            v[np.searchsorted(ts, ts[first] - 1_800_000_000) :]
-        ):  # the run, 30 min back
+        back = np.searchsorted(ts, ts[first] - 1_800_000_000)  # the run and 30 min before it
+        if moves_at_resolution(v[back:]):
             continue  # whole degrees: flat for long stretches by nature
         held_min = (end_us - ts[first]) / 60e6
         t = _limits(thresholds, key[0])
         clipping = key[2] == Metric.AC_POWER and v[-1] >= 0.98 * ratings.get(key[:2], np.inf)
         if len(v) - first >= 3 and held_min >= t.frozen_windows * window_min and not clipping:
-            stuck.setdefault(key[:2], []).append(
-                (key, float(v[-1]), pd.Timestamp(ts[first], unit="us", tz="UTC"))
-            )
+            since = pd.Timestamp(ts[first], unit="us", tz="UTC")
+            stuck.setdefault(key[:2], []).append((key, float(v[-1]), since, int(ts[first])))
     stuck = {
         device: kept
         for device, found in stuck.items()
-        if (kept := [f for f in found if _alone_flat(f[0], flat_since, end_us)])
+        if (kept := [f for f in found if not peers_held_still(samples, f[0], f[3], end_us)])
     }
     out = []
     for (site_id, device_id), found in sorted(stuck.items()):
         if site_id not in sunny:
             continue
         since = min(f[2] for f in found)
-        names = ", ".join(f"{k[2]} at {v:g}" for k, v, _ in found)
+        names = ", ".join(f"{k[2]} at {v:g}" for k, v, *_ in found)
         out.append(
             AlertCandidate(
                 "data_quality", Severity.MEDIUM, site_id, device_id,
                 f"{device_id}: {names} unchanged since {since:%Y-%m-%d %H:%M} UTC in daylight (frozen"
                 f" sensor: at least {_limits(thresholds, site_id).frozen_windows * window_min} min)",
                 end, key="frozen_values",
-                context={"hour": str(since), "entities": [".".join(k) for k, _, _ in found]},
+                context={"hour": str(since), "entities": [".".join(f[0]) for f in found]},
             )
         )  # fmt: skip
     return out
-
-
-def _alone_flat(key: tuple, flat_since: dict[tuple, int], end_us: int) -> bool:
-    """Whether the stuck `key` (site, device, metric) is flat alone: no other device of its site
-    measures its metric, or one of them last changed in the second half of the stretch `key` has
-    been flat (`flat_since`: when each signal's newest run of one value began [us])."""
-    since = flat_since[key]
-    peers = [t for k, t in flat_since.items() if k[0] == key[0] and k[2] == key[2] and k != key]
-    return not peers or any(t > since + (end_us - since) // 2 for t in peers)
 
 
 def window_ends(start: datetime, end: datetime, window_min: int) -> list[datetime]:

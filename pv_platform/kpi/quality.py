@@ -14,7 +14,13 @@ import pandas as pd
 
 from pv_platform.kpi.hourly import MAX_GAP_S, PER_HOUR, STEP_S
 from pv_platform.kpi.periods import SITE_DEVICE
-from pv_platform.kpi.samples import SampleSet, as_sample_set, daylight_minutes, moves_at_resolution
+from pv_platform.kpi.samples import (
+    SampleSet,
+    as_sample_set,
+    daylight_minutes,
+    moves_at_resolution,
+    peers_held_still,
+)
 from pv_platform.plant import Plant
 from pv_platform.vocabulary import Metric
 
@@ -204,12 +210,10 @@ def frozen_values(
 ) -> list[CheckOutcome]:
     """A non-zero measurement stuck at one value for FROZEN_MINUTES or more in an hour with sun (> 100 W/m²).
     AC power held at the inverter's rating is clipping, not a frozen value; a signal that moves by
-    single steps of a coarse resolution is flat by nature (`moves_at_resolution`)."""
-    ratings = (
-        {(s.id, d.id): d.p_ac_kw * 1000.0 for s in plant.sites for d in s.inverters}
-        if plant
-        else {}
-    )
+    single steps of a coarse resolution is flat by nature (`moves_at_resolution`), and so is one whose
+    peers (the same quantity at other devices of the site) held still with it (`peers_held_still`)."""
+    sites = plant.sites if plant else []
+    ratings = {(s.id, d.id): d.p_ac_kw * 1000.0 for s in sites for d in s.inverters}
     sunny = np.zeros(hours.n, bool)
     for key in series:
         if key[2] == Metric.POA_IRRADIANCE:
@@ -234,7 +238,9 @@ def frozen_values(
             long &= v[first] < 0.98 * ratings[(site_id, device_id)]
         for i in np.flatnonzero(long):  # the resolution of the run and the half hour before it
             near = (ts >= ts[first[i]] - 1_800_000_000) & (ts <= ts[last[i]])
-            long[i] = not moves_at_resolution(v[near])
+            long[i] = not moves_at_resolution(v[near]) and not peers_held_still(
+                series, (site_id, device_id, metric), int(ts[first[i]]), int(ts[last[i]])
+            )
         flagged = np.zeros(hours.n, int)
         for ha, hb in zip(hours.of(ts[first[long]]), hours.of(ts[last[long]]), strict=True):
             ha, hb = max(ha, 0), min(hb, hours.n - 1)
@@ -245,18 +251,11 @@ def frozen_values(
             problems[f"{site_id}.{device_id}.{metric}"] = flagged
     per_hour = _per_hour_detail(hours, problems)
     return [
-        CheckOutcome(
-            hour,
-            "frozen_values",
-            not bad,
-            WARN,
-            "no frozen values"
-            if not bad
-            else f"stuck for >= {FROZEN_MINUTES} min in daylight: {sorted(bad)}",
-            {"entities": len(bad), "entity_keys": sorted(bad)},
-        )
+        CheckOutcome(hour, "frozen_values", not bad, WARN,
+                     f"stuck for >= {FROZEN_MINUTES} min in daylight: {sorted(bad)}" if bad
+                     else "no frozen values", {"entities": len(bad), "entity_keys": sorted(bad)})
         for hour, bad in zip(hours.index, per_hour, strict=True)
-    ]
+    ]  # fmt: skip
 
 
 def future_timestamps(series: SampleSet, hours: _Hours, now: datetime) -> list[CheckOutcome]:

@@ -174,6 +174,28 @@ def daylight_minutes(
     return bright | ~known
 
 
+def peers_held_still(samples, key: EntityKey, start_us: int, end_us: int) -> bool:
+    """Did the other devices of `key`'s site that measure its quantity hold still too over the second
+    half of `key`'s flat stretch [start, end] [µs]? True when at least one of them reported there and
+    none changed value: every inverter's cabinet temperature flat together (one weather, all clipping
+    at noon) is the plant's physics, not a stuck sensor. False with no such peer reporting.
+
+    samples : anything with `arrays(key)` and iteration over its keys (a `SampleSet`)
+    """
+    mid, reported = start_us + (end_us - start_us) // 2, False
+    for other in samples:
+        if other == key or other[0] != key[0] or other[2] != key[2]:
+            continue
+        ts, v = samples.arrays(other)
+        first, last = np.searchsorted(ts, [mid, end_us], side="right")  # samples in (mid, end]
+        if last > first:
+            reported = True
+            seen = v[max(first - 1, 0) : last]  # with the value before: a change at `mid` counts
+            if bool((seen[1:] != seen[:-1]).any()):
+                return False
+    return reported
+
+
 def moves_at_resolution(values: np.ndarray) -> bool:
     """Does a signal move by single steps of a coarse resolution (a cabinet temperature read in whole
     degrees): every value on the grid of its smallest change, most changes one step (no change at all:
