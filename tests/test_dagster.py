@@ -9,7 +9,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from integrations.simulator.devices import backfill_frames
+from integrations.simulator.devices import as_served, backfill_frames, inverter_models
 from integrations.simulator.runner import backfill_landing
 from pv_platform import clock
 from pv_platform.definitions import build_definitions
@@ -178,6 +178,9 @@ def test_sensor_ingest_and_hourly_pr(platform, plant, landing):
         )  # 3 hours x (2 inverters + site)
 
     frames = backfill_frames(plant.sites[0], 7, start, end)
+    models = inverter_models(plant)  # landed as the collector reads them: at register resolution
+    frames = {d: as_served(f, models[("testsite", d)]) if ("testsite", d) in models else f
+              for d, f in frames.items()}  # fmt: skip
     poa_wh = integrate_rate(frames["wx1"]["poa_irradiance"], NOON, NOON + timedelta(hours=1))
     for inv in ("inv1", "inv2"):
         e_wh = counter_energy(frames[inv]["ac_energy"], NOON, NOON + timedelta(hours=1))

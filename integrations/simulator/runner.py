@@ -16,8 +16,10 @@ from integrations.mqtt.entities import MQTT_ENTITIES
 from integrations.simulator.devices import (
     SimulatedInverter,
     SimulatedMeter,
+    as_served,
     backfill_frames,
     initial_energy_wh,
+    inverter_models,
     json_payload,
     publish_json,
 )
@@ -73,7 +75,7 @@ def backfill_landing(
     """
     writer = SegmentWriter(landing_dir, writer_name="backfill", max_rows=50_000, max_age_s=1e9)
     counters: dict[str, float] = {}
-    rows = 0
+    rows, models = 0, inverter_models(plant)
     for site in plant.sites:
         for device_id, frame in backfill_frames(site, seed, start, end, step_s, scenario).items():
             if counters_end_at_start or counters_end_at:
@@ -84,6 +86,8 @@ def backfill_landing(
                             entity_key(site.id, device_id, counter), frame[counter].iloc[0]
                         )
                         frame[counter] += end_wh - frame[counter].iloc[-1]
+            if (site.id, device_id) in models:  # read over Modbus when live: at its resolution
+                frame = as_served(frame, models[(site.id, device_id)])
             iso = [ts.isoformat() for ts in frame.index]
             for metric in frame.columns:
                 key = entity_key(site.id, device_id, metric)
@@ -142,19 +146,14 @@ def _inverters(
 ) -> list[SimulatedInverter]:
     """The plant's SunSpec inverters, simulated; a mixed fleet, as in real plants: every second
     inverter speaks the float model 113 instead of 103."""
-    sunspec = [
-        (site, dev)
-        for site in plant.sites
-        for dev in site.devices
-        if dev.kind == "inverter" and dev.integration == "sunspec_modbus"
-    ]
+    models = inverter_models(plant)
     return [
         SimulatedInverter(
             site, dev, seed, counters.get(entity_key(site.id, dev.id, Metric.AC_ENERGY), initial_energy_wh(dev)),
-            model_id=113 if i % 2 else 103,
+            model_id=models[(site.id, dev.id)],
             faults=scenario.for_device(site.id, dev.id) if scenario else [],
         )
-        for i, (site, dev) in enumerate(sunspec)
+        for site in plant.sites for dev in site.devices if (site.id, dev.id) in models
     ]  # fmt: skip
 
 
