@@ -9,7 +9,8 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from integrations.simulator.devices import as_served, backfill_frames, inverter_models
+from integrations.simulator.devices import backfill_frames
+from integrations.simulator.registers import as_served, inverter_models
 from integrations.simulator.runner import backfill_landing
 from pv_platform import clock
 from pv_platform.definitions import build_definitions

@@ -307,6 +307,19 @@ def test_a_frozen_sensor_is_found_on_the_fifteen_minute_windows_never_at_night()
 
     assert hourly(together) == set()
     assert hourly(apart) == {"testsite.inv1.cabinet_temperature"}
+    # seed 7373: model-103 cabinet temperatures (0.1 degree steps) near the day's warmest hour. inv1
+    # dips with a cloud (steps of 0.4-1.0 degree: not a coarse signal's single steps), then sits at
+    # 26.5 for an hour; inv2 crosses one step meanwhile (where the quantization falls): resolution,
+    # not a fault. A peer drifting by three steps means inv1's sensor is stuck.
+    dip = [26.6] * 14 + [25.7, 25.2, 25.6, 26.2, 26.6] + [26.6] * 11 + [26.5] * 60
+    poa = _minutes((site, "wx1", "poa_irradiance"), at(10), [700.0 + i for i in range(90)])
+    inv1 = _minutes((site, "inv1", "cabinet_temperature"), at(10), dip)
+    for peer, expected in (([26.5] * 70 + [26.4] * 20, set()),
+                           ([26.5] * 70 + [26.4, 26.3] * 5 + [26.2] * 10, {"testsite.inv1.cabinet_temperature"})):  # fmt: skip
+        frames = [poa, inv1, _minutes((site, "inv2", "cabinet_temperature"), at(10), peer)]
+        assert hourly(frames) == expected
+        found = frozen_windows(SampleSet.from_frame(pd.concat(frames)), plant, at(11, 30), 15)
+        assert {e for c in found for e in c.context["entities"]} == expected
 
 
 def _random_windows(seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DatetimeIndex]:

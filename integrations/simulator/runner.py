@@ -16,15 +16,14 @@ from integrations.mqtt.entities import MQTT_ENTITIES
 from integrations.simulator.devices import (
     SimulatedInverter,
     SimulatedMeter,
-    as_served,
     backfill_frames,
     initial_energy_wh,
-    inverter_models,
     json_payload,
     publish_json,
 )
 from integrations.simulator.modbus_server import serve_inverters
 from integrations.simulator.physics import weather
+from integrations.simulator.registers import as_served, inverter_models
 from integrations.simulator.scenarios import Fault, Scenario
 from integrations.sunspec_modbus.entities import INVERTER_ENTITIES
 from pv_platform import clock

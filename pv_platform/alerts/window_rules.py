@@ -20,7 +20,7 @@ from pv_platform.alerts.kpi_rules import (
     model_band,
 )
 from pv_platform.alerts.model import AlertCandidate, Severity
-from pv_platform.kpi.samples import moves_at_resolution, peers_held_still
+from pv_platform.kpi.flatness import moves_at_resolution, peers_held_still, resolution_of
 from pv_platform.vocabulary import Metric
 
 EPOCH = pd.Timestamp(0, tz="UTC")
@@ -143,19 +143,20 @@ def frozen_windows(
         if key[2] in NOT_FROZEN or n < 3 or ts[-1] < newest_us or v[-1] == 0.0:
             continue
         first = int(samples.run_starts(key)[n - 1])  # the newest run of one value starts here
-        back = np.searchsorted(ts, ts[first] - 1_800_000_000)  # the run and 30 min before it
-        if moves_at_resolution(v[back:]):
+        near = v[np.searchsorted(ts, ts[first] - 1_800_000_000) :]  # the run and 30 min before
+        if moves_at_resolution(near):
             continue  # whole degrees: flat for long stretches by nature
         held_min = (end_us - ts[first]) / 60e6
         t = _limits(thresholds, key[0])
         clipping = key[2] == Metric.AC_POWER and v[-1] >= 0.98 * ratings.get(key[:2], np.inf)
         if len(v) - first >= 3 and held_min >= t.frozen_windows * window_min and not clipping:
             since = pd.Timestamp(ts[first], unit="us", tz="UTC")
-            stuck.setdefault(key[:2], []).append((key, float(v[-1]), since, int(ts[first])))
+            found = (key, float(v[-1]), since, int(ts[first]), resolution_of(near))
+            stuck.setdefault(key[:2], []).append(found)
     stuck = {
         device: kept
         for device, found in stuck.items()
-        if (kept := [f for f in found if not peers_held_still(samples, f[0], f[3], end_us)])
+        if (kept := [f for f in found if not peers_held_still(samples, f[0], f[3], end_us, f[4])])
     }
     out = []
     for (site_id, device_id), found in sorted(stuck.items()):

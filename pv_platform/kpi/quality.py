@@ -12,15 +12,10 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from pv_platform.kpi.flatness import moves_at_resolution, peers_held_still, resolution_of
 from pv_platform.kpi.hourly import MAX_GAP_S, PER_HOUR, STEP_S
 from pv_platform.kpi.periods import SITE_DEVICE
-from pv_platform.kpi.samples import (
-    SampleSet,
-    as_sample_set,
-    daylight_minutes,
-    moves_at_resolution,
-    peers_held_still,
-)
+from pv_platform.kpi.samples import SampleSet, as_sample_set, daylight_minutes
 from pv_platform.plant import Plant
 from pv_platform.vocabulary import Metric
 
@@ -238,8 +233,10 @@ def frozen_values(
             long &= v[first] < 0.98 * ratings[(site_id, device_id)]
         for i in np.flatnonzero(long):  # the resolution of the run and the half hour before it
             near = (ts >= ts[first[i]] - 1_800_000_000) & (ts <= ts[last[i]])
+            stretch = (int(ts[first[i]]), int(ts[last[i]]), resolution_of(v[near]))
+            key = (site_id, device_id, metric)
             long[i] = not moves_at_resolution(v[near]) and not peers_held_still(
-                series, (site_id, device_id, metric), int(ts[first[i]]), int(ts[last[i]])
+                series, key, *stretch
             )
         flagged = np.zeros(hours.n, int)
         for ha, hb in zip(hours.of(ts[first[long]]), hours.of(ts[last[long]]), strict=True):
