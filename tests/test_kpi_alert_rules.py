@@ -442,3 +442,21 @@ def test_the_range_judge_finds_what_each_hour_judged_alone_finds():
         assert judge.cleared(h0) == kpi_cleared(upto, limits, h0), h
         held += sum(1 for c in alone if c.context.get("held"))
     assert held >= 5  # the held rule was exercised, not only the one-hour rules
+
+
+def test_a_stuck_value_is_known_at_the_live_step_it_held_long_enough():
+    """POA stuck from 10:02: 30 min flat at 10:32. The 15-minute window ending 10:45 finds it; live,
+    the running hour is judged every 5 minutes, so it was known at 10:35 - a back-fill opens it there."""
+    from pv_platform.alerts.window_rules import frozen_by_end, window_ends
+    from pv_platform.kpi.samples import SampleSet
+
+    plant = parse_plant(demo_plant_dict([15020, 15021]))
+    site = plant.sites[0].id
+    poa = [700.0 + i for i in range(2)] + [702.5] * 88  # from 10:00, stuck at 10:02
+    samples = SampleSet.from_frame(_minutes((site, "wx1", "poa_irradiance"), at(10), poa))
+    ends = window_ends(at(10), at(11, 15), 15)
+    found, early = frozen_by_end(samples, plant, ends, 15)
+    assert [t for t in ends if found[t]] == [at(10, 45), at(11), at(11, 15)]
+    assert [
+        (t, step, [c.fingerprint for c in cs]) for t, pairs in early.items() for step, cs in pairs
+    ] == [(at(10, 45), at(10, 35), ["data_quality:testsite:wx1:frozen_values"])]

@@ -8,7 +8,7 @@ Dagster `alerts` asset feeds them window KPI rows (`hourly_kpis_range(..., windo
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -174,6 +174,34 @@ def frozen_windows(
             )
         )  # fmt: skip
     return out
+
+
+LIVE_STEP = timedelta(
+    minutes=5
+)  # how often the running hour is judged live (PVP_KPI_LIVE_INTERVAL_S)
+
+
+def frozen_by_end(
+    samples, plant, ends: list[datetime], window_min: int, thresholds=None
+) -> tuple[dict[datetime, list[AlertCandidate]], dict[datetime, list]]:
+    """(`frozen_windows` at each window end; for the findings new at an end, the first live step
+    inside that window at which they already held: {end: [(step, [candidates])]}). A stuck value is
+    known once it has been flat long enough, not at the next quarter hour: live, the running hour is
+    judged every `LIVE_STEP`, so a back-fill opens it at the step where a live run would have."""
+    found, early, before = {}, {}, set()
+    for end in ends:
+        found[end] = frozen_windows(samples, plant, end, window_min, thresholds)
+        new = {c.fingerprint for c in found[end]} - before
+        before = {c.fingerprint for c in found[end]}
+        step = end - timedelta(minutes=window_min) + LIVE_STEP
+        while new and step < end:
+            at_step = [c for c in frozen_windows(samples, plant, step, window_min, thresholds)
+                       if c.fingerprint in new]  # fmt: skip
+            if at_step:
+                early.setdefault(end, []).append((step, at_step))
+                new -= {c.fingerprint for c in at_step}
+            step += LIVE_STEP
+    return found, early
 
 
 def window_ends(start: datetime, end: datetime, window_min: int) -> list[datetime]:

@@ -18,7 +18,7 @@ from pv_platform.alerts.limits import fleet_from_settings, kpi_thresholds
 from pv_platform.alerts.window_judge import WindowJudge
 from pv_platform.alerts.window_rules import (
     WINDOW_RULES,
-    frozen_windows,
+    frozen_by_end,
     judged_windows,
     string_window_means,
     window_ends,
@@ -49,7 +49,7 @@ def _windows(telemetry, plant, limits: dict, start: datetime, end: datetime, now
     step_s = window_min * 60
     closed_end = min(end, datetime.fromtimestamp(now.timestamp() // step_s * step_s, tz=UTC))
     if window_min >= 60 or closed_end <= start:
-        return window_min, timedelta(0), [], WindowJudge(pd.DataFrame(), pd.DataFrame(), 60), {}
+        return window_min, timedelta(0), [], WindowJudge(pd.DataFrame(), pd.DataFrame(), 60), {}, {}
     holds = max(
         max(t.window_hold, t.window_held, t.string_outlier_windows, t.frozen_windows)
         for t in limits.values()
@@ -67,8 +67,9 @@ def _windows(telemetry, plant, limits: dict, start: datetime, end: datetime, now
     # rejected inputs are rare (and history's were received when it was imported): one look at the
     # whole range first, not one query per window for nothing
     rejected = bool(ends) and not telemetry.quarantine_counts(ends[0] - HOUR, ends[-1]).empty
+    frozen, early = frozen_by_end(samples, plant, ends, window_min, limits)
     quality = {
-        t: frozen_windows(samples, plant, t, window_min, limits)
+        t: frozen[t]
         + (
             quarantine_rate_candidates(
                 telemetry.quarantine_counts(t - HOUR, t), plant, 1.0, t, limits
@@ -84,6 +85,7 @@ def _windows(telemetry, plant, limits: dict, start: datetime, end: datetime, now
         ends,
         WindowJudge(judged_windows(rows, limits), means, window_min, limits),
         quality,
+        early,
     )
 
 
@@ -92,9 +94,12 @@ def _judge_windows(engine, done, found, ends, hour: datetime) -> tuple[list, lis
     have been live (an earlier run of the running hour judged those up to `done`: skipped), on the
     windows a run of that one hour sees (from `lead` before it: a range run judges alike): (alerts
     opened, the last window's candidates, judged with the hourly rules)."""
-    opened, (_, lead, _, judge, quality) = [], found
+    opened, (_, lead, _, judge, quality, early) = [], found
 
     def judged_at(t: datetime) -> list:
+        for step, frozen in early.get(t, []) if done is None or t > done else []:
+            # a stuck value, at the live step it was known; judging nothing else (clears nothing)
+            opened.extend(engine.process(frozen, step, set()).opened)
         active = engine.active_fingerprints()  # open alerts hold by hysteresis
         return judge.candidates(t, active, since=hour - lead) + quality.get(t, [])
 
