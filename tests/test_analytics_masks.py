@@ -226,3 +226,13 @@ def test_clock_shift_of_a_logger_that_kept_its_summer_offset():
     found = sun.clock_shift(power, d["clear"])
     precision, recall, text = _score(found, late)
     assert precision >= 0.9 and recall >= 0.9, f"clock shift: {text}"
+    # days 12-13 without data, then readings from 16:00 UTC on the 14th only (a platform started
+    # in the afternoon): no noon at 17:00 - the 14th is not judged, the median keeps the days before
+    index = d["power"].index
+    gap = (index >= pd.Timestamp("2026-06-12", tz="UTC")) & (
+        index < pd.Timestamp("2026-06-14 16:00", tz="UTC")
+    )
+    started = d["power"].where(~gap)
+    offset = sun.noon_offset_min(started, d["clear"])
+    assert offset.loc["2026-06-11":].abs().max() < 5, offset.round(1).tolist()
+    assert not sun.clock_shift(started, d["clear"]).loc["2026-06-11":].any()

@@ -14,6 +14,9 @@ CLEAR_VARIABILITY_MAX = (
 )
 MIN_CLEARSKY_WM2 = 200.0  # only judge the sensor when the modelled POA is above this
 DEVIATION_TOL = 0.07  # a clear-day sample more than 7 % off the modelled POA is suspect
+MIN_DAYLIGHT_COVER = (
+    0.9  # a day's noon is judged only when the signal covers this much of its daylight
+)
 SHIFT_TOL_MIN = 20.0  # a day whose noon is this far from the solar noon has a shifted clock
 SHIFT_DAYS = (
     7  # the noon offset is the median over this many days (clouds move a single day's centroid)
@@ -141,8 +144,16 @@ def noon_offset_min(
     idx = signal.index
     hours = ((idx - idx.floor("D")).total_seconds() / 3600.0).to_numpy()
     keys = _day_keys(idx)
-    measured = _centroid_h(np.asarray(signal, float), hours, keys)
-    modelled = _centroid_h(np.asarray(clearsky_wm2, float), hours, keys)
+    values, clear = np.asarray(signal, float), np.asarray(clearsky_wm2, float)
+    measured = _centroid_h(values, hours, keys)
+    modelled = _centroid_h(clear, hours, keys)
+    # a day whose daylight the signal does not cover has no noon to compare (the demo's live day
+    # from 18:30 UTC in Sao Paulo: a "noon" of the late afternoon, +246 min)
+    daylight = clear > MIN_CLEARSKY_WM2
+    covered = pd.Series(daylight & ~np.isnan(values)).groupby(keys).sum()
+    measured = measured.where(
+        covered >= MIN_DAYLIGHT_COVER * pd.Series(daylight).groupby(keys).sum()
+    )
     offset = ((measured - modelled) * 60.0).rolling(days, center=True, min_periods=1).median()
     offset.index = pd.to_datetime(offset.index, utc=True)
     return offset.rename("noon_offset_min")
