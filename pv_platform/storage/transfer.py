@@ -140,10 +140,11 @@ class Rows:
     def write_kpis(self, conn: sa.Connection, table: str, rows: pd.DataFrame, columns: list[str]):
         """KPI rows as multi-row INSERTs, a chunk per statement (psycopg's executemany pipelines its
         statements, and the WASM server of the tests lost sync in pipeline mode under load: "cannot
-        exit pipeline mode while busy")."""
+        exit pipeline mode while busy"). 20 rows a statement: one of 100 rows (~2,000 parameters)
+        left the WASM server hanging on this machine every time (test_timescale: 300 s timeouts)."""
         values = records(rows.loc[:, columns])
         row = "(" + ", ".join(["%s"] * len(columns)) + ")"
-        step = UNNEST_CHUNK_ROWS // 5  # ~20 values a row: about as many values per statement
+        step = UNNEST_CHUNK_ROWS // 25  # ~20 values a row: 400 values per statement
         for i in range(0, len(values), step):
             chunk = values[i : i + step]
             conn.exec_driver_sql(
