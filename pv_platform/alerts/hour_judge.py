@@ -15,12 +15,11 @@ from pv_platform.alerts.kpi_rules import (
     data_quality_candidates,
     flagged_hours,
     kpi_candidates,
-    mean_poa_wm2,
+    model_bands,
     ran_throughout,
     row_candidates,
     site_limits,
     string_outliers,
-    with_ran_throughout,
 )
 from pv_platform.alerts.model import AlertCandidate, Severity
 
@@ -63,10 +62,9 @@ def held_runs(
     if rows.empty:
         return rows, []
     site = site_limits(rows, thresholds)
-    with np.errstate(divide="ignore"):
-        limit = site["held_margin"] + site["model_uncertainty_wm2"] / mean_poa_wm2(
-            rows["insolation_poa_kwh_m2"], 1.0
-        )
+    limit = site["held_margin"] + model_bands(
+        rows["insolation_poa_kwh_m2"], site["model_uncertainty_wm2"]
+    )
     deviation = rows["expected_deviation"].to_numpy(dtype=float)
     with np.errstate(invalid="ignore"):  # NaN is not short
         shorts = np.concatenate([[0], np.cumsum(deviation < -limit)])
@@ -173,19 +171,18 @@ class HourJudge:
         thresholds: Mapping[str, KpiThresholds] | None = None,
     ) -> None:
         self.thresholds, self.back = thresholds, back
-        rows = (
-            with_ran_throughout(recent_rows, thresholds) if not recent_rows.empty else recent_rows
-        )
-        self.recent, self.strings = ByTime(rows), ByTime(string_hours, "bucket")
+        self.recent, self.strings = ByTime(recent_rows), ByTime(string_hours, "bucket")
         self.failed = ByTime(failed_checks)
-        flagged, short = flagged_hours(rows, thresholds)
+        flagged, short = flagged_hours(recent_rows, thresholds)
         self.flagged = _by_hour(flagged, list(zip(flagged.itertuples(), short, strict=True)))
-        judged, runs = held_runs(rows, thresholds, back)
+        judged, runs = held_runs(recent_rows, thresholds, back)
         self.held = _by_hour(judged, runs)
-        if rows.empty:
+        if recent_rows.empty:
             self.clear: dict[pd.Timestamp, list] = {}
         else:
-            inverters = rows[(rows["device_id"] != "*") & rows["availability_time"].notna()]
+            inverters = recent_rows[
+                (recent_rows["device_id"] != "*") & recent_rows["availability_time"].notna()
+            ]
             ok = (
                 inverters["availability_time"].to_numpy(dtype=float)
                 >= site_limits(inverters, thresholds)["availability_min"]

@@ -73,7 +73,7 @@ def flagged_hours(
     ran = ran_throughout(inverters, thresholds).to_numpy(dtype=bool)
     site = site_limits(inverters, thresholds)
     with np.errstate(divide="ignore", invalid="ignore"):  # NaN compares False
-        band = site["model_uncertainty_wm2"] / mean_poa_wm2(inverters["insolation_poa_kwh_m2"], 1.0)
+        band = model_bands(inverters["insolation_poa_kwh_m2"], site["model_uncertainty_wm2"])
         deviation = inverters["expected_deviation"].to_numpy(dtype=float)
         short = (
             ran
@@ -171,8 +171,7 @@ def model_band(insolation_kwh_m2: float, t: KpiThresholds, hours: float = 1.0) -
 
     insolation_kwh_m2 : POA insolation of the window [kWh/m2]; hours : the window's length [h]
     """
-    poa_wm2 = insolation_kwh_m2 * 1000.0 / hours if insolation_kwh_m2 == insolation_kwh_m2 else 0.0
-    return t.model_uncertainty_wm2 / poa_wm2 if poa_wm2 > 0 else float("inf")
+    return float(model_bands(np.array([insolation_kwh_m2]), t.model_uncertainty_wm2, hours)[0])
 
 
 def site_limits(
@@ -187,11 +186,13 @@ def site_limits(
     }
 
 
-def mean_poa_wm2(insolation_kwh_m2: pd.Series, hours: float) -> np.ndarray:
-    """Mean POA irradiance [W/m2] of windows `hours` long; 0 where unknown or not positive (divided
-    by, a model band of infinity: never judged), as `model_band`."""
-    poa_wm2 = insolation_kwh_m2.to_numpy(dtype=float) * 1000.0 / hours
-    return np.where(poa_wm2 > 0, poa_wm2, 0.0)
+def model_bands(insolation_kwh_m2, uncertainty_wm2, hours=1.0) -> np.ndarray:
+    """`model_band` of many windows at once: `uncertainty_wm2` [W/m2] over each window's mean POA
+    (insolation [kWh/m2] over `hours` [h]; each may be per window or one for all); infinity where the
+    insolation is unknown or not positive (never judged)."""
+    poa_wm2 = np.asarray(insolation_kwh_m2, dtype=float) * 1000.0 / hours
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(poa_wm2 > 0, uncertainty_wm2 / poa_wm2, np.inf)
 
 
 def _availability_candidate(row, availability: float, now: datetime) -> AlertCandidate:
@@ -247,24 +248,11 @@ DOWNTIME_COLUMNS = [
 ]
 
 
-RAN_THROUGHOUT = "ran_throughout"  # the column `with_ran_throughout` adds
-
-
-def with_ran_throughout(
-    rows: pd.DataFrame, thresholds: Mapping[str, KpiThresholds] | None
-) -> pd.DataFrame:
-    """`rows` with the column `ran_throughout` (see `ran_throughout`), which the rules then read
-    instead of computing it again: a range run judges each of its hours on overlapping slices."""
-    return rows.assign(**{RAN_THROUGHOUT: ran_throughout(rows, thresholds)})
-
-
 def ran_throughout(rows: pd.DataFrame, thresholds: Mapping[str, KpiThresholds] | None) -> pd.Series:
     """Per inverter-hour row: no downtime of any kind (a missing part counts as downtime) and at least
     the site's minimum insolation (missing insolation: not judged)."""
     if rows.empty:
         return pd.Series(dtype=bool)
-    if RAN_THROUGHOUT in rows.columns:
-        return rows[RAN_THROUGHOUT]
     downtime_s = rows[DOWNTIME_COLUMNS].fillna(1.0).sum(axis=1)
     min_sun = rows["site_id"].map(
         {

@@ -17,7 +17,7 @@ from pv_platform.alerts.kpi_rules import (
     DOWNTIME_COLUMNS,
     KpiThresholds,
     _availability_candidate,
-    model_band,
+    model_bands,
 )
 from pv_platform.alerts.model import AlertCandidate, Severity
 from pv_platform.kpi.flatness import moves_at_resolution, peers_held_still, resolution_of
@@ -51,10 +51,10 @@ def judged_windows(
         & (mean_poa_kwh_m2_h >= limits.map(lambda t: t.min_insolation_kwh_m2))
         & (inv["samples"] >= limits.map(lambda t: t.window_min_samples))
     )
-    band = [
-        model_band(i, t, h)
-        for i, t, h in zip(inv["insolation_poa_kwh_m2"], limits, inv["period_h"], strict=True)
-    ]
+    uncertainty_wm2 = limits.map(lambda t: t.model_uncertainty_wm2).to_numpy(dtype=float)
+    band = model_bands(
+        inv["insolation_poa_kwh_m2"], uncertainty_wm2, inv["period_h"].to_numpy(float)
+    )
     return inv.assign(t=pd.to_datetime(inv["period_start"], utc=True), band=band, judged=judged)
 
 
