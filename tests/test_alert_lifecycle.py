@@ -94,8 +94,8 @@ def test_a_whole_day_outage_is_critical_through_dusk_until_the_inverter_produces
     assert row["state"] == "resolved" and row["resolved_by"] == "auto", seen
     assert row["resolved_at"] >= at(6, day=1)
     lines = row["message"].split("\n")
-    # opened by the first 15-minute window; the hour's total loss (CRITICAL) appended, not overwritten
-    assert lines[0] == "inv1: no production in the 15 minutes from 2026-06-21 06:00 UTC"
+    # opened by the first 10-minute window; the hour's total loss (CRITICAL) appended, not overwritten
+    assert lines[0] == "inv1: no production in the 10 minutes from 2026-06-21 06:00 UTC"
     assert len(lines) > 2 and all(line.startswith("[2026-06-2") for line in lines[1:]), lines
     assert "] inv1: total loss, no production in the hour from 2026-06-21 " in lines[1], lines
 

@@ -92,7 +92,7 @@ def test_frozen_sensor_quarantine_flood_and_held_drop_through_the_alerts_asset(
     db, pg_url, tmp_path
 ):
     """A simulated day through the hourly KPIs and the `alerts` asset (hour by hour, each judging its
-    15-minute windows as they close): inv2 converts 12 % less from 10:00 to 12:00, wx1's irradiance freezes from 13:00 to 14:00 and its gateway sends 40 malformed
+    10-minute windows as they close): inv2 converts 12 % less from 10:00 to 12:00, wx1's irradiance freezes from 13:00 to 14:00 and its gateway sends 40 malformed
     payloads at 15:10. Expected: underperformance for inv2 (held), data_quality for wx1 (frozen_values,
     quarantine), nothing else from the healthy dawn (04:00-06:00) to dusk."""
     import dagster as dg
@@ -151,13 +151,13 @@ def test_frozen_sensor_quarantine_flood_and_held_drop_through_the_alerts_asset(
         # the weather station's fault, not a second cause (incidents group it under the station)
         "data_quality:testsite:*:pr_plausible",
     }, summary
-    # the drop's second 15-minute window closes at 10:30 (held over 2 windows; then held by hysteresis,
-    # one alert to its end), frozen when the 13:30 window closes (30 min stuck), the flood when the
-    # 15:15 window closes (the hour up to it over the limit), not at their hours' ends
-    assert opened["underperformance:testsite:inv2"] == at(10, 30), summary
+    # the drop's second 10-minute window closes at 10:20 (held over 2 windows; then held by hysteresis,
+    # one alert to its end), frozen when the 13:20 window closes (20 min stuck), the flood when the
+    # 15:20 window closes (the hour up to it over the limit), not at their hours' ends
+    assert opened["underperformance:testsite:inv2"] == at(10, 20), summary
     assert len(rows) == 4, summary
-    assert opened["data_quality:testsite:wx1:frozen_values"] == at(13, 30), summary
-    assert opened["data_quality:testsite:wx1:quarantine"] == at(15, 15), summary
+    assert opened["data_quality:testsite:wx1:frozen_values"] == at(13, 20), summary
+    assert opened["data_quality:testsite:wx1:quarantine"] == at(15, 20), summary
 
 
 def test_an_hour_with_missing_data_is_not_judged_for_plausible_pr():

@@ -33,7 +33,7 @@ class KpiThresholds:
     string_outlier_fraction: float = 0.80  # a string's hourly mean current below this share of the
     string_outlier_hours: int = 3  # site's median string, in this many judged hours running
     # the same rules on sub-hourly windows (`window_rules`): judged as each window closes
-    window_min: int = 15  # window length [min] (a divisor of 60; 60: hourly rules only)
+    window_min: int = 10  # window length [min] (a divisor of 60; 60: hourly rules only)
     window_hold: int = 1  # the full shortfall (margin + band) in this many windows running ...
     window_held: int = 2  # ... or the held shortfall (held_margin + band) in this many
     string_outlier_windows: int = 2  # a string below the fraction in this many windows running
