@@ -1,7 +1,7 @@
 """The alert scorer's platform route (issue 17): a scenario through the platform as users run it. The
 simulator and `pvp collect` on one accelerated clock land the readings; the real `dagster-daemon` (the
 project's dagster.yaml and workspace, its own Dagster database) ingests them by the landing sensor and
-computes the KPIs and the KPI alerts by `hourly_kpis_sensor` (the running hour's 15-minute windows as
+computes the KPIs and the KPI alerts by `hourly_kpis_sensor` (the running hour's 10-minute windows as
 they close), all on the same platform clock (PVP_CLOCK_START/SPEED/ANCHOR). Nobody launches a run."""
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ settings blocks (maintenance windows, grid limits, alert thresholds, the owner r
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, get_args
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AliasChoices,
@@ -102,7 +102,7 @@ class AlertLimits(StrictModel):
     quarantine_per_hour_max: float | None = Field(default=None, ge=0)
     string_outlier_fraction: float | None = Field(default=None, gt=0, lt=1)
     string_outlier_hours: int | None = Field(default=None, ge=1)
-    window_min: int | None = Field(default=None, ge=5, le=60, multiple_of=5)
+    window_min: Literal[5, 10, 15, 20, 30, 60] | None = None  # [min]: windows that tile the hour
     window_hold: int | None = Field(default=None, ge=1)
     window_held: int | None = Field(default=None, ge=1)
     string_outlier_windows: int | None = Field(default=None, ge=1)

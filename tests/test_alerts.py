@@ -440,6 +440,10 @@ def test_threshold_errors_name_the_file_the_site_and_the_field():
         ValueError, match=r"PVP_ALERT_THRESHOLDS: min_efficiency: .*less than or equal to 1"
     ):
         fleet_limits({"min_efficiency": 1.5})
+    # a window length that does not tile the hour (the window KPIs add up to the hourly ones)
+    with pytest.raises(ValueError, match=r"window_min: Input should be 5, 10, 15, 20, 30 or 60"):
+        fleet_limits({"window_min": 25})
+    assert fleet_limits({"window_min": 15}) == {"window_min": 15}
 
 
 def _kpi_alerts(db, plant, landing, start: datetime, end: datetime) -> pd.DataFrame:

@@ -1,4 +1,4 @@
-"""KPI alert rules on sub-hourly windows (15 minutes by default): `underperformance`,
+"""KPI alert rules on sub-hourly windows (10 minutes by default): `underperformance`,
 `availability_drop` and `string_outlier` judged as each window closes, not once its hour is over (the
 hourly rules of `kpi_rules` detected a fault 1.5-2 h after it began). The same gates as the hourly
 rules: the minimum irradiance (mean POA of the window), the expected-power model's uncertainty band,

@@ -1,5 +1,5 @@
 """The `alerts` asset: the KPI alert rules judged on every hour whose KPIs were computed, and on the
-closed 15-minute windows of each hour (the running hour's too, as its data arrive)."""
+closed 10-minute windows (`window_min`) of each hour (the running hour's too, as its data arrive)."""
 
 from bisect import bisect_right
 from datetime import UTC, datetime, timedelta
