@@ -6,10 +6,7 @@ they close), all on the same platform clock (PVP_CLOCK_START/SPEED/ANCHOR). Nobo
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 import psycopg
+
+from pv_platform.services import stop_group
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -56,16 +55,7 @@ def start_daemon(env: dict, work: Path) -> subprocess.Popen:
 
 
 def stop_daemon(daemon: subprocess.Popen) -> None:
-    os.killpg(daemon.pid, signal.SIGTERM)
-    try:
-        daemon.wait(60)
-    except subprocess.TimeoutExpired:
-        os.killpg(daemon.pid, signal.SIGKILL)
-        daemon.wait(10)
-    # a code server the daemon started can outlive it (seen: one still running 16 min after its test,
-    # at 1 % CPU): nothing of the daemon's group stays
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(daemon.pid, signal.SIGKILL)
+    stop_group(daemon)
 
 
 def wait_settled(

@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -344,17 +342,11 @@ def start_daemon(env: dict, tmp_path: Path):
 
 
 def stop_daemon(daemon: subprocess.Popen, log) -> None:
-    """SIGTERM to the daemon's group (SIGKILL after 60 s), then its log closed."""
-    os.killpg(daemon.pid, signal.SIGTERM)
-    try:
-        daemon.wait(60)
-    except subprocess.TimeoutExpired:
-        os.killpg(daemon.pid, signal.SIGKILL)
-        daemon.wait(10)
-    # a code server the daemon started can outlive it (seen: one still running 16 min after its test,
-    # at 1 % CPU): nothing of the daemon's group stays
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(daemon.pid, signal.SIGKILL)
+    """SIGTERM to the daemon's group (SIGKILL after 60 s; nothing of the group stays), then its log
+    closed."""
+    from pv_platform.services import stop_group
+
+    stop_group(daemon)
     log.close()
 
 
