@@ -12,6 +12,7 @@ import pandas as pd
 
 from pv_platform.alerts.kpi_rules import (
     KpiThresholds,
+    cleared_fingerprints,
     data_quality_candidates,
     flagged_hours,
     kpi_candidates,
@@ -177,22 +178,11 @@ class HourJudge:
         self.flagged = _by_hour(flagged, list(zip(flagged.itertuples(), short, strict=True)))
         judged, runs = held_runs(recent_rows, thresholds, back)
         self.held = _by_hour(judged, runs)
-        if recent_rows.empty:
-            self.clear: dict[pd.Timestamp, list] = {}
-        else:
-            inverters = recent_rows[
-                (recent_rows["device_id"] != "*") & recent_rows["availability_time"].notna()
-            ]
-            ok = (
-                inverters["availability_time"].to_numpy(dtype=float)
-                >= site_limits(inverters, thresholds)["availability_min"]
-            )
-            fps = (
-                "availability_drop:" + inverters["site_id"] + ":" + inverters["device_id"]
-            ).tolist()
-            self.clear = _by_hour(
-                inverters, [fp if o else None for fp, o in zip(fps, ok, strict=True)]
-            )
+        self.clear = (
+            _by_hour(*cleared_fingerprints(recent_rows, thresholds))
+            if not recent_rows.empty
+            else {}
+        )
 
     def candidates(self, start: datetime, end: datetime) -> list[AlertCandidate]:
         """Every KPI candidate of the hour [start, end), judged at `end`."""

@@ -214,6 +214,23 @@ def _availability_candidate(row, availability: float, now: datetime) -> AlertCan
     )  # fmt: skip
 
 
+def cleared_fingerprints(
+    hour_rows: pd.DataFrame, thresholds: Mapping[str, KpiThresholds] | None
+) -> tuple[pd.DataFrame, list[str | None]]:
+    """(the inverter rows with availability known (a night hour is no evidence); per row, the
+    `availability_drop` fingerprint it shows clear - availability at or above the site's limit - or
+    None)."""
+    rows = hour_rows[(hour_rows["device_id"] != "*") & hour_rows["availability_time"].notna()]
+    if rows.empty:
+        return rows, []
+    ok = (
+        rows["availability_time"].to_numpy(float)
+        >= site_limits(rows, thresholds)["availability_min"]
+    )
+    fps = ("availability_drop:" + rows["site_id"] + ":" + rows["device_id"]).tolist()
+    return rows, [fp if o else None for fp, o in zip(fps, ok, strict=True)]
+
+
 def kpi_cleared(
     hour_rows: pd.DataFrame,
     thresholds: Mapping[str, KpiThresholds] | None = None,
@@ -224,20 +241,14 @@ def kpi_cleared(
     hours are no evidence."""
     if hour_rows.empty:
         return set()
-    rows = hour_rows[(hour_rows["device_id"] != "*") & hour_rows["availability_time"].notna()]
+    rows = hour_rows
     if start is not None:
         rows = rows[pd.to_datetime(rows["period_start"], utc=True) >= pd.Timestamp(start)]
-    if rows.empty:  # night, or no data: no evidence
-        return set()
+    rows = rows[(rows["device_id"] != "*") & rows["availability_time"].notna()]
     latest = rows.sort_values("period_start", kind="stable").drop_duplicates(
         ["site_id", "device_id"], keep="last"
     )
-    return {
-        f"availability_drop:{r.site_id}:{r.device_id}"
-        for r in latest.itertuples()
-        if r.availability_time
-        >= ((thresholds or {}).get(r.site_id) or KpiThresholds()).availability_min
-    }
+    return {fp for fp in cleared_fingerprints(latest, thresholds)[1] if fp is not None}
 
 
 DOWNTIME_COLUMNS = [
