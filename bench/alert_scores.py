@@ -247,6 +247,14 @@ def _after(alert, live1: pd.Timestamp) -> bool:
     )
 
 
+def before_switch_off(alerts: pd.DataFrame, live1: pd.Timestamp) -> pd.DataFrame:
+    """The alerts scored: the plant is switched off at the live window's end while the platform runs
+    on, so findings about the time after it (missing data) are the harness's, not alarms. (No alert at
+    all - a clean week's best result - is an empty frame with every column.)"""
+    after = [_after(a, live1) for a in alerts.itertuples()]
+    return alerts[~pd.Series(after, index=alerts.index, dtype=bool)]
+
+
 def _evidence(alert) -> datetime | None:
     """When a KPI alert's evidence starts (its judged hour or window), else None."""
     hour = (getattr(alert, "context", None) or {}).get("hour")
@@ -329,11 +337,7 @@ def run_scenario(source: Path | dict, admin_url: str, mqtt_url: str, daemon: boo
             run_live(spec, work, env)
             kpi_rules(url, work, start, end, 1 if (end - start) <= timedelta(hours=24) else 48)
         alerts, incidents = AlertStore(db.engine).list(limit=None), IncidentStore(db.engine).list()
-        # the plant is switched off at the live window's end while the platform runs on: findings
-        # about the time after it (missing data) are the harness's, not alarms
-        live1 = pd.Timestamp(spec["live"]["end"])
-        after = [_after(a, live1) for a in alerts.itertuples()]
-        alerts = alerts[[not x for x in after]]
+        alerts = before_switch_off(alerts, pd.Timestamp(spec["live"]["end"]))
     finally:
         db.dispose()
         drop_database(admin_url, name)

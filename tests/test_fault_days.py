@@ -35,3 +35,24 @@ def test_a_seed_gives_one_valid_fault_day():
         "modbus_garbage", "grid_outage", "string_disconnect", "hot_spot", "device_silent",
         "malformed_payloads",
     }  # fmt: skip
+
+
+def test_a_run_without_any_alert_scores_perfect_precision():
+    """A clean week's best result - no alert at all - is scored, not a crash (it was: selecting the
+    rows of an empty frame by an empty list dropped its columns, KeyError 'rule')."""
+    from bench.alert_scores import before_switch_off, score
+
+    columns = ["id", "rule", "site_id", "device_id", "opened_at", "context", "message"]
+    none = before_switch_off(pd.DataFrame(columns=columns), pd.Timestamp("2026-06-21T11:30Z"))
+    assert list(none.columns) == columns and none.empty
+    result = score(none, pd.DataFrame(), [])
+    assert (result["alerts"], result["precision"], result["recall"]) == (0, 1.0, None)
+    # an alert about the hour the plant was switched off in is the harness's, one before it is scored
+    found = pd.DataFrame(
+        [[1, "availability_drop", "zrh", "inv1", pd.Timestamp("2026-06-21T12:00Z"),
+          {"hour": "2026-06-21T11:00Z"}, "x"],
+         [2, "underperformance", "zrh", "inv1", pd.Timestamp("2026-06-21T10:20Z"),
+          {"hour": "2026-06-21T10:00Z"}, "y"]], columns=columns,
+    )  # fmt: skip
+    kept = before_switch_off(found, pd.Timestamp("2026-06-21T11:30Z"))
+    assert kept["id"].tolist() == [2]
