@@ -156,10 +156,11 @@ def _frame(rows):
     return pd.DataFrame(rows, columns=["site_id", "device_id", "metric", "ts", "value"])
 
 
-def _checks(samples, plant, start, end, now):
+def _checks(samples, plant, start, end, now, speed: float = 1.0):
     kpis = hourly_kpis_range(samples, plant, start, end)
     return {
-        (o.site_id, o.hour, o.name): o for o in run_checks(samples, kpis, plant, start, end, now)
+        (o.site_id, o.hour, o.name): o
+        for o in run_checks(samples, kpis, plant, start, end, now, speed)
     }
 
 
@@ -206,6 +207,26 @@ def test_the_running_hour_is_judged_on_its_minutes_so_far_and_zero_hz_is_an_outa
         later[("a", pd.Timestamp(T0 + timedelta(hours=1)), "completeness")].detail
         == "hour not started yet"
     )
+
+
+def test_an_accelerated_running_hour_allows_its_ingest_a_minute_of_wall_time():
+    """Readings up to 7 min past the hour, judged 22 min into it: at real time the 15 minutes missing
+    beyond the 5-min allowance fail completeness; at 30x the allowance is 60 wall s, 30 platform
+    minutes (a segment waits for the sensor's tick and an ingest run: the clean week through the
+    daemon got four false completeness alerts at 11:22, coverage 0.43, from readings still on their
+    way), so the hour is not judged yet, and a gap older than that fails alike."""
+    plant = _two_sites()
+    rows = _series("a", T0 - timedelta(minutes=15), T0 + timedelta(minutes=7), 700.0, 50_000.0)
+    key, hour = pd.Timestamp(T0), (T0, T0 + timedelta(hours=1))
+    real = _checks(_frame(rows), plant, *hour, T0 + timedelta(minutes=22))[
+        ("a", key, "completeness")
+    ]
+    assert not real.passed and real.metadata["minutes_judged"] == 17, real.detail
+    fast = _checks(_frame(rows), plant, *hour, T0 + timedelta(minutes=22), speed=30.0)
+    assert fast[("a", key, "completeness")].detail == "hour not started yet"
+    later = _checks(_frame(rows), plant, *hour, T0 + timedelta(minutes=50), speed=30.0)
+    late = later[("a", key, "completeness")]
+    assert not late.passed and late.metadata["minutes_judged"] == 20, late.detail
 
 
 # -- days close where DST skips local midnight; the History page's dates ----------------------------

@@ -186,7 +186,7 @@ def frozen_by_end(
 ) -> tuple[dict[datetime, list[AlertCandidate]], dict[datetime, list]]:
     """(`frozen_windows` at each window end; for the findings new at an end, the first live step
     inside that window at which they already held: {end: [(step, [candidates])]}). A stuck value is
-    known once it has been flat long enough, not at the next quarter hour: live, the running hour is
+    known once it has been flat long enough, not at the next window end: live, the running hour is
     judged every `LIVE_STEP`, so a back-fill opens it at the step where a live run would have."""
     found, early, before = {}, {}, set()
     for end in ends:

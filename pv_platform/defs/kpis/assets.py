@@ -149,7 +149,7 @@ def hourly_kpis(
             "metadata": o.metadata,
         }
         for o in [
-            *run_checks(samples, rows, model, window.start, window.end, clock.now()),
+            *run_checks(samples, rows, model, window.start, window.end, clock.now(), clock.speed()),
             *mask_checks(samples, model, window.start, window.end),
         ]
     ]
