@@ -460,3 +460,67 @@ def test_a_stuck_value_is_known_at_the_live_step_it_held_long_enough():
     assert [
         (t, step, [c.fingerprint for c in cs]) for t, pairs in early.items() for step, cs in pairs
     ] == [(at(10, 45), at(10, 35), ["data_quality:testsite:wx1:frozen_values"])]
+
+
+def test_a_window_is_judged_once_its_readings_are_stored_not_before(db, pg_url, tmp_path):
+    """Live, a window closes before its last readings are stored (they wait for the landing sensor's
+    tick and an ingest run: 30 wall s, 15 platform minutes at 30x). inv2 converts 14 % less from
+    10:00 (held over two windows: no hourly rule sees it yet). At 10:20 only the readings before 10:11
+    are stored: the window 10:10-10:20 is held back - judged then, on one sample, it was not judged
+    at all and, once a later window closed, never again: the drop was opened at 10:31 for the window
+    to 10:30. The hour's next run, at 10:31 with the rest stored, judges it at its end: opened at 10:20."""
+    import dataclasses
+
+    import dagster as dg
+
+    from integrations.simulator.runner import backfill_landing
+    from pv_platform import clock
+    from pv_platform.defs.alerts.assets import alerts
+    from pv_platform.defs.kpis.assets import hourly_kpis
+    from pv_platform.defs.resources import platform_resources
+    from pv_platform.landing import list_closed, read_segment, segment_path
+
+    plant = parse_plant(demo_plant_dict([15020, 15021, 15022]))
+    plant_file, landing = tmp_path / "plant.yaml", tmp_path / "landing"
+    dump_plant(plant, plant_file)
+    scenario = Scenario.model_validate({"faults": [
+        {"kind": "efficiency_drop", "device": "inv2", "loss": 0.14, "start": at(10), "end": at(12)},
+    ]})  # fmt: skip
+    backfill_landing(plant, landing, 4, at(8, 45), at(11), 60, scenario)
+    segments = [read_segment(segment_path(landing, sid)) for sid in list_closed(landing)]
+
+    def store_before(cut: datetime) -> None:
+        for seg in segments:
+            lines = [x for x in seg.csv_body.splitlines() if pd.Timestamp(x.split(",")[1]) < cut]
+            db.telemetry.ingest_segment(dataclasses.replace(
+                seg, segment_id=f"{seg.segment_id}-{cut:%H%M}", columns=None,
+                csv_body="".join(f"{x}\n" for x in lines)))  # fmt: skip
+
+    resources = platform_resources(
+        database_url=pg_url, landing_dir=str(landing), plant_file=str(plant_file)
+    )
+    under = "underperformance:testsite:inv2"
+    with dg.instance_for_test() as instance:
+
+        def run_at(now: datetime) -> str:
+            clock.set_clock(now, 1.0)
+            try:
+                result = dg.materialize([hourly_kpis, alerts], partition_key="2026-06-21-10:00",
+                                        instance=instance, resources=resources)  # fmt: skip
+            finally:
+                clock.set_clock()
+            return (
+                result.asset_materializations_for_node("alerts")[0].metadata["evaluated_to"].value
+            )
+
+        store_before(at(10, 11))
+        assert run_at(at(10, 20)) == at(10, 10).isoformat()  # 10:10-10:20 waits for its data
+        assert under not in set(AlertStore(db.engine).list()["fingerprint"])
+        store_before(at(10, 31))
+        assert run_at(at(10, 31)) == at(10, 30).isoformat()
+    rows = AlertStore(db.engine).list()
+    found = rows[rows["fingerprint"] == under]
+    assert len(found) == 1, rows[["fingerprint", "opened_at", "message"]].to_string()
+    assert found["opened_at"].iloc[0] == at(10, 20)
+    assert "last 2 10-minute windows" in found["message"].iloc[0]
+    assert "to 2026-06-21 10:20 UTC" in found["message"].iloc[0]

@@ -119,6 +119,11 @@ class SampleSet(Mapping[EntityKey, pd.Series]):
     def arrays(self, key: EntityKey) -> Arrays | None:
         return self._arrays.get(key)
 
+    def newest(self) -> datetime | None:
+        """The time of the newest sample of any entity (None: no sample)."""
+        last = [int(ts[-1]) for ts, _ in self._arrays.values() if len(ts)]
+        return pd.Timestamp(max(last), unit="us", tz="UTC").to_pydatetime() if last else None
+
     def run_starts(self, key: EntityKey) -> np.ndarray:
         """For each sample of an entity, the index where its run of one repeated value begins
         (computed once per entity: the frozen-value rule asks at every window end)."""

@@ -32,6 +32,7 @@ from pv_platform.defs.resources import (
     TelemetryResource,
 )
 from pv_platform.kpi.hourly import EDGE_MARGIN, HOURLY_METRICS, hourly_kpis_range
+from pv_platform.kpi.quality import ingest_lag_s
 from pv_platform.settings import get_settings
 from pv_platform.vocabulary import MpptMetric, mppt_metric
 
@@ -39,17 +40,28 @@ HOUR = timedelta(hours=1)
 MAX_MPPT = 12  # string inputs read per inverter for the window string rule
 
 
-def _windows(telemetry, plant, limits: dict, start: datetime, end: datetime, now):
-    """(window length [min], how far the holds reach back, window ends closed in (start, end] by
-    `now`, the `WindowJudge` of the judged window KPI rows and string means, data-quality candidates
-    by window end: frozen values, and quarantine rates over the hour up to each window's end) for
-    the sub-hourly rules: window KPIs from the telemetry, reaching back over the longest hold, not
-    stored. No windows when the rules are hourly (`window_min` 60)."""
+def _floor(t: datetime, step_s: int) -> datetime:
+    return datetime.fromtimestamp(t.timestamp() // step_s * step_s, tz=UTC)
+
+
+def _windows(telemetry, plant, limits: dict, start: datetime, end: datetime, now, lag_s: float):
+    """(window length [min], how far the holds reach back, window ends closed in (start, end] and
+    judged now, the `WindowJudge` of the judged window KPI rows and string means, data-quality
+    candidates by window end: frozen values, and quarantine rates over the hour up to each window's
+    end) for the sub-hourly rules: window KPIs from the telemetry, reaching back over the longest
+    hold, not stored. No windows when the rules are hourly (`window_min` 60).
+
+    A window closed by `now` (the platform clock) is judged once a reading from its end on is stored,
+    or `lag_s` after its end (`ingest_lag_s`: a silent plant is not waited for): a window judged while
+    its last minutes were still on their way was judged on part of its data, once (at 30x, 30 wall s
+    of ingest are 15 minutes: a 10-minute window judged on nothing). The hour is run again when they
+    land, and judges it then."""
     window_min = min((t.window_min for t in limits.values()), default=60)
     step_s = window_min * 60
-    closed_end = min(end, datetime.fromtimestamp(now.timestamp() // step_s * step_s, tz=UTC))
+    closed_end = min(end, _floor(now, step_s))
+    none = window_min, timedelta(0), [], WindowJudge(pd.DataFrame(), pd.DataFrame(), 60), {}, {}
     if window_min >= 60 or closed_end <= start:
-        return window_min, timedelta(0), [], WindowJudge(pd.DataFrame(), pd.DataFrame(), 60), {}, {}
+        return none
     holds = max(
         max(t.window_hold, t.window_held, t.string_outlier_windows, t.frozen_windows)
         for t in limits.values()
@@ -57,6 +69,10 @@ def _windows(telemetry, plant, limits: dict, start: datetime, end: datetime, now
     lead = holds * timedelta(seconds=step_s)
     first = start - lead
     samples = telemetry.sample_set(first - EDGE_MARGIN, closed_end + EDGE_MARGIN, HOURLY_METRICS)
+    stored = max(samples.newest() or first, now - timedelta(seconds=lag_s))
+    closed_end = min(closed_end, _floor(stored, step_s))
+    if closed_end <= start:
+        return none
     rows = hourly_kpis_range(samples, plant, first, closed_end, window_min=window_min)
     strings = telemetry.sample_set(
         first, closed_end, [mppt_metric(i, MpptMetric.DC_CURRENT) for i in range(1, MAX_MPPT + 1)]
@@ -181,20 +197,26 @@ def alerts(
     strings = telemetry.hourly_rollup(
         window.start - back, window.end, metric_like=STRING_CURRENT_LIKE
     )
-    now = min(window.end, clock.now())
-    found = _windows(telemetry, plant.load(), limits, window.start, window.end, now)
+    platform_now = clock.now()
+    now = min(window.end, platform_now)
+    found = _windows(telemetry, plant.load(), limits, window.start, window.end, platform_now,
+                     ingest_lag_s(clock.speed()))  # fmt: skip
     hours = (window.end - window.start).total_seconds() / 3600.0
     rejected = telemetry.quarantine_counts(window.start, window.end)
     extra = quarantine_rate_candidates(rejected, plant.load(), hours, window.end, limits)
     engine = alert_service.engine()  # with the notifiers: MQTT and webhook
     inputs = (recent, strings, failed, back, limits)
-    opened, result = _judge_hours(engine, _evaluated_to(context), window, now, inputs, found, extra)
+    done = _evaluated_to(context)
+    opened, result = _judge_hours(engine, done, window, now, inputs, found, extra)
     if not engine.flush(timeout_s=30.0):  # the run process exits next: deliver first
         context.log.warning("some alert notifications were still under way after 30 s")
     return dg.MaterializeResult(
         metadata={
             "opened": len(opened),
-            "evaluated_to": now.isoformat(),
+            # the newest window judged: a window held back for its data is judged by a later run
+            "evaluated_to": max(
+                found[2][-1] if found[2] else window.start, done or window.start
+            ).isoformat(),  # fmt: skip
             "still_active": result["updated"],
             "resolved": result["resolved"],
             "suppressed": result["suppressed"],
