@@ -524,3 +524,28 @@ def test_a_window_is_judged_once_its_readings_are_stored_not_before(db, pg_url, 
     assert found["opened_at"].iloc[0] == at(10, 20)
     assert "last 2 10-minute windows" in found["message"].iloc[0]
     assert "to 2026-06-21 10:20 UTC" in found["message"].iloc[0]
+
+
+def test_a_window_availability_drop_names_its_window_not_an_hour():
+    """A 10-minute window at 70 % reads as that window (it read "availability 70% in the hour from
+    14:30 UTC": no hour starts at 14:30); a window with no production says so."""
+    from pv_platform.alerts.window_rules import availability_windows
+
+    def window(minute: int, availability: float, forced_s: float) -> dict:
+        return {"site_id": "s", "device_id": "inv2", "period_start": pd.Timestamp(at(14, minute)),
+                "period_h": 10 / 60, "availability_time": availability, "time_forced_outage_s": forced_s,
+                "t": pd.Timestamp(at(14, minute))}  # fmt: skip
+
+    partial = availability_windows(
+        pd.DataFrame([window(30, 0.7, 180.0)]), at(14, 30), at(14, 40), at(14, 40)
+    )
+    assert [c.message for c in partial] == [
+        "inv2: availability 70% in the 10 minutes from 2026-06-21 14:30 UTC (3 min forced outage)"
+    ]
+    assert partial[0].context["availability"] == 0.7
+    dead = availability_windows(
+        pd.DataFrame([window(40, 0.0, 600.0)]), at(14, 40), at(14, 50), at(14, 50)
+    )
+    assert [(c.message, c.severity.name) for c in dead] == [
+        ("inv2: no production in the 10 minutes from 2026-06-21 14:40 UTC", "MEDIUM")
+    ]

@@ -69,14 +69,14 @@ def availability_windows(
     for row in inside.sort_values("t").itertuples():
         a = row.availability_time
         if a == a and a < _limits(thresholds, row.site_id).availability_min:
-            candidate = _availability_candidate(row, a, now)
-            if candidate.severity != Severity.MEDIUM:
-                candidate = AlertCandidate(
-                    "availability_drop", Severity.MEDIUM, row.site_id, row.device_id,
-                    f"{row.device_id}: no production in the {row.period_h * 60:.0f} minutes from"
-                    f" {pd.Timestamp(row.period_start):%Y-%m-%d %H:%M} UTC", now,
-                    context={"availability": 0.0, "hour": str(row.period_start)},
-                )  # fmt: skip
+            total = _availability_candidate(row, a, now).severity != Severity.MEDIUM
+            span = f"the {row.period_h * 60:.0f} minutes from {pd.Timestamp(row.period_start):%Y-%m-%d %H:%M} UTC"
+            candidate = AlertCandidate(
+                "availability_drop", Severity.MEDIUM, row.site_id, row.device_id,
+                f"{row.device_id}: no production in {span}" if total else
+                f"{row.device_id}: availability {a:.0%} in {span} ({row.time_forced_outage_s / 60:.0f} min forced outage)",
+                now, context={"availability": 0.0 if total else float(a), "hour": str(row.period_start)},
+            )  # fmt: skip
             out[candidate.fingerprint] = candidate  # the newest window's text
     return list(out.values())
 
