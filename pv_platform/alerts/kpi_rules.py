@@ -195,13 +195,19 @@ def model_bands(insolation_kwh_m2, uncertainty_wm2, hours=1.0) -> np.ndarray:
         return np.where(poa_wm2 > 0, uncertainty_wm2 / poa_wm2, np.inf)
 
 
+def total_loss(availability: float, forced_outage_s: float) -> bool:
+    """No operating minute in the period's daylight, and some of it forced outage (not a grid outage
+    or planned downtime alone): a producing device lost."""
+    return availability == 0 and forced_outage_s > 0
+
+
 def _availability_candidate(row, availability: float, now: datetime) -> AlertCandidate:
     """MEDIUM for a drop; CRITICAL and sticky for a total loss (no operating minute in the hour's
     daylight, all of it forced outage): it stays open until the device is seen producing again."""
     hour = f"{pd.Timestamp(row.period_start):%Y-%m-%d %H:%M} UTC"
     forced_min = row.time_forced_outage_s / 60
     context = {"availability": float(availability), "hour": str(row.period_start)}
-    if availability == 0 and forced_min > 0:
+    if total_loss(availability, row.time_forced_outage_s):
         return AlertCandidate(
             "availability_drop", Severity.CRITICAL, row.site_id, row.device_id,
             f"{row.device_id}: total loss, no production in the hour from {hour} ({forced_min:.0f} min forced"

@@ -16,8 +16,8 @@ import pandas as pd
 from pv_platform.alerts.kpi_rules import (
     DOWNTIME_COLUMNS,
     KpiThresholds,
-    _availability_candidate,
     model_bands,
+    total_loss,
 )
 from pv_platform.alerts.model import AlertCandidate, Severity
 from pv_platform.kpi.flatness import moves_at_resolution, peers_held_still, resolution_of
@@ -69,7 +69,7 @@ def availability_windows(
     for row in inside.sort_values("t").itertuples():
         a = row.availability_time
         if a == a and a < _limits(thresholds, row.site_id).availability_min:
-            total = _availability_candidate(row, a, now).severity != Severity.MEDIUM
+            total = total_loss(a, row.time_forced_outage_s)
             span = f"the {row.period_h * 60:.0f} minutes from {pd.Timestamp(row.period_start):%Y-%m-%d %H:%M} UTC"
             candidate = AlertCandidate(
                 "availability_drop", Severity.MEDIUM, row.site_id, row.device_id,
