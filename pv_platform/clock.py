@@ -74,6 +74,20 @@ def speed() -> float:
     return _clock.speed
 
 
+# the newest readings may not have been loaded yet: the running hour is judged up to this long ago ...
+INGEST_LAG_S = 300.0
+# ... and in an accelerated run at least this much wall time: a landing segment waits for the
+# sensor's tick and an ingest run to launch (30 wall s seen on 2 loaded cores: 15 minutes at 30x)
+INGEST_LAG_WALL_S = 60.0
+
+
+def ingest_lag_s(speed: float | None = None) -> float:
+    """How far behind `now` readings may still be on their way to the database [s of platform time]:
+    INGEST_LAG_S, and at least INGEST_LAG_WALL_S of wall time at `speed` platform seconds per wall
+    second (None: this process's clock)."""
+    return max(INGEST_LAG_S, INGEST_LAG_WALL_S * (_clock.speed if speed is None else speed))
+
+
 def wall_s(platform_s: float) -> float:
     """Wall seconds that `platform_s` seconds of platform time take (a wait, a back-off) [s]."""
     return platform_s / _clock.speed

@@ -11,6 +11,7 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from pv_platform.clock import ingest_lag_s
 from pv_platform.defs.kpis.planning import (
     NO_OPEN_HOUR,
     RETRY_BASE_S,
@@ -160,7 +161,7 @@ def _checks(samples, plant, start, end, now, speed: float = 1.0):
     kpis = hourly_kpis_range(samples, plant, start, end)
     return {
         (o.site_id, o.hour, o.name): o
-        for o in run_checks(samples, kpis, plant, start, end, now, speed)
+        for o in run_checks(samples, kpis, plant, start, end, now, ingest_lag_s(speed))
     }
 
 

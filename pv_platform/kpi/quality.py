@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
+from pv_platform.clock import INGEST_LAG_S
 from pv_platform.kpi.flatness import moves_at_resolution, peers_held_still, resolution_of
 from pv_platform.kpi.hourly import MAX_GAP_S, PER_HOUR, STEP_S
 from pv_platform.kpi.periods import SITE_DEVICE
@@ -50,17 +51,6 @@ CHECK_NAMES = (
 
 # A value that is exactly 0 during a grid outage is data, not a broken sensor: the meter reads 0 Hz
 OUTAGE_ZERO = {Metric.GRID_FREQUENCY, Metric.AC_FREQUENCY}
-# the newest minutes of a running hour may not have been loaded yet: judged from this long ago ...
-INGEST_LAG_S = 300.0
-# ... and in an accelerated run at least this much wall time: a landing segment waits for the
-# sensor's tick and an ingest run to launch (30 wall s seen on 2 loaded cores: 15 minutes at 30x)
-INGEST_LAG_WALL_S = 60.0
-
-
-def ingest_lag_s(speed: float = 1.0) -> float:
-    """How far behind `now` the running hour's judged minutes end [s of platform time]: INGEST_LAG_S,
-    and at least INGEST_LAG_WALL_S of wall time at `speed` platform seconds per wall second."""
-    return max(INGEST_LAG_S, INGEST_LAG_WALL_S * speed)
 
 
 @dataclass(frozen=True)
@@ -125,23 +115,15 @@ def _per_hour_detail(
 
 
 def completeness(
-    series: SampleSet,
-    plant: Plant,
-    hours: _Hours,
-    end: datetime,
-    now: datetime | None = None,
-    lag_s: float = INGEST_LAG_S,
+    series: SampleSet, plant: Plant, hours: _Hours, end: datetime, up_to: datetime | None = None
 ) -> list[CheckOutcome]:
     """Fraction of each hour covered by each inverter's AC power and each POA sensor (gaps > 15 min
-    uncovered). A running hour is judged on its minutes up to `now` less `lag_s` (`ingest_lag_s`: the
-    readings of the last minutes may still be on their way); an hour with no such minute yet passes as
-    not judged. Inverters are judged on daylight minutes only (a sleeping inverter legitimately sends
-    nothing)."""
+    uncovered). A running hour is judged on its minutes up to `up_to` (now less `clock.ingest_lag_s`:
+    the last readings may still be on their way); an hour with no such minute yet passes as not judged.
+    Inverters are judged on daylight minutes only (a sleeping inverter legitimately sends nothing)."""
     judged = np.full(hours.n, PER_HOUR)
-    if now is not None:
-        minutes_done = (
-            pd.Timestamp(now) - pd.Timedelta(seconds=lag_s) - hours.index
-        ).total_seconds() // STEP_S
+    if up_to is not None:
+        minutes_done = (pd.Timestamp(up_to) - hours.index).total_seconds() // STEP_S
         judged = np.clip(np.asarray(minutes_done, dtype=int), 0, PER_HOUR)
     covered_minutes = np.arange(PER_HOUR)[None, :] < judged[:, None]
     expected = [(s.id, d.id, Metric.AC_POWER) for s in plant.sites for d in s.inverters]
@@ -387,11 +369,11 @@ def run_checks(
     start: datetime,
     end: datetime,
     now: datetime,
-    speed: float = 1.0,
+    lag_s: float = INGEST_LAG_S,
 ) -> list[CheckOutcome]:
     """Every check for every hour of [start, end) and every site: len(CHECK_NAMES) outcomes per site and
     hour. Each site is judged on its own samples (its sun, its gaps), so one site never fails another's.
-    speed : the platform clock's platform seconds per wall second (`ingest_lag_s`)"""
+    lag_s : how far behind `now` the running hour is judged (`clock.ingest_lag_s`)"""
     hours = _Hours(start, end)
     series = as_sample_set(samples)
     out: list[CheckOutcome] = []
@@ -400,7 +382,7 @@ def run_checks(
         one = Plant.model_construct(sites=[site])
         rows = kpis[kpis["site_id"] == site.id] if not kpis.empty else kpis
         outcomes = [
-            *completeness(mine, one, hours, end, now, ingest_lag_s(speed)),
+            *completeness(mine, one, hours, end, now - timedelta(seconds=lag_s)),
             *physical_ranges(mine, one, hours),
             *frozen_values(mine, hours, one),
             *future_timestamps(mine, hours, now),

@@ -32,7 +32,6 @@ from pv_platform.defs.resources import (
     TelemetryResource,
 )
 from pv_platform.kpi.hourly import EDGE_MARGIN, HOURLY_METRICS, hourly_kpis_range
-from pv_platform.kpi.quality import ingest_lag_s
 from pv_platform.settings import get_settings
 from pv_platform.vocabulary import MpptMetric, mppt_metric
 
@@ -52,7 +51,7 @@ def _windows(telemetry, plant, limits: dict, start: datetime, end: datetime, now
     hold, not stored. No windows when the rules are hourly (`window_min` 60).
 
     A window closed by `now` (the platform clock) is judged once a reading from its end on is stored,
-    or `lag_s` after its end (`ingest_lag_s`: a silent plant is not waited for): a window judged while
+    or `lag_s` after its end (`clock.ingest_lag_s`: a silent plant is not waited for): a window judged while
     its last minutes were still on their way was judged on part of its data, once (at 30x, 30 wall s
     of ingest are 15 minutes: a 10-minute window judged on nothing). The hour is run again when they
     land, and judges it then."""
@@ -200,7 +199,7 @@ def alerts(
     platform_now = clock.now()
     now = min(window.end, platform_now)
     found = _windows(telemetry, plant.load(), limits, window.start, window.end, platform_now,
-                     ingest_lag_s(clock.speed()))  # fmt: skip
+                     clock.ingest_lag_s())  # fmt: skip
     hours = (window.end - window.start).total_seconds() / 3600.0
     rejected = telemetry.quarantine_counts(window.start, window.end)
     extra = quarantine_rate_candidates(rejected, plant.load(), hours, window.end, limits)

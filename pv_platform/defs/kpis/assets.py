@@ -149,7 +149,15 @@ def hourly_kpis(
             "metadata": o.metadata,
         }
         for o in [
-            *run_checks(samples, rows, model, window.start, window.end, clock.now(), clock.speed()),
+            *run_checks(
+                samples,
+                rows,
+                model,
+                window.start,
+                window.end,
+                clock.now(),
+                clock.ingest_lag_s(),
+            ),  # fmt: skip
             *mask_checks(samples, model, window.start, window.end),
         ]
     ]
