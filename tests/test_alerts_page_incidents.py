@@ -62,10 +62,12 @@ def test_the_alerts_page_lists_incidents_with_their_symptoms(pg_admin_url, brows
         assert page.locator(".tabulator-row", has_text="grid_outage on meter1").count() == 0
         state = page.locator("select", has=page.locator("option", has_text="acknowledged"))
         state.select_option(label="all")  # State: all (the grid incident ended)
-        page.wait_for_selector("text=grid_outage on meter1", timeout=30_000)
-        rows = page.locator(".tabulator-row", has_text="grid_outage on meter1")
+        # the alerts table refreshes before the incidents table: wait for the incident's own row,
+        # the one listing its symptoms (an alert's row also reads "grid_outage on meter1")
+        rows = page.locator(".tabulator-row", has_text="availability_drop inv1 (resolved)")
+        rows.first.wait_for(timeout=30_000)
         text = rows.first.inner_text()
-        assert "availability_drop inv1 (resolved)" in text and "data_quality meter1" in text, text
+        assert "grid_outage on meter1" in text and "data_quality meter1" in text, text
         assert "string_fault" not in text and "2026-06-21 11:43" in text, text  # its end
         assert "inv1, meter1" in text and "CRITICAL" in text, text
         assert page.locator(".tabulator-row", has_text="string_fault on inv2").count() >= 1
