@@ -236,3 +236,36 @@ def test_clock_shift_of_a_logger_that_kept_its_summer_offset():
     offset = sun.noon_offset_min(started, d["clear"])
     assert offset.loc["2026-06-11":].abs().max() < 5, offset.round(1).tolist()
     assert not sun.clock_shift(started, d["clear"]).loc["2026-06-11":].any()
+
+
+def test_a_partly_cloudy_sky_is_not_a_drifting_sensor():
+    """The demo's sky (the simulator's passing clouds on every day) at three demo sites: the days' clouds
+    once read as a sensor 5 % low (a MEDIUM `sensor_drift` on every fresh demo); judged on the clear
+    hours, a healthy sensor reads the clear sky, a drifting one its drift, an overcast fortnight nothing."""
+    from integrations.simulator.physics import weather
+    from pv_platform.analytics.site_checks import site_findings
+    from pv_platform.demo_plant import DEMO_SITES, demo_plant
+    from pv_platform.kpi.samples import SampleSet
+    from pv_platform.plant import parse_plant
+
+    start, end = pd.Timestamp("2026-11-20", tz="UTC"), pd.Timestamp("2026-12-04", tz="UTC")
+    idx = pd.date_range(start, end, freq="5min", inclusive="left")  # the demo history's step
+    for where in (DEMO_SITES[0], DEMO_SITES[1], DEMO_SITES[2]):
+        site = parse_plant(demo_plant([1, 2], where)).sites[0]
+        sky = weather(site, idx, 42)["poa_irradiance"].to_numpy()
+        clear = sun.clearsky_poa_wm2(idx, site.latitude, site.longitude, site.tilt_deg,
+                                     site.azimuth_deg, site.altitude_m).to_numpy()  # fmt: skip
+        cloudy_share = float((sky < 0.97 * clear)[clear > sun.MIN_CLEARSKY_WM2].mean())
+        assert cloudy_share > 0.1, cloudy_share  # clouds pass on these days
+        for scale, passed, ratio in ((1.0, True, 1.0), (0.9, False, 0.9), (1.07, False, 1.07)):
+            frame = pd.DataFrame({"site_id": site.id, "device_id": "wx1",
+                                  "metric": "poa_irradiance", "ts": idx, "value": sky * scale})  # fmt: skip
+            found = site_findings(SampleSet.from_frame(frame), site, start, end)[0]
+            assert found.check == "irradiance_clearsky" and found.passed is passed, found
+            assert found.metadata["ratio"] == pytest.approx(ratio, abs=0.005), found
+            assert found.metadata["clear_days"] >= 10, found
+        overcast = np.clip(0.35 * clear + np.random.default_rng(2).normal(0, 3, len(idx)), 0, None)
+        frame = pd.DataFrame({"site_id": site.id, "device_id": "wx1",
+                              "metric": "poa_irradiance", "ts": idx, "value": overcast})  # fmt: skip
+        found = site_findings(SampleSet.from_frame(frame), site, start, end)[0]
+        assert found.passed and found.metadata["clear_days"] == 0, found

@@ -41,24 +41,25 @@ def _minutes(series: SampleSet, key, start: datetime, end: datetime) -> pd.Serie
 def poa_findings(
     series: SampleSet, site: Site, start: datetime, end: datetime, clear: pd.Series
 ) -> list[Finding]:
-    """Each POA sensor: its insolation over the modelled clear sky on the window's clear days."""
+    """Each POA sensor: its insolation over the modelled clear sky in the clear hours of the window's
+    days (`sun.clearsky_ratio_per_day`)."""
     out = []
     for device in (d for d in site.devices if d.kind == "weather_station"):
         poa = _minutes(series, (site.id, device.id, Metric.POA_IRRADIANCE), start, end)
         if poa is None:
             continue
         days = sun.clearsky_ratio_per_day(poa, clear)
-        judged = days[days["clear"] & days["ratio"].notna()]
-        flagged = sun.clearsky_deviation(poa, clear)
+        judged = days[days["judged"] & days["ratio"].notna()]
+        flagged = sun.clearsky_deviation(poa, clear, days=days)
         meta = {"clear_days": len(judged), "flagged_minutes": int(flagged.sum())}
         if len(judged) < MIN_CLEAR_DAYS:
             out.append(Finding("irradiance_clearsky", site.id, device.id, True,
-                               f"{len(judged)} clear day(s): not judged", meta))  # fmt: skip
+                               f"{len(judged)} day(s) with enough clear sky: not judged", meta))  # fmt: skip
             continue
         ratio = float(judged["ratio"].median())
         meta["ratio"] = round(ratio, 4)
         ok = abs(ratio - 1.0) <= DRIFT_TOL
-        detail = (f"{device.id} reads {ratio:.1%} of the clear-sky POA on {len(judged)} clear days"
+        detail = (f"{device.id} reads {ratio:.1%} of the clear-sky POA in the clear hours of {len(judged)} days"
                   + ("" if ok else f" (more than {DRIFT_TOL:.0%} off: drifting, dirty or shaded)"))  # fmt: skip
         out.append(Finding("irradiance_clearsky", site.id, device.id, ok, detail, meta))
     return out

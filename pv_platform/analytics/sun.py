@@ -6,6 +6,8 @@ ingest runs) does not load it and scipy (1.5-3 s of each run's start)."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -13,6 +15,9 @@ CLEAR_VARIABILITY_MAX = (
     1.3  # a day whose variability index is below this is clear (Stein et al. 2012)
 )
 MIN_CLEARSKY_WM2 = 200.0  # only judge the sensor when the modelled POA is above this
+CLEAR_LEVEL_RANGE = (0.7, 1.3)  # a sensor this far off the model still has its clear periods found
+MIN_CLEAR_FRACTION = 0.5  # a day's ratio is judged when half its sunny minutes were clear
+MIN_CLEAR_MINUTES = 60  # ... and at least an hour of them
 DEVIATION_TOL = 0.07  # a clear-day sample more than 7 % off the modelled POA is suspect
 MIN_DAYLIGHT_COVER = (
     0.9  # a day's noon is judged only when the signal covers this much of its daylight
@@ -77,20 +82,80 @@ def variability_index(
     return (sums["m"] / sums["c"]).rename("variability_index")
 
 
-def clearsky_ratio_per_day(poa_wm2: pd.Series, clearsky_wm2: pd.Series) -> pd.DataFrame:
-    """Per day: the measured over the modelled POA insolation while the model is above
-    MIN_CLEARSKY_WM2 (`ratio` [-]), the variability index and whether the day was clear."""
+def clear_samples(poa_wm2: pd.Series, clearsky_wm2: pd.Series) -> pd.Series:
+    """Samples in clear-sky periods by the method of Reno and Hansen (2016), pvlib `detect_clearsky`
+    (10-minute windows: mean, maximum, line length, variability and slope of the measured against the
+    modelled curve), day by day against the model scaled to the sensor's level that day (the 90th
+    percentile of measured over modelled POA while the model is above MIN_CLEARSKY_WM2, held within
+    CLEAR_LEVEL_RANGE), so a sensor reading 15 % low still shows its clear periods. A day whose fitted
+    clear sky ends outside CLEAR_LEVEL_RANGE of the model (a smooth overcast day) has none.
+
+    Parameters
+    ----------
+    poa_wm2 : Series
+        Measured plane-of-array irradiance on a regular 1-minute grid [W/m^2]; NaN where missing.
+    clearsky_wm2 : Series
+        Modelled clear-sky POA on the same index (`clearsky_poa_wm2`) [W/m^2].
+
+    Returns
+    -------
+    Series of bool, same index as `poa_wm2`.
+
+    References
+    ----------
+    M. J. Reno and C. W. Hansen, "Identification of periods of clear sky irradiance in time series of
+    GHI measurements", Renewable Energy 90, 520-531 (2016).
+    """
+    import pvlib
+
     meas, clear = np.asarray(poa_wm2, float), np.asarray(clearsky_wm2, float)
-    judged = clear > MIN_CLEARSKY_WM2
+    out = np.zeros(len(meas), bool)
+    keys = _day_keys(poa_wm2.index)
+    edges = np.r_[0, np.flatnonzero(np.diff(keys)) + 1, len(keys)]
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        m, c = meas[a:b], clear[a:b]
+        sunny = (c > MIN_CLEARSKY_WM2) & ~np.isnan(m)
+        if sunny.sum() < MIN_CLEAR_MINUTES:
+            continue
+        level = np.clip(np.quantile(m[sunny] / c[sunny], 0.9), *CLEAR_LEVEL_RANGE)
+        index = poa_wm2.index[a:b]
+        # pvlib 0.16 calls pandas APIs that pandas 3 deprecates: its warnings, not ours
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            found, _, alpha = pvlib.clearsky.detect_clearsky(
+                pd.Series(m, index=index), pd.Series(c * level, index=index),
+                return_components=True,
+            )  # fmt: skip
+        # the method fits its own scale (alpha) to the periods it finds: a smooth overcast day it
+        # fits down to its level - a day whose clear sky ends outside the range has none
+        if CLEAR_LEVEL_RANGE[0] <= level * alpha <= CLEAR_LEVEL_RANGE[1]:
+            out[a:b] = np.asarray(found, bool) & sunny
+    return pd.Series(out, index=poa_wm2.index, name="clear_sample")
+
+
+def clearsky_ratio_per_day(poa_wm2: pd.Series, clearsky_wm2: pd.Series) -> pd.DataFrame:
+    """Per day: the measured over the modelled POA insolation in the day's clear-sky periods
+    (`clear_samples`) while the model is above MIN_CLEARSKY_WM2 (`ratio` [-]); the share of those
+    sunny minutes that were clear (`clear_fraction`); whether the ratio is judged (`judged`: at least
+    MIN_CLEAR_FRACTION and MIN_CLEAR_MINUTES clear), the variability index and whether the whole day
+    was clear (`clear`). A partly cloudy day judges the sensor on its clear hours: its clouds do not
+    read as a sensor 5 % low."""
+    meas, clear = np.asarray(poa_wm2, float), np.asarray(clearsky_wm2, float)
+    sunny = (clear > MIN_CLEARSKY_WM2) & ~np.isnan(meas)
+    picked = clear_samples(poa_wm2, clearsky_wm2).to_numpy()
     frame = pd.DataFrame(
         {
-            "m": np.where(judged, meas, np.nan),
-            "c": np.where(judged & ~np.isnan(meas), clear, np.nan),
+            "m": np.where(picked, meas, np.nan),
+            "c": np.where(picked, clear, np.nan),
+            "n": picked.astype(float),
+            "sunny": sunny.astype(float),
         },
         index=poa_wm2.index,
     )
     sums = frame.groupby(_day_keys(poa_wm2.index)).sum(min_count=1)
     out = pd.DataFrame({"ratio": sums["m"] / sums["c"]})
+    out["clear_fraction"] = (sums["n"] / sums["sunny"].where(sums["sunny"] > 0)).fillna(0.0)
+    out["judged"] = (out["clear_fraction"] >= MIN_CLEAR_FRACTION) & (sums["n"] >= MIN_CLEAR_MINUTES)
     out["variability_index"] = variability_index(poa_wm2, clearsky_wm2)
     out["clear"] = out["variability_index"] < CLEAR_VARIABILITY_MAX * out["ratio"].clip(lower=1.0)
     out.index = pd.to_datetime(out.index, utc=True)
@@ -98,7 +163,10 @@ def clearsky_ratio_per_day(poa_wm2: pd.Series, clearsky_wm2: pd.Series) -> pd.Da
 
 
 def clearsky_deviation(
-    poa_wm2: pd.Series, clearsky_wm2: pd.Series, tol: float = DEVIATION_TOL
+    poa_wm2: pd.Series,
+    clearsky_wm2: pd.Series,
+    tol: float = DEVIATION_TOL,
+    days: pd.DataFrame | None = None,
 ) -> pd.Series:
     """POA samples of clear days more than `tol` off the modelled clear-sky POA: a drifting or dirty
     sensor (most of the day flagged) or a shaded one (the shaded hours flagged). Cloudy days are not
@@ -112,12 +180,14 @@ def clearsky_deviation(
         Modelled clear-sky POA on the same index (`clearsky_poa_wm2`) [W/m^2].
     tol : float
         Accepted relative deviation [-].
+    days : DataFrame, optional
+        `clearsky_ratio_per_day` of the same series, when already computed.
 
     Returns
     -------
     Series of bool, same index as `poa_wm2`.
     """
-    days = clearsky_ratio_per_day(poa_wm2, clearsky_wm2)
+    days = clearsky_ratio_per_day(poa_wm2, clearsky_wm2) if days is None else days
     keys = _day_keys(poa_wm2.index)
     clear_day = days["clear"].reindex(pd.to_datetime(keys, utc=True)).fillna(False).to_numpy(bool)
     meas, clear = np.asarray(poa_wm2, float), np.asarray(clearsky_wm2, float)
