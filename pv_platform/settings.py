@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+KPI_START_FORMAT = "%Y-%m-%d-%H:%M"  # Dagster's hour partition key
+SECRET_WORDS = ("password", "token", "secret", "url", "key")  # a URL may carry a password
 
 
 class Settings(BaseSettings):
@@ -166,7 +169,8 @@ class Settings(BaseSettings):
     )
     kpi_start: str | None = Field(
         default=None,
-        description="First hour partition of the KPI assets (UTC, e.g. 2024-03-01-00:00). Unset: the"
+        description="First hour partition of the KPI assets: a date (2024-03-01), an hour key"
+        " (2024-03-01-06:00, UTC) or an ISO time (2024-03-01T06:00+02:00); a whole hour. Unset: the"
         " earliest site commissioning_date in the plant file (see `Plant.kpi_start`).",
     )
     influx_url: str | None = Field(
@@ -225,6 +229,30 @@ class Settings(BaseSettings):
         default="7 days", description="Hypertable chunk interval."
     )
 
+    @field_validator("kpi_start")
+    @classmethod
+    def _hour_key(cls, value: str | None) -> str | None:
+        """`YYYY-MM-DD-HH:MM` as Dagster names the hour; a date or an ISO time (UTC unless it has an
+        offset) is accepted and named so; a time inside an hour is refused (partitions are hours)."""
+        if value is None or not value.strip():
+            return None
+        text = value.strip()
+        try:
+            when = datetime.strptime(text, KPI_START_FORMAT)
+        except ValueError:
+            try:
+                when = datetime.fromisoformat(text)
+            except ValueError:
+                raise ValueError(
+                    f"{text!r} is not a time: write 2024-03-01, 2024-03-01-06:00 or 2024-03-01T06:00Z"
+                ) from None
+        when = when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+        if when.minute or when.second or when.microsecond:
+            raise ValueError(
+                f"{text!r} is inside an hour: the KPI partitions start on a whole hour"
+            )
+        return when.strftime(KPI_START_FORMAT)
+
     @property
     def resolved_landing_dir(self) -> Path:
         return self.landing_dir or self.data_dir / "landing"
@@ -238,3 +266,17 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return Settings()
+
+
+def settings_problems(error: ValidationError) -> str:
+    """A settings error for people: each bad variable by its environment name and what is wrong with
+    it, with the value it had unless that may hold a secret (a password, a token, a URL)."""
+    lines = []
+    for problem in error.errors():
+        field = "_".join(str(part) for part in problem["loc"])
+        name = f"PVP_{field.upper()}" if field else "the settings"
+        text = problem["msg"].removeprefix("Value error, ")
+        if field and problem["type"] != "value_error" and not any(w in field for w in SECRET_WORDS):
+            text += f" (it is {problem['input']!r})"
+        lines.append(f"{name}: {text}")
+    return "\n".join(lines)

@@ -70,6 +70,52 @@ def test_the_code_location_partitions_start_at_the_plant_files_commissioning(tmp
     ]
 
 
+def test_pvp_kpi_start_takes_a_date_or_an_iso_time_and_names_what_is_wrong(tmp_path):
+    """PVP_KPI_START as a user writes it: a plain date or an ISO time with an offset starts the code
+    location's hours there; a time that is none, or one inside an hour, stops `pvp` with one line
+    naming the variable (not a traceback)."""
+    plant_file = tmp_path / "plant.yaml"
+    dump_plant(_plant("2022-03-01"), plant_file)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PVP_")}
+    env["PVP_PLANT_FILE"] = str(plant_file)
+    probe = (
+        "from pv_platform.defs import partitions as p; print(p.hourly.get_first_partition_key())"
+    )
+    for given, first in (("2024-03-01", "2024-03-01-00:00"), ("2024-03-01-06:00", "2024-03-01-06:00"),
+                         ("2024-03-01T06:00+02:00", "2024-03-01-04:00")):  # fmt: skip
+        out = subprocess.run([sys.executable, "-c", probe], env={**env, "PVP_KPI_START": given},
+                             capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+        assert out.stdout.splitlines()[-1] == first, (given, out.stdout)
+    pvp = os.path.join(os.path.dirname(sys.executable), "pvp")
+    for given, said in (("yesterday", "'yesterday' is not a time: write 2024-03-01"),
+                        ("2024-03-01T06:30", "'2024-03-01T06:30' is inside an hour")):  # fmt: skip
+        out = subprocess.run([pvp, "migrate"], env={**env, "PVP_KPI_START": given,
+                             "PVP_CLOCK_SPEED": "-2"}, capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+        lines = out.stderr.splitlines()
+        assert lines[0] == "pvp: bad setting", out.stderr
+        assert any(line.startswith(f"PVP_KPI_START: {said}") for line in lines), out.stderr
+        assert "PVP_CLOCK_SPEED: Input should be greater than 0 (it is '-2')" in lines, out.stderr
+
+
+def test_a_bad_setting_that_may_hold_a_secret_is_named_without_its_value():
+    from pydantic import ValidationError
+
+    from pv_platform.settings import settings_problems
+
+    error = ValidationError.from_exception_data(
+        "Settings",
+        [{"type": "string_type", "loc": ("database_url",), "input": 12345},
+         {"type": "int_parsing", "loc": ("smtp_port",), "input": "abc"}],
+    )  # fmt: skip
+    text = settings_problems(error)
+    assert text.splitlines() == [
+        "PVP_DATABASE_URL: Input should be a valid string",
+        "PVP_SMTP_PORT: Input should be a valid integer, unable to parse string as an integer"
+        " (it is 'abc')",
+    ]
+
+
 def test_readings_before_the_first_partition_are_quarantined_with_the_reason():
     limits = TimeLimits.for_plant(_plant("2024-03-01", None))
     assert "before 2024-03-01 (site s0 commissioning)" in limits.why_not(

