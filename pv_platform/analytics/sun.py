@@ -88,7 +88,8 @@ def clear_samples(poa_wm2: pd.Series, clearsky_wm2: pd.Series) -> pd.Series:
     modelled curve), day by day against the model scaled to the sensor's level that day (the 90th
     percentile of measured over modelled POA while the model is above MIN_CLEARSKY_WM2, held within
     CLEAR_LEVEL_RANGE), so a sensor reading 15 % low still shows its clear periods. A day whose fitted
-    clear sky ends outside CLEAR_LEVEL_RANGE of the model (a smooth overcast day) has none.
+    clear sky ends outside CLEAR_LEVEL_RANGE of the model (a smooth overcast day), or whose fit does
+    not converge, has none.
 
     Parameters
     ----------
@@ -120,15 +121,18 @@ def clear_samples(poa_wm2: pd.Series, clearsky_wm2: pd.Series) -> pd.Series:
         level = np.clip(np.quantile(m[sunny] / c[sunny], 0.9), *CLEAR_LEVEL_RANGE)
         index = poa_wm2.index[a:b]
         # pvlib 0.16 calls pandas APIs that pandas 3 deprecates: its warnings, not ours
-        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        with np.errstate(invalid="ignore"), warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always", RuntimeWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
             found, _, alpha = pvlib.clearsky.detect_clearsky(
                 pd.Series(m, index=index), pd.Series(c * level, index=index),
                 return_components=True,
             )  # fmt: skip
         # the method fits its own scale (alpha) to the periods it finds: a smooth overcast day it
-        # fits down to its level - a day whose clear sky ends outside the range has none
-        if CLEAR_LEVEL_RANGE[0] <= level * alpha <= CLEAR_LEVEL_RANGE[1]:
+        # fits down to its level - a day whose clear sky ends outside the range has none, and a day
+        # whose scale never settled (clouds every few minutes) none either
+        settled = not any("converge" in str(w.message) for w in said)
+        if settled and CLEAR_LEVEL_RANGE[0] <= level * alpha <= CLEAR_LEVEL_RANGE[1]:
             out[a:b] = np.asarray(found, bool) & sunny
     return pd.Series(out, index=poa_wm2.index, name="clear_sample")
 
