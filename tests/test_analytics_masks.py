@@ -219,11 +219,11 @@ def test_clock_shift_of_a_logger_that_kept_its_summer_offset():
     late = power.index >= pd.Timestamp("2026-06-08", tz="UTC")
     shifted = power.shift(60)
     power[late] = shifted[late]
-    offset = sun.noon_offset_min(power, d["clear"])
+    offset = sun.noon_offset_min(power, d["clear"], LON)
     assert abs(offset.loc["2026-06-02"]) < 5 and 55 < offset.loc["2026-06-12"] < 65, offset.round(
         1
     ).tolist()
-    found = sun.clock_shift(power, d["clear"])
+    found = sun.clock_shift(power, d["clear"], LON)
     precision, recall, text = _score(found, late)
     assert precision >= 0.9 and recall >= 0.9, f"clock shift: {text}"
     # days 12-13 without data, then readings from 16:00 UTC on the 14th only (a platform started
@@ -233,9 +233,9 @@ def test_clock_shift_of_a_logger_that_kept_its_summer_offset():
         index < pd.Timestamp("2026-06-14 16:00", tz="UTC")
     )
     started = d["power"].where(~gap)
-    offset = sun.noon_offset_min(started, d["clear"])
+    offset = sun.noon_offset_min(started, d["clear"], LON)
     assert offset.loc["2026-06-11":].abs().max() < 5, offset.round(1).tolist()
-    assert not sun.clock_shift(started, d["clear"]).loc["2026-06-11":].any()
+    assert not sun.clock_shift(started, d["clear"], LON).loc["2026-06-11":].any()
 
 
 def test_a_partly_cloudy_sky_is_not_a_drifting_sensor():
@@ -269,3 +269,29 @@ def test_a_partly_cloudy_sky_is_not_a_drifting_sensor():
                               "metric": "poa_irradiance", "ts": idx, "value": overcast})  # fmt: skip
         found = site_findings(SampleSet.from_frame(frame), site, start, end)[0]
         assert found.passed and found.metadata["clear_days"] == 0, found
+
+
+def test_the_noon_of_a_site_far_from_utc_is_judged_on_its_solar_days():
+    """Honolulu, Tokyo and Sydney under the simulator's clouds: a UTC midnight falls in their daylight,
+    and the noon of a UTC day (an afternoon and the next morning) moved up to ±14 min with the clouds
+    (the demo in Honolulu read +13 min of a 20-min limit). Per solar day it stays within 4 min, and a
+    logger stamping an hour late reads +60."""
+    from integrations.simulator.physics import weather
+    from pv_platform.demo_plant import DEMO_SITES, demo_plant
+    from pv_platform.plant import parse_plant
+
+    idx = pd.date_range("2026-11-20", "2026-12-04", freq="1min", inclusive="left", tz="UTC")
+    for where in (s for s in DEMO_SITES if s[0] in ("honolulu", "tokyo", "sydney")):
+        site = parse_plant(demo_plant([1, 2], where)).sites[0]
+        poa = weather(site, idx, 42)["poa_irradiance"]
+        clear = sun.clearsky_poa_wm2(idx, site.latitude, site.longitude, site.tilt_deg,
+                                     site.azimuth_deg, site.altitude_m)  # fmt: skip
+        daily = sun.noon_offset_min(poa, clear, site.longitude, days=1)
+        judged = daily.dropna()
+        assert len(judged) >= 13 and judged.abs().max() <= 4, (where[0], daily.round(1).tolist())
+        assert np.isnan(daily.iloc[0]) or np.isnan(daily.iloc[-1])  # the window cuts a daylight
+        late = poa.shift(60)  # every value stamped 60 minutes late
+        shifted = sun.noon_offset_min(late, clear, site.longitude).dropna()
+        assert 55 < shifted.median() < 65, (where[0], shifted.round(1).tolist())
+        assert sun.clock_shift(late, clear, site.longitude).mean() > 0.8
+        assert not sun.clock_shift(poa, clear, site.longitude).any()

@@ -77,7 +77,7 @@ def clock_finding(
     if not parts:
         return None
     signal = pd.concat(parts, axis=1).sum(axis=1, min_count=1)
-    offset = sun.noon_offset_min(signal, clear).dropna()
+    offset = sun.noon_offset_min(signal, clear, site.longitude).dropna()
     if offset.empty:
         return None
     latest = float(offset.iloc[-1])

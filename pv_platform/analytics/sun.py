@@ -202,31 +202,44 @@ def clearsky_deviation(
 
 
 def _centroid_h(values: np.ndarray, hours: np.ndarray, keys: np.ndarray) -> pd.Series:
-    """Per day, the time of day of the curve's centre of mass [h UTC]."""
+    """Per day, the time of day of the curve's centre of mass [h]."""
     w = np.clip(np.nan_to_num(values), 0.0, None)
     frame = pd.DataFrame({"w": w, "wt": w * hours})
     sums = frame.groupby(keys).sum()
     return sums["wt"] / sums["w"].where(sums["w"] > 0)
 
 
+def _solar_day_keys(index: pd.DatetimeIndex, longitude_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """Each timestamp's mean solar day (midnight at the site's mean solar midnight: one day holds one
+    whole daylight, wherever the site is) and its hour in that day [h]."""
+    shifted = index + pd.Timedelta(hours=longitude_deg / 15.0)
+    hours = ((shifted - shifted.floor("D")).total_seconds() / 3600.0).to_numpy()
+    return _day_keys(shifted), hours
+
+
 def noon_offset_min(
-    signal: pd.Series, clearsky_wm2: pd.Series, days: int = SHIFT_DAYS
+    signal: pd.Series, clearsky_wm2: pd.Series, longitude_deg: float, days: int = SHIFT_DAYS
 ) -> pd.Series:
-    """Per day, how many minutes the signal's centre of mass (POA or AC power) lies after the modelled
-    clear-sky POA's, as the median over `days` days centred on it [min]. A logger that kept its summer
-    offset shows about +60 (pvanalytics `quality.time` compares solar noon the same way)."""
-    idx = signal.index
-    hours = ((idx - idx.floor("D")).total_seconds() / 3600.0).to_numpy()
-    keys = _day_keys(idx)
+    """Per solar day, how many minutes the signal's centre of mass (POA or AC power) lies after the
+    modelled clear-sky POA's, as the median over `days` days centred on it [min]. A logger that kept
+    its summer offset shows about +60 (pvanalytics `quality.time` compares solar noon the same way).
+
+    Days are mean solar days at `longitude_deg` [°, east positive], not UTC days: in Honolulu or Tokyo
+    a UTC midnight falls in daylight, and a centre of mass of an afternoon and the next morning moved
+    ±14 min with the clouds. A day whose daylight the series does not hold whole (the window's first
+    and last) or covers less than MIN_DAYLIGHT_COVER of has no noon (NaN). Indexed by the solar day's
+    date (UTC midnight of that date)."""
+    keys, hours = _solar_day_keys(signal.index, longitude_deg)
     values, clear = np.asarray(signal, float), np.asarray(clearsky_wm2, float)
     measured = _centroid_h(values, hours, keys)
     modelled = _centroid_h(clear, hours, keys)
     # a day whose daylight the signal does not cover has no noon to compare (the demo's live day
     # from 18:30 UTC in Sao Paulo: a "noon" of the late afternoon, +246 min)
-    daylight = clear > MIN_CLEARSKY_WM2
-    covered = pd.Series(daylight & ~np.isnan(values)).groupby(keys).sum()
+    daylight = pd.Series(clear > MIN_CLEARSKY_WM2)
+    covered = (daylight & ~np.isnan(values)).groupby(keys).sum()
+    ends_dark = ~daylight.groupby(keys).first() & ~daylight.groupby(keys).last()
     measured = measured.where(
-        covered >= MIN_DAYLIGHT_COVER * pd.Series(daylight).groupby(keys).sum()
+        (covered >= MIN_DAYLIGHT_COVER * daylight.groupby(keys).sum()) & ends_dark
     )
     offset = ((measured - modelled) * 60.0).rolling(days, center=True, min_periods=1).median()
     offset.index = pd.to_datetime(offset.index, utc=True)
@@ -234,16 +247,19 @@ def noon_offset_min(
 
 
 def clock_shift(
-    signal: pd.Series, clearsky_wm2: pd.Series, tol_min: float = SHIFT_TOL_MIN
+    signal: pd.Series,
+    clearsky_wm2: pd.Series,
+    longitude_deg: float,
+    tol_min: float = SHIFT_TOL_MIN,
 ) -> pd.Series:
-    """Samples of days whose timestamps are shifted against solar position by more than `tol_min`
-    minutes (`noon_offset_min`). Needs no irradiance sensor: AC power works as the signal.
+    """Samples of solar days whose timestamps are shifted against solar position by more than
+    `tol_min` minutes (`noon_offset_min`). Needs no irradiance sensor: AC power works as the signal.
 
     Returns
     -------
     Series of bool, same index as `signal`.
     """
-    offset = noon_offset_min(signal, clearsky_wm2)
-    keys = pd.to_datetime(_day_keys(signal.index), utc=True)
+    offset = noon_offset_min(signal, clearsky_wm2, longitude_deg)
+    keys = pd.to_datetime(_solar_day_keys(signal.index, longitude_deg)[0], utc=True)
     shifted = (offset.abs() > tol_min).reindex(keys).fillna(False).to_numpy(bool)
     return pd.Series(shifted, index=signal.index, name="clock_shift")
