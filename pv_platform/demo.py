@@ -61,10 +61,25 @@ class Children:
             if p.poll() is not None and not (name in one_shot and p.returncode == 0)
         ]
 
-    def stop_all(self, timeout_s: float = 20.0, last: tuple[str, ...] = ("broker",)) -> None:
+    def stop_all(
+        self,
+        timeout_s: float = 20.0,
+        last: tuple[str, ...] = ("broker",),
+        alone_first: tuple[str, ...] = ("dagster-daemon",),
+    ) -> None:
         """SIGTERM every child group, those in `last` (the broker its clients talk to) after the
-        others have stopped; SIGKILL whatever is left after `timeout_s`."""
+        others have stopped; SIGKILL whatever is left after `timeout_s`. Those in `alone_first` are
+        asked first, without their group: the Dagster daemon stops launching runs before its code
+        server and run workers stop (stopped together, a launch under way failed with a traceback
+        in the daemon's log: 'Subprocess ... terminated unexpectedly with exit code -15')."""
         deadline = time.monotonic() + timeout_s
+        for name in alone_first:
+            p = self.procs.get(name)
+            if p is not None and p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    p.wait(max(0.1, deadline - time.monotonic()) / 2)
         first = [p for name, p in self.procs.items() if name not in last]
         for group in (first, [p for name, p in self.procs.items() if name in last]):
             for p in group:

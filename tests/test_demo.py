@@ -134,6 +134,10 @@ def test_demo_runs_the_whole_platform_and_stops_cleanly(tmp_path):
     assert alive == [], f"orphans left: {[c.cmdline()[:3] for c in alive]}"
     assert "stopped." in out.read_text()
     assert not (tmp_path / "pvp" / "demo.groups").exists()
+    # the stop leaves no traceback in any log (the daemon's once had a run launch killed under it)
+    for log in (tmp_path / "pvp" / "logs").glob("*.log"):
+        text = log.read_text(errors="replace")
+        assert "Traceback" not in text, f"{log.name}: {text[text.find('Traceback') - 300 :][:2000]}"
 
 
 @pytest.mark.slow
