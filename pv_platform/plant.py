@@ -27,6 +27,7 @@ from pv_platform.plant_blocks import (
     ReportSettings,
     StrictModel,
 )
+from pv_platform.settings import HOUR_KEY_FORMAT
 
 DeviceKind = Literal["inverter", "weather_station", "meter", "string_combiner"]
 MAX_RATING_KW = 1_000_000.0  # 1 GW: larger than any single device
@@ -214,7 +215,7 @@ class Plant(StrictModel):
 def kpi_start(plant: Plant | None, override: str | None = None, now: datetime | None = None):
     """`Plant.kpi_start` for a plant or none (no plant file: the override or last year)."""
     if override:
-        return datetime.strptime(override, "%Y-%m-%d-%H:%M").replace(tzinfo=UTC)
+        return datetime.strptime(override, HOUR_KEY_FORMAT).replace(tzinfo=UTC)
     dates = [s.commissioning_date for s in plant.sites if s.commissioning_date] if plant else []
     if dates:
         return datetime.combine(min(dates), time(), UTC)

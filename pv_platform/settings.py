@@ -10,7 +10,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-KPI_START_FORMAT = "%Y-%m-%d-%H:%M"  # Dagster's hour partition key
+HOUR_KEY_FORMAT = "%Y-%m-%d-%H:%M"  # Dagster's hour partition key (`defs.partitions.hourly`)
 SECRET_WORDS = ("password", "token", "secret", "url", "key")  # a URL may carry a password
 
 
@@ -238,7 +238,7 @@ class Settings(BaseSettings):
             return None
         text = value.strip()
         try:
-            when = datetime.strptime(text, KPI_START_FORMAT)
+            when = datetime.strptime(text, HOUR_KEY_FORMAT)
         except ValueError:
             try:
                 when = datetime.fromisoformat(text)
@@ -251,7 +251,7 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"{text!r} is inside an hour: the KPI partitions start on a whole hour"
             )
-        return when.strftime(KPI_START_FORMAT)
+        return when.strftime(HOUR_KEY_FORMAT)
 
     @property
     def resolved_landing_dir(self) -> Path:

@@ -16,9 +16,7 @@ from datetime import timedelta
 import dagster as dg
 
 from pv_platform.plant import PlantFileError, kpi_start, load_plant_cached
-from pv_platform.settings import get_settings
-
-HOUR_KEY_FORMAT = "%Y-%m-%d-%H:%M"
+from pv_platform.settings import HOUR_KEY_FORMAT, get_settings
 
 
 def _plant():
